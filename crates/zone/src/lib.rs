@@ -1,0 +1,24 @@
+//! The zone model of cutover: what a zone *is*, independent of how it is
+//! stored, served or edited.
+//!
+//! ```text
+//!   zone file ──parse──▶ Zone ──diff(old,new)──▶ ZoneDiff ──▶ store journal / IXFR / migrations
+//!                         │
+//!                         └──▶ nameserver snapshot (answer path)
+//! ```
+//!
+//! Names, record types and RDATA codecs come from hickory-proto. RDATA is kept
+//! in its uncompressed wire form ([`Rdata`]), so equality, ordering, storage
+//! and the answer path all work on the same bytes.
+
+pub mod diff;
+pub mod rdata;
+pub mod serial;
+pub mod zone;
+pub mod zonefile;
+
+pub use diff::ZoneDiff;
+pub use hickory_proto::rr::{DNSClass, Name, RecordType};
+pub use rdata::{Rdata, RdataError};
+pub use serial::Serial;
+pub use zone::{Node, Record, Rrset, Zone, ZoneError};

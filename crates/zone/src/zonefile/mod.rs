@@ -1,0 +1,1 @@
+//! Zone files in RFC 1035 master format (to be written).
