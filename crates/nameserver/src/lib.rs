@@ -1,1 +1,16 @@
-//! placeholder
+//! cutover's authoritative nameserver.
+//!
+//! ```text
+//!  Zone ──build──▶ ZoneSnapshot ─┐
+//!                                ├─▶ Catalog ──(ArcSwap, no lock)──▶ answer(&Catalog, query) ──▶ response
+//!  Zone ──build──▶ ZoneSnapshot ─┘                                        ▲
+//!                                               server: UDP workers / TCP ┘
+//! ```
+
+pub mod answer;
+pub mod catalog;
+pub mod snapshot;
+
+pub use answer::{answer, Transport};
+pub use catalog::Catalog;
+pub use snapshot::ZoneSnapshot;
