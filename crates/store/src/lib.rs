@@ -1,1 +1,859 @@
-//! placeholder
+//! The store: the one source of truth for zone data, in one SQLite file.
+//!
+//! It holds the current records of every zone and the full history of each
+//! zone as diffs (the journal), so any version can be listed, rebuilt and
+//! compared, and IXFR can be served from it.
+//!
+//! ```text
+//!   create_zone ─┐
+//!   replace_zone ├─▶ diff ─▶ ONE write transaction (BEGIN IMMEDIATE, fsynced):
+//!   edit ────────┤            records of the touched RRsets rewritten
+//!   apply ───────┘            + version row + journal rows + generation += 1
+//!
+//!   zone()            current records ──────────────────────────▶ Zone
+//!   zone_at(serial)   current records ◀─ inverse diffs, newest first ─▶ Zone
+//!   generation()      changes on every commit, from any process (reload watch)
+//! ```
+//!
+//! Every change goes through a diff checked against the current serial, and
+//! the zone it leaves must pass [`Zone::check`]; a change that fails writes
+//! nothing. Serials always rise (RFC 1982).
+
+mod codec;
+mod error;
+mod schema;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use cutover_zone::{Name, Record, RecordType, Serial, Zone, ZoneDiff};
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::codec::{name_from_key, name_key, RecordRow};
+pub use crate::error::StoreError;
+pub use crate::schema::MIGRATIONS;
+
+/// A handle on the store file. Cheap to share (`&Store` is `Sync`); every
+/// write is one transaction, so several handles and processes can use one
+/// file (SQLite lets one writer in at a time).
+pub struct Store {
+    /// The file, for error messages.
+    path: PathBuf,
+    /// The one connection of this handle.
+    conn: Mutex<Connection>,
+}
+
+/// A zone in the store, as `zone list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneInfo {
+    /// The apex.
+    pub origin: Name,
+    /// The current serial.
+    pub serial: Serial,
+    /// Number of records.
+    pub records: u64,
+    /// When the zone last changed.
+    pub updated_at: Timestamp,
+}
+
+/// One version of a zone in its journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The serial of this version.
+    pub serial: Serial,
+    /// The serial it was made from (`None` for the version that created the zone).
+    pub from: Option<Serial>,
+    /// When it was committed.
+    pub at: Timestamp,
+    /// What the writer said about it.
+    pub comment: String,
+    /// Records added by this version.
+    pub added: u64,
+    /// Records removed by this version.
+    pub removed: u64,
+}
+
+/// Turns SQLite errors into [`StoreError::Sqlite`] naming the file.
+pub(crate) trait SqliteContext<T> {
+    /// Attaches the store's path to the error.
+    fn on(self, path: &Path) -> Result<T, StoreError>;
+}
+
+impl<T> SqliteContext<T> for rusqlite::Result<T> {
+    fn on(self, path: &Path) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating the file if missing and bringing
+    /// its schema up to date; refuses a file written by a newer cutover.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = schema::open(path)?;
+        Ok(Store {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds a new zone, which must pass its checks and not exist yet.
+    pub fn create_zone(&self, zone: &Zone, comment: &str) -> Result<(), StoreError> {
+        let origin = zone.origin();
+        let serial = checked(zone)?;
+        self.write(|db| {
+            if db.zone_row(origin)?.is_some() {
+                return Err(StoreError::ZoneExists(origin.clone()));
+            }
+            let now = Timestamp::now().as_second();
+            let count = zone.record_count() as i64;
+            db.conn
+                .execute(
+                    "INSERT INTO zone (origin, serial, records, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![name_key(origin), serial.0, count, now],
+                )
+                .on(db.path)?;
+            let id = db.conn.last_insert_rowid();
+            let mut insert = db
+                .conn
+                .prepare_cached(
+                    "INSERT INTO record (zone_id, owner, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .on(db.path)?;
+            for (name, node) in zone.nodes() {
+                let owner = name_key(name);
+                for (rtype, rrset) in node.rrsets() {
+                    for rdata in rrset.rdatas() {
+                        insert
+                            .execute(params![id, owner, u16::from(rtype), rrset.ttl, rdata.wire()])
+                            .on(db.path)?;
+                    }
+                }
+            }
+            db.conn
+                .execute(
+                    "INSERT INTO version (zone_id, seq, serial_from, serial_to, at, comment, added, removed)
+                     VALUES (?1, 1, NULL, ?2, ?3, ?4, ?5, 0)",
+                    params![id, serial.0, now, comment, count],
+                )
+                .on(db.path)?;
+            db.bump_generation()
+        })
+    }
+
+    /// Replaces a zone's content with `zone` (a re-import), journalling the
+    /// difference. When the new serial does not rise over the current one it
+    /// is bumped. Content equal to the current version changes nothing and
+    /// returns an empty diff.
+    pub fn replace_zone(&self, zone: &Zone, comment: &str) -> Result<ZoneDiff, StoreError> {
+        checked(zone)?;
+        let origin = zone.origin();
+        self.write(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            let current = db.load(id, origin)?;
+            let mut next = zone.clone();
+            next.set_serial(serial);
+            if next == current {
+                return Ok(unchanged(serial));
+            }
+            next = zone.clone();
+            if !next.serial().is_some_and(|s| s.is_newer_than(serial)) {
+                next.set_serial(serial.next(unix_time()));
+            }
+            let diff = ZoneDiff::between(&current, &next);
+            db.commit_diff(id, origin, &current, &diff, comment)
+        })
+    }
+
+    /// Removes a zone with its whole history.
+    pub fn delete_zone(&self, origin: &Name) -> Result<(), StoreError> {
+        self.write(|db| {
+            let deleted = db
+                .conn
+                .execute("DELETE FROM zone WHERE origin = ?1", [name_key(origin)])
+                .on(db.path)?;
+            if deleted == 0 {
+                return Err(StoreError::ZoneNotFound(origin.clone()));
+            }
+            db.bump_generation()
+        })
+    }
+
+    /// The current version of a zone, `None` when it is not in the store.
+    pub fn zone(&self, origin: &Name) -> Result<Option<Zone>, StoreError> {
+        self.read(|db| match db.zone_row(origin)? {
+            Some((id, _)) => db.load(id, origin).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    /// The version of a zone that had `serial` (the latest one, should a
+    /// serial have been used twice), rebuilt from the journal.
+    pub fn zone_at(&self, origin: &Name, serial: Serial) -> Result<Zone, StoreError> {
+        self.read(|db| {
+            let (id, _) = db.existing_zone(origin)?;
+            let seq = db
+                .version_seq(id, serial)?
+                .ok_or_else(|| StoreError::VersionNotFound {
+                    origin: origin.clone(),
+                    serial,
+                })?;
+            let mut zone = db.load(id, origin)?;
+            db.rewind(id, origin, &mut zone, db.last_seq(id)?, seq)?;
+            Ok(zone)
+        })
+    }
+
+    /// Every zone in the store, in canonical order of their names.
+    pub fn zones(&self) -> Result<Vec<ZoneInfo>, StoreError> {
+        self.read(|db| {
+            let mut stmt = db
+                .conn
+                .prepare_cached("SELECT origin, serial, records, updated_at FROM zone")
+                .on(db.path)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, i64>(3)?,
+                    ))
+                })
+                .on(db.path)?;
+            let mut zones = Vec::new();
+            for row in rows {
+                let (origin, serial, records, updated_at) = row.on(db.path)?;
+                zones.push(ZoneInfo {
+                    origin: name_from_key(&origin).map_err(|reason| db.corrupt(reason))?,
+                    serial: Serial(serial),
+                    records: records.max(0) as u64,
+                    updated_at: db.timestamp(updated_at)?,
+                });
+            }
+            zones.sort_by(|a, b| a.origin.cmp(&b.origin));
+            Ok(zones)
+        })
+    }
+
+    /// Every version of a zone, oldest first.
+    pub fn versions(&self, origin: &Name) -> Result<Vec<VersionInfo>, StoreError> {
+        self.read(|db| {
+            let (id, _) = db.existing_zone(origin)?;
+            let mut stmt = db
+                .conn
+                .prepare_cached(
+                    "SELECT serial_from, serial_to, at, comment, added, removed
+                     FROM version WHERE zone_id = ?1 ORDER BY seq",
+                )
+                .on(db.path)?;
+            let rows = stmt
+                .query_map([id], |row| {
+                    Ok((
+                        row.get::<_, Option<u32>>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, i64>(4)?,
+                        row.get::<_, i64>(5)?,
+                    ))
+                })
+                .on(db.path)?;
+            let mut versions = Vec::new();
+            for row in rows {
+                let (from, to, at, comment, added, removed) = row.on(db.path)?;
+                versions.push(VersionInfo {
+                    serial: Serial(to),
+                    from: from.map(Serial),
+                    at: db.timestamp(at)?,
+                    comment,
+                    added: added.max(0) as u64,
+                    removed: removed.max(0) as u64,
+                });
+            }
+            Ok(versions)
+        })
+    }
+
+    /// The difference between two versions of a zone (in either direction).
+    pub fn diff(&self, origin: &Name, from: Serial, to: Serial) -> Result<ZoneDiff, StoreError> {
+        self.read(|db| {
+            let (id, _) = db.existing_zone(origin)?;
+            let seq_of = |serial| {
+                db.version_seq(id, serial)?
+                    .ok_or_else(|| StoreError::VersionNotFound {
+                        origin: origin.clone(),
+                        serial,
+                    })
+            };
+            let (from_seq, to_seq) = (seq_of(from)?, seq_of(to)?);
+            if from_seq == to_seq {
+                return Ok(unchanged(to));
+            }
+            let (newer, older) = (from_seq.max(to_seq), from_seq.min(to_seq));
+            let mut zone = db.load(id, origin)?;
+            db.rewind(id, origin, &mut zone, db.last_seq(id)?, newer)?;
+            let newer_zone = zone.clone();
+            db.rewind(id, origin, &mut zone, newer, older)?;
+            Ok(if from_seq < to_seq {
+                ZoneDiff::between(&zone, &newer_zone)
+            } else {
+                ZoneDiff::between(&newer_zone, &zone)
+            })
+        })
+    }
+
+    /// Each step of the journal after the version with serial `since`, oldest
+    /// first (for IXFR); empty when `since` is current, an error when the
+    /// journal does not reach back to `since`.
+    pub fn journal(&self, origin: &Name, since: Serial) -> Result<Vec<ZoneDiff>, StoreError> {
+        self.read(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            if serial == since {
+                return Ok(Vec::new());
+            }
+            let Some(start) = db.version_seq(id, since)? else {
+                return Err(StoreError::JournalUnavailable {
+                    origin: origin.clone(),
+                    since,
+                    reason: "no version with that serial in the journal",
+                });
+            };
+            let last = db.last_seq(id)?;
+            ((start + 1)..=last)
+                .map(|seq| db.journal_diff(id, seq))
+                .collect()
+        })
+    }
+
+    /// Applies `diff` to the zone atomically: it must start at the current
+    /// serial, raise it, and leave a zone that passes its checks. Records and
+    /// journal are written in one fsynced transaction. Returns the new serial.
+    pub fn apply(
+        &self,
+        origin: &Name,
+        diff: &ZoneDiff,
+        comment: &str,
+    ) -> Result<Serial, StoreError> {
+        self.write(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            if diff.from != serial {
+                return Err(StoreError::SerialMismatch {
+                    origin: origin.clone(),
+                    expected: diff.from,
+                    found: serial,
+                });
+            }
+            let current = db.load(id, origin)?;
+            db.commit_diff(id, origin, &current, diff, comment)
+                .map(|d| d.to)
+        })
+    }
+
+    /// Changes a zone through `edit`: the current version is cloned, edited,
+    /// given a new serial (the unix time when that is newer, otherwise +1,
+    /// unless the edit raised it itself), checked and applied, all inside one
+    /// write transaction. Nothing changes when `edit` fails or the result
+    /// fails its checks; an edit that changes nothing returns an empty diff.
+    pub fn edit<E: fmt::Display>(
+        &self,
+        origin: &Name,
+        comment: &str,
+        edit: impl FnOnce(&mut Zone) -> Result<(), E>,
+    ) -> Result<ZoneDiff, StoreError> {
+        self.write(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            let current = db.load(id, origin)?;
+            let Some(next) = edited(origin, &current, edit)? else {
+                return Ok(unchanged(serial));
+            };
+            let diff = ZoneDiff::between(&current, &next);
+            db.commit_diff(id, origin, &current, &diff, comment)
+        })
+    }
+
+    /// What [`Store::edit`] would do, without writing: the diff, or the error
+    /// the edit would fail with (for `--dry-run`).
+    pub fn preview_edit<E: fmt::Display>(
+        &self,
+        origin: &Name,
+        edit: impl FnOnce(&mut Zone) -> Result<(), E>,
+    ) -> Result<ZoneDiff, StoreError> {
+        self.read(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            let current = db.load(id, origin)?;
+            let Some(next) = edited(origin, &current, edit)? else {
+                return Ok(unchanged(serial));
+            };
+            check(&next)?;
+            Ok(ZoneDiff::between(&current, &next))
+        })
+    }
+
+    /// A number that changes on every committed write, from any process;
+    /// one indexed read, cheap enough to poll every 250 ms.
+    pub fn generation(&self) -> Result<u64, StoreError> {
+        let conn = self.connection();
+        let value: i64 = conn
+            .prepare_cached("SELECT value FROM generation WHERE id = 1")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .on(&self.path)?;
+        Ok(value as u64)
+    }
+
+    /// The connection, even if another thread panicked holding it (SQLite
+    /// rolled back whatever transaction it had open).
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `work` in a write transaction (`BEGIN IMMEDIATE`), committed when
+    /// it succeeds and rolled back when it fails.
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .on(&self.path)?;
+        let out = work(&Db {
+            conn: &tx,
+            path: &self.path,
+        })?;
+        tx.commit().on(&self.path)?;
+        Ok(out)
+    }
+
+    /// Runs `work` in a read transaction, so it sees one consistent version.
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection();
+        let tx = conn.transaction().on(&self.path)?;
+        work(&Db {
+            conn: &tx,
+            path: &self.path,
+        })
+    }
+}
+
+/// The queries and writes of the store, on a connection inside a transaction.
+struct Db<'a> {
+    /// The transaction's connection.
+    conn: &'a Connection,
+    /// The file, for error messages.
+    path: &'a Path,
+}
+
+impl Db<'_> {
+    /// The id and serial of a zone, if present.
+    fn zone_row(&self, origin: &Name) -> Result<Option<(i64, Serial)>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT id, serial FROM zone WHERE origin = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([name_key(origin)], |row| {
+                    Ok((row.get(0)?, Serial(row.get(1)?)))
+                })
+                .optional()
+            })
+            .on(self.path)
+    }
+
+    /// The id and serial of a zone that must be present.
+    fn existing_zone(&self, origin: &Name) -> Result<(i64, Serial), StoreError> {
+        self.zone_row(origin)?
+            .ok_or_else(|| StoreError::ZoneNotFound(origin.clone()))
+    }
+
+    /// Loads the current records of a zone.
+    fn load(&self, id: i64, origin: &Name) -> Result<Zone, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT owner, rtype, ttl, rdata FROM record WHERE zone_id = ?1")
+            .on(self.path)?;
+        let mut rows = stmt.query([id]).on(self.path)?;
+        let mut zone = Zone::new(origin.clone());
+        let mut previous: Option<(Vec<u8>, Name)> = None;
+        while let Some(row) = rows.next().on(self.path)? {
+            let row = RecordRow::read(row, 0).on(self.path)?;
+            let same_owner = previous.as_ref().is_some_and(|(key, _)| *key == row.owner);
+            let record = row
+                .decode(previous.as_ref().map(|(key, name)| (key.as_slice(), name)))
+                .map_err(|reason| self.corrupt(format!("zone {origin}: {reason}")))?;
+            if !same_owner {
+                previous = Some((row.owner, record.name.clone()));
+            }
+            zone.add(record)
+                .map_err(|e| self.corrupt(format!("zone {origin}: {e}")))?;
+        }
+        Ok(zone)
+    }
+
+    /// The sequence number of the latest version with `serial`.
+    fn version_seq(&self, id: i64, serial: Serial) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT seq FROM version WHERE zone_id = ?1 AND serial_to = ?2 ORDER BY seq DESC LIMIT 1",
+            )
+            .and_then(|mut stmt| stmt.query_row(params![id, serial.0], |row| row.get(0)).optional())
+            .on(self.path)
+    }
+
+    /// The sequence number of the current version.
+    fn last_seq(&self, id: i64) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM version WHERE zone_id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .on(self.path)
+    }
+
+    /// Takes `zone` (the version `from_seq`) back to the version `to_seq` by
+    /// applying the inverse of each step in between, newest first.
+    fn rewind(
+        &self,
+        id: i64,
+        origin: &Name,
+        zone: &mut Zone,
+        from_seq: i64,
+        to_seq: i64,
+    ) -> Result<(), StoreError> {
+        for seq in ((to_seq + 1)..=from_seq).rev() {
+            let step = self.journal_diff(id, seq)?;
+            let inverse = ZoneDiff {
+                from: step.to,
+                to: step.from,
+                removed: step.added,
+                added: step.removed,
+            };
+            inverse.apply_to(zone).map_err(|e| {
+                self.corrupt(format!(
+                    "zone {origin}: journal step {seq} does not undo: {e}"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The diff journalled as version `seq`.
+    fn journal_diff(&self, id: i64, seq: i64) -> Result<ZoneDiff, StoreError> {
+        let (from, to): (Option<u32>, u32) = self
+            .conn
+            .query_row(
+                "SELECT serial_from, serial_to FROM version WHERE zone_id = ?1 AND seq = ?2",
+                params![id, seq],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .on(self.path)?;
+        let from =
+            from.ok_or_else(|| self.corrupt(format!("version {seq} has no previous serial")))?;
+        let mut diff = ZoneDiff {
+            from: Serial(from),
+            to: Serial(to),
+            removed: Vec::new(),
+            added: Vec::new(),
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT added, owner, rtype, ttl, rdata FROM journal
+                 WHERE zone_id = ?1 AND seq = ?2 ORDER BY pos",
+            )
+            .on(self.path)?;
+        let mut rows = stmt.query(params![id, seq]).on(self.path)?;
+        while let Some(row) = rows.next().on(self.path)? {
+            let added: bool = row.get(0).on(self.path)?;
+            let record = RecordRow::read(row, 1)
+                .on(self.path)?
+                .decode(None)
+                .map_err(|reason| self.corrupt(format!("journal step {seq}: {reason}")))?;
+            if added {
+                diff.added.push(record);
+            } else {
+                diff.removed.push(record);
+            }
+        }
+        Ok(diff)
+    }
+
+    /// Checks and writes one new version: the touched RRsets, the version
+    /// row, its journal, the zone row and the generation. Returns the diff as
+    /// journalled (whole-RRset TTL changes spelled out).
+    fn commit_diff(
+        &self,
+        id: i64,
+        origin: &Name,
+        current: &Zone,
+        diff: &ZoneDiff,
+        comment: &str,
+    ) -> Result<ZoneDiff, StoreError> {
+        if !diff.to.is_newer_than(diff.from) {
+            return Err(StoreError::SerialNotNewer {
+                origin: origin.clone(),
+                current: diff.from,
+                new: diff.to,
+            });
+        }
+        let mut next = current.clone();
+        diff.apply_to(&mut next)
+            .map_err(|source| StoreError::Diff {
+                origin: origin.clone(),
+                source: Box::new(source),
+            })?;
+        if next.serial() != Some(diff.to) {
+            return Err(StoreError::Invalid {
+                origin: origin.clone(),
+                reasons: format!(
+                    "the diff says serial {} but leaves the SOA serial at {}",
+                    diff.to,
+                    next.serial()
+                        .map_or("nothing".to_string(), |s| s.to_string())
+                ),
+            });
+        }
+        check(&next)?;
+        let touched: BTreeSet<(Name, u16)> = diff
+            .removed
+            .iter()
+            .chain(&diff.added)
+            .map(|r| (r.name.clone(), u16::from(r.rdata.rtype())))
+            .collect();
+        let journalled = rrset_changes(current, &next, &touched);
+        self.write_rrsets(id, &next, &touched)?;
+        self.write_version(id, &journalled, next.record_count(), comment)?;
+        Ok(journalled)
+    }
+
+    /// Rewrites the rows of the given RRsets to what `next` holds.
+    fn write_rrsets(
+        &self,
+        id: i64,
+        next: &Zone,
+        touched: &BTreeSet<(Name, u16)>,
+    ) -> Result<(), StoreError> {
+        let mut delete = self
+            .conn
+            .prepare_cached("DELETE FROM record WHERE zone_id = ?1 AND owner = ?2 AND rtype = ?3")
+            .on(self.path)?;
+        let mut insert = self
+            .conn
+            .prepare_cached("INSERT INTO record (zone_id, owner, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .on(self.path)?;
+        for (name, rtype) in touched {
+            let owner = name_key(name);
+            delete.execute(params![id, owner, rtype]).on(self.path)?;
+            if let Some(rrset) = next.get(name, RecordType::from(*rtype)) {
+                for rdata in rrset.rdatas() {
+                    insert
+                        .execute(params![id, owner, rtype, rrset.ttl, rdata.wire()])
+                        .on(self.path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a version and its journal rows, and moves the zone row on.
+    fn write_version(
+        &self,
+        id: i64,
+        diff: &ZoneDiff,
+        records: usize,
+        comment: &str,
+    ) -> Result<(), StoreError> {
+        let now = Timestamp::now().as_second();
+        let seq = self.last_seq(id)? + 1;
+        self.conn
+            .execute(
+                "INSERT INTO version (zone_id, seq, serial_from, serial_to, at, comment, added, removed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    seq,
+                    diff.from.0,
+                    diff.to.0,
+                    now,
+                    comment,
+                    diff.added.len() as i64,
+                    diff.removed.len() as i64
+                ],
+            )
+            .on(self.path)?;
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO journal (zone_id, seq, pos, added, owner, rtype, ttl, rdata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .on(self.path)?;
+        let steps = diff
+            .removed
+            .iter()
+            .map(|r| (false, r))
+            .chain(diff.added.iter().map(|r| (true, r)));
+        for (pos, (added, record)) in steps.enumerate() {
+            insert
+                .execute(params![
+                    id,
+                    seq,
+                    pos as i64,
+                    added,
+                    name_key(&record.name),
+                    u16::from(record.rdata.rtype()),
+                    record.ttl,
+                    record.rdata.wire()
+                ])
+                .on(self.path)?;
+        }
+        self.conn
+            .execute(
+                "UPDATE zone SET serial = ?2, records = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, diff.to.0, records as i64, now],
+            )
+            .on(self.path)?;
+        self.bump_generation()
+    }
+
+    /// Moves the generation counter on, so watchers see this commit.
+    fn bump_generation(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE generation SET value = value + 1 WHERE id = 1", [])
+            .on(self.path)
+            .map(|_| ())
+    }
+
+    /// A stored unix time as a timestamp.
+    fn timestamp(&self, seconds: i64) -> Result<Timestamp, StoreError> {
+        Timestamp::from_second(seconds)
+            .map_err(|e| self.corrupt(format!("bad time {seconds}: {e}")))
+    }
+
+    /// A corruption error for this file.
+    fn corrupt(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The zone's checks as an error, if any fail.
+fn check(zone: &Zone) -> Result<(), StoreError> {
+    let problems = zone.check();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Invalid {
+        origin: zone.origin().clone(),
+        reasons: problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+/// Checks a zone and returns its serial.
+fn checked(zone: &Zone) -> Result<Serial, StoreError> {
+    check(zone)?;
+    zone.serial().ok_or_else(|| StoreError::Invalid {
+        origin: zone.origin().clone(),
+        reasons: "no SOA record".into(),
+    })
+}
+
+/// The current unix time as a serial candidate.
+fn unix_time() -> Option<u32> {
+    u32::try_from(Timestamp::now().as_second()).ok()
+}
+
+/// The diff of a change that changes nothing.
+fn unchanged(serial: Serial) -> ZoneDiff {
+    ZoneDiff {
+        from: serial,
+        to: serial,
+        removed: Vec::new(),
+        added: Vec::new(),
+    }
+}
+
+/// Runs `edit` on a copy of `current` and gives the result a rising serial;
+/// `None` when the edit changed nothing.
+fn edited<E: fmt::Display>(
+    origin: &Name,
+    current: &Zone,
+    edit: impl FnOnce(&mut Zone) -> Result<(), E>,
+) -> Result<Option<Zone>, StoreError> {
+    let mut next = current.clone();
+    edit(&mut next).map_err(|e| StoreError::Edit {
+        origin: origin.clone(),
+        reason: e.to_string(),
+    })?;
+    if next == *current {
+        return Ok(None);
+    }
+    let old = current.serial().unwrap_or(Serial(0));
+    if !next.serial().is_some_and(|s| s.is_newer_than(old)) {
+        next.set_serial(old.next(unix_time()));
+    }
+    Ok(Some(next))
+}
+
+/// The records removed and added between two versions, looking only at the
+/// touched RRsets; a TTL change removes and re-adds the whole set. SOA first.
+fn rrset_changes(current: &Zone, next: &Zone, touched: &BTreeSet<(Name, u16)>) -> ZoneDiff {
+    let mut diff = ZoneDiff {
+        from: current.serial().unwrap_or(Serial(0)),
+        to: next.serial().unwrap_or(Serial(0)),
+        removed: Vec::new(),
+        added: Vec::new(),
+    };
+    for (name, rtype) in touched {
+        let rtype = RecordType::from(*rtype);
+        let old = current.get(name, rtype);
+        let new = next.get(name, rtype);
+        let same_ttl = matches!((old, new), (Some(a), Some(b)) if a.ttl == b.ttl);
+        if let Some(old) = old {
+            for rdata in old.rdatas() {
+                if !same_ttl || !new.is_some_and(|n| n.contains(rdata)) {
+                    diff.removed.push(Record {
+                        name: name.clone(),
+                        ttl: old.ttl,
+                        rdata: rdata.clone(),
+                    });
+                }
+            }
+        }
+        if let Some(new) = new {
+            for rdata in new.rdatas() {
+                if !same_ttl || !old.is_some_and(|o| o.contains(rdata)) {
+                    diff.added.push(Record {
+                        name: name.clone(),
+                        ttl: new.ttl,
+                        rdata: rdata.clone(),
+                    });
+                }
+            }
+        }
+    }
+    diff.removed
+        .sort_by_key(|r| r.rdata.rtype() != RecordType::SOA);
+    diff.added
+        .sort_by_key(|r| r.rdata.rtype() != RecordType::SOA);
+    diff
+}

@@ -10,7 +10,7 @@ pub struct Serial(pub u32);
 
 impl Serial {
     /// Adds `n` (at most 2^31 - 1, as RFC 1982 §3.1 allows) with wrap-around.
-    pub fn add(self, n: u32) -> Serial {
+    pub fn plus(self, n: u32) -> Serial {
         debug_assert!(n <= 0x7fff_ffff, "RFC 1982 forbids adding 2^31 or more");
         Serial(self.0.wrapping_add(n & 0x7fff_ffff))
     }
@@ -25,7 +25,7 @@ impl Serial {
             Some(t) if Serial(t).is_newer_than(self) && t.wrapping_sub(self.0) < 0x7fff_ffff => {
                 Serial(t)
             }
-            _ => self.add(1),
+            _ => self.plus(1),
         }
     }
 
@@ -73,7 +73,7 @@ mod tests {
         assert!(Serial(0x7fff_ffff).is_newer_than(Serial(0)));
         assert!(!Serial(0x8000_0000).is_newer_than(Serial(0)));
         assert_eq!(Serial(0x8000_0000).partial_cmp(&Serial(0)), None);
-        assert!(Serial(u32::MAX).add(2) == Serial(1));
+        assert!(Serial(u32::MAX).plus(2) == Serial(1));
     }
 
     #[test]

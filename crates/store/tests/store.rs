@@ -1,0 +1,426 @@
+//! The store's promises: round trips, atomic diffs, rising serials, history
+//! that can be rebuilt, and changes visible to a second handle.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use cutover_store::{Store, StoreError};
+use cutover_zone::rdata::Soa;
+use cutover_zone::{Name, Rdata, Record, RecordType, Rrset, Serial, Zone, ZoneDiff};
+
+/// A name from text.
+fn n(s: &str) -> Name {
+    Name::from_str(s).unwrap()
+}
+
+/// A small valid zone at `example.com.` with the given serial.
+fn sample(serial: u32) -> Zone {
+    let mut z = Zone::new(n("example.com."));
+    let soa = Soa {
+        mname: n("ns1.example.com."),
+        rname: n("hostmaster.example.com."),
+        serial,
+        refresh: 3600,
+        retry: 600,
+        expire: 86400,
+        minimum: 300,
+    };
+    let records = [
+        ("example.com.", 3600, Rdata::soa(&soa)),
+        (
+            "example.com.",
+            3600,
+            Rdata::name_only(RecordType::NS, &n("ns1.example.com.")),
+        ),
+        (
+            "ns1.example.com.",
+            3600,
+            Rdata::a(Ipv4Addr::new(192, 0, 2, 1)),
+        ),
+        (
+            "www.example.com.",
+            300,
+            Rdata::a(Ipv4Addr::new(192, 0, 2, 10)),
+        ),
+        (
+            "www.example.com.",
+            300,
+            Rdata::a(Ipv4Addr::new(192, 0, 2, 11)),
+        ),
+    ];
+    for (name, ttl, rdata) in records {
+        z.add(Record {
+            name: n(name),
+            ttl,
+            rdata,
+        })
+        .unwrap();
+    }
+    z
+}
+
+/// A valid zone at `example.org.` (never stored by these tests).
+fn other_zone() -> Zone {
+    let mut zone = Zone::new(n("example.org."));
+    let soa = sample(9).soa().unwrap();
+    zone.add(Record {
+        name: n("example.org."),
+        ttl: 60,
+        rdata: Rdata::soa(&soa),
+    })
+    .unwrap();
+    let ns = Rdata::name_only(RecordType::NS, &n("ns.example.net."));
+    zone.add(Record {
+        name: n("example.org."),
+        ttl: 60,
+        rdata: ns,
+    })
+    .unwrap();
+    zone
+}
+
+/// A fresh store in a temporary directory (kept alive by the returned guard).
+fn fresh() -> (tempfile::TempDir, PathBuf, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cutover.db");
+    let store = Store::open(&path).unwrap();
+    (dir, path, store)
+}
+
+/// Adds an A record for `name` through `Store::edit`.
+fn add_a(store: &Store, name: &str, addr: [u8; 4]) -> ZoneDiff {
+    store
+        .edit(
+            &n("example.com."),
+            &format!("add {name}"),
+            |z: &mut Zone| {
+                let record = Record {
+                    name: n(name),
+                    ttl: 60,
+                    rdata: Rdata::a(addr.into()),
+                };
+                z.add(record).map(|_| ()).map_err(|e| e.to_string())
+            },
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_created_zone_loads_back_equal() {
+    let (_dir, _path, store) = fresh();
+    let zone = sample(7);
+    store.create_zone(&zone, "import").unwrap();
+    let loaded = store
+        .zone(&n("EXAMPLE.com."))
+        .unwrap()
+        .expect("zone present");
+    assert_eq!(loaded, zone, "loaded zone differs from the one created");
+    let list = store.zones().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].origin.clone(), list[0].serial, list[0].records),
+        (n("example.com."), Serial(7), 5)
+    );
+    let versions = store.versions(&n("example.com.")).unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(
+        (versions[0].serial, versions[0].from, versions[0].added),
+        (Serial(7), None, 5)
+    );
+    assert_eq!(versions[0].comment, "import");
+    assert!(store.zone(&n("example.org.")).unwrap().is_none());
+    let again = store.create_zone(&zone, "again").unwrap_err();
+    assert!(
+        matches!(again, StoreError::ZoneExists(_)),
+        "expected ZoneExists, got {again}"
+    );
+}
+
+#[test]
+fn a_zone_failing_its_checks_is_not_created() {
+    let (_dir, _path, store) = fresh();
+    let mut zone = sample(1);
+    zone.set_rrset(&n("example.com."), RecordType::NS, Rrset::default())
+        .unwrap();
+    let err = store.create_zone(&zone, "bad").unwrap_err();
+    assert!(
+        err.to_string().contains("no NS records at the zone apex"),
+        "message was: {err}"
+    );
+    assert!(store.zones().unwrap().is_empty());
+}
+
+#[test]
+fn a_diff_failing_its_checks_changes_nothing() {
+    let (_dir, _path, store) = fresh();
+    let origin = n("example.com.");
+    store.create_zone(&sample(1), "import").unwrap();
+    let generation = store.generation().unwrap();
+    // Removing the glue of the in-zone nameserver leaves the zone invalid.
+    let mut broken = sample(2);
+    broken.remove(
+        &n("ns1.example.com."),
+        &Rdata::a(Ipv4Addr::new(192, 0, 2, 1)),
+    );
+    let diff = ZoneDiff::between(&sample(1), &broken);
+    let err = store.apply(&origin, &diff, "break it").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid { reasons, .. } if reasons.contains("needs glue")),
+        "expected a glue check failure, got {err}"
+    );
+    assert_eq!(
+        store.zone(&origin).unwrap().unwrap(),
+        sample(1),
+        "records changed"
+    );
+    assert_eq!(store.versions(&origin).unwrap().len(), 1, "journal changed");
+    assert_eq!(
+        store.zones().unwrap()[0].serial,
+        Serial(1),
+        "serial changed"
+    );
+    assert_eq!(store.generation().unwrap(), generation, "generation moved");
+
+    // A diff removing a record that is not there is refused too.
+    let mut phantom = ZoneDiff::between(&sample(1), &sample(2));
+    phantom.removed.push(Record {
+        name: n("nope.example.com."),
+        ttl: 1,
+        rdata: Rdata::a([1, 1, 1, 1].into()),
+    });
+    assert!(matches!(
+        store.apply(&origin, &phantom, "x"),
+        Err(StoreError::Diff { .. })
+    ));
+    // An edit whose closure fails changes nothing and says why.
+    let err = store
+        .edit(&origin, "refused", |z: &mut Zone| {
+            z.set_serial(Serial(99));
+            Err("the edit said no")
+        })
+        .unwrap_err();
+    assert_eq!(err.to_string(), "example.com.: the edit said no");
+    assert_eq!(store.zone(&origin).unwrap().unwrap(), sample(1));
+    assert_eq!(store.generation().unwrap(), generation, "generation moved");
+}
+
+#[test]
+fn a_diff_for_an_old_serial_is_refused_with_both_serials() {
+    let (_dir, _path, store) = fresh();
+    let origin = n("example.com.");
+    store.create_zone(&sample(1), "import").unwrap();
+    let diff = ZoneDiff::between(&sample(1), &sample(2));
+    assert_eq!(store.apply(&origin, &diff, "first").unwrap(), Serial(2));
+    let err = store.apply(&origin, &diff, "replayed").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "example.com.: the zone changed underneath: expected serial 1, found 2"
+    );
+}
+
+#[test]
+fn serials_always_rise() {
+    let (_dir, _path, store) = fresh();
+    let origin = n("example.com.");
+    // A serial far ahead of the clock: edits must still move it forward.
+    store.create_zone(&sample(4_000_000_000), "import").unwrap();
+    let mut last = Serial(4_000_000_000);
+    for i in 0..5u8 {
+        let diff = add_a(&store, &format!("h{i}.example.com."), [10, 0, 0, i]);
+        assert_eq!(diff.from, last);
+        assert!(
+            diff.to.is_newer_than(last),
+            "serial {} is not newer than {last}",
+            diff.to
+        );
+        last = diff.to;
+    }
+    // A diff that does not raise the serial is refused.
+    let current = store.zone(&origin).unwrap().unwrap();
+    let mut same_serial = current.clone();
+    same_serial
+        .add(Record {
+            name: n("x.example.com."),
+            ttl: 1,
+            rdata: Rdata::a([1, 2, 3, 4].into()),
+        })
+        .unwrap();
+    let diff = ZoneDiff::between(&current, &same_serial);
+    assert!(matches!(
+        store.apply(&origin, &diff, "x"),
+        Err(StoreError::SerialNotNewer { .. })
+    ));
+    // A re-import with an older serial gets a bumped one.
+    let reimport = store.replace_zone(&sample(1), "reimport").unwrap();
+    assert!(
+        reimport.to.is_newer_than(last),
+        "re-import serial {} not newer than {last}",
+        reimport.to
+    );
+    // An edit that changes nothing does not bump the serial.
+    let noop = store
+        .edit(&origin, "noop", |_: &mut Zone| Ok::<(), String>(()))
+        .unwrap();
+    assert!(noop.is_empty());
+    assert_eq!(noop.to, reimport.to);
+}
+
+#[test]
+fn old_versions_are_rebuilt_and_diffed() {
+    let (_dir, _path, store) = fresh();
+    let origin = n("example.com.");
+    let v1 = sample(1);
+    store.create_zone(&v1, "import").unwrap();
+    let d2 = add_a(&store, "mail.example.com.", [192, 0, 2, 25]);
+    let v2 = store.zone(&origin).unwrap().unwrap();
+    // v3: a TTL change of www and a removal.
+    let d3 = store
+        .edit(&origin, "ttl", |z: &mut Zone| {
+            let mut www = z
+                .get(&n("www.example.com."), RecordType::A)
+                .unwrap()
+                .clone();
+            www.ttl = 30;
+            z.set_rrset(&n("www.example.com."), RecordType::A, www)
+                .map_err(|e| e.to_string())?;
+            z.remove(&n("mail.example.com."), &Rdata::a([192, 0, 2, 25].into()));
+            Ok::<(), String>(())
+        })
+        .unwrap();
+    let v3 = store.zone(&origin).unwrap().unwrap();
+    assert_eq!(
+        d3.removed.len(),
+        4,
+        "old SOA, mail, two www at the old TTL: {d3:?}"
+    );
+    assert_eq!(store.zone_at(&origin, Serial(1)).unwrap(), v1);
+    assert_eq!(store.zone_at(&origin, d2.to).unwrap(), v2);
+    assert_eq!(store.zone_at(&origin, d3.to).unwrap(), v3);
+    assert_eq!(
+        store.diff(&origin, Serial(1), d3.to).unwrap(),
+        ZoneDiff::between(&v1, &v3)
+    );
+    assert_eq!(
+        store.diff(&origin, d3.to, d2.to).unwrap(),
+        ZoneDiff::between(&v3, &v2)
+    );
+    assert!(matches!(
+        store.zone_at(&origin, Serial(12345)),
+        Err(StoreError::VersionNotFound { .. })
+    ));
+    let steps = store.journal(&origin, Serial(1)).unwrap();
+    assert_eq!(steps, vec![d2.clone(), d3.clone()]);
+    assert!(store.journal(&origin, d3.to).unwrap().is_empty());
+    assert!(matches!(
+        store.journal(&origin, Serial(5)),
+        Err(StoreError::JournalUnavailable { .. })
+    ));
+    let versions: Vec<_> = store
+        .versions(&origin)
+        .unwrap()
+        .iter()
+        .map(|v| (v.serial, v.comment.clone()))
+        .collect();
+    assert_eq!(
+        versions,
+        vec![
+            (Serial(1), "import".into()),
+            (d2.to, "add mail.example.com.".into()),
+            (d3.to, "ttl".into())
+        ]
+    );
+}
+
+#[test]
+fn a_reimport_journals_the_diff() {
+    let (_dir, _path, store) = fresh();
+    let origin = n("example.com.");
+    store.create_zone(&sample(1), "import").unwrap();
+    let mut changed = sample(5);
+    changed.remove(&n("www.example.com."), &Rdata::a([192, 0, 2, 11].into()));
+    let diff = store.replace_zone(&changed, "reimport").unwrap();
+    assert_eq!((diff.from, diff.to), (Serial(1), Serial(5)));
+    assert_eq!(
+        (diff.removed.len(), diff.added.len()),
+        (2, 1),
+        "SOA and one www out, SOA in: {diff:?}"
+    );
+    assert_eq!(store.zone(&origin).unwrap().unwrap(), changed);
+    assert_eq!(store.zone_at(&origin, Serial(1)).unwrap(), sample(1));
+    let versions = store.versions(&origin).unwrap();
+    assert_eq!(
+        (versions.len(), versions[1].comment.as_str()),
+        (2, "reimport")
+    );
+    // The same content again changes nothing.
+    let again = store.replace_zone(&changed, "again").unwrap();
+    assert!(again.is_empty(), "identical re-import produced {again:?}");
+    assert_eq!(store.versions(&origin).unwrap().len(), 2);
+    assert!(matches!(
+        store.replace_zone(&other_zone(), "x"),
+        Err(StoreError::ZoneNotFound(_))
+    ));
+}
+
+#[test]
+fn a_second_handle_sees_the_generation_move() {
+    let (_dir, path, writer) = fresh();
+    let reader = Store::open(&path).unwrap();
+    let origin = n("example.com.");
+    let g0 = reader.generation().unwrap();
+    writer.create_zone(&sample(1), "import").unwrap();
+    let g1 = reader.generation().unwrap();
+    assert_ne!(g0, g1, "generation did not move after create");
+    add_a(&writer, "new.example.com.", [192, 0, 2, 99]);
+    let g2 = reader.generation().unwrap();
+    assert_ne!(g1, g2, "generation did not move after edit");
+    let seen = reader.zone(&origin).unwrap().unwrap();
+    assert!(
+        seen.get(&n("new.example.com."), RecordType::A).is_some(),
+        "reader does not see the edit"
+    );
+    writer.delete_zone(&origin).unwrap();
+    assert_ne!(
+        reader.generation().unwrap(),
+        g2,
+        "generation did not move after delete"
+    );
+    assert!(reader.zone(&origin).unwrap().is_none());
+    assert!(matches!(
+        reader.delete_zone(&origin),
+        Err(StoreError::ZoneNotFound(_))
+    ));
+}
+
+#[test]
+fn everything_survives_a_reopen() {
+    let (_dir, path, store) = fresh();
+    let origin = n("example.com.");
+    store.create_zone(&sample(1), "import").unwrap();
+    let diff = add_a(&store, "kept.example.com.", [192, 0, 2, 7]);
+    let before = store.zone(&origin).unwrap().unwrap();
+    let generation = store.generation().unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.zone(&origin).unwrap().unwrap(), before);
+    assert_eq!(store.versions(&origin).unwrap().len(), 2);
+    assert_eq!(store.zone_at(&origin, Serial(1)).unwrap(), sample(1));
+    assert_eq!(store.journal(&origin, Serial(1)).unwrap(), vec![diff]);
+    assert_eq!(store.generation().unwrap(), generation);
+}
+
+#[test]
+fn a_store_from_a_newer_cutover_is_refused() {
+    let (_dir, path, store) = fresh();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = Store::open(&path).err().expect("open must fail");
+    let text = err.to_string();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }) && text.contains("cutover.db"),
+        "expected SchemaTooNew naming the file, got {text}"
+    );
+}
