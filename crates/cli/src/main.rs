@@ -1,1 +1,62 @@
-fn main() {}
+//! `cutover`: move services between servers through DNS without downtime.
+//!
+//! This file only parses the command line, runs the command and turns its
+//! outcome into an exit status, in one place:
+//!
+//! | status | meaning                                                    |
+//! |--------|------------------------------------------------------------|
+//! | 0      | done                                                       |
+//! | 1      | the operation failed (store error, unknown zone, bad data…) |
+//! | 2      | bad command line or configuration file                     |
+//! | 3      | the zone file does not parse                               |
+//! | 4      | refused: the change needs `--yes`                          |
+
+mod commands;
+mod config;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::commands::{Cli, Unconfirmed};
+use crate::config::ConfigError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo prints its own story; only warnings from the parts it runs.
+    let quiet = matches!(cli.command, commands::Command::Demo);
+    init_logging(if quiet { "warn" } else { "info" });
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(status(&error))
+        }
+    }
+}
+
+/// The exit status for an error (see the table in the module doc).
+fn status(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<ConfigError>().is_some() {
+        2
+    } else if error
+        .downcast_ref::<cutover_zone::zonefile::ZoneFileError>()
+        .is_some()
+    {
+        3
+    } else if error.downcast_ref::<Unconfirmed>().is_some() {
+        4
+    } else {
+        1
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `default_level`).
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -9,7 +9,9 @@
 
 pub mod answer;
 pub mod catalog;
+pub mod server;
 pub mod snapshot;
+pub mod wire;
 
 pub use answer::{answer, Transport};
 pub use catalog::Catalog;

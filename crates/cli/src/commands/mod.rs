@@ -1,0 +1,117 @@
+//! The command tree of the `cutover` binary and what every command shares:
+//! finding the config and the store, reading names, printing diffs.
+
+pub mod demo;
+pub mod record;
+pub mod serve;
+pub mod zone;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use cutover_store::Store;
+use cutover_zone::{Name, ZoneDiff};
+
+use crate::config::{Config, ConfigError};
+
+/// Move services between servers through DNS without downtime.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about)]
+#[command(
+    after_help = "Exit status: 0 done, 1 failed, 2 bad command line or config, \
+                        3 bad zone file, 4 refused without --yes."
+)]
+pub struct Cli {
+    /// The config file (default ./cutover.toml, then /etc/cutover/cutover.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The store file, for commands that need only the store (default: the
+    /// config's `store`, else ./cutover.db).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import, export, list, show, diff and delete zones.
+    #[command(subcommand)]
+    Zone(zone::ZoneCommand),
+    /// Add, replace and delete records (each change bumps the serial).
+    #[command(subcommand)]
+    Record(record::RecordCommand),
+    /// Run the nameserver on the zones in the store.
+    Serve,
+    /// A tour on loopback: a zone imported, served, changed and answered.
+    Demo,
+}
+
+/// A change that needs `--yes` and did not get it (exit status 4).
+#[derive(Debug)]
+pub struct Unconfirmed(pub String);
+
+impl fmt::Display for Unconfirmed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (add --yes to do it)", self.0)
+    }
+}
+
+impl std::error::Error for Unconfirmed {}
+
+/// Runs the command the user asked for.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Zone(command) => zone::run(command, &open_store(&cli)?),
+        Command::Record(command) => record::run(command, &open_store(&cli)?),
+        Command::Demo => demo::run(),
+        Command::Serve => {
+            let config = Config::find(cli.config.as_deref())?.ok_or_else(|| ConfigError {
+                path: crate::config::DEFAULT_PATHS.join(", "),
+                message: "no config file found (give one with --config FILE)".into(),
+            })?;
+            serve::run(&config, cli.store.as_deref())
+        }
+    }
+}
+
+/// Opens the store named by `--store`, else by the config, else ./cutover.db.
+fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+    let path = match &cli.store {
+        Some(path) => path.clone(),
+        None => match Config::find(cli.config.as_deref())? {
+            Some(config) => config.store,
+            None => PathBuf::from("./cutover.db"),
+        },
+    };
+    Store::open(&path).with_context(|| format!("cannot open the store {}", path.display()))
+}
+
+/// A zone's apex from the command line (always absolute).
+pub fn zone_name(text: &str) -> anyhow::Result<Name> {
+    let mut name =
+        Name::from_str(text).map_err(|e| anyhow::anyhow!("invalid zone name {text:?}: {e}"))?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+/// A diff as `-`/`+` lines, removed records first, each in zone-file form.
+pub fn diff_lines(diff: &ZoneDiff) -> String {
+    let mut out = String::new();
+    for record in &diff.removed {
+        out.push_str("- ");
+        out.push_str(&cutover_zone::zonefile::record_to_text(record));
+        out.push('\n');
+    }
+    for record in &diff.added {
+        out.push_str("+ ");
+        out.push_str(&cutover_zone::zonefile::record_to_text(record));
+        out.push('\n');
+    }
+    out
+}

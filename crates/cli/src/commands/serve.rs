@@ -1,0 +1,137 @@
+//! `cutover serve`: the nameserver on the zones in the store, reloading a
+//! zone as soon as another process changes it.
+//!
+//! ```text
+//!  store ──load all──▶ ZoneSnapshot::build ──▶ Catalog ──ArcSwap──▶ server (UDP/TCP threads)
+//!    ▲                                              ▲
+//!    └── every 250 ms: generation() changed? ──▶ reload the zones whose serial
+//!                                                 changed, publish a new Catalog
+//!  SIGTERM / SIGINT ──▶ server shutdown ──▶ exit 0
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use cutover_nameserver::server::{spawn, ServerConfig};
+use cutover_nameserver::{Catalog, ZoneSnapshot};
+use cutover_store::Store;
+use cutover_zone::{Name, Serial};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::Config;
+
+/// How often the store's generation is polled.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs the server until SIGTERM or SIGINT.
+pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()> {
+    let store_path = store_override.unwrap_or(&config.store);
+    let store = Store::open(store_path)
+        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    for policy in &config.zone {
+        if store.zone(&policy.name)?.is_none() {
+            tracing::warn!(zone = %policy.name, "configured zone is not in the store; import it with `cutover zone import`");
+        }
+    }
+    let mut generation = store.generation()?;
+    let mut served = BTreeMap::new();
+    let catalog = Arc::new(ArcSwap::from_pointee(Catalog::empty()));
+    reload(&store, &catalog, &mut served);
+    let server_config = ServerConfig {
+        listen: config.dns.listen.clone(),
+        udp_workers: config.dns.udp_workers,
+        tcp_idle_timeout: config.dns.tcp_idle_timeout,
+        ..ServerConfig::default()
+    };
+    let server =
+        spawn(server_config, Arc::clone(&catalog)).context("cannot start the nameserver")?;
+    for addr in server.local_addrs() {
+        tracing::info!("listening on {addr}");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the watcher runtime")?;
+    runtime.block_on(async {
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+                _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+                _ = tick.tick() => match store.generation() {
+                    Ok(now) if now != generation => {
+                        generation = now;
+                        reload(&store, &catalog, &mut served);
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!("cannot read the store generation: {error}"),
+                },
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    server.shutdown();
+    Ok(())
+}
+
+/// Brings the published catalog in line with the store: zones whose serial
+/// changed are rebuilt, new ones added, deleted ones dropped. A zone that
+/// fails to load keeps its old snapshot. `served` maps each zone to the
+/// serial published.
+pub(crate) fn reload(store: &Store, catalog: &ArcSwap<Catalog>, served: &mut BTreeMap<Name, Serial>) {
+    let zones = match store.zones() {
+        Ok(zones) => zones,
+        Err(error) => {
+            tracing::error!("cannot list the zones in the store, keeping what is served: {error}");
+            return;
+        }
+    };
+    let mut next = Catalog::clone(&catalog.load());
+    let mut changed = false;
+    for info in &zones {
+        let old = served.get(&info.origin).copied();
+        if old == Some(info.serial) {
+            continue;
+        }
+        match store.zone(&info.origin) {
+            Ok(Some(zone)) => {
+                let snapshot = ZoneSnapshot::build(&zone);
+                let new = snapshot.serial();
+                next = next.with_zone(Arc::new(snapshot));
+                served.insert(info.origin.clone(), new);
+                changed = true;
+                match old {
+                    Some(old) => {
+                        tracing::info!(zone = %info.origin, "reloaded, serial {old} → {new}")
+                    }
+                    None => tracing::info!(zone = %info.origin, "loaded, serial {new}"),
+                }
+            }
+            Ok(None) => {} // deleted between the listing and the load; the next poll drops it
+            Err(error) => {
+                tracing::error!(zone = %info.origin, "cannot load, keeping the old version: {error}")
+            }
+        }
+    }
+    let gone: Vec<Name> = served
+        .keys()
+        .filter(|origin| !zones.iter().any(|info| info.origin == **origin))
+        .cloned()
+        .collect();
+    for origin in gone {
+        next = next.without_zone(&origin);
+        served.remove(&origin);
+        changed = true;
+        tracing::info!(zone = %origin, "removed from the store, no longer served");
+    }
+    if changed {
+        catalog.store(Arc::new(next));
+    }
+}

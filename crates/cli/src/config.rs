@@ -1,0 +1,204 @@
+//! The configuration file: where the store lives, how the nameserver
+//! listens, and per-zone policy (the zones' data lives in the store).
+//!
+//! Every key is known: an unknown or misspelt key is an error naming the file,
+//! line and column, never silently ignored. The file carries a `version`
+//! (1 when absent) so later formats can be told apart.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use cutover_zone::Name;
+use serde::{de, Deserialize, Deserializer};
+
+/// The only config format version this cutover reads.
+pub const VERSION: u32 = 1;
+
+/// Where the config is looked for when `--config` is not given, in order.
+pub const DEFAULT_PATHS: &[&str] = &["./cutover.toml", "/etc/cutover/cutover.toml"];
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Format version of the file.
+    #[serde(default = "default_version")]
+    pub version: u32,
+    /// The SQLite store file.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// The nameserver.
+    #[serde(default)]
+    pub dns: Dns,
+    /// Per-zone policy.
+    #[serde(default)]
+    pub zone: Vec<ZonePolicy>,
+}
+
+/// The `[dns]` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// Addresses to serve on (UDP and TCP each).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads per address; 0 means one per core.
+    #[serde(default)]
+    pub udp_workers: usize,
+    /// How long an idle TCP connection is kept, e.g. "10s".
+    #[serde(default = "default_tcp_idle_timeout", deserialize_with = "duration")]
+    pub tcp_idle_timeout: Duration,
+}
+
+/// One `[[zone]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZonePolicy {
+    /// The zone's apex.
+    #[serde(deserialize_with = "domain_name")]
+    pub name: Name,
+}
+
+/// Why the configuration could not be used; always names the file.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file (or the places searched).
+    pub path: String,
+    /// What is wrong, with line and column when the parser gave them.
+    pub message: String,
+}
+
+impl Default for Dns {
+    fn default() -> Dns {
+        Dns {
+            listen: default_listen(),
+            udp_workers: 0,
+            tcp_idle_timeout: default_tcp_idle_timeout(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let error = |message: String| ConfigError {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
+        if config.version != VERSION {
+            return Err(error(format!(
+                "config version {} is not supported (this cutover reads version {VERSION})",
+                config.version
+            )));
+        }
+        let mut names: Vec<&Name> = config.zone.iter().map(|z| &z.name).collect();
+        names.sort();
+        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(error(format!("zone {} is configured twice", pair[0])));
+        }
+        Ok(config)
+    }
+
+    /// The config named by `--config`, else the first of [`DEFAULT_PATHS`]
+    /// that exists; `None` when there is none (only allowed without `--config`).
+    pub fn find(explicit: Option<&Path>) -> Result<Option<Config>, ConfigError> {
+        if let Some(path) = explicit {
+            return Config::load(path).map(Some);
+        }
+        for candidate in DEFAULT_PATHS {
+            let path = Path::new(candidate);
+            if path.exists() {
+                return Config::load(path).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config {}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The version assumed when the file has none.
+fn default_version() -> u32 {
+    VERSION
+}
+
+/// The store path when the config names none.
+fn default_store() -> PathBuf {
+    PathBuf::from("/var/lib/cutover/cutover.db")
+}
+
+/// Every address, port 53.
+fn default_listen() -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::from(([0, 0, 0, 0], 53)),
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 53)),
+    ]
+}
+
+/// Ten seconds, as Knot and NSD default to.
+fn default_tcp_idle_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// A duration written as a number and a unit: "250ms", "10s", "5m", "1h".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number.parse().map_err(|_| {
+        format!("invalid duration {text:?}: expected a number and a unit, like \"10s\"")
+    })?;
+    let millis = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: the unit must be ms, s, m or h"
+            ))
+        }
+    };
+    Ok(Duration::from_millis(value.saturating_mul(millis)))
+}
+
+/// Deserializes a duration string.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(de::Error::custom)
+}
+
+/// Deserializes an absolute domain name.
+fn domain_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Name, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let mut name = Name::from_str(&text)
+        .map_err(|e| de::Error::custom(format!("invalid domain name {text:?}: {e}")))?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("10").unwrap_err().contains("unit"));
+        assert!(parse_duration("s").is_err());
+    }
+}

@@ -1,0 +1,515 @@
+//! The `cutover` binary as a black box: zone and record commands against a
+//! store in a temporary directory, config errors, and `serve` picking up a
+//! change made by another process.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A zone file for the tests.
+const ZONE: &str = "$ORIGIN example.com.
+$TTL 3600
+@    IN SOA ns1 hostmaster 1 3600 600 86400 300
+@    IN NS  ns1
+ns1  IN A   192.0.2.1
+www  300 IN A 192.0.2.10
+";
+
+/// A scratch directory with a store in it.
+struct Scratch {
+    /// Removed on drop.
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A new empty directory.
+    fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A path inside the directory.
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file into the directory and returns its path.
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs `cutover --store DIR/cutover.db ARGS…` in the directory.
+    fn run(&self, args: &[&str]) -> Output {
+        let store = self.path("cutover.db");
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .current_dir(self.dir.path())
+            .arg("--store")
+            .arg(&store)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("the cutover binary runs")
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cutover {args:?} failed with {}:\nstdout: {}\nstderr: {}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Imports the test zone.
+    fn import(&self) {
+        let file = self.write("example.com.zone", ZONE);
+        self.ok(&["zone", "import", file.to_str().unwrap()]);
+    }
+
+    /// The current serial of example.com., from `zone list`.
+    fn serial(&self) -> u32 {
+        let list = self.ok(&["zone", "list"]);
+        let line = list
+            .lines()
+            .find(|l| l.starts_with("example.com."))
+            .unwrap_or_else(|| panic!("no zone in:\n{list}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+/// Bytes as text.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts the exit code and that stderr contains every fragment.
+fn assert_fails(out: &Output, code: i32, fragments: &[&str]) {
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}, got {}; stderr: {stderr}",
+        out.status
+    );
+    for fragment in fragments {
+        assert!(
+            stderr.contains(fragment),
+            "expected {fragment:?} in stderr, saw: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn import_then_export_round_trips() {
+    let scratch = Scratch::new();
+    scratch.import();
+    let exported = scratch.ok(&["zone", "export", "example.com"]);
+    for expected in [
+        "192.0.2.10",
+        "192.0.2.1",
+        "hostmaster.example.com.",
+        "ns1.example.com.",
+    ] {
+        assert!(
+            exported.contains(expected),
+            "export lacks {expected}:\n{exported}"
+        );
+    }
+    // The export imports into a fresh store and exports identically.
+    let other = Scratch::new();
+    let file = other.write("again.zone", &exported);
+    other.ok(&["zone", "import", file.to_str().unwrap()]);
+    assert_eq!(other.ok(&["zone", "export", "example.com."]), exported);
+    // Exporting to a file writes the same text.
+    let out = scratch.path("out.zone");
+    scratch.ok(&[
+        "zone",
+        "export",
+        "example.com.",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(out).unwrap(), exported);
+}
+
+#[test]
+fn an_existing_zone_needs_replace_and_yes() {
+    let scratch = Scratch::new();
+    scratch.import();
+    let file = scratch.write("changed.zone", &ZONE.replace("192.0.2.10", "192.0.2.20"));
+    let file = file.to_str().unwrap();
+    assert_fails(
+        &scratch.run(&["zone", "import", file]),
+        1,
+        &["already in the store", "--replace"],
+    );
+    let dry = scratch.ok(&["zone", "import", file, "--replace", "--dry-run"]);
+    assert!(
+        dry.contains("192.0.2.20") && dry.contains("dry run"),
+        "dry run output: {dry}"
+    );
+    assert_eq!(scratch.serial(), 1, "dry run changed the serial");
+    assert_fails(
+        &scratch.run(&["zone", "import", file, "--replace"]),
+        4,
+        &["--yes"],
+    );
+    let done = scratch.ok(&["zone", "import", file, "--replace", "--yes"]);
+    assert!(
+        done.contains("+ ") && done.contains("192.0.2.20"),
+        "replace output: {done}"
+    );
+    assert!(scratch.serial() > 1, "replace did not raise the serial");
+}
+
+#[test]
+fn record_commands_bump_the_serial_and_show_in_export() {
+    let scratch = Scratch::new();
+    scratch.import();
+    let out = scratch.ok(&[
+        "record",
+        "add",
+        "example.com",
+        "mail",
+        "A",
+        "192.0.2.25",
+        "--ttl",
+        "120",
+    ]);
+    let after_add = scratch.serial();
+    assert!(after_add > 1, "add did not bump the serial");
+    assert!(
+        out.contains(&format!("serial 1 → {after_add}")),
+        "add output: {out}"
+    );
+    scratch.ok(&[
+        "record",
+        "set",
+        "example.com",
+        "www.example.com.",
+        "A",
+        "198.51.100.7",
+    ]);
+    let after_set = scratch.serial();
+    assert!(after_set > after_add, "set did not bump the serial");
+    scratch.ok(&["record", "delete", "example.com", "mail", "A"]);
+    assert!(
+        scratch.serial() > after_set,
+        "delete did not bump the serial"
+    );
+    let exported = scratch.ok(&["zone", "export", "example.com"]);
+    assert!(
+        exported.contains("198.51.100.7"),
+        "set not in export:\n{exported}"
+    );
+    assert!(
+        !exported.contains("192.0.2.10"),
+        "set did not replace the RRset:\n{exported}"
+    );
+    assert!(
+        !exported.contains("192.0.2.25"),
+        "delete left the record:\n{exported}"
+    );
+    // Errors name the bad input.
+    assert_fails(
+        &scratch.run(&["record", "add", "example.com", "x", "A", "not-an-address"]),
+        1,
+        &["not-an-address"],
+    );
+    assert_fails(
+        &scratch.run(&[
+            "record",
+            "add",
+            "example.com",
+            "x.example.org.",
+            "A",
+            "192.0.2.1",
+        ]),
+        1,
+        &["x.example.org."],
+    );
+    assert_fails(
+        &scratch.run(&["record", "delete", "example.com", "nothing", "TXT"]),
+        1,
+        &["nothing.example.com."],
+    );
+    assert_fails(
+        &scratch.run(&["record", "add", "example.com", "x", "BOGUS", "1"]),
+        1,
+        &["BOGUS"],
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let scratch = Scratch::new();
+    scratch.import();
+    let before = scratch.ok(&["zone", "export", "example.com"]);
+    let out = scratch.ok(&[
+        "record",
+        "set",
+        "example.com",
+        "www",
+        "A",
+        "203.0.113.5",
+        "--dry-run",
+    ]);
+    assert!(
+        out.contains("+ ") && out.contains("203.0.113.5") && out.contains("dry run"),
+        "dry run output: {out}"
+    );
+    assert_eq!(scratch.serial(), 1);
+    assert_eq!(scratch.ok(&["zone", "export", "example.com"]), before);
+    let show = scratch.ok(&["zone", "show", "example.com"]);
+    assert_eq!(
+        show.matches("import").count(),
+        1,
+        "a version was journalled:\n{show}"
+    );
+}
+
+#[test]
+fn list_show_and_diff_describe_the_history() {
+    let scratch = Scratch::new();
+    scratch.import();
+    scratch.ok(&["record", "add", "example.com", "mail", "A", "192.0.2.25"]);
+    let serial = scratch.serial();
+    let list = scratch.ok(&["zone", "list"]);
+    let row: Vec<&str> = list
+        .lines()
+        .find(|l| l.starts_with("example.com."))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row.get(1..3),
+        Some(&[serial.to_string().as_str(), "5"][..]),
+        "zone list row: {list}"
+    );
+    let show = scratch.ok(&["zone", "show", "example.com"]);
+    assert!(
+        show.contains(&format!("1 → {serial}")) && show.contains("record add"),
+        "show: {show}"
+    );
+    let diff = scratch.ok(&["zone", "diff", "example.com", "1", &serial.to_string()]);
+    let minus: Vec<_> = diff.lines().filter(|l| l.starts_with("- ")).collect();
+    let plus: Vec<_> = diff.lines().filter(|l| l.starts_with("+ ")).collect();
+    assert_eq!(
+        (minus.len(), plus.len()),
+        (1, 2),
+        "one old SOA out, new SOA and mail in:\n{diff}"
+    );
+    assert!(
+        plus.iter().any(|l| l.contains("192.0.2.25")),
+        "diff: {diff}"
+    );
+    let old = scratch.ok(&["zone", "export", "example.com", "--serial", "1"]);
+    assert!(
+        !old.contains("192.0.2.25"),
+        "version 1 has the later record:\n{old}"
+    );
+}
+
+#[test]
+fn delete_needs_yes() {
+    let scratch = Scratch::new();
+    scratch.import();
+    assert_fails(
+        &scratch.run(&["zone", "delete", "example.com"]),
+        4,
+        &["would delete zone example.com.", "--yes"],
+    );
+    assert_eq!(scratch.serial(), 1);
+    scratch.ok(&["zone", "delete", "example.com", "--yes"]);
+    assert!(!scratch.ok(&["zone", "list"]).contains("example.com."));
+    assert_fails(
+        &scratch.run(&["zone", "show", "example.com"]),
+        1,
+        &["example.com. is not in the store"],
+    );
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_line_and_exits_2() {
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "cutover.toml",
+        "store = \"x.db\"\n[dns]\nlisten = [\"127.0.0.1:5353\"]\nlisen = 1\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(scratch.dir.path())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert_fails(&out, 2, &["cutover.toml", "line 4", "lisen"]);
+    let bad_duration = scratch.write("d.toml", "[dns]\ntcp_idle_timeout = \"10\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(scratch.dir.path())
+        .args(["--config", bad_duration.to_str().unwrap(), "zone", "list"])
+        .output()
+        .unwrap();
+    assert_fails(&out, 2, &["d.toml", "line 2", "unit"]);
+    let missing = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(scratch.dir.path())
+        .args(["--config", "nope.toml", "serve"])
+        .output()
+        .unwrap();
+    assert_fails(&missing, 2, &["nope.toml"]);
+}
+
+#[test]
+fn a_bad_zone_file_names_the_file_and_exits_3() {
+    let scratch = Scratch::new();
+    let file = scratch.write("broken.zone", &format!("{ZONE}bad  IN A 300.1.2.3\n"));
+    let out = scratch.run(&["zone", "import", file.to_str().unwrap()]);
+    assert_fails(&out, 3, &["broken.zone", "7"]);
+    assert!(
+        !scratch.ok(&["zone", "list"]).contains("example.com."),
+        "a broken file was imported"
+    );
+}
+
+/// A `cutover serve` child, killed when the test ends.
+struct Server {
+    /// The process.
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP at the time of the call.
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1");
+}
+
+/// The A records of `name` as kdig sees them.
+fn kdig_a(port: u16, name: &str) -> String {
+    let out = Command::new("kdig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            name,
+            "A",
+            "+short",
+            "+time=1",
+            "+retry=0",
+        ])
+        .output()
+        .expect("kdig must be installed (apt-get install knot-dnsutils)");
+    text(&out.stdout)
+}
+
+/// Sends SIGTERM to a process.
+fn terminate(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {pid} failed");
+}
+
+#[test]
+fn serve_picks_up_a_record_set_from_another_process_and_exits_0_on_sigterm() {
+    let scratch = Scratch::new();
+    scratch.import();
+    let port = free_port();
+    let store = scratch.path("cutover.db");
+    let config = scratch.write(
+        "cutover.toml",
+        &format!(
+            "store = {:?}\n[dns]\nlisten = [\"127.0.0.1:{port}\"]\nudp_workers = 1\ntcp_idle_timeout = \"2s\"\n[[zone]]\nname = \"example.com.\"\n",
+            store.to_str().unwrap()
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(scratch.dir.path())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut server = Server { child };
+    let mut lines = BufReader::new(stderr).lines();
+    let started = Instant::now();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("serve exited before listening"))
+            .unwrap();
+        if line.contains("listening on") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve did not start listening"
+        );
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    let log =
+        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    assert_eq!(
+        kdig_a(port, "www.example.com.").trim(),
+        "192.0.2.10",
+        "served before the change"
+    );
+
+    scratch.ok(&["record", "set", "example.com", "www", "A", "198.51.100.42"]);
+    let changed = Instant::now();
+    let mut seen = String::new();
+    while changed.elapsed() < Duration::from_secs(1) {
+        seen = kdig_a(port, "www.example.com.");
+        if seen.trim() == "198.51.100.42" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        seen.trim(),
+        "198.51.100.42",
+        "the change was not served within one second"
+    );
+
+    terminate(server.child.id());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not exit within 5 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log = log.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "serve exited with {status}; log:\n{log}"
+    );
+    assert!(log.contains("reloaded"), "no reload logged:\n{log}");
+}

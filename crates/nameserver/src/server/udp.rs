@@ -1,0 +1,308 @@
+//! UDP serving: a group of SO_REUSEPORT sockets on one port, each drained by
+//! its own thread in batches.
+//!
+//! ```text
+//!  recvmmsg (≤ BATCH datagrams, blocks for the first only)
+//!     └─▶ for each: catalog.load() ─▶ answer(.., Transport::Udp, &mut response[i])
+//!  sendmmsg (every response, to the address its query came from)
+//! ```
+//!
+//! Every buffer and message header is allocated once per worker and reused.
+
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::answer::{answer, Transport};
+use crate::catalog::Catalog;
+
+/// Datagrams moved per recvmmsg/sendmmsg call.
+const BATCH: usize = 32;
+
+/// Room for the largest possible datagram, so nothing is ever truncated.
+const DATAGRAM_MAX: usize = 65535;
+
+/// The longest a worker waits for a datagram before checking the stop flag.
+const WAKE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One UDP worker: a socket and what it answers from.
+pub(super) struct Worker {
+    /// The worker's own socket.
+    socket: Arc<Socket>,
+    /// The zones served, swapped by whoever publishes new snapshots.
+    catalog: Arc<ArcSwap<Catalog>>,
+    /// Set when the worker must return.
+    stop: Arc<AtomicBool>,
+}
+
+/// A worker's buffers and the message headers that point into them.
+///
+/// The headers hold raw pointers into the boxed buffers, whose heap storage
+/// never moves, so the struct may move freely; it is not `Send` and lives on
+/// its worker's stack.
+struct Batch {
+    /// BATCH receive buffers of DATAGRAM_MAX bytes, back to back.
+    queries: Box<[u8]>,
+    /// Client addresses, filled by recvmmsg and read by sendmmsg.
+    peers: Box<[libc::sockaddr_storage]>,
+    /// One receive iovec per query buffer.
+    receive_iov: Box<[libc::iovec]>,
+    /// Receive headers.
+    receive: Box<[libc::mmsghdr]>,
+    /// Responses, one per received datagram (cleared by `answer`).
+    responses: Vec<Vec<u8>>,
+    /// One send iovec per response to send.
+    send_iov: Box<[libc::iovec]>,
+    /// Send headers, the first `n` filled per round.
+    send: Box<[libc::mmsghdr]>,
+}
+
+impl Worker {
+    /// A worker for `socket`.
+    pub(super) fn new(
+        socket: Arc<Socket>,
+        catalog: Arc<ArcSwap<Catalog>>,
+        stop: Arc<AtomicBool>,
+    ) -> Worker {
+        Worker {
+            socket,
+            catalog,
+            stop,
+        }
+    }
+
+    /// Serves until the stop flag is set.
+    pub(super) fn run(self) {
+        let mut batch = Batch::new();
+        let fd = self.socket.as_raw_fd();
+        while !self.stop.load(Ordering::Relaxed) {
+            let received = match batch.receive(fd) {
+                Ok(n) => n,
+                Err(e) => {
+                    if !transient(&e) {
+                        tracing::warn!(error = %e, "UDP receive failed");
+                        // Avoid spinning on a persistent error.
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    continue;
+                }
+            };
+            let ready = batch.answer_all(received, &self.catalog);
+            batch.send(fd, ready);
+        }
+    }
+}
+
+impl Batch {
+    /// Allocates the buffers and points the receive headers at them.
+    fn new() -> Batch {
+        let mut batch = Batch {
+            queries: vec![0u8; BATCH * DATAGRAM_MAX].into_boxed_slice(),
+            // SAFETY: all-zero bytes are a valid sockaddr_storage, iovec and
+            // mmsghdr (plain C structs of integers and null pointers).
+            peers: (0..BATCH).map(|_| unsafe { mem::zeroed() }).collect(),
+            receive_iov: (0..BATCH).map(|_| unsafe { mem::zeroed() }).collect(),
+            receive: (0..BATCH).map(|_| unsafe { mem::zeroed() }).collect(),
+            responses: (0..BATCH).map(|_| Vec::with_capacity(4096)).collect(),
+            send_iov: (0..BATCH).map(|_| unsafe { mem::zeroed() }).collect(),
+            send: (0..BATCH).map(|_| unsafe { mem::zeroed() }).collect(),
+        };
+        for i in 0..BATCH {
+            batch.receive_iov[i] = libc::iovec {
+                iov_base: batch.queries[i * DATAGRAM_MAX..].as_mut_ptr().cast(),
+                iov_len: DATAGRAM_MAX,
+            };
+            let header = &mut batch.receive[i].msg_hdr;
+            header.msg_name = (&mut batch.peers[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_iov = &mut batch.receive_iov[i];
+            header.msg_iovlen = 1;
+        }
+        batch
+    }
+
+    /// Waits for at least one datagram and takes up to BATCH; returns how many.
+    fn receive(&mut self, fd: libc::c_int) -> io::Result<usize> {
+        for message in self.receive.iter_mut() {
+            message.msg_hdr.msg_namelen =
+                mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            message.msg_hdr.msg_flags = 0;
+            message.msg_len = 0;
+        }
+        // SAFETY: every header points at live buffers of the lengths given
+        // (set up in `new`, owned by self); the kernel writes only within them.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.receive.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Answers the first `received` datagrams and fills the send headers;
+    /// returns how many responses are ready.
+    fn answer_all(&mut self, received: usize, catalog: &ArcSwap<Catalog>) -> usize {
+        let mut ready = 0;
+        for i in 0..received {
+            let message = &self.receive[i];
+            let length = (message.msg_len as usize).min(DATAGRAM_MAX);
+            let query = &self.queries[i * DATAGRAM_MAX..i * DATAGRAM_MAX + length];
+            let response = &mut self.responses[i];
+            let zones = catalog.load();
+            // A bug in the answer path must cost one query, not the worker.
+            let answered = catch_unwind(AssertUnwindSafe(|| {
+                answer(&zones, query, Transport::Udp, response)
+            }));
+            match answered {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(_) => {
+                    tracing::error!("answer panicked on a UDP query; dropped it");
+                    continue;
+                }
+            }
+            self.send_iov[ready] = libc::iovec {
+                iov_base: response.as_mut_ptr().cast(),
+                iov_len: response.len(),
+            };
+            let header = &mut self.send[ready].msg_hdr;
+            header.msg_name = (&mut self.peers[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_namelen = self.receive[i].msg_hdr.msg_namelen;
+            header.msg_iov = &mut self.send_iov[ready];
+            header.msg_iovlen = 1;
+            ready += 1;
+        }
+        ready
+    }
+
+    /// Sends the first `ready` responses; a response the kernel refuses is
+    /// dropped (as the network could have), the rest still go.
+    fn send(&mut self, fd: libc::c_int, ready: usize) {
+        let mut sent = 0;
+        while sent < ready {
+            // SAFETY: the first `ready` send headers were filled by
+            // `answer_all` and point at live responses and peer addresses.
+            let n = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.send[sent..].as_mut_ptr(),
+                    (ready - sent) as libc::c_uint,
+                    0,
+                )
+            };
+            if n > 0 {
+                sent += n as usize;
+                continue;
+            }
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::Interrupted => {}
+                // The send timeout expired: the socket buffer stays full, drop the rest.
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => return,
+                _ => {
+                    tracing::debug!(error = %error, "UDP send failed; response dropped");
+                    sent += 1;
+                }
+            }
+        }
+    }
+}
+
+/// True for the errors a receive loop expects: timeouts, signals, the wake-up
+/// on shutdown.
+fn transient(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Binds `count` SO_REUSEPORT sockets on `addr`; when its port is 0 the first
+/// picks the port and the others join it.
+pub(super) fn bind_group(
+    addr: SocketAddr,
+    count: usize,
+    receive_buffer: usize,
+) -> io::Result<Vec<Socket>> {
+    let mut sockets = Vec::with_capacity(count);
+    let mut target = addr;
+    for _ in 0..count.max(1) {
+        let socket = bind_one(target, receive_buffer)
+            .map_err(|e| io::Error::new(e.kind(), format!("UDP {target}: {e}")))?;
+        if target.port() == 0 {
+            target = local_addr(&socket)?;
+        }
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// One blocking UDP socket on `addr`, ready for a worker.
+fn bind_one(addr: SocketAddr, receive_buffer: usize) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // So that [::]:53 and 0.0.0.0:53 can both be configured.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_port(true)?;
+    set_receive_buffer(&socket, receive_buffer);
+    socket.set_read_timeout(Some(WAKE_INTERVAL))?;
+    socket.set_write_timeout(Some(WAKE_INTERVAL))?;
+    socket.bind(&SockAddr::from(addr))?;
+    Ok(socket)
+}
+
+/// Asks for a receive buffer of `bytes`, forcing it past `net.core.rmem_max`
+/// when the process has CAP_NET_ADMIN; a smaller buffer is logged, not fatal.
+fn set_receive_buffer(socket: &Socket, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    let _ = socket.set_recv_buffer_size(bytes);
+    // Linux reports twice the size asked for (room for bookkeeping).
+    if socket.recv_buffer_size().unwrap_or(0) >= bytes {
+        return;
+    }
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket and a pointer to a c_int of the length given.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        tracing::debug!(
+            requested = bytes,
+            got = socket.recv_buffer_size().unwrap_or(0),
+            "UDP receive buffer limited by net.core.rmem_max"
+        );
+    }
+}
+
+/// The address a socket is bound to.
+pub(super) fn local_addr(socket: &Socket) -> io::Result<SocketAddr> {
+    socket.local_addr()?.as_socket().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "UDP socket bound to a non-IP address",
+        )
+    })
+}
