@@ -23,6 +23,9 @@ fn demo_moves_www_and_the_running_server_answers_the_new_address() {
         "the running server answered serial 2026112603",
         "done: www.example.com moved to 198.51.100.20",
     ] {
-        assert!(stdout.contains(expected), "expected {expected:?} in the demo's output:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "expected {expected:?} in the demo's output:\n{stdout}"
+        );
     }
 }

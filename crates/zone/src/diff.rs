@@ -93,7 +93,10 @@ impl ZoneDiff {
                 // A TTL change arrives as remove-all then add-all; when only
                 // part was removed, the new TTL wins for the whole set.
                 let _ = old_ttl;
-                let mut set = next.get(&r.name, r.rdata.rtype()).cloned().unwrap_or_default();
+                let mut set = next
+                    .get(&r.name, r.rdata.rtype())
+                    .cloned()
+                    .unwrap_or_default();
                 set.ttl = r.ttl;
                 next.set_rrset(&r.name, r.rdata.rtype(), set)?;
             }
@@ -141,9 +144,24 @@ mod tests {
             expire: 1,
             minimum: 1,
         };
-        z.add(Record { name: n("example.com."), ttl: 60, rdata: Rdata::soa(&soa) }).unwrap();
-        z.add(Record { name: n("www.example.com."), ttl, rdata: Rdata::a(www.into()) }).unwrap();
-        z.add(Record { name: n("www.example.com."), ttl, rdata: Rdata::a([10, 0, 0, 9].into()) }).unwrap();
+        z.add(Record {
+            name: n("example.com."),
+            ttl: 60,
+            rdata: Rdata::soa(&soa),
+        })
+        .unwrap();
+        z.add(Record {
+            name: n("www.example.com."),
+            ttl,
+            rdata: Rdata::a(www.into()),
+        })
+        .unwrap();
+        z.add(Record {
+            name: n("www.example.com."),
+            ttl,
+            rdata: Rdata::a([10, 0, 0, 9].into()),
+        })
+        .unwrap();
         z
     }
 
@@ -166,7 +184,10 @@ mod tests {
         let new = zone(2, [198, 51, 100, 1], 60);
         let diff = ZoneDiff::between(&old, &new);
         let mut z = new.clone();
-        assert!(matches!(diff.apply_to(&mut z), Err(DiffError::SerialMismatch { .. })));
+        assert!(matches!(
+            diff.apply_to(&mut z),
+            Err(DiffError::SerialMismatch { .. })
+        ));
         assert_eq!(z, new);
     }
 }

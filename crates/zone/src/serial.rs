@@ -79,7 +79,10 @@ mod tests {
     #[test]
     fn next_prefers_unixtime_when_newer() {
         assert_eq!(Serial(5).next(Some(1_700_000_000)), Serial(1_700_000_000));
-        assert_eq!(Serial(1_700_000_000).next(Some(1_600_000_000)), Serial(1_700_000_001));
+        assert_eq!(
+            Serial(1_700_000_000).next(Some(1_600_000_000)),
+            Serial(1_700_000_001)
+        );
         assert_eq!(Serial(2024010101).next(None), Serial(2024010102));
         assert_eq!(Serial(u32::MAX).next(None), Serial(0));
         assert!(Serial(0).is_newer_than(Serial(u32::MAX)));

@@ -97,7 +97,9 @@ pub enum ZoneError {
         name: Name,
     },
     /// An in-zone nameserver that has no address record.
-    #[error("{name}: NS {target} needs glue (an A or AAAA record for {target}) but the zone has none")]
+    #[error(
+        "{name}: NS {target} needs glue (an A or AAAA record for {target}) but the zone has none"
+    )]
     MissingGlue {
         /// The owner of the NS record.
         name: Name,
@@ -215,8 +217,10 @@ impl Zone {
         let ttl = self.soa_ttl().unwrap_or(0);
         soa.serial = serial.0;
         let node = self.nodes.entry(self.origin.clone()).or_default();
-        node.rrsets
-            .insert(u16::from(RecordType::SOA), Rrset::new(ttl, Rdata::soa(&soa)));
+        node.rrsets.insert(
+            u16::from(RecordType::SOA),
+            Rrset::new(ttl, Rdata::soa(&soa)),
+        );
     }
 
     /// True when `name` is at or below the origin.
@@ -241,7 +245,8 @@ impl Zone {
                 Ok((set.ttl != record.ttl).then_some(set.ttl))
             }
             None => {
-                node.rrsets.insert(key, Rrset::new(record.ttl, record.rdata));
+                node.rrsets
+                    .insert(key, Rrset::new(record.ttl, record.rdata));
                 Ok(None)
             }
         }
@@ -267,7 +272,12 @@ impl Zone {
     }
 
     /// Replaces (or, with an empty set, deletes) the RRset of a name and type.
-    pub fn set_rrset(&mut self, name: &Name, rtype: RecordType, rrset: Rrset) -> Result<(), ZoneError> {
+    pub fn set_rrset(
+        &mut self,
+        name: &Name,
+        rtype: RecordType,
+        rrset: Rrset,
+    ) -> Result<(), ZoneError> {
         if !self.contains_name(name) {
             return Err(ZoneError::OutOfZone {
                 name: name.clone(),
@@ -283,7 +293,11 @@ impl Zone {
                 }
             }
         } else {
-            self.nodes.entry(name.clone()).or_default().rrsets.insert(key, rrset);
+            self.nodes
+                .entry(name.clone())
+                .or_default()
+                .rrsets
+                .insert(key, rrset);
         }
         Ok(())
     }
@@ -375,10 +389,9 @@ impl Zone {
                 if cname.len() > 1 {
                     errors.push(ZoneError::MultipleCnames { name: name.clone() });
                 }
-                if let Some((other, _)) = node
-                    .rrsets()
-                    .find(|(t, _)| !matches!(*t, RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC))
-                {
+                if let Some((other, _)) = node.rrsets().find(|(t, _)| {
+                    !matches!(*t, RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC)
+                }) {
                     errors.push(ZoneError::CnameAndOtherData {
                         name: name.clone(),
                         other,
@@ -393,7 +406,9 @@ impl Zone {
                     continue;
                 }
                 for rdata in ns.rdatas() {
-                    let Some(target) = rdata.target() else { continue };
+                    let Some(target) = rdata.target() else {
+                        continue;
+                    };
                     // Glue is needed when the nameserver lives inside this
                     // zone: nobody else can tell a resolver its address.
                     let needs_glue = self.contains_name(&target);
@@ -432,15 +447,24 @@ mod tests {
             expire: 86400,
             minimum: 300,
         };
-        z.add(Record { name: n("example.com."), ttl: 3600, rdata: Rdata::soa(&soa) }).unwrap();
+        z.add(Record {
+            name: n("example.com."),
+            ttl: 3600,
+            rdata: Rdata::soa(&soa),
+        })
+        .unwrap();
         z.add(Record {
             name: n("example.com."),
             ttl: 3600,
             rdata: Rdata::name_only(RecordType::NS, &n("ns1.example.com.")),
         })
         .unwrap();
-        z.add(Record { name: n("ns1.example.com."), ttl: 3600, rdata: Rdata::a([192, 0, 2, 1].into()) })
-            .unwrap();
+        z.add(Record {
+            name: n("ns1.example.com."),
+            ttl: 3600,
+            rdata: Rdata::a([192, 0, 2, 1].into()),
+        })
+        .unwrap();
         z
     }
 
@@ -453,8 +477,12 @@ mod tests {
     #[test]
     fn cname_beside_other_data_is_refused() {
         let mut z = sample();
-        z.add(Record { name: n("www.example.com."), ttl: 60, rdata: Rdata::a([192, 0, 2, 2].into()) })
-            .unwrap();
+        z.add(Record {
+            name: n("www.example.com."),
+            ttl: 60,
+            rdata: Rdata::a([192, 0, 2, 2].into()),
+        })
+        .unwrap();
         z.add(Record {
             name: n("WWW.example.com."),
             ttl: 60,
@@ -473,9 +501,15 @@ mod tests {
             rdata: Rdata::name_only(RecordType::NS, &n("ns.sub.example.com.")),
         })
         .unwrap();
-        assert!(matches!(&z.check()[0], ZoneError::MissingGlue { target, .. } if *target == n("ns.sub.example.com.")));
+        assert!(
+            matches!(&z.check()[0], ZoneError::MissingGlue { target, .. } if *target == n("ns.sub.example.com."))
+        );
         let err = z
-            .add(Record { name: n("example.org."), ttl: 1, rdata: Rdata::a([1, 2, 3, 4].into()) })
+            .add(Record {
+                name: n("example.org."),
+                ttl: 1,
+                rdata: Rdata::a([1, 2, 3, 4].into()),
+            })
             .unwrap_err();
         assert!(matches!(err, ZoneError::OutOfZone { .. }));
         assert!(z.is_below_cut(&n("ns.sub.example.com.")));

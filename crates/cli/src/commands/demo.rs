@@ -80,7 +80,10 @@ fn tour(dir: &std::path::Path) -> anyhow::Result<()> {
     println!("   dig @{} -p {} www.example.com A", addr.ip(), addr.port());
     print_answer(&before);
 
-    step(3, "lower the TTL of www to 60 s ahead of the move (72 h ahead, in real life)");
+    step(
+        3,
+        "lower the TTL of www to 60 s ahead of the move (72 h ahead, in real life)",
+    );
     let lowered = change(&store, &origin, &www, 60, None)?;
     let seen = wait_for_serial(addr, &origin, lowered)?;
     println!("   the running server answered serial {lowered} after {seen:?}");
@@ -92,7 +95,10 @@ fn tour(dir: &std::path::Path) -> anyhow::Result<()> {
     println!("   the running server answered serial {switched} after {seen:?}");
     let after = ask(addr, &www, RecordType::A)?;
     print_answer(&after);
-    if !after.iter().any(|(_, _, data)| data == &NEW_ADDRESS.to_string()) {
+    if !after
+        .iter()
+        .any(|(_, _, data)| data == &NEW_ADDRESS.to_string())
+    {
         bail!("the server does not answer the new address for www");
     }
 
@@ -151,9 +157,10 @@ fn wait_for_serial(addr: SocketAddr, origin: &Name, serial: Serial) -> anyhow::R
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
         let answer = ask(addr, origin, RecordType::SOA)?;
-        if answer.iter().any(|(_, _, data)| {
-            data.split_whitespace().nth(2) == Some(serial.to_string().as_str())
-        }) {
+        if answer
+            .iter()
+            .any(|(_, _, data)| data.split_whitespace().nth(2) == Some(serial.to_string().as_str()))
+        {
             return Ok(start.elapsed());
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -219,7 +226,9 @@ impl Watcher {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
-            let Ok(store) = Store::open(&path) else { return };
+            let Ok(store) = Store::open(&path) else {
+                return;
+            };
             let mut served = Default::default();
             let mut generation = 0;
             while !flag.load(Ordering::Relaxed) {
@@ -248,7 +257,8 @@ struct TempDir(PathBuf);
 impl TempDir {
     /// Creates a fresh folder under the system's temporary directory.
     fn new() -> anyhow::Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("cutover-demo-{}-{}", std::process::id(), rand_id()));
+        let path =
+            std::env::temp_dir().join(format!("cutover-demo-{}-{}", std::process::id(), rand_id()));
         std::fs::create_dir_all(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         Ok(TempDir(path))

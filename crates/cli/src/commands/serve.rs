@@ -85,7 +85,11 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
 /// changed are rebuilt, new ones added, deleted ones dropped. A zone that
 /// fails to load keeps its old snapshot. `served` maps each zone to the
 /// serial published.
-pub(crate) fn reload(store: &Store, catalog: &ArcSwap<Catalog>, served: &mut BTreeMap<Name, Serial>) {
+pub(crate) fn reload(
+    store: &Store,
+    catalog: &ArcSwap<Catalog>,
+    served: &mut BTreeMap<Name, Serial>,
+) {
     let zones = match store.zones() {
         Ok(zones) => zones,
         Err(error) => {
