@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })?;
         }
     }
+    drop(rrsets);
     let records = zone.record_count();
     let snapshot = ZoneSnapshot::build(&zone);
     drop(zone);
