@@ -30,7 +30,7 @@
 //!   the RRsets before it; additional records that do not fit are left out.
 
 use crate::catalog::Catalog;
-use crate::snapshot::{Additional, EncodedRrset, Interrupt, Node, ZoneSnapshot};
+use crate::snapshot::{Additional, Interrupt, NodeRef, RrsetRef, ZoneSnapshot};
 use crate::wire::{is_at_or_below, NameBuf, OptRecord, Query, Response, Section, WireName};
 
 /// How the query arrived, which bounds the response size.
@@ -193,11 +193,11 @@ fn error(buf: &mut Vec<u8>, query: &Query<'_>, max: usize, code: u8, opt: Option
 /// What a name leads to inside a zone.
 enum Lookup<'z> {
     /// This node answers (found, or the wildcard that covers the name).
-    Node(&'z Node),
+    Node(NodeRef<'z>),
     /// A delegation at or above the name: refer to this cut.
-    Referral(&'z Node),
+    Referral(NodeRef<'z>),
     /// A DNAME above the name, at this node.
-    Dname(&'z Node),
+    Dname(NodeRef<'z>),
     /// Nothing at or below the closest encloser.
     NxDomain,
 }
@@ -225,21 +225,21 @@ impl<'z> Resolver<'z, '_> {
     fn lookup(&self, name: &NameBuf) -> Lookup<'z> {
         let zone = self.zone;
         if let Some(node) = zone.find(name.wire()) {
-            return match node.exact {
+            return match node.exact() {
                 None => Lookup::Node(node),
-                Some(Interrupt::Cut(id)) if id == node.id && self.qtype == rtype::DS => {
+                Some(Interrupt::Cut(id)) if id == node.id() && self.qtype == rtype::DS => {
                     Lookup::Node(node)
                 }
                 Some(Interrupt::Cut(id)) => Lookup::Referral(zone.node(id)),
                 Some(Interrupt::Dname(id)) => Lookup::Dname(zone.node(id)),
             };
         }
-        let apex_labels = zone.apex_node().labels as usize;
+        let apex_labels = zone.apex_node().labels();
         for i in 1..=name.label_count().saturating_sub(apex_labels) {
             let Some(encloser) = zone.find(name.suffix(i)) else {
                 continue;
             };
-            return match (encloser.below, encloser.wildcard) {
+            return match (encloser.below(), encloser.wildcard()) {
                 (Some(Interrupt::Cut(id)), _) => Lookup::Referral(zone.node(id)),
                 (Some(Interrupt::Dname(id)), _) => Lookup::Dname(zone.node(id)),
                 (None, Some(wildcard)) => Lookup::Node(zone.node(wildcard)),
@@ -293,11 +293,11 @@ impl<'z> Resolver<'z, '_> {
     }
 
     /// Answers from a node; returns the CNAME target to follow, if any.
-    fn at_node(&mut self, node: &'z Node, owner: WireName<'_>) -> Option<NameBuf> {
-        self.visited[self.visited_count.min(CHAIN_MAX)] = node.id;
+    fn at_node(&mut self, node: NodeRef<'z>, owner: WireName<'_>) -> Option<NameBuf> {
+        self.visited[self.visited_count.min(CHAIN_MAX)] = node.id();
         self.visited_count += 1;
         let set = match self.qtype {
-            rtype::ANY => node.rrsets.first(),
+            rtype::ANY => node.first_rrset(),
             qtype => node.rrset(qtype),
         };
         if let Some(set) = set {
@@ -313,13 +313,13 @@ impl<'z> Resolver<'z, '_> {
         if !self.put(owner, cname, Section::Answer) {
             return None;
         }
-        let record = cname.records.first()?;
-        let target = NameBuf::from_wire(&record.lower)?;
+        let record = cname.first_record()?;
+        let target = NameBuf::from_wire(record.lower)?;
         if !is_at_or_below(target.wire(), self.zone.apex()) || self.visited_count > CHAIN_MAX {
             return None;
         }
         if let Some(next) = self.zone.find(target.wire()) {
-            if self.visited[..self.visited_count].contains(&next.id) {
+            if self.visited[..self.visited_count].contains(&next.id()) {
                 return None;
             }
         }
@@ -330,7 +330,7 @@ impl<'z> Resolver<'z, '_> {
     /// new name to follow when it is in the zone.
     fn synthesise(
         &mut self,
-        node: &'z Node,
+        node: NodeRef<'z>,
         owner: WireName<'_>,
         name: &NameBuf,
     ) -> Option<NameBuf> {
@@ -338,10 +338,10 @@ impl<'z> Resolver<'z, '_> {
         if !self.put(owner_of(node), dname, Section::Answer) {
             return None;
         }
-        let record = dname.records.first()?;
+        let record = dname.first_record()?;
         let Some(target) = name.substitute(
-            name.label_count().saturating_sub(node.labels as usize),
-            &record.lower,
+            name.label_count().saturating_sub(node.labels()),
+            record.lower,
         ) else {
             // Knot answers NXDOMAIN here; RFC 6672 §2.2 says YXDOMAIN.
             self.out.set_rcode(rcode::NXDOMAIN);
@@ -349,7 +349,7 @@ impl<'z> Resolver<'z, '_> {
             return None;
         };
         let mark = self.out.mark();
-        let start = self.out.begin_record(owner, rtype::CNAME, dname.ttl);
+        let start = self.out.begin_record(owner, rtype::CNAME, dname.ttl());
         self.out.put_name(WireName {
             original: target.wire(),
             lower: target.wire(),
@@ -381,8 +381,14 @@ impl<'z> Resolver<'z, '_> {
     }
 
     /// Writes an RRset; on overflow rolls it back, sets TC and returns false.
-    fn put(&mut self, owner: WireName<'_>, set: &EncodedRrset, section: Section) -> bool {
-        self.put_with_ttl(owner, set, section, set.ttl, section != Section::Additional)
+    fn put(&mut self, owner: WireName<'_>, set: RrsetRef<'_>, section: Section) -> bool {
+        self.put_with_ttl(
+            owner,
+            set,
+            section,
+            set.ttl(),
+            section != Section::Additional,
+        )
     }
 
     /// Writes an RRset with a given TTL; on overflow rolls it back, sets TC
@@ -390,7 +396,7 @@ impl<'z> Resolver<'z, '_> {
     fn put_with_ttl(
         &mut self,
         owner: WireName<'_>,
-        set: &EncodedRrset,
+        set: RrsetRef<'_>,
         section: Section,
         ttl: u32,
         truncates: bool,
@@ -399,10 +405,10 @@ impl<'z> Resolver<'z, '_> {
             return false;
         }
         let mark = self.out.mark();
-        for record in set.records.iter() {
-            let start = self.out.begin_record(owner, set.rtype, ttl);
+        for record in set.records() {
+            let start = self.out.begin_record(owner, set.rtype(), ttl);
             let mut at = 0;
-            for &(name_at, len) in &record.names[..record.name_count as usize] {
+            for &(name_at, len) in record.names {
                 let (name_at, end) = (name_at as usize, name_at as usize + len as usize);
                 self.out.put_bytes(&record.wire[at..name_at]);
                 self.out.put_name(WireName {
@@ -425,12 +431,13 @@ impl<'z> Resolver<'z, '_> {
     }
 
     /// Remembers the targets of an NS/MX/SRV RRset for the additional section.
-    fn want_additional(&mut self, set: &'z EncodedRrset) {
-        for target in set.additional.iter() {
+    fn want_additional(&mut self, set: RrsetRef<'z>) {
+        let zone = self.zone;
+        for target in set.additional() {
             let known = self.additional[..self.additional_count]
                 .iter()
                 .flatten()
-                .any(|a| a.owner_lower == target.owner_lower);
+                .any(|a| zone.additional_owner(a) == zone.additional_owner(target));
             if !known && self.additional_count < ADDITIONAL_MAX {
                 self.additional[self.additional_count] = Some(target);
                 self.additional_count += 1;
@@ -443,14 +450,15 @@ impl<'z> Resolver<'z, '_> {
         if !self.out.is_truncated() {
             let targets = self.additional;
             'targets: for target in targets[..self.additional_count].iter().flatten() {
-                let node = self.zone.node(target.node);
+                let node = self.zone.node(target.node());
+                let name = self.zone.additional_owner(target);
                 for rtype in [rtype::A, rtype::AAAA] {
                     let Some(set) = node.rrset(rtype) else {
                         continue;
                     };
                     let owner = WireName {
-                        original: &target.owner,
-                        lower: &target.owner_lower,
+                        original: name,
+                        lower: name,
                     };
                     if !self.put(owner, set, Section::Additional) {
                         break 'targets;
@@ -463,16 +471,17 @@ impl<'z> Resolver<'z, '_> {
 }
 
 /// A node's owner name, for writing.
-fn owner_of(node: &Node) -> WireName<'_> {
+fn owner_of(node: NodeRef<'_>) -> WireName<'_> {
     WireName {
-        original: &node.owner,
-        lower: &node.owner_lower,
+        original: node.owner(),
+        lower: node.owner(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::SnapshotBuilder;
     use cutover_zone::rdata::{push_name, Soa, DNAME};
     use cutover_zone::{Name, Rdata, Record, RecordType, Zone};
     use hickory_proto::op::{Message, ResponseCode};
@@ -953,6 +962,51 @@ mod tests {
             Transport::Tcp,
             &mut out
         ));
+    }
+
+    #[test]
+    fn a_snapshot_fed_record_by_record_in_any_order_answers_the_same() {
+        let zone = parent();
+        let mut records: Vec<Record> = zone.records().collect();
+        records.reverse();
+        let mut builder = SnapshotBuilder::new(&n("EXAMPLE.test."));
+        for record in &records {
+            let mut owner = Vec::new();
+            // Owners in upper case, as a zone file may write them.
+            push_name(&mut owner, &record.name);
+            owner.make_ascii_uppercase();
+            let rtype = u16::from(record.rdata.rtype());
+            builder
+                .add(&owner, rtype, record.ttl, record.rdata.wire())
+                .unwrap();
+        }
+        let streamed = Catalog::new(vec![Arc::new(builder.finish())]);
+        let built = Catalog::new(vec![Arc::new(ZoneSnapshot::build(&zone))]);
+        let names = [
+            "example.test",
+            "www.example.test",
+            "alias.example.test",
+            "loop1.example.test",
+            "b.ent.example.test",
+            "nx.example.test",
+            "foo.bar.wild.example.test",
+            "x.sub.wild.example.test",
+            "foo.ent2.example.test",
+            "deleg.example.test",
+            "x.deleg.example.test",
+            "x.dn.example.test",
+            "big.example.test",
+            "child.example.test",
+        ];
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for name in names {
+            for qtype in [1, 2, 5, 6, 15, 28, 43, 255] {
+                let msg = query(name, qtype, false, Some((1232, 0, false)));
+                assert!(answer(&streamed, &msg, Transport::Udp, &mut a));
+                assert!(answer(&built, &msg, Transport::Udp, &mut b));
+                assert_eq!(a, b, "{name} type {qtype}: streamed vs built snapshot");
+            }
+        }
     }
 
     #[test]

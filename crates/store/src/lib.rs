@@ -11,6 +11,7 @@
 //!   apply ───────┘            + version row + journal rows + generation += 1
 //!
 //!   zone()            current records ──────────────────────────▶ Zone
+//!   for_each_record() current records, one row at a time ─────────▶ callback (no Zone built)
 //!   zone_at(serial)   current records ◀─ inverse diffs, newest first ─▶ Zone
 //!   generation()      changes on every commit, from any process (reload watch)
 //! ```
@@ -195,6 +196,39 @@ impl Store {
         self.read(|db| match db.zone_row(origin)? {
             Some((id, _)) => db.load(id, origin).map(Some),
             None => Ok(None),
+        })
+    }
+
+    /// Streams the current records of a zone to `record(owner, rtype, ttl,
+    /// rdata)` in one read transaction, without building a [`Zone`]: owners
+    /// come as lowercase uncompressed wire names, RDATA as uncompressed wire
+    /// bytes, in the store's key order (grouped by owner, then type). No
+    /// allocation per record. Returns the serial of the version streamed.
+    pub fn for_each_record(
+        &self,
+        origin: &Name,
+        mut record: impl FnMut(&[u8], u16, u32, &[u8]),
+    ) -> Result<Serial, StoreError> {
+        self.read(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            let mut stmt = db
+                .conn
+                .prepare_cached("SELECT owner, rtype, ttl, rdata FROM record WHERE zone_id = ?1")
+                .on(db.path)?;
+            let mut rows = stmt.query([id]).on(db.path)?;
+            while let Some(row) = rows.next().on(db.path)? {
+                let blob = |at: usize| match row.get_ref(at).on(db.path)? {
+                    rusqlite::types::ValueRef::Blob(bytes) => Ok(bytes),
+                    other => Err(db.corrupt(format!(
+                        "zone {origin}: record column {at} is {:?}, not a blob",
+                        other.data_type()
+                    ))),
+                };
+                let rtype: u16 = row.get(1).on(db.path)?;
+                let ttl: u32 = row.get(2).on(db.path)?;
+                record(blob(0)?, rtype, ttl, blob(3)?);
+            }
+            Ok(serial)
         })
     }
 
@@ -856,4 +890,117 @@ fn rrset_changes(current: &Zone, next: &Zone, touched: &BTreeSet<(Name, u16)>) -
     diff.added
         .sort_by_key(|r| r.rdata.rtype() != RecordType::SOA);
     diff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_zone::rdata::{push_name, Soa};
+    use cutover_zone::Rdata;
+
+    /// A name from text, case kept.
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    /// A small zone with mixed-case owners and several RRsets.
+    fn sample() -> Zone {
+        let mut zone = Zone::new(n("example.test."));
+        let soa = Soa {
+            mname: n("ns1.example.test."),
+            rname: n("hostmaster.example.test."),
+            serial: 9,
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 300,
+        };
+        let mut ns = Vec::new();
+        push_name(&mut ns, &n("NS1.example.test."));
+        let records = [
+            ("example.test.", 3600, Rdata::soa(&soa)),
+            (
+                "example.test.",
+                3600,
+                Rdata::from_wire(RecordType::NS, &ns).unwrap(),
+            ),
+            ("NS1.Example.test.", 300, Rdata::a([192, 0, 2, 53].into())),
+            ("www.example.test.", 60, Rdata::a([192, 0, 2, 80].into())),
+            ("WWW.example.test.", 60, Rdata::a([192, 0, 2, 81].into())),
+        ];
+        for (name, ttl, rdata) in records {
+            zone.add(Record {
+                name: n(name),
+                ttl,
+                rdata,
+            })
+            .unwrap();
+        }
+        zone
+    }
+
+    #[test]
+    fn for_each_record_streams_the_current_records_without_a_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        let zone = sample();
+        store.create_zone(&zone, "test").unwrap();
+        store
+            .edit(&n("example.test."), "add", |z: &mut Zone| {
+                z.add(Record {
+                    name: n("new.example.test."),
+                    ttl: 60,
+                    rdata: Rdata::a([192, 0, 2, 9].into()),
+                })
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let current = store.zone(&n("example.test.")).unwrap().unwrap();
+        let mut expected: Vec<(Vec<u8>, u16, u32, Vec<u8>)> = current
+            .records()
+            .map(|r| {
+                (
+                    name_key(&r.name),
+                    u16::from(r.rdata.rtype()),
+                    r.ttl,
+                    r.rdata.wire().to_vec(),
+                )
+            })
+            .collect();
+        expected.sort();
+        let mut seen = Vec::new();
+        let serial = store
+            .for_each_record(&n("Example.TEST."), |owner, rtype, ttl, rdata| {
+                seen.push((owner.to_vec(), rtype, ttl, rdata.to_vec()));
+            })
+            .unwrap();
+        assert_eq!(
+            Some(serial),
+            current.serial(),
+            "the serial of the version streamed"
+        );
+        assert!(
+            seen.windows(2).all(|w| w[0].0 <= w[1].0),
+            "rows come grouped by owner: {seen:?}"
+        );
+        assert!(
+            seen.iter()
+                .all(|(owner, ..)| !owner.iter().any(u8::is_ascii_uppercase)),
+            "owners are lowercase: {seen:?}"
+        );
+        seen.sort();
+        assert_eq!(
+            seen, expected,
+            "the streamed records are the current version"
+        );
+        assert_eq!(seen.len(), 6, "five created plus one edited in");
+        let missing = store.for_each_record(&n("other.test."), |_, _, _, _| {
+            panic!("no record of a missing zone")
+        });
+        assert!(
+            matches!(missing, Err(StoreError::ZoneNotFound(ref o)) if *o == n("other.test.")),
+            "expected ZoneNotFound, got {missing:?}"
+        );
+    }
 }

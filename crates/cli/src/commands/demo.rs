@@ -140,7 +140,8 @@ fn change(
             None => zone.get(&owner, RecordType::A).cloned().unwrap_or_default(),
         };
         rrset.ttl = ttl;
-        zone.set_rrset(&owner, RecordType::A, rrset).map_err(Box::new)
+        zone.set_rrset(&owner, RecordType::A, rrset)
+            .map_err(Box::new)
     })?;
     print!("{}", indent(&diff_lines(&diff)));
     Ok(diff.to)

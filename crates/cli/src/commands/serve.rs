@@ -2,12 +2,15 @@
 //! zone as soon as another process changes it.
 //!
 //! ```text
-//!  store ──load all──▶ ZoneSnapshot::build ──▶ Catalog ──ArcSwap──▶ server (UDP/TCP threads)
+//!  store ──for_each_record (rows streamed)──▶ SnapshotBuilder ──▶ Catalog ──ArcSwap──▶ server (UDP/TCP threads)
 //!    ▲                                              ▲
 //!    └── every 250 ms: generation() changed? ──▶ reload the zones whose serial
 //!                                                 changed, publish a new Catalog
 //!  SIGTERM / SIGINT ──▶ server shutdown ──▶ exit 0
 //! ```
+//!
+//! No `Zone` is built for serving: the store's rows go one at a time into
+//! the snapshot builder, so a load peaks at about the size of the snapshot.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,8 +20,9 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use cutover_nameserver::server::{spawn, ServerConfig};
+use cutover_nameserver::snapshot::SnapshotBuilder;
 use cutover_nameserver::{Catalog, ZoneSnapshot};
-use cutover_store::Store;
+use cutover_store::{Store, StoreError, ZoneInfo};
 use cutover_zone::{Name, Serial};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -32,8 +36,9 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
     let store_path = store_override.unwrap_or(&config.store);
     let store = Store::open(store_path)
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    let stored = store.zones()?;
     for policy in &config.zone {
-        if store.zone(&policy.name)?.is_none() {
+        if !stored.iter().any(|info| info.origin == policy.name) {
             tracing::warn!(zone = %policy.name, "configured zone is not in the store; import it with `cutover zone import`");
         }
     }
@@ -104,18 +109,20 @@ pub(crate) fn reload(
         if old == Some(info.serial) {
             continue;
         }
-        match store.zone(&info.origin) {
-            Ok(Some(zone)) => {
-                let snapshot = ZoneSnapshot::build(&zone);
+        match load(store, info) {
+            Ok(Some(snapshot)) => {
                 let new = snapshot.serial();
+                let (records, bytes) = (snapshot.record_count(), snapshot.heap_size());
                 next = next.with_zone(Arc::new(snapshot));
                 served.insert(info.origin.clone(), new);
                 changed = true;
                 match old {
                     Some(old) => {
-                        tracing::info!(zone = %info.origin, "reloaded, serial {old} → {new}")
+                        tracing::info!(zone = %info.origin, records, bytes, "reloaded, serial {old} → {new}")
                     }
-                    None => tracing::info!(zone = %info.origin, "loaded, serial {new}"),
+                    None => {
+                        tracing::info!(zone = %info.origin, records, bytes, "loaded, serial {new}")
+                    }
                 }
             }
             Ok(None) => {} // deleted between the listing and the load; the next poll drops it
@@ -138,4 +145,27 @@ pub(crate) fn reload(
     if changed {
         catalog.store(Arc::new(next));
     }
+}
+
+/// Builds the snapshot of one zone straight from the store's rows; `None`
+/// when the zone was deleted since it was listed. A row the builder refuses
+/// (the store is corrupt) fails the whole zone.
+fn load(store: &Store, info: &ZoneInfo) -> anyhow::Result<Option<ZoneSnapshot>> {
+    let records = usize::try_from(info.records).unwrap_or(usize::MAX);
+    let mut builder = SnapshotBuilder::with_capacity(&info.origin, records);
+    let mut refused = None;
+    let streamed = store.for_each_record(&info.origin, |owner, rtype, ttl, rdata| {
+        if refused.is_none() {
+            refused = builder.add(owner, rtype, ttl, rdata).err();
+        }
+    });
+    match streamed {
+        Ok(_) => {}
+        Err(StoreError::ZoneNotFound(_)) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    }
+    if let Some(error) = refused {
+        anyhow::bail!("a stored record does not fit a snapshot: {error}");
+    }
+    Ok(Some(builder.finish()))
 }
