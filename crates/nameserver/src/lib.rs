@@ -11,6 +11,7 @@ pub mod answer;
 pub mod catalog;
 pub mod server;
 pub mod snapshot;
+pub mod tsig;
 pub mod wire;
 
 pub use answer::{answer, Transport};
