@@ -1,14 +1,18 @@
 //! The command tree of the `cutover` binary and what every command shares:
 //! finding the config and the store, reading names, printing diffs.
 
+pub mod check;
 pub mod demo;
+pub mod key;
 pub mod record;
 pub mod serve;
+pub mod verify;
 pub mod zone;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -46,10 +50,17 @@ pub enum Command {
     /// Add, replace and delete records (each change bumps the serial).
     #[command(subcommand)]
     Record(record::RecordCommand),
+    /// Generate TSIG keys.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Run the nameserver on the zones in the store.
     Serve,
     /// A tour on loopback: a zone imported, served, changed and answered.
     Demo,
+    /// What every authoritative server and every cache answers for a zone.
+    Check(check::CheckArgs),
+    /// A service checked at an address of your choosing, before DNS points there.
+    Verify(verify::VerifyArgs),
 }
 
 /// A change that needs `--yes` and did not get it (exit status 4).
@@ -70,6 +81,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Zone(command) => zone::run(command, &open_store(&cli)?),
         Command::Record(command) => record::run(command, &open_store(&cli)?),
         Command::Demo => demo::run(),
+        Command::Key(command) => key::run(command),
+        Command::Check(args) => check::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Serve => {
             let config = Config::find(cli.config.as_deref())?.ok_or_else(|| ConfigError {
                 path: crate::config::DEFAULT_PATHS.join(", "),
@@ -114,4 +128,40 @@ pub fn diff_lines(diff: &ZoneDiff) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A duration from the command line: `500ms`, `2s`, `1.5s`, `3m`, `1h`, or
+/// a bare number of seconds.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 2s, 3m or 1h"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// A time as RFC 3339 in UTC, to the second.
+pub fn timestamp(time: SystemTime) -> String {
+    match jiff::Timestamp::try_from(time) {
+        Ok(t) => t
+            .round(jiff::Unit::Second)
+            .unwrap_or(t)
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+        Err(_) => format!("{time:?}"),
+    }
 }

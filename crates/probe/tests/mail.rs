@@ -1,0 +1,159 @@
+//! Mail readiness against a knotd that serves the mail domain (MX, an SPF
+//! record with an include, an MTA-STS announcement), the included domain,
+//! and a PTR zone; the MTA-STS policy is served over HTTPS on 127.0.0.2 with
+//! a certificate from a test CA. knotd answers the lookups directly (it is
+//! authoritative for every name asked), standing in for the resolver.
+
+mod peers;
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use cutover_probe::mail::{self, Dns, MailTarget, MtaSts, Severity, SpfResult, Topic};
+use cutover_probe::service::tls::{root_store, TlsRoots};
+use cutover_zone::Name;
+use peers::{free_port, https_server, quick_client, Knot, TestCa};
+
+/// The mail domain.
+const DOMAIN: &str = "$TTL 60\n@ SOA ns.example.test. h.example.test. 1 60 60 600 60\n@ NS ns\n\
+ns A 127.0.0.1\n@ MX 10 mx\n@ MX 20 backup\nmx A 192.0.2.10\nbackup A 198.51.100.7\n\
+@ TXT \"v=spf1 include:_spf.other.test -all\"\n_mta-sts TXT \"v=STSv1; id=20240101\"\n\
+mta-sts A 127.0.0.2\n";
+
+/// The domain the SPF record includes.
+const OTHER: &str =
+    "$TTL 60\n@ SOA ns.other.test. h.other.test. 1 60 60 600 60\n@ NS ns.example.test.\n\
+_spf TXT \"v=spf1 ip4:192.0.2.0/28 a:relay.other.test ~all\"\nrelay A 203.0.113.5\n";
+
+/// The reverse zone of 192.0.2.0/24: .10 is forward-confirmed, .11 is not.
+const REVERSE: &str =
+    "$TTL 60\n@ SOA ns.example.test. h.example.test. 1 60 60 600 60\n@ NS ns.example.test.\n\
+10 PTR mx.example.test.\n11 PTR mx.example.test.\n";
+
+/// The MTA-STS policy: lists mx but not backup.
+const POLICY: &str = "version: STSv1\r\nmode: enforce\r\nmx: mx.example.test\r\nmax_age: 86400\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_finds_spf_through_include_a_confirmed_ptr_and_an_mx_missing_from_mta_sts() {
+    let port = free_port(&[[127, 0, 0, 1]]);
+    let knot = Knot::start(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &[
+            ("example.test.", DOMAIN),
+            ("other.test.", OTHER),
+            ("2.0.192.in-addr.arpa.", REVERSE),
+        ],
+    )
+    .await;
+    let ca = TestCa::new();
+    let https_port = free_port(&[[127, 0, 0, 2]]);
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{POLICY}",
+        POLICY.len()
+    );
+    let _policy = https_server(
+        SocketAddr::from(([127, 0, 0, 2], https_port)),
+        &ca.leaf(&["mta-sts.example.test"], 60),
+        response.into_bytes(),
+    )
+    .await;
+    let roots = root_store(&TlsRoots::CaFile(ca.file.clone())).unwrap();
+    let dns = Dns {
+        client: quick_client(),
+        resolver: knot.addr,
+    };
+    let target = |ip: &str| MailTarget {
+        domain: Name::from_str("example.test.").unwrap(),
+        new_ip: IpAddr::from_str(ip).unwrap(),
+        mta_sts_port: https_port,
+        timeout: Duration::from_secs(3),
+    };
+
+    let ready = mail::readiness(&dns, &target("192.0.2.10"), &roots, SystemTime::now()).await;
+    assert_eq!(ready.mx.len(), 2, "two MX hosts: {:?}", ready.mx);
+    assert!(
+        matches!(&ready.spf.0, SpfResult::Pass(how) if how == "include:_spf.other.test in example.test."),
+        "expected a pass through the include, saw {}",
+        ready.spf.0
+    );
+    assert_eq!(ready.spf.1, 1, "one lookup: the include");
+    assert_eq!(
+        ready.ptr,
+        vec![(Name::from_str("mx.example.test.").unwrap(), true)]
+    );
+    let MtaSts::Policy(policy) = &ready.mta_sts else {
+        panic!("expected the policy fetched, saw {:?}", ready.mta_sts);
+    };
+    assert_eq!(policy.mx, vec!["mx.example.test"]);
+    let finding = |topic: Topic| {
+        ready
+            .findings
+            .iter()
+            .find(|f| f.topic == topic)
+            .unwrap_or_else(|| panic!("no {topic:?} finding in {:#?}", ready.findings))
+    };
+    assert_eq!(finding(Topic::Mx).severity, Severity::Ok);
+    assert_eq!(finding(Topic::Spf).severity, Severity::Ok);
+    assert_eq!(finding(Topic::Ptr).severity, Severity::Ok);
+    let sts = finding(Topic::MtaSts);
+    assert_eq!(sts.severity, Severity::Problem, "{}", sts.sentence);
+    assert!(
+        sts.sentence.contains("does not list backup.example.test")
+            && sts.sentence.contains("add \"mx: backup.example.test\""),
+        "the sentence names the missing host and the fix: {}",
+        sts.sentence
+    );
+
+    // An IP the SPF record does not cover and whose PTR does not point back.
+    let not_ready = mail::readiness(&dns, &target("192.0.2.11"), &roots, SystemTime::now()).await;
+    let spf = outside_spf_finding(&not_ready);
+    assert_eq!(spf, Severity::Ok);
+    assert!(
+        matches!(&not_ready.spf.0, SpfResult::Pass(_)),
+        "192.0.2.11 is inside 192.0.2.0/28: {}",
+        not_ready.spf.0
+    );
+    assert_eq!(
+        not_ready.ptr,
+        vec![(Name::from_str("mx.example.test.").unwrap(), false)]
+    );
+    let ptr = not_ready
+        .findings
+        .iter()
+        .find(|f| f.topic == Topic::Ptr)
+        .unwrap();
+    assert_eq!(ptr.severity, Severity::Problem);
+    assert!(
+        ptr.sentence.contains("does not resolve back"),
+        "{}",
+        ptr.sentence
+    );
+    let outside = mail::readiness(&dns, &target("192.0.2.99"), &roots, SystemTime::now()).await;
+    assert!(
+        matches!(&outside.spf.0, SpfResult::Fail(how) if how == "all in example.test."),
+        "~all of the include is no match (RFC 7208 §5.2), so -all of the domain decides: saw {}",
+        outside.spf.0
+    );
+    let spf = outside
+        .findings
+        .iter()
+        .find(|f| f.topic == Topic::Spf)
+        .unwrap();
+    assert_eq!(spf.severity, Severity::Problem);
+    assert!(
+        spf.sentence.contains("add \"ip4:192.0.2.99\""),
+        "{}",
+        spf.sentence
+    );
+}
+
+/// The severity of the SPF finding.
+fn outside_spf_finding(ready: &mail::MailReadiness) -> Severity {
+    ready
+        .findings
+        .iter()
+        .find(|f| f.topic == Topic::Spf)
+        .unwrap()
+        .severity
+}

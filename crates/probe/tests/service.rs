@@ -1,0 +1,312 @@
+//! The service probes against local servers: two HTTPS servers on
+//! 127.0.0.2 and 127.0.0.3 (the same port) with certificates from a test CA,
+//! one expired; Postfix's smtp-sink; and a STARTTLS-capable SMTP server
+//! written here that refuses an unknown recipient and records any DATA.
+
+mod peers;
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use cutover_probe::service::http::{self, HttpRequest, Url};
+use cutover_probe::service::smtp::{self, SmtpRequest};
+use cutover_probe::service::tcp;
+use cutover_probe::service::tls::{root_store, TlsRoots, Verdict};
+use peers::{free_port, https_server, server_config, Guard, Task, TestCa};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_pinned_to_two_addresses_reports_certificates_redirects_and_differences() {
+    let ca = TestCa::new();
+    let port = free_port(&[[127, 0, 0, 2], [127, 0, 0, 3]]);
+    let new = SocketAddr::from(([127, 0, 0, 2], port));
+    let old = SocketAddr::from(([127, 0, 0, 3], port));
+    let _new_server = https_server(
+        new,
+        &ca.leaf(&["www.example.test"], 30),
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nhello from new"
+            .to_vec(),
+    )
+    .await;
+    let _old_server = https_server(
+        old,
+        &ca.leaf(&["www.example.test"], -3),
+        b"HTTP/1.1 301 Moved\r\nLocation: https://www.example.test/moved\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nold\r\n0\r\n\r\n".to_vec(),
+    )
+    .await;
+    let roots = root_store(&TlsRoots::CaFile(ca.file.clone())).unwrap();
+    let url = Url::parse(&format!("https://www.example.test:{port}/")).unwrap();
+    let ask = |address: SocketAddr| HttpRequest {
+        url: url.clone(),
+        address: address.ip(),
+        body_contains: Some("hello".into()),
+        timeout: Duration::from_secs(3),
+    };
+    let now = SystemTime::now();
+    let seen_new = http::fetch(&ask(new), &roots, now).await.unwrap();
+    let seen_old = http::fetch(&ask(old), &roots, now).await.unwrap();
+
+    assert_eq!(seen_new.status, 200);
+    assert_eq!(seen_new.body_contains, Some(true));
+    assert_eq!(seen_new.redirect, None);
+    let tls = seen_new.tls.as_ref().expect("https has a handshake");
+    assert_eq!(
+        tls.verdict,
+        Verdict::Valid,
+        "the new server's certificate is valid"
+    );
+    let leaf = tls.leaf().unwrap();
+    assert!(
+        leaf.issuer.contains("cutover test CA"),
+        "issuer was {:?}",
+        leaf.issuer
+    );
+    assert_eq!(
+        leaf.days_to_expiry, 30,
+        "expected 30 days to expiry, saw {}",
+        leaf.days_to_expiry
+    );
+    assert_eq!(leaf.dns_names, vec!["www.example.test"]);
+
+    assert_eq!(seen_old.status, 301);
+    assert_eq!(
+        seen_old.redirect.as_deref(),
+        Some("https://www.example.test/moved")
+    );
+    assert_eq!(seen_old.body_contains, Some(false));
+    let tls = seen_old.tls.as_ref().unwrap();
+    match &tls.verdict {
+        Verdict::Invalid(reason) => assert!(
+            reason.to_lowercase().contains("expired"),
+            "reason: {reason}"
+        ),
+        Verdict::Valid => panic!("the expired certificate was judged valid"),
+    }
+    assert_eq!(tls.leaf().unwrap().days_to_expiry, -3);
+
+    let differences = http::compare(&seen_old, &seen_new);
+    let what: Vec<&str> = differences.iter().map(|d| d.what.as_str()).collect();
+    for expected in [
+        "status",
+        "header content-type",
+        "header location",
+        "body",
+        "certificate verdict",
+    ] {
+        assert!(
+            what.contains(&expected),
+            "expected a {expected} difference, saw {what:?}"
+        );
+    }
+    assert!(
+        !what.contains(&"certificate issuer"),
+        "same CA on both: {what:?}"
+    );
+
+    // A wrong name: the new server asked for another host.
+    let wrong = HttpRequest {
+        url: Url::parse(&format!("https://shop.example.test:{port}/")).unwrap(),
+        ..ask(new)
+    };
+    let seen = http::fetch(&wrong, &roots, now).await.unwrap();
+    assert!(
+        matches!(&seen.tls.as_ref().unwrap().verdict, Verdict::Invalid(r) if r.contains("not valid for name")),
+        "expected a name mismatch, saw {:?}",
+        seen.tls.unwrap().verdict
+    );
+
+    // TCP connect: open on the server's port, refused on a closed one.
+    assert!(tcp::connect(new, Duration::from_secs(1))
+        .await
+        .result
+        .is_ok());
+    let closed = SocketAddr::from(([127, 0, 0, 2], free_port(&[[127, 0, 0, 2]])));
+    assert!(tcp::connect(closed, Duration::from_secs(1))
+        .await
+        .result
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_sink_answers_banner_ehlo_and_accepts_a_rcpt() {
+    let port = free_port(&[[127, 0, 0, 1]]);
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut command = Command::new("/usr/sbin/smtp-sink");
+    // smtp-sink refuses to run as root without a user to drop to.
+    if running_as_root() {
+        command.arg("-u").arg("nobody");
+    }
+    let child = command
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run smtp-sink (package postfix must be installed): {e}")
+        });
+    let _sink = Guard {
+        child,
+        what: "smtp-sink",
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tcp::connect(address, Duration::from_millis(200))
+        .await
+        .result
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "smtp-sink did not listen on {address} within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let roots = root_store(&TlsRoots::WebPki).unwrap();
+    let request = SmtpRequest {
+        address,
+        server_name: "localhost".into(),
+        helo: "probe.example.test".into(),
+        starttls: true,
+        rcpt: Some("someone@example.test".into()),
+        timeout: Duration::from_secs(3),
+    };
+    let seen = smtp::probe(&request, &roots, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(seen.banner.code, 220);
+    assert!(
+        seen.extensions.contains(&"PIPELINING".to_string()),
+        "EHLO keywords: {:?}",
+        seen.extensions
+    );
+    assert!(
+        seen.tls.is_none(),
+        "smtp-sink offers no STARTTLS, so none was tried"
+    );
+    let (mail, rcpt) = seen.rcpt.expect("a RCPT test was asked for");
+    assert_eq!((mail.code, rcpt.code), (250, 250));
+}
+
+/// True when the test runs as root (uid 0), read from /proc.
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A small SMTP server with STARTTLS: knows one recipient, records DATA.
+async fn starttls_server(
+    addr: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+    saw_data: Arc<AtomicBool>,
+) -> Task {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    Task(tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let mut plain = BufReader::new(tcp);
+        let _ = plain
+            .get_mut()
+            .write_all(b"220 mx.example.test ESMTP test\r\n")
+            .await;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if plain.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let reply: &[u8] = match line.trim_end().to_ascii_uppercase().as_str() {
+                l if l.starts_with("EHLO") => {
+                    b"250-mx.example.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
+                }
+                "STARTTLS" => b"220 2.0.0 go ahead\r\n",
+                _ => b"530 5.7.0 STARTTLS first\r\n",
+            };
+            let _ = plain.get_mut().write_all(reply).await;
+            if reply.starts_with(b"220") {
+                break;
+            }
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let Ok(tls) = acceptor.accept(plain.into_inner()).await else {
+            return;
+        };
+        let mut tls = BufReader::new(tls);
+        loop {
+            line.clear();
+            if tls.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let upper = line.trim_end().to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") {
+                b"250-mx.example.test\r\n250 SIZE 1000000\r\n"
+            } else if upper.starts_with("MAIL FROM:") || upper == "RSET" {
+                b"250 2.0.0 ok\r\n"
+            } else if upper == "RCPT TO:<KNOWN@EXAMPLE.TEST>" {
+                b"250 2.1.5 ok\r\n"
+            } else if upper.starts_with("RCPT TO:") {
+                b"550 5.1.1 no such user\r\n"
+            } else if upper == "DATA" {
+                saw_data.store(true, Ordering::SeqCst);
+                b"554 no\r\n"
+            } else if upper == "QUIT" {
+                let _ = tls.get_mut().write_all(b"221 bye\r\n").await;
+                return;
+            } else {
+                b"500 what\r\n"
+            };
+            let _ = tls.get_mut().write_all(reply).await;
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_is_upgraded_the_certificate_checked_and_an_unknown_rcpt_refused_without_data() {
+    let ca = TestCa::new();
+    let address = SocketAddr::from(([127, 0, 0, 2], free_port(&[[127, 0, 0, 2]])));
+    let saw_data = Arc::new(AtomicBool::new(false));
+    let _server = starttls_server(
+        address,
+        server_config(&ca.leaf(&["mx.example.test"], 90)),
+        saw_data.clone(),
+    )
+    .await;
+    let roots = root_store(&TlsRoots::CaFile(ca.file.clone())).unwrap();
+    let request = SmtpRequest {
+        address,
+        server_name: "mx.example.test".into(),
+        helo: "probe.example.test".into(),
+        starttls: true,
+        rcpt: Some("nobody@example.test".into()),
+        timeout: Duration::from_secs(3),
+    };
+    let seen = smtp::probe(&request, &roots, SystemTime::now())
+        .await
+        .unwrap();
+    assert!(seen.extensions.contains(&"STARTTLS".to_string()));
+    let tls = seen.tls.expect("STARTTLS was offered and tried");
+    assert_eq!(tls.verdict, Verdict::Valid);
+    assert_eq!(tls.leaf().unwrap().days_to_expiry, 90);
+    assert_eq!(
+        seen.extensions_after_tls,
+        vec!["SIZE"],
+        "the EHLO after TLS is the TLS one"
+    );
+    let (mail, rcpt) = seen.rcpt.unwrap();
+    assert_eq!(
+        (mail.code, rcpt.code),
+        (250, 550),
+        "the unknown recipient is refused"
+    );
+    assert!(
+        !saw_data.load(Ordering::SeqCst),
+        "the probe must never send DATA"
+    );
+}
