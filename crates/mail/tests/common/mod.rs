@@ -1,0 +1,260 @@
+//! Shared fixtures of the black-box tests: ports, child-process guards,
+//! Postfix's smtp-sink as the destination, the relay binary, a raw client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed (SIGKILL) and reaped when the guard drops.
+pub struct Process {
+    /// The child.
+    pub child: Child,
+    /// What it is, for messages.
+    pub name: String,
+}
+
+impl Process {
+    /// Kills the process now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    /// Kills and reaps the child.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// Waits until something accepts on `port`, panicking after 10 s.
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never listened on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The path of a required tool, panicking loudly when it is not installed.
+pub fn tool(name: &str) -> PathBuf {
+    for directory in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/usr/lib/postfix/sbin",
+        "/sbin",
+        "/bin",
+    ] {
+        let path = Path::new(directory).join(name);
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!(
+        "{name} is not installed: apt-get install -y postfix swaks (tests need it, no skipping)"
+    );
+}
+
+/// A running smtp-sink appending every transaction to `dump`.
+pub struct Sink {
+    /// The process.
+    pub process: Process,
+    /// Its port.
+    pub port: u16,
+    /// The dump file.
+    pub dump: PathBuf,
+}
+
+impl Sink {
+    /// Starts smtp-sink on a free loopback port with extra fault flags
+    /// (`-r RCPT` defers RCPT, `-f DATA` rejects DATA, `-q DATA` disconnects).
+    pub fn start(directory: &Path, faults: &[&str]) -> Sink {
+        let port = free_port();
+        Sink::start_on(directory, faults, port)
+    }
+
+    /// Starts smtp-sink on `port`.
+    pub fn start_on(directory: &Path, faults: &[&str], port: u16) -> Sink {
+        let dump_directory = directory.join(format!("sink-{port}"));
+        std::fs::create_dir_all(&dump_directory).unwrap();
+        let mut permissions = std::fs::metadata(&dump_directory).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o777);
+        std::fs::set_permissions(&dump_directory, permissions).unwrap();
+        let dump = dump_directory.join("dump");
+        let child = Command::new(tool("smtp-sink"))
+            .args(["-u", "nobody", "-h", "sink.test", "-D"])
+            .arg(&dump)
+            .args(faults)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("64")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink");
+        let process = Process {
+            child,
+            name: format!("smtp-sink :{port}"),
+        };
+        wait_listening(port, "smtp-sink");
+        Sink {
+            process,
+            port,
+            dump,
+        }
+    }
+
+    /// The transactions received so far, in arrival order.
+    pub fn messages(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.dump).unwrap_or_default();
+        text.split("X-Client-Addr: ")
+            .filter(|part| !part.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until `done(messages)` holds, panicking with `what` after `limit`.
+    pub fn wait_for(
+        &self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let messages = self.messages();
+            if done(&messages) {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; sink has {} message(s):\n{}",
+                messages.len(),
+                messages.join("\n----\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The relay binary built by cargo for this test run.
+pub fn relay_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cutover-mail-relay"))
+}
+
+/// Starts the relay binary with `arguments` and waits for its port.
+pub fn start_relay(port: u16, arguments: &[String]) -> Process {
+    let child = Command::new(relay_binary())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(arguments)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start cutover-mail-relay");
+    let process = Process {
+        child,
+        name: format!("relay :{port}"),
+    };
+    wait_listening(port, "cutover-mail-relay");
+    process
+}
+
+/// A blocking raw SMTP client for exact conversations.
+pub struct Client {
+    /// The reader side.
+    reader: BufReader<TcpStream>,
+    /// The writer side.
+    writer: TcpStream,
+}
+
+impl Client {
+    /// Connects and reads the greeting (returned).
+    pub fn connect(port: u16) -> std::io::Result<(Client, String)> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        let writer = stream.try_clone()?;
+        let mut client = Client {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = client.reply()?;
+        Ok((client, greeting))
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// Reads one whole (multi-line) reply.
+    pub fn reply(&mut self) -> std::io::Result<String> {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("closed after {reply:?}"),
+                ));
+            }
+            reply.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// Sends a command line and returns the reply.
+    pub fn command(&mut self, line: &str) -> std::io::Result<String> {
+        self.send(format!("{line}\r\n").as_bytes())?;
+        self.reply()
+    }
+
+    /// Sends one whole message; returns the final reply to the data.
+    pub fn message(&mut self, from: &str, to: &str, body: &str) -> std::io::Result<String> {
+        for (line, expected) in [
+            (format!("MAIL FROM:<{from}>"), "250"),
+            (format!("RCPT TO:<{to}>"), "250"),
+            ("DATA".to_string(), "354"),
+        ] {
+            let reply = self.command(&line)?;
+            if !reply.starts_with(expected) {
+                return Ok(reply);
+            }
+        }
+        self.send(body.as_bytes())?;
+        self.send(b"\r\n.\r\n")?;
+        self.reply()
+    }
+
+    /// Everything left until the server closes (for STARTTLS tests).
+    pub fn into_stream(self) -> TcpStream {
+        let buffered = self.reader.buffer().len();
+        assert_eq!(buffered, 0, "unexpected buffered bytes from the server");
+        self.writer
+    }
+
+    /// Reads until EOF.
+    pub fn drain(mut self) -> String {
+        let mut rest = String::new();
+        let _ = self.reader.read_to_string(&mut rest);
+        rest
+    }
+}
