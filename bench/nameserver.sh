@@ -136,6 +136,7 @@ zone:
   - domain: $ORIGIN
     file: "$dir/bench.zone"
 EOF
+    STARTED=$(date +%s.%N)
     taskset -c 0 knotd -c "$dir/knot.conf" 2>"$dir/knotd.log" &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
@@ -160,9 +161,11 @@ EOF
     if [[ -n "$CUTOVER_BIN" ]] &&
         "$CUTOVER_BIN" --config "$dir/cutover.toml" zone import "$zonefile" --origin "$ORIGIN" >"$dir/import.log" 2>&1; then
         SERVER_HOW="cutover serve"
+        STARTED=$(date +%s.%N)
         taskset -c 0 "$CUTOVER_BIN" --config "$dir/cutover.toml" serve 2>"$dir/serve.log" &
     else
         SERVER_HOW="examples/serve_zone (cutover CLI not usable: $(tail -1 "$dir/import.log" 2>/dev/null || echo 'did not build'))"
+        STARTED=$(date +%s.%N)
         taskset -c 0 "$SERVE_ZONE" "$zonefile" "$ORIGIN" "127.0.0.1:$port" 1 2>"$dir/serve.log" &
     fi
     SERVER_PID=$!
@@ -227,12 +230,12 @@ done
 for server in knot cutover; do
     port=$(free_port)
     echo "== $server: $BIG_RECORDS records, peak memory"
-    started=$(date +%s.%N)
     if [[ $server == knot ]]; then start_knot "$WORK/big/bench.zone" "$port"; else start_cutover "$WORK/big/bench.zone" "$port"; fi
     wait_for_answer "$port" 600
-    loaded=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    loaded=$(awk -v a="$STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     RESULT[$server.hwm]=$(peak_kib "$SERVER_PID")
-    echo "   VmHWM ${RESULT[$server.hwm]} KiB, first answer after ${loaded}s"
+    RESULT[$server.load]=$loaded
+    echo "   VmHWM ${RESULT[$server.hwm]} KiB, first answer ${loaded}s after the server process started"
     stop_server
 done
 
@@ -252,6 +255,7 @@ row "udp_blast p50 latency (us)" "$(f knot.blast 2)" "$(f cutover.blast 2)"
 row "udp_blast p99 latency (us)" "$(f knot.blast 3)" "$(f cutover.blast 3)"
 row "udp_blast CPU ms / 1k answers" "$(f knot.blast 4)" "$(f cutover.blast 4)"
 row "peak memory, ${BIG_RECORDS} records (MiB)" "$(awk -v k="${RESULT[knot.hwm]}" 'BEGIN { printf "%.1f", k / 1024 }')" "$(awk -v k="${RESULT[cutover.hwm]}" 'BEGIN { printf "%.1f", k / 1024 }')"
+row "start to first answer, ${BIG_RECORDS} records (s)" "${RESULT[knot.load]}" "${RESULT[cutover.load]}"
 echo "rcodes seen by udp_blast: knot $(f knot.blast 6); cutover $(f cutover.blast 6)"
 echo "cutover served by: $SERVER_HOW"
 echo "machine busy before the runs: ${BUSY}% ($(uptime | sed 's/.*load/load/'))"
