@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  knotd 127.0.0.3:P  test.          (parent: delegates example.test to ns1, ns2)
-//!  knotd 127.0.0.1:P  example.test   serial 2, www A 192.0.2.1 TTL 30   (ns1)
+//!  cutover 127.0.0.1:P example.test  serial 2, www A 192.0.2.1 TTL 30   (ns1: `cutover serve`)
 //!  knotd 127.0.0.2:P  example.test   serial 1, www A 192.0.2.100        (ns2, lagging)
 //!  unbound            stub test. → .3, example.test → .1
 //! ```
@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use peers::{args, cutover, free_port, Guard, Knot, Unbound};
+use peers::{args, cutover, free_port, CutoverNs, Guard, Knot, Unbound};
 
 /// The parent zone: delegates example.test. to ns1 and ns2, with glue.
 const PARENT: &str = "$TTL 60\n@ SOA ns.test. hostmaster.test. 1 60 60 600 60\n@ NS ns.test.\n\
@@ -37,8 +37,8 @@ fn child_zone(serial: u32, www: u8) -> String {
 struct Peers {
     /// The authoritative port (the same on every address).
     port: u16,
-    /// ns1: serial 2.
-    ns1: Knot,
+    /// ns1: cutover's own nameserver, serial 2.
+    ns1: CutoverNs,
     /// ns2: serial 1, a different www.
     ns2: Knot,
     /// The parent zone's server.
@@ -48,12 +48,12 @@ struct Peers {
 }
 
 impl Peers {
-    /// Starts the three knotd and Unbound.
+    /// Starts cutover's nameserver, two knotd and Unbound.
     async fn start() -> Peers {
         let port = free_port(&[[127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]]);
         let at = |last: u8| SocketAddr::from(([127, 0, 0, last], port));
         let parent = Knot::start(at(3), &[("test.", PARENT)]).await;
-        let ns1 = Knot::start(at(1), &[("example.test.", &child_zone(2, 1))]).await;
+        let ns1 = CutoverNs::start(at(1), &[("example.test.", &child_zone(2, 1))]).await;
         let ns2 = Knot::start(at(2), &[("example.test.", &child_zone(1, 100))]).await;
         let stubs = [("test.", parent.addr), ("example.test.", ns1.addr)];
         let unbound = Unbound::start(&stubs, "", "example.test.").await;

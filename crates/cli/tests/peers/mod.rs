@@ -427,3 +427,68 @@ pub async fn cutover(args: &[String]) -> Run {
 pub fn args(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
 }
+
+/// cutover's own nameserver (`cutover serve`) serving zones imported into a
+/// store of its own, on one address.
+pub struct CutoverNs {
+    /// The process.
+    pub guard: Guard,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its files.
+    _dir: tempfile::TempDir,
+}
+
+impl CutoverNs {
+    /// Imports each `(origin, zone text)` and serves them on `addr`.
+    pub async fn start(addr: SocketAddr, zones: &[(&str, &str)]) -> CutoverNs {
+        let dir = tempfile::tempdir().expect("a tempdir for cutover serve");
+        let store = dir.path().join("cutover.db");
+        for (i, (origin, text)) in zones.iter().enumerate() {
+            let file = dir.path().join(format!("zone{i}.zone"));
+            std::fs::write(&file, text).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+                .arg("--store")
+                .arg(&store)
+                .args(["zone", "import"])
+                .arg(&file)
+                .args(["--origin", origin])
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("cutover zone import runs");
+            assert!(
+                out.status.success(),
+                "cutover zone import {origin} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let config = dir.path().join("cutover.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "store = {:?}\n[dns]\nlisten = [\"{addr}\"]\nudp_workers = 1\n",
+                store.display().to_string()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("serve.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("cutover serve runs");
+        let guard = Guard {
+            child,
+            what: "cutover serve",
+        };
+        wait_answering(addr, zones[0].0, Recursion::Off, &log).await;
+        CutoverNs {
+            guard,
+            addr,
+            _dir: dir,
+        }
+    }
+}
