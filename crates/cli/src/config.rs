@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use cutover_nameserver::rrl::{Prefix, RrlConfig};
 use cutover_zone::Name;
 use serde::{de, Deserialize, Deserializer};
 
@@ -36,6 +37,9 @@ pub struct Config {
     /// Per-zone policy.
     #[serde(default)]
     pub zone: Vec<ZonePolicy>,
+    /// TSIG keys, as BIND and Knot write them (name, algorithm, base64 secret).
+    #[serde(default)]
+    pub key: Vec<cutover_nameserver::tsig::KeyConfig>,
 }
 
 /// The `[dns]` section.
@@ -51,6 +55,36 @@ pub struct Dns {
     /// How long an idle TCP connection is kept, e.g. "10s".
     #[serde(default = "default_tcp_idle_timeout", deserialize_with = "duration")]
     pub tcp_idle_timeout: Duration,
+    /// Response rate limiting of UDP answers; off when the section is absent.
+    #[serde(default)]
+    pub rrl: Option<Rrl>,
+}
+
+/// The `[dns.rrl]` section: response rate limiting as in BIND and Knot.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rrl {
+    /// Identical responses per second to one client prefix.
+    #[serde(default = "default_rrl_rate")]
+    pub responses_per_second: u32,
+    /// How long a flood is remembered, e.g. "15s".
+    #[serde(default = "default_rrl_window", deserialize_with = "duration")]
+    pub window: Duration,
+    /// Every Nth limited response is sent truncated (TC=1); 0 never, 1 always.
+    #[serde(default = "default_rrl_slip")]
+    pub slip: u32,
+    /// Bits of an IPv4 client address that make its prefix.
+    #[serde(default = "default_rrl_ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    /// Bits of an IPv6 client address that make its prefix.
+    #[serde(default = "default_rrl_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// Client prefixes never limited, e.g. ["127.0.0.0/8"].
+    #[serde(default, deserialize_with = "prefixes")]
+    pub exempt: Vec<Prefix>,
+    /// Entries in the limiter's table (fixed memory, about 32 bytes each).
+    #[serde(default = "default_rrl_table_size")]
+    pub table_size: usize,
 }
 
 /// One `[[zone]]` entry.
@@ -77,6 +111,7 @@ impl Default for Dns {
             listen: default_listen(),
             udp_workers: 0,
             tcp_idle_timeout: default_tcp_idle_timeout(),
+            rrl: None,
         }
     }
 }
@@ -96,6 +131,11 @@ impl Config {
                 "config version {} is not supported (this cutover reads version {VERSION})",
                 config.version
             )));
+        }
+        if let Some(rrl) = &config.dns.rrl {
+            rrl.to_server()
+                .validate()
+                .map_err(|e| error(format!("[dns.rrl]: {e}")))?;
         }
         let mut names: Vec<&Name> = config.zone.iter().map(|z| &z.name).collect();
         names.sort();
@@ -118,6 +158,21 @@ impl Config {
             }
         }
         Ok(None)
+    }
+}
+
+impl Rrl {
+    /// The nameserver's form of this section.
+    pub fn to_server(&self) -> RrlConfig {
+        RrlConfig {
+            responses_per_second: self.responses_per_second,
+            window: self.window,
+            slip: self.slip,
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
+            exempt: self.exempt.clone(),
+            table_size: self.table_size,
+        }
     }
 }
 
@@ -152,6 +207,36 @@ fn default_tcp_idle_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+/// The RRL rate when the section gives none.
+fn default_rrl_rate() -> u32 {
+    RrlConfig::default().responses_per_second
+}
+
+/// The RRL window when the section gives none (15 s, as BIND).
+fn default_rrl_window() -> Duration {
+    RrlConfig::default().window
+}
+
+/// The RRL slip ratio when the section gives none (2, as BIND and Knot).
+fn default_rrl_slip() -> u32 {
+    RrlConfig::default().slip
+}
+
+/// The IPv4 prefix length when the section gives none (24).
+fn default_rrl_ipv4_prefix() -> u8 {
+    RrlConfig::default().ipv4_prefix
+}
+
+/// The IPv6 prefix length when the section gives none (56).
+fn default_rrl_ipv6_prefix() -> u8 {
+    RrlConfig::default().ipv6_prefix
+}
+
+/// The RRL table size when the section gives none.
+fn default_rrl_table_size() -> usize {
+    RrlConfig::default().table_size
+}
+
 /// A duration written as a number and a unit: "250ms", "10s", "5m", "1h".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
@@ -181,6 +266,15 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
     parse_duration(&text).map_err(de::Error::custom)
 }
 
+/// Deserializes a list of address prefixes such as "192.0.2.0/24".
+fn prefixes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Prefix>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| text.parse().map_err(de::Error::custom))
+        .collect()
+}
+
 /// Deserializes an absolute domain name.
 fn domain_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Name, D::Error> {
     let text = String::deserialize(deserializer)?;
@@ -200,5 +294,53 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("10").unwrap_err().contains("unit"));
         assert!(parse_duration("s").is_err());
+    }
+
+    /// Parses `text` as a config file.
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cutover.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn rrl_section_is_read_with_defaults() {
+        let config = parse(
+            "[dns.rrl]\nresponses_per_second = 5\nwindow = \"10s\"\nslip = 1\n\
+             ipv4_prefix = 32\nipv6_prefix = 64\nexempt = [\"127.0.0.0/8\", \"::1\"]\n",
+        )
+        .unwrap();
+        let rrl = config.dns.rrl.expect("[dns.rrl] given").to_server();
+        assert_eq!(
+            rrl,
+            RrlConfig {
+                responses_per_second: 5,
+                window: Duration::from_secs(10),
+                slip: 1,
+                ipv4_prefix: 32,
+                ipv6_prefix: 64,
+                exempt: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+                table_size: RrlConfig::default().table_size,
+            }
+        );
+        let defaults = parse("[dns.rrl]\n").unwrap().dns.rrl.unwrap().to_server();
+        assert_eq!(defaults, RrlConfig::default());
+        assert!(
+            parse("").unwrap().dns.rrl.is_none(),
+            "RRL is off by default"
+        );
+    }
+
+    #[test]
+    fn rrl_section_names_bad_values() {
+        let error = parse("[dns.rrl]\nexempt = [\"10.0.0.0/40\"]\n").unwrap_err();
+        assert!(error.message.contains("10.0.0.0/40"), "{error}");
+        let error = parse("[dns.rrl]\nresponses_per_second = 0\n").unwrap_err();
+        assert!(error.message.contains("responses_per_second"), "{error}");
+        let error = parse("[dns.rrl]\nipv6_prefix = 129\n").unwrap_err();
+        assert!(error.message.contains("ipv6_prefix 129"), "{error}");
+        let error = parse("[dns.rrl]\nrate = 5\n").unwrap_err();
+        assert!(error.message.contains("rate"), "{error}");
     }
 }

@@ -9,8 +9,10 @@
 
 pub mod answer;
 pub mod catalog;
+pub mod rrl;
 pub mod server;
 pub mod snapshot;
+pub mod transfer;
 pub mod tsig;
 pub mod wire;
 

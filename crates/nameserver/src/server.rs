@@ -8,6 +8,7 @@
 //!                                                    one task per connection (framing, idle timeout)
 //!
 //!  every query: catalog.load() (ArcSwap guard, no lock) ─▶ answer(&Catalog, bytes, transport)
+//!  every UDP response, when RRL is on: Limiter::check ─▶ send │ slip (TC=1) │ drop
 //! ```
 //!
 //! As in Knot and NSD, each UDP worker owns its socket and its buffers and
@@ -30,6 +31,7 @@ use arc_swap::ArcSwap;
 use socket2::Socket;
 
 use crate::catalog::Catalog;
+use crate::rrl::{Limiter, RrlConfig, RrlCounters};
 
 /// How and where to serve.
 #[derive(Clone, Debug)]
@@ -53,6 +55,8 @@ pub struct ServerConfig {
     /// Requested SO_RCVBUF of each UDP socket, in bytes (forced past
     /// `net.core.rmem_max` when the process may).
     pub udp_receive_buffer: usize,
+    /// Response rate limiting of UDP responses; `None` turns it off.
+    pub rrl: Option<RrlConfig>,
 }
 
 /// A running server; [`shutdown`](ServerHandle::shutdown) (or drop) stops it.
@@ -70,6 +74,8 @@ pub struct ServerHandle {
     tcp_stop: tokio::sync::watch::Sender<bool>,
     /// The thread that drives the TCP runtime (and drops it).
     tcp_thread: Option<JoinHandle<()>>,
+    /// The UDP response rate limiter, when configured.
+    rrl: Option<Arc<Limiter>>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +87,7 @@ impl Default for ServerConfig {
             tcp_max_connections: 1024,
             tcp_workers: 1,
             udp_receive_buffer: 4 << 20,
+            rrl: None,
         }
     }
 }
@@ -89,6 +96,12 @@ impl ServerHandle {
     /// The addresses actually bound, in the order configured.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.local_addrs.clone()
+    }
+
+    /// What response rate limiting did so far (answered, slipped, dropped
+    /// UDP responses); `None` when it is off.
+    pub fn rrl_counters(&self) -> Option<RrlCounters> {
+        self.rrl.as_ref().map(|limiter| limiter.counters())
     }
 
     /// Stops serving and waits for every thread to end (in-flight TCP
@@ -139,6 +152,12 @@ pub fn spawn(config: ServerConfig, catalog: Arc<ArcSwap<Catalog>>) -> io::Result
             "no listen address configured",
         ));
     }
+    let rrl = match &config.rrl {
+        Some(rrl) => Some(Arc::new(Limiter::new(rrl).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("rrl: {e}"))
+        })?)),
+        None => None,
+    };
     let workers = match config.udp_workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -162,10 +181,14 @@ pub fn spawn(config: ServerConfig, catalog: Arc<ArcSwap<Catalog>>) -> io::Result
         udp_threads: Vec::new(),
         tcp_stop,
         tcp_thread: None,
+        rrl: rrl.clone(),
     };
     // From here on, an early return drops `handle`, which stops what started.
+    // The limiter's clock: every worker measures time from this instant.
+    let epoch = std::time::Instant::now();
     for (index, socket) in udp_sockets.into_iter().enumerate() {
-        let worker = udp::Worker::new(socket, catalog.clone(), stop.clone());
+        let limiter = rrl.clone().map(|limiter| udp::RateLimit { limiter, epoch });
+        let worker = udp::Worker::new(socket, catalog.clone(), stop.clone(), limiter);
         let thread = std::thread::Builder::new()
             .name(format!("cutover-udp-{index}"))
             .spawn(move || worker.run())?;

@@ -78,7 +78,9 @@ impl std::error::Error for Unconfirmed {}
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Zone(command) => zone::run(command, &open_store(&cli)?),
+        Command::Zone(command) => {
+            zone::run_with_config(command, &open_store(&cli)?, cli.config.as_deref())
+        }
         Command::Record(command) => record::run(command, &open_store(&cli)?),
         Command::Demo => demo::run(),
         Command::Key(command) => key::run(command),

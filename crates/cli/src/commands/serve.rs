@@ -50,6 +50,7 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
         listen: config.dns.listen.clone(),
         udp_workers: config.dns.udp_workers,
         tcp_idle_timeout: config.dns.tcp_idle_timeout,
+        rrl: config.dns.rrl.as_ref().map(|rrl| rrl.to_server()),
         ..ServerConfig::default()
     };
     let server =

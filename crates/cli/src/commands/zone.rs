@@ -1,24 +1,52 @@
-//! `cutover zone …`: bring zones into the store, look at them and their
-//! history, and take them out again.
+//! `cutover zone …`: bring zones into the store (from a zone file, or by
+//! AXFR from the zone's current server), look at them and their history,
+//! and take them out again.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use cutover_nameserver::transfer::{fetch_axfr, Limits};
+use cutover_nameserver::tsig::Key;
 use cutover_store::Store;
-use cutover_zone::{zonefile, Serial, ZoneDiff};
+use cutover_zone::{zonefile, Name, Serial, Zone, ZoneDiff};
 
 use super::{diff_lines, zone_name, Unconfirmed};
 
 /// The `zone` verbs.
 #[derive(Debug, Subcommand)]
 pub enum ZoneCommand {
-    /// Import a zone file (RFC 1035 master format) into the store.
+    /// Import a zone file (RFC 1035 master format), or with --axfr a zone
+    /// transferred from its current server, into the store.
     Import {
-        /// The zone file.
-        file: PathBuf,
+        /// The zone file; with --axfr, the zone's name.
+        #[arg(value_name = "FILE|ZONE")]
+        source: String,
+        /// Transfer the zone by AXFR from this server (address or host name,
+        /// port 53 unless given) instead of reading a file.
+        #[arg(long, value_name = "SERVER[:PORT]")]
+        axfr: Option<String>,
+        /// Sign the transfer with the TSIG key in this file (BIND or Knot format).
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "axfr",
+            conflicts_with = "key_name"
+        )]
+        key: Option<PathBuf>,
+        /// Sign the transfer with this key from the config's [[key]] list.
+        #[arg(long, value_name = "NAME", requires = "axfr")]
+        key_name: Option<String>,
+        /// Refuse a transfer of more records than this.
+        #[arg(long, value_name = "N", default_value_t = Limits::default().max_records, requires = "axfr")]
+        max_records: usize,
+        /// Refuse a transfer of more bytes than this.
+        #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_bytes, requires = "axfr")]
+        max_bytes: usize,
         /// The origin, when the file has no $ORIGIN.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "axfr")]
         origin: Option<String>,
         /// Replace a zone already in the store (shows the diff; needs --yes).
         #[arg(long)]
@@ -67,16 +95,58 @@ pub enum ZoneCommand {
     },
 }
 
-/// Runs one `zone` verb against the store.
-pub fn run(command: &ZoneCommand, store: &Store) -> anyhow::Result<()> {
+/// Runs one `zone` verb against the store, reading `[[key]]` entries from
+/// `config` (else from the default config places) for `--key-name`.
+pub fn run_with_config(
+    command: &ZoneCommand,
+    store: &Store,
+    config: Option<&Path>,
+) -> anyhow::Result<()> {
     match command {
         ZoneCommand::Import {
-            file,
+            source,
+            axfr: Some(server),
+            key,
+            key_name,
+            max_records,
+            max_bytes,
+            replace,
+            yes,
+            dry_run,
+            ..
+        } => {
+            let key = match (key, key_name) {
+                (Some(path), _) => Some(key_from_file(path)?),
+                (None, Some(name)) => Some(key_from_config(config, name)?),
+                (None, None) => None,
+            };
+            let limits = Limits {
+                max_records: *max_records,
+                max_bytes: *max_bytes,
+                ..Limits::default()
+            };
+            let choice = Choice {
+                replace: *replace,
+                yes: *yes,
+                dry_run: *dry_run,
+            };
+            import_axfr(store, server, source, key, limits, choice)
+        }
+        ZoneCommand::Import {
+            source,
             origin,
             replace,
             yes,
             dry_run,
-        } => import(store, file, origin.as_deref(), *replace, *yes, *dry_run),
+            ..
+        } => {
+            let choice = Choice {
+                replace: *replace,
+                yes: *yes,
+                dry_run: *dry_run,
+            };
+            import(store, Path::new(source), origin.as_deref(), choice)
+        }
         ZoneCommand::Export {
             zone,
             serial,
@@ -95,32 +165,69 @@ pub fn run(command: &ZoneCommand, store: &Store) -> anyhow::Result<()> {
     }
 }
 
-/// `zone import`.
-fn import(
-    store: &Store,
-    file: &Path,
-    origin: Option<&str>,
+/// What the user said about an import that meets an existing zone.
+#[derive(Clone, Copy, Debug)]
+struct Choice {
+    /// `--replace`.
     replace: bool,
+    /// `--yes`.
     yes: bool,
+    /// `--dry-run`.
     dry_run: bool,
-) -> anyhow::Result<()> {
+}
+
+/// `zone import FILE`.
+fn import(store: &Store, file: &Path, origin: Option<&str>, choice: Choice) -> anyhow::Result<()> {
     let origin = origin.map(zone_name).transpose()?;
     let parsed = zonefile::parse_file(file, origin.as_ref())?;
     for warning in &parsed.warnings {
         eprintln!("warning: {warning}");
     }
-    let zone = parsed.zone;
-    let name = zone.origin().clone();
     let comment = format!("import {}", file.display());
+    store_import(store, &parsed.zone, &comment, choice)
+}
+
+/// `zone import --axfr SERVER ZONE`: the whole transfer, verified, or nothing.
+fn import_axfr(
+    store: &Store,
+    server: &str,
+    zone: &str,
+    key: Option<Key>,
+    limits: Limits,
+    choice: Choice,
+) -> anyhow::Result<()> {
+    let origin = zone_name(zone)?;
+    let address = server_address(server)?;
+    let signed = key.as_ref().map(|k| k.name.to_string());
+    let transfer = fetch_axfr(address, &origin, key.map(Arc::new), limits)
+        .with_context(|| format!("AXFR of {origin} from {address} refused; nothing stored"))?;
+    eprintln!(
+        "{origin}: transferred {} records from {address} in {} messages ({} bytes){}",
+        transfer.zone.record_count(),
+        transfer.messages,
+        transfer.bytes,
+        match &signed {
+            Some(name) => format!(", every message verified with TSIG key {name}"),
+            None => String::new(),
+        }
+    );
+    let comment = format!("import axfr {address}");
+    store_import(store, &transfer.zone, &comment, choice)
+}
+
+/// Stores an imported zone: created when new; when it exists, replaced
+/// only with `--replace --yes`, or previewed with `--dry-run`.
+fn store_import(store: &Store, zone: &Zone, comment: &str, choice: Choice) -> anyhow::Result<()> {
+    let name = zone.origin().clone();
     let Some(current) = store.zone(&name)? else {
-        if dry_run {
+        if choice.dry_run {
             println!(
                 "{name}: would import {} records (dry run, nothing changed)",
                 zone.record_count()
             );
             return Ok(());
         }
-        store.create_zone(&zone, &comment)?;
+        store.create_zone(zone, comment)?;
         println!(
             "{name}: imported {} records, serial {}",
             zone.record_count(),
@@ -128,14 +235,14 @@ fn import(
         );
         return Ok(());
     };
-    if !replace {
+    if !choice.replace {
         bail!("zone {name} is already in the store (use --replace to re-import it)");
     }
-    let preview = ZoneDiff::between(&current, &zone);
-    if dry_run || !yes {
+    let preview = ZoneDiff::between(&current, zone);
+    if choice.dry_run || !choice.yes {
         print!("{}", header(&name.to_string(), &preview));
         print!("{}", diff_lines(&preview));
-        if dry_run {
+        if choice.dry_run {
             println!("dry run: nothing changed");
             return Ok(());
         }
@@ -145,7 +252,7 @@ fn import(
         ))
         .into());
     }
-    let diff = store.replace_zone(&zone, &comment)?;
+    let diff = store.replace_zone(zone, comment)?;
     if diff.is_empty() {
         println!("{name}: unchanged at serial {}", diff.to);
     } else {
@@ -153,6 +260,73 @@ fn import(
         print!("{}", diff_lines(&diff));
     }
     Ok(())
+}
+
+/// A transfer server from `ADDRESS`, `ADDRESS:PORT`, `[V6]:PORT`, `HOST`
+/// or `HOST:PORT` (port 53 when none is given).
+fn server_address(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    if let Ok(ip) = text.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| anyhow::anyhow!("invalid port {port:?} in server {text:?}"))?,
+        ),
+        None => (text, 53),
+    };
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve the server {host:?}"))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the server {host:?} has no address"))
+}
+
+/// The one key in a BIND (`key "name" { … };`) or Knot (`key: - id: …`) file.
+fn key_from_file(path: &Path) -> anyhow::Result<Key> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key file {}", path.display()))?;
+    let looks_like_bind = text.contains('{');
+    let keys = if looks_like_bind {
+        Key::parse_bind(&text)
+    } else {
+        Key::parse_knot(&text)
+    }
+    .with_context(|| format!("key file {}", path.display()))?;
+    match <[Key; 1]>::try_from(keys) {
+        Ok([key]) => Ok(key),
+        Err(keys) if keys.is_empty() => bail!("key file {} holds no key", path.display()),
+        Err(keys) => bail!(
+            "key file {} holds {} keys ({}); give a file with one",
+            path.display(),
+            keys.len(),
+            keys.iter()
+                .map(|k| k.name.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The key called `name` in the config's `[[key]]` list.
+fn key_from_config(config: Option<&Path>, name: &str) -> anyhow::Result<Key> {
+    let config = crate::config::Config::find(config)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--key-name {name}: no config file found ({})",
+            crate::config::DEFAULT_PATHS.join(", ")
+        )
+    })?;
+    let wanted = zone_name(name)?;
+    let config_key = config
+        .key
+        .iter()
+        .find(|k| zone_name(&k.name).is_ok_and(|n: Name| n == wanted))
+        .ok_or_else(|| anyhow::anyhow!("the config has no [[key]] named {name}"))?;
+    Key::from_config(config_key).with_context(|| format!("config key {name}"))
 }
 
 /// `zone export`.

@@ -4,25 +4,28 @@
 //! ```text
 //!  recvmmsg (≤ BATCH datagrams, blocks for the first only)
 //!     └─▶ for each: catalog.load() ─▶ answer(.., Transport::Udp, &mut response[i])
-//!  sendmmsg (every response, to the address its query came from)
+//!                   └─▶ RRL (when on): Limiter::check(client, response, now)
+//!                         Send ─▶ as is │ Slip ─▶ rrl::slip (TC=1, question only) │ Drop ─▶ skipped
+//!  sendmmsg (every response left, to the address its query came from)
 //! ```
 //!
 //! Every buffer and message header is allocated once per worker and reused.
 
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::answer::{answer, Transport};
 use crate::catalog::Catalog;
+use crate::rrl::{self, Limiter, Verdict};
 
 /// Datagrams moved per recvmmsg/sendmmsg call.
 const BATCH: usize = 32;
@@ -41,6 +44,16 @@ pub(super) struct Worker {
     catalog: Arc<ArcSwap<Catalog>>,
     /// Set when the worker must return.
     stop: Arc<AtomicBool>,
+    /// Response rate limiting, when on.
+    rate_limit: Option<RateLimit>,
+}
+
+/// The shared limiter and the instant its clock counts from.
+pub(super) struct RateLimit {
+    /// The limiter all UDP workers share.
+    pub(super) limiter: Arc<Limiter>,
+    /// Time zero of the limiter's clock, the same for every worker.
+    pub(super) epoch: Instant,
 }
 
 /// A worker's buffers and the message headers that point into them.
@@ -71,11 +84,13 @@ impl Worker {
         socket: Arc<Socket>,
         catalog: Arc<ArcSwap<Catalog>>,
         stop: Arc<AtomicBool>,
+        rate_limit: Option<RateLimit>,
     ) -> Worker {
         Worker {
             socket,
             catalog,
             stop,
+            rate_limit,
         }
     }
 
@@ -95,7 +110,7 @@ impl Worker {
                     continue;
                 }
             };
-            let ready = batch.answer_all(received, &self.catalog);
+            let ready = batch.answer_all(received, &self.catalog, self.rate_limit.as_ref());
             batch.send(fd, ready);
         }
     }
@@ -155,8 +170,15 @@ impl Batch {
 
     /// Answers the first `received` datagrams and fills the send headers;
     /// returns how many responses are ready.
-    fn answer_all(&mut self, received: usize, catalog: &ArcSwap<Catalog>) -> usize {
+    fn answer_all(
+        &mut self,
+        received: usize,
+        catalog: &ArcSwap<Catalog>,
+        rate_limit: Option<&RateLimit>,
+    ) -> usize {
         let mut ready = 0;
+        // One reading of the clock per batch: the batch arrived at once.
+        let now = rate_limit.map(|r| r.epoch.elapsed());
         for i in 0..received {
             let message = &self.receive[i];
             let length = (message.msg_len as usize).min(DATAGRAM_MAX);
@@ -173,6 +195,15 @@ impl Batch {
                 Err(_) => {
                     tracing::error!("answer panicked on a UDP query; dropped it");
                     continue;
+                }
+            }
+            if let (Some(rate_limit), Some(now), Some(client)) =
+                (rate_limit, now, peer_ip(&self.peers[i]))
+            {
+                match rate_limit.limiter.check(client, response, now) {
+                    Verdict::Send => {}
+                    Verdict::Slip => rrl::slip(response),
+                    Verdict::Drop => continue,
                 }
             }
             self.send_iov[ready] = libc::iovec {
@@ -219,6 +250,27 @@ impl Batch {
                 }
             }
         }
+    }
+}
+
+/// The IP address in a peer address filled by recvmmsg; `None` for a family
+/// other than IPv4 and IPv6 (which a UDP/IP socket never reports).
+fn peer_ip(peer: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match libc::c_int::from(peer.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for any sockaddr.
+            let v4 =
+                unsafe { &*(peer as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v6 =
+                unsafe { &*(peer as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr)))
+        }
+        _ => None,
     }
 }
 
