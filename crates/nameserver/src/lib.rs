@@ -14,6 +14,7 @@ pub mod server;
 pub mod snapshot;
 pub mod transfer;
 pub mod tsig;
+pub mod update;
 pub mod wire;
 
 pub use answer::{answer, Transport};
