@@ -10,10 +10,14 @@
 //! protocol violation (the CVE-2011-0411 class), so switching refuses it.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustls::RootCertStore;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::tls::{self, TlsObservation};
 use super::ServiceError;
 
 /// The longest line accepted (RFC 5321 allows 512 for replies; be generous).
@@ -121,5 +125,26 @@ impl Conversation {
             });
         }
         Ok(self.reader.into_inner())
+    }
+
+    /// Switches to TLS after the server agreed to STARTTLS/STLS: the
+    /// handshake (within the timeout) with `server_name` as SNI, and the same
+    /// conversation continued over TLS, with what the handshake showed.
+    pub async fn upgrade(
+        self,
+        server_name: &str,
+        roots: &Arc<RootCertStore>,
+        now: SystemTime,
+    ) -> Result<(Conversation, TlsObservation), ServiceError> {
+        let (address, timeout) = (self.address, self.timeout);
+        let plain = self.into_plain()?;
+        let handshake = tls::handshake(plain, address, server_name, roots, now);
+        let (stream, seen) = tokio::time::timeout(timeout, handshake)
+            .await
+            .map_err(|_| ServiceError::Timeout {
+                address,
+                stage: "TLS handshake",
+            })??;
+        Ok((Conversation::new(Box::new(stream), address, timeout), seen))
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::RootCertStore;
 
 use super::conversation::Conversation;
-use super::tls::{self, TlsObservation};
+use super::tls::TlsObservation;
 use super::{tcp, ServiceError};
 
 /// The mailbox access protocols.
@@ -117,16 +117,11 @@ pub async fn probe(
         if !answer.starts_with(ok) {
             return Err(protocol_error(format!("{command} answered {answer:?}")));
         }
-        let plain = conversation.into_plain()?;
-        let handshake = tls::handshake(plain, address, &request.server_name, roots, now);
-        let (stream, seen) = tokio::time::timeout(request.timeout, handshake)
-            .await
-            .map_err(|_| ServiceError::Timeout {
-                address,
-                stage: "TLS handshake",
-            })??;
+        let (upgraded, seen) = conversation
+            .upgrade(&request.server_name, roots, now)
+            .await?;
         tls = Some(seen);
-        conversation = Conversation::new(Box::new(stream), address, request.timeout);
+        conversation = upgraded;
     }
     let goodbye = match request.protocol {
         Protocol::Imap => "a3 LOGOUT",

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::RootCertStore;
 
 use super::conversation::Conversation;
-use super::tls::{self, TlsObservation};
+use super::tls::TlsObservation;
 use super::{tcp, ServiceError};
 
 /// One SMTP probe.
@@ -160,16 +160,11 @@ pub async fn probe(
                 reason: format!("STARTTLS answered {} {}", ready.code, ready.lines.join(" ")),
             });
         }
-        let plain = conversation.into_plain()?;
-        let handshake = tls::handshake(plain, address, &request.server_name, roots, now);
-        let (stream, seen) = tokio::time::timeout(request.timeout, handshake)
-            .await
-            .map_err(|_| ServiceError::Timeout {
-                address,
-                stage: "TLS handshake",
-            })??;
+        let (upgraded, seen) = conversation
+            .upgrade(&request.server_name, roots, now)
+            .await?;
         tls = Some(seen);
-        conversation = Conversation::new(Box::new(stream), address, request.timeout);
+        conversation = upgraded;
         extensions_after_tls = command(&mut conversation, &ehlo_line, "EHLO after TLS")
             .await?
             .keywords();
