@@ -17,19 +17,20 @@
 //! ```
 //!
 //! Every change goes through a diff checked against the current serial, and
-//! the zone it leaves must pass [`Zone::check`]; a change that fails writes
+//! the zone it leaves must pass the zone checks — [`ZoneEdit::check`], at the
+//! names the diff touches and what depends on them, the stored version having
+//! passed them all — without copying the zone; a change that fails writes
 //! nothing. Serials always rise (RFC 1982).
 
 mod codec;
 mod error;
 mod schema;
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use cutover_zone::{Name, Record, RecordType, Serial, Zone, ZoneDiff};
+use cutover_zone::{Name, Serial, Zone, ZoneDiff, ZoneEdit, ZoneError};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -395,6 +396,31 @@ impl Store {
         })
     }
 
+    /// [`Store::apply`] for a caller that already holds the current version
+    /// (the UPDATE path of `cutover serve`): the same checks in the same one
+    /// transaction, without reading every record back first. `current` must
+    /// be the stored version; its serial is checked inside the transaction.
+    pub fn apply_to(
+        &self,
+        current: &Zone,
+        diff: &ZoneDiff,
+        comment: &str,
+    ) -> Result<Serial, StoreError> {
+        let origin = current.origin();
+        self.write(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            if diff.from != serial || current.serial() != Some(serial) {
+                return Err(StoreError::SerialMismatch {
+                    origin: origin.clone(),
+                    expected: diff.from,
+                    found: serial,
+                });
+            }
+            db.commit_diff(id, origin, current, diff, comment)
+                .map(|d| d.to)
+        })
+    }
+
     /// Changes a zone through `edit`: the current version is cloned, edited,
     /// given a new serial (the unix time when that is newer, otherwise +1,
     /// unless the edit raised it itself), checked and applied, all inside one
@@ -643,12 +669,12 @@ impl Db<'_> {
                 new: diff.to,
             });
         }
-        let mut next = current.clone();
-        diff.apply_to(&mut next)
-            .map_err(|source| StoreError::Diff {
-                origin: origin.clone(),
-                source: Box::new(source),
-            })?;
+        // The touched RRsets over the current version: no copy of the zone,
+        // checks where the diff touched (the stored version passed them all).
+        let next = ZoneEdit::from_diff(current, diff).map_err(|source| StoreError::Diff {
+            origin: origin.clone(),
+            source: Box::new(source),
+        })?;
         if next.serial() != Some(diff.to) {
             return Err(StoreError::Invalid {
                 origin: origin.clone(),
@@ -660,26 +686,16 @@ impl Db<'_> {
                 ),
             });
         }
-        check(&next)?;
-        let touched: BTreeSet<(Name, u16)> = diff
-            .removed
-            .iter()
-            .chain(&diff.added)
-            .map(|r| (r.name.clone(), u16::from(r.rdata.rtype())))
-            .collect();
-        let journalled = rrset_changes(current, &next, &touched);
-        self.write_rrsets(id, &next, &touched)?;
-        self.write_version(id, &journalled, next.record_count(), comment)?;
+        problems(origin, next.check())?;
+        let journalled = next.diff();
+        self.write_rrsets(id, &next)?;
+        let records = journalled.added.len() as i64 - journalled.removed.len() as i64;
+        self.write_version(id, &journalled, records, comment)?;
         Ok(journalled)
     }
 
-    /// Rewrites the rows of the given RRsets to what `next` holds.
-    fn write_rrsets(
-        &self,
-        id: i64,
-        next: &Zone,
-        touched: &BTreeSet<(Name, u16)>,
-    ) -> Result<(), StoreError> {
+    /// Rewrites the rows of the RRsets `next` touched to what it holds.
+    fn write_rrsets(&self, id: i64, next: &ZoneEdit<'_>) -> Result<(), StoreError> {
         let mut delete = self
             .conn
             .prepare_cached("DELETE FROM record WHERE zone_id = ?1 AND owner = ?2 AND rtype = ?3")
@@ -688,10 +704,11 @@ impl Db<'_> {
             .conn
             .prepare_cached("INSERT INTO record (zone_id, owner, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5)")
             .on(self.path)?;
-        for (name, rtype) in touched {
+        for (name, rtype, rrset) in next.rrsets() {
             let owner = name_key(name);
+            let rtype = u16::from(rtype);
             delete.execute(params![id, owner, rtype]).on(self.path)?;
-            if let Some(rrset) = next.get(name, RecordType::from(*rtype)) {
+            if let Some(rrset) = rrset {
                 for rdata in rrset.rdatas() {
                     insert
                         .execute(params![id, owner, rtype, rrset.ttl, rdata.wire()])
@@ -702,12 +719,13 @@ impl Db<'_> {
         Ok(())
     }
 
-    /// Appends a version and its journal rows, and moves the zone row on.
+    /// Appends a version and its journal rows, and moves the zone row on
+    /// (`records_added`: records in the zone now less before).
     fn write_version(
         &self,
         id: i64,
         diff: &ZoneDiff,
-        records: usize,
+        records_added: i64,
         comment: &str,
     ) -> Result<(), StoreError> {
         let now = Timestamp::now().as_second();
@@ -756,8 +774,8 @@ impl Db<'_> {
         }
         self.conn
             .execute(
-                "UPDATE zone SET serial = ?2, records = ?3, updated_at = ?4 WHERE id = ?1",
-                params![id, diff.to.0, records as i64, now],
+                "UPDATE zone SET serial = ?2, records = records + ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, diff.to.0, records_added, now],
             )
             .on(self.path)?;
         self.bump_generation()
@@ -788,12 +806,16 @@ impl Db<'_> {
 
 /// The zone's checks as an error, if any fail.
 fn check(zone: &Zone) -> Result<(), StoreError> {
-    let problems = zone.check();
+    problems(zone.origin(), zone.check())
+}
+
+/// The problems a check found as an error, if there are any.
+fn problems(origin: &Name, problems: Vec<ZoneError>) -> Result<(), StoreError> {
     if problems.is_empty() {
         return Ok(());
     }
     Err(StoreError::Invalid {
-        origin: zone.origin().clone(),
+        origin: origin.clone(),
         reasons: problems
             .iter()
             .map(ToString::to_string)
@@ -848,55 +870,11 @@ fn edited<E: fmt::Display>(
     Ok(Some(next))
 }
 
-/// The records removed and added between two versions, looking only at the
-/// touched RRsets; a TTL change removes and re-adds the whole set. SOA first.
-fn rrset_changes(current: &Zone, next: &Zone, touched: &BTreeSet<(Name, u16)>) -> ZoneDiff {
-    let mut diff = ZoneDiff {
-        from: current.serial().unwrap_or(Serial(0)),
-        to: next.serial().unwrap_or(Serial(0)),
-        removed: Vec::new(),
-        added: Vec::new(),
-    };
-    for (name, rtype) in touched {
-        let rtype = RecordType::from(*rtype);
-        let old = current.get(name, rtype);
-        let new = next.get(name, rtype);
-        let same_ttl = matches!((old, new), (Some(a), Some(b)) if a.ttl == b.ttl);
-        if let Some(old) = old {
-            for rdata in old.rdatas() {
-                if !same_ttl || !new.is_some_and(|n| n.contains(rdata)) {
-                    diff.removed.push(Record {
-                        name: name.clone(),
-                        ttl: old.ttl,
-                        rdata: rdata.clone(),
-                    });
-                }
-            }
-        }
-        if let Some(new) = new {
-            for rdata in new.rdatas() {
-                if !same_ttl || !old.is_some_and(|o| o.contains(rdata)) {
-                    diff.added.push(Record {
-                        name: name.clone(),
-                        ttl: new.ttl,
-                        rdata: rdata.clone(),
-                    });
-                }
-            }
-        }
-    }
-    diff.removed
-        .sort_by_key(|r| r.rdata.rtype() != RecordType::SOA);
-    diff.added
-        .sort_by_key(|r| r.rdata.rtype() != RecordType::SOA);
-    diff
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use cutover_zone::rdata::{push_name, Soa};
-    use cutover_zone::Rdata;
+    use cutover_zone::{Rdata, Record, RecordType};
 
     /// A name from text, case kept.
     fn n(s: &str) -> Name {
@@ -1001,6 +979,75 @@ mod tests {
         assert!(
             matches!(missing, Err(StoreError::ZoneNotFound(ref o)) if *o == n("other.test.")),
             "expected ZoneNotFound, got {missing:?}"
+        );
+    }
+
+    #[test]
+    fn apply_to_checks_what_the_diff_touches_and_what_depends_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        let zone = sample();
+        store.create_zone(&zone, "test").unwrap();
+        let soa = |serial: u32| {
+            let mut soa = zone.soa().unwrap();
+            soa.serial = serial;
+            Record {
+                name: n("example.test."),
+                ttl: 3600,
+                rdata: Rdata::soa(&soa),
+            }
+        };
+        // The apex NS's glue removed (only the SOA touched at the apex): the
+        // NS target lost its last address, so the store must refuse it.
+        let glue = Record {
+            name: n("ns1.example.test."),
+            ttl: 300,
+            rdata: Rdata::a([192, 0, 2, 53].into()),
+        };
+        let unglue = ZoneDiff {
+            from: Serial(9),
+            to: Serial(10),
+            removed: vec![soa(9), glue],
+            added: vec![soa(10)],
+        };
+        let refused = store.apply_to(&zone, &unglue, "unglue");
+        assert!(
+            matches!(refused, Err(StoreError::Invalid { ref reasons, .. }) if reasons.contains("needs glue")),
+            "expected a missing-glue refusal, saw {refused:?}"
+        );
+        assert_eq!(
+            store.zone(&n("example.test.")).unwrap(),
+            Some(zone.clone()),
+            "a refused diff writes nothing"
+        );
+        // An address added: stored, counted, journalled.
+        let add = ZoneDiff {
+            from: Serial(9),
+            to: Serial(10),
+            removed: vec![soa(9)],
+            added: vec![
+                soa(10),
+                Record {
+                    name: n("new.example.test."),
+                    ttl: 60,
+                    rdata: Rdata::a([192, 0, 2, 9].into()),
+                },
+            ],
+        };
+        assert_eq!(store.apply_to(&zone, &add, "add").unwrap(), Serial(10));
+        let mut expected = zone.clone();
+        add.apply_to(&mut expected).unwrap();
+        assert_eq!(
+            store.zone(&n("example.test.")).unwrap(),
+            Some(expected),
+            "the stored version is the diff applied"
+        );
+        let info = store.zones().unwrap();
+        assert_eq!(info[0].records, 6, "five records plus one, seen {info:?}");
+        assert_eq!(
+            store.journal(&n("example.test."), Serial(9)).unwrap(),
+            vec![add],
+            "the journal holds the diff"
         );
     }
 }

@@ -424,3 +424,32 @@ fn a_store_from_a_newer_cutover_is_refused() {
         "expected SchemaTooNew naming the file, got {text}"
     );
 }
+
+#[test]
+fn apply_to_takes_the_callers_current_version_and_checks_its_serial() {
+    let (_dir, _path, store) = fresh();
+    let origin = n("example.com.");
+    store.create_zone(&sample(1), "import").unwrap();
+    let diff = ZoneDiff::between(&sample(1), &sample(2));
+    assert_eq!(
+        store.apply_to(&sample(1), &diff, "first").unwrap(),
+        Serial(2)
+    );
+    assert_eq!(store.zone(&origin).unwrap(), Some(sample(2)), "applied");
+    // A stale current version (serial 1 while the store is at 2) is refused.
+    let next = ZoneDiff::between(&sample(2), &sample(3));
+    let err = store.apply_to(&sample(1), &next, "stale").unwrap_err();
+    assert!(
+        matches!(err, StoreError::SerialMismatch { .. }),
+        "stale: {err}"
+    );
+    assert_eq!(
+        store.zone(&origin).unwrap(),
+        Some(sample(2)),
+        "nothing changed"
+    );
+    assert_eq!(
+        store.apply_to(&sample(2), &next, "second").unwrap(),
+        Serial(3)
+    );
+}

@@ -16,12 +16,14 @@
 #![allow(clippy::result_large_err)]
 
 pub mod diff;
+pub mod edit;
 pub mod rdata;
 pub mod serial;
 pub mod zone;
 pub mod zonefile;
 
 pub use diff::ZoneDiff;
+pub use edit::ZoneEdit;
 pub use hickory_proto::rr::{DNSClass, Name, RecordType};
 pub use rdata::{Rdata, RdataError};
 pub use serial::Serial;

@@ -1,11 +1,13 @@
 //! Applying a parsed UPDATE to a zone (RFC 2136 §3): prerequisites, prescan,
 //! the changes with the RFC's special rules, the serial, the caps and the
-//! zone checks — on a copy, so a refusal changes nothing.
+//! zone checks — on a [`ZoneEdit`] over the borrowed zone (the touched
+//! RRsets only, never a copy of the zone), so a refusal changes nothing and
+//! an update costs what it touches.
 
 use std::net::IpAddr;
 
 use cutover_zone::zone::ZoneError;
-use cutover_zone::{Name, Rdata, Record, RecordType, Rrset, Serial, Zone, ZoneDiff};
+use cutover_zone::{Name, Rdata, Record, RecordType, Rrset, Serial, Zone, ZoneDiff, ZoneEdit};
 
 use super::message::{Change, ParseError, Prerequisite, Update};
 use super::policy::Policy;
@@ -17,12 +19,12 @@ pub enum Outcome {
     /// Nothing changed (every change was a no-op or ignored by the RFC's
     /// rules): answer NOERROR, write nothing, keep the serial.
     Unchanged,
-    /// The zone's next version and the diff from the current one.
+    /// The diff from the current version to the next (serial raised,
+    /// checks passed): the caller writes it with `Store::apply` in one
+    /// transaction, then applies it to its zone (`edit::apply_in_place`)
+    /// and publishes that.
     Changed {
-        /// The new version, serial raised, checks passed.
-        zone: Zone,
-        /// From the current version to `zone`: the caller writes it with
-        /// `Store::apply` in one transaction before publishing `zone`.
+        /// From the current version to the next.
         diff: ZoneDiff,
     },
 }
@@ -212,11 +214,11 @@ pub fn apply(
         }
     }
 
-    let mut next = zone.clone();
+    let mut next = ZoneEdit::new(zone);
     for change in &update.changes {
         apply_change(&mut next, change, policy)?;
     }
-    if next == *zone {
+    if next.is_unchanged() {
         return Ok(Outcome::Unchanged);
     }
     let old_serial = zone.serial().unwrap_or(Serial(0));
@@ -229,8 +231,7 @@ pub fn apply(
     if let Some(error) = next.check().into_iter().next() {
         return Err(UpdateError::Invalid(error));
     }
-    let diff = ZoneDiff::between(zone, &next);
-    Ok(Outcome::Changed { zone: next, diff })
+    Ok(Outcome::Changed { diff: next.diff() })
 }
 
 /// NOTZONE unless `name` is at or below the origin.
@@ -337,7 +338,11 @@ fn canonical_wire(rdata: &Rdata) -> Vec<u8> {
 }
 
 /// Applies one change with the special rules of §3.4.2.
-fn apply_change(next: &mut Zone, change: &Change, policy: &Policy) -> Result<(), UpdateError> {
+fn apply_change(
+    next: &mut ZoneEdit<'_>,
+    change: &Change,
+    policy: &Policy,
+) -> Result<(), UpdateError> {
     let origin = next.origin().clone();
     match change {
         Change::Add(record) => add(next, record, policy),
@@ -349,11 +354,7 @@ fn apply_change(next: &mut Zone, change: &Change, policy: &Policy) -> Result<(),
             set(next, name, *rtype, Rrset::default())
         }
         Change::DeleteName { name } => {
-            let types: Vec<RecordType> = next
-                .node(name)
-                .map(|node| node.rrsets().map(|(t, _)| t).collect())
-                .unwrap_or_default();
-            for rtype in types {
+            for rtype in next.types(name) {
                 if *name == origin && matches!(rtype, RecordType::SOA | RecordType::NS) {
                     continue;
                 }
@@ -390,7 +391,7 @@ fn apply_change(next: &mut Zone, change: &Change, policy: &Policy) -> Result<(),
 /// Adds one record (§3.4.2.2): the SOA only replaces, and only with a newer
 /// serial; a CNAME never joins other data nor other data a CNAME; a CNAME
 /// replaces a CNAME; the RRset takes the TTL of the record added.
-fn add(next: &mut Zone, record: &Record, policy: &Policy) -> Result<(), UpdateError> {
+fn add(next: &mut ZoneEdit<'_>, record: &Record, policy: &Policy) -> Result<(), UpdateError> {
     let rtype = record.rdata.rtype();
     let name = &record.name;
     if rtype == RecordType::SOA {
@@ -411,11 +412,10 @@ fn add(next: &mut Zone, record: &Record, policy: &Policy) -> Result<(), UpdateEr
         );
     }
     let dnssec = |t: RecordType| matches!(t, RecordType::RRSIG | RecordType::NSEC);
-    if let Some(node) = next.node(name) {
-        let has_cname = node.get(RecordType::CNAME).is_some();
-        let has_other = node
-            .rrsets()
-            .any(|(t, _)| t != RecordType::CNAME && !dnssec(t));
+    let types = next.types(name);
+    if !types.is_empty() {
+        let has_cname = types.contains(&RecordType::CNAME);
+        let has_other = types.iter().any(|t| *t != RecordType::CNAME && !dnssec(*t));
         if rtype == RecordType::CNAME && has_other {
             return Ok(());
         }
@@ -446,8 +446,13 @@ fn add(next: &mut Zone, record: &Record, policy: &Policy) -> Result<(), UpdateEr
 }
 
 /// Replaces an RRset (an empty one deletes it).
-fn set(next: &mut Zone, name: &Name, rtype: RecordType, rrset: Rrset) -> Result<(), UpdateError> {
-    next.set_rrset(name, rtype, rrset)
+fn set(
+    next: &mut ZoneEdit<'_>,
+    name: &Name,
+    rtype: RecordType,
+    rrset: Rrset,
+) -> Result<(), UpdateError> {
+    next.set(name, rtype, rrset)
         .map_err(|error| UpdateError::Rejected {
             name: name.clone(),
             error,

@@ -14,21 +14,23 @@
 //!        3. record cap                               else REFUSED
 //!        4. prerequisites against the zone (§3.2)    YXDOMAIN/NXDOMAIN/YXRRSET/NXRRSET/NOTZONE
 //!        5. prescan: in zone, allowed by the ACL     NOTZONE / REFUSED
-//!        6. changes in order on a copy (§3.4.2)      special rules: SOA, apex NS, CNAME
-//!        7. serial rises, RRset cap, Zone::check()   else REFUSED, nothing applied
+//!        6. changes in order on a ZoneEdit (§3.4.2)  special rules: SOA, apex NS, CNAME
+//!        7. serial rises, RRset cap, ZoneEdit::check else REFUSED, nothing applied
 //!        ▼
 //!  Outcome::Unchanged                       ──▶ NOERROR, nothing to write
-//!  Outcome::Changed { zone, diff }          ──▶ Store::apply(diff) in one transaction,
-//!                                               then publish `zone` as the new snapshot,
+//!  Outcome::Changed { diff }                ──▶ Store::apply(diff) in one transaction,
+//!                                               then apply it to the zone, publish it,
 //!                                               then response(request, NoError)
 //! ```
 //!
-//! All or nothing: `apply` works on a copy of the zone and returns either the
-//! whole new version (with the [`ZoneDiff`](cutover_zone::ZoneDiff) from the
-//! old one, old SOA first in `removed`, new SOA first in `added`) or an error
-//! and no change. The caller writes the diff with `cutover_store::Store::apply`
-//! (one SQLite transaction, fsynced) and only then swaps in a snapshot built
-//! from the returned zone and answers NOERROR; if the store refuses the diff
+//! All or nothing: `apply` borrows the zone, lays the touched RRsets over it
+//! ([`ZoneEdit`](cutover_zone::ZoneEdit): no copy of the zone, checks at the
+//! touched names and what depends on them) and returns either the
+//! [`ZoneDiff`](cutover_zone::ZoneDiff) to the new version (old SOA first in
+//! `removed`, new SOA first in `added`) or an error and no change. The caller
+//! writes the diff with `cutover_store::Store::apply` (one SQLite transaction,
+//! fsynced), applies it to its zone (`cutover_zone::edit::apply_in_place`),
+//! and only then swaps in a snapshot built from it and answers NOERROR; if the store refuses the diff
 //! (another writer moved the zone on), the caller answers SERVFAIL and
 //! publishes nothing.
 

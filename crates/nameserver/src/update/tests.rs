@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use cutover_zone::rdata::{push_name, Soa};
-use cutover_zone::{Name, Rdata, Record, RecordType, Serial, Zone};
+use cutover_zone::{Name, Rdata, Record, RecordType, Serial, Zone, ZoneError};
 
 use super::*;
 
@@ -198,6 +198,8 @@ const CNAME: u16 = 5;
 const SOA: u16 = 6;
 /// TXT.
 const TXT: u16 = 16;
+/// AAAA.
+const AAAA: u16 = 28;
 /// ANY (type and class).
 const ANY: u16 = 255;
 /// Class IN.
@@ -205,15 +207,20 @@ const IN: u16 = 1;
 /// Class NONE.
 const NONE: u16 = 254;
 
-/// The zone an accepted, changing update produced, with its diff checked
-/// to turn the old zone into it.
+/// The zone an accepted, changing update produced: its diff applied to the
+/// old zone by copy and in place (the two must agree), and the result must
+/// pass the whole-zone checks the update checked only where it touched.
 fn changed(outcome: Result<Outcome, UpdateError>) -> Zone {
     match outcome {
-        Ok(Outcome::Changed { zone: new, diff }) => {
-            let mut old = zone();
-            diff.apply_to(&mut old)
+        Ok(Outcome::Changed { diff }) => {
+            let mut new = zone();
+            diff.apply_to(&mut new)
                 .expect("the diff applies to the old zone");
-            assert_eq!(old, new, "the diff must turn the old zone into the new");
+            let mut in_place = zone();
+            cutover_zone::edit::apply_in_place(&mut in_place, &diff)
+                .expect("the diff applies in place");
+            assert_eq!(in_place, new, "in place and by copy, the diff must agree");
+            assert_eq!(new.check(), vec![], "the new zone must pass Zone::check");
             new
         }
         other => panic!("expected a change, saw {other:?}"),
@@ -550,7 +557,9 @@ fn the_serial_rises_by_date_when_the_clock_is_ahead() {
         &open(),
         1_700_000_000,
     ) {
-        Ok(Outcome::Changed { zone, diff }) => {
+        Ok(Outcome::Changed { diff }) => {
+            let mut zone = zone();
+            diff.apply_to(&mut zone).expect("the diff applies");
             assert_eq!(zone.serial(), Some(Serial(1_700_000_000)));
             assert_eq!((diff.from, diff.to), (Serial(10), Serial(1_700_000_000)));
             assert_eq!(diff.removed[0].rdata, soa(10), "old SOA first");
@@ -694,6 +703,101 @@ fn a_result_that_fails_the_zone_checks_is_refused() {
         "expected a zone check failure, saw {error}"
     );
     assert_eq!(error.rcode(), UpdateRcode::Refused);
+}
+
+/// The check code of a refused update (`None` when it was not a zone check).
+fn invalid(outcome: Result<Outcome, UpdateError>) -> Option<ZoneError> {
+    match outcome {
+        Err(UpdateError::Invalid(error)) => Some(error),
+        _ => None,
+    }
+}
+
+#[test]
+fn removing_the_last_address_of_an_in_zone_nameserver_is_refused() {
+    // ns1 is untouched as an NS owner: only its target lost its address.
+    let outcome = Message::new()
+        .up("ns1.example.com.", A, ANY, 0, &[])
+        .apply();
+    assert!(
+        matches!(invalid(outcome.clone()), Some(ZoneError::MissingGlue { ref target, .. }) if *target == n("ns1.example.com.")),
+        "expected MissingGlue for ns1, saw {outcome:?}"
+    );
+    // Another address kept, or given in the same update: accepted.
+    let z = changed(
+        Message::new()
+            .up(
+                "ns1.example.com.",
+                AAAA,
+                IN,
+                60,
+                &[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            )
+            .up("ns1.example.com.", A, ANY, 0, &[])
+            .apply(),
+    );
+    assert!(
+        z.get(&n("ns1.example.com."), RecordType::A).is_none(),
+        "A deleted"
+    );
+}
+
+#[test]
+fn removing_a_delegation_uncovers_the_nameservers_below_it_to_the_checks() {
+    let target = |name: &str| {
+        let mut wire = Vec::new();
+        push_name(&mut wire, &n(name));
+        wire
+    };
+    // A delegation with glue, and below it an occluded glueless NS (valid).
+    let delegated = changed(
+        Message::new()
+            .up(
+                "sub.example.com.",
+                NS,
+                IN,
+                60,
+                &target("ns.sub.example.com."),
+            )
+            .up("ns.sub.example.com.", A, IN, 60, &[192, 0, 2, 53])
+            .up(
+                "deep.sub.example.com.",
+                NS,
+                IN,
+                60,
+                &target("ns.deep.sub.example.com."),
+            )
+            .apply(),
+    );
+    let undelegate = Message::new()
+        .up("sub.example.com.", NS, ANY, 0, &[])
+        .parse()
+        .unwrap();
+    let outcome = apply(&delegated, &undelegate, Some(&key()), local(), &open(), 0);
+    assert!(
+        matches!(invalid(outcome.clone()), Some(ZoneError::MissingGlue { ref name, .. }) if *name == n("deep.sub.example.com.")),
+        "expected MissingGlue at deep.sub, saw {outcome:?}"
+    );
+    // The delegation's glue removed: sub's NS, untouched, lost its address.
+    let unglue = Message::new()
+        .up("ns.sub.example.com.", A, ANY, 0, &[])
+        .parse()
+        .unwrap();
+    let outcome = apply(&delegated, &unglue, Some(&key()), local(), &open(), 0);
+    assert!(
+        matches!(invalid(outcome.clone()), Some(ZoneError::MissingGlue { ref name, .. }) if *name == n("sub.example.com.")),
+        "expected MissingGlue at sub, saw {outcome:?}"
+    );
+    let mut whole = delegated.clone();
+    whole
+        .set_rrset(&n("sub.example.com."), RecordType::NS, Default::default())
+        .unwrap();
+    assert_eq!(
+        whole.check().len(),
+        1,
+        "the whole-zone check agrees: {:?}",
+        whole.check()
+    );
 }
 
 #[test]
