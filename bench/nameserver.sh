@@ -24,56 +24,10 @@ BIG_RECORDS=${BIG_RECORDS:-1000000}
 ORIGIN=bench.test.
 WORK=$(mktemp -d /tmp/cutover-bench.XXXXXX)
 CLK_TCK=$(getconf CLK_TCK)
-PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "work directory kept: $WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() { echo "nameserver.sh: $*" >&2; exit 1; }
-
-for tool in knotd kdig dnsperf taskset gcc python3 cargo; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+source "$ROOT/bench/lib.sh"
+clean_up_on_exit
+need_tools knotd kdig dnsperf taskset gcc python3 cargo
 [[ $(nproc) -ge 2 ]] || die "needs two cores (server on 0, load on 1)"
-
-# A port free for UDP and TCP on 127.0.0.1.
-free_port() {
-    python3 - <<'EOF'
-import socket
-while True:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-    port = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", port)); print(port); break
-    except OSError:
-        pass
-    finally:
-        t.close(); u.close()
-EOF
-}
-
-# Waits until the server on port $1 answers an SOA query (at most $2 seconds).
-wait_for_answer() {
-    local port=$1 limit=$2 i
-    for ((i = 0; i < limit * 10; i++)); do
-        if kdig +short +timeout=1 +retry=0 @127.0.0.1 -p "$port" "$ORIGIN" SOA 2>/dev/null | grep -q .; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "no answer on port $port after ${limit}s"
-}
 
 # utime+stime of a process, in clock ticks.
 cpu_ticks() {
@@ -170,12 +124,6 @@ EOF
     fi
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
-}
-
-# Stops the server started last.
-stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
 }
 
 # Runs dnsperf against port $1 for server pid $2; prints "qps avg_ms cpu_per_1k completed".

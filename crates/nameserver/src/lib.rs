@@ -5,10 +5,15 @@
 //!                                ├─▶ Catalog ──(ArcSwap, no lock)──▶ answer(&Catalog, query) ──▶ response
 //!  Zone ──build──▶ ZoneSnapshot ─┘                                        ▲
 //!                                               server: UDP workers / TCP ┘
+//!                                                 │ primary::routed (UPDATE, NOTIFY, AXFR/IXFR, TSIG)
+//!                                                 ▼
+//!                                   Primary::handle (tsig, update, transfer) ──▶ responses
 //! ```
 
 pub mod answer;
 pub mod catalog;
+pub mod metrics;
+pub mod primary;
 pub mod rrl;
 pub mod server;
 pub mod snapshot;
@@ -19,4 +24,5 @@ pub mod wire;
 
 pub use answer::{answer, Transport};
 pub use catalog::Catalog;
+pub use primary::Primary;
 pub use snapshot::ZoneSnapshot;

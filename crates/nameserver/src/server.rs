@@ -9,6 +9,9 @@
 //!
 //!  every query: catalog.load() (ArcSwap guard, no lock) ─▶ answer(&Catalog, bytes, transport)
 //!  every UDP response, when RRL is on: Limiter::check ─▶ send │ slip (TC=1) │ drop
+//!  UPDATE / NOTIFY / AXFR / IXFR / TSIG (primary::routed), when a primary is set:
+//!     UDP ─▶ bounded queue ─▶ primary thread: Primary::handle ─▶ send_to (same socket)
+//!     TCP ─▶ spawn_blocking(Primary::handle) ─▶ every message framed, in order
 //! ```
 //!
 //! As in Knot and NSD, each UDP worker owns its socket and its buffers and
@@ -31,6 +34,7 @@ use arc_swap::ArcSwap;
 use socket2::Socket;
 
 use crate::catalog::Catalog;
+use crate::primary::Primary;
 use crate::rrl::{Limiter, RrlConfig, RrlCounters};
 
 /// How and where to serve.
@@ -57,6 +61,9 @@ pub struct ServerConfig {
     pub udp_receive_buffer: usize,
     /// Response rate limiting of UDP responses; `None` turns it off.
     pub rrl: Option<RrlConfig>,
+    /// What answers UPDATE, NOTIFY, AXFR/IXFR and TSIG-signed messages;
+    /// `None` leaves them to the answer path (NOTAUTH, as Knot with no ACL).
+    pub primary: Option<Arc<dyn Primary>>,
 }
 
 /// A running server; [`shutdown`](ServerHandle::shutdown) (or drop) stops it.
@@ -88,6 +95,7 @@ impl Default for ServerConfig {
             tcp_workers: 1,
             udp_receive_buffer: 4 << 20,
             rrl: None,
+            primary: None,
         }
     }
 }
@@ -186,12 +194,34 @@ pub fn spawn(config: ServerConfig, catalog: Arc<ArcSwap<Catalog>>) -> io::Result
     // From here on, an early return drops `handle`, which stops what started.
     // The limiter's clock: every worker measures time from this instant.
     let epoch = std::time::Instant::now();
+    // Routed datagrams: one queue, drained by the primary's own thread,
+    // which ends once every worker (every sender) is gone.
+    let (routing, routed_queue) = match &config.primary {
+        Some(primary) => {
+            let (sender, queue) = std::sync::mpsc::sync_channel(udp::ROUTED_QUEUE);
+            (Some(sender), Some((queue, Arc::clone(primary))))
+        }
+        None => (None, None),
+    };
     for (index, socket) in udp_sockets.into_iter().enumerate() {
         let limiter = rrl.clone().map(|limiter| udp::RateLimit { limiter, epoch });
-        let worker = udp::Worker::new(socket, catalog.clone(), stop.clone(), limiter);
+        let worker = udp::Worker::new(
+            socket,
+            catalog.clone(),
+            stop.clone(),
+            limiter,
+            routing.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name(format!("cutover-udp-{index}"))
             .spawn(move || worker.run())?;
+        handle.udp_threads.push(thread);
+    }
+    drop(routing);
+    if let Some((queue, primary)) = routed_queue {
+        let thread = std::thread::Builder::new()
+            .name("cutover-primary-udp".into())
+            .spawn(move || udp::serve_routed(queue, primary))?;
         handle.udp_threads.push(thread);
     }
     let limits = tcp::Limits {
@@ -213,7 +243,16 @@ pub fn spawn(config: ServerConfig, catalog: Arc<ArcSwap<Catalog>>) -> io::Result
     };
     let thread = std::thread::Builder::new()
         .name("cutover-tcp-accept".into())
-        .spawn(move || tcp::run(runtime, listeners, catalog, limits, tcp_stopped))?;
+        .spawn(move || {
+            tcp::run(
+                runtime,
+                listeners,
+                catalog,
+                limits,
+                tcp_stopped,
+                config.primary,
+            )
+        })?;
     handle.tcp_thread = Some(thread);
     tracing::info!(addrs = ?handle.local_addrs, udp_workers = workers, "nameserver serving");
     Ok(handle)

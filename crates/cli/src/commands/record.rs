@@ -1,12 +1,24 @@
-//! `cutover record …`: change single RRsets. Every change goes through
-//! [`Store::edit`], so it is checked, bumps the serial and is journalled.
+//! `cutover record …`: change single RRsets. Every change is an RFC 2136
+//! UPDATE built here and applied by the same path as a network UPDATE, so
+//! there is one way a zone changes.
+//!
+//! ```text
+//!  record add|set|delete ──▶ Update { changes } ──update::apply (local operator:
+//!      the whole zone)──▶ ZoneDiff ──Store::apply (one fsynced transaction)──▶ serial bumped
+//!                                     └─ --dry-run: printed, not applied
+//! ```
+//!
+//! A running `cutover serve` sees the change through the store's generation
+//! and publishes it (and sends its NOTIFYs).
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use cutover_store::Store;
-use cutover_zone::{zonefile, Name, Rdata, Record, RecordType, Rrset, Zone, ZoneDiff};
+use cutover_nameserver::update::{self, Change as UpdateChange, Outcome, Policy, Rule, Update};
+use cutover_store::{Store, StoreError};
+use cutover_zone::{zonefile, Name, Rdata, Record, RecordType, Zone, ZoneDiff};
 
 use super::{diff_lines, zone_name};
 
@@ -28,37 +40,37 @@ pub enum RecordCommand {
 #[derive(Debug, Args)]
 pub struct Change {
     /// The zone.
-    zone: String,
+    pub(crate) zone: String,
     /// The owner, relative to the zone or absolute ("@" is the apex).
-    name: String,
+    pub(crate) name: String,
     /// The record type (A, AAAA, MX, TXT…).
-    rtype: String,
+    pub(crate) rtype: String,
     /// The record data, in zone-file form.
     #[arg(required = true, num_args = 1..)]
-    data: Vec<String>,
+    pub(crate) data: Vec<String>,
     /// TTL (default: the RRset's current TTL, else 3600).
     #[arg(long)]
-    ttl: Option<u32>,
+    pub(crate) ttl: Option<u32>,
     /// Print the diff and change nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// Arguments of `record delete`.
 #[derive(Debug, Args)]
 pub struct Removal {
     /// The zone.
-    zone: String,
+    pub(crate) zone: String,
     /// The owner, relative to the zone or absolute.
-    name: String,
+    pub(crate) name: String,
     /// The record type.
-    rtype: String,
+    pub(crate) rtype: String,
     /// Only the record with this data (default: the whole RRset).
     #[arg(num_args = 0..)]
-    data: Vec<String>,
+    pub(crate) data: Vec<String>,
     /// Print the diff and change nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// Runs one `record` verb against the store.
@@ -67,39 +79,40 @@ pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
         RecordCommand::Add(change) => {
             let (origin, name, rtype, rdata) = parse_change(change)?;
             let ttl = change.ttl;
-            let edit = move |zone: &mut Zone| -> anyhow::Result<()> {
-                let existing = zone.get(&name, rtype).cloned();
-                let mut rrset = existing.clone().unwrap_or_default();
-                rrset.ttl = ttl.or(existing.map(|s| s.ttl)).unwrap_or(DEFAULT_TTL);
-                rrset.insert(rdata.clone());
-                zone.set_rrset(&name, rtype, rrset)?;
-                Ok(())
+            let changes = move |zone: &Zone| -> anyhow::Result<Vec<UpdateChange>> {
+                let ttl = ttl
+                    .or(zone.get(&name, rtype).map(|s| s.ttl))
+                    .unwrap_or(DEFAULT_TTL);
+                Ok(vec![UpdateChange::Add(Record {
+                    name: name.clone(),
+                    ttl,
+                    rdata: rdata.clone(),
+                })])
             };
-            commit(
-                store,
-                &origin,
-                &format!("record add {}", describe(change)),
-                change.dry_run,
-                edit,
-            )
+            let comment = format!("record add {}", describe(change));
+            commit(store, &origin, &comment, change.dry_run, changes)
         }
         RecordCommand::Set(change) => {
             let (origin, name, rtype, rdata) = parse_change(change)?;
             let ttl = change.ttl;
-            let edit = move |zone: &mut Zone| -> anyhow::Result<()> {
+            let changes = move |zone: &Zone| -> anyhow::Result<Vec<UpdateChange>> {
                 let ttl = ttl
                     .or(zone.get(&name, rtype).map(|s| s.ttl))
                     .unwrap_or(DEFAULT_TTL);
-                zone.set_rrset(&name, rtype, Rrset::new(ttl, rdata.clone()))?;
-                Ok(())
+                Ok(vec![
+                    UpdateChange::DeleteRrset {
+                        name: name.clone(),
+                        rtype,
+                    },
+                    UpdateChange::Add(Record {
+                        name: name.clone(),
+                        ttl,
+                        rdata: rdata.clone(),
+                    }),
+                ])
             };
-            commit(
-                store,
-                &origin,
-                &format!("record set {}", describe(change)),
-                change.dry_run,
-                edit,
-            )
+            let comment = format!("record set {}", describe(change));
+            commit(store, &origin, &comment, change.dry_run, changes)
         }
         RecordCommand::Delete(removal) => {
             let origin = zone_name(&removal.zone)?;
@@ -115,10 +128,11 @@ pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
                 removal.rtype,
                 removal.data.join(" ")
             );
-            let edit = move |zone: &mut Zone| -> anyhow::Result<()> {
+            let changes = move |zone: &Zone| -> anyhow::Result<Vec<UpdateChange>> {
+                let existing = zone.get(&name, rtype);
                 match &rdata {
                     Some(rdata) => {
-                        if !zone.remove(&name, rdata) {
+                        if !existing.is_some_and(|set| set.contains(rdata)) {
                             return Err(anyhow!(
                                 "{name} has no {rtype} record with data {}",
                                 zonefile::record_to_text(&Record {
@@ -128,39 +142,90 @@ pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
                                 })
                             ));
                         }
+                        Ok(vec![UpdateChange::DeleteRecord {
+                            name: name.clone(),
+                            rdata: rdata.clone(),
+                        }])
                     }
                     None => {
-                        if zone.get(&name, rtype).is_none() {
+                        if existing.is_none() {
                             return Err(anyhow!("{name} has no {rtype} records"));
                         }
-                        zone.set_rrset(&name, rtype, Rrset::default())?;
+                        Ok(vec![UpdateChange::DeleteRrset {
+                            name: name.clone(),
+                            rtype,
+                        }])
                     }
                 }
-                Ok(())
             };
-            commit(store, &origin, comment.trim_end(), removal.dry_run, edit)
+            commit(store, &origin, comment.trim_end(), removal.dry_run, changes)
         }
     }
 }
 
-/// Applies (or, dry, previews) an edit and prints the serial change and diff.
+/// The address the local operator's updates are attributed to.
+const OPERATOR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// How often a change is retried when another writer moved the zone on
+/// between our read and our write.
+const ATTEMPTS: usize = 3;
+
+/// The local operator's policy: the whole zone, no caps.
+fn operator_policy(origin: &Name) -> Policy {
+    Policy {
+        keys: Vec::new(),
+        unsigned: vec![(
+            update::Prefix::from_str("127.0.0.1/32").expect("a valid prefix"),
+            Rule::whole_zone(origin.clone()),
+        )],
+        max_records: usize::MAX,
+        max_rrset: usize::MAX,
+    }
+}
+
+/// Builds the UPDATE from the current zone, applies it through
+/// `update::apply` and `Store::apply` (or, dry, previews it), and prints the
+/// serial change and the diff.
 fn commit(
     store: &Store,
     origin: &Name,
     comment: &str,
     dry_run: bool,
-    edit: impl FnOnce(&mut Zone) -> anyhow::Result<()>,
+    changes: impl Fn(&Zone) -> anyhow::Result<Vec<UpdateChange>>,
 ) -> anyhow::Result<()> {
-    let edit = |zone: &mut Zone| edit(zone).map_err(|e| format!("{e:#}"));
-    let diff: ZoneDiff = if dry_run {
-        store.preview_edit(origin, edit)?
-    } else {
-        store.edit(origin, comment, edit)?
+    let policy = operator_policy(origin);
+    let mut attempt = 0;
+    let diff: ZoneDiff = loop {
+        attempt += 1;
+        let zone = store
+            .zone(origin)?
+            .ok_or_else(|| StoreError::ZoneNotFound(origin.clone()))?;
+        let request = Update {
+            id: 0,
+            zone: origin.clone(),
+            prerequisites: Vec::new(),
+            changes: changes(&zone)?,
+        };
+        let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
+        let outcome = update::apply(&zone, &request, None, OPERATOR, &policy, now)
+            .map_err(|e| anyhow!("{origin}: {e}"))?;
+        let diff = match outcome {
+            Outcome::Unchanged => {
+                let serial = zone.serial().unwrap_or(cutover_zone::Serial(0));
+                println!("{origin}: nothing to change, serial stays {serial}");
+                return Ok(());
+            }
+            Outcome::Changed { diff, .. } => diff,
+        };
+        if dry_run {
+            break diff;
+        }
+        match store.apply(origin, &diff, comment) {
+            Ok(_) => break diff,
+            Err(StoreError::SerialMismatch { .. }) if attempt < ATTEMPTS => continue,
+            Err(error) => return Err(error.into()),
+        }
     };
-    if diff.is_empty() {
-        println!("{origin}: nothing to change, serial stays {}", diff.to);
-        return Ok(());
-    }
     println!("{origin}: serial {} → {}", diff.from, diff.to);
     print!("{}", diff_lines(&diff));
     if dry_run {

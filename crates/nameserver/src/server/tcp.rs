@@ -8,6 +8,11 @@
 //!       └──────────── until EOF, a malformed frame, idle timeout, stop ──────┘
 //! ```
 //!
+//! A frame [`routed`] to the primary (UPDATE, NOTIFY, AXFR/IXFR, TSIG) is
+//! answered on a blocking thread (`spawn_blocking`: an UPDATE waits for
+//! fsync); its responses (a whole transfer, every message signed) are framed
+//! in order before the next frame is read.
+//!
 //! Pipelined queries are answered in order. Reads and writes are bounded by
 //! the idle timeout, so a client that stops sending or stops reading holds
 //! only its own connection, and only that long.
@@ -27,6 +32,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::answer::{answer, Transport};
 use crate::catalog::Catalog;
+use crate::primary::{routed, Primary};
 
 /// The smallest DNS message: a header. A shorter frame ends the connection.
 const HEADER_LEN: usize = 12;
@@ -46,6 +52,9 @@ pub(super) struct Limits {
     /// Connections served at once, over all listeners.
     pub(super) max_connections: usize,
 }
+
+/// The primary frames are routed to, when one is configured.
+pub(super) type Routing = Option<Arc<dyn Primary>>;
 
 /// Why a connection ends (for the debug log).
 #[derive(Debug)]
@@ -100,6 +109,7 @@ pub(super) fn run(
     catalog: Arc<ArcSwap<Catalog>>,
     limits: Limits,
     stop: watch::Receiver<bool>,
+    routing: Routing,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     runtime.block_on(async {
@@ -112,6 +122,7 @@ pub(super) fn run(
                     limits,
                     permits.clone(),
                     stop.clone(),
+                    routing.clone(),
                 ))
             })
             .collect();
@@ -132,6 +143,7 @@ async fn accept_loop(
     limits: Limits,
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
+    routing: Routing,
 ) {
     loop {
         if *stop.borrow() {
@@ -144,8 +156,9 @@ async fn accept_loop(
                     Ok(permit) => {
                         let catalog = catalog.clone();
                         let stop = stop.clone();
+                        let routing = routing.clone();
                         tokio::spawn(async move {
-                            let close = serve_connection(stream, &catalog, limits, stop).await;
+                            let close = serve_connection(stream, peer, &catalog, limits, stop, routing).await;
                             tracing::debug!(%peer, %close, "TCP connection closed");
                             drop(permit);
                         });
@@ -165,9 +178,11 @@ async fn accept_loop(
 /// Serves one connection until it closes, goes idle, or the server stops.
 async fn serve_connection(
     mut stream: TcpStream,
+    peer: SocketAddr,
     catalog: &ArcSwap<Catalog>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
+    routing: Routing,
 ) -> Close {
     // Responses are written in whole batches, so Nagle only adds delay.
     let _ = stream.set_nodelay(true);
@@ -184,13 +199,45 @@ async fn serve_connection(
             };
             consumed += 2 + query.len();
             deadline = Instant::now() + limits.idle_timeout;
+            if let Some(primary) = routing.as_ref().filter(|_| routed(query)) {
+                let (primary, request) = (Arc::clone(primary), query.to_vec());
+                let handled = tokio::task::spawn_blocking(move || {
+                    let mut responses = Vec::new();
+                    primary.handle(&request, peer, Transport::Tcp, &mut responses);
+                    crate::metrics::routed(&request, &responses);
+                    responses
+                })
+                .await;
+                match handled {
+                    Ok(responses) => {
+                        for response in &responses {
+                            push_frame(&mut output, response);
+                            if output.len() >= OUTPUT_FLUSH {
+                                if let Err(close) =
+                                    write(&mut stream, &mut output, limits.idle_timeout).await
+                                {
+                                    return close;
+                                }
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        tracing::error!(%peer, "the primary panicked on a TCP request; dropped it")
+                    }
+                }
+                deadline = Instant::now() + limits.idle_timeout;
+                continue;
+            }
             let zones = catalog.load();
             // A bug in the answer path must cost one query, not the server.
             let answered = catch_unwind(AssertUnwindSafe(|| {
                 answer(&zones, query, Transport::Tcp, &mut response)
             }));
             match answered {
-                Ok(true) => push_frame(&mut output, &response),
+                Ok(true) => {
+                    crate::metrics::answered(Transport::Tcp, &response);
+                    push_frame(&mut output, &response)
+                }
                 Ok(false) => {}
                 Err(_) => tracing::error!("answer panicked on a TCP query; dropped it"),
             }

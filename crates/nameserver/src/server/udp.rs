@@ -9,6 +9,11 @@
 //!  sendmmsg (every response left, to the address its query came from)
 //! ```
 //!
+//! A message [`routed`] to the primary (UPDATE, NOTIFY, transfers, TSIG) is
+//! copied into a bounded queue and answered by the primary's own thread,
+//! which replies from the same socket; the worker never waits on it (a full
+//! queue drops the message, as a busy network could).
+//!
 //! Every buffer and message header is allocated once per worker and reused.
 
 use std::io;
@@ -17,6 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +31,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::answer::{answer, Transport};
 use crate::catalog::Catalog;
+use crate::primary::{routed, Primary};
 use crate::rrl::{self, Limiter, Verdict};
 
 /// Datagrams moved per recvmmsg/sendmmsg call.
@@ -46,7 +53,22 @@ pub(super) struct Worker {
     stop: Arc<AtomicBool>,
     /// Response rate limiting, when on.
     rate_limit: Option<RateLimit>,
+    /// Where routed messages go, when a primary is configured.
+    routing: Option<SyncSender<Routed>>,
 }
+
+/// A routed datagram on its way to the primary's thread.
+pub(super) struct Routed {
+    /// The request bytes.
+    request: Vec<u8>,
+    /// Who sent it.
+    client: SocketAddr,
+    /// The socket it came in on (the reply leaves from it).
+    socket: Arc<Socket>,
+}
+
+/// Routed datagrams waiting for the primary, at most; more are dropped.
+pub(super) const ROUTED_QUEUE: usize = 1024;
 
 /// The shared limiter and the instant its clock counts from.
 pub(super) struct RateLimit {
@@ -85,12 +107,14 @@ impl Worker {
         catalog: Arc<ArcSwap<Catalog>>,
         stop: Arc<AtomicBool>,
         rate_limit: Option<RateLimit>,
+        routing: Option<SyncSender<Routed>>,
     ) -> Worker {
         Worker {
             socket,
             catalog,
             stop,
             rate_limit,
+            routing,
         }
     }
 
@@ -110,7 +134,9 @@ impl Worker {
                     continue;
                 }
             };
-            let ready = batch.answer_all(received, &self.catalog, self.rate_limit.as_ref());
+            let routing = self.routing.as_ref().map(|sender| (sender, &self.socket));
+            let ready =
+                batch.answer_all(received, &self.catalog, self.rate_limit.as_ref(), routing);
             batch.send(fd, ready);
         }
     }
@@ -175,6 +201,7 @@ impl Batch {
         received: usize,
         catalog: &ArcSwap<Catalog>,
         rate_limit: Option<&RateLimit>,
+        routing: Option<(&SyncSender<Routed>, &Arc<Socket>)>,
     ) -> usize {
         let mut ready = 0;
         // One reading of the clock per batch: the batch arrived at once.
@@ -183,6 +210,19 @@ impl Batch {
             let message = &self.receive[i];
             let length = (message.msg_len as usize).min(DATAGRAM_MAX);
             let query = &self.queries[i * DATAGRAM_MAX..i * DATAGRAM_MAX + length];
+            if let Some((sender, socket)) = routing.filter(|_| routed(query)) {
+                if let Some(client) = peer_addr(&self.peers[i]) {
+                    let routed = Routed {
+                        request: query.to_vec(),
+                        client,
+                        socket: Arc::clone(socket),
+                    };
+                    if let Err(TrySendError::Full(_)) = sender.try_send(routed) {
+                        tracing::debug!(%client, "primary queue full; routed datagram dropped");
+                    }
+                }
+                continue;
+            }
             let response = &mut self.responses[i];
             let zones = catalog.load();
             // A bug in the answer path must cost one query, not the worker.
@@ -190,7 +230,7 @@ impl Batch {
                 answer(&zones, query, Transport::Udp, response)
             }));
             match answered {
-                Ok(true) => {}
+                Ok(true) => crate::metrics::answered(Transport::Udp, response),
                 Ok(false) => continue,
                 Err(_) => {
                     tracing::error!("answer panicked on a UDP query; dropped it");
@@ -202,8 +242,14 @@ impl Batch {
             {
                 match rate_limit.limiter.check(client, response, now) {
                     Verdict::Send => {}
-                    Verdict::Slip => rrl::slip(response),
-                    Verdict::Drop => continue,
+                    Verdict::Slip => {
+                        crate::metrics::rrl_slipped();
+                        rrl::slip(response)
+                    }
+                    Verdict::Drop => {
+                        crate::metrics::rrl_dropped();
+                        continue;
+                    }
                 }
             }
             self.send_iov[ready] = libc::iovec {
@@ -251,6 +297,49 @@ impl Batch {
             }
         }
     }
+}
+
+/// Answers routed datagrams with `primary` until every worker has hung up.
+pub(super) fn serve_routed(queue: Receiver<Routed>, primary: Arc<dyn Primary>) {
+    let mut responses = Vec::new();
+    while let Ok(routed) = queue.recv() {
+        responses.clear();
+        let handled = catch_unwind(AssertUnwindSafe(|| {
+            primary.handle(
+                &routed.request,
+                routed.client,
+                Transport::Udp,
+                &mut responses,
+            )
+        }));
+        if handled.is_err() {
+            tracing::error!(client = %routed.client, "the primary panicked on a UDP request; dropped it");
+            continue;
+        }
+        crate::metrics::routed(&routed.request, &responses);
+        if let Some(response) = responses.first() {
+            let to = SockAddr::from(routed.client);
+            if let Err(e) = routed.socket.send_to(response, &to) {
+                tracing::debug!(client = %routed.client, error = %e, "UDP reply from the primary not sent");
+            }
+        }
+    }
+}
+
+/// The address and port in a peer address filled by recvmmsg.
+fn peer_addr(peer: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    let ip = peer_ip(peer)?;
+    let port = match libc::c_int::from(peer.ss_family) {
+        // SAFETY: as in `peer_ip`: the family says which struct it holds.
+        libc::AF_INET => u16::from_be(unsafe {
+            (*(peer as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port
+        }),
+        // SAFETY: as above, for sockaddr_in6.
+        _ => u16::from_be(unsafe {
+            (*(peer as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()).sin6_port
+        }),
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 /// The IP address in a peer address filled by recvmmsg; `None` for a family

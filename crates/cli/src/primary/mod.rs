@@ -1,0 +1,563 @@
+//! The primary behind `cutover serve`: what the nameserver routes off its
+//! answer path (UPDATE, NOTIFY, AXFR/IXFR, TSIG-signed messages), answered
+//! from the store.
+//!
+//! ```text
+//!  routed request ──tsig::verify_request (RFC 8945 order)── rejected ──▶ FORMERR / NOTAUTH(+TSIG)
+//!        │ unsigned or verified (signer kept)
+//!        ├─ UPDATE ─▶ writer lock ─▶ update::apply(zone, policy) ─▶ Store::apply (one fsynced
+//!        │            transaction) ─▶ publish snapshot (ArcSwap) ─▶ NOTIFY out ─▶ NOERROR
+//!        ├─ AXFR/IXFR (ACL: transfer_keys / transfer_from) ─▶ axfr_messages │ ixfr_messages(journal)
+//!        ├─ NOTIFY ─▶ NOERROR ack (we are the primary: nothing to fetch)
+//!        └─ QUERY (signed, or not classified cheaply) ─▶ answer(&Catalog)
+//!  every response ──signer.sign (each message of a stream)──▶ out
+//! ```
+//!
+//! Writers are serialised by one mutex; the zone last written is kept
+//! (keyed by the store's generation) so an UPDATE does not reload it, and
+//! an UPDATE's diff, once stored, is applied to it in place
+//! (`edit::apply_in_place`: the touched RRsets only, no copy of the zone).
+//! Publishing goes through the `served` map the reload watcher also holds,
+//! so the two never overwrite each other's catalog and the watcher does not
+//! rebuild a zone the primary already published.
+
+pub mod notifier;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use arc_swap::ArcSwap;
+use cutover_nameserver::primary::{
+    bare_response, streams, Request, AXFR, IXFR, OPCODE_NOTIFY, OPCODE_QUERY, OPCODE_UPDATE,
+};
+use cutover_nameserver::transfer::{axfr_messages, ixfr_messages, message_limit, Question};
+use cutover_nameserver::tsig::{
+    signature_len, verify_request, Key, KeyRing, ResponseSigner, Verified,
+};
+use cutover_nameserver::update::{self, Outcome, Policy, Rule, Update, UpdateRcode};
+use cutover_nameserver::{answer, Catalog, Primary, Transport, ZoneSnapshot};
+use cutover_store::{Store, StoreError};
+use cutover_zone::{edit, Name, RecordType, Serial, Zone};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use crate::config::{Config, UpdatePrefix};
+use notifier::Notifier;
+
+/// RCODE NOTIMP.
+const NOTIMP: u8 = 4;
+/// RCODE REFUSED.
+const REFUSED: u8 = 5;
+/// RCODE NOTAUTH.
+const NOTAUTH: u8 = 9;
+/// RCODE FORMERR.
+const FORMERR: u8 = 1;
+/// RCODE SERVFAIL.
+const SERVFAIL: u8 = 2;
+
+/// The zones served, with the serial published for each; shared by the
+/// reload watcher and the primary (whoever publishes holds the lock).
+pub type Served = Arc<Mutex<BTreeMap<Name, Serial>>>;
+
+/// Who may transfer one zone.
+#[derive(Clone, Debug, Default)]
+struct TransferAcl {
+    /// Keys that may.
+    keys: Vec<Name>,
+    /// Addresses that may, unsigned.
+    from: Vec<UpdatePrefix>,
+}
+
+/// The primary: the store, the published catalog and the policies.
+pub struct StorePrimary {
+    /// Its own handle on the store (the watcher has another).
+    store: Store,
+    /// What the server answers from.
+    catalog: Arc<ArcSwap<Catalog>>,
+    /// The serials published, shared with the watcher.
+    served: Served,
+    /// Every configured TSIG key.
+    keys: KeyRing,
+    /// Who may UPDATE what, and the caps.
+    policy: Policy,
+    /// Who may transfer each zone.
+    transfers: BTreeMap<Name, TransferAcl>,
+    /// Serialises writers; holds the zone last written.
+    writer: Mutex<Written>,
+    /// Tells the secondaries about changes.
+    notifier: Notifier,
+    /// The clock, seconds since the epoch (TSIG, serials).
+    clock: fn() -> u64,
+}
+
+/// The zones as last written or read by the writer, valid while the store's
+/// generation is still `generation`.
+#[derive(Default)]
+struct Written {
+    /// The store generation the cache matches.
+    generation: Option<u64>,
+    /// Zones by origin.
+    zones: BTreeMap<Name, Arc<Zone>>,
+}
+
+impl std::fmt::Debug for StorePrimary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorePrimary")
+            .field("store", &self.store.path())
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+/// The wall clock in seconds since the epoch.
+pub fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The key ring of every `[[key]]` in the config.
+pub fn key_ring(config: &Config) -> anyhow::Result<KeyRing> {
+    let keys = config
+        .key
+        .iter()
+        .map(|k| Key::from_config(k).map_err(|e| anyhow::anyhow!("key {}: {e}", k.name)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(KeyRing::from_keys(keys)?)
+}
+
+/// The UPDATE policy the config's `[[zone]]` entries describe.
+pub fn update_policy(config: &Config) -> Policy {
+    let mut policy = Policy::deny_all();
+    policy.max_records = config.dns.max_update_records;
+    policy.max_rrset = config.dns.max_rrset_records;
+    for zone in &config.zone {
+        for key in &zone.update_keys {
+            policy
+                .keys
+                .push((key.clone(), Rule::whole_zone(zone.name.clone())));
+        }
+        for rule in &zone.update_rule {
+            let grant = Rule {
+                zones: vec![zone.name.clone()],
+                names: rule.names.clone(),
+                types: rule.types.clone(),
+            };
+            policy.keys.push((rule.key.clone(), grant));
+        }
+        for prefix in &zone.allow_unsigned_update_from {
+            policy
+                .unsigned
+                .push((*prefix, Rule::whole_zone(zone.name.clone())));
+        }
+    }
+    policy
+}
+
+impl StorePrimary {
+    /// A primary on the store at `store_path`, publishing into `catalog`.
+    pub fn new(
+        config: &Config,
+        store_path: &std::path::Path,
+        catalog: Arc<ArcSwap<Catalog>>,
+        served: Served,
+        notifier: Notifier,
+    ) -> anyhow::Result<StorePrimary> {
+        let transfers = config
+            .zone
+            .iter()
+            .map(|zone| {
+                let acl = TransferAcl {
+                    keys: zone.transfer_keys.clone(),
+                    from: zone.transfer_from.clone(),
+                };
+                (zone.name.clone(), acl)
+            })
+            .collect();
+        Ok(StorePrimary {
+            store: Store::open(store_path)?,
+            catalog,
+            served,
+            keys: key_ring(config)?,
+            policy: update_policy(config),
+            transfers,
+            writer: Mutex::new(Written::default()),
+            notifier,
+            clock: wall_clock,
+        })
+    }
+
+    /// The writer lock (a panic in another writer leaves nothing half-done:
+    /// the store rolled back).
+    fn writer(&self) -> MutexGuard<'_, Written> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current zone `origin` (from the cache when the store has not
+    /// changed since), `None` when it is not in the store.
+    fn zone(&self, written: &mut Written, origin: &Name) -> Result<Option<Arc<Zone>>, StoreError> {
+        let generation = self.store.generation()?;
+        if written.generation != Some(generation) {
+            written.zones.clear();
+            written.generation = Some(generation);
+        }
+        // A cached zone must also be the version published: a write by
+        // another process between our commit and our generation read would
+        // otherwise leave the cache behind for good.
+        let published = self
+            .catalog
+            .load()
+            .zones()
+            .find(|z| z.origin() == origin)
+            .map(|z| z.serial());
+        if let Some(zone) = written.zones.get(origin) {
+            if zone.serial() == published {
+                return Ok(Some(Arc::clone(zone)));
+            }
+        }
+        let Some(zone) = self.store.zone(origin)? else {
+            return Ok(None);
+        };
+        let zone = Arc::new(zone);
+        written.zones.insert(origin.clone(), Arc::clone(&zone));
+        Ok(Some(zone))
+    }
+
+    /// Applies an UPDATE and returns its response (unsigned).
+    fn update(&self, request: &[u8], key: Option<&Name>, client: SocketAddr) -> Vec<u8> {
+        let parsed = match Update::parse(request) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                tracing::info!(%client, "UPDATE refused: {error}");
+                return update::response(request, error.rcode());
+            }
+        };
+        let origin = parsed.zone.clone();
+        let mut written = self.writer();
+        let zone = match self.zone(&mut written, &origin) {
+            Ok(Some(zone)) => zone,
+            Ok(None) => return update::response(request, UpdateRcode::NotAuth),
+            Err(error) => {
+                tracing::error!(zone = %origin, "UPDATE: cannot read the zone: {error}");
+                return update::response(request, UpdateRcode::ServFail);
+            }
+        };
+        let now = (self.clock)();
+        let started = std::time::Instant::now();
+        let outcome = update::apply(
+            &zone,
+            &parsed,
+            key,
+            client.ip(),
+            &self.policy,
+            u32::try_from(now).unwrap_or(u32::MAX),
+        );
+        let diff = match outcome {
+            Ok(Outcome::Unchanged) => return update::response(request, UpdateRcode::NoError),
+            Ok(Outcome::Changed { diff }) => diff,
+            Err(error) => {
+                tracing::info!(%client, zone = %origin, "UPDATE refused: {error}");
+                return update::response(request, error.rcode());
+            }
+        };
+        let who = match key {
+            Some(key) => format!("key {key}"),
+            None => format!("unsigned from {}", client.ip()),
+        };
+        let comment = format!("update by {who}");
+        let applied = started.elapsed();
+        // The served lock is held from the commit to the publication, so the
+        // reload watcher never rebuilds the version we are about to publish.
+        let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(error) = self.store.apply_to(&zone, &diff, &comment) {
+            written.generation = None;
+            tracing::error!(zone = %origin, "UPDATE not stored: {error}");
+            return update::response(request, UpdateRcode::ServFail);
+        }
+        let stored = started.elapsed();
+        let serial = diff.to;
+        // The cached zone becomes the new version in place (copied only if
+        // a transfer still holds it); the store already took the same diff.
+        drop(zone);
+        let mut next = written
+            .zones
+            .remove(&origin)
+            .unwrap_or_else(|| Arc::new(Zone::new(origin.clone())));
+        if let Err(error) = edit::apply_in_place(Arc::make_mut(&mut next), &diff) {
+            tracing::error!(zone = %origin, "UPDATE stored, but not applied to the cached zone: {error}");
+            match self.store.zone(&origin) {
+                Ok(Some(zone)) => next = Arc::new(zone),
+                _ => {
+                    written.generation = None;
+                    return update::response(request, UpdateRcode::ServFail);
+                }
+            }
+        }
+        self.publish(&origin, &next, &mut served);
+        drop(served);
+        let published = started.elapsed();
+        // Our own write moved the generation on: the cache is this version.
+        written.generation = self.store.generation().ok();
+        written.zones.clear();
+        written.zones.insert(origin.clone(), next);
+        drop(written);
+        tracing::info!(zone = %origin, %client, applied = ?applied, stored = ?stored, published = ?published,
+            "UPDATE by {who}: serial {} → {serial}, {} removed, {} added",
+            diff.from, diff.removed.len(), diff.added.len());
+        self.notifier.changed(&origin);
+        update::response(request, UpdateRcode::NoError)
+    }
+
+    /// Builds the snapshot of `zone` and swaps it into the catalog, under
+    /// the `served` lock the watcher also takes (held by the caller).
+    fn publish(&self, origin: &Name, zone: &Zone, served: &mut BTreeMap<Name, Serial>) {
+        let snapshot = Arc::new(ZoneSnapshot::build(zone));
+        let serial = snapshot.serial();
+        let next = self.catalog.load().with_zone(snapshot);
+        self.catalog.store(Arc::new(next));
+        served.insert(origin.clone(), serial);
+    }
+
+    /// Answers an AXFR or IXFR: every message, unsigned.
+    fn transfer(
+        &self,
+        request: &[u8],
+        parsed: &Request,
+        key: Option<&Key>,
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Vec<Vec<u8>> {
+        let refuse = |rcode: u8| vec![bare_response(request, rcode, false)];
+        let Some(qname) = parsed.qname.as_deref().and_then(name_from_wire) else {
+            return refuse(FORMERR);
+        };
+        if parsed.qtype == AXFR && !streams(transport) {
+            return refuse(NOTIMP);
+        }
+        let mut origin = qname.to_lowercase();
+        origin.set_fqdn(true);
+        let allowed = self.transfers.get(&origin).is_some_and(|acl| {
+            key.is_some_and(|k| acl.keys.contains(&k.name))
+                || (key.is_none() && acl.from.iter().any(|p| p.contains(client.ip())))
+        });
+        let kind = if parsed.qtype == AXFR { "AXFR" } else { "IXFR" };
+        if !allowed {
+            tracing::info!(zone = %origin, %client, "{kind} refused by the transfer ACL");
+            return refuse(REFUSED);
+        }
+        let zone = {
+            let mut written = self.writer();
+            self.zone(&mut written, &origin)
+        };
+        let zone = match zone {
+            Ok(Some(zone)) => zone,
+            Ok(None) => return refuse(NOTAUTH),
+            Err(error) => {
+                tracing::error!(zone = %origin, "{kind}: cannot read the zone: {error}");
+                return refuse(SERVFAIL);
+            }
+        };
+        let question = Question {
+            name: qname,
+            qtype: RecordType::from(parsed.qtype),
+        };
+        let limit = message_limit(key);
+        let built = if parsed.qtype == AXFR {
+            axfr_messages(&zone, parsed.id, &question, limit).map(|m| (m, "full".to_string()))
+        } else {
+            let Some(client_serial) = parsed.client_serial.map(Serial) else {
+                return refuse(FORMERR);
+            };
+            let current = zone.serial().unwrap_or(Serial(0));
+            let (journal, client_serial) = if streams(transport) {
+                (
+                    self.store
+                        .journal(&origin, client_serial)
+                        .unwrap_or_default(),
+                    client_serial,
+                )
+            } else {
+                // Over UDP: our SOA alone; the client comes back over TCP.
+                (Vec::new(), current)
+            };
+            ixfr_messages(&zone, &journal, client_serial, parsed.id, &question, limit)
+                .map(|r| (r.messages, format!("{:?}", r.form).to_lowercase()))
+        };
+        match built {
+            Ok((messages, form)) => {
+                tracing::info!(zone = %origin, %client, messages = messages.len(),
+                    "{kind} out: {form}, serial {}", zone.serial().unwrap_or(Serial(0)));
+                messages
+            }
+            Err(error) => {
+                tracing::error!(zone = %origin, "{kind}: {error}");
+                refuse(SERVFAIL)
+            }
+        }
+    }
+
+    /// Acknowledges a NOTIFY for a zone we serve.
+    fn notify_in(&self, request: &[u8], parsed: &Request) -> Vec<u8> {
+        let served = parsed
+            .qname
+            .as_deref()
+            .and_then(name_from_wire)
+            .is_some_and(|name| self.catalog.load().zones().any(|z| *z.origin() == name));
+        match served {
+            true => bare_response(request, 0, true),
+            false => bare_response(request, NOTAUTH, false),
+        }
+    }
+}
+
+impl Primary for StorePrimary {
+    fn handle(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        responses: &mut Vec<Vec<u8>>,
+    ) {
+        let Some(parsed) = Request::parse(request) else {
+            return;
+        };
+        let now = (self.clock)();
+        let mut signer: Option<ResponseSigner> = match verify_request(request, &self.keys, now) {
+            Ok(Verified::Unsigned) => None,
+            Ok(Verified::Signed(signer)) => Some(signer),
+            Err(rejection) => {
+                tracing::info!(%client, "TSIG: {rejection}");
+                let mut response = bare_response(request, 0, false);
+                match rejection.answer(&mut response, now) {
+                    Ok(()) => responses.push(response),
+                    Err(error) => tracing::warn!("TSIG error answer not built: {error}"),
+                }
+                return;
+            }
+        };
+        let key = signer.as_ref().map(|s| Arc::clone(s.key()));
+        match parsed.opcode {
+            OPCODE_UPDATE => {
+                responses.push(self.update(request, key.as_ref().map(|k| &k.name), client))
+            }
+            OPCODE_NOTIFY => responses.push(self.notify_in(request, &parsed)),
+            OPCODE_QUERY if parsed.qtype == AXFR || parsed.qtype == IXFR => {
+                responses.extend(self.transfer(request, &parsed, key.as_deref(), client, transport))
+            }
+            OPCODE_QUERY => {
+                let mut response = Vec::new();
+                if answer(&self.catalog.load(), request, transport, &mut response) {
+                    if let (Transport::Udp, Some(key)) = (transport, key.as_deref()) {
+                        fit_signed_udp(request, &mut response, key);
+                    }
+                    responses.push(response);
+                }
+            }
+            _ => responses.push(bare_response(request, NOTIMP, false)),
+        }
+        if let Some(signer) = signer.as_mut() {
+            for (index, response) in responses.iter_mut().enumerate() {
+                if let Err(error) = signer.sign(response, now) {
+                    tracing::error!(%client, "cannot sign response message {index}: {error}");
+                    responses.truncate(index);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Makes room for the TSIG a UDP answer will carry: when the answer and
+/// the signature do not fit the client's size (EDNS, else 512), the answer
+/// becomes the question alone with TC set, so the client retries over TCP.
+fn fit_signed_udp(request: &[u8], response: &mut Vec<u8>, key: &Key) {
+    let limit = cutover_nameserver::wire::Query::parse(request)
+        .and_then(|q| q.edns)
+        .map_or(512, |e| usize::from(e.udp_size).clamp(512, 1232));
+    if response.len() + signature_len(key) <= limit || response.len() < 12 {
+        return;
+    }
+    let rcode = response[3] & 0x0f;
+    let authoritative = response[2] & 0x04 != 0;
+    *response = bare_response(request, rcode, authoritative);
+    if let Some(flags) = response.get_mut(2) {
+        *flags |= 0x02;
+    }
+}
+
+/// A name from its uncompressed wire form.
+fn name_from_wire(wire: &[u8]) -> Option<Name> {
+    let mut decoder = BinDecoder::new(wire);
+    Name::read(&mut decoder).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config from TOML text.
+    fn config(text: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cutover.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).unwrap()
+    }
+
+    #[test]
+    fn the_policy_grants_what_the_config_says_and_nothing_else() {
+        let config = config(
+            "[dns]\nmax_update_records = 7\nmax_rrset_records = 3\n\
+             [[key]]\nname = \"ops.\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n\
+             [[key]]\nname = \"web.\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n\
+             [[zone]]\nname = \"example.com.\"\nupdate_keys = [\"ops.\"]\n\
+             allow_unsigned_update_from = [\"127.0.0.1/32\"]\n\
+             [[zone.update_rule]]\nkey = \"web.\"\nnames = [\"*.web.example.com.\"]\ntypes = [\"A\"]\n",
+        );
+        let policy = update_policy(&config);
+        assert_eq!(
+            (policy.max_records, policy.max_rrset),
+            (7, 3),
+            "caps from [dns]"
+        );
+        let zone: Name = "example.com.".parse().unwrap();
+        let (ops, web): (Name, Name) = ("ops.".parse().unwrap(), "web.".parse().unwrap());
+        let local = "127.0.0.1".parse().unwrap();
+        let remote = "192.0.2.1".parse().unwrap();
+        let rules = |key: Option<&Name>, from| policy.rules_for(&zone, key, from).count();
+        assert_eq!(rules(Some(&ops), remote), 1, "ops: the whole zone");
+        assert_eq!(rules(None, local), 1, "unsigned from 127.0.0.1");
+        assert_eq!(rules(None, remote), 0, "unsigned from elsewhere: nothing");
+        let web_rule = policy.rules_for(&zone, Some(&web), remote).next().unwrap();
+        let a = Some(RecordType::A);
+        assert!(web_rule.allows(&"x.web.example.com.".parse().unwrap(), a));
+        assert!(
+            !web_rule.allows(&"www.example.com.".parse().unwrap(), a),
+            "outside *.web"
+        );
+        assert!(
+            !web_rule.allows(
+                &"x.web.example.com.".parse().unwrap(),
+                Some(RecordType::TXT)
+            ),
+            "A only"
+        );
+    }
+
+    #[test]
+    fn a_signed_udp_answer_that_would_not_fit_is_truncated_to_the_question() {
+        let key = Key::from_text("k.", "hmac-sha256", "c2VjcmV0c2VjcmV0c2VjcmV0").unwrap();
+        let mut request = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        request.extend_from_slice(b"\x07example\x00\x00\x01\x00\x01");
+        let mut small = bare_response(&request, 0, true);
+        small.extend_from_slice(&[0; 100]);
+        let before = small.clone();
+        fit_signed_udp(&request, &mut small, &key);
+        assert_eq!(small, before, "100 bytes and a signature fit 512");
+        let mut large = bare_response(&request, 0, true);
+        large.extend_from_slice(&[0; 480]);
+        fit_signed_udp(&request, &mut large, &key);
+        assert_eq!(large.len(), request.len(), "question only");
+        assert_eq!(large[2] & 0x02, 0x02, "TC set");
+        assert_eq!(large[2] & 0x04, 0x04, "AA kept");
+    }
+}

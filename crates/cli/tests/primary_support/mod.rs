@@ -1,0 +1,256 @@
+//! What the primary's black-box tests share: a store with a zone in it,
+//! `cutover serve` started on it as a child with its log in a file, and
+//! the command-line clients (kdig, knsupdate, nsupdate) run against it.
+
+#![allow(dead_code, unused_imports)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use cutover_peers::secondary::{soa_serial, Secondary, TsigKey};
+pub use cutover_peers::{free_port, Guard};
+
+/// The zone the tests serve.
+pub const ORIGIN: &str = "example.com.";
+
+/// The key allowed to UPDATE the whole zone.
+pub const OPS_KEY: &str = "ops.";
+/// The key allowed to transfer the zone and signing NOTIFYs.
+pub const XFR_KEY: &str = "xfr.";
+/// The ops key's secret (32 bytes, base64).
+pub const OPS_SECRET: &str = "q1SXa5nV3l9Mz7K0EYXlPjxfDt6vNfV9v0k1b7GHHgY=";
+/// The transfer key's secret.
+pub const XFR_SECRET: &str = "c29tZXRoaW5nIGVsc2UgZW50aXJlbHkgZGlmZmVyZW50";
+
+/// The zone's text at serial 1: SOA, NS, `hosts` A records.
+pub fn zone_text(hosts: usize) -> String {
+    let mut text = String::from(
+        "$ORIGIN example.com.\n$TTL 3600\n\
+         @ SOA ns1 hostmaster 1 3600 600 86400 300\n\
+         @ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.10\n",
+    );
+    for i in 0..hosts {
+        text.push_str(&format!(
+            "h{i} A 198.51.{}.{}\n",
+            (i / 250) % 256,
+            i % 250 + 1
+        ));
+    }
+    text
+}
+
+/// A scratch directory holding a store with the zone imported.
+pub struct Scratch {
+    /// Removed on drop.
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A store with the zone of `hosts` extra records imported.
+    pub fn with_zone(hosts: usize) -> Scratch {
+        let scratch = Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let file = scratch.path("example.com.zone");
+        std::fs::write(&file, zone_text(hosts)).unwrap();
+        scratch.ok(&["zone", "import", file.to_str().unwrap()]);
+        scratch
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `cutover --store DIR/cutover.db ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .current_dir(self.dir.path())
+            .arg("--store")
+            .arg(self.path("cutover.db"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("the cutover binary runs")
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cutover {args:?} failed with {}:\n{}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// The zone's serial in the store (`zone list`).
+    pub fn serial(&self) -> u32 {
+        let list = self.ok(&["zone", "list"]);
+        let line = list
+            .lines()
+            .find(|l| l.starts_with(ORIGIN))
+            .unwrap_or_else(|| panic!("no zone in:\n{list}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Writes the config: listen on `port`, the two keys, the zone with
+    /// `zone_extra` lines appended to its `[[zone]]`, `dns_extra` to `[dns]`.
+    pub fn config(&self, port: u16, dns_extra: &str, zone_extra: &str) -> PathBuf {
+        let path = self.path("cutover.toml");
+        let text = format!(
+            "store = {:?}\n[dns]\nlisten = [\"127.0.0.1:{port}\"]\nudp_workers = 1\n{dns_extra}\n\
+             [[key]]\nname = \"{OPS_KEY}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{OPS_SECRET}\"\n\
+             [[key]]\nname = \"{XFR_KEY}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{XFR_SECRET}\"\n\
+             [[zone]]\nname = \"{ORIGIN}\"\n{zone_extra}\n",
+            self.path("cutover.db").to_str().unwrap()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+/// A running `cutover serve`, killed (SIGKILL) on drop.
+pub struct Serve {
+    /// The process.
+    pub child: Child,
+    /// Where it answers.
+    pub addr: SocketAddr,
+    /// Its log file.
+    pub log_path: PathBuf,
+}
+
+impl Serve {
+    /// Starts `cutover serve --config CONFIG` (log at info into `log`) and
+    /// waits until it answers the zone's SOA.
+    pub fn start(config: &Path, port: u16, log: &Path) -> Serve {
+        let file = std::fs::File::create(log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("the cutover binary runs");
+        let mut serve = Serve {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log_path: log.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while soa_serial(serve.addr, ORIGIN).is_none() {
+            if let Some(status) = serve.child.try_wait().unwrap() {
+                panic!("cutover serve exited with {status}; log:\n{}", serve.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cutover serve did not answer within 20 s; log:\n{}",
+                serve.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        serve
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Kills the server with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `program ARGS` with `stdin`; returns its output (panics naming the
+/// package when it is not installed).
+pub fn run_tool(program: &str, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} (is it installed?): {e}"));
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Sends one UPDATE with `client` ("knsupdate" or "nsupdate") signed by
+/// `key:secret`, made of the `update …` lines given; returns its output.
+pub fn send_update(
+    client: &str,
+    server: SocketAddr,
+    key: &str,
+    secret: &str,
+    lines: &[&str],
+) -> Output {
+    let mut script = format!("server {} {}\nzone {ORIGIN}\n", server.ip(), server.port());
+    for line in lines {
+        script.push_str(line);
+        script.push('\n');
+    }
+    script.push_str("send\n");
+    let y = format!("hmac-sha256:{key}:{secret}");
+    run_tool(client, &["-y", &y], &script)
+}
+
+/// `kdig @server ARGS… +noall +answer` (output text).
+pub fn kdig(server: SocketAddr, args: &[&str]) -> String {
+    let port = server.port().to_string();
+    let ip = format!("@{}", server.ip());
+    let mut all = vec![ip.as_str(), "-p", port.as_str(), "+time=5", "+retry=1"];
+    all.extend_from_slice(args);
+    let out = Command::new("kdig")
+        .args(&all)
+        .output()
+        .expect("kdig must be installed (knot-dnsutils)");
+    text(&out.stdout) + &text(&out.stderr)
+}
+
+/// The zone a `kdig AXFR` from `server` (signed with the transfer key
+/// when `signed`) returns, parsed; panics with the output when it does not
+/// parse.
+pub fn axfr_zone(server: SocketAddr, signed: bool) -> cutover_zone::Zone {
+    let y = format!("hmac-sha256:{XFR_KEY}:{XFR_SECRET}");
+    let mut args = vec![ORIGIN, "AXFR", "+noall", "+answer"];
+    if signed {
+        args.extend(["-y", y.as_str()]);
+    }
+    parse_zone(&kdig(server, &args))
+}
+
+/// Zone text (kdig answer lines or `zone export`) parsed as example.com.
+pub fn parse_zone(text: &str) -> cutover_zone::Zone {
+    let origin: cutover_zone::Name = ORIGIN.parse().unwrap();
+    let lines: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(';') && !l.trim().is_empty())
+        .filter(|l| !l.split_whitespace().any(|w| w == "TSIG"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    cutover_zone::zonefile::parse_str(&lines, "output", Some(&origin))
+        .unwrap_or_else(|e| panic!("does not parse as a zone ({e}):\n{text}"))
+        .zone
+}
