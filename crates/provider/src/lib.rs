@@ -12,10 +12,38 @@
 //! HTTP providers read, compare and write.
 //!
 //! The trait is blocking: callers on an async runtime use `spawn_blocking`.
+//!
+//! The implementations, one module each, all checked by one shared test
+//! battery (`tests/battery`) against real servers:
+//!
+//! | module | where the records live | how `expect` is kept |
+//! |---|---|---|
+//! | [`embedded`] | cutover's own store | compared inside the store's write transaction |
+//! | [`rfc2136`] | any server taking RFC 2136 UPDATE with TSIG | prerequisites in the UPDATE itself |
+//! | [`powerdns`] | PowerDNS Authoritative's HTTP API | read, compare, then one atomic PATCH |
+//! | `cloud` (feature `cloud`) | cloud DNS hosts through `dns-update` | read by DNS, compare, write RRset by RRset |
+//!
+//! Whatever the provider, [`readback`] asks the zone's authoritative servers
+//! what they now serve and reports TTLs raised above what was asked (a
+//! provider's TTL floor).
 
 #![allow(clippy::result_large_err)]
 
 use cutover_zone::{Name, RecordType, Rrset, Serial, Zone};
+
+#[cfg(feature = "cloud")]
+pub mod cloud;
+mod condition;
+pub mod embedded;
+pub mod powerdns;
+mod query;
+pub mod readback;
+pub mod rfc2136;
+
+pub use condition::rrset_text;
+pub use embedded::EmbeddedProvider;
+pub use powerdns::{PowerDnsConfig, PowerDnsProvider};
+pub use rfc2136::{Rfc2136Config, Rfc2136Provider};
 
 /// One RRset to change: what the plan saw there, and what it should become.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,4 +109,26 @@ pub trait Provider: Send + Sync {
     /// set whose `set` values are already in place succeeds and changes
     /// nothing (steps are redone after a crash).
     fn apply(&self, zone: &Name, changes: &[Change]) -> Result<Applied, ProviderError>;
+
+    /// The RRsets at the given names and types, in order (`None`: absent).
+    /// The default reads the whole zone; providers that cannot list a zone
+    /// (cloud hosts) answer this one by DNS instead.
+    fn read_rrsets(
+        &self,
+        zone: &Name,
+        keys: &[(Name, RecordType)],
+    ) -> Result<Vec<Option<Rrset>>, ProviderError> {
+        let whole = self.read(zone)?;
+        Ok(keys
+            .iter()
+            .map(|(name, rtype)| whole.get(name, *rtype).cloned())
+            .collect())
+    }
+}
+
+impl Change {
+    /// The (name, type) key of the change.
+    pub fn key(&self) -> (Name, RecordType) {
+        (self.name.clone(), self.rtype)
+    }
 }

@@ -1,0 +1,28 @@
+//! PowerDNS as the server behind a provider (its HTTP API, or a cloud
+//! crate's PowerDNS backend): started with the battery zone, and edited by
+//! "someone else" through pdnsutil on the same database.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use cutover_peers::free_port;
+use cutover_peers::powerdns::PowerDns;
+
+/// A pdns_server serving the battery zone by DNS on the address returned.
+pub fn start() -> (SocketAddr, PowerDns) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
+    let pdns =
+        super::runtime().block_on(PowerDns::start(addr, &[(super::ORIGIN, super::ZONE_TEXT)]));
+    (addr, pdns)
+}
+
+/// Someone else's edit: `label` A becomes one record of `address` with `ttl`.
+pub fn replace_a(pdns: &PowerDns, label: &str, ttl: u32, address: Ipv4Addr) {
+    pdns.pdnsutil(&[
+        "replace-rrset",
+        super::ORIGIN,
+        label,
+        "A",
+        &ttl.to_string(),
+        &address.to_string(),
+    ]);
+}
