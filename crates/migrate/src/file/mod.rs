@@ -1,0 +1,323 @@
+//! The migration file: what moves, where its records live, how to check the
+//! new servers, and when.
+//!
+//! ```text
+//!  TOML text ──toml──▶ raw tables (spans kept) ──validate──▶ MigrationFile
+//!      │                                                  (typed: names, addresses, RDATA, seconds)
+//!      └── any error: FILE:LINE:COLUMN: what was expected
+//! ```
+//!
+//! The file is versioned (`version = 1`). The version is read first, on its
+//! own, and then the whole file is read as that version's tables with
+//! `deny_unknown_fields`; reading it in two passes (rather than through a
+//! `#[serde(tag = "version")]` enum, which buffers the document) keeps the
+//! exact position of every error.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+mod validate;
+
+use cutover_zone::{Name, Rdata, RecordType};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::provider::{KeySpec, ProviderSpec};
+
+/// The migration file format versions this build reads.
+pub const VERSIONS: &[u32] = &[1];
+
+/// A migration file, checked and typed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MigrationFile {
+    /// The zone whose records move (absolute).
+    pub zone: Name,
+    /// Where the zone's records live.
+    pub provider: ProviderSpec,
+    /// TSIG keys given inline (`[[key]]`), for an `rfc2136` provider.
+    pub keys: Vec<KeySpec>,
+    /// What moves.
+    pub moves: Vec<Move>,
+    /// TTLs during and after the move.
+    pub ttl: TtlPolicy,
+    /// Service checks, run pinned to the new address before the switch and
+    /// through the names after it.
+    pub checks: Vec<Check>,
+    /// When to switch and how long to observe.
+    pub schedule: Schedule,
+    /// How the switch is verified.
+    pub verify: Verify,
+    /// Local caches emptied right after the switch.
+    pub flush: Flush,
+    /// The mail relay's part in the move, if any.
+    pub mail: Option<MailMove>,
+}
+
+/// One thing that moves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Move {
+    /// Every A or AAAA record holding `from` moves to `to`.
+    Address {
+        /// The old address.
+        from: IpAddr,
+        /// The new address (same family).
+        to: IpAddr,
+        /// Also rewrite SPF `ip4:`/`ip6:` terms naming `from` (TXT and SPF
+        /// records). When false they are only reported as a warning.
+        spf: bool,
+    },
+    /// One RRset gets new values.
+    Explicit {
+        /// Owner name (absolute).
+        name: Name,
+        /// Record type.
+        rtype: RecordType,
+        /// The new data, in presentation form as written.
+        values: Vec<String>,
+        /// The new data, parsed.
+        rdatas: Vec<Rdata>,
+    },
+}
+
+/// TTLs during and after the move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtlPolicy {
+    /// The TTL of every moving RRset from the lowering to the restore (s).
+    pub during: u32,
+    /// The TTL after the move.
+    pub after: AfterTtl,
+}
+
+/// The TTL a moved RRset gets at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterTtl {
+    /// Each RRset's TTL before the move.
+    Original,
+    /// This TTL (s) for all of them.
+    Fixed(u32),
+}
+
+/// One service check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What is checked.
+    pub kind: CheckKind,
+    /// The address to pin to before the switch (default: every new address
+    /// of the moves).
+    pub address: Option<IpAddr>,
+}
+
+/// The protocol of a service check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// An HTTP(S) request that must return `expect_status`.
+    Http {
+        /// The URL (`http://` or `https://`).
+        url: String,
+        /// The status the service must answer.
+        expect_status: u16,
+        /// A substring the body must contain.
+        body_contains: Option<String>,
+    },
+    /// An SMTP server that must greet and answer EHLO positively.
+    Smtp {
+        /// Host name and port.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// A TCP port that must accept a connection.
+    Tcp {
+        /// Host name and port.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+}
+
+/// When to switch and how long to observe afterwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// When the switch happens.
+    pub switch_at: SwitchAt,
+    /// How long to watch the new servers before restoring TTLs (s).
+    pub observe: u64,
+    /// Added to every cache wait (s).
+    pub margin: u64,
+}
+
+/// When the switch happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchAt {
+    /// As soon as every cache must have dropped the old TTL.
+    Earliest,
+    /// At this time, or at the earliest safe time if that is later.
+    At(Timestamp),
+}
+
+/// How the switch is verified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verify {
+    /// Authoritative addresses to ask (empty: the zone's NS addresses).
+    pub authorities: Vec<SocketAddr>,
+    /// Resolvers that must answer the new values.
+    pub resolvers: Vec<SocketAddr>,
+    /// How many failed verifications before the automatic rollback.
+    pub tries: u32,
+    /// Time between tries (s).
+    pub interval: u64,
+}
+
+/// Local caches emptied right after the switch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flush {
+    /// Names of the caches, as the [`Flusher`](crate::effects::Flusher) knows them.
+    pub caches: Vec<String>,
+}
+
+/// The mail relay's part: hold a domain's mail before the switch, point it
+/// at the new server at the switch, release it once verified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailMove {
+    /// The mail domain.
+    pub domain: String,
+    /// The destination before the move (`host:port`), used on rollback.
+    pub from: String,
+    /// The destination after the move (`host:port`).
+    pub to: String,
+}
+
+/// Why a migration file was refused: where, and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct FileError {
+    /// The file, as named by the caller.
+    pub file: String,
+    /// 1-based line (0 when the file could not be read).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Default TTL during the move (s).
+pub const DEFAULT_DURING_TTL: u32 = 60;
+/// Default observation time after the switch (s).
+pub const DEFAULT_OBSERVE: u64 = 24 * 3600;
+/// Default margin added to cache waits (s).
+pub const DEFAULT_MARGIN: u64 = 60;
+/// Default number of verification tries.
+pub const DEFAULT_TRIES: u32 = 3;
+/// Default time between verification tries (s).
+pub const DEFAULT_INTERVAL: u64 = 10;
+
+impl MigrationFile {
+    /// Reads and checks the file at `path`.
+    pub fn read(path: &Path) -> Result<MigrationFile, FileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| FileError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        let mut file = MigrationFile::parse(&text, &path.display().to_string())?;
+        if let ProviderSpec::Rfc2136 {
+            key_file: Some(key_file),
+            ..
+        } = &mut file.provider
+        {
+            if key_file.is_relative() {
+                if let Some(dir) = path.parent() {
+                    *key_file = dir.join(&*key_file);
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// Parses and checks migration file text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<MigrationFile, FileError> {
+        validate::parse(text, file)
+    }
+
+    /// Every new address named by the moves (the `to` of address moves, the
+    /// A/AAAA values of explicit ones): where checks are pinned by default.
+    pub fn new_addresses(&self) -> Vec<IpAddr> {
+        let mut out = Vec::new();
+        for m in &self.moves {
+            match m {
+                Move::Address { to, .. } => out.push(*to),
+                Move::Explicit { rdatas, .. } => {
+                    for r in rdatas {
+                        if let Some(ip) = address_of(r) {
+                            out.push(ip);
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// The address held by an A or AAAA record.
+pub fn address_of(rdata: &Rdata) -> Option<IpAddr> {
+    let wire = rdata.wire();
+    match rdata.rtype() {
+        RecordType::A => <[u8; 4]>::try_from(wire).ok().map(IpAddr::from),
+        RecordType::AAAA => <[u8; 16]>::try_from(wire).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// Parses a duration: a number of seconds, or text such as `90s`, `10m`,
+/// `24h`, `3d`, `1w`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("expected a duration such as \"10s\", \"24h\" or \"3d\"".into());
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => {
+                return Err(format!(
+                    "unexpected {c:?} in duration {text:?}: expected digits and units s, m, h, d, w (e.g. \"1h30m\")"
+                ))
+            }
+        };
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("expected a number before {c:?} in duration {text:?}"))?;
+        digits.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("duration {text:?} is too long"))?;
+    }
+    if !digits.is_empty() {
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("duration {text:?} is too long"))?;
+        total = total
+            .checked_add(n)
+            .ok_or_else(|| format!("duration {text:?} is too long"))?;
+    }
+    Ok(total)
+}

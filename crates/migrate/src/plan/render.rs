@@ -1,0 +1,52 @@
+//! The plan as a person reads it: the changes, then each step with its
+//! absolute time, what it does and why, then the warnings.
+
+use std::fmt::Write;
+
+use super::{words, Plan};
+
+/// The plan in words, one step per paragraph.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Migration of {} through {}", plan.zone, plan.provider);
+    let _ = writeln!(out, "planned at {}\n", plan.created_at);
+    let _ = writeln!(out, "Changes ({}):", plan.changes.len());
+    for c in &plan.changes {
+        let before = match &c.before {
+            Some(b) => format!("{} (TTL {})", b.values.join(" "), b.ttl),
+            None => "(absent)".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}: {} → {} (TTL {} during, {} after) — {}",
+            c.name,
+            c.rtype,
+            before,
+            c.after.join(" "),
+            plan.low_ttl,
+            c.final_ttl,
+            c.reason
+        );
+    }
+    let _ = writeln!(out, "\nTimeline:");
+    for (i, step) in plan.steps.iter().enumerate() {
+        let wait = if step.after_previous > 0 {
+            format!(
+                " (at least {} after the previous step)",
+                words(step.after_previous)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "  {:>2}. {}{wait}", i + 1, step.at);
+        let _ = writeln!(out, "      {}", step.what);
+        let _ = writeln!(out, "      why: {}", step.why);
+    }
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(out, "\nWarnings:");
+        for w in &plan.warnings {
+            let _ = writeln!(out, "  ! {w}");
+        }
+    }
+    out
+}

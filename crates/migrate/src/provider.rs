@@ -1,0 +1,287 @@
+//! The provider named in a migration file: its settings as written, checked,
+//! and the one place that turns them into a [`Provider`].
+//!
+//! ```text
+//!  provider = { kind = "embedded" | "rfc2136" | "powerdns" | "cloud", … }
+//!        │ (parsed with the file)
+//!        ▼
+//!  ProviderSpec ──build(spec, keys, context)──▶ Box<dyn Provider>
+//! ```
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_nameserver::tsig::Key;
+use cutover_provider::embedded::EmbeddedProvider;
+use cutover_provider::powerdns::{PowerDnsConfig, PowerDnsProvider};
+use cutover_provider::rfc2136::Rfc2136Provider;
+use cutover_provider::Provider;
+use cutover_store::Store;
+use serde::{Deserialize, Serialize};
+
+/// Where a zone's records live, as the migration file says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProviderSpec {
+    /// cutover's own store (the default).
+    Embedded,
+    /// Any standard server through RFC 2136 UPDATE signed with TSIG.
+    Rfc2136 {
+        /// The primary's address (`host:port` or an IP).
+        server: String,
+        /// The TSIG key's name (`"ops."`).
+        key: String,
+        /// A file holding the key (BIND or Knot format); else a `[[key]]`
+        /// of the migration file with this name.
+        key_file: Option<PathBuf>,
+    },
+    /// PowerDNS through its HTTP API.
+    Powerdns {
+        /// The API base URL (`http://127.0.0.1:8081`).
+        url: String,
+        /// The API key.
+        api_key: String,
+        /// The server id in the API (default `localhost`).
+        server_id: Option<String>,
+    },
+    /// A cloud DNS host, reached through its HTTP API.
+    Cloud {
+        /// Which host (`cloudflare`, `route53`, `desec`, …).
+        service: String,
+        /// The API token (or `token_file`).
+        token: Option<String>,
+        /// A file holding the API token.
+        token_file: Option<PathBuf>,
+        /// Another API endpoint than the service's (a local test endpoint).
+        url: Option<String>,
+        /// The host's own id of the zone, when it needs one.
+        zone_id: Option<String>,
+    },
+}
+
+/// A TSIG key given inline in the migration file (`[[key]]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// The key's name (`"ops."`).
+    pub name: String,
+    /// The algorithm (`hmac-sha256`, …).
+    pub algorithm: String,
+    /// The secret, base64.
+    pub secret: String,
+}
+
+/// What [`build`] needs besides the spec.
+#[derive(Clone, Debug, Default)]
+pub struct BuildContext {
+    /// The store file, for the embedded provider.
+    pub store: Option<PathBuf>,
+}
+
+/// Why a provider could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The spec names something this build cannot construct yet.
+    #[error("the {0} provider is not available in this build of cutover")]
+    Unavailable(String),
+    /// The spec is incomplete or inconsistent.
+    #[error("provider: {0}")]
+    Invalid(String),
+}
+
+impl ProviderSpec {
+    /// A short name of the kind ("embedded", "rfc2136", …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderSpec::Embedded => "embedded",
+            ProviderSpec::Rfc2136 { .. } => "rfc2136",
+            ProviderSpec::Powerdns { .. } => "powerdns",
+            ProviderSpec::Cloud { .. } => "cloud",
+        }
+    }
+
+    /// Checks what parsing cannot: that an RFC 2136 key can be found, that
+    /// a cloud host has a token.
+    pub fn check(&self, keys: &[KeySpec]) -> Result<(), String> {
+        match self {
+            ProviderSpec::Embedded => Ok(()),
+            ProviderSpec::Rfc2136 {
+                server,
+                key,
+                key_file,
+            } => {
+                if server.trim().is_empty() {
+                    return Err(
+                        "provider.server: expected the primary's address, e.g. \"192.0.2.53:53\""
+                            .into(),
+                    );
+                }
+                let wanted = key.trim_end_matches('.');
+                if key_file.is_none()
+                    && !keys
+                        .iter()
+                        .any(|k| k.name.trim_end_matches('.').eq_ignore_ascii_case(wanted))
+                {
+                    return Err(format!(
+                        "provider.key {key:?}: expected `key_file = PATH` or a [[key]] named {key:?} in this file"
+                    ));
+                }
+                Ok(())
+            }
+            ProviderSpec::Powerdns { url, api_key, .. } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!(
+                        "provider.url {url:?}: expected an http:// or https:// URL"
+                    ));
+                }
+                if api_key.is_empty() {
+                    return Err("provider.api_key: expected the PowerDNS API key".into());
+                }
+                Ok(())
+            }
+            ProviderSpec::Cloud {
+                service,
+                token,
+                token_file,
+                ..
+            } => {
+                if service.is_empty() {
+                    return Err(
+                        "provider.service: expected the host's name, e.g. \"cloudflare\"".into(),
+                    );
+                }
+                if token.is_none() && token_file.is_none() {
+                    return Err(
+                        "provider: expected `token` or `token_file` for a cloud host".into(),
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// How the plan describes it.
+    pub fn describe(&self) -> String {
+        match self {
+            ProviderSpec::Embedded => "cutover's store".into(),
+            ProviderSpec::Rfc2136 { server, key, .. } => {
+                format!("RFC 2136 at {server} with key {key}")
+            }
+            ProviderSpec::Powerdns { url, .. } => format!("PowerDNS API at {url}"),
+            ProviderSpec::Cloud { service, .. } => format!("{service} (cloud)"),
+        }
+    }
+}
+
+/// Builds the provider a migration file names. The one place that knows
+/// every implementation; the cloud hosts (a feature of cutover-provider
+/// that brings OpenSSL) are refused with [`BuildError::Unavailable`].
+pub fn build(
+    spec: &ProviderSpec,
+    keys: &[KeySpec],
+    context: &BuildContext,
+) -> Result<Box<dyn Provider>, BuildError> {
+    spec.check(keys).map_err(BuildError::Invalid)?;
+    match spec {
+        ProviderSpec::Embedded => {
+            let path = context.store.as_ref().ok_or_else(|| {
+                BuildError::Invalid("the embedded provider needs the store file".into())
+            })?;
+            let store = Store::open(path).map_err(|e| {
+                BuildError::Invalid(format!("cannot open the store {}: {e}", path.display()))
+            })?;
+            Ok(Box::new(EmbeddedProvider::new(Arc::new(store))))
+        }
+        ProviderSpec::Rfc2136 {
+            server,
+            key,
+            key_file,
+        } => {
+            let address = socket_address(server)?;
+            let key = tsig_key(key, key_file.as_deref(), keys)?;
+            Ok(Box::new(Rfc2136Provider::new(
+                address,
+                key,
+                Duration::from_secs(3),
+            )))
+        }
+        ProviderSpec::Powerdns {
+            url,
+            api_key,
+            server_id,
+        } => Ok(Box::new(PowerDnsProvider::new(&PowerDnsConfig {
+            url: url.clone(),
+            api_key: api_key.clone(),
+            server: server_id.clone(),
+            timeout_ms: None,
+        }))),
+        ProviderSpec::Cloud { service, .. } => Err(BuildError::Unavailable(format!(
+            "cloud ({service}): this cutover is built without cutover-provider's `cloud` feature"
+        ))),
+    }
+}
+
+/// `host:port` or an IP (port 53), resolved.
+fn socket_address(server: &str) -> Result<SocketAddr, BuildError> {
+    let server = server.trim();
+    if let Ok(ip) = server.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    let with_port = if server
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        server.to_string()
+    } else {
+        format!("{server}:53")
+    };
+    with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            BuildError::Invalid(format!(
+                "provider.server {server:?}: expected an address such as \"192.0.2.53:53\""
+            ))
+        })
+}
+
+/// The TSIG key named `name`: from `key_file` (BIND, Knot or `alg:name:secret`
+/// form) or from the file's inline `[[key]]`s.
+fn tsig_key(name: &str, key_file: Option<&Path>, keys: &[KeySpec]) -> Result<Key, BuildError> {
+    let wanted = name.trim_end_matches('.').to_ascii_lowercase();
+    let matches = |k: &Key| {
+        k.name
+            .to_string()
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+            == wanted
+    };
+    if let Some(path) = key_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            BuildError::Invalid(format!("cannot read the key file {}: {e}", path.display()))
+        })?;
+        let found = Key::parse_bind(&text)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .or_else(|| Key::parse_knot(&text).ok().filter(|k| !k.is_empty()))
+            .or_else(|| Key::from_short(text.trim()).ok().map(|k| vec![k]))
+            .ok_or_else(|| {
+                BuildError::Invalid(format!(
+                    "{}: expected a BIND or Knot key file, or alg:name:secret",
+                    path.display()
+                ))
+            })?;
+        return found.into_iter().find(matches).ok_or_else(|| {
+            BuildError::Invalid(format!("{} has no key named {name:?}", path.display()))
+        });
+    }
+    let spec = keys
+        .iter()
+        .find(|k| k.name.trim_end_matches('.').eq_ignore_ascii_case(&wanted))
+        .ok_or_else(|| BuildError::Invalid(format!("no [[key]] named {name:?}")))?;
+    Key::from_text(&spec.name, &spec.algorithm, &spec.secret)
+        .map_err(|e| BuildError::Invalid(format!("[[key]] {name:?}: {e}")))
+}

@@ -1,0 +1,154 @@
+//! What operators do to a migration (pause, resume, abort, roll back), and
+//! how the runner keeps such a command when it arrives while a step runs.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::db::{load, save, state_of, Migration, On, RunnerError};
+use super::{Phase, State, Summary};
+use crate::plan::StepKind;
+
+/// An operator's command.
+pub(super) enum Control<'a> {
+    /// Pause, with a reason.
+    Pause(&'a str),
+    /// Resume.
+    Resume,
+    /// Abort, with a reason.
+    Abort(&'a str),
+    /// Roll back, with a reason.
+    Rollback(&'a str),
+}
+
+/// Applies an operator's command.
+pub(super) fn control(
+    conn: &mut Connection,
+    path: &Path,
+    id: i64,
+    now: Timestamp,
+    command: Control<'_>,
+) -> Result<Summary, RunnerError> {
+    // Read and write in one transaction: a runner finishing a step in
+    // another process cannot slip in between.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .on(path)?;
+    let summary = command_in(&tx, path, id, now, command)?;
+    tx.commit().on(path)?;
+    Ok(summary)
+}
+
+/// Applies an operator's command inside the caller's transaction.
+fn command_in(
+    conn: &Connection,
+    path: &Path,
+    id: i64,
+    now: Timestamp,
+    command: Control<'_>,
+) -> Result<Summary, RunnerError> {
+    let mut m = load(conn, path, id)?;
+    let wrong = |operation| RunnerError::WrongState {
+        id,
+        state: m.state,
+        operation,
+    };
+    match command {
+        Control::Pause(reason) => {
+            if m.state.is_final() || matches!(m.state, State::RolledBack | State::RollingBack) {
+                return Err(wrong("pause"));
+            }
+            m.state = State::Paused;
+            m.reason = Some(reason.to_string());
+        }
+        Control::Resume => match m.state {
+            State::Paused => {
+                m.state = m.resumed_state();
+                m.reason = None;
+                m.attempts = 0;
+                m.last_try_at = None;
+            }
+            State::RolledBack if m.phase == Phase::Lowered => {
+                // Try the switch again, from the checks of the new servers.
+                m.cursor = m
+                    .plan
+                    .steps
+                    .iter()
+                    .position(|s| s.kind == StepKind::VerifyNew)
+                    .unwrap_or(m.cursor);
+                m.state = State::VerifyingNew;
+                m.reason = None;
+                m.attempts = 0;
+                m.last_try_at = None;
+                m.last_done_at = Some(now);
+            }
+            _ => return Err(wrong("resume")),
+        },
+        Control::Abort(reason) => {
+            if m.state.is_final() {
+                return Err(wrong("abort"));
+            }
+            m.state = State::Aborted;
+            m.rollback = None;
+            m.reason = Some(reason.to_string());
+        }
+        Control::Rollback(reason) => {
+            let nothing_to_undo = m.phase == Phase::Original;
+            if m.state.is_final() || nothing_to_undo && m.state == State::RolledBack {
+                return Err(wrong("roll back"));
+            }
+            m.state = State::RollingBack;
+            m.rollback = Some("manual".into());
+            m.reason = Some(reason.to_string());
+            m.attempts = 0;
+            m.last_try_at = None;
+        }
+    }
+    save(conn, path, &m, now)?;
+    Ok(m.summary())
+}
+
+/// Folds into `m` an operator's command stored since this process last
+/// read or wrote the migration: abort and pause win over the runner's next
+/// state, a rollback request is kept; a final state the runner reached
+/// (done, failed) stands.
+pub(super) fn merge_operator(
+    conn: &Connection,
+    path: &Path,
+    m: &mut Migration,
+) -> Result<(), RunnerError> {
+    let (state, rollback, reason): (String, Option<String>, Option<String>) = conn
+        .query_row(
+            "SELECT state, rollback, reason FROM migration WHERE id = ?1",
+            [m.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .on(path)?;
+    let Some(state) = state_of(&state) else {
+        return Ok(());
+    };
+    if (state, &rollback) == (m.seen.0, &m.seen.1) || m.state.is_final() {
+        return Ok(());
+    }
+    match state {
+        State::Aborted => {
+            m.state = State::Aborted;
+            m.rollback = None;
+            m.reason = reason;
+        }
+        State::Paused => {
+            m.state = State::Paused;
+            m.reason = reason;
+        }
+        State::RollingBack if rollback.is_some() && m.rollback.is_none() => {
+            m.state = State::RollingBack;
+            m.rollback = rollback;
+            m.reason = reason;
+            m.attempts = 0;
+            m.last_try_at = None;
+        }
+        _ => {}
+    }
+    Ok(())
+}

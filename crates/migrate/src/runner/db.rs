@@ -1,0 +1,569 @@
+//! The runner's tables in the store's SQLite file: `migration` (one row per
+//! migration: file, plan, state, cursor), `migration_step` (every step and
+//! attempt, started and done, with evidence) and `migration_audit` (every
+//! record change, written as an intent before it is applied).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::{AuditEntry, Phase, State, StepRecord};
+use crate::plan::{Plan, RrsetText, StepKind};
+
+/// The tables, created when missing.
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS migration (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    zone           TEXT NOT NULL,
+    file_name      TEXT NOT NULL,
+    file_text      TEXT NOT NULL,          -- the migration file as written
+    plan           TEXT NOT NULL,          -- JSON
+    state          TEXT NOT NULL,
+    phase          TEXT NOT NULL,          -- what the records hold
+    cursor         INTEGER NOT NULL,       -- index of the next planned step
+    attempts       INTEGER NOT NULL,       -- failed attempts of that step
+    last_done_at   INTEGER,                -- unix ms: the previous step's end
+    last_try_at    INTEGER,                -- unix ms: the last failed attempt
+    rollback       TEXT,                   -- NULL, 'manual' or 'auto' while rolling back
+    reason         TEXT,
+    low_ttl        INTEGER NOT NULL,
+    serials        TEXT NOT NULL,          -- JSON {server: serial} noted before the switch
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS migration_step (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    migration_id INTEGER NOT NULL REFERENCES migration(id) ON DELETE CASCADE,
+    kind         TEXT NOT NULL,
+    position     INTEGER,                  -- the planned step's index; NULL for rollback steps
+    attempt      INTEGER NOT NULL,
+    started_at   INTEGER NOT NULL,
+    done_at      INTEGER,
+    outcome      TEXT,
+    evidence     TEXT NOT NULL             -- JSON
+) STRICT;
+CREATE INDEX IF NOT EXISTS migration_step_by_migration ON migration_step (migration_id, id);
+CREATE TABLE IF NOT EXISTS migration_audit (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    migration_id INTEGER NOT NULL REFERENCES migration(id) ON DELETE CASCADE,
+    step_id      INTEGER NOT NULL REFERENCES migration_step(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    rtype        TEXT NOT NULL,
+    old          TEXT,                     -- JSON RrsetText, NULL: absent
+    new          TEXT,                     -- JSON RrsetText, NULL: deleted
+    intended_at  INTEGER NOT NULL,
+    applied_at   INTEGER,
+    status       TEXT NOT NULL             -- intended | applied | refused
+) STRICT;
+CREATE INDEX IF NOT EXISTS migration_audit_by_step ON migration_audit (step_id);
+"#;
+
+/// How long a connection waits for another writer.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the runner could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// SQLite failed.
+    #[error("{path}: {source}")]
+    Sqlite {
+        /// The store file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// No migration has this id.
+    #[error("no migration with id {0}")]
+    NotFound(i64),
+    /// The stored plan or evidence does not read back.
+    #[error("migration {id}: stored data is unreadable: {reason}")]
+    Corrupt {
+        /// The migration.
+        id: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The operation does not apply in the migration's state.
+    #[error("migration {id} is {state}: cannot {operation}")]
+    WrongState {
+        /// The migration.
+        id: i64,
+        /// Its state.
+        state: State,
+        /// What was asked.
+        operation: &'static str,
+    },
+}
+
+/// Attaches the file to SQLite errors.
+pub(super) trait On<T> {
+    /// The error with the store's path.
+    fn on(self, path: &Path) -> Result<T, RunnerError>;
+}
+
+impl<T> On<T> for rusqlite::Result<T> {
+    fn on(self, path: &Path) -> Result<T, RunnerError> {
+        self.map_err(|source| RunnerError::Sqlite {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// A migration row, read.
+#[derive(Clone, Debug)]
+pub(super) struct Migration {
+    /// Id.
+    pub id: i64,
+    /// Zone.
+    pub zone: String,
+    /// File name.
+    pub file_name: String,
+    /// File text.
+    pub file_text: String,
+    /// The plan.
+    pub plan: Plan,
+    /// State.
+    pub state: State,
+    /// What the records hold.
+    pub phase: Phase,
+    /// The next planned step.
+    pub cursor: usize,
+    /// Failed attempts of that step.
+    pub attempts: u32,
+    /// When the previous step was done.
+    pub last_done_at: Option<Timestamp>,
+    /// The last failed attempt.
+    pub last_try_at: Option<Timestamp>,
+    /// A rollback in progress: "manual" or "auto".
+    pub rollback: Option<String>,
+    /// Why paused, failed, rolled back.
+    pub reason: Option<String>,
+    /// The TTL in force during the move (raised when a floor is found).
+    pub low_ttl: u32,
+    /// Serials noted before the switch.
+    pub serials: BTreeMap<String, u32>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+    /// The state and rollback request as last read or written by this
+    /// process: an operator's command that arrives while a step runs is
+    /// told apart from the runner's own changes by comparing with these.
+    pub seen: (State, Option<String>),
+}
+
+/// Unix milliseconds.
+pub(super) fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// A timestamp from unix milliseconds.
+pub(super) fn ts(v: i64) -> Timestamp {
+    Timestamp::from_millisecond(v).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// A state from its stored name.
+pub(super) fn state_of(s: &str) -> Option<State> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+/// A phase from its stored name.
+fn phase_of(s: &str) -> Option<Phase> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+/// A phase's stored name.
+pub(super) fn phase_str(p: Phase) -> &'static str {
+    match p {
+        Phase::Original => "original",
+        Phase::Lowered => "lowered",
+        Phase::Switched => "switched",
+        Phase::Restored => "restored",
+    }
+}
+
+/// A step kind's stored name.
+pub(super) fn kind_str(k: StepKind) -> &'static str {
+    match k {
+        StepKind::LowerTtls => "lower_ttls",
+        StepKind::WaitForCaches => "wait_for_caches",
+        StepKind::VerifyNew => "verify_new",
+        StepKind::NoteSerials => "note_serials",
+        StepKind::Switch => "switch",
+        StepKind::FlushCaches => "flush_caches",
+        StepKind::VerifySwitch => "verify_switch",
+        StepKind::Observe => "observe",
+        StepKind::RestoreTtls => "restore_ttls",
+    }
+}
+
+/// Opens the file with the durability pragmas and creates the tables.
+pub(super) fn open(path: &Path) -> Result<Connection, RunnerError> {
+    let conn = Connection::open(path).on(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT).on(path)?;
+    let _mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .on(path)?;
+    conn.pragma_update(None, "synchronous", "FULL").on(path)?;
+    conn.pragma_update(None, "foreign_keys", "ON").on(path)?;
+    conn.execute_batch(SCHEMA).on(path)?;
+    Ok(conn)
+}
+
+/// Stores a new migration.
+pub(super) fn insert(
+    conn: &Connection,
+    path: &Path,
+    file_name: &str,
+    file_text: &str,
+    plan: &Plan,
+    now: Timestamp,
+) -> Result<i64, RunnerError> {
+    let plan_json = serde_json::to_string(plan).map_err(|e| RunnerError::Corrupt {
+        id: 0,
+        reason: e.to_string(),
+    })?;
+    conn.execute(
+        "INSERT INTO migration (zone, file_name, file_text, plan, state, phase, cursor, attempts,
+             last_done_at, last_try_at, rollback, reason, low_ttl, serials, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'planned', 'original', 0, 0, NULL, NULL, NULL, NULL, ?5, '{}', ?6, ?6)",
+        params![plan.zone, file_name, file_text, plan_json, plan.low_ttl, ms(now)],
+    )
+    .on(path)?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Every migration id, oldest first.
+pub(super) fn ids(conn: &Connection, path: &Path) -> Result<Vec<i64>, RunnerError> {
+    let mut stmt = conn
+        .prepare("SELECT id FROM migration ORDER BY id")
+        .on(path)?;
+    let rows = stmt.query_map([], |r| r.get(0)).on(path)?;
+    rows.collect::<Result<Vec<i64>, _>>().on(path)
+}
+
+/// Reads one migration.
+pub(super) fn load(conn: &Connection, path: &Path, id: i64) -> Result<Migration, RunnerError> {
+    let row = conn
+        .query_row(
+            "SELECT zone, file_name, file_text, plan, state, phase, cursor, attempts, last_done_at,
+                    last_try_at, rollback, reason, low_ttl, serials, created_at, updated_at
+             FROM migration WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    (
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, i64>(7)?,
+                    ),
+                    (
+                        r.get::<_, Option<i64>>(8)?,
+                        r.get::<_, Option<i64>>(9)?,
+                        r.get::<_, Option<String>>(10)?,
+                        r.get::<_, Option<String>>(11)?,
+                        r.get::<_, i64>(12)?,
+                        r.get::<_, String>(13)?,
+                        r.get::<_, i64>(14)?,
+                        r.get::<_, i64>(15)?,
+                    ),
+                ))
+            },
+        )
+        .optional()
+        .on(path)?
+        .ok_or(RunnerError::NotFound(id))?;
+    let ((zone, file_name, file_text, plan, state, phase, cursor, attempts), rest) = row;
+    let (last_done_at, last_try_at, rollback, reason, low_ttl, serials, created_at, updated_at) =
+        rest;
+    let corrupt = |reason: String| RunnerError::Corrupt { id, reason };
+    let rollback_seen = rollback.clone();
+    Ok(Migration {
+        id,
+        zone,
+        file_name,
+        file_text,
+        plan: serde_json::from_str(&plan).map_err(|e| corrupt(format!("plan: {e}")))?,
+        state: state_of(&state).ok_or_else(|| corrupt(format!("unknown state {state:?}")))?,
+        phase: phase_of(&phase).ok_or_else(|| corrupt(format!("unknown phase {phase:?}")))?,
+        cursor: usize::try_from(cursor).unwrap_or(0),
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        last_done_at: last_done_at.map(ts),
+        last_try_at: last_try_at.map(ts),
+        rollback,
+        reason,
+        low_ttl: u32::try_from(low_ttl).unwrap_or(0),
+        serials: serde_json::from_str(&serials).map_err(|e| corrupt(format!("serials: {e}")))?,
+        created_at: ts(created_at),
+        updated_at: ts(updated_at),
+        seen: (state_of(&state).unwrap_or(State::Failed), rollback_seen),
+    })
+}
+
+/// Writes back a migration's mutable fields.
+pub(super) fn save(
+    conn: &Connection,
+    path: &Path,
+    m: &Migration,
+    now: Timestamp,
+) -> Result<(), RunnerError> {
+    let serials = serde_json::to_string(&m.serials).unwrap_or_else(|_| "{}".into());
+    conn.execute(
+        "UPDATE migration SET state = ?2, phase = ?3, cursor = ?4, attempts = ?5, last_done_at = ?6,
+             last_try_at = ?7, rollback = ?8, reason = ?9, low_ttl = ?10, serials = ?11, updated_at = ?12
+         WHERE id = ?1",
+        params![
+            m.id,
+            m.state.as_str(),
+            phase_str(m.phase),
+            m.cursor as i64,
+            m.attempts,
+            m.last_done_at.map(ms),
+            m.last_try_at.map(ms),
+            m.rollback,
+            m.reason,
+            m.low_ttl,
+            serials,
+            ms(now)
+        ],
+    )
+    .on(path)?;
+    Ok(())
+}
+
+/// Every recorded step of a migration.
+pub(super) fn steps(
+    conn: &Connection,
+    path: &Path,
+    id: i64,
+) -> Result<Vec<StepRecord>, RunnerError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, kind, attempt, started_at, done_at, outcome, evidence
+             FROM migration_step WHERE migration_id = ?1 ORDER BY id",
+        )
+        .on(path)?;
+    let rows = stmt.query_map([id], step_record).on(path)?;
+    rows.collect::<Result<Vec<_>, _>>().on(path)
+}
+
+/// A step row (`id, kind, attempt, started_at, done_at, outcome,
+/// evidence`) as a record.
+fn step_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StepRecord> {
+    Ok(StepRecord {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        attempt: r.get(2)?,
+        started_at: ts(r.get(3)?),
+        done_at: r.get::<_, Option<i64>>(4)?.map(ts),
+        outcome: r.get(5)?,
+        evidence: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// One recorded step by id.
+pub(super) fn step(
+    conn: &Connection,
+    path: &Path,
+    step_id: i64,
+) -> Result<StepRecord, RunnerError> {
+    conn.query_row(
+        "SELECT id, kind, attempt, started_at, done_at, outcome, evidence FROM migration_step WHERE id = ?1",
+        [step_id],
+        step_record,
+    )
+    .on(path)
+}
+
+/// The unfinished step row of this kind (a crash interrupted it), if any.
+pub(super) fn unfinished(
+    conn: &Connection,
+    path: &Path,
+    id: i64,
+    kind: &str,
+) -> Result<Option<i64>, RunnerError> {
+    conn.query_row(
+        "SELECT id FROM migration_step WHERE migration_id = ?1 AND kind = ?2 AND done_at IS NULL
+         ORDER BY id DESC LIMIT 1",
+        params![id, kind],
+        |r| r.get(0),
+    )
+    .optional()
+    .on(path)
+}
+
+/// One record change to audit.
+pub(super) struct Intent {
+    /// Owner.
+    pub name: String,
+    /// Type.
+    pub rtype: String,
+    /// Before.
+    pub old: Option<RrsetText>,
+    /// After.
+    pub new: Option<RrsetText>,
+}
+
+/// Records a step as started (and its record changes as intents) in one
+/// transaction; returns the step row id.
+pub(super) fn begin(
+    conn: &mut Connection,
+    path: &Path,
+    m: &Migration,
+    kind: &str,
+    position: Option<usize>,
+    intents: &[Intent],
+    now: Timestamp,
+) -> Result<i64, RunnerError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .on(path)?;
+    tx.execute(
+        "INSERT INTO migration_step (migration_id, kind, position, attempt, started_at, evidence)
+         VALUES (?1, ?2, ?3, ?4, ?5, '{}')",
+        params![
+            m.id,
+            kind,
+            position.map(|p| p as i64),
+            m.attempts + 1,
+            ms(now)
+        ],
+    )
+    .on(path)?;
+    let step_id = tx.last_insert_rowid();
+    for intent in intents {
+        tx.execute(
+            "INSERT INTO migration_audit (migration_id, step_id, name, rtype, old, new, intended_at, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'intended')",
+            params![
+                m.id,
+                step_id,
+                intent.name,
+                intent.rtype,
+                intent.old.as_ref().and_then(|o| serde_json::to_string(o).ok()),
+                intent.new.as_ref().and_then(|o| serde_json::to_string(o).ok()),
+                ms(now)
+            ],
+        )
+        .on(path)?;
+    }
+    tx.commit().on(path)?;
+    Ok(step_id)
+}
+
+/// How a step ended, as [`finish`] records it.
+pub(super) struct Ending<'a> {
+    /// The step row.
+    pub step_id: i64,
+    /// "ok", "failed", "conflict".
+    pub outcome: &'a str,
+    /// What it saw and did.
+    pub evidence: &'a serde_json::Value,
+    /// What the step's audit intents become ("applied", "refused"), if any.
+    pub audit: Option<&'a str>,
+}
+
+/// Records a step as finished and saves the migration, in one transaction.
+pub(super) fn finish(
+    conn: &mut Connection,
+    path: &Path,
+    m: &mut Migration,
+    ending: Ending<'_>,
+    now: Timestamp,
+) -> Result<(), RunnerError> {
+    let Ending {
+        step_id,
+        outcome,
+        evidence,
+        audit: audit_status,
+    } = ending;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .on(path)?;
+    tx.execute(
+        "UPDATE migration_step SET done_at = ?2, outcome = ?3, evidence = ?4 WHERE id = ?1",
+        params![step_id, ms(now), outcome, evidence.to_string()],
+    )
+    .on(path)?;
+    if let Some(status) = audit_status {
+        let applied = (status == "applied").then_some(ms(now));
+        tx.execute(
+            "UPDATE migration_audit SET status = ?2, applied_at = ?3 WHERE step_id = ?1 AND status = 'intended'",
+            params![step_id, status, applied],
+        )
+        .on(path)?;
+    }
+    commit_merged(tx, path, m, now)
+}
+
+/// Saves the runner's changes to a migration in one transaction, keeping
+/// an operator's pause, abort or rollback that arrived meanwhile.
+pub(super) fn update(
+    conn: &mut Connection,
+    path: &Path,
+    m: &mut Migration,
+    now: Timestamp,
+) -> Result<(), RunnerError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .on(path)?;
+    commit_merged(tx, path, m, now)
+}
+
+/// Saves the migration in `tx`, keeping an operator's pause, abort or
+/// rollback that arrived meanwhile, and commits.
+fn commit_merged(
+    tx: Transaction<'_>,
+    path: &Path,
+    m: &mut Migration,
+    now: Timestamp,
+) -> Result<(), RunnerError> {
+    super::control::merge_operator(&tx, path, m)?;
+    save(&tx, path, m, now)?;
+    tx.commit().on(path)?;
+    m.seen = (m.state, m.rollback.clone());
+    Ok(())
+}
+
+/// The audit log of a migration.
+pub(super) fn audit(
+    conn: &Connection,
+    path: &Path,
+    id: i64,
+) -> Result<Vec<AuditEntry>, RunnerError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT a.id, a.step_id, s.kind, a.name, a.rtype, a.old, a.new, a.intended_at, a.applied_at, a.status
+             FROM migration_audit a JOIN migration_step s ON s.id = a.step_id
+             WHERE a.migration_id = ?1 ORDER BY a.id",
+        )
+        .on(path)?;
+    let rows = stmt
+        .query_map([id], |r| {
+            let old: Option<String> = r.get(5)?;
+            let new: Option<String> = r.get(6)?;
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                step_id: r.get(1)?,
+                step: r.get(2)?,
+                name: r.get(3)?,
+                rtype: r.get(4)?,
+                old: old.and_then(|t| serde_json::from_str(&t).ok()),
+                new: new.and_then(|t| serde_json::from_str(&t).ok()),
+                intended_at: ts(r.get(7)?),
+                applied_at: r.get::<_, Option<i64>>(8)?.map(ts),
+                status: r.get(9)?,
+            })
+        })
+        .on(path)?;
+    rows.collect::<Result<Vec<_>, _>>().on(path)
+}

@@ -1,0 +1,429 @@
+//! The runner: a migration's lifecycle, persisted in the store's SQLite file
+//! as it changes, advanced by `tick` when steps fall due.
+//!
+//! ```text
+//!  Planned ─▶ Lowering ─▶ Waiting ─▶ VerifyingNew ─▶ Switching ─▶ Flushing ─▶ Verifying ─▶ Observing ─▶ Restoring ─▶ Done
+//!                              │            │ checks fail            │                   │ fails `tries` times
+//!                              │            ▼ `tries` times          │                   ▼ (or the last observe check)
+//!                              │         Paused ◀── pause ── any ────┤      RolledBack (switch reverted, TTL still low)
+//!                              │            └── resume ─▶ where it was                    │ resume ─▶ VerifyingNew
+//!                              │                                                          │ rollback ─▶ RollingBack
+//!   rollback (any point) ─▶ RollingBack: revert the switch (low TTL kept), restore the original TTLs ─▶ RolledBack
+//!   abort (any point)    ─▶ Aborted: nothing more is done; records stay as they are
+//!   provider Conflict    ─▶ Failed: someone else changed a record; nothing was overwritten
+//! ```
+//!
+//! Every step is recorded before it runs (`started`) and after (`done`,
+//! with the evidence of what it saw and did, as JSON). A step that changes
+//! records first writes an audit row per RRset (old and new) as an intent,
+//! in the same transaction as its `started` mark; then applies the change
+//! through the provider (conditional on the old RRset, and idempotent);
+//! then marks the rows applied and the step done in one transaction. A
+//! crash anywhere in between is redone on the next tick from the same
+//! intents, so every change is applied and audited exactly once.
+//!
+//! Waits are counted from when the previous step was actually done (and
+//! never before the plan's time), so a late or paused runner never
+//! shortens a safety wait.
+
+mod control;
+mod db;
+mod steps;
+mod verify;
+mod view;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use cutover_provider::Provider;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::effects::{Checks, Clock, Flusher, MailControl};
+use crate::plan::{Plan, RrsetText, StepKind};
+
+pub use db::RunnerError;
+
+/// Where a migration stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Stored, nothing done yet.
+    Planned,
+    /// Lowering the TTLs.
+    Lowering,
+    /// Waiting for caches to drop the old TTL.
+    Waiting,
+    /// Checking the new servers before the switch.
+    VerifyingNew,
+    /// Switching to the new values.
+    Switching,
+    /// Flushing local caches.
+    Flushing,
+    /// Verifying the switch.
+    Verifying,
+    /// Observing the new servers at the low TTL.
+    Observing,
+    /// Restoring the TTLs.
+    Restoring,
+    /// Finished.
+    Done,
+    /// Stopped by the operator or by failing pre-switch checks; `resume` goes on.
+    Paused,
+    /// A rollback is being carried out.
+    RollingBack,
+    /// The switch was reverted (automatically: TTL still low; manually: TTLs restored too).
+    RolledBack,
+    /// Stopped for good by the operator.
+    Aborted,
+    /// Stopped for good: a conflict or an error that needs a person.
+    Failed,
+}
+
+/// What the zone holds of the moving RRsets, as far as the runner changed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The original values at their original TTLs.
+    Original,
+    /// The original values at the low TTL.
+    Lowered,
+    /// The new values at the low TTL.
+    Switched,
+    /// The new values at their final TTLs.
+    Restored,
+}
+
+/// The effects a tick may use.
+pub struct Effects<'a> {
+    /// Where the zone's records live.
+    pub provider: &'a dyn Provider,
+    /// DNS verification and service checks.
+    pub checks: &'a dyn Checks,
+    /// Local caches.
+    pub flusher: &'a dyn Flusher,
+    /// The mail relay.
+    pub mail: &'a dyn MailControl,
+    /// The time.
+    pub clock: &'a dyn Clock,
+}
+
+/// One migration in a list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Its id.
+    pub id: i64,
+    /// The zone.
+    pub zone: String,
+    /// The file it came from, as named at start.
+    pub file_name: String,
+    /// Where it stands.
+    pub state: State,
+    /// What the records hold.
+    pub phase: Phase,
+    /// Why it is paused, failed or rolled back.
+    pub reason: Option<String>,
+    /// The next step, if any.
+    pub next_step: Option<StepKind>,
+    /// When the next step falls due (`None` when nothing will run by itself).
+    pub next_due: Option<Timestamp>,
+    /// When it was started.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A recorded step (or attempt of one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Row id.
+    pub id: i64,
+    /// The step ("lower_ttls", …, "revert", "restore_original").
+    pub kind: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it finished (`None`: running, or interrupted by a crash).
+    pub done_at: Option<Timestamp>,
+    /// "ok", "failed", "conflict", "error" once finished.
+    pub outcome: Option<String>,
+    /// What it saw and did.
+    pub evidence: serde_json::Value,
+}
+
+/// Where a planned step stands, for `show`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Done at this time.
+    Done {
+        /// When.
+        at: Timestamp,
+    },
+    /// The next step; due at this time (`None`: paused or stopped).
+    Next {
+        /// When.
+        due: Option<Timestamp>,
+    },
+    /// Later; planned for this time.
+    Pending {
+        /// When.
+        at: Timestamp,
+    },
+    /// Will not run (aborted, failed, rolled back).
+    Skipped,
+}
+
+/// One planned step with where it stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// The step.
+    pub kind: StepKind,
+    /// What it does.
+    pub what: String,
+    /// Why then.
+    pub why: String,
+    /// Where it stands.
+    pub status: StepStatus,
+}
+
+/// Everything about one migration, for `show`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Detail {
+    /// The summary.
+    pub summary: Summary,
+    /// The plan it was started with.
+    pub plan: Plan,
+    /// The migration file, as written.
+    pub file_text: String,
+    /// The timeline, with what is done, next and when.
+    pub timeline: Vec<TimelineEntry>,
+    /// Every recorded step and attempt, in order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// One record change in the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Row id.
+    pub id: i64,
+    /// The step that made it.
+    pub step_id: i64,
+    /// The step's kind.
+    pub step: String,
+    /// Owner.
+    pub name: String,
+    /// Type.
+    pub rtype: String,
+    /// The RRset before (`None`: absent).
+    pub old: Option<RrsetText>,
+    /// The RRset after (`None`: deleted).
+    pub new: Option<RrsetText>,
+    /// When it was decided (written before applying).
+    pub intended_at: Timestamp,
+    /// When the provider applied it (`None`: not applied).
+    pub applied_at: Option<Timestamp>,
+    /// "intended", "applied" or "refused".
+    pub status: String,
+}
+
+/// What one tick did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TickReport {
+    /// The migration.
+    pub id: i64,
+    /// Where it stands after the tick.
+    pub state: State,
+    /// The steps run (or attempted) during the tick.
+    pub did: Vec<StepRecord>,
+    /// When the next step falls due (`None`: nothing will run by itself).
+    pub next_due: Option<Timestamp>,
+    /// Why it is paused, failed or rolled back.
+    pub reason: Option<String>,
+}
+
+/// Every migration in one store file.
+pub struct Migrations {
+    /// The connection, shared by the operations of this handle.
+    conn: Mutex<rusqlite::Connection>,
+    /// The file, for messages.
+    path: std::path::PathBuf,
+}
+
+impl State {
+    /// True when nothing will happen any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Done | State::Aborted | State::Failed)
+    }
+
+    /// The state while `kind` is the next step.
+    pub fn before(kind: StepKind) -> State {
+        match kind {
+            StepKind::LowerTtls => State::Lowering,
+            StepKind::WaitForCaches => State::Waiting,
+            StepKind::VerifyNew | StepKind::NoteSerials => State::VerifyingNew,
+            StepKind::Switch => State::Switching,
+            StepKind::FlushCaches => State::Flushing,
+            StepKind::VerifySwitch => State::Verifying,
+            StepKind::Observe => State::Observing,
+            StepKind::RestoreTtls => State::Restoring,
+        }
+    }
+
+    /// The name stored and shown ("verifying_new").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Planned => "planned",
+            State::Lowering => "lowering",
+            State::Waiting => "waiting",
+            State::VerifyingNew => "verifying_new",
+            State::Switching => "switching",
+            State::Flushing => "flushing",
+            State::Verifying => "verifying",
+            State::Observing => "observing",
+            State::Restoring => "restoring",
+            State::Done => "done",
+            State::Paused => "paused",
+            State::RollingBack => "rolling_back",
+            State::RolledBack => "rolled_back",
+            State::Aborted => "aborted",
+            State::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Migrations {
+    /// Opens the migration tables in the store file at `path` (creating
+    /// them if missing), on a connection of its own (WAL, synchronous=FULL).
+    pub fn open(path: &Path) -> Result<Migrations, RunnerError> {
+        let conn = db::open(path)?;
+        Ok(Migrations {
+            conn: Mutex::new(conn),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The connection.
+    fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores a new migration with its file (as written) and plan; returns its id.
+    pub fn start(
+        &self,
+        file_name: &str,
+        file_text: &str,
+        plan: &Plan,
+        now: Timestamp,
+    ) -> Result<i64, RunnerError> {
+        db::insert(&self.conn(), &self.path, file_name, file_text, plan, now)
+    }
+
+    /// Every migration, newest first.
+    pub fn list(&self) -> Result<Vec<Summary>, RunnerError> {
+        let conn = self.conn();
+        let ids = db::ids(&conn, &self.path)?;
+        ids.into_iter()
+            .rev()
+            .map(|id| db::load(&conn, &self.path, id).map(|m| m.summary()))
+            .collect()
+    }
+
+    /// The ids of migrations that may have work to do (not final, not paused).
+    pub fn active(&self) -> Result<Vec<i64>, RunnerError> {
+        let conn = self.conn();
+        let mut out = Vec::new();
+        for id in db::ids(&conn, &self.path)? {
+            let m = db::load(&conn, &self.path, id)?;
+            if m.runs_by_itself() {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One migration's summary.
+    pub fn status(&self, id: i64) -> Result<Summary, RunnerError> {
+        Ok(db::load(&self.conn(), &self.path, id)?.summary())
+    }
+
+    /// One migration: plan, timeline, recorded steps.
+    pub fn show(&self, id: i64) -> Result<Detail, RunnerError> {
+        let conn = self.conn();
+        let m = db::load(&conn, &self.path, id)?;
+        let steps = db::steps(&conn, &self.path, id)?;
+        Ok(m.detail(steps))
+    }
+
+    /// The migration file text it was started with.
+    pub fn file_text(&self, id: i64) -> Result<(String, String), RunnerError> {
+        let m = db::load(&self.conn(), &self.path, id)?;
+        Ok((m.file_name.clone(), m.file_text.clone()))
+    }
+
+    /// Every record change made by the migration, in order.
+    pub fn audit(&self, id: i64) -> Result<Vec<AuditEntry>, RunnerError> {
+        db::audit(&self.conn(), &self.path, id)
+    }
+
+    /// Stops a running migration where it is (records stay as they are).
+    pub fn pause(&self, id: i64, now: Timestamp, reason: &str) -> Result<Summary, RunnerError> {
+        control::control(
+            &mut self.conn(),
+            &self.path,
+            id,
+            now,
+            control::Control::Pause(reason),
+        )
+    }
+
+    /// Goes on with a paused migration; a migration rolled back
+    /// automatically (TTL still low) tries the switch again from the
+    /// pre-switch checks.
+    pub fn resume(&self, id: i64, now: Timestamp) -> Result<Summary, RunnerError> {
+        control::control(
+            &mut self.conn(),
+            &self.path,
+            id,
+            now,
+            control::Control::Resume,
+        )
+    }
+
+    /// Stops for good; records stay as they are.
+    pub fn abort(&self, id: i64, now: Timestamp, reason: &str) -> Result<Summary, RunnerError> {
+        control::control(
+            &mut self.conn(),
+            &self.path,
+            id,
+            now,
+            control::Control::Abort(reason),
+        )
+    }
+
+    /// Asks for a rollback (any point before the end): the next tick
+    /// reverts the switch with the low TTL kept, then restores the
+    /// original TTLs.
+    pub fn rollback(&self, id: i64, now: Timestamp, reason: &str) -> Result<Summary, RunnerError> {
+        control::control(
+            &mut self.conn(),
+            &self.path,
+            id,
+            now,
+            control::Control::Rollback(reason),
+        )
+    }
+
+    /// Runs every step of migration `id` that is due now (by `effects.clock`),
+    /// one after another, and says what it did and when the next falls due.
+    pub fn tick(&self, id: i64, effects: &Effects<'_>) -> Result<TickReport, RunnerError> {
+        steps::tick(&mut self.conn(), &self.path, id, effects)
+    }
+}
