@@ -1,8 +1,9 @@
 //! Fuzzes the inbound SMTP session: any bytes, fed in chunks whose sizes
 //! come from the input, with the spool answering Ok or Err and STARTTLS
-//! "completing". It must not panic or hang, every reply must be well-formed
-//! wire text, and every message handed to the spool must be for a known
-//! recipient of a relayed domain and hold no bare CR or LF.
+//! "completing", and recipient verification answering Accepted, Rejected or
+//! Unknown. It must not panic or hang, every reply must be well-formed wire
+//! text, and every message handed to the spool must be for a known (or
+//! verified) recipient of a relayed domain and hold no bare CR or LF.
 
 #![no_main]
 
@@ -10,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use cutover_mail::{Event, Policy, Session};
+use cutover_mail::{Admission, Event, Policy, Session, Verdict};
 use libfuzzer_sys::fuzz_target;
 
 /// The policy: ourdom.test with alice and bob, small limits, TLS offered.
@@ -18,7 +19,9 @@ fn policy() -> Arc<Policy> {
     static POLICY: OnceLock<Arc<Policy>> = OnceLock::new();
     POLICY
         .get_or_init(|| {
-            let mut policy = Policy::new("mx.relay.test").relay("ourdom.test", ["alice", "bob"]);
+            let mut policy = Policy::new("mx.relay.test")
+                .relay("ourdom.test", ["alice", "bob"])
+                .verified("asked.test");
             policy.tls_available = true;
             policy.max_message_size = 4096;
             policy.max_recipients = 4;
@@ -36,7 +39,8 @@ fn has_bare_line_end(bytes: &[u8]) -> bool {
 }
 
 /// Checks the events and answers the ones that need an answer.
-fn check(session: &mut Session, events: Vec<Event>, store_ok: bool, now: SystemTime) {
+fn check(session: &mut Session, events: Vec<Event>, shape: u8, now: SystemTime) {
+    let store_ok = shape & 0x80 == 0;
     let mut pending = events;
     while !pending.is_empty() {
         let mut next = Vec::new();
@@ -55,7 +59,7 @@ fn check(session: &mut Session, events: Vec<Event>, store_ok: bool, now: SystemT
                         let (local, domain) =
                             recipient.address.rsplit_once('@').expect("recipient has @");
                         assert!(
-                            policy().knows(local, domain),
+                            policy().admission(local, domain) != Admission::Unknown,
                             "relayed to {}",
                             recipient.address
                         );
@@ -68,6 +72,16 @@ fn check(session: &mut Session, events: Vec<Event>, store_ok: bool, now: SystemT
                         Err("disk".to_string())
                     };
                     next.extend(session.stored(outcome, now));
+                }
+                Event::Verify(address) => {
+                    let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+                    assert_eq!(domain, "asked.test", "verification outside a verified domain");
+                    let verdict = match (shape >> 5) % 3 {
+                        0 => Verdict::Accepted,
+                        1 => Verdict::Rejected,
+                        _ => Verdict::Unknown,
+                    };
+                    next.extend(session.verified(verdict, now));
                 }
                 Event::StartTls => session.tls_started(),
                 Event::Close => {}
@@ -86,6 +100,6 @@ fuzz_target!(|data: &[u8]| {
     let chunk = usize::from(shape % 64) + 1;
     for piece in rest.chunks(chunk) {
         let events = session.feed(piece, now);
-        check(&mut session, events, shape & 0x80 == 0, now);
+        check(&mut session, events, shape, now);
     }
 });

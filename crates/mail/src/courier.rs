@@ -17,9 +17,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use smtp_proto::EhloResponse;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -27,7 +26,11 @@ use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
 use crate::envelope::{DsnReturn, Envelope};
+
+mod wire;
+
 use crate::queue::{Destination, Outcome};
+pub use wire::{opportunistic_tls, wire_data, xtext};
 
 /// One message to deliver: its envelope (only the recipients of this
 /// attempt) and content.
@@ -48,6 +51,25 @@ pub trait Courier: Send + Sync + 'static {
         destination: &Destination,
         parcels: &[Parcel],
     ) -> impl Future<Output = Vec<Vec<Outcome>>> + Send;
+
+    /// Asks `destination` whether it takes mail for `address` (recipient
+    /// verification at RCPT time); nothing is delivered.
+    fn verify(
+        &self,
+        destination: &Destination,
+        address: &str,
+    ) -> impl Future<Output = Probe> + Send;
+}
+
+/// What a destination said of one recipient when asked ([`SmtpCourier::probe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// RCPT got 250/251: the mailbox exists.
+    Accepted,
+    /// RCPT got 550/551/553: no such mailbox (the reply text).
+    Rejected(String),
+    /// No answer either way (down, deferred, refused MAIL): why.
+    Unavailable(String),
 }
 
 /// How the SMTP courier uses TLS.
@@ -143,6 +165,23 @@ impl SmtpCourier {
         parcels: &[Parcel],
         outcomes: &mut Vec<Vec<Outcome>>,
     ) -> Result<(), Failure> {
+        let (mut reader, extensions) = self.open(destination).await?;
+        for parcel in parcels {
+            let result = self.transaction(&mut reader, parcel, extensions).await?;
+            outcomes.push(result);
+        }
+        let _ = self.command(&mut reader, b"QUIT\r\n").await;
+        let _ = self.read_reply(&mut reader).await;
+        Ok(())
+    }
+
+    /// Connects, reads the greeting, says EHLO, upgrades with STARTTLS when
+    /// offered (or required: by our policy or by the destination), and
+    /// applies the loop guard. Returns the stream and the peer's extensions.
+    async fn open(
+        &self,
+        destination: &Destination,
+    ) -> Result<(BufReader<Box<dyn Transport>>, Extensions), Failure> {
         let addresses: Vec<SocketAddr> =
             tokio::net::lookup_host((destination.host.as_str(), destination.port))
                 .await
@@ -168,14 +207,27 @@ impl SmtpCourier {
             }
         }
         let stream = connected.ok_or(Failure::Temporary(last_error))?;
+        let _ = stream.set_nodelay(true);
         let mut reader: BufReader<Box<dyn Transport>> = BufReader::new(Box::new(stream));
         let greeting = self.read_reply(&mut reader).await?;
         expect(&greeting, 220, "greeting")?;
         let (mut extensions, peer_name) = self.hello(&mut reader).await?;
-        if extensions.starttls {
-            if let TlsPolicy::Opportunistic(config) | TlsPolicy::Required(config) = &self.tls {
+        let required = destination.require_tls || matches!(self.tls, TlsPolicy::Required(_));
+        let config = match &self.tls {
+            TlsPolicy::Opportunistic(config) | TlsPolicy::Required(config) => Some(config.clone()),
+            TlsPolicy::Off if destination.require_tls => Some(opportunistic_tls()),
+            TlsPolicy::Off => None,
+        };
+        match (extensions.starttls, config) {
+            (true, Some(config)) => {
                 self.command(&mut reader, b"STARTTLS\r\n").await?;
                 let reply = self.read_reply(&mut reader).await?;
+                if reply.code != 220 && required {
+                    return Err(Failure::Temporary(format!(
+                        "STARTTLS to {destination} refused ({}), and TLS is required",
+                        reply.text
+                    )));
+                }
                 expect(&reply, 220, "STARTTLS")?;
                 if !reader.buffer().is_empty() {
                     return Err(Failure::Temporary(
@@ -185,7 +237,7 @@ impl SmtpCourier {
                 let name = ServerName::try_from(destination.host.clone()).map_err(|_| {
                     Failure::Temporary(format!("bad TLS name {}", destination.host))
                 })?;
-                let connector = TlsConnector::from(config.clone());
+                let connector = TlsConnector::from(config);
                 let tls = timeout(
                     self.reply_timeout,
                     connector.connect(name, reader.into_inner()),
@@ -196,23 +248,55 @@ impl SmtpCourier {
                 reader = BufReader::new(Box::new(tls));
                 (extensions, _) = self.hello(&mut reader).await?;
             }
-        } else if matches!(self.tls, TlsPolicy::Required(_)) {
-            return Err(Failure::Temporary(format!(
-                "{destination} does not offer STARTTLS, which is required"
-            )));
+            _ if required => {
+                return Err(Failure::Temporary(format!(
+                    "{destination} does not offer STARTTLS, which is required for it; \
+                     not delivered in clear text"
+                )));
+            }
+            _ => {}
         }
         if peer_name.eq_ignore_ascii_case(&self.hostname) {
             return Err(Failure::Temporary(format!(
                 "mail for {destination} loops back to myself ({peer_name})"
             )));
         }
-        for parcel in parcels {
-            let result = self.transaction(&mut reader, parcel, extensions).await?;
-            outcomes.push(result);
+        Ok((reader, extensions))
+    }
+
+    /// Asks `destination` whether it takes mail for `address`: MAIL FROM:<>,
+    /// RCPT TO, then RSET and QUIT; no message is sent.
+    pub async fn probe(&self, destination: &Destination, address: &str) -> Probe {
+        let (mut reader, _) = match self.open(destination).await {
+            Ok(opened) => opened,
+            Err(Failure::Temporary(error) | Failure::Permanent(error)) => {
+                return Probe::Unavailable(error)
+            }
+        };
+        let verdict = async {
+            self.command(&mut reader, b"MAIL FROM:<>\r\n").await?;
+            let reply = self.read_reply(&mut reader).await?;
+            if reply.code != 250 {
+                return Ok(Probe::Unavailable(format!(
+                    "MAIL FROM:<> refused: {}",
+                    reply.text
+                )));
+            }
+            self.command(&mut reader, format!("RCPT TO:<{address}>\r\n").as_bytes())
+                .await?;
+            let reply = self.read_reply(&mut reader).await?;
+            Ok::<Probe, Failure>(match reply.code {
+                250 | 251 => Probe::Accepted,
+                550 | 551 | 553 => Probe::Rejected(reply.text),
+                _ => Probe::Unavailable(reply.text),
+            })
         }
-        let _ = self.command(&mut reader, b"QUIT\r\n").await;
-        let _ = self.read_reply(&mut reader).await;
-        Ok(())
+        .await;
+        let _ = self.command(&mut reader, b"RSET\r\nQUIT\r\n").await;
+        match verdict {
+            Ok(probe) => probe,
+            Err(Failure::Temporary(error) | Failure::Permanent(error)) => Probe::Unavailable(error),
+        }
     }
 
     /// EHLO (HELO when EHLO is refused); returns extensions and peer name.
@@ -418,6 +502,11 @@ impl SmtpCourier {
 }
 
 impl Courier for SmtpCourier {
+    /// A short SMTP session up to RCPT ([`SmtpCourier::probe`]).
+    async fn verify(&self, destination: &Destination, address: &str) -> Probe {
+        self.probe(destination, address).await
+    }
+
     /// One connection for all parcels; a connection failure defers what is left.
     async fn deliver(&self, destination: &Destination, parcels: &[Parcel]) -> Vec<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(parcels.len());
@@ -478,150 +567,5 @@ fn refusal(reply: &PeerReply) -> Outcome {
         Outcome::Permanent(reply.text.clone())
     } else {
         Outcome::Temporary(reply.text.clone())
-    }
-}
-
-/// RFC 3461 xtext: `+XX` for `+`, `=`, controls, space and non-ASCII.
-pub fn xtext(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for &byte in value.as_bytes() {
-        if byte == b'+' || byte == b'=' || byte <= b' ' || byte >= 0x7F {
-            encoded.push_str(&format!("+{byte:02X}"));
-        } else {
-            encoded.push(byte as char);
-        }
-    }
-    encoded
-}
-
-/// The content as DATA bytes: every line end (CRLF, bare LF, bare CR) made
-/// CRLF, leading dots doubled, and the CRLF "." CRLF terminator added.
-pub fn wire_data(content: &[u8]) -> Vec<u8> {
-    let mut wire = Vec::with_capacity(content.len() + content.len() / 40 + 5);
-    let mut line_start = true;
-    let mut index = 0;
-    while index < content.len() {
-        let byte = content[index];
-        if line_start && byte == b'.' {
-            wire.push(b'.');
-        }
-        match byte {
-            b'\r' => {
-                wire.extend_from_slice(b"\r\n");
-                if content.get(index + 1) == Some(&b'\n') {
-                    index += 1;
-                }
-                line_start = true;
-            }
-            b'\n' => {
-                wire.extend_from_slice(b"\r\n");
-                line_start = true;
-            }
-            _ => {
-                wire.push(byte);
-                line_start = false;
-            }
-        }
-        index += 1;
-    }
-    if !line_start {
-        wire.extend_from_slice(b"\r\n");
-    }
-    wire.extend_from_slice(b".\r\n");
-    wire
-}
-
-/// A TLS client config for opportunistic STARTTLS (like Postfix's
-/// `smtp_tls_security_level = may`): encryption against passive listeners,
-/// no certificate check, since MX hosts rarely have names that verify.
-pub fn opportunistic_tls() -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map(|builder| {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth()
-        });
-    // The ring provider always supports the safe default versions.
-    Arc::new(config.expect("ring supports TLS 1.2 and 1.3"))
-}
-
-/// The certificate verifier of opportunistic TLS: accepts any certificate,
-/// still checks the handshake signatures with the provider's algorithms.
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    /// Accepts every certificate (opportunistic TLS).
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    /// Checks a TLS 1.2 handshake signature.
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        certificate: &CertificateDer<'_>,
-        signature: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            certificate,
-            signature,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    /// Checks a TLS 1.3 handshake signature.
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        certificate: &CertificateDer<'_>,
-        signature: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            certificate,
-            signature,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    /// The provider's signature schemes.
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// No bare CR or LF ever leaves, and dots are stuffed.
-    #[test]
-    fn wire_data_normalises_and_stuffs() {
-        assert_eq!(
-            wire_data(b"a\nb\rc\r\n.d\n..e"),
-            b"a\r\nb\r\nc\r\n..d\r\n...e\r\n.\r\n"
-        );
-        assert_eq!(wire_data(b""), b".\r\n");
-        assert_eq!(wire_data(b"x\r\n"), b"x\r\n.\r\n");
-        let wire = wire_data(b"evil\n.\r\nMAIL FROM:<x@y>\r\n");
-        assert_eq!(wire, b"evil\r\n..\r\nMAIL FROM:<x@y>\r\n.\r\n");
-    }
-
-    /// xtext encodes the characters RFC 3461 reserves.
-    #[test]
-    fn xtext_encodes_reserved() {
-        assert_eq!(xtext("a+b=c d\r"), "a+2Bb+3Dc+20d+0D");
     }
 }

@@ -8,25 +8,32 @@
 //!                          Queue (schedule, hold, retarget, DSN)
 //!                                           │
 //!                                  Courier (SMTP client) ─► destination
+//!
+//!  MailControl (CLI, HTTP API, migrations) ─► control.sock ─► Relay::control
 //! ```
 
 pub mod address;
+pub mod control;
 pub mod courier;
 pub mod data;
 pub mod dsn;
 pub mod envelope;
 pub mod policy;
 pub mod queue;
+pub mod recipients;
 pub mod reply;
 pub mod server;
 pub mod session;
 pub mod spool;
 
-pub use courier::{Courier, Parcel, SmtpCourier, TlsPolicy};
+pub use control::{
+    Answer, ControlError, MailControl, MetricsView, QueuedMessage, QueuedRecipient, Request,
+};
+pub use courier::{Courier, Parcel, Probe, SmtpCourier, TlsPolicy};
 pub use envelope::{DsnReturn, Envelope, Notify, Recipient};
-pub use policy::{Policy, RelayDomain};
+pub use policy::{Admission, Policy, RelayDomain};
 pub use queue::{Batch, Destination, Item, Outcome, Queue, Schedule, Selector};
 pub use reply::Reply;
 pub use server::{Metrics, Relay, RelayConfig, RelayError};
-pub use session::{Event, Message, Session};
+pub use session::{Event, Message, Session, Verdict};
 pub use spool::{DeliveryState, RecipientStatus, Spool, SpoolError, Spooled};

@@ -31,6 +31,22 @@ pub struct Policy {
 pub struct RelayDomain {
     /// The local parts accepted, lower case; anything else gets 550 at RCPT.
     pub recipients: BTreeSet<String>,
+    /// Every local part is accepted (`@domain` in the config's list).
+    pub any: bool,
+    /// Recipients not in the list are asked of the destination at RCPT time
+    /// (and remembered for when it is down).
+    pub verify: bool,
+}
+
+/// What the policy says of a recipient in a relayed domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Listed (or the domain takes any local part): 250.
+    Known,
+    /// Not listed, and the domain is verified against its destination.
+    Verify,
+    /// Not listed, no verification: 550 (no backscatter).
+    Unknown,
 }
 
 impl Policy {
@@ -67,10 +83,28 @@ impl Policy {
         self.domains.contains_key(&domain.to_ascii_lowercase())
     }
 
+    /// Marks `domain` (added if needed) as verified against its destination.
+    pub fn verified(mut self, domain: &str) -> Self {
+        self.domains
+            .entry(domain.to_ascii_lowercase())
+            .or_default()
+            .verify = true;
+        self
+    }
+
     /// Whether `local@domain` is a known recipient of a relayed domain.
     pub fn knows(&self, local: &str, domain: &str) -> bool {
-        self.domains
-            .get(&domain.to_ascii_lowercase())
-            .is_some_and(|relayed| relayed.recipients.contains(&local.to_lowercase()))
+        self.admission(local, domain) == Admission::Known
+    }
+
+    /// What to do with `local@domain` at RCPT time.
+    pub fn admission(&self, local: &str, domain: &str) -> Admission {
+        match self.domains.get(&domain.to_ascii_lowercase()) {
+            Some(relayed) if relayed.any || relayed.recipients.contains(&local.to_lowercase()) => {
+                Admission::Known
+            }
+            Some(relayed) if relayed.verify => Admission::Verify,
+            _ => Admission::Unknown,
+        }
     }
 }

@@ -30,6 +30,9 @@ pub struct Destination {
     pub host: String,
     /// TCP port.
     pub port: u16,
+    /// STARTTLS required: never deliver in clear text there (per domain in
+    /// the config; kept across a retarget).
+    pub require_tls: bool,
 }
 
 /// A destination that does not parse.
@@ -67,6 +70,7 @@ impl FromStr for Destination {
         Ok(Destination {
             host: host.to_string(),
             port,
+            require_tls: false,
         })
     }
 }
@@ -119,8 +123,10 @@ impl Schedule {
     }
 }
 
-/// What an operator command applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an operator command applies to (JSON: `"all"`, `{"domain": D}`,
+/// `{"message": ID}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Selector {
     /// Every message.
     All,
@@ -192,6 +198,8 @@ pub struct Queue {
     messages: BTreeMap<String, Spooled>,
     /// The destination of each domain; `*` is the fallback (for DSNs).
     routes: BTreeMap<String, Destination>,
+    /// Destinations set by `retarget`, over `routes` (persisted controls).
+    overrides: BTreeMap<String, Destination>,
     /// Domains on hold.
     held_domains: BTreeSet<String>,
     /// Retry and expiry timings.
@@ -207,6 +215,7 @@ impl Queue {
                 .into_iter()
                 .map(|(domain, destination)| (domain.to_ascii_lowercase(), destination))
                 .collect(),
+            overrides: BTreeMap::new(),
             held_domains: BTreeSet::new(),
             schedule,
         }
@@ -220,6 +229,11 @@ impl Queue {
     /// A message by id.
     pub fn message(&self, id: &str) -> Option<&Spooled> {
         self.messages.get(id)
+    }
+
+    /// The queued ids, in arrival order.
+    pub fn ids(&self) -> impl Iterator<Item = &String> {
+        self.messages.keys()
     }
 
     /// Removes a finished or deleted message from memory.
@@ -237,18 +251,35 @@ impl Queue {
         self.messages.is_empty()
     }
 
-    /// The destination of `domain`, falling back to `*`.
+    /// The destination of `domain` (a retarget first, then the config),
+    /// falling back to `*`.
     pub fn route(&self, domain: &str) -> Option<&Destination> {
-        self.routes
-            .get(&domain.to_ascii_lowercase())
+        let domain = domain.to_ascii_lowercase();
+        self.overrides
+            .get(&domain)
+            .or_else(|| self.routes.get(&domain))
+            .or_else(|| self.overrides.get("*"))
             .or_else(|| self.routes.get("*"))
     }
 
-    /// The routes and holds, to persist (`route D H:P` / `hold D` lines).
+    /// Whether `domain` is on hold.
+    pub fn is_held(&self, domain: &str) -> bool {
+        self.held_domains.contains(&domain.to_ascii_lowercase())
+    }
+
+    /// The domains on hold.
+    pub fn held_domains(&self) -> impl Iterator<Item = &str> {
+        self.held_domains.iter().map(String::as_str)
+    }
+
+    /// The operator's controls, to persist: `route D H:P [tls]` for each
+    /// retarget and `hold D` for each held domain. Configured routes are not
+    /// written, so a changed config takes effect unless a retarget overrides it.
     pub fn controls(&self) -> String {
         let mut text = String::new();
-        for (domain, destination) in &self.routes {
-            text.push_str(&format!("route {domain} {destination}\n"));
+        for (domain, destination) in &self.overrides {
+            let tls = if destination.require_tls { " tls" } else { "" };
+            text.push_str(&format!("route {domain} {destination}{tls}\n"));
         }
         for domain in &self.held_domains {
             text.push_str(&format!("hold {domain}\n"));
@@ -261,7 +292,13 @@ impl Queue {
         for line in text.lines() {
             match line.split(' ').collect::<Vec<_>>().as_slice() {
                 ["route", domain, destination] => {
-                    self.routes.insert(domain.to_string(), destination.parse()?);
+                    self.overrides
+                        .insert(domain.to_string(), destination.parse()?);
+                }
+                ["route", domain, destination, "tls"] => {
+                    let mut destination: Destination = destination.parse()?;
+                    destination.require_tls = true;
+                    self.overrides.insert(domain.to_string(), destination);
                 }
                 ["hold", domain] => {
                     self.held_domains.insert(domain.to_string());
@@ -488,7 +525,11 @@ impl Queue {
         now: SystemTime,
     ) -> Vec<String> {
         let domain = domain.to_ascii_lowercase();
-        self.routes.insert(domain.clone(), destination);
+        let mut destination = destination;
+        destination.require_tls |= self
+            .route(&domain)
+            .is_some_and(|current| current.require_tls);
+        self.overrides.insert(domain.clone(), destination);
         self.flush(&Selector::Domain(domain), now)
     }
 

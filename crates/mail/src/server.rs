@@ -1,7 +1,8 @@
-//! The relay's edge: the tokio listener that drives one [`Session`] per
-//! connection (timeouts, STARTTLS, a cap per client), stores messages in the
-//! [`Spool`] before answering 250, and the delivery loop that hands due mail
-//! to the [`Courier`] and writes the outcomes back.
+//! The relay's edge: the tokio listener that drives one session per
+//! connection (`inbound`: timeouts, STARTTLS, a cap per client, recipient
+//! verification), stores messages in the [`Spool`] before answering 250, the
+//! delivery loop (`delivery`) that hands due mail to the [`Courier`] and
+//! writes the outcomes back, and the control socket (`Relay::control`).
 //!
 //! ```text
 //!  TcpListener ─► connection task ─► Session ─Message─► spawn_blocking(Spool::store)
@@ -23,24 +24,23 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 use tokio::time::timeout;
-use tokio_rustls::TlsAcceptor;
 
-use crate::courier::{Courier, Parcel};
-use crate::dsn::{self, ReportKind};
+use crate::control::{self, Answer, MetricsView, Request, CONTROLS, SOCKET};
+use crate::courier::Courier;
 use crate::policy::Policy;
-use crate::queue::{
-    Destination, DestinationError, Entry, Outcome, Queue, Reports, Schedule, Selector,
-};
-use crate::session::{Event, Message, Session};
+use crate::queue::{Destination, DestinationError, Entry, Queue, Schedule, Selector};
+use crate::recipients::{RecipientBook, RecipientFile};
 use crate::spool::{Spool, SpoolError};
 
-/// The name of the spool file holding the queue controls.
-const CONTROLS: &str = "controls";
+mod delivery;
+mod inbound;
+
+use delivery::{delivery_round, persist};
+use inbound::connection;
 
 /// A relay that cannot start or a control that cannot be applied.
 #[derive(Debug, Error)]
@@ -70,6 +70,17 @@ pub enum RelayError {
     /// No queued message has this id.
     #[error("no queued message {0}")]
     NoSuchMessage(String),
+    /// Another relay runs on this spool (it holds `spool/lock`).
+    #[error("another relay runs on the spool {0} (it holds the lock file)")]
+    Locked(PathBuf),
+    /// The control socket could not be bound.
+    #[error("cannot bind the control socket {path}: {source}")]
+    Control {
+        /// The socket path.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 }
 
 /// Everything the relay needs besides its courier.
@@ -91,6 +102,9 @@ pub struct RelayConfig {
     pub data_timeout: Duration,
     /// Most simultaneous connections from one client address.
     pub max_connections_per_client: usize,
+    /// How long a destination that failed a recipient probe is not asked
+    /// again (its remembered verdicts answer meanwhile).
+    pub verify_pause: Duration,
 }
 
 impl RelayConfig {
@@ -105,6 +119,7 @@ impl RelayConfig {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
             max_connections_per_client: 10,
+            verify_pause: Duration::from_secs(30),
         }
     }
 }
@@ -167,12 +182,30 @@ struct Shared<C> {
     deferred: AtomicU64,
     /// Recipients failed.
     bounced: AtomicU64,
+    /// Recipients verified with their destinations, remembered.
+    book: Mutex<RecipientBook>,
+    /// Where the book is persisted.
+    book_file: RecipientFile,
+    /// The spool's lock, held as long as the relay lives.
+    _lock: std::fs::File,
 }
 
 impl<C: Courier> Relay<C> {
     /// Opens the spool, loads the queue where it was, applies saved controls.
     pub fn open(config: RelayConfig, courier: C) -> Result<Self, RelayError> {
+        std::fs::create_dir_all(&config.spool).map_err(|source| SpoolError::Io {
+            path: config.spool.clone(),
+            source,
+        })?;
+        let lock =
+            control::try_lock(&config.spool)?.ok_or(RelayError::Locked(config.spool.clone()))?;
         let spool = Spool::open(&config.spool)?;
+        let book_file = RecipientFile::new(&config.spool);
+        let mut book = RecipientBook::default();
+        book.pause = config.verify_pause;
+        if let Err(error) = book_file.load(&mut book) {
+            tracing::warn!(%error, "verified recipients not loaded; starting without them");
+        }
         let mut queue = Queue::new(config.schedule, config.routes.clone());
         if let Some(controls) = spool.read_file(CONTROLS)? {
             queue.apply_controls(&controls)?;
@@ -200,6 +233,9 @@ impl<C: Courier> Relay<C> {
                 delivered: AtomicU64::new(0),
                 deferred: AtomicU64::new(0),
                 bounced: AtomicU64::new(0),
+                book: Mutex::new(book),
+                book_file,
+                _lock: lock,
             }),
         })
     }
@@ -294,6 +330,99 @@ impl<C: Courier> Relay<C> {
         Ok(removed)
     }
 
+    /// Carries out one control request (what `cutover mail`, the HTTP API
+    /// and the migration engine send); changes are on disk before the answer.
+    pub async fn control(&self, request: Request) -> Answer {
+        if request == Request::Metrics {
+            let metrics = self.metrics();
+            return Answer::Metrics(MetricsView {
+                accepted: metrics.accepted,
+                delivered: metrics.delivered,
+                deferred: metrics.deferred,
+                bounced: metrics.bounced,
+                queued: metrics.queued,
+                oldest_seconds: metrics.oldest.as_secs(),
+                running: true,
+            });
+        }
+        let (applied, controls) = {
+            let mut queue = lock(&self.shared.queue);
+            let applied = control::apply(&mut queue, &request, SystemTime::now());
+            let controls = applied.controls.then(|| queue.controls());
+            (applied, controls)
+        };
+        let spool = self.shared.spool.clone();
+        let removed = applied.removed.clone();
+        let written = blocking(move || {
+            if let Some(controls) = controls {
+                spool.write_file(CONTROLS, &controls)?;
+            }
+            removed.iter().try_for_each(|id| spool.remove(id))
+        })
+        .await;
+        if let Err(error) = written {
+            return Answer::Error(format!("not saved: {error}"));
+        }
+        if let Err(error) = persist(&self.shared, applied.changed).await {
+            return Answer::Error(format!("not saved: {error}"));
+        }
+        self.shared.wake.notify_one();
+        let mut answer = applied.answer.unwrap_or(Answer::Changed(Vec::new()));
+        if let Answer::Message(message) = &mut answer {
+            let spool = self.shared.spool.clone();
+            let id = message.id.clone();
+            if let Ok(content) = blocking(move || spool.content(&id)).await {
+                message.headers = Some(control::headers(&content));
+            }
+        }
+        answer
+    }
+
+    /// Serves [`Relay::control`] on `spool/control.sock` (one JSON line in,
+    /// one out, per connection) until the task is dropped.
+    pub async fn serve_control(&self) -> Result<(), RelayError> {
+        let path = self.shared.config.spool.join(SOCKET);
+        // A socket left by a killed relay; we hold the lock, so it is stale.
+        let _ = std::fs::remove_file(&path);
+        let listener =
+            tokio::net::UnixListener::bind(&path).map_err(|source| RelayError::Control {
+                path: path.clone(),
+                source,
+            })?;
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let relay = self.clone();
+            tokio::spawn(async move { relay.control_connection(stream).await });
+        }
+    }
+
+    /// One control connection: a request line, the answer line.
+    async fn control_connection(&self, stream: tokio::net::UnixStream) {
+        let (reader, mut writer) = stream.into_split();
+        let mut line = String::new();
+        let mut reader = tokio::io::BufReader::new(reader.take(1 << 16));
+        let read = timeout(
+            Duration::from_secs(10),
+            tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line),
+        )
+        .await;
+        if !matches!(read, Ok(Ok(count)) if count > 0) {
+            return;
+        }
+        let answer = match serde_json::from_str::<Request>(&line) {
+            Ok(request) => self.control(request).await,
+            Err(error) => Answer::Error(format!("bad control request: {error}")),
+        };
+        let Ok(mut reply) = serde_json::to_string(&answer) else {
+            return;
+        };
+        reply.push('\n');
+        let _ = writer.write_all(reply.as_bytes()).await;
+    }
+
     /// The counters and queue gauges.
     pub fn metrics(&self) -> Metrics {
         let queue = lock(&self.shared.queue);
@@ -370,308 +499,5 @@ async fn blocking<T: Send + 'static>(
             path: PathBuf::new(),
             source: std::io::Error::other(error.to_string()),
         }),
-    }
-}
-
-/// Writes the statuses of `ids` to the spool, removing finished messages.
-async fn persist<C>(shared: &Arc<Shared<C>>, ids: Vec<String>) -> Result<(), SpoolError> {
-    let mut writes = Vec::new();
-    {
-        let mut queue = lock(&shared.queue);
-        for id in ids {
-            let finished = queue
-                .message(&id)
-                .is_some_and(|spooled| spooled.is_finished());
-            if finished {
-                queue.forget(&id);
-                writes.push((id, None));
-            } else if let Some(spooled) = queue.message(&id) {
-                writes.push((id, Some(spooled.clone())));
-            }
-        }
-    }
-    let spool = shared.spool.clone();
-    blocking(move || {
-        for (id, spooled) in writes {
-            match spooled {
-                Some(spooled) => spool.update(&spooled)?,
-                None => spool.remove(&id)?,
-            }
-        }
-        Ok(())
-    })
-    .await
-}
-
-/// Spools the DSNs for `reports`; returns how many recipients they cover.
-async fn send_reports<C>(shared: &Arc<Shared<C>>, reports: Reports) -> Result<(), SpoolError> {
-    let now = SystemTime::now();
-    let mut wanted = Vec::new();
-    {
-        let queue = lock(&shared.queue);
-        for (kind, list) in [
-            (ReportKind::Failed, reports.failed),
-            (ReportKind::Delayed, reports.delayed),
-        ] {
-            for (id, recipients) in list {
-                if let Some(spooled) = queue.message(&id) {
-                    wanted.push((kind, spooled.clone(), recipients));
-                }
-            }
-        }
-    }
-    for (kind, spooled, recipients) in wanted {
-        if kind == ReportKind::Failed {
-            shared
-                .bounced
-                .fetch_add(recipients.len() as u64, Ordering::Relaxed);
-        }
-        let spool = shared.spool.clone();
-        let hostname = shared.policy.hostname.clone();
-        let stored = blocking(move || {
-            let content = spool.content(&spooled.id)?;
-            match dsn::report(&spooled, &content, &recipients, kind, &hostname, now) {
-                Some(report) => spool.store(&report, now).map(Some),
-                None => Ok(None),
-            }
-        })
-        .await?;
-        if let Some(report) = stored {
-            lock(&shared.queue).insert(report);
-        }
-    }
-    Ok(())
-}
-
-/// One round: sweep, deliver everything due, record. Returns whether any
-/// delivery was attempted.
-async fn delivery_round<C: Courier>(shared: &Arc<Shared<C>>) -> bool {
-    let now = SystemTime::now();
-    let (reports, changed) = lock(&shared.queue).sweep(now);
-    if let Err(error) = send_reports(shared, reports).await {
-        tracing::error!(%error, "spooling delay/expiry reports");
-    }
-    if let Err(error) = persist(shared, changed).await {
-        tracing::error!(%error, "persisting swept statuses");
-    }
-    let batches = lock(&shared.queue).due(now);
-    if batches.is_empty() {
-        return false;
-    }
-    let mut tasks = JoinSet::new();
-    for batch in batches {
-        let mut parcels = Vec::new();
-        let mut items = Vec::new();
-        for item in batch.items {
-            let Some(spooled) = lock(&shared.queue).message(&item.id).cloned() else {
-                continue;
-            };
-            let spool = shared.spool.clone();
-            let id = item.id.clone();
-            let content = match blocking(move || spool.content(&id)).await {
-                Ok(content) => Arc::new(content),
-                Err(error) => {
-                    tracing::error!(%error, id = %item.id, "reading spooled content");
-                    continue;
-                }
-            };
-            let mut envelope = spooled.envelope.clone();
-            envelope.recipients = item
-                .recipients
-                .iter()
-                .map(|&index| spooled.envelope.recipients[index].clone())
-                .collect();
-            parcels.push(Parcel { envelope, content });
-            items.push(item);
-        }
-        let shared = shared.clone();
-        let destination = batch.destination;
-        tasks.spawn(async move {
-            let outcomes = shared.courier.deliver(&destination, &parcels).await;
-            (items, outcomes)
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((items, outcomes)) = joined else {
-            continue;
-        };
-        let now = SystemTime::now();
-        let mut reports = Reports::default();
-        let mut changed = Vec::new();
-        for (item, outcomes) in items.into_iter().zip(outcomes) {
-            for outcome in &outcomes {
-                let counter = match outcome {
-                    Outcome::Delivered => &shared.delivered,
-                    Outcome::Temporary(_) => &shared.deferred,
-                    Outcome::Permanent(_) => continue,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-            let pairs: Vec<(usize, Outcome)> =
-                item.recipients.iter().copied().zip(outcomes).collect();
-            let recorded = lock(&shared.queue).record(&item.id, &pairs, now, fastrand::f64());
-            reports.failed.extend(recorded.failed);
-            changed.push(item.id);
-        }
-        if let Err(error) = send_reports(shared, reports).await {
-            tracing::error!(%error, "spooling failure reports");
-        }
-        if let Err(error) = persist(shared, changed).await {
-            tracing::error!(%error, "persisting delivery outcomes");
-        }
-    }
-    true
-}
-
-/// A client connection, plain or TLS.
-enum Stream {
-    /// Before STARTTLS.
-    Plain(TcpStream),
-    /// After STARTTLS.
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    /// The stream as one reader/writer.
-    fn io(&mut self) -> &mut (dyn Io + Send) {
-        match self {
-            Stream::Plain(stream) => stream,
-            Stream::Tls(stream) => stream.as_mut(),
-        }
-    }
-}
-
-/// Async read and write together.
-trait Io: AsyncRead + AsyncWrite + Unpin {}
-
-impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
-
-/// Decrements the per-client count when a connection ends.
-struct ClientSlot<'a> {
-    /// The counts.
-    clients: &'a Mutex<HashMap<IpAddr, usize>>,
-    /// This client.
-    address: IpAddr,
-}
-
-impl Drop for ClientSlot<'_> {
-    /// Frees the slot.
-    fn drop(&mut self) {
-        let mut clients = lock(self.clients);
-        if let Some(count) = clients.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                clients.remove(&self.address);
-            }
-        }
-    }
-}
-
-/// Serves one client connection to its end.
-async fn connection<C: Courier>(shared: Arc<Shared<C>>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let mut stream = Stream::Plain(stream);
-    let over_cap = {
-        let mut clients = lock(&shared.clients);
-        let count = clients.entry(peer.ip()).or_insert(0);
-        *count += 1;
-        *count > shared.config.max_connections_per_client
-    };
-    let _slot = ClientSlot {
-        clients: &shared.clients,
-        address: peer.ip(),
-    };
-    if over_cap {
-        let _ = stream
-            .io()
-            .write_all(b"421 4.7.0 Too many connections from your address\r\n")
-            .await;
-        return;
-    }
-    let mut policy = (*shared.policy).clone();
-    let tls = shared
-        .tls
-        .read()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .clone();
-    policy.tls_available = tls.is_some();
-    let mut session = Session::new(Arc::new(policy), peer.ip(), false);
-    if stream
-        .io()
-        .write_all(&session.greeting().to_wire())
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let limit = if session.in_data() {
-            shared.config.data_timeout
-        } else {
-            shared.config.command_timeout
-        };
-        let read = match timeout(limit, stream.io().read(&mut buffer)).await {
-            Err(_) => {
-                let reply = session.abort("Timeout, closing connection");
-                let _ = stream.io().write_all(&reply.to_wire()).await;
-                return;
-            }
-            Ok(Ok(0)) | Ok(Err(_)) => return,
-            Ok(Ok(read)) => read,
-        };
-        let mut events: std::collections::VecDeque<Event> =
-            session.feed(&buffer[..read], SystemTime::now()).into();
-        let mut output = Vec::new();
-        while let Some(event) = events.pop_front() {
-            match event {
-                Event::Reply(reply) => output.extend_from_slice(&reply.to_wire()),
-                Event::Message(message) => {
-                    let outcome = accept(&shared, *message).await;
-                    events.extend(session.stored(outcome, SystemTime::now()));
-                }
-                Event::StartTls => {
-                    if stream.io().write_all(&output).await.is_err() {
-                        return;
-                    }
-                    output.clear();
-                    let (Stream::Plain(tcp), Some(config)) = (stream, tls.clone()) else {
-                        return;
-                    };
-                    let handshake = TlsAcceptor::from(config).accept(tcp);
-                    match timeout(shared.config.command_timeout, handshake).await {
-                        Ok(Ok(secured)) => stream = Stream::Tls(Box::new(secured)),
-                        _ => return,
-                    }
-                    session.tls_started();
-                }
-                Event::Close => {
-                    let _ = stream.io().write_all(&output).await;
-                    let _ = stream.io().shutdown().await;
-                    return;
-                }
-            }
-        }
-        if !output.is_empty() && stream.io().write_all(&output).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Stores an accepted message; Ok(queue id) only once it is on disk.
-async fn accept<C>(shared: &Arc<Shared<C>>, message: Message) -> Result<String, String> {
-    let spool = shared.spool.clone();
-    match blocking(move || spool.store(&message, SystemTime::now())).await {
-        Ok(spooled) => {
-            let id = spooled.id.clone();
-            lock(&shared.queue).insert(spooled);
-            shared.accepted.fetch_add(1, Ordering::Relaxed);
-            shared.wake.notify_one();
-            Ok(id)
-        }
-        Err(error) => {
-            tracing::error!(%error, "spooling an accepted message");
-            Err(error.to_string())
-        }
     }
 }

@@ -10,6 +10,9 @@
 //!             wait for tls_started(); the session then starts over (RFC 3207).
 //!   DATA end: Event::Message, wait for stored(): the 250 is only sent once
 //!             the server says the message is on disk.
+//!   RCPT in a verified domain (not listed): Event::Verify, wait for
+//!             verified(): 250, 550 or 450 as the destination (or the memory
+//!             of it) says; pipelined input waits meanwhile.
 //! ```
 //!
 //! Refused at RCPT with 5xx: every open-relay trick (see [`crate::address`]),
@@ -22,13 +25,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use smtp_proto::{Error as ParseError, Request};
+use smtp_proto::Request;
 
-use crate::address::{has_control, parse_forward_path, raw_path, PathRefusal};
-use crate::data::{DataReader, Flaw};
+use crate::address::{has_control, parse_forward_path, raw_path};
+use crate::data::DataReader;
 use crate::envelope::{DsnReturn, Envelope, Notify, Recipient};
-use crate::policy::Policy;
+use crate::policy::{Admission, Policy};
 use crate::reply::Reply;
+
+mod refusal;
+
+use refusal::{flaw_refusal, parse_refusal, path_refusal};
 
 /// What the session asks of the server, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +48,9 @@ pub enum Event {
     StartTls,
     /// Store this message durably, then call [`Session::stored`].
     Message(Box<Message>),
+    /// Ask the destination whether this recipient (`local@domain`) exists,
+    /// then call [`Session::verified`].
+    Verify(String),
     /// Write the replies so far, then close the connection.
     Close,
 }
@@ -67,10 +77,23 @@ enum Phase {
     Data(DataReader),
     /// The message was handed out; waiting for [`Session::stored`].
     Storing,
+    /// A recipient is being verified; waiting for [`Session::verified`].
+    Verifying(Recipient),
     /// STARTTLS accepted; waiting for [`Session::tls_started`].
     StartingTls,
     /// The session is over; nothing more is read.
     Closed,
+}
+
+/// What the relay learned of a recipient it verified with the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The destination takes it (now, or the last time it was asked): 250.
+    Accepted,
+    /// The destination refuses it (now, or the last time it was asked): 550.
+    Rejected,
+    /// The destination cannot be asked and never was: 450, try later.
+    Unknown,
 }
 
 /// The transaction being built between MAIL and the end of DATA.
@@ -150,6 +173,9 @@ impl Session {
             return Vec::new();
         }
         self.input.extend_from_slice(bytes);
+        if matches!(self.phase, Phase::Storing | Phase::Verifying(_)) {
+            return Vec::new();
+        }
         self.run(now)
     }
 
@@ -166,6 +192,33 @@ impl Session {
         self.transaction = Transaction::default();
         self.phase = Phase::Ready;
         let mut events = vec![Event::Reply(reply)];
+        events.extend(self.run(now));
+        events
+    }
+
+    /// The answer to [`Event::Verify`]: 250, 550 or 450 for the recipient,
+    /// then processing of pipelined input resumes.
+    pub fn verified(&mut self, verdict: Verdict, now: SystemTime) -> Vec<Event> {
+        let Phase::Verifying(recipient) = std::mem::replace(&mut self.phase, Phase::Mail) else {
+            return Vec::new();
+        };
+        let reply = match verdict {
+            Verdict::Accepted => {
+                self.transaction.recipients.push(recipient);
+                Event::Reply(Reply::new(250, "2.1.5", "Ok"))
+            }
+            Verdict::Rejected => self.error(Reply::new(
+                550,
+                "5.1.1",
+                "Recipient address rejected: unknown user",
+            )),
+            Verdict::Unknown => Event::Reply(Reply::new(
+                450,
+                "4.1.1",
+                "Recipient cannot be verified now, try again later",
+            )),
+        };
+        let mut events = vec![reply];
         events.extend(self.run(now));
         events
     }
@@ -193,7 +246,7 @@ impl Session {
         let mut position = 0;
         loop {
             match &mut self.phase {
-                Phase::Closed | Phase::Storing | Phase::StartingTls => break,
+                Phase::Closed | Phase::Storing | Phase::StartingTls | Phase::Verifying(_) => break,
                 Phase::Data(reader) => {
                     let (used, ended) = reader.ingest(&self.input[position..]);
                     position += used;
@@ -478,7 +531,8 @@ impl Session {
         if !self.policy.relays(&mailbox.domain) {
             return self.error(Reply::new(550, "5.7.1", "Relay access denied"));
         }
-        if !self.policy.knows(&mailbox.local, &mailbox.domain) {
+        let admission = self.policy.admission(&mailbox.local, &mailbox.domain);
+        if admission == Admission::Unknown {
             return self.error(Reply::new(
                 550,
                 "5.1.1",
@@ -486,7 +540,7 @@ impl Session {
             ));
         }
         let flags = to.flags;
-        self.transaction.recipients.push(Recipient {
+        let recipient = Recipient {
             address: format!("{}@{}", mailbox.local, mailbox.domain),
             domain: mailbox.domain,
             original: to.orcpt.map(|original| original.into_owned()),
@@ -496,7 +550,13 @@ impl Session {
                 delay: flags & smtp_proto::RCPT_NOTIFY_DELAY != 0,
                 never: flags & smtp_proto::RCPT_NOTIFY_NEVER != 0,
             },
-        });
+        };
+        if admission == Admission::Verify {
+            let address = recipient.address.clone();
+            self.phase = Phase::Verifying(recipient);
+            return Event::Verify(address);
+        }
+        self.transaction.recipients.push(recipient);
         Event::Reply(Reply::new(250, "2.1.5", "Ok"))
     }
 
@@ -595,53 +655,4 @@ pub fn hop_count(content: &[u8]) -> usize {
         .take_while(|line| !line.is_empty() && *line != b"\r")
         .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
         .count()
-}
-
-/// The reply to a line smtp-proto could not parse.
-fn parse_refusal(error: &ParseError) -> Reply {
-    match error {
-        ParseError::UnknownCommand => Reply::new(500, "5.5.1", "Unknown command"),
-        ParseError::InvalidSenderAddress => Reply::new(501, "5.1.7", "Invalid sender address"),
-        ParseError::InvalidRecipientAddress => {
-            Reply::new(501, "5.1.3", "Invalid recipient address")
-        }
-        ParseError::UnsupportedParameter { .. } => {
-            Reply::new(555, "5.5.4", "Unsupported parameter")
-        }
-        ParseError::InvalidParameter { .. } => Reply::new(501, "5.5.4", "Invalid parameter"),
-        _ => Reply::new(501, "5.5.2", "Syntax error"),
-    }
-}
-
-/// The reply to a refused forward path.
-fn path_refusal(refusal: &PathRefusal) -> Reply {
-    match refusal {
-        PathRefusal::AddressLiteral(_) => Reply::new(550, "5.7.1", "Relay access denied"),
-        PathRefusal::NeedsSmtputf8(_) => {
-            Reply::new(553, "5.6.7", "Non-ASCII recipient needs SMTPUTF8")
-        }
-        PathRefusal::Empty(_) => Reply::new(550, "5.1.1", "No postmaster on this relay"),
-        PathRefusal::SourceRoute(_)
-        | PathRefusal::Quoted(_)
-        | PathRefusal::RoutingCharacter(..)
-        | PathRefusal::AtSigns(_) => {
-            Reply::new(550, "5.7.1", "Relay access denied: routing in address")
-        }
-        PathRefusal::Character(..) | PathRefusal::Domain(_) | PathRefusal::TooLong(_) => {
-            Reply::new(553, "5.1.3", "Invalid recipient address")
-        }
-    }
-}
-
-/// The reply to a message refused at the end of data.
-fn flaw_refusal(flaw: Flaw) -> Reply {
-    match flaw {
-        Flaw::BareLineFeed | Flaw::BareCarriageReturn => Reply::new(
-            554,
-            "5.5.2",
-            format!("Message refused: {flaw} (SMTP smuggling defence)"),
-        ),
-        Flaw::LineTooLong(_) => Reply::new(554, "5.6.0", format!("Message refused: {flaw}")),
-        Flaw::TooBig(_) => Reply::new(552, "5.3.4", format!("Message refused: {flaw}")),
-    }
 }

@@ -77,9 +77,9 @@ fn smtp_source_load_arrives_in_full() {
     );
 }
 
-/// A sender records every message that got 250 while the relay is killed
-/// with SIGKILL four times mid-run and restarted; afterwards each recorded message
-/// has arrived at least once.
+/// Two senders record every message that got 250 while the relay is killed
+/// with SIGKILL ten times at random moments and restarted; afterwards each
+/// recorded message (thousands) has arrived at least once.
 #[test]
 fn kill_9_mid_run_loses_nothing_acknowledged() {
     let directory = tempfile::tempdir().unwrap();
@@ -90,61 +90,68 @@ fn kill_9_mid_run_loses_nothing_acknowledged() {
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sender = {
-        let acknowledged = acknowledged.clone();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut attempted = 0;
-            // At least 300 messages, and on until every kill has happened.
-            for number in 0.. {
-                if number >= 300 && stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                attempted += 1;
-                let Ok((mut client, _)) = Client::connect(port) else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                let subject = format!("crash-{number}");
-                let result = client.command("EHLO client.test").and_then(|_| {
-                    client.message(
-                        "s@ext.test",
-                        "alice@ourdom.test",
-                        &format!("Subject: {subject}\r\n\r\nx"),
-                    )
-                });
-                if let Ok(reply) = result {
-                    if reply.starts_with("250 ") {
-                        acknowledged.lock().unwrap().push(subject);
+    let senders: Vec<_> = (0..2)
+        .map(|sender| {
+            let acknowledged = acknowledged.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut attempted = 0;
+                // At least 1000 messages each, and on until every kill happened.
+                for number in 0.. {
+                    if number >= 1000 && stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
                     }
+                    attempted += 1;
+                    let Ok((mut client, _)) = Client::connect(port) else {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    let subject = format!("crash-{sender}-{number}");
+                    let result = client.command("EHLO client.test").and_then(|_| {
+                        client.message(
+                            "s@ext.test",
+                            "alice@ourdom.test",
+                            &format!("Subject: {subject}\r\n\r\nx"),
+                        )
+                    });
+                    if let Ok(reply) = result {
+                        if reply.starts_with("250 ") {
+                            acknowledged.lock().unwrap().push(subject);
+                        }
+                    }
+                    let _ = client.command("QUIT");
                 }
-                let _ = client.command("QUIT");
-            }
-            attempted
+                attempted
+            })
         })
-    };
-    for round in 0..4 {
-        std::thread::sleep(Duration::from_millis(150 + 100 * round));
+        .collect();
+    let mut kills = 0;
+    while kills < 10 || senders.iter().any(|sender| !sender.is_finished()) && kills < 40 {
+        std::thread::sleep(Duration::from_millis(fastrand::u64(50..400)));
         let mut guard = relay.lock().unwrap();
         guard.kill();
+        kills += 1;
         *guard = start_relay(port, &arguments(&spool, sink.port));
+        drop(guard);
+        if kills >= 10 {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
-    std::thread::sleep(Duration::from_millis(100));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let attempted = sender.join().unwrap();
-    eprintln!("sending done after {:?}", started.elapsed());
+    let attempted: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+    eprintln!("sending done after {:?}, {kills} kills", started.elapsed());
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(
-        acknowledged.len() > 100,
+        acknowledged.len() >= 1000,
         "too few messages acknowledged ({}) to mean anything",
         acknowledged.len()
     );
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let received = subjects(&sink);
+        let received: std::collections::HashSet<String> = subjects(&sink).into_iter().collect();
         let missing: Vec<&String> = acknowledged
             .iter()
-            .filter(|subject| !received.contains(subject))
+            .filter(|subject| !received.contains(*subject))
             .collect();
         if missing.is_empty() {
             break;
@@ -156,10 +163,10 @@ fn kill_9_mid_run_loses_nothing_acknowledged() {
             acknowledged.len(),
             &missing[..missing.len().min(20)]
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!(
-        "{} of {attempted} messages acknowledged, all arrived after {:?}",
+        "{} of {attempted} messages acknowledged through {kills} kill -9s, all arrived after {:?}",
         acknowledged.len(),
         started.elapsed()
     );
@@ -232,4 +239,108 @@ impl Drop for ProcessGroup {
         let _ = Command::new("kill").args(["-9", "--", &group]).status();
         self.0.kill();
     }
+}
+
+/// One run of the relay under strace with the `when`-th call of `syscall`
+/// failing with EIO: three messages sent; returns each reply's first line.
+fn faulted_run(syscall: &str, when: u32, sink: &Sink, directory: &std::path::Path) -> Vec<String> {
+    let spool = directory.join(format!("spool-{syscall}-{when}"));
+    let port = free_port();
+    let child = Command::new(tool("strace"))
+        .process_group(0)
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:error=EIO:when={when}"))
+        .arg(relay_binary())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(arguments(&spool, sink.port))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run strace");
+    let relay = ProcessGroup(Process {
+        child,
+        name: "relay under strace".into(),
+    });
+    wait_listening(port, "relay under strace");
+    let mut replies = Vec::new();
+    for number in 0..3 {
+        let (mut client, _) = Client::connect(port).unwrap();
+        client.command("EHLO client.test").unwrap();
+        let body = format!("Subject: {syscall}-{when}-{number}\r\n\r\nline one\r\nEND-OF-BODY");
+        let reply = client
+            .message("s@ext.test", "alice@ourdom.test", &body)
+            .unwrap();
+        replies.push(reply.lines().next().unwrap_or("").to_string());
+        let _ = client.command("QUIT");
+    }
+    // Let delivery (and its spool writes, some of them failing) happen.
+    let subjects: Vec<String> = replies
+        .iter()
+        .enumerate()
+        .filter(|(_, reply)| reply.starts_with("250"))
+        .map(|(number, _)| format!("{syscall}-{when}-{number}"))
+        .collect();
+    sink.wait_for(Duration::from_secs(20), "every 250 delivered", |messages| {
+        subjects.iter().all(|subject| {
+            messages
+                .iter()
+                .any(|message| message.contains(&format!("Subject: {subject}\n")))
+        })
+    });
+    drop(relay);
+    replies
+}
+
+/// Every spool write, fsync and rename failing once, in turn (strace
+/// `inject=SYSCALL:error=EIO:when=N` for N = 1..=6): the client gets 451 or
+/// 250 and nothing else; every 250 is delivered; nothing that got 451 is
+/// ever delivered; nothing half-written is delivered (every arrival has its
+/// last line). The first call failing always hits the first message: 451.
+#[test]
+fn each_storage_call_failing_once_never_loses_a_250() {
+    let directory = tempfile::tempdir().unwrap();
+    let sink = Sink::start(directory.path(), &[]);
+    let mut refused = 0;
+    let mut runs = 0;
+    for syscall in ["pwrite64", "fsync", "rename"] {
+        for when in 1..=6 {
+            runs += 1;
+            let replies = faulted_run(syscall, when, &sink, directory.path());
+            for (number, reply) in replies.iter().enumerate() {
+                assert!(
+                    reply.starts_with("250 ") || reply.starts_with("451 4.3.0"),
+                    "{syscall} #{when}, message {number}: expected 250 or 451, saw {reply}"
+                );
+            }
+            if when == 1 {
+                assert!(
+                    replies[0].starts_with("451"),
+                    "{syscall} #1 fails the first message's store: expected 451, saw {}",
+                    replies[0]
+                );
+            }
+            refused += replies.iter().filter(|r| r.starts_with("451")).count();
+            for (number, reply) in replies.iter().enumerate() {
+                if reply.starts_with("451") {
+                    let subject = format!("Subject: {syscall}-{when}-{number}\n");
+                    assert!(
+                        !sink.messages().iter().any(|m| m.contains(&subject)),
+                        "{syscall} #{when}: message {number} got 451 but was delivered"
+                    );
+                }
+            }
+        }
+    }
+    for message in sink.messages() {
+        assert!(
+            message.contains("END-OF-BODY"),
+            "a half-written message was delivered:\n{message}"
+        );
+    }
+    eprintln!(
+        "{runs} faulted runs, {refused} messages refused with 451, {} delivered",
+        sink.messages().len()
+    );
 }

@@ -384,3 +384,58 @@ fn byte_by_byte_feeding() {
     assert_eq!(codes(&events), [250, 250, 250, 354]);
     assert_eq!(messages(&events).len(), 1);
 }
+
+/// A recipient of a verified domain that is not listed is handed out for
+/// verification; the pipelined rest waits; each verdict gives its reply
+/// (250, 550, 450) and only accepted recipients reach the message.
+#[test]
+fn verified_domain_asks_before_answering_rcpt() {
+    use cutover_mail::{Event as E, Verdict};
+    let policy = Policy::new("mx.relay.test")
+        .relay("ourdom.test", ["alice"])
+        .verified("ourdom.test");
+    let mut session = session_with(policy);
+    feed(
+        &mut session,
+        "EHLO client.test\r\nMAIL FROM:<s@ext.test>\r\n",
+    );
+    let events = feed(
+        &mut session,
+        "RCPT TO:<alice@ourdom.test>\r\nRCPT TO:<carol@ourdom.test>\r\n\
+         RCPT TO:<mallory@ourdom.test>\r\nRCPT TO:<dave@ourdom.test>\r\nDATA\r\n",
+    );
+    assert_eq!(codes(&events), [250], "alice is listed: 250 without asking");
+    assert_eq!(
+        events.last(),
+        Some(&E::Verify("carol@ourdom.test".into())),
+        "carol is asked about; nothing after her is processed yet: {events:?}"
+    );
+    let events = session.verified(Verdict::Accepted, now());
+    assert_eq!(codes(&events), [250]);
+    assert_eq!(
+        events.last(),
+        Some(&E::Verify("mallory@ourdom.test".into()))
+    );
+    let events = session.verified(Verdict::Rejected, now());
+    assert_eq!(codes(&events), [550]);
+    assert_eq!(events.last(), Some(&E::Verify("dave@ourdom.test".into())));
+    let events = session.verified(Verdict::Unknown, now());
+    assert_eq!(
+        codes(&events),
+        [450, 354],
+        "dave: try later; then DATA goes on"
+    );
+    let events = feed(&mut session, "Subject: x\r\n\r\nx\r\n.\r\n");
+    let message = messages(&events).pop().expect("the message is handed out");
+    let to: Vec<&str> = message
+        .envelope
+        .recipients
+        .iter()
+        .map(|recipient| recipient.address.as_str())
+        .collect();
+    assert_eq!(
+        to,
+        ["alice@ourdom.test", "carol@ourdom.test"],
+        "accepted only"
+    );
+}

@@ -5,6 +5,7 @@
 //! cutover-mail-relay --listen 127.0.0.1:2525 --spool DIR --hostname mx.example
 //!     --domain example.com=alice,bob --route example.com=10.0.0.2:25
 //!     [--route '*=smarthost:25'] [--retry-ms 60000] [--tls-cert PEM --tls-key PEM]
+//!     [--max-connections-per-client 10]
 //! ```
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ fn arguments() -> Result<Arguments, String> {
     let mut retry = None;
     let mut certificate = None;
     let mut key = None;
+    let mut max_connections = None;
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         let value = words.next().ok_or(format!("{flag} needs a value"))?;
@@ -65,6 +67,13 @@ fn arguments() -> Result<Arguments, String> {
             }
             "--tls-cert" => certificate = Some(PathBuf::from(value)),
             "--tls-key" => key = Some(PathBuf::from(value)),
+            "--max-connections-per-client" => {
+                max_connections = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("bad --max-connections-per-client {value}"))?,
+                )
+            }
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -74,6 +83,9 @@ fn arguments() -> Result<Arguments, String> {
     if let Some(milliseconds) = retry {
         config.schedule.first_retry = Duration::from_millis(milliseconds);
         config.schedule.max_retry = Duration::from_millis(milliseconds * 4);
+    }
+    if let Some(count) = max_connections {
+        config.max_connections_per_client = count;
     }
     if let (Some(certificate), Some(key)) = (certificate, key) {
         config.tls = Some(tls_from_pem(&certificate, &key).map_err(|e| e.to_string())?);
@@ -110,6 +122,12 @@ fn main() -> ExitCode {
         println!("listening on {}", arguments.listen);
         let delivery = relay.clone();
         tokio::spawn(async move { delivery.deliver().await });
+        let controls = relay.clone();
+        tokio::spawn(async move {
+            if let Err(error) = controls.serve_control().await {
+                eprintln!("cutover-mail-relay: {error}");
+            }
+        });
         relay.serve(listener).await;
         Ok::<(), cutover_mail::RelayError>(())
     });

@@ -258,3 +258,155 @@ impl Client {
         rest
     }
 }
+
+/// A relay running in this process on its own tokio runtime.
+pub struct InProcess {
+    /// The relay handle.
+    pub relay: cutover_mail::Relay<cutover_mail::SmtpCourier>,
+    /// The port it listens on.
+    pub port: u16,
+    /// The runtime; dropping it stops the relay.
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl InProcess {
+    /// Starts a relay with `config` (controls served too) on a free port.
+    pub fn start(config: cutover_mail::RelayConfig) -> InProcess {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut courier =
+            cutover_mail::SmtpCourier::new(config.policy.hostname.clone(), vec![address]);
+        courier.connect_timeout = Duration::from_secs(2);
+        courier.reply_timeout = Duration::from_secs(5);
+        let relay = cutover_mail::Relay::open(config, courier).expect("open relay");
+        let listener = runtime.block_on(relay.listen(address)).expect("listen");
+        let serving = relay.clone();
+        runtime.spawn(async move { serving.serve(listener).await });
+        let delivering = relay.clone();
+        runtime.spawn(async move { delivering.deliver().await });
+        let controlling = relay.clone();
+        runtime.spawn(async move { controlling.serve_control().await });
+        wait_listening(port, "relay");
+        InProcess {
+            relay,
+            port,
+            runtime,
+        }
+    }
+
+    /// Waits until `done` holds for the queue listing (15 s at most).
+    pub fn wait_queue(&self, what: &str, done: impl Fn(&[cutover_mail::queue::Entry]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let entries = self.relay.list();
+            if done(&entries) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; queue: {entries:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A scripted destination: an SMTP server on a thread that knows some
+/// mailboxes (250 at RCPT) and refuses the rest (550); it stops listening
+/// (connections refused) when dropped.
+pub struct Mailboxes {
+    /// Its port.
+    pub port: u16,
+    /// Tells the thread to stop.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The thread.
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Recipients asked about, in order.
+    pub asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Mailboxes {
+    /// Listens on `port` (0: any) knowing these addresses.
+    pub fn start(port: u16, known: &[&str]) -> Mailboxes {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the test MX");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let known: Vec<String> = known.iter().map(|k| k.to_lowercase()).collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let thread = {
+            let stop = stop.clone();
+            let asked = asked.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            stream.set_nonblocking(false).unwrap();
+                            let _ = Mailboxes::converse(stream, &known, &asked);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        Mailboxes {
+            port,
+            stop,
+            thread: Some(thread),
+            asked,
+        }
+    }
+
+    /// One SMTP conversation (no DATA).
+    fn converse(
+        stream: TcpStream,
+        known: &[String],
+        asked: &std::sync::Mutex<Vec<String>>,
+    ) -> std::io::Result<()> {
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut writer = stream.try_clone()?;
+        let mut reader = BufReader::new(stream);
+        writer.write_all(b"220 mx.dest.test ESMTP\r\n")?;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let upper = line.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                b"250 mx.dest.test\r\n"
+            } else if upper.starts_with("RCPT TO:<") {
+                let address = line[9..].split('>').next().unwrap_or("").to_lowercase();
+                asked.lock().unwrap().push(address.clone());
+                if known.contains(&address) {
+                    b"250 2.1.5 Ok\r\n"
+                } else {
+                    b"550 5.1.1 No such user\r\n"
+                }
+            } else if upper.starts_with("QUIT") {
+                writer.write_all(b"221 Bye\r\n")?;
+                return Ok(());
+            } else if upper.starts_with("DATA") {
+                b"554 5.5.1 Not here\r\n"
+            } else {
+                b"250 Ok\r\n"
+            };
+            writer.write_all(reply)?;
+        }
+    }
+}
+
+impl Drop for Mailboxes {
+    /// Stops listening.
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! `cutover mail …`: the relay's queue and the move controls. Each command
+//! goes to the running relay through its control socket, or works on the
+//! spool at rest when no relay runs (see `cutover_mail::control`).
+//!
+//! ```text
+//!  cutover mail queue|show|hold|release|retarget|flush|delete
+//!     ──▶ MailControl (spool from [mail] spool or --spool)
+//!           ├─ relay running: spool/control.sock, one JSON request
+//!           └─ at rest: spool/lock taken, spool read and written directly
+//! ```
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use cutover_mail::queue::Selector;
+use cutover_mail::{MailControl, QueuedMessage};
+
+use crate::commands::{timestamp, Unconfirmed};
+use crate::config::Config;
+
+/// `cutover mail`.
+#[derive(Debug, Args)]
+pub struct MailArgs {
+    /// The spool directory (default: the config's `[mail] spool`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: MailCommand,
+}
+
+/// The verbs of `cutover mail`.
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// List the queue: id, age, size, held, each recipient's state, attempts, last error.
+    Queue {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One message: envelope, recipients, headers.
+    Show {
+        /// The queue id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hold mail: nothing selected is delivered until released.
+    Hold(Target),
+    /// Release held mail; it is delivered at once.
+    Release(Target),
+    /// Send a domain's mail to HOST[:PORT] from now on; its held and deferred
+    /// mail goes there at once (`--keep-held` keeps a hold until `release`).
+    /// Persists across restarts.
+    Retarget {
+        /// The domain.
+        domain: String,
+        /// The new destination: host, host:port or [v6]:port (port 25 by default).
+        destination: String,
+        /// Keep the domain's held mail held (release it later with `release`).
+        #[arg(long)]
+        keep_held: bool,
+    },
+    /// Try deferred mail now.
+    Flush(Target),
+    /// Delete mail without a bounce (needs --yes).
+    Delete {
+        /// What to delete.
+        #[command(flatten)]
+        target: Target,
+        /// Really delete.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// What a control applies to: a message id, `--domain D` or `--all`.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// A queue id.
+    #[arg(conflicts_with_all = ["domain", "all"], required_unless_present_any = ["domain", "all"])]
+    pub id: Option<String>,
+    /// Every message with a recipient in this domain (and, for hold/release, the domain itself).
+    #[arg(long, conflicts_with = "all")]
+    pub domain: Option<String>,
+    /// Everything.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl Target {
+    /// The queue's selector.
+    fn selector(&self) -> Selector {
+        match (&self.id, &self.domain) {
+            (Some(id), _) => Selector::Message(id.clone()),
+            (None, Some(domain)) => Selector::Domain(domain.clone()),
+            (None, None) => Selector::All,
+        }
+    }
+}
+
+/// Runs `cutover mail …`.
+pub fn run(args: &MailArgs, config_path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let mut routes = std::collections::BTreeMap::new();
+    let spool = match &args.spool {
+        Some(spool) => spool.clone(),
+        None => {
+            let config = Config::find(config_path)?
+                .context("no config file found: give --config FILE or --spool DIR")?;
+            let mail = config
+                .mail
+                .context("the config has no [mail] section: give --spool DIR")?;
+            // For listings of the spool at rest; the config was validated.
+            for domain in &mail.domain {
+                if let Ok(destination) = domain.destination.parse() {
+                    routes.insert(domain.name.to_ascii_lowercase(), destination);
+                }
+            }
+            mail.spool
+        }
+    };
+    let mut control = MailControl::new(spool);
+    control.routes = routes;
+    match &args.command {
+        MailCommand::Queue { json } => {
+            let queue = control.queue()?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&queue)?);
+            } else {
+                print!("{}", render_queue(&queue));
+            }
+        }
+        MailCommand::Show { id, json } => {
+            let message = control.show(id)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&message)?);
+            } else {
+                print!("{}", render_message(&message));
+            }
+        }
+        MailCommand::Hold(target) => report("held", control.hold(target.selector())?),
+        MailCommand::Release(target) => report("released", control.release(target.selector())?),
+        MailCommand::Flush(target) => report("due now", control.flush(target.selector())?),
+        MailCommand::Retarget {
+            domain,
+            destination,
+            keep_held,
+        } => {
+            let due = control.retarget(domain, destination)?;
+            println!("{domain} now goes to {destination}");
+            report("due now", due);
+            if !*keep_held {
+                report(
+                    "released",
+                    control.release(Selector::Domain(domain.clone()))?,
+                );
+            }
+        }
+        MailCommand::Delete { target, yes } => {
+            if !*yes {
+                return Err(Unconfirmed(format!(
+                    "deleting {} drops mail without telling its senders",
+                    describe(&target.selector())
+                ))
+                .into());
+            }
+            report("deleted", control.delete(target.selector())?);
+        }
+    }
+    Ok(())
+}
+
+/// What a selector means, in words.
+fn describe(selector: &Selector) -> String {
+    match selector {
+        Selector::All => "every queued message".into(),
+        Selector::Domain(domain) => format!("the mail for {domain}"),
+        Selector::Message(id) => format!("message {id}"),
+    }
+}
+
+/// Prints how many messages an operation touched, and which.
+fn report(what: &str, ids: Vec<String>) {
+    println!("{} message(s) {what}", ids.len());
+    for id in ids {
+        println!("  {id}");
+    }
+}
+
+/// A short age: 42s, 5m, 3h, 2d.
+fn age(seconds: u64) -> String {
+    match seconds {
+        0..=119 => format!("{seconds}s"),
+        120..=7199 => format!("{}m", seconds / 60),
+        7200..=172_799 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+/// The queue as a table: one line per message, one indented per recipient.
+fn render_queue(queue: &[QueuedMessage]) -> String {
+    if queue.is_empty() {
+        return "mail queue is empty\n".into();
+    }
+    let mut out = format!(
+        "{:<24} {:>5} {:>8} {:<4} sender\n",
+        "id", "age", "size", "held"
+    );
+    for message in queue {
+        let sender = if message.sender.is_empty() {
+            "<>"
+        } else {
+            &message.sender
+        };
+        out.push_str(&format!(
+            "{:<24} {:>5} {:>8} {:<4} {sender}\n",
+            message.id,
+            age(message.age_seconds),
+            message.size,
+            if message.held { "yes" } else { "" },
+        ));
+        for recipient in &message.recipients {
+            out.push_str(&format!(
+                "    {} {} attempts={}{}\n",
+                recipient.address,
+                recipient.state,
+                recipient.attempts,
+                recipient
+                    .last_error
+                    .as_ref()
+                    .map(|error| format!(" last error: {error}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    out.push_str(&format!("{} message(s)\n", queue.len()));
+    out
+}
+
+/// One message in full.
+fn render_message(message: &QueuedMessage) -> String {
+    let at = |seconds: u64| timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds));
+    let mut out = format!(
+        "id:       {}\nsender:   <{}>\nreceived: {} ({} ago)\nsize:     {}\nheld:     {}\n",
+        message.id,
+        message.sender,
+        at(message.received),
+        age(message.age_seconds),
+        message.size,
+        if message.held { "yes" } else { "no" }
+    );
+    for recipient in &message.recipients {
+        out.push_str(&format!(
+            "rcpt:     {} {} attempts={} next={} to={}\n",
+            recipient.address,
+            recipient.state,
+            recipient.attempts,
+            at(recipient.next_attempt),
+            recipient.destination.as_deref().unwrap_or("(no route)")
+        ));
+        if let Some(error) = &recipient.last_error {
+            out.push_str(&format!("          last error: {error}\n"));
+        }
+    }
+    if let Some(headers) = &message.headers {
+        out.push('\n');
+        out.push_str(&headers.replace("\r\n", "\n"));
+    }
+    out
+}

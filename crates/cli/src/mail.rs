@@ -1,0 +1,500 @@
+//! The mail relay inside `cutover serve`: the `[mail]` section of the
+//! config and the service that runs the relay on its own small runtime.
+//!
+//! ```text
+//!  [mail] ──MailConfig::relay_config──▶ RelayConfig (policy, routes, limits, schedule)
+//!                                          │
+//!  MailService::start ──▶ runtime thread: Relay::serve (one task per listen address)
+//!                                         Relay::deliver (the delivery loop)
+//!                                         Relay::serve_control (spool/control.sock)
+//!                                         certificate watch (reload on change, every 2 s)
+//!  drop(MailService) ──▶ runtime shut down (the spool is already durable)
+//! ```
+//!
+//! ```toml
+//! [mail]
+//! listen = ["0.0.0.0:25"]
+//! hostname = "mx2.example.com"
+//! spool = "/var/lib/cutover/mail"
+//! [mail.tls]                      # STARTTLS offered when present; reloaded when the files change
+//! cert = "/etc/cutover/mx.pem"
+//! key = "/etc/cutover/mx.key"
+//! [[mail.domain]]
+//! name = "example.com"
+//! destination = "mail-old.example.com:25"
+//! recipients = ["alice@example.com", "bob"]   # or ["@example.com"] for any, or:
+//! # verify = "destination"                    # ask the destination at RCPT time
+//! tls_required = false                        # STARTTLS required when delivering there
+//! ```
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use cutover_mail::server::tls_from_pem;
+use cutover_mail::{Destination, Policy, Relay, RelayConfig, RelayDomain, Schedule, SmtpCourier};
+use serde::{de, Deserialize, Deserializer};
+
+/// The `[mail]` section: the backup-MX relay.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// Addresses the relay listens on for SMTP.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// The relay's host name (greeting, EHLO, Received, loop guard).
+    pub hostname: String,
+    /// The spool directory (messages, statuses, controls, control socket).
+    #[serde(default = "default_spool")]
+    pub spool: PathBuf,
+    /// The STARTTLS certificate and key; no STARTTLS when absent.
+    #[serde(default)]
+    pub tls: Option<MailTls>,
+    /// The relayed domains.
+    #[serde(default)]
+    pub domain: Vec<MailDomain>,
+    /// Largest message accepted, in octets (advertised with SIZE).
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: usize,
+    /// Most recipients in one transaction (more get 452).
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Most simultaneous connections from one client address (more get 421).
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Longest wait for a command, e.g. "5m" (RFC 5321 §4.5.3.2).
+    #[serde(default = "default_command_timeout", deserialize_with = "duration")]
+    pub command_timeout: Duration,
+    /// Longest wait for more message data, e.g. "10m".
+    #[serde(default = "default_data_timeout", deserialize_with = "duration")]
+    pub data_timeout: Duration,
+    /// How long a message is retried before it bounces, e.g. "5d".
+    #[serde(default = "default_queue_lifetime", deserialize_with = "duration")]
+    pub queue_lifetime: Duration,
+    /// Age after which the sender gets one delay warning, e.g. "4h".
+    #[serde(default = "default_delay_warning", deserialize_with = "duration")]
+    pub delay_warning: Duration,
+    /// The wait after the first failed attempt (doubling from there), e.g. "1m".
+    #[serde(default = "default_first_retry", deserialize_with = "duration")]
+    pub first_retry: Duration,
+    /// The longest wait between attempts, e.g. "1h".
+    #[serde(default = "default_max_retry", deserialize_with = "duration")]
+    pub max_retry: Duration,
+    /// Longest wait to connect to a destination, e.g. "30s".
+    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+/// `[mail.tls]`: the STARTTLS certificate chain and key, PEM files.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailTls {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// One `[[mail.domain]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailDomain {
+    /// The domain relayed.
+    pub name: String,
+    /// Where its mail goes: "host", "host:port" or "[v6]:port".
+    pub destination: String,
+    /// Its recipients: "user@domain", "user", or "@domain" for any.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// "destination": recipients not listed are asked of the destination.
+    #[serde(default)]
+    pub verify: Option<String>,
+    /// STARTTLS is required when delivering to the destination.
+    #[serde(default)]
+    pub tls_required: bool,
+}
+
+impl MailConfig {
+    /// Checks what serde cannot: destinations, recipient lists, duplicates.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listen.is_empty() {
+            return Err("listen: at least one address is needed".into());
+        }
+        if self.hostname.trim().is_empty() {
+            return Err("hostname must not be empty".into());
+        }
+        let mut seen = BTreeSet::new();
+        for domain in &self.domain {
+            let name = domain.name.to_ascii_lowercase();
+            if !seen.insert(name.clone()) {
+                return Err(format!("domain {name} is configured twice"));
+            }
+            self.relay_domain(domain)?;
+            domain
+                .destination
+                .parse::<Destination>()
+                .map_err(|error| format!("domain {name}: {error}"))?;
+        }
+        Ok(())
+    }
+
+    /// The relay's config: policy, routes, limits and schedule.
+    pub fn relay_config(&self) -> Result<RelayConfig, String> {
+        let mut policy = Policy::new(self.hostname.clone());
+        policy.max_message_size = self.max_message_size;
+        policy.max_recipients = self.max_recipients;
+        let mut config = RelayConfig::new(self.spool.clone(), policy);
+        for domain in &self.domain {
+            let name = domain.name.to_ascii_lowercase();
+            config
+                .policy
+                .domains
+                .insert(name.clone(), self.relay_domain(domain)?);
+            let mut destination: Destination = domain
+                .destination
+                .parse()
+                .map_err(|error| format!("domain {name}: {error}"))?;
+            destination.require_tls = domain.tls_required;
+            config.routes.insert(name, destination);
+        }
+        config.schedule = Schedule {
+            first_retry: self.first_retry,
+            max_retry: self.max_retry,
+            lifetime: self.queue_lifetime,
+            delay_warning: self.delay_warning,
+        };
+        config.command_timeout = self.command_timeout;
+        config.data_timeout = self.data_timeout;
+        config.max_connections_per_client = self.max_connections_per_client;
+        if let Some(tls) = &self.tls {
+            config.tls = Some(tls_from_pem(&tls.cert, &tls.key).map_err(|e| e.to_string())?);
+        }
+        Ok(config)
+    }
+
+    /// One domain's acceptance rules.
+    fn relay_domain(&self, domain: &MailDomain) -> Result<RelayDomain, String> {
+        let name = domain.name.to_ascii_lowercase();
+        let mut relayed = RelayDomain::default();
+        match domain.verify.as_deref() {
+            None => {}
+            Some("destination") => relayed.verify = true,
+            Some(other) => {
+                return Err(format!(
+                    "domain {name}: verify = {other:?}; the only choice is \"destination\""
+                ))
+            }
+        }
+        for recipient in &domain.recipients {
+            let (local, at) = match recipient.rsplit_once('@') {
+                Some((local, at)) => (local, Some(at)),
+                None => (recipient.as_str(), None),
+            };
+            if at.is_some_and(|at| !at.eq_ignore_ascii_case(&name)) {
+                return Err(format!(
+                    "domain {name}: recipient {recipient:?} is not in the domain"
+                ));
+            }
+            if local.is_empty() {
+                relayed.any = true;
+            } else {
+                relayed.recipients.insert(local.to_lowercase());
+            }
+        }
+        if !relayed.any && !relayed.verify && relayed.recipients.is_empty() {
+            return Err(format!(
+                "domain {name}: give recipients = [...] or verify = \"destination\" \
+                 (accepting unknown recipients would make backscatter)"
+            ));
+        }
+        Ok(relayed)
+    }
+}
+
+/// The relay running inside `cutover serve`; stops when dropped.
+pub struct MailService {
+    /// The relay's runtime (its tasks stop when it is shut down).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl MailService {
+    /// Opens the spool, binds every address and starts serving, delivering
+    /// and answering controls. Errors (a bad spool, a busy port, a second
+    /// relay on the spool) come back before anything is served.
+    pub fn start(config: &MailConfig) -> anyhow::Result<MailService> {
+        let relay_config = config
+            .relay_config()
+            .map_err(|message| anyhow::anyhow!("[mail]: {message}"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mail")
+            .enable_all()
+            .build()
+            .context("cannot start the mail relay's runtime")?;
+        let mut courier = SmtpCourier::new(config.hostname.clone(), config.listen.clone());
+        courier.connect_timeout = config.connect_timeout;
+        let relay = Relay::open(relay_config, courier).context("cannot open the mail relay")?;
+        for address in &config.listen {
+            let listener = runtime.block_on(relay.listen(*address))?;
+            tracing::info!("mail relay listening on {address}");
+            let serving = relay.clone();
+            runtime.spawn(async move { serving.serve(listener).await });
+        }
+        let delivering = relay.clone();
+        runtime.spawn(async move { delivering.deliver().await });
+        let controlling = relay.clone();
+        runtime.spawn(async move {
+            if let Err(error) = controlling.serve_control().await {
+                tracing::error!("mail controls unavailable: {error}");
+            }
+        });
+        if let Some(tls) = config.tls.clone() {
+            let reloading = relay.clone();
+            runtime.spawn(async move { watch_certificate(reloading, tls).await });
+        }
+        Ok(MailService {
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl Drop for MailService {
+    /// Stops the relay's tasks without waiting for them.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The migration engine's mail steps (hold, retarget, release) carried out
+/// by the relay's controls: on the running relay, or on the spool at rest.
+#[derive(Debug, Clone)]
+pub struct MigrationMail(pub cutover_mail::MailControl);
+
+impl MigrationMail {
+    /// The controls of the relay configured in `[mail]`.
+    pub fn new(config: &MailConfig) -> Self {
+        MigrationMail(cutover_mail::MailControl::new(config.spool.clone()))
+    }
+}
+
+impl cutover_migrate::MailControl for MigrationMail {
+    /// `cutover mail hold --domain DOMAIN`.
+    fn hold(&self, domain: &str) -> Result<String, String> {
+        let selector = cutover_mail::queue::Selector::Domain(domain.to_string());
+        let held = self.0.hold(selector).map_err(|e| e.to_string())?;
+        Ok(format!("{domain} held ({} queued message(s))", held.len()))
+    }
+
+    /// `cutover mail retarget DOMAIN DESTINATION`.
+    fn retarget(&self, domain: &str, destination: &str) -> Result<String, String> {
+        let due = self
+            .0
+            .retarget(domain, destination)
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "{domain} now goes to {destination} ({} message(s) due now)",
+            due.len()
+        ))
+    }
+
+    /// `cutover mail release --domain DOMAIN`.
+    fn release(&self, domain: &str) -> Result<String, String> {
+        let selector = cutover_mail::queue::Selector::Domain(domain.to_string());
+        let released = self.0.release(selector).map_err(|e| e.to_string())?;
+        Ok(format!(
+            "{domain} released ({} message(s) due now)",
+            released.len()
+        ))
+    }
+}
+
+/// Reloads the STARTTLS certificate when its files change (checked every 2 s).
+async fn watch_certificate(relay: Relay<SmtpCourier>, tls: MailTls) {
+    let stamp = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut seen: (Option<SystemTime>, Option<SystemTime>) = (stamp(&tls.cert), stamp(&tls.key));
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = (stamp(&tls.cert), stamp(&tls.key));
+        if now == seen {
+            continue;
+        }
+        match tls_from_pem(&tls.cert, &tls.key) {
+            Ok(config) => {
+                relay.reload_tls(Some(Arc::clone(&config)));
+                seen = now;
+                tracing::info!(cert = %tls.cert.display(), "mail STARTTLS certificate reloaded");
+            }
+            Err(error) => {
+                tracing::warn!("new mail certificate not loaded, keeping the old: {error}")
+            }
+        }
+    }
+}
+
+/// Port 25 on every address.
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([0, 0, 0, 0], 25))]
+}
+
+/// The spool next to the store's default place.
+fn default_spool() -> PathBuf {
+    PathBuf::from("/var/lib/cutover/mail")
+}
+
+/// 35 MiB, as many providers accept.
+fn default_max_message_size() -> usize {
+    35 * 1024 * 1024
+}
+
+/// RFC 5321 §4.5.3.1.8's minimum.
+fn default_max_recipients() -> usize {
+    100
+}
+
+/// Ten connections from one address at once.
+fn default_max_connections_per_client() -> usize {
+    10
+}
+
+/// RFC 5321 §4.5.3.2: 5 minutes for a command.
+fn default_command_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// RFC 5321 §4.5.3.2: 10 minutes between data blocks.
+fn default_data_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Five days, as Postfix's maximal_queue_lifetime.
+fn default_queue_lifetime() -> Duration {
+    Schedule::default().lifetime
+}
+
+/// Four hours, as Postfix's delay_warning_time when set.
+fn default_delay_warning() -> Duration {
+    Schedule::default().delay_warning
+}
+
+/// One minute.
+fn default_first_retry() -> Duration {
+    Schedule::default().first_retry
+}
+
+/// One hour.
+fn default_max_retry() -> Duration {
+    Schedule::default().max_retry
+}
+
+/// Thirty seconds.
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// A duration: "250ms", "10s", "5m", "1h" or "5d".
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if let Some(days) = text.strip_suffix('d') {
+        let days: u64 = days
+            .parse()
+            .map_err(|_| de::Error::custom(format!("invalid duration {text:?}")))?;
+        return Ok(Duration::from_secs(days.saturating_mul(86_400)));
+    }
+    crate::config::parse_duration(&text).map_err(de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a `[mail]` section.
+    fn parse(text: &str) -> Result<MailConfig, String> {
+        let config: MailConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults, recipient forms and per-domain TLS reach the relay config.
+    #[test]
+    fn section_becomes_a_relay_config() {
+        let config = parse(
+            "hostname = \"mx.test\"\nspool = \"/tmp/x\"\nqueue_lifetime = \"2d\"\n\
+             [[domain]]\nname = \"A.test\"\ndestination = \"10.0.0.1:2525\"\n\
+             recipients = [\"alice@a.test\", \"Bob\"]\ntls_required = true\n\
+             [[domain]]\nname = \"b.test\"\ndestination = \"mx.b.test\"\nverify = \"destination\"\n\
+             [[domain]]\nname = \"c.test\"\ndestination = \"mx.c.test\"\nrecipients = [\"@c.test\"]\n",
+        )
+        .unwrap();
+        let relay = config.relay_config().unwrap();
+        assert_eq!(relay.schedule.lifetime, Duration::from_secs(2 * 86_400));
+        assert_eq!(relay.command_timeout, Duration::from_secs(300));
+        let a = &relay.policy.domains["a.test"];
+        assert!(
+            a.recipients.contains("alice") && a.recipients.contains("bob"),
+            "{a:?}"
+        );
+        assert!(relay.routes["a.test"].require_tls, "tls_required kept");
+        assert_eq!(relay.routes["b.test"].port, 25, "default port 25");
+        assert!(relay.policy.domains["b.test"].verify);
+        assert!(relay.policy.domains["c.test"].any);
+    }
+
+    /// The migration engine's steps reach the spool (at rest here) and the
+    /// retarget is persisted in the spool's controls.
+    #[test]
+    fn migration_steps_reach_the_spool() {
+        use cutover_migrate::MailControl as _;
+        let directory = tempfile::tempdir().unwrap();
+        let spool = directory.path().join("spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        let mail = MigrationMail(cutover_mail::MailControl::new(&spool));
+        let said = mail.hold("ourdom.test").unwrap();
+        assert!(said.contains("ourdom.test held"), "{said}");
+        let said = mail.retarget("ourdom.test", "192.0.2.7:2525").unwrap();
+        assert!(said.contains("192.0.2.7:2525"), "{said}");
+        let controls = std::fs::read_to_string(spool.join("controls")).unwrap();
+        assert_eq!(
+            controls, "route ourdom.test 192.0.2.7:2525\nhold ourdom.test\n",
+            "persisted controls"
+        );
+        mail.release("ourdom.test").unwrap();
+        let controls = std::fs::read_to_string(spool.join("controls")).unwrap();
+        assert_eq!(
+            controls, "route ourdom.test 192.0.2.7:2525\n",
+            "hold lifted"
+        );
+        let error = mail.retarget("ourdom.test", "bad host:x").unwrap_err();
+        assert!(error.contains("invalid destination"), "{error}");
+    }
+
+    /// Bad sections name the domain and what is wrong.
+    #[test]
+    fn bad_sections_are_refused() {
+        let base = "hostname = \"mx.test\"\n[[domain]]\nname = \"a.test\"\n";
+        let cases = [
+            (
+                "destination = \"h:99999\"\nrecipients = [\"x\"]\n",
+                "invalid destination",
+            ),
+            ("destination = \"h\"\n", "backscatter"),
+            ("destination = \"h\"\nverify = \"list\"\n", "only choice"),
+            (
+                "destination = \"h\"\nrecipients = [\"x@other.test\"]\n",
+                "not in the domain",
+            ),
+            (
+                "destination = \"h\"\nrecipients = [\"x\"]\nfoo = 1\n",
+                "unknown field",
+            ),
+        ];
+        for (rest, expected) in cases {
+            let error = parse(&format!("{base}{rest}")).unwrap_err();
+            assert!(error.contains(expected), "expected {expected:?} in {error}");
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The mail move through the `cutover` binary: `cutover serve` runs the
+//! relay from `[mail]`; the destination is down, mail is accepted and
+//! queued; `cutover mail hold / retarget / release` move it to a new
+//! address where smtp-sink listens; every message arrives exactly once, in
+//! order of arrival per recipient. Then the controls at rest (no relay
+//! running) and a restart that keeps the retarget.
+
+mod mail_support;
+
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mail_support::{free_port, reply, wait_listening, Guard};
+
+/// Postfix's smtp-sink on `port`, dumping to `dump`.
+fn sink(directory: &Path, port: u16) -> (Guard, PathBuf) {
+    let dumps = directory.join(format!("sink-{port}"));
+    std::fs::create_dir_all(&dumps).unwrap();
+    let mut permissions = std::fs::metadata(&dumps).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o777);
+    std::fs::set_permissions(&dumps, permissions).unwrap();
+    let dump = dumps.join("dump");
+    let program = ["/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .expect("smtp-sink is not installed: apt-get install -y postfix");
+    let child = Command::new(program)
+        .args(["-u", "nobody", "-h", "sink.test", "-D"])
+        .arg(&dump)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("64")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smtp-sink");
+    let guard = Guard(child);
+    wait_listening(port, "smtp-sink");
+    (guard, dump)
+}
+
+/// The (recipient, subject) pairs in a sink dump, in arrival order.
+fn arrivals(dump: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(dump).unwrap_or_default();
+    text.split("X-Client-Addr: ")
+        .filter(|part| !part.trim().is_empty())
+        .filter_map(|part| {
+            let to = part
+                .lines()
+                .find_map(|line| line.strip_prefix("X-Rcpt-Args: <"))
+                .or_else(|| {
+                    part.lines()
+                        .find_map(|line| line.strip_prefix("X-Rcpt-To: <"))
+                })?;
+            let subject = part
+                .lines()
+                .find_map(|line| line.strip_prefix("Subject: "))?;
+            Some((
+                to.split('>').next().unwrap_or("").to_string(),
+                subject.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The test's files and the binary's invocations.
+struct Scene {
+    /// The temporary directory.
+    directory: tempfile::TempDir,
+    /// The config file.
+    config: PathBuf,
+    /// The relay's SMTP port.
+    smtp: u16,
+}
+
+impl Scene {
+    /// A config relaying ourdom.test (alice, bob) to 127.0.0.1:`destination`.
+    fn new(destination: u16) -> Scene {
+        let directory = tempfile::tempdir().unwrap();
+        let smtp = free_port();
+        let dns = free_port();
+        let config = directory.path().join("cutover.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "store = {store:?}\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nudp_workers = 1\n\
+                 [mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\n\
+                 spool = {spool:?}\nfirst_retry = \"200ms\"\nmax_retry = \"1s\"\n\
+                 connect_timeout = \"2s\"\n\
+                 [[mail.domain]]\nname = \"ourdom.test\"\n\
+                 destination = \"127.0.0.1:{destination}\"\n\
+                 recipients = [\"alice@ourdom.test\", \"bob\"]\n",
+                store = directory.path().join("cutover.db"),
+                spool = directory.path().join("spool"),
+            ),
+        )
+        .unwrap();
+        Scene {
+            directory,
+            config,
+            smtp,
+        }
+    }
+
+    /// Starts `cutover serve` and waits for the mail port.
+    fn serve(&self) -> Guard {
+        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["--config", self.config.to_str().unwrap(), "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cutover serve");
+        let guard = Guard(child);
+        wait_listening(self.smtp, "the mail relay of cutover serve");
+        guard
+    }
+
+    /// Runs `cutover --config C mail ARGS…`.
+    fn mail(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["--config", self.config.to_str().unwrap(), "mail"])
+            .args(args)
+            .output()
+            .expect("run cutover mail")
+    }
+
+    /// Runs `cutover mail ARGS…`, asserting success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.mail(args);
+        assert!(
+            out.status.success(),
+            "cutover mail {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The queue as JSON.
+    fn queue(&self) -> Vec<serde_json::Value> {
+        let text = self.ok(&["queue", "--json"]);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON {text:?}: {e}"))
+    }
+
+    /// Waits until `done` holds for the queue, 20 s at most.
+    fn wait_queue(&self, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let queue = self.queue();
+            if done(&queue) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; queue: {queue:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends one message to `to` with `subject`; asserts the 250.
+    fn send(&self, to: &str, subject: &str) {
+        let stream = TcpStream::connect(("127.0.0.1", self.smtp)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut reply = || reply(&mut reader);
+        assert!(reply().starts_with("220"));
+        for (line, code) in [
+            ("EHLO client.test".to_string(), "250"),
+            ("MAIL FROM:<s@ext.test>".to_string(), "250"),
+            (format!("RCPT TO:<{to}>"), "250"),
+            ("DATA".to_string(), "354"),
+            (format!("Subject: {subject}\r\n\r\nbody\r\n."), "250"),
+            ("QUIT".to_string(), "221"),
+        ] {
+            writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+            let got = reply();
+            assert!(
+                got.starts_with(code),
+                "{line:?}: expected {code}, saw {got}"
+            );
+        }
+    }
+}
+
+/// The move, driven through the CLI against a running `cutover serve`.
+#[test]
+fn the_move_through_the_cli_delivers_each_message_once_in_order() {
+    let dead = free_port();
+    let scene = Scene::new(dead);
+    let serve = scene.serve();
+    let mut sent = Vec::new();
+    for number in 0..30 {
+        let to = if number % 3 == 0 {
+            "bob@ourdom.test"
+        } else {
+            "alice@ourdom.test"
+        };
+        let subject = format!("move-{number:02}");
+        scene.send(to, &subject);
+        sent.push((to.to_string(), subject));
+    }
+    scene.wait_queue("30 messages deferred with a connect error", |queue| {
+        queue.len() == 30
+            && queue.iter().all(|message| {
+                let recipient = &message["recipients"][0];
+                recipient["state"] == "deferred"
+                    && recipient["attempts"].as_u64() >= Some(1)
+                    && recipient["last_error"]
+                        .as_str()
+                        .is_some_and(|error| error.contains("connect"))
+            })
+    });
+    let listing = scene.ok(&["queue"]);
+    assert!(
+        listing.contains("30 message(s)") && listing.contains("deferred attempts="),
+        "the human listing shows states and attempts:\n{listing}"
+    );
+    let held = scene.ok(&["hold", "--domain", "ourdom.test"]);
+    assert!(held.contains("message(s) held"), "hold: {held}");
+    let new = free_port();
+    let (_sink, dump) = sink(scene.directory.path(), new);
+    let retarget = scene.ok(&[
+        "retarget",
+        "ourdom.test",
+        &format!("127.0.0.1:{new}"),
+        "--keep-held",
+    ]);
+    assert!(
+        retarget.contains(&format!("ourdom.test now goes to 127.0.0.1:{new}")),
+        "retarget: {retarget}"
+    );
+    let first = scene.queue()[0]["id"].as_str().unwrap().to_string();
+    let shown = scene.ok(&["show", &first]);
+    assert!(
+        shown.contains("held:     yes")
+            && shown.contains(&format!("to=127.0.0.1:{new}"))
+            && shown.contains("Subject: move-00"),
+        "show must say held, the new destination and the headers:\n{shown}"
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        arrivals(&dump).is_empty(),
+        "held mail must not be delivered, sink got {:?}",
+        arrivals(&dump)
+    );
+    scene.ok(&["release", "--domain", "ourdom.test"]);
+    scene.wait_queue("the queue to empty", |queue| queue.is_empty());
+    let arrived = arrivals(&dump);
+    assert_eq!(arrived.len(), 30, "each message exactly once: {arrived:?}");
+    for recipient in ["alice@ourdom.test", "bob@ourdom.test"] {
+        let expected: Vec<&String> = sent
+            .iter()
+            .filter(|(to, _)| to == recipient)
+            .map(|(_, subject)| subject)
+            .collect();
+        let seen: Vec<&String> = arrived
+            .iter()
+            .filter(|(to, _)| to == recipient)
+            .map(|(_, subject)| subject)
+            .collect();
+        assert_eq!(seen, expected, "{recipient}: arrival order");
+    }
+    // At rest: no relay; the controls work on the spool directly.
+    drop(serve);
+    assert!(scene.queue().is_empty(), "the queue at rest is empty");
+    scene.ok(&["hold", "--domain", "ourdom.test"]);
+    // Restarted: the hold (set at rest) and the retarget (set while running) hold.
+    let _serve = scene.serve();
+    scene.send("alice@ourdom.test", "after-restart");
+    scene.wait_queue("the new message held", |queue| {
+        queue.len() == 1 && queue[0]["held"] == true
+    });
+    let id = scene.queue()[0]["id"].as_str().unwrap().to_string();
+    let refused = scene.mail(&["delete", &id]);
+    assert_eq!(
+        refused.status.code(),
+        Some(4),
+        "delete without --yes exits 4"
+    );
+    let unknown = scene.mail(&["show", "NOSUCHID"]);
+    assert_eq!(
+        unknown.status.code(),
+        Some(1),
+        "show of an unknown id fails"
+    );
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no queued message NOSUCHID"),
+        "the error names the id: {}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    scene.ok(&["release", "--all"]);
+    scene.wait_queue("the restarted relay to deliver", |queue| queue.is_empty());
+    let arrived = arrivals(&dump);
+    assert_eq!(
+        arrived.last().map(|(_, subject)| subject.as_str()),
+        Some("after-restart"),
+        "after the restart mail still goes to the retargeted sink"
+    );
+    assert_eq!(arrived.len(), 31, "nothing delivered twice");
+}
