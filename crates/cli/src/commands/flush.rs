@@ -1,0 +1,315 @@
+//! `cutover flush [NAME…]`: empty the DNS caches on this machine and those
+//! the config's `[flush]` section names, and say what to do for the rest.
+//!
+//! The work is `cutover_flush`'s; this module reads the command line and the
+//! config and prints the report (a table, or JSON with `--json`). The exit
+//! status is 1 when any cache failed to flush; a cache that is not running
+//! is not a failure.
+
+use std::fmt::Write as _;
+
+use anyhow::bail;
+use cutover_flush::{Entry, Kind, Outcome, Report, Scope, Settings};
+
+use crate::config::Config;
+
+/// Arguments of `cutover flush`.
+#[derive(Debug, clap::Args)]
+pub struct FlushArgs {
+    /// Names to flush; every entry of every cache when none is given.
+    /// systemd-resolved, nscd and dnsmasq can only drop their whole cache.
+    #[arg(value_name = "NAME", value_parser = name)]
+    pub names: Vec<String>,
+    /// Flush everything at and below each name (Unbound flush_zone, rndc flushtree).
+    #[arg(long)]
+    pub tree: bool,
+    /// Only this kind of cache (repeatable): systemd-resolved, nscd, dnsmasq, unbound, bind.
+    #[arg(long = "cache", value_name = "KIND", value_parser = kind)]
+    pub caches: Vec<Kind>,
+    /// Show the commands that would run, and run none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `cutover flush` with the `[flush]` section of `config` (defaults without one).
+pub fn run(args: &FlushArgs, config: Option<&Config>) -> anyhow::Result<()> {
+    let settings = config.map(|c| c.flush.clone()).unwrap_or_default();
+    let scope = Scope::from_names(&args.names, args.tree)?;
+    let report = cutover_flush::flush(&settings, &scope, &args.caches, args.dry_run);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report, &settings));
+    }
+    let failed = report
+        .caches
+        .iter()
+        .filter(|e| matches!(e.outcome, Outcome::Failed { .. }))
+        .count();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} caches could not be flushed",
+            report.caches.len()
+        );
+    }
+    Ok(())
+}
+
+/// The report as text: one line per cache with its commands under it, then
+/// the platforms cutover cannot reach.
+pub fn render(report: &Report, settings: &Settings) -> String {
+    let mut out = String::new();
+    let width = report
+        .caches
+        .iter()
+        .map(|e| e.cache.name().len())
+        .max()
+        .unwrap_or(0);
+    for entry in &report.caches {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<width$}  {}",
+            status(entry),
+            entry.cache.name(),
+            detail(entry)
+        );
+        // A failure already names the command that failed.
+        if matches!(entry.outcome, Outcome::Flushed | Outcome::WouldRun) {
+            for command in &entry.commands {
+                let _ = writeln!(out, "{:<12} {:<width$}  $ {command}", "", "");
+            }
+        }
+    }
+    if !settings.local {
+        out.push_str("(caches on this machine not looked for: [flush] local = false)\n");
+    }
+    out.push_str("\nElsewhere, out of cutover's reach — run these where the cache lives:\n");
+    let width = report
+        .advice
+        .iter()
+        .map(|a| a.platform.len())
+        .max()
+        .unwrap_or(0);
+    for advice in &report.advice {
+        let _ = write!(out, "  {:<width$}  {}", advice.platform, advice.command);
+        if !advice.note.is_empty() {
+            let _ = write!(out, "   ({})", advice.note);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The first column: what happened.
+fn status(entry: &Entry) -> &'static str {
+    match entry.outcome {
+        Outcome::Flushed => "flushed",
+        Outcome::WouldRun => "would flush",
+        Outcome::NotRunning { .. } => "not running",
+        Outcome::Failed { .. } => "FAILED",
+    }
+}
+
+/// The rest of the line: which instance, what it lost or why not.
+fn detail(entry: &Entry) -> String {
+    match &entry.outcome {
+        Outcome::Flushed | Outcome::WouldRun => format!("{}: {}", entry.instance, entry.scope),
+        Outcome::NotRunning { why } => why.clone(),
+        Outcome::Failed { why } => format!("{}: {why}", entry.instance),
+    }
+}
+
+/// The migration engine's flush step, carried out with the config's
+/// `[flush]` section: each cache the migration file lists (a kind such as
+/// "unbound", or "all") is flushed of the moved names.
+#[derive(Clone, Debug, Default)]
+pub struct CacheFlusher {
+    /// The `[flush]` section of the config.
+    pub settings: Settings,
+}
+
+impl cutover_migrate::Flusher for CacheFlusher {
+    fn flush(&self, cache: &str, names: &[cutover_zone::Name]) -> Result<String, String> {
+        let only = match cache {
+            "all" => vec![],
+            kind => vec![kind.parse::<Kind>().map_err(|e| e.to_string())?],
+        };
+        // A wildcard's answers are cached under the names asked for: flush
+        // the subtree it covers.
+        let tree = names.iter().any(|n| n.is_wildcard());
+        let texts: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let text = n.to_string();
+                text.strip_prefix("*.").map(str::to_string).unwrap_or(text)
+            })
+            .collect();
+        let scope = Scope::from_names(&texts, tree).map_err(|e| e.to_string())?;
+        let report = cutover_flush::flush(&self.settings, &scope, &only, false);
+        summary(cache, &report)
+    }
+}
+
+/// One line for the migration's evidence: what was flushed, or why nothing
+/// (or not everything) was.
+fn summary(cache: &str, report: &Report) -> Result<String, String> {
+    let said = |wanted: fn(&Outcome) -> bool| -> Vec<String> {
+        report
+            .caches
+            .iter()
+            .filter(|e| wanted(&e.outcome))
+            .map(|e| match &e.outcome {
+                Outcome::Failed { why } | Outcome::NotRunning { why } => {
+                    format!("{} {}: {why}", e.cache, e.instance)
+                }
+                _ => format!("{} {} ({})", e.cache, e.instance, e.scope),
+            })
+            .collect()
+    };
+    let flushed = said(|o| matches!(o, Outcome::Flushed));
+    let failed = said(|o| matches!(o, Outcome::Failed { .. }));
+    if !failed.is_empty() {
+        return Err(format!(
+            "failed: {}{}",
+            failed.join("; "),
+            if flushed.is_empty() {
+                String::new()
+            } else {
+                format!("; flushed: {}", flushed.join("; "))
+            }
+        ));
+    }
+    if flushed.is_empty() {
+        let absent = said(|o| matches!(o, Outcome::NotRunning { .. }));
+        return Err(format!(
+            "no {cache} cache to flush here or in the config ({})",
+            absent.join("; ")
+        ));
+    }
+    Ok(format!("flushed {}", flushed.join("; ")))
+}
+
+/// A name from the command line, checked as the flush library checks it.
+fn name(text: &str) -> Result<String, String> {
+    Scope::from_names(&[text.to_string()], false)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// A cache kind from the command line.
+fn kind(text: &str) -> Result<Kind, String> {
+    text.parse()
+        .map_err(|e: cutover_flush::FlushError| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use cutover_flush::DnsmasqPidFile;
+    use cutover_migrate::Flusher;
+
+    use super::*;
+
+    #[test]
+    fn the_migration_flusher_says_why_nothing_was_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("gone.pid");
+        let flusher = CacheFlusher {
+            settings: Settings {
+                local: false,
+                dnsmasq: vec![DnsmasqPidFile {
+                    pid_file: pid_file.clone(),
+                }],
+                ..Settings::default()
+            },
+        };
+        let names = [cutover_zone::Name::from_str("*.web.example.com.").unwrap()];
+        let why = flusher
+            .flush("dnsmasq", &names)
+            .expect_err("nothing runs, so nothing is flushed");
+        assert!(
+            why.starts_with("no dnsmasq cache to flush") && why.contains("gone.pid"),
+            "expected the reason naming the pid file, saw {why:?}"
+        );
+        assert!(
+            flusher
+                .flush("pdns", &names)
+                .unwrap_err()
+                .contains("unknown cache"),
+            "an unknown kind is refused"
+        );
+    }
+
+    #[test]
+    fn the_table_shows_commands_only_where_they_ran_or_would() {
+        let report = Report {
+            caches: vec![
+                Entry {
+                    cache: Kind::Dnsmasq,
+                    instance: "pid 9".into(),
+                    scope: "whole cache".into(),
+                    outcome: Outcome::Flushed,
+                    commands: vec!["kill -HUP 9".into()],
+                },
+                Entry {
+                    cache: Kind::Nscd,
+                    instance: "this machine".into(),
+                    scope: "whole cache".into(),
+                    outcome: Outcome::NotRunning {
+                        why: "no nscd process".into(),
+                    },
+                    commands: vec![],
+                },
+            ],
+            advice: cutover_flush::advice::everywhere(),
+        };
+        let text = render(&report, &Settings::default());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            &lines[..3],
+            &[
+                "flushed      dnsmasq  pid 9: whole cache",
+                "                      $ kill -HUP 9",
+                "not running  nscd     no nscd process",
+            ],
+            "saw:\n{text}"
+        );
+        assert!(
+            text.contains("Windows                   ipconfig /flushdns"),
+            "the advice is listed:\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_summary_names_what_was_flushed_and_what_failed() {
+        let entry = |cache, outcome| Entry {
+            cache,
+            instance: "pid 7".into(),
+            scope: "www.example.com.".into(),
+            outcome,
+            commands: vec![],
+        };
+        let mut report = Report {
+            caches: vec![entry(Kind::Unbound, Outcome::Flushed)],
+            advice: vec![],
+        };
+        assert_eq!(
+            summary("unbound", &report),
+            Ok("flushed unbound pid 7 (www.example.com.)".to_string())
+        );
+        report.caches.push(entry(
+            Kind::Bind,
+            Outcome::Failed {
+                why: "rndc: connection refused".into(),
+            },
+        ));
+        assert_eq!(
+            summary("all", &report),
+            Err("failed: bind pid 7: rndc: connection refused; flushed: unbound pid 7 (www.example.com.)".to_string())
+        );
+    }
+}
