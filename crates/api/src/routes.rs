@@ -1,0 +1,263 @@
+//! The route table as data: every path and method of the control API, the
+//! scope a token needs, and the types it takes and gives. The server builds
+//! its router from this table (one handler per [`RouteId`]) and the OpenAPI
+//! document is generated from it, so the two cannot drift apart.
+
+/// An HTTP method the API uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    /// Reads.
+    Get,
+    /// Changes and actions.
+    Post,
+    /// Removals.
+    Delete,
+}
+
+impl Method {
+    /// The method in upper case, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// The method in lower case, as OpenAPI keys operations.
+    pub fn openapi_key(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Delete => "delete",
+        }
+    }
+}
+
+/// What a bearer token must allow for a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// No token needed (the dashboard page, the OpenAPI document, metrics).
+    Public,
+    /// A read-only or admin token.
+    Read,
+    /// An admin token.
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name, as `cutover token create --scope` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Public => "public",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// Names every route; the server matches on it exhaustively, so a route
+/// in the table without a handler does not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    /// The dashboard page.
+    Dashboard,
+    /// The dashboard's script.
+    DashboardScript,
+    /// The dashboard's style sheet.
+    DashboardStyle,
+    /// Prometheus metrics.
+    Metrics,
+    /// This API's OpenAPI document.
+    OpenApi,
+    /// Who the token is.
+    WhoAmI,
+    /// Every zone.
+    ZoneList,
+    /// One zone's records.
+    ZoneShow,
+    /// One zone's versions.
+    ZoneVersions,
+    /// The diff between two versions.
+    ZoneDiff,
+    /// Add, set or delete records.
+    RecordChange,
+    /// `cutover check` through the API.
+    CheckRun,
+    /// `cutover verify` through the API.
+    VerifyRun,
+    /// The mail queue.
+    MailQueue,
+    /// One queued message.
+    MailShow,
+    /// Hold mail for a domain.
+    MailHold,
+    /// Release held mail.
+    MailRelease,
+    /// Send a domain's mail elsewhere.
+    MailRetarget,
+    /// Try queued mail now.
+    MailFlush,
+    /// Server-sent events: a line per change of zones or mail queue.
+    Events,
+    /// Every migration.
+    MigrationList,
+    /// Start a migration from a file.
+    MigrationCreate,
+    /// Plan a migration file, changing nothing.
+    MigrationPlan,
+    /// One migration: timeline, steps, evidence.
+    MigrationShow,
+    /// One migration's audit log.
+    MigrationAudit,
+    /// The propagation matrix of a migration.
+    MigrationPropagation,
+    /// Pause a migration.
+    MigrationPause,
+    /// Resume a migration.
+    MigrationResume,
+    /// Abort a migration.
+    MigrationAbort,
+    /// Roll a migration back.
+    MigrationRollback,
+    /// Server-sent events of one migration.
+    MigrationEvents,
+}
+
+/// One route of the API.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    /// Which handler serves it.
+    pub id: RouteId,
+    /// The method.
+    pub method: Method,
+    /// The path, with `{param}` segments (axum and OpenAPI spell them alike).
+    pub path: &'static str,
+    /// What the token must allow.
+    pub scope: Scope,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// The JSON body it takes, by type name in [`crate::types`].
+    pub request: Option<&'static str>,
+    /// What it gives on success: a type name, or a media type for non-JSON.
+    pub response: &'static str,
+}
+
+/// A route, written short.
+const fn route(
+    id: RouteId,
+    method: Method,
+    path: &'static str,
+    scope: Scope,
+    summary: &'static str,
+    request: Option<&'static str>,
+    response: &'static str,
+) -> Route {
+    Route {
+        id,
+        method,
+        path,
+        scope,
+        summary,
+        request,
+        response,
+    }
+}
+
+use Method::{Get, Post};
+use RouteId as R;
+use Scope::{Admin, Public, Read};
+
+/// Every route of the control plane.
+pub const ROUTES: &[Route] = &[
+    route(R::Dashboard, Get, "/", Public, "The dashboard page.", None, "text/html"),
+    route(R::DashboardScript, Get, "/dashboard.js", Public, "The dashboard's script.", None, "text/javascript"),
+    route(R::DashboardStyle, Get, "/dashboard.css", Public, "The dashboard's style sheet.", None, "text/css"),
+    route(R::Metrics, Get, "/metrics", Public, "Prometheus metrics: queries by rcode and transport, RRL, updates, transfers, zones, mail queue.", None, "text/plain"),
+    route(R::OpenApi, Get, "/api/v1/openapi.json", Public, "This document.", None, "application/json"),
+    route(R::WhoAmI, Get, "/api/v1/whoami", Read, "The name and scope of the token used.", None, "WhoAmI"),
+    route(R::ZoneList, Get, "/api/v1/zones", Read, "Every zone with its serial and size.", None, "ZoneList"),
+    route(R::ZoneShow, Get, "/api/v1/zones/{zone}", Read, "One zone's current records.", None, "ZoneView"),
+    route(R::ZoneVersions, Get, "/api/v1/zones/{zone}/versions", Read, "One zone's versions, oldest first.", None, "VersionList"),
+    route(R::ZoneDiff, Get, "/api/v1/zones/{zone}/diff", Read, "The records removed and added between two versions (query: from, to; default: the last change).", None, "DiffView"),
+    route(R::RecordChange, Post, "/api/v1/zones/{zone}/records", Admin, "Add, set or delete records; the serial rises; all or nothing.", Some("RecordChange"), "ChangeResult"),
+    route(R::CheckRun, Post, "/api/v1/checks/check", Read, "Run `cutover check` and return its observations.", Some("CheckRequest"), "CheckResult"),
+    route(R::VerifyRun, Post, "/api/v1/checks/verify", Read, "Run `cutover verify` and return its observations.", Some("VerifyRequest"), "CheckResult"),
+    route(R::MailQueue, Get, "/api/v1/mail/queue", Read, "The relay's queue: one entry per message and recipient.", None, "MailQueue"),
+    route(R::MailShow, Get, "/api/v1/mail/queue/{id}", Read, "One queued message.", None, "MailMessage"),
+    route(R::MailHold, Post, "/api/v1/mail/hold", Admin, "Hold mail for a domain (or a message).", Some("MailAction"), "MailActionResult"),
+    route(R::MailRelease, Post, "/api/v1/mail/release", Admin, "Release held mail.", Some("MailAction"), "MailActionResult"),
+    route(R::MailRetarget, Post, "/api/v1/mail/retarget", Admin, "Deliver a domain's mail to another host.", Some("MailRetarget"), "MailActionResult"),
+    route(R::MailFlush, Post, "/api/v1/mail/flush", Admin, "Try queued mail now.", Some("MailAction"), "MailActionResult"),
+    route(R::Events, Get, "/api/v1/events", Read, "Server-sent events: `zones` and `mail` when they change.", None, "text/event-stream"),
+    route(R::MigrationList, Get, "/api/v1/migrations", Read, "Every migration, newest first.", None, "MigrationList"),
+    route(R::MigrationCreate, Post, "/api/v1/migrations", Admin, "Plan and start a migration from a migration file (as `cutover migrate start`).", Some("MigrationFileBody"), "MigrationCreated"),
+    route(R::MigrationPlan, Post, "/api/v1/migrations/plan", Read, "Plan a migration file; changes nothing (as `cutover migrate plan`).", Some("MigrationFileBody"), "MigrationPlan"),
+    route(R::MigrationShow, Get, "/api/v1/migrations/{id}", Read, "One migration: summary, plan, timeline (done, next, when), steps with evidence.", None, "MigrationDetail"),
+    route(R::MigrationAudit, Get, "/api/v1/migrations/{id}/audit", Read, "Every record change the migration made, old and new.", None, "MigrationAudit"),
+    route(R::MigrationPropagation, Get, "/api/v1/migrations/{id}/propagation", Read, "Every authoritative address and resolver against every moving record, asked now: old, new or other, with the TTL left.", None, "Propagation"),
+    route(R::MigrationPause, Post, "/api/v1/migrations/{id}/pause", Admin, "Stop where it is; resume goes on.", Some("MigrationAction"), "MigrationSummary"),
+    route(R::MigrationResume, Post, "/api/v1/migrations/{id}/resume", Admin, "Go on with a paused migration.", Some("MigrationAction"), "MigrationSummary"),
+    route(R::MigrationAbort, Post, "/api/v1/migrations/{id}/abort", Admin, "Stop for good, records left as they are.", Some("MigrationAction"), "MigrationSummary"),
+    route(R::MigrationRollback, Post, "/api/v1/migrations/{id}/rollback", Admin, "Put the old values back (low TTL kept), then the original TTLs.", Some("MigrationAction"), "MigrationSummary"),
+    route(R::MigrationEvents, Get, "/api/v1/migrations/{id}/events", Read, "Server-sent events: `migration` with the detail whenever it changes.", None, "text/event-stream"),
+];
+
+/// The route with this id.
+pub fn route_of(id: RouteId) -> Option<&'static Route> {
+    ROUTES.iter().find(|route| route.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_method_and_path_is_listed_once() {
+        let mut seen = BTreeSet::new();
+        for route in ROUTES {
+            assert!(
+                seen.insert((route.path, route.method)),
+                "{} {} is listed twice",
+                route.method.as_str(),
+                route.path
+            );
+        }
+    }
+
+    #[test]
+    fn json_routes_live_under_the_prefix() {
+        for route in ROUTES {
+            let json = route.request.is_some() || !route.response.contains('/');
+            if json {
+                assert!(
+                    route.path.starts_with(crate::PREFIX),
+                    "expected {} under {}, seen outside",
+                    route.path,
+                    crate::PREFIX
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_page_the_document_and_metrics_are_public() {
+        let public: Vec<&str> = ROUTES
+            .iter()
+            .filter(|route| route.scope == Scope::Public)
+            .map(|route| route.path)
+            .collect();
+        assert_eq!(
+            public,
+            [
+                "/",
+                "/dashboard.js",
+                "/dashboard.css",
+                "/metrics",
+                "/api/v1/openapi.json"
+            ],
+            "expected only these public routes"
+        );
+    }
+}

@@ -1,0 +1,471 @@
+//! The request and response bodies of the control API (JSON by serde),
+//! shared by the server and the CLI's remote client.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error answer: `{ "error": { "code": "...", "message": "..." } }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// A stable machine word: see [`ErrorCode`].
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// The error codes the API answers with, and their HTTP statuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// No `Authorization: Bearer` header (401).
+    Unauthenticated,
+    /// The token is unknown or revoked (401).
+    BadToken,
+    /// The token's scope does not allow the route (403).
+    Forbidden,
+    /// The body or a parameter does not parse or does not make sense (400).
+    BadRequest,
+    /// The zone, version or message does not exist (404).
+    NotFound,
+    /// The change conflicts with the data (422): the zone check failed, the
+    /// record to delete is not there.
+    Rejected,
+    /// A part the route needs is not configured (503).
+    Unavailable,
+    /// Something failed on the server (500).
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::BadToken => "bad_token",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Rejected => "rejected",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status that goes with it.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::Unauthenticated | ErrorCode::BadToken => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::BadRequest => 400,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Rejected => 422,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// Every code, for the OpenAPI document.
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::Unauthenticated,
+        ErrorCode::BadToken,
+        ErrorCode::Forbidden,
+        ErrorCode::BadRequest,
+        ErrorCode::NotFound,
+        ErrorCode::Rejected,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+}
+
+impl ErrorBody {
+    /// An error answer with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.as_str().to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// `GET /api/v1/whoami`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The token's name.
+    pub name: String,
+    /// `read` or `admin`.
+    pub scope: String,
+}
+
+/// One zone in a listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneSummary {
+    /// The apex, absolute.
+    pub origin: String,
+    /// The current serial.
+    pub serial: u32,
+    /// Number of records.
+    pub records: u64,
+    /// When it last changed (RFC 3339).
+    pub updated_at: String,
+}
+
+/// `GET /api/v1/zones`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneList {
+    /// Every zone, by name.
+    pub zones: Vec<ZoneSummary>,
+}
+
+/// One record in zone-file words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordView {
+    /// The owner, absolute.
+    pub name: String,
+    /// The TTL.
+    pub ttl: u32,
+    /// The type mnemonic.
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// The data in zone-file form.
+    pub data: String,
+}
+
+/// `GET /api/v1/zones/{zone}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneView {
+    /// The apex.
+    pub origin: String,
+    /// The current serial.
+    pub serial: u32,
+    /// Every record, in canonical order.
+    pub records: Vec<RecordView>,
+}
+
+/// One version in a zone's journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionView {
+    /// Its serial.
+    pub serial: u32,
+    /// The serial it was made from.
+    pub from: Option<u32>,
+    /// When it was committed (RFC 3339).
+    pub at: String,
+    /// What the writer said.
+    pub comment: String,
+    /// Records added.
+    pub added: u64,
+    /// Records removed.
+    pub removed: u64,
+}
+
+/// `GET /api/v1/zones/{zone}/versions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionList {
+    /// The zone.
+    pub origin: String,
+    /// Oldest first.
+    pub versions: Vec<VersionView>,
+}
+
+/// `GET /api/v1/zones/{zone}/diff` and the heart of a [`ChangeResult`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffView {
+    /// The zone.
+    pub origin: String,
+    /// The older serial.
+    pub from: u32,
+    /// The newer serial.
+    pub to: u32,
+    /// Records only in the older version.
+    pub removed: Vec<RecordView>,
+    /// Records only in the newer version.
+    pub added: Vec<RecordView>,
+}
+
+/// What a [`RecordChange`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeAction {
+    /// Add one record to its RRset.
+    Add,
+    /// Replace the RRset with this one record.
+    Set,
+    /// Delete the RRset, or only the record with `data`.
+    Delete,
+}
+
+/// `POST /api/v1/zones/{zone}/records`: what `cutover record add|set|delete` takes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordChange {
+    /// Add, set or delete.
+    pub action: ChangeAction,
+    /// The owner: relative to the zone, absolute, or "@".
+    pub name: String,
+    /// The type mnemonic (or TYPEnnn).
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// The data in zone-file form (required for add and set).
+    #[serde(default)]
+    pub data: Option<String>,
+    /// The TTL (default: the RRset's, else 3600).
+    #[serde(default)]
+    pub ttl: Option<u32>,
+    /// Compute the diff and change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer to a [`RecordChange`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeResult {
+    /// The diff (empty when nothing had to change).
+    pub diff: DiffView,
+    /// False for a dry run or an empty diff.
+    pub applied: bool,
+}
+
+/// `POST /api/v1/checks/check`: the arguments of `cutover check`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// The zone.
+    pub zone: String,
+    /// Names (relative unless ending in ".").
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Record types to ask for.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Resolvers: NAME=IP[:PORT] or IP[:PORT].
+    #[serde(default)]
+    pub resolvers: Vec<String>,
+    /// Authoritative addresses IP[:PORT].
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// Port of the authoritative servers (default 53).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Timeout per query, e.g. "2s".
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Expected values: [NAME, TYPE, VALUE] each.
+    #[serde(default)]
+    pub expect: Vec<[String; 3]>,
+}
+
+/// `POST /api/v1/checks/verify`: the arguments of `cutover verify`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The kind: http, smtp, tcp, mail, ….
+    pub kind: String,
+    /// Its arguments as on the command line (after `cutover verify KIND`).
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// The answer of a check or verify: the command's JSON observations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// True when the command's verdict is good (exit status 0).
+    pub ok: bool,
+    /// The command's `--json` document.
+    pub report: serde_json::Value,
+}
+
+/// One recipient of a queued message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailRecipient {
+    /// `local@domain`.
+    pub address: String,
+    /// `scheduled`, `deferred`, `delivered` or `failed`.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Next attempt, seconds since the epoch.
+    pub next_attempt: u64,
+    /// The last error from the destination.
+    pub last_error: Option<String>,
+    /// Where its mail goes now.
+    pub destination: Option<String>,
+}
+
+/// One queued message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailMessage {
+    /// The queue id.
+    pub id: String,
+    /// The envelope sender.
+    pub sender: String,
+    /// Accepted at, seconds since the epoch.
+    pub received: u64,
+    /// Seconds in the queue.
+    pub age_seconds: u64,
+    /// Size in octets.
+    pub size: u64,
+    /// Held by itself or by its domain.
+    pub held: bool,
+    /// The recipients.
+    pub recipients: Vec<MailRecipient>,
+    /// The header section (`show` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<String>,
+}
+
+/// `GET /api/v1/mail/queue`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailQueue {
+    /// In arrival order.
+    pub messages: Vec<MailMessage>,
+}
+
+/// `POST /api/v1/mail/hold|release|flush`: what it applies to. Exactly one
+/// of `all`, `domain`, `message`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailAction {
+    /// Every message.
+    #[serde(default)]
+    pub all: bool,
+    /// Every message to this domain.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// One message by queue id.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// `POST /api/v1/mail/retarget`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailRetarget {
+    /// The domain.
+    pub domain: String,
+    /// `host`, `host:port` or `[v6]:port`.
+    pub destination: String,
+    /// Keep the domain's held mail held (default: it is released and goes
+    /// to the new destination at once, with the deferred mail).
+    #[serde(default)]
+    pub keep_held: bool,
+}
+
+/// The answer of a mail action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailActionResult {
+    /// The ids of the messages changed.
+    pub changed: Vec<String>,
+}
+
+/// `POST /api/v1/migrations` and `POST /api/v1/migrations/plan`: a
+/// migration file (TOML) as `cutover migrate plan|start FILE` reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationFileBody {
+    /// The file's name, for the record (letters, digits, '-', '_', '.').
+    pub file_name: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// `POST /api/v1/migrations/{id}/pause|resume|abort|rollback`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationAction {
+    /// Why, for the audit (default: "through the API by TOKEN").
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `GET /api/v1/migrations`: the engine's summaries, newest first (each
+/// as `cutover migrate list --json` prints it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MigrationList {
+    /// The summaries.
+    pub migrations: Vec<serde_json::Value>,
+}
+
+/// Where one moving record stands at one server or resolver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatrixCell {
+    /// "NAME TYPE".
+    pub question: String,
+    /// `new` (the values after the switch), `old` (before), `other`
+    /// (neither), `error` (no answer) or `none` (not asked).
+    pub state: String,
+    /// The values seen.
+    pub records: Vec<String>,
+    /// The TTL given (authoritative) or left in the cache (resolver).
+    pub ttl: Option<u32>,
+}
+
+/// One authoritative address or resolver of the matrix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatrixRow {
+    /// `authoritative` or `resolver`.
+    pub kind: String,
+    /// Its label (address, or resolver name and address).
+    pub label: String,
+    /// One cell per question, in the order of [`Propagation::questions`].
+    pub cells: Vec<MatrixCell>,
+}
+
+/// `GET /api/v1/migrations/{id}/propagation`: every authoritative address
+/// and resolver against every moving record, asked now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Propagation {
+    /// The migration.
+    pub migration: i64,
+    /// The zone.
+    pub zone: String,
+    /// When asked (RFC 3339).
+    pub checked_at: String,
+    /// The moving records, "NAME TYPE".
+    pub questions: Vec<String>,
+    /// Authoritative rows first, then resolvers.
+    pub rows: Vec<MatrixRow>,
+    /// Seconds until every cache has let go of what it holds now.
+    pub all_released_in_seconds: Option<u64>,
+}
+
+/// Every type name the route table refers to, for the OpenAPI document.
+pub const TYPE_NAMES: &[&str] = &[
+    "ErrorBody",
+    "WhoAmI",
+    "ZoneList",
+    "ZoneView",
+    "VersionList",
+    "DiffView",
+    "RecordChange",
+    "ChangeResult",
+    "CheckRequest",
+    "VerifyRequest",
+    "CheckResult",
+    "MailQueue",
+    "MailMessage",
+    "MailAction",
+    "MailRetarget",
+    "MailActionResult",
+    "MigrationFileBody",
+    "MigrationAction",
+    "MigrationList",
+    "MigrationCreated",
+    "MigrationPlan",
+    "MigrationDetail",
+    "MigrationSummary",
+    "MigrationAudit",
+    "Propagation",
+    "MatrixRow",
+    "MatrixCell",
+    "ZoneSummary",
+    "RecordView",
+    "VersionView",
+    "MailRecipient",
+];

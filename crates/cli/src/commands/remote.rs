@@ -1,0 +1,266 @@
+//! `cutover --server URL …`: commands carried out by a remote `cutover
+//! serve` through its HTTP API (the request and response types are
+//! `cutover_api`'s, shared with the server), with the token from `--token`
+//! or `CUTOVER_TOKEN`.
+//!
+//! ```text
+//!  zone list ──────────────▶ GET  /api/v1/zones
+//!  record add|set|delete ──▶ POST /api/v1/zones/{zone}/records
+//!  migrate list | show ID ─▶ GET  /api/v1/migrations[/{id}]
+//!  mail queue ─────────────▶ GET  /api/v1/mail/queue
+//!  an error answer ────────▶ its message, exit status 1
+//! ```
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use cutover_api::{
+    ChangeAction, ChangeResult, ErrorBody, MailQueue, MigrationList, RecordChange, ZoneList,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::mail::MailCommand;
+use super::migrate::MigrateCommand;
+use super::record::RecordCommand;
+use super::zone::ZoneCommand;
+use super::{Cli, Command};
+
+/// A client of one remote control plane.
+struct Remote {
+    /// The base URL, without a trailing slash.
+    base: String,
+    /// The bearer token.
+    token: Option<String>,
+    /// The HTTP agent (errors are answers, not failures).
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    /// A client of `base`.
+    fn new(base: &str, token: Option<String>) -> Remote {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Remote {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            agent,
+        }
+    }
+
+    /// Sends a request; returns the answer's JSON, or the API's error message.
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<T> {
+        let url = format!("{}{}{path}", self.base, cutover_api::PREFIX);
+        let auth = self.token.as_ref().map(|token| format!("Bearer {token}"));
+        let response = match (method, body) {
+            ("GET", _) => {
+                let mut request = self.agent.get(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.call()
+            }
+            (_, body) => {
+                let mut request = self.agent.post(&url).content_type("application/json");
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send(body.unwrap_or_default())
+            }
+        };
+        let mut response = response.with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .with_context(|| format!("cannot read the answer of {url}"))?;
+        if !(200..300).contains(&status) {
+            return match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(error) => Err(anyhow!(
+                    "{} ({status} {})",
+                    error.error.message,
+                    error.error.code
+                )),
+                Err(_) => Err(anyhow!("{url} answered {status}: {}", text.trim())),
+            };
+        }
+        serde_json::from_str(&text)
+            .with_context(|| format!("{url} answered something else than expected"))
+    }
+}
+
+/// Runs the command through the remote serve; commands it cannot carry are refused.
+pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
+    let remote = Remote::new(server, cli.token.clone());
+    match &cli.command {
+        Command::Zone(ZoneCommand::List) => {
+            let list: ZoneList = remote.call("GET", "/zones", None)?;
+            if list.zones.is_empty() {
+                println!("no zones");
+            }
+            for zone in list.zones {
+                println!(
+                    "{:<32} serial {:<10} {:>6} records  changed {}",
+                    zone.origin, zone.serial, zone.records, zone.updated_at
+                );
+            }
+            Ok(())
+        }
+        Command::Record(command) => {
+            let (zone, change) = match command {
+                RecordCommand::Add(c) | RecordCommand::Set(c) => (
+                    c.zone.clone(),
+                    RecordChange {
+                        action: if matches!(command, RecordCommand::Add(_)) {
+                            ChangeAction::Add
+                        } else {
+                            ChangeAction::Set
+                        },
+                        name: c.name.clone(),
+                        rtype: c.rtype.clone(),
+                        data: Some(c.data.join(" ")),
+                        ttl: c.ttl,
+                        dry_run: c.dry_run,
+                    },
+                ),
+                RecordCommand::Delete(r) => (
+                    r.zone.clone(),
+                    RecordChange {
+                        action: ChangeAction::Delete,
+                        name: r.name.clone(),
+                        rtype: r.rtype.clone(),
+                        data: (!r.data.is_empty()).then(|| r.data.join(" ")),
+                        ttl: None,
+                        dry_run: r.dry_run,
+                    },
+                ),
+            };
+            let body = serde_json::to_string(&change)?;
+            let result: ChangeResult =
+                remote.call("POST", &format!("/zones/{zone}/records"), Some(body))?;
+            let diff = &result.diff;
+            if diff.added.is_empty() && diff.removed.is_empty() {
+                println!(
+                    "{}: nothing to change, serial stays {}",
+                    diff.origin, diff.to
+                );
+                return Ok(());
+            }
+            println!("{}: serial {} → {}", diff.origin, diff.from, diff.to);
+            for record in &diff.removed {
+                println!(
+                    "- {} {} IN {} {}",
+                    record.name, record.ttl, record.rtype, record.data
+                );
+            }
+            for record in &diff.added {
+                println!(
+                    "+ {} {} IN {} {}",
+                    record.name, record.ttl, record.rtype, record.data
+                );
+            }
+            if !result.applied {
+                println!("dry run: nothing changed");
+            }
+            Ok(())
+        }
+        Command::Migrate(MigrateCommand::List(args)) => {
+            let list: MigrationList = remote.call("GET", "/migrations", None)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&list.migrations)?);
+                return Ok(());
+            }
+            if list.migrations.is_empty() {
+                println!("no migrations");
+            }
+            for m in &list.migrations {
+                println!(
+                    "{:>4}  {:<24} {:<14} next {} {}",
+                    m["id"],
+                    m["zone"].as_str().unwrap_or_default(),
+                    m["state"].as_str().unwrap_or_default(),
+                    m["next_step"].as_str().unwrap_or("-"),
+                    m["next_due"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        Command::Migrate(MigrateCommand::Show(args)) => {
+            let detail: Value = remote.call("GET", &format!("/migrations/{}", args.id), None)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+                return Ok(());
+            }
+            let summary = &detail["summary"];
+            println!(
+                "migration {} · {} · {}{}",
+                summary["id"],
+                summary["zone"].as_str().unwrap_or_default(),
+                summary["state"].as_str().unwrap_or_default(),
+                summary["reason"]
+                    .as_str()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+            for entry in detail["timeline"].as_array().into_iter().flatten() {
+                let status = &entry["status"];
+                println!(
+                    "  {:<8} {:<16} {:<22} {}",
+                    status["status"].as_str().unwrap_or_default(),
+                    entry["kind"].as_str().unwrap_or_default(),
+                    status["at"]
+                        .as_str()
+                        .or(status["due"].as_str())
+                        .unwrap_or(""),
+                    entry["what"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Mail(args) => match &args.command {
+            MailCommand::Queue { json } => {
+                let queue: MailQueue = remote.call("GET", "/mail/queue", None)?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&queue)?);
+                    return Ok(());
+                }
+                if queue.messages.is_empty() {
+                    println!("the queue is empty");
+                }
+                for m in &queue.messages {
+                    println!(
+                        "{}  {}s  {} octets{}  from <{}>",
+                        m.id,
+                        m.age_seconds,
+                        m.size,
+                        if m.held { "  HELD" } else { "" },
+                        m.sender
+                    );
+                    for r in &m.recipients {
+                        println!(
+                            "    {} {} ({} attempts){}",
+                            r.address,
+                            r.state,
+                            r.attempts,
+                            r.last_error
+                                .as_deref()
+                                .map(|e| format!(": {e}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                Ok(())
+            }
+            _ => bail!("with --server, `mail` supports only `queue` (use the API for the rest)"),
+        },
+        _ => bail!("this command does not work through --server; run it on the server's machine"),
+    }
+}

@@ -1,0 +1,72 @@
+//! `cutover token create|list|revoke`: the bearer tokens of the HTTP API.
+//! A token is printed once, when created; the store keeps only its SHA-256.
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::http::tokens::{TokenBook, TokenScope};
+
+/// The `token` verbs.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (once: only its hash is kept).
+    Create {
+        /// A name for it, e.g. ci or dashboard.
+        name: String,
+        /// What it may do: read (GET routes, checks) or admin (everything).
+        #[arg(long, value_enum, default_value = "read")]
+        scope: ScopeArg,
+    },
+    /// List the tokens (names and scopes; never the secrets).
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// `--scope` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ScopeArg {
+    /// Read-only routes.
+    Read,
+    /// Every route.
+    Admin,
+}
+
+/// Runs a `token` verb against the token table of the store at `store`.
+pub fn run(command: &TokenCommand, store: &std::path::Path) -> anyhow::Result<()> {
+    let book = TokenBook::open(store)?;
+    match command {
+        TokenCommand::Create { name, scope } => {
+            let scope = match scope {
+                ScopeArg::Read => TokenScope::Read,
+                ScopeArg::Admin => TokenScope::Admin,
+            };
+            let token = book.create(name, scope)?;
+            eprintln!("token {name:?} ({}); it is shown only now:", scope.as_str());
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            let tokens = book.list()?;
+            if tokens.is_empty() {
+                println!(
+                    "no tokens (make one with `cutover token create NAME --scope read|admin`)"
+                );
+            }
+            for token in tokens {
+                println!(
+                    "{:<24} {:<6} created {}",
+                    token.name,
+                    token.scope.as_str(),
+                    token.created_at
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            book.revoke(name)?;
+            println!("token {name:?} revoked");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! `cutover check` and `cutover verify` through the API: this binary runs
+//! the command as a child process with `--json` and the API returns its
+//! document and verdict, so the observations are exactly the CLI's.
+//!
+//! ```text
+//!  CheckRequest ──validate (no value may start with '-')──▶ argv
+//!     ──▶ current_exe check --json --type=T … -- ZONE NAMES…
+//!     exit 0 ─▶ ok: true │ exit 1 ─▶ ok: false │ exit 2 ─▶ 400 with the command's message
+//! ```
+
+use std::process::Command;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::Json;
+use cutover_api::{CheckRequest, CheckResult, VerifyRequest};
+
+use super::{blocking, parse_body, ApiError, ApiResult, Control};
+
+/// The services `verify` knows.
+const VERIFY_KINDS: &[&str] = &["http", "smtp", "tcp", "imap", "pop3", "mail"];
+
+/// Refuses a value that the command line would read as an option.
+fn plain<'a>(what: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if value.is_empty() || value.starts_with('-') || value.contains('\0') {
+        return Err(ApiError::bad_request(format!("invalid {what} {value:?}")));
+    }
+    Ok(value)
+}
+
+/// The command line of a check request.
+fn check_args(request: &CheckRequest) -> Result<Vec<String>, ApiError> {
+    let mut args = vec!["check".to_owned(), "--json".to_owned()];
+    for rtype in &request.types {
+        args.push(format!("--type={}", plain("type", rtype)?));
+    }
+    for resolver in &request.resolvers {
+        args.push(format!("--resolver={}", plain("resolver", resolver)?));
+    }
+    for server in &request.servers {
+        args.push(format!("--server={}", plain("server", server)?));
+    }
+    if let Some(port) = request.port {
+        args.push(format!("--port={port}"));
+    }
+    if let Some(timeout) = &request.timeout {
+        args.push(format!("--timeout={}", plain("timeout", timeout)?));
+    }
+    for [name, rtype, value] in &request.expect {
+        args.push("--expect".to_owned());
+        args.push(plain("expected name", name)?.to_owned());
+        args.push(plain("expected type", rtype)?.to_owned());
+        args.push(plain("expected value", value)?.to_owned());
+    }
+    args.push("--".to_owned());
+    args.push(plain("zone", &request.zone)?.to_owned());
+    for name in &request.names {
+        args.push(plain("name", name)?.to_owned());
+    }
+    Ok(args)
+}
+
+/// Runs this binary with `args` and reads its JSON verdict.
+fn run(args: Vec<String>) -> Result<CheckResult, ApiError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| ApiError::internal(format!("cannot find the cutover binary: {e}")))?;
+    let output = Command::new(exe)
+        .args(&args)
+        .env("RUST_LOG", "error")
+        .env_remove("CUTOVER_SERVER")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| ApiError::internal(format!("cannot run cutover {}: {e}", args[0])))?;
+    let code = output.status.code();
+    if code == Some(2) || (code != Some(0) && output.stdout.is_empty()) {
+        let message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(ApiError::bad_request(message));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| ApiError::internal(format!("cutover {} gave no JSON: {e}", args[0])))?;
+    Ok(CheckResult {
+        ok: code == Some(0),
+        report,
+    })
+}
+
+/// Runs `cutover check --json` for a request (blocking).
+pub fn run_check(request: &CheckRequest) -> Result<CheckResult, ApiError> {
+    run(check_args(request)?)
+}
+
+/// `POST /api/v1/checks/check`.
+pub async fn check(State(_control): State<Control>, body: Bytes) -> ApiResult<CheckResult> {
+    let request: CheckRequest = parse_body(&body)?;
+    Ok(Json(blocking(move || run_check(&request)).await?))
+}
+
+/// `POST /api/v1/checks/verify`.
+pub async fn verify(State(_control): State<Control>, body: Bytes) -> ApiResult<CheckResult> {
+    let request: VerifyRequest = parse_body(&body)?;
+    if !VERIFY_KINDS.contains(&request.kind.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "unknown service {:?} (one of {})",
+            request.kind,
+            VERIFY_KINDS.join(", ")
+        )));
+    }
+    let mut args = vec![
+        "verify".to_owned(),
+        "--json".to_owned(),
+        request.kind.clone(),
+    ];
+    for arg in &request.args {
+        if arg.contains('\0') {
+            return Err(ApiError::bad_request("an argument holds a NUL byte"));
+        }
+        // Options that name files on the server are not the API caller's to choose.
+        if ["--ca-file", "--config", "--store"]
+            .iter()
+            .any(|option| arg.starts_with(option))
+        {
+            return Err(ApiError::bad_request(format!(
+                "{arg:?} is not allowed through the API (it names a file on the server)"
+            )));
+        }
+        args.push(arg.clone());
+    }
+    Ok(Json(blocking(move || run(args)).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_like_values_are_refused() {
+        let request = CheckRequest {
+            zone: "example.com.".into(),
+            names: vec!["--watch".into()],
+            ..CheckRequest::default()
+        };
+        assert!(
+            check_args(&request).is_err(),
+            "expected --watch as a name refused"
+        );
+        let request = CheckRequest {
+            zone: "example.com.".into(),
+            names: vec!["www".into()],
+            types: vec!["A".into()],
+            ..CheckRequest::default()
+        };
+        let args = check_args(&request).expect("valid request");
+        assert_eq!(
+            args,
+            ["check", "--json", "--type=A", "--", "example.com.", "www"],
+            "expected the command line"
+        );
+    }
+}

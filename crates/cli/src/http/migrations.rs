@@ -1,0 +1,573 @@
+//! Migrations through the API: the engine's own records (`Migrations` on the
+//! store's SQLite file) for reading and steering, `cutover migrate plan|start`
+//! (this binary, a child process) for making them, and a live propagation
+//! matrix built from the plan's moving records.
+//!
+//! ```text
+//!  list / show / audit ─────────────▶ Migrations::list|show|audit
+//!  pause / resume / abort / rollback ▶ Migrations::pause|… (the scheduler of
+//!                                      `cutover serve` carries the rollback out)
+//!  plan / create ──file in a tempdir──▶ cutover --store S migrate plan|start FILE --json
+//!  propagation ──plan: names, types, authorities, resolvers──▶ cutover check --json
+//!                 ──each cell: values == after ? new : values == before ? old : other
+//! ```
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::process::Command;
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::{Extension, Json};
+use cutover_api::{
+    CheckRequest, ErrorCode, MatrixCell, MatrixRow, MigrationAction, MigrationFileBody,
+    MigrationList, Propagation,
+};
+use cutover_migrate::{Migrations, RunnerError};
+use futures_util::stream::{self, Stream};
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::{blocking, parse_body, ApiError, ApiResult, Control};
+
+/// How long a propagation matrix is answered again rather than asked anew.
+const MATRIX_REUSE: Duration = Duration::from_secs(1);
+
+/// How often a migration's event stream looks for changes.
+const POLL: Duration = Duration::from_millis(500);
+
+/// An engine error as an API error.
+fn runner_error(error: RunnerError) -> ApiError {
+    let code = match &error {
+        RunnerError::NotFound(_) => ErrorCode::NotFound,
+        RunnerError::WrongState { .. } => ErrorCode::Rejected,
+        _ => ErrorCode::Internal,
+    };
+    ApiError::new(code, error.to_string())
+}
+
+/// The engine's records in the store file.
+fn open(control: &Control) -> Result<Migrations, ApiError> {
+    Migrations::open(control.store.path()).map_err(runner_error)
+}
+
+/// A migration id from the path.
+fn migration_id(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::bad_request(format!("{text:?} is not a migration id")))
+}
+
+/// A value as JSON, or a 500.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(value).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `GET /api/v1/migrations`.
+pub async fn list(State(control): State<Control>) -> ApiResult<MigrationList> {
+    let list = blocking(move || {
+        let summaries = open(&control)?.list().map_err(runner_error)?;
+        summaries.iter().map(to_json).collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(Json(MigrationList { migrations: list }))
+}
+
+/// `GET /api/v1/migrations/{id}`.
+pub async fn show(State(control): State<Control>, Path(id): Path<String>) -> ApiResult<Value> {
+    let id = migration_id(&id)?;
+    let detail =
+        blocking(move || to_json(&open(&control)?.show(id).map_err(runner_error)?)).await?;
+    Ok(Json(detail))
+}
+
+/// `GET /api/v1/migrations/{id}/audit`.
+pub async fn audit(State(control): State<Control>, Path(id): Path<String>) -> ApiResult<Value> {
+    let id = migration_id(&id)?;
+    let audit = blocking(move || {
+        let entries = open(&control)?.audit(id).map_err(runner_error)?;
+        Ok(serde_json::json!({ "migration": id, "entries": to_json(&entries)? }))
+    })
+    .await?;
+    Ok(Json(audit))
+}
+
+/// Which steering operation a route runs.
+#[derive(Clone, Copy)]
+enum Steer {
+    /// Pause.
+    Pause,
+    /// Resume.
+    Resume,
+    /// Abort.
+    Abort,
+    /// Roll back.
+    Rollback,
+}
+
+/// Runs a steering operation.
+async fn steer(
+    control: Control,
+    caller: Caller,
+    id: String,
+    body: Bytes,
+    steer: Steer,
+) -> ApiResult<Value> {
+    let id = migration_id(&id)?;
+    let action: MigrationAction = if body.is_empty() {
+        MigrationAction::default()
+    } else {
+        parse_body(&body)?
+    };
+    let reason = action
+        .reason
+        .unwrap_or_else(|| format!("through the API by token {:?}", caller.name));
+    let summary = blocking(move || {
+        let migrations = open(&control)?;
+        let now = jiff::Timestamp::now();
+        let summary = match steer {
+            Steer::Pause => migrations.pause(id, now, &reason),
+            Steer::Resume => migrations.resume(id, now),
+            Steer::Abort => migrations.abort(id, now, &reason),
+            Steer::Rollback => migrations.rollback(id, now, &reason),
+        }
+        .map_err(runner_error)?;
+        to_json(&summary)
+    })
+    .await?;
+    Ok(Json(summary))
+}
+
+/// Handlers that steer a migration, one a verb, each calling [`steer`].
+macro_rules! steering {
+    ($($(#[$doc:meta])* $name:ident => $steer:expr;)*) => {$(
+        $(#[$doc])*
+        pub async fn $name(
+            State(c): State<Control>,
+            Extension(who): Extension<Caller>,
+            Path(id): Path<String>,
+            body: Bytes,
+        ) -> ApiResult<Value> {
+            steer(c, who, id, body, $steer).await
+        }
+    )*};
+}
+
+steering! {
+    /// `POST /api/v1/migrations/{id}/pause`.
+    pause => Steer::Pause;
+    /// `POST /api/v1/migrations/{id}/resume`.
+    resume => Steer::Resume;
+    /// `POST /api/v1/migrations/{id}/abort`.
+    abort => Steer::Abort;
+    /// `POST /api/v1/migrations/{id}/rollback`.
+    rollback => Steer::Rollback;
+}
+
+/// Runs `cutover --store S migrate VERB FILE --json` on the body's file.
+fn migrate_command(
+    control: &Control,
+    verb: &str,
+    body: &MigrationFileBody,
+) -> Result<Value, ApiError> {
+    let valid_name = !body.file_name.is_empty()
+        && body.file_name.len() <= 128
+        && !body.file_name.starts_with('.')
+        && body
+            .file_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid_name {
+        return Err(ApiError::bad_request(format!(
+            "invalid file_name {:?}: use letters, digits, '-', '_' and '.'",
+            body.file_name
+        )));
+    }
+    let dir = tempfile::tempdir()
+        .map_err(|e| ApiError::internal(format!("no temporary directory: {e}")))?;
+    let file = dir.path().join(&body.file_name);
+    std::fs::write(&file, &body.text)
+        .map_err(|e| ApiError::internal(format!("cannot write the file: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| ApiError::internal(format!("cannot find the cutover binary: {e}")))?;
+    let output = Command::new(exe)
+        .arg("--store")
+        .arg(
+            std::path::absolute(control.store.path())
+                .unwrap_or_else(|_| control.store.path().to_path_buf()),
+        )
+        .args(["migrate", verb])
+        .arg(&body.file_name)
+        .current_dir(dir.path())
+        .arg("--json")
+        .env("RUST_LOG", "error")
+        .env_remove("CUTOVER_SERVER")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| ApiError::internal(format!("cannot run cutover migrate {verb}: {e}")))?;
+    if !output.status.success() {
+        let message = String::from_utf8_lossy(&output.stderr)
+            .trim()
+            .replace(&*dir.path().to_string_lossy(), "");
+        let message = message.trim_start_matches("error: ").to_owned();
+        return Err(ApiError::bad_request(message));
+    }
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| ApiError::internal(format!("cutover migrate {verb} gave no JSON: {e}")))
+}
+
+/// `POST /api/v1/migrations/plan`.
+pub async fn plan(State(control): State<Control>, body: Bytes) -> ApiResult<Value> {
+    let body: MigrationFileBody = parse_body(&body)?;
+    Ok(Json(
+        blocking(move || migrate_command(&control, "plan", &body)).await?,
+    ))
+}
+
+/// `POST /api/v1/migrations`.
+pub async fn create(State(control): State<Control>, body: Bytes) -> ApiResult<Value> {
+    let body: MigrationFileBody = parse_body(&body)?;
+    Ok(Json(
+        blocking(move || migrate_command(&control, "start", &body)).await?,
+    ))
+}
+
+/// A set of values in a comparable form (lower case, no trailing dot).
+fn normal(values: &[String]) -> BTreeSet<String> {
+    values
+        .iter()
+        .map(|value| value.trim().trim_end_matches('.').to_ascii_lowercase())
+        .collect()
+}
+
+/// The moving records of a plan: (question text, before values, after values).
+type Moving = Vec<(String, BTreeSet<String>, BTreeSet<String>)>;
+
+/// Reads what the matrix needs out of a migration's plan.
+fn moving(plan: &Value) -> (String, Moving, Vec<String>, Vec<String>, Vec<String>) {
+    let zone = plan["zone"].as_str().unwrap_or_default().to_owned();
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut records = Vec::new();
+    let mut types = Vec::new();
+    let mut names = Vec::new();
+    for change in plan["changes"].as_array().into_iter().flatten() {
+        let name = change["name"].as_str().unwrap_or_default().to_owned();
+        let rtype = change["rtype"].as_str().unwrap_or_default().to_owned();
+        let before = normal(&strings(&change["before"]["values"]));
+        let after = normal(&strings(&change["after"]));
+        records.push((format!("{name} {rtype}"), before, after));
+        if !types.contains(&rtype) {
+            types.push(rtype);
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let _ = (&names, &types);
+    (
+        zone,
+        records,
+        names,
+        types,
+        strings(&plan["verify"]["authorities"]),
+    )
+}
+
+/// The state of one cell.
+fn cell_state(
+    records: &[String],
+    failed: bool,
+    before: &BTreeSet<String>,
+    after: &BTreeSet<String>,
+) -> &'static str {
+    let seen = normal(records);
+    if failed && seen.is_empty() {
+        "error"
+    } else if seen == *after {
+        "new"
+    } else if seen == *before {
+        "old"
+    } else {
+        "other"
+    }
+}
+
+/// A resolver's label: its name and address, or the address alone when
+/// the name is the address.
+fn resolver_label(row: &Value) -> String {
+    let name = row["resolver"].as_str().unwrap_or_default();
+    let address = row["address"].as_str().unwrap_or_default();
+    if name == address || name.is_empty() {
+        address.to_owned()
+    } else {
+        format!("{name} {address}")
+    }
+}
+
+/// Builds the matrix from a plan and a `cutover check --json` report.
+pub fn matrix(id: i64, plan: &Value, report: &Value) -> Propagation {
+    let (zone, records, _, _, _) = moving(plan);
+    let key = |question: &str| question.trim().trim_end_matches('.').to_ascii_lowercase();
+    let questions: Vec<String> = records.iter().map(|(q, _, _)| q.clone()).collect();
+    let mut rows: Vec<MatrixRow> = Vec::new();
+    for (kind, list, label_of, ttl_field) in [
+        (
+            "authoritative",
+            &report["servers"],
+            (|row: &Value| row["address"].as_str().unwrap_or_default().to_owned())
+                as fn(&Value) -> String,
+            "ttl",
+        ),
+        (
+            "resolver",
+            &report["resolvers"],
+            resolver_label as fn(&Value) -> String,
+            "ttl_left",
+        ),
+    ] {
+        let items: Vec<&Value> = list
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let mut labels: Vec<String> = Vec::new();
+        for item in &items {
+            let label = label_of(item);
+            if !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
+        for label in labels {
+            let cells = records
+                .iter()
+                .map(|(question, before, after)| {
+                    let found = items.iter().find(|row| {
+                        label_of(row) == label
+                            && key(row["question"].as_str().unwrap_or_default()).replace(". ", " ")
+                                == key(question).replace(". ", " ")
+                    });
+                    match found {
+                        None => MatrixCell {
+                            question: question.clone(),
+                            state: "none".into(),
+                            records: Vec::new(),
+                            ttl: None,
+                        },
+                        Some(row) => {
+                            let seen: Vec<String> = row["records"]
+                                .as_array()
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|v| v.as_str().map(str::to_owned))
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            let answer = row["answer"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_ascii_lowercase();
+                            let failed = [
+                                "timeout",
+                                "timed out",
+                                "refused",
+                                "servfail",
+                                "error",
+                                "failed",
+                                "unreachable",
+                            ]
+                            .iter()
+                            .any(|word| answer.contains(word));
+                            MatrixCell {
+                                question: question.clone(),
+                                state: cell_state(&seen, failed, before, after).into(),
+                                records: seen,
+                                ttl: row[ttl_field].as_u64().and_then(|t| u32::try_from(t).ok()),
+                            }
+                        }
+                    }
+                })
+                .collect();
+            rows.push(MatrixRow {
+                kind: kind.into(),
+                label,
+                cells,
+            });
+        }
+    }
+    Propagation {
+        migration: id,
+        zone,
+        checked_at: report["checked_at"].as_str().unwrap_or_default().to_owned(),
+        questions,
+        rows,
+        all_released_in_seconds: report["all_released_in_seconds"].as_u64(),
+    }
+}
+
+/// `GET /api/v1/migrations/{id}/propagation`.
+pub async fn propagation(
+    State(control): State<Control>,
+    Path(id): Path<String>,
+) -> ApiResult<Propagation> {
+    let id = migration_id(&id)?;
+    let recent = control
+        .matrices
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&id)
+        .filter(|(asked, _)| asked.elapsed() < MATRIX_REUSE)
+        .map(|(_, matrix)| matrix.clone());
+    if let Some(matrix) = recent {
+        return Ok(Json(matrix));
+    }
+    let cache = control.matrices.clone();
+    let matrix = blocking(move || {
+        let detail = to_json(&open(&control)?.show(id).map_err(runner_error)?)?;
+        let plan = &detail["plan"];
+        let (zone, _, names, types, authorities) = moving(plan);
+        let resolvers: Vec<String> = plan["verify"]["resolvers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let request = CheckRequest {
+            zone,
+            names: names
+                .iter()
+                .map(|name| {
+                    if name.ends_with('.') {
+                        name.clone()
+                    } else {
+                        format!("{name}.")
+                    }
+                })
+                .collect(),
+            types,
+            resolvers,
+            servers: authorities,
+            timeout: Some("1s".into()),
+            ..CheckRequest::default()
+        };
+        let result = super::checks::run_check(&request)?;
+        Ok(matrix(id, plan, &result.report))
+    })
+    .await?;
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id, (Instant::now(), matrix.clone()));
+    Ok(Json(matrix))
+}
+
+/// `GET /api/v1/migrations/{id}/events`: `migration` with the detail at
+/// once and whenever the summary, timeline or steps change.
+pub async fn events(
+    State(control): State<Control>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = migration_id(&id)?;
+    let probe = control.clone();
+    blocking(move || open(&probe)?.status(id).map(|_| ()).map_err(runner_error)).await?;
+    let events = stream::unfold(
+        (control, None::<String>, true),
+        move |(control, last, first)| async move {
+            let mut last = last;
+            let mut first = first;
+            loop {
+                if !first {
+                    tokio::time::sleep(POLL).await;
+                }
+                first = false;
+                let looker = control.clone();
+                let detail = tokio::task::spawn_blocking(move || {
+                    let detail = open(&looker).ok()?.show(id).ok()?;
+                    let mut value = serde_json::to_value(&detail).ok()?;
+                    if let Some(object) = value.as_object_mut() {
+                        object.remove("file_text");
+                    }
+                    serde_json::to_string(&value).ok()
+                })
+                .await
+                .ok()
+                .flatten();
+                if let Some(text) = detail {
+                    if last.as_deref() != Some(text.as_str()) {
+                        last = Some(text.clone());
+                        let event = Event::default().event("migration").data(text);
+                        return Some((Ok(event), (control, last, first)));
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cells_are_old_new_or_other_by_the_plan() {
+        let plan = json!({
+            "zone": "example.com.",
+            "changes": [{"name": "www.example.com.", "rtype": "A", "before": {"ttl": 3600, "values": ["192.0.2.10"]}, "after": ["198.51.100.20"]}],
+            "verify": {"authorities": [], "resolvers": []}
+        });
+        let report = json!({
+            "checked_at": "2026-01-01T00:00:00Z",
+            "servers": [
+                {"address": "127.0.0.1:53", "question": "www.example.com. A", "records": ["198.51.100.20"], "ttl": 60, "answer": "1 record"},
+                {"address": "127.0.0.2:53", "question": "www.example.com. A", "records": ["192.0.2.10"], "ttl": 60, "answer": "1 record"}
+            ],
+            "resolvers": [
+                {"resolver": "r1", "address": "127.0.0.1:5353", "question": "www.example.com. A", "records": ["192.0.2.99"], "ttl_left": 42, "answer": "1 record"},
+                {"resolver": "r2", "address": "127.0.0.1:5354", "question": "www.example.com. A", "records": [], "ttl_left": null, "answer": "timeout"}
+            ],
+            "all_released_in_seconds": 42
+        });
+        let matrix = matrix(7, &plan, &report);
+        let states: Vec<(&str, &str)> = matrix
+            .rows
+            .iter()
+            .map(|row| (row.label.as_str(), row.cells[0].state.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("127.0.0.1:53", "new"),
+                ("127.0.0.2:53", "old"),
+                ("r1 127.0.0.1:5353", "other"),
+                ("r2 127.0.0.1:5354", "error")
+            ],
+            "expected new, old, other, error"
+        );
+        assert_eq!(
+            matrix.rows[2].cells[0].ttl,
+            Some(42),
+            "expected the TTL left of r1"
+        );
+        assert_eq!(
+            matrix.questions,
+            ["www.example.com. A"],
+            "expected the moving record"
+        );
+    }
+}

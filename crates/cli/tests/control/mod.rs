@@ -1,0 +1,310 @@
+//! What the control-plane tests share: a store with a zone, `cutover serve`
+//! with `[http]` on a free port, tokens made with `cutover token create`, and
+//! a small HTTP client that returns the status and the JSON.
+//!
+//! ```text
+//!  test ──cutover zone import / token create──▶ store
+//!       ──spawn──▶ cutover serve ([dns] 127.0.0.1:P, [http] 127.0.0.1:H)
+//!       ──HTTP (ureq)──▶ /api/v1/…, /metrics, /
+//! ```
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use cutover_peers::{free_port, Guard};
+use serde_json::Value;
+
+/// The test zone.
+pub const ZONE: &str = "$ORIGIN example.test.\n$TTL 3600\n\
+    @ IN SOA ns1 hostmaster 2026112601 3600 600 1209600 5\n\
+    @ IN NS ns1\n\
+    ns1 IN A 127.0.0.1\n\
+    www 2 IN A 127.0.0.2\n\
+    other 300 IN A 192.0.2.99\n";
+
+/// Runs the binary; returns its output.
+pub fn cutover(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the cutover binary runs")
+}
+
+/// Panics unless the run exited 0; returns stdout.
+pub fn ok(what: &str, output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{what}: expected exit 0, saw {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A running `cutover serve` with the control plane on.
+pub struct Site {
+    /// The scratch directory.
+    pub dir: tempfile::TempDir,
+    /// The store file.
+    pub store: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+    /// The nameserver's address.
+    pub dns: SocketAddr,
+    /// The control plane's address.
+    pub http: SocketAddr,
+    /// An admin token.
+    pub admin: String,
+    /// A read-only token.
+    pub reader: String,
+    /// The serve process (killed on drop).
+    pub serve: Option<Guard>,
+}
+
+impl Site {
+    /// Imports [`ZONE`], makes an admin and a read token, writes a config
+    /// with `extra` appended, and starts `cutover serve`.
+    pub fn start(extra: &str) -> Site {
+        Site::start_with(extra, "")
+    }
+
+    /// As [`Site::start`], with `dns` appended to the `[dns]` section.
+    pub fn start_with_dns(dns: &str) -> Site {
+        Site::start_with("", dns)
+    }
+
+    /// As [`Site::start`], with `dns_extra` in `[dns]` and `extra` at the end.
+    fn start_with(extra: &str, dns_extra: &str) -> Site {
+        let dir = tempfile::tempdir().expect("a tempdir");
+        let store = dir.path().join("cutover.db");
+        let zone = dir.path().join("example.test.zone");
+        std::fs::write(&zone, ZONE).unwrap();
+        let store_arg = store.display().to_string();
+        ok(
+            "zone import",
+            cutover(&[
+                "--store",
+                &store_arg,
+                "zone",
+                "import",
+                zone.to_str().unwrap(),
+                "--origin",
+                "example.test.",
+            ]),
+        );
+        let admin = ok(
+            "token create",
+            cutover(&[
+                "--store", &store_arg, "token", "create", "ops", "--scope", "admin",
+            ]),
+        )
+        .trim()
+        .to_owned();
+        let reader = ok(
+            "token create",
+            cutover(&[
+                "--store", &store_arg, "token", "create", "viewer", "--scope", "read",
+            ]),
+        )
+        .trim()
+        .to_owned();
+        let dns = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
+        let config = dir.path().join("cutover.toml");
+        std::fs::write(
+            &config,
+            format!("store = {store_arg:?}\n[dns]\nlisten = [\"{dns}\"]\nudp_workers = 1\n{dns_extra}[http]\nlisten = \"{http}\"\n{extra}"),
+        )
+        .unwrap();
+        let mut site = Site {
+            dir,
+            store,
+            config,
+            dns,
+            http,
+            admin,
+            reader,
+            serve: None,
+        };
+        site.serve = Some(site.spawn());
+        site
+    }
+
+    /// Starts `cutover serve` and waits until the control plane answers.
+    fn spawn(&self) -> Guard {
+        let log = std::fs::File::create(self.dir.path().join("serve.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cutover serve runs");
+        let guard = Guard {
+            child,
+            what: "cutover serve",
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok((200, _)) = self.try_get("/api/v1/openapi.json") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the control plane did not answer within 15 s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        guard
+    }
+
+    /// What `cutover serve` logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// The base URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// A GET without a token, or the transport error.
+    fn try_get(&self, path: &str) -> Result<(u16, String), String> {
+        raw(&self.url(path), "GET", None, None).map(|(status, _, body)| (status, body))
+    }
+
+    /// A request; returns the status and the body parsed as JSON (Null when
+    /// it is not JSON).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let (status, _, text) = raw(&self.url(path), method, token, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}; log:\n{}", self.log()));
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A request with a content type back; returns status, content type and text.
+    pub fn text(&self, path: &str) -> (u16, String, String) {
+        raw(&self.url(path), "GET", None, None).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// `cutover --config CONFIG ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let config = self.config.display().to_string();
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        cutover(&all)
+    }
+}
+
+/// One HTTP request: status, content type, body text.
+pub fn raw(
+    url: &str,
+    method: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Result<(u16, String, String), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let response = match method {
+        "GET" => {
+            let mut request = agent.get(url);
+            if let Some(auth) = &auth {
+                request = request.header("Authorization", auth);
+            }
+            request.call()
+        }
+        "POST" => {
+            let mut request = agent.post(url).content_type("application/json");
+            if let Some(auth) = &auth {
+                request = request.header("Authorization", auth);
+            }
+            request.send(body.unwrap_or(""))
+        }
+        "DELETE" => {
+            let mut request = agent.delete(url);
+            if let Some(auth) = &auth {
+                request = request.header("Authorization", auth);
+            }
+            request.call()
+        }
+        other => return Err(format!("no method {other} in the tests")),
+    };
+    let mut response = response.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    Ok((status, kind, text))
+}
+
+/// Asserts an error answer: the status and the code, and a message.
+pub fn assert_error(seen: &(u16, Value), status: u16, code: &str, what: &str) {
+    assert_eq!(
+        seen.0, status,
+        "{what}: expected status {status}, seen {} with {}",
+        seen.0, seen.1
+    );
+    assert_eq!(
+        seen.1["error"]["code"], code,
+        "{what}: expected code {code}, seen {}",
+        seen.1
+    );
+    assert!(
+        seen.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{what}: expected a message, seen {}",
+        seen.1
+    );
+}
+
+/// Asserts that an answer has every key its OpenAPI schema requires and no
+/// key the schema does not declare (top level).
+pub fn assert_schema(name: &str, value: &Value) {
+    let schema =
+        cutover_api::schema::of(name).unwrap_or_else(|| panic!("expected a schema {name}"));
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{name}: expected an object, seen {value}"));
+    let properties = schema["properties"].as_object().expect("properties");
+    for required in schema["required"].as_array().expect("required") {
+        let key = required.as_str().unwrap();
+        assert!(
+            object.contains_key(key),
+            "{name}: expected {key:?} in {value}"
+        );
+    }
+    if !["MigrationPlan", "MigrationSummary", "MigrationDetail"].contains(&name) {
+        for key in object.keys() {
+            assert!(
+                properties.contains_key(key),
+                "{name}: expected {key:?} declared in the schema"
+            );
+        }
+    }
+}

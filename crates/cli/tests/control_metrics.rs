@@ -1,0 +1,248 @@
+//! `/metrics` after known traffic: queries over UDP and TCP with known
+//! RCODEs, one UPDATE and one AXFR, then a scrape whose counts must match
+//! exactly (the serve process is fresh, and nothing else queries it).
+
+mod control;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use control::Site;
+
+/// A DNS message: one question, this opcode, no flags.
+fn message(id: u16, opcode: u8, name: &str, qtype: u16) -> Vec<u8> {
+    let mut out = vec![
+        (id >> 8) as u8,
+        id as u8,
+        opcode << 3,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    for label in name.trim_end_matches('.').split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out.extend_from_slice(&qtype.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out
+}
+
+/// Sends over UDP; returns the RCODE of the answer.
+fn udp(server: SocketAddr, query: &[u8]) -> u8 {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    socket.send_to(query, server).unwrap();
+    let mut buffer = [0u8; 4096];
+    let n = socket.recv(&mut buffer).expect("a UDP answer");
+    assert!(
+        n >= 12 && buffer[..2] == query[..2],
+        "expected an answer to our id"
+    );
+    buffer[3] & 0x0f
+}
+
+/// Sends over TCP; returns the RCODE of the first answer.
+fn tcp(server: SocketAddr, query: &[u8]) -> u8 {
+    let mut stream = TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    stream.write_all(&framed).unwrap();
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).expect("a TCP answer");
+    let mut answer = vec![0u8; u16::from_be_bytes(length) as usize];
+    stream.read_exact(&mut answer).unwrap();
+    answer[3] & 0x0f
+}
+
+/// The value of the series `line` (name and labels) in the scrape.
+fn value(scrape: &str, series: &str) -> u64 {
+    scrape
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The sum of every series of a metric.
+fn sum(scrape: &str, metric: &str) -> u64 {
+    scrape
+        .lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_scrape_counts_the_traffic_it_saw() {
+    let site = Site::start("");
+    let dns = site.dns;
+    let mut id = 1;
+    let mut next = || {
+        id += 1;
+        id
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            udp(dns, &message(next(), 0, "www.example.test.", 1)),
+            0,
+            "expected NOERROR over UDP"
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            udp(dns, &message(next(), 0, "nope.example.test.", 1)),
+            3,
+            "expected NXDOMAIN over UDP"
+        );
+    }
+    assert_eq!(
+        udp(dns, &message(next(), 0, "www.elsewhere.test.", 1)),
+        5,
+        "expected REFUSED over UDP"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            tcp(dns, &message(next(), 0, "www.example.test.", 1)),
+            0,
+            "expected NOERROR over TCP"
+        );
+    }
+    assert_eq!(
+        tcp(dns, &message(next(), 0, "nope.example.test.", 1)),
+        3,
+        "expected NXDOMAIN over TCP"
+    );
+    let update = udp(dns, &message(next(), 5, "example.test.", 6));
+    assert_ne!(update, 0, "expected an unsigned UPDATE refused");
+    let transfer = tcp(dns, &message(next(), 0, "example.test.", 252));
+    assert_ne!(transfer, 0, "expected an unsigned AXFR refused");
+
+    let (status, _, scrape) = site.text("/metrics");
+    assert_eq!(status, 200, "expected the scrape");
+    for (series, expected) in [
+        (
+            "cutover_dns_answers_total{transport=\"udp\",rcode=\"NOERROR\"}",
+            3,
+        ),
+        (
+            "cutover_dns_answers_total{transport=\"udp\",rcode=\"NXDOMAIN\"}",
+            2,
+        ),
+        (
+            "cutover_dns_answers_total{transport=\"udp\",rcode=\"REFUSED\"}",
+            1,
+        ),
+        (
+            "cutover_dns_answers_total{transport=\"tcp\",rcode=\"NOERROR\"}",
+            2,
+        ),
+        (
+            "cutover_dns_answers_total{transport=\"tcp\",rcode=\"NXDOMAIN\"}",
+            1,
+        ),
+        ("cutover_dns_rrl_total{action=\"drop\"}", 0),
+    ] {
+        assert_eq!(
+            value(&scrape, series),
+            expected,
+            "expected {series} {expected}; scrape:\n{scrape}"
+        );
+    }
+    assert_eq!(
+        sum(&scrape, "cutover_dns_answers_total"),
+        9,
+        "expected 9 answers in all; scrape:\n{scrape}"
+    );
+    assert_eq!(
+        sum(&scrape, "cutover_dns_updates_total"),
+        1,
+        "expected one UPDATE; scrape:\n{scrape}"
+    );
+    assert_eq!(
+        sum(&scrape, "cutover_dns_transfers_total"),
+        1,
+        "expected one transfer; scrape:\n{scrape}"
+    );
+    let rcode = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH",
+    ][usize::from(update).min(9)];
+    assert_eq!(
+        value(
+            &scrape,
+            &format!("cutover_dns_updates_total{{rcode=\"{rcode}\"}}")
+        ),
+        1,
+        "expected the UPDATE under its RCODE {rcode}; scrape:\n{scrape}"
+    );
+
+    // A second scrape after more traffic moves by exactly that much.
+    assert_eq!(
+        udp(dns, &message(next(), 0, "www.example.test.", 1)),
+        0,
+        "expected NOERROR"
+    );
+    let (_, _, again) = site.text("/metrics");
+    assert_eq!(
+        value(
+            &again,
+            "cutover_dns_answers_total{transport=\"udp\",rcode=\"NOERROR\"}"
+        ),
+        4,
+        "expected one more UDP NOERROR; scrape:\n{again}"
+    );
+}
+
+#[test]
+fn response_rate_limiting_drops_are_counted() {
+    // RRL on: one identical answer per second to a client prefix, no slips.
+    let site =
+        Site::start_with_dns("[dns.rrl]\nresponses_per_second = 1\nslip = 0\nwindow = \"15s\"\n");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = 20u16;
+    for id in 0..sent {
+        socket
+            .send_to(&message(id + 100, 0, "www.example.test.", 1), site.dns)
+            .unwrap();
+    }
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let mut answered = 0u64;
+    while socket.recv(&mut buffer).is_ok() {
+        answered += 1;
+    }
+    assert!(
+        answered >= 1 && answered < u64::from(sent),
+        "expected some answers limited, seen {answered} of {sent} answered"
+    );
+    let (_, _, scrape) = site.text("/metrics");
+    assert_eq!(
+        value(&scrape, "cutover_dns_rrl_total{action=\"drop\"}"),
+        u64::from(sent) - answered,
+        "expected every unanswered query counted as an RRL drop; scrape:\n{scrape}"
+    );
+    assert_eq!(
+        value(&scrape, "cutover_dns_answers_total{transport=\"udp\",rcode=\"NOERROR\"}"),
+        u64::from(sent),
+        "expected every query answered by the answer path (the limit applies after); scrape:\n{scrape}"
+    );
+}
