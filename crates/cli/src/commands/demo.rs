@@ -1,38 +1,96 @@
-//! `cutover demo`: the tour, on loopback, with nothing to install.
+//! `cutover demo`: a whole migration on one machine in about half a minute,
+//! with nothing to install, each step printed as it happens with its
+//! evidence.
 //!
-//! A fresh store in a temporary folder receives the sample zone; cutover's
-//! nameserver serves it on a free 127.0.0.1 port; then the two record changes
-//! of a move (lower the TTL, switch the address) are made through the store,
-//! exactly as `cutover record set` makes them, and each time the demo shows
-//! the running server answering the new data, with the serial risen and the
-//! journal entry. The migration engine will grow this into the full
-//! migration (waits computed from TTLs, checks, rollback).
+//! ```text
+//!  temp store ◀── sample zone (www, mail, apex on 127.0.0.2; TTL 10 s)
+//!      │ reload watcher (as in `cutover serve`)
+//!      ▼
+//!  cutover's nameserver on 127.0.0.1:P ◀── a client: resolve www (kept for its TTL), GET / every 200 ms
+//!      ▲                                         │
+//!      │ records changed by the runner           ▼
+//!  migration runner (ticks) ── checks ──▶ old 127.0.0.2 / new 127.0.0.3 (web + SMTP)
+//! ```
+//!
+//! Times are scaled down: a TTL of an hour becomes 10 s, the 60 s TTL of
+//! the move becomes 2 s, a day of observation becomes 5 s. The steps, the
+//! waits computed from the TTLs, the checks and the audit log are exactly
+//! those of a real migration.
+
+mod stage;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
+use cutover_migrate::checks::{observe, ProbeChecks};
+use cutover_migrate::{plan, render, MigrationFile, Migrations, State};
 use cutover_nameserver::server::{spawn, ServerConfig};
 use cutover_nameserver::Catalog;
 use cutover_store::Store;
-use cutover_zone::{zonefile, Name, Rdata, RecordType, Rrset, Serial, Zone};
+use cutover_zone::{zonefile, Name, RecordType};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::RData;
+use jiff::Timestamp;
 
-use super::{diff_lines, serve};
+use self::stage::{fetch, Stage, NEW, OLD};
+use super::migrate::{print_audit, print_step};
+use super::serve;
+use crate::scheduler::Wiring;
 
-/// The sample zone the demo serves.
-const SAMPLE_ZONE: &str = include_str!("../../../../examples/example.com.zone");
+/// The demo's zone: the service on the old address, with the TTL of an
+/// hour scaled down to 10 s.
+fn zone_text() -> String {
+    format!(
+        "$ORIGIN example.com.\n$TTL 3600\n\
+         @       IN SOA ns1 hostmaster 2026112601 3600 600 1209600 300\n\
+         @       IN NS   ns1\n\
+         @       IN MX   10 mail\n\
+         @    10 IN A    {OLD}\n\
+         @    10 IN TXT  \"v=spf1 mx ip4:{OLD} -all\"\n\
+         ns1     IN A    127.0.0.1\n\
+         www  10 IN A    {OLD}\n\
+         mail 10 IN A    {OLD}\n\
+         shop    IN CNAME www\n"
+    )
+}
 
-/// The address the sample's `www` moves to.
-const NEW_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 20);
+/// The demo's migration file, scaled down.
+fn migration_text(ns: SocketAddr, web_port: u16, smtp_port: u16) -> String {
+    format!(
+        "version = 1\n\
+         zone = \"example.com.\"\n\
+         provider = {{ kind = \"embedded\" }}\n\n\
+         [[move]]                  # every A record holding the old address\n\
+         from = \"{OLD}\"\n\
+         to = \"{NEW}\"\n\
+         spf = true                # and the SPF term naming it\n\n\
+         [ttl]\n\
+         during = 2                # 60 s in real life\n\
+         after = \"original\"\n\n\
+         [[check]]\n\
+         http = \"http://www.example.com:{web_port}/healthz\"\n\
+         expect_status = 200\n\n\
+         [[check]]\n\
+         smtp = \"mail.example.com:{smtp_port}\"\n\n\
+         [schedule]\n\
+         switch_at = \"earliest\"\n\
+         observe = \"5s\"            # 24 h in real life\n\
+         margin = \"1s\"\n\n\
+         [verify]\n\
+         authorities = [\"{ns}\"]\n\
+         resolvers = [\"{ns}\"]\n\
+         tries = 3\n\
+         interval = \"1s\"\n"
+    )
+}
 
-/// Runs the tour and removes its temporary folder.
+/// Runs the demo and removes its temporary folder.
 pub fn run() -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let result = tour(&dir.0);
@@ -40,24 +98,16 @@ pub fn run() -> anyhow::Result<()> {
     result
 }
 
-/// The steps of the tour.
-fn tour(dir: &std::path::Path) -> anyhow::Result<()> {
+/// The steps of the demo.
+fn tour(dir: &Path) -> anyhow::Result<()> {
     let origin = Name::from_str("example.com.")?;
-    let www = Name::from_str("www.example.com.")?;
+    let began = Instant::now();
 
-    step(1, "import the sample zone into a fresh store");
-    let parsed = zonefile::parse_str(SAMPLE_ZONE, "examples/example.com.zone", None)?;
+    heading("a zone in a fresh store, served by cutover's nameserver");
+    let parsed = zonefile::parse_str(&zone_text(), "demo zone", None)?;
     let store_path = dir.join("cutover.db");
     let store = Store::open(&store_path)?;
-    store.create_zone(&parsed.zone, "demo: imported the sample zone")?;
-    println!(
-        "   {} records, serial {}, stored in {}",
-        parsed.zone.record_count(),
-        parsed.zone.serial().unwrap_or(Serial(0)),
-        store_path.display()
-    );
-
-    step(2, "serve it from cutover's nameserver on loopback");
+    store.create_zone(&parsed.zone, "demo: the zone before the move")?;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::empty()));
     let mut served = Default::default();
     serve::reload(&store, &catalog, &mut served);
@@ -70,106 +120,149 @@ fn tour(dir: &std::path::Path) -> anyhow::Result<()> {
         Arc::clone(&catalog),
     )
     .context("cannot start the nameserver")?;
-    let addr = *server
+    let ns = *server
         .local_addrs()
         .first()
         .context("the nameserver has no address")?;
-    println!("   listening on {addr} (UDP and TCP)");
     let watcher = Watcher::start(store_path.clone(), Arc::clone(&catalog));
-    let before = ask(addr, &www, RecordType::A)?;
-    println!("   dig @{} -p {} www.example.com A", addr.ip(), addr.port());
-    print_answer(&before);
-
-    step(
-        3,
-        "lower the TTL of www to 60 s ahead of the move (72 h ahead, in real life)",
+    println!(
+        "   store {}, nameserver on {ns} (UDP and TCP)",
+        store_path.display()
     );
-    let lowered = change(&store, &origin, &www, 60, None)?;
-    let seen = wait_for_serial(addr, &origin, lowered)?;
-    println!("   the running server answered serial {lowered} after {seen:?}");
-    print_answer(&ask(addr, &www, RecordType::A)?);
-
-    step(4, "switch www to the new server's address");
-    let switched = change(&store, &origin, &www, 60, Some(NEW_ADDRESS))?;
-    let seen = wait_for_serial(addr, &origin, switched)?;
-    println!("   the running server answered serial {switched} after {seen:?}");
-    let after = ask(addr, &www, RecordType::A)?;
-    print_answer(&after);
-    if !after
-        .iter()
-        .any(|(_, _, data)| data == &NEW_ADDRESS.to_string())
-    {
-        bail!("the server does not answer the new address for www");
+    for name in ["example.com.", "www.example.com.", "mail.example.com."] {
+        for (owner, ttl, data) in ask(ns, &Name::from_str(name)?, RecordType::A)? {
+            println!("   {owner:<20} {ttl:>5} IN A {data}");
+        }
     }
 
-    step(5, "the journal: every version, as diffs");
+    heading("an old and a new server on two loopback addresses");
+    let stage = Stage::start()?;
+    for host in [&stage.old, &stage.new] {
+        let body = fetch(host.address.into(), stage.web_port, "www.example.com")?;
+        println!(
+            "   {:<3} {}: web on port {} says {body:?}, SMTP on port {}",
+            host.name, host.address, stage.web_port, stage.smtp_port
+        );
+    }
+    let client = Client::start(ns, stage.web_port);
+    println!(
+        "   a client now requests www every 200 ms, keeping each answer of the nameserver for its TTL"
+    );
+
+    heading("the migration file");
+    let text = migration_text(ns, stage.web_port, stage.smtp_port);
+    for line in text.lines() {
+        println!("   | {line}");
+    }
+    let file = MigrationFile::parse(&text, "demo.toml")?;
+
+    heading("cutover migrate plan: the timeline, each wait explained");
+    // The demo lists no caches to flush.
+    let wiring = Wiring::new(&file, &store_path, &crate::scheduler::Site::default())?;
+    let zone = wiring.provider().read(&origin)?;
+    let checks = ProbeChecks::new();
+    let now = Timestamp::now();
+    let planned = plan(&file, &zone, &observe(&checks, &file, &zone, now), now)?;
+    for line in render(&planned).lines() {
+        println!("   {line}");
+    }
+
+    heading("cutover migrate start, then run: each step as it happens");
+    let migrations = Migrations::open(&store_path)?;
+    let id = migrations.start("demo.toml", &text, &planned, now)?;
+    println!("   migration {id} stored with its plan");
+    let state = drive(&migrations, &wiring, id, &client, &stage)?;
+
+    heading("the final report");
+    let summary = migrations.status(id)?;
+    println!(
+        "   migration {id}: {} (records {:?})",
+        summary.state, summary.phase
+    );
+    println!("   audit log, every record change with its old and new value:");
+    print_audit(&migrations.audit(id)?);
+    println!("   the zone's journal:");
     for version in store.versions(&origin)? {
         println!(
-            "   serial {:>10}  +{} -{}  {}",
+            "     serial {:>10}  +{} -{}  {}",
             version.serial, version.added, version.removed, version.comment
         );
     }
-
+    let tally = client.stop();
+    println!(
+        "   the client made {} requests during the move: {} served by the old server, {} by the new, {} failed",
+        tally.total, tally.old, tally.new, tally.failed
+    );
+    let last = fetch_through(ns, stage.web_port)?;
+    println!("   now: www resolves to {} and {last:?}", last_address(ns)?);
     watcher.stop();
     server.shutdown();
+    drop(stage);
+    if state != State::Done {
+        bail!(
+            "the migration ended {state}: {}",
+            summary.reason.unwrap_or_default()
+        );
+    }
+    if tally.failed > 0 {
+        bail!("{} requests failed during the move", tally.failed);
+    }
+    if !last.contains("new") {
+        bail!("www is not served by the new server at the end: {last:?}");
+    }
     println!(
-        "\ndone: www.example.com moved to {NEW_ADDRESS}; every change is journaled and was \
-         answered by the running server without a restart."
+        "\ndone in {:.0} s: example.com moved from {OLD} to {NEW} without a failed request; \
+         every change is in the audit log.",
+        began.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-/// Prints a numbered step heading.
-fn step(n: u32, what: &str) {
-    println!("\n[{n}] {what}");
-}
-
-/// Sets www's A RRset (address and TTL) through the store, as `cutover record
-/// set` does, prints the diff and returns the new serial.
-fn change(
-    store: &Store,
-    origin: &Name,
-    owner: &Name,
-    ttl: u32,
-    address: Option<Ipv4Addr>,
-) -> anyhow::Result<Serial> {
-    let owner = owner.clone();
-    let diff = store.edit(origin, "demo: move www", move |zone: &mut Zone| {
-        let mut rrset = match address {
-            Some(addr) => Rrset::new(ttl, Rdata::a(addr)),
-            None => zone.get(&owner, RecordType::A).cloned().unwrap_or_default(),
-        };
-        rrset.ttl = ttl;
-        zone.set_rrset(&owner, RecordType::A, rrset)
-            .map_err(Box::new)
-    })?;
-    print!("{}", indent(&diff_lines(&diff)));
-    Ok(diff.to)
-}
-
-/// Indents every line by three spaces.
-fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("   {l}\n")).collect()
-}
-
-/// Queries until the server answers `serial` for the SOA; returns how long
-/// that took. Gives up after five seconds.
-fn wait_for_serial(addr: SocketAddr, origin: &Name, serial: Serial) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
-        let answer = ask(addr, origin, RecordType::SOA)?;
-        if answer
-            .iter()
-            .any(|(_, _, data)| data.split_whitespace().nth(2) == Some(serial.to_string().as_str()))
-        {
-            return Ok(start.elapsed());
+/// Ticks the migration until it ends, printing each step with its evidence
+/// and what a client sees after it; returns the final state.
+fn drive(
+    migrations: &Migrations,
+    wiring: &Wiring,
+    id: i64,
+    client: &Client,
+    stage: &Stage,
+) -> anyhow::Result<State> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let report = wiring.tick(migrations, id)?;
+        for step in &report.did {
+            print_step(step);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        if !report.did.is_empty() {
+            // The nameserver reloads within 50 ms and the client asks every 200 ms.
+            std::thread::sleep(Duration::from_millis(300));
+            let (seen, served) = client.last();
+            println!("      a client now: {seen} → {served}");
+        }
+        let runs_on =
+            !report.state.is_final() && !matches!(report.state, State::Paused | State::RolledBack);
+        let Some(due) = report.next_due.filter(|_| runs_on) else {
+            let _ = stage;
+            return Ok(report.state);
+        };
+        if Instant::now() > deadline {
+            bail!("the demo's migration did not finish within 2 minutes");
+        }
+        let wait =
+            Duration::try_from(due.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO);
+        if wait >= Duration::from_secs(1) {
+            println!("   … waiting {:.0} s for the next step", wait.as_secs_f64());
+        }
+        std::thread::sleep(wait.max(Duration::from_millis(20)));
     }
-    bail!("the server did not pick up serial {serial} within 5 s")
 }
 
-/// One answer record: owner, TTL, data in zone-file form.
+/// Prints a section heading.
+fn heading(what: &str) {
+    println!("\n== {what}");
+}
+
+/// One answer record: owner, TTL, data.
 type AnswerLine = (String, u32, String);
 
 /// Sends one query over UDP and returns the answer section.
@@ -198,11 +291,19 @@ fn ask(addr: SocketAddr, name: &Name, rtype: RecordType) -> anyhow::Result<Vec<A
         .collect())
 }
 
-/// Prints answer records like dig does.
-fn print_answer(answer: &[AnswerLine]) {
-    for (name, ttl, data) in answer {
-        println!("   {name:<20} {ttl:>6} IN A {data}");
-    }
+/// www's address at the nameserver.
+fn last_address(ns: SocketAddr) -> anyhow::Result<String> {
+    let answer = ask(ns, &Name::from_str("www.example.com.")?, RecordType::A)?;
+    Ok(answer
+        .first()
+        .map(|(_, _, a)| a.clone())
+        .unwrap_or_default())
+}
+
+/// Resolves www at the nameserver and fetches `/` from the address.
+fn fetch_through(ns: SocketAddr, port: u16) -> anyhow::Result<String> {
+    let address: Ipv4Addr = last_address(ns)?.parse().context("www has no address")?;
+    fetch(address.into(), port, "www.example.com")
 }
 
 /// A query ID that differs between runs.
@@ -214,10 +315,126 @@ fn rand_id() -> u16 {
     (nanos ^ std::process::id()) as u16
 }
 
+/// www's address from the client's cache while its TTL lasts, else from the
+/// nameserver (then cached); with what the client saw, in words.
+fn resolve(
+    ns: SocketAddr,
+    cached: &mut Option<(Ipv4Addr, Instant)>,
+) -> anyhow::Result<(Ipv4Addr, String)> {
+    if let Some((address, until)) = *cached {
+        let left = until.saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            let seen = format!(
+                "www is {address} (cached, {:.1} s left)",
+                left.as_secs_f64()
+            );
+            return Ok((address, seen));
+        }
+    }
+    let answer = ask(ns, &Name::from_str("www.example.com.")?, RecordType::A)?;
+    let (_, ttl, data) = answer.first().context("no address for www")?;
+    let address: Ipv4Addr = data.parse()?;
+    *cached = Some((
+        address,
+        Instant::now() + Duration::from_secs(u64::from(*ttl)),
+    ));
+    Ok((
+        address,
+        format!("www is {address} (asked the nameserver: TTL {ttl})"),
+    ))
+}
+
+/// What the demo's client counted.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Requests made.
+    total: u64,
+    /// Served by the old server.
+    old: u64,
+    /// Served by the new server.
+    new: u64,
+    /// Failed (resolution, connection or answer).
+    failed: u64,
+}
+
+/// A client resolving www at the nameserver and requesting `/` every 200 ms.
+struct Client {
+    /// Counters: total, old, new, failed.
+    counts: Arc<[AtomicU64; 4]>,
+    /// The last thing it saw: the address with its TTL, and who served it.
+    last: Arc<std::sync::Mutex<(String, String)>>,
+    /// Set to stop it.
+    stop: Arc<AtomicBool>,
+    /// The loop.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Client {
+    /// Starts the client.
+    fn start(ns: SocketAddr, port: u16) -> Client {
+        let counts: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
+        let last = Arc::new(std::sync::Mutex::new((String::new(), String::new())));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, l, s) = (Arc::clone(&counts), Arc::clone(&last), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            // Like a stub resolver with a cache: an answer is kept for its TTL.
+            let mut cached: Option<(Ipv4Addr, Instant)> = None;
+            while !s.load(Ordering::SeqCst) {
+                let result = resolve(ns, &mut cached).and_then(|(address, seen)| {
+                    Ok((seen, fetch(address.into(), port, "www.example.com")?))
+                });
+                c[0].fetch_add(1, Ordering::SeqCst);
+                let mut last = l.lock().unwrap_or_else(|e| e.into_inner());
+                match result {
+                    Ok((seen, body)) => {
+                        let slot = if body.contains("old") { 1 } else { 2 };
+                        c[slot].fetch_add(1, Ordering::SeqCst);
+                        *last = (seen, body);
+                    }
+                    Err(error) => {
+                        c[3].fetch_add(1, Ordering::SeqCst);
+                        *last = ("www unreachable".into(), format!("failed: {error:#}"));
+                    }
+                }
+                drop(last);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Client {
+            counts,
+            last,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// What the client saw last.
+    fn last(&self) -> (String, String) {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops the client and returns its counts.
+    fn stop(mut self) -> Tally {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let n = |i: usize| self.counts[i].load(Ordering::SeqCst);
+        Tally {
+            total: n(0),
+            old: n(1),
+            new: n(2),
+            failed: n(3),
+        }
+    }
+}
+
 /// The reload watcher of `cutover serve`, on a thread of its own, over a
 /// second connection to the store (as a separate process would see it).
 struct Watcher {
+    /// Set to stop it.
     stop: Arc<AtomicBool>,
+    /// The loop.
     thread: std::thread::JoinHandle<()>,
 }
 

@@ -1,0 +1,372 @@
+//! `cutover migrate …`: plan a move, start it, run it, and steer it.
+//!
+//! ```text
+//!  plan FILE   file ──provider.read──▶ zone ──survey──▶ observations ──plan (pure)──▶ timeline (nothing changes)
+//!  start FILE  the same, then Migrations::start ──▶ ID   (`cutover serve` runs it from now on)
+//!  run ID      tick ──▶ steps printed with evidence ──▶ countdown to the next ──▶ … until done or stopped
+//!  list | status [ID] | show ID          read the migration tables of the store
+//!  pause | resume | abort --yes | rollback --yes   change its state (rollback is carried out right away)
+//! ```
+//!
+//! Exit status: 0 when the command did what it says (`run`: the migration
+//! is done), 1 when it failed or the migration stopped (failed, rolled
+//! back, aborted, paused), 2 for a bad migration file, 4 without `--yes`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::scheduler::Site;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use cutover_migrate::checks::{observe, ProbeChecks};
+use cutover_migrate::runner::Summary;
+use cutover_migrate::{plan, render, MigrationFile, Migrations, Plan, State};
+use jiff::Timestamp;
+
+mod report;
+
+use self::report::{clock, label, print_control, print_summaries, seconds, show};
+pub use self::report::{evidence_lines, print_audit, print_step};
+use super::{open_store, Cli, Unconfirmed};
+use crate::config::{Config, ConfigError};
+use crate::scheduler::lease::Lease;
+use crate::scheduler::Wiring;
+
+/// The `migrate` verbs.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Print the timeline of a migration file, with absolute times and warnings; changes nothing.
+    Plan(FileArgs),
+    /// Store a migration and its plan; `cutover serve` (or `migrate run`) carries it out.
+    Start(FileArgs),
+    /// Run a migration in the foreground, with its progress and countdowns, until it ends or stops.
+    Run(IdArgs),
+    /// Every migration in the store.
+    List(JsonArgs),
+    /// Where migrations stand (the unfinished ones, or one ID).
+    Status(StatusArgs),
+    /// One migration: its timeline (done, next, when), its steps with evidence, its audit log.
+    Show(IdArgs),
+    /// Stop a migration where it is; `resume` goes on.
+    Pause(IdArgs),
+    /// Go on with a paused migration (or retry one rolled back automatically).
+    Resume(IdArgs),
+    /// Stop a migration for good, leaving the records as they are (needs --yes).
+    Abort(ConfirmArgs),
+    /// Put the old values back (low TTL kept), then the original TTLs (needs --yes).
+    Rollback(ConfirmArgs),
+}
+
+/// A migration file and the output format.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The migration file (TOML, see examples/move-web.toml).
+    file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A migration id and the output format.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The migration's id (as `start` printed it).
+    pub(crate) id: i64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Only the output format.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// An optional id and the output format.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One migration (default: every unfinished one).
+    id: Option<i64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A migration id, a confirmation, and the output format.
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// The migration's id.
+    id: i64,
+    /// Yes, do it.
+    #[arg(long)]
+    yes: bool,
+    /// Why, for the record.
+    #[arg(long, default_value = "by the operator")]
+    reason: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs one `migrate` verb.
+pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
+    let store = open_store(cli)?;
+    let path = store.path().to_path_buf();
+    drop(store);
+    let migrations = Migrations::open(&path)
+        .with_context(|| format!("cannot open the migrations in {}", path.display()))?;
+    // The caches a migration's flush step empties (`[flush]`) and the relay
+    // its mail steps steer (`[mail]`).
+    let site = Site::of(Config::find(cli.config.as_deref())?.as_ref());
+    let now = Timestamp::now();
+    match command {
+        MigrateCommand::Plan(args) => {
+            let (_, _, plan) = make_plan(&args.file, &path)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", render(&plan));
+                println!(
+                    "\nNothing was changed. `cutover migrate start {}` starts it.",
+                    args.file.display()
+                );
+            }
+            Ok(())
+        }
+        MigrateCommand::Start(args) => {
+            let (file_name, text, plan) = make_plan(&args.file, &path)?;
+            let id = migrations.start(&file_name, &text, &plan, now)?;
+            if args.json {
+                println!("{}", serde_json::json!({"id": id, "plan": plan}));
+            } else {
+                print!("{}", render(&plan));
+                println!("\nstarted migration {id}");
+                println!("`cutover serve` carries it out; `cutover migrate run {id}` runs it here; `cutover migrate show {id}` says where it stands.");
+            }
+            Ok(())
+        }
+        MigrateCommand::Run(args) => run_foreground(&migrations, args.id, &path, &site, args.json),
+        MigrateCommand::List(args) => {
+            let all = migrations.list()?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                print_summaries(&all, "no migrations in this store");
+            }
+            Ok(())
+        }
+        MigrateCommand::Status(args) => {
+            let shown: Vec<Summary> = match args.id {
+                Some(id) => vec![migrations.status(id)?],
+                None => migrations
+                    .list()?
+                    .into_iter()
+                    .filter(|s| !s.state.is_final())
+                    .collect(),
+            };
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            } else {
+                print_summaries(&shown, "no unfinished migrations");
+            }
+            Ok(())
+        }
+        MigrateCommand::Show(args) => show(&migrations, args.id, args.json),
+        MigrateCommand::Pause(args) => {
+            let summary = migrations.pause(args.id, now, "paused by the operator")?;
+            print_control(&summary, args.json)
+        }
+        MigrateCommand::Resume(args) => {
+            let summary = migrations.resume(args.id, now)?;
+            print_control(&summary, args.json)
+        }
+        MigrateCommand::Abort(args) => {
+            if !args.yes {
+                return Err(Unconfirmed(format!(
+                    "abort stops migration {} for good, leaving its records as they are now",
+                    args.id
+                ))
+                .into());
+            }
+            let summary = migrations.abort(args.id, now, &args.reason)?;
+            print_control(&summary, args.json)
+        }
+        MigrateCommand::Rollback(args) => {
+            if !args.yes {
+                return Err(Unconfirmed(format!(
+                    "rollback puts migration {}'s old values back",
+                    args.id
+                ))
+                .into());
+            }
+            migrations.rollback(args.id, now, &args.reason)?;
+            // Carried out right away; `cutover serve` would do it within a second too.
+            match Lease::try_take(&path, args.id)? {
+                Some(_lease) => {
+                    let wiring = Wiring::for_stored(&migrations, args.id, &path, &site)?;
+                    let report = wiring.tick(&migrations, args.id)?;
+                    if !args.json {
+                        for step in &report.did {
+                            print_step(step);
+                        }
+                    }
+                }
+                None if !args.json => println!(
+                    "rollback requested; the process running migration {} carries it out",
+                    args.id
+                ),
+                None => {}
+            }
+            print_control(&migrations.status(args.id)?, args.json)
+        }
+    }
+}
+
+/// Reads a migration file, the zone from its provider and what the servers
+/// serve now, and plans; returns the file's name, its text and the plan.
+fn make_plan(file: &Path, store: &Path) -> anyhow::Result<(String, String, Plan)> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        path: file.display().to_string(),
+        message: format!("cannot read the migration file: {e}"),
+    })?;
+    let name = file.display().to_string();
+    let parsed = MigrationFile::parse(&text, &name).map_err(|e| ConfigError {
+        path: name.clone(),
+        message: e.to_string(),
+    })?;
+    let provider = crate::scheduler::provider(&parsed, store)?;
+    let zone = provider
+        .read(&parsed.zone)
+        .with_context(|| format!("cannot read {} from {}", parsed.zone, provider.describe()))?;
+    let now = Timestamp::now();
+    let observations = observe(&ProbeChecks::new(), &parsed, &zone, now);
+    let plan = plan(&parsed, &zone, &observations, now)?;
+    Ok((name, text, plan))
+}
+
+/// `run ID`: ticks until the migration ends or stops, printing each step as
+/// it is done and counting down to the next.
+pub fn run_foreground(
+    migrations: &Migrations,
+    id: i64,
+    store: &Path,
+    site: &Site,
+    json: bool,
+) -> anyhow::Result<()> {
+    let wiring = Wiring::for_stored(migrations, id, store, site)?;
+    let _lease = take_lease(store, id)?;
+    let terminal = std::io::stdout().is_terminal() && !json;
+    loop {
+        let report = wiring.tick(migrations, id)?;
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            for step in &report.did {
+                print_step(step);
+            }
+        }
+        let Some(due) = report.next_due.filter(|_| runs_on(report.state)) else {
+            return finished(&migrations.status(id)?, json);
+        };
+        let next = migrations.status(id)?.next_step;
+        let display = match (json, terminal) {
+            (true, _) => Countdown::Silent,
+            (false, true) => Countdown::Live,
+            (false, false) => Countdown::OneLine,
+        };
+        wait_until(due, next.map(|k| label(&format!("{k:?}"))), display);
+    }
+}
+
+/// The lease of migration `id`, waiting up to 5 s for a scheduler's tick to
+/// end; refused when another `migrate run` holds it.
+fn take_lease(store: &Path, id: i64) -> anyhow::Result<Lease> {
+    for _ in 0..100 {
+        if let Some(lease) = Lease::try_take(store, id)? {
+            return Ok(lease);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("migration {id} is being run by another process (another `cutover migrate run {id}`?)")
+}
+
+/// True while the runner has steps to run by itself.
+fn runs_on(state: State) -> bool {
+    !state.is_final() && !matches!(state, State::Paused | State::RolledBack)
+}
+
+/// How a wait is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Countdown {
+    /// Not at all (`--json`).
+    Silent,
+    /// One line when the wait begins (output is not a terminal).
+    OneLine,
+    /// A line rewritten every 250 ms (a terminal).
+    Live,
+}
+
+/// Sleeps until `due`, showing the countdown as `display` says.
+fn wait_until(due: Timestamp, next: Option<String>, display: Countdown) {
+    let terminal = display == Countdown::Live;
+    let what = next.unwrap_or_else(|| "the next step".into());
+    let left =
+        |now: Timestamp| Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO);
+    let first = left(Timestamp::now());
+    if first.is_zero() {
+        return;
+    }
+    if display == Countdown::OneLine {
+        println!("   … {what} at {} (in {})", clock(due), seconds(first));
+        let _ = std::io::stdout().flush();
+    }
+    loop {
+        let remaining = left(Timestamp::now());
+        if remaining.is_zero() {
+            break;
+        }
+        if terminal {
+            print!(
+                "\r   … {what} at {} (in {})   ",
+                clock(due),
+                seconds(remaining)
+            );
+            let _ = std::io::stdout().flush();
+        }
+        std::thread::sleep(remaining.min(Duration::from_millis(250)));
+    }
+    if terminal {
+        print!("\r{:70}\r", "");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// The end of `run`: Ok when done, an error saying why otherwise.
+fn finished(summary: &Summary, json: bool) -> anyhow::Result<()> {
+    if !json {
+        println!(
+            "\nmigration {}: {}{}",
+            summary.id,
+            summary.state,
+            summary
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
+    if summary.state == State::Done {
+        Ok(())
+    } else {
+        bail!(
+            "migration {} is {}: {}",
+            summary.id,
+            summary.state,
+            summary.reason.as_deref().unwrap_or("no reason recorded")
+        )
+    }
+}

@@ -1,0 +1,288 @@
+//! `cutover migrate …` as a black box: plan changes nothing, start stores,
+//! list/status/show read, pause/resume/abort steer, `run` carries a
+//! migration out in the foreground, `rollback` puts the old values back,
+//! and the exit statuses are those of the binary's table.
+
+mod migration;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use migration::*;
+
+/// A migration file for the site, with `schedule` as its `[schedule]` body.
+fn file_for(site: &Site, web_port: u16, schedule: &str) -> String {
+    let text = migration_text(site.addr, site.addr, web_port);
+    let (head, _) = text
+        .split_once("[schedule]")
+        .expect("the shared file has a [schedule] section");
+    let (_, verify) = text
+        .split_once("[verify]")
+        .expect("the shared file has a [verify] section");
+    site.migration_file(&format!("{head}[schedule]\n{schedule}\n[verify]{verify}"))
+}
+
+/// The zone's serial as `zone show` prints it.
+fn serial(site: &Site) -> String {
+    let store = arg(&site.store);
+    let out = ok(
+        "zone show",
+        cutover(&["--store", &store, "zone", "show", "example.test."], &[]),
+    );
+    out.lines()
+        .find_map(|l| l.strip_prefix("serial:"))
+        .map(|s| s.trim().to_string())
+        .expect("zone show prints the serial")
+}
+
+/// `plan` prints absolute times, explained waits and the changes, and
+/// changes nothing; `--json` is the same plan as data; a bad file exits 2
+/// naming line and column.
+#[test]
+fn plan_explains_every_wait_and_changes_nothing() {
+    let site = Site::new(30);
+    let _serve = site.serve(&[]);
+    let file = file_for(&site, 8080, "observe = \"1h\"\nmargin = \"5s\"");
+    let before = serial(&site);
+    let text = ok("migrate plan", site.run(&["migrate", "plan", &file], &[]));
+    for expected in [
+        "www.example.test. A: 127.0.0.2 (TTL 30) → 127.0.0.3 (TTL 2 during, 30 after)",
+        "wait 35s until",
+        "why: the longest TTL a cache may hold: www.example.test. A has TTL 30s",
+        "put the new values in place, TTL 2s",
+        "observe for 1h",
+        "Nothing was changed.",
+    ] {
+        assert!(
+            text.contains(expected),
+            "expected {expected:?} in the plan:\n{text}"
+        );
+    }
+    let timestamps = text
+        .lines()
+        .filter(|l| l.contains("T") && l.contains("Z"))
+        .count();
+    assert!(
+        timestamps >= 9,
+        "expected an absolute time on each of the 9 steps:\n{text}"
+    );
+    assert_eq!(serial(&site), before, "plan must not change the zone");
+    let list = ok(
+        "migrate list",
+        site.run(&["migrate", "list", "--json"], &[]),
+    );
+    assert_eq!(
+        list.trim(),
+        "[]",
+        "plan must not store a migration, saw {list}"
+    );
+
+    let json = ok(
+        "migrate plan --json",
+        site.run(&["migrate", "plan", &file, "--json"], &[]),
+    );
+    let plan: serde_json::Value = serde_json::from_str(&json).expect("plan --json is JSON");
+    let kinds: Vec<&str> = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "lower_ttls",
+            "wait_for_caches",
+            "verify_new",
+            "note_serials",
+            "switch",
+            "flush_caches",
+            "verify_switch",
+            "observe",
+            "restore_ttls"
+        ],
+        "expected the whole procedure in order"
+    );
+
+    let bad = site.migration_file("version = 1\nzone = \"example.test.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nfrom = \"not an address\"\nto = \"127.0.0.3\"\n");
+    let out = site.run(&["migrate", "plan", &bad], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad file exits 2; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("move-web.toml:5:"),
+        "expected the file and line 5 in the error, saw {stderr}"
+    );
+}
+
+/// `start` stores a migration; list, status and show report it; pause,
+/// resume and abort steer it; abort and rollback need --yes (exit 4).
+#[test]
+fn start_list_show_pause_resume_and_abort() {
+    let site = Site::new(30);
+    let _serve = site.serve(&[]);
+    // A switch three days ahead: nothing is due for days.
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72);
+    let file = file_for(
+        &site,
+        8080,
+        &format!(
+            "switch_at = \"{}\"\nobserve = \"24h\"",
+            later.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ),
+    );
+    let id = start(&site, &file);
+    let list = ok("migrate list", site.run(&["migrate", "list"], &[]));
+    assert!(
+        list.contains("example.test.") && list.contains("planned") && list.contains("lower ttls"),
+        "expected the migration listed as planned with its next step, saw:\n{list}"
+    );
+    let shown = ok(
+        "migrate show",
+        site.run(&["migrate", "show", &id.to_string()], &[]),
+    );
+    assert!(
+        shown.contains("[NEXT]")
+            && shown.contains("(in 2 d")
+            && shown.contains("audit log (0 record changes)"),
+        "expected the next step in about 2-3 days and an empty audit log, saw:\n{shown}"
+    );
+    let paused = ok(
+        "pause",
+        site.run(&["migrate", "pause", &id.to_string()], &[]),
+    );
+    assert!(paused.contains("paused"), "expected paused, saw {paused}");
+    assert_eq!(status(&site, id)["state"], "paused");
+    let active = ok("status", site.run(&["migrate", "status", "--json"], &[]));
+    assert!(
+        active.contains("\"paused\""),
+        "status lists the paused migration: {active}"
+    );
+    ok(
+        "resume",
+        site.run(&["migrate", "resume", &id.to_string()], &[]),
+    );
+    assert_ne!(status(&site, id)["state"], "paused", "resume goes on");
+
+    let refused = site.run(&["migrate", "abort", &id.to_string()], &[]);
+    assert_eq!(
+        refused.status.code(),
+        Some(4),
+        "abort without --yes exits 4; stderr: {}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let refused = site.run(&["migrate", "rollback", &id.to_string()], &[]);
+    assert_eq!(
+        refused.status.code(),
+        Some(4),
+        "rollback without --yes exits 4"
+    );
+    ok(
+        "abort",
+        site.run(&["migrate", "abort", &id.to_string(), "--yes"], &[]),
+    );
+    assert_eq!(status(&site, id)["state"], "aborted");
+    let missing = site.run(&["migrate", "show", "999"], &[]);
+    assert_eq!(missing.status.code(), Some(1), "an unknown id exits 1");
+}
+
+/// `run ID` carries a migration out in the foreground, printing each step
+/// with its evidence and exiting 0 when done.
+#[test]
+fn run_carries_a_migration_out_in_the_foreground() {
+    let site = Site::new(2);
+    // A nameserver for the checks; its own scheduler leaves the migration
+    // to `run`, which holds the migration's lease.
+    let _serve = site.serve(&[]);
+    let port = free_port(&[[127, 0, 0, 3]]);
+    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let file = file_for(&site, port, "observe = \"1s\"\nmargin = \"1s\"");
+    let id = start(&site, &file);
+    let out = site.run(&["migrate", "run", &id.to_string()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "run exits 0 when done; stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "lower ttls       ok",
+        "… wait for caches at",
+        "www.example.test. A: 2 127.0.0.2 → 2 127.0.0.3",
+        "status 200",
+        "restore ttls     ok",
+        &format!("migration {id}: done"),
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "expected {expected:?} in run's output:\n{stdout}"
+        );
+    }
+    let www = address(site.addr, "www.example.test.", false).expect("www answers");
+    assert_eq!(
+        www,
+        (IpAddr::V4(NEW), 2),
+        "expected www on the new address, original TTL"
+    );
+}
+
+/// A manual rollback after the switch puts the old values back and then
+/// the original TTLs, audited.
+#[test]
+fn rollback_after_the_switch_puts_the_old_values_back() {
+    let site = Site::new(3);
+    let _serve = site.serve(&[]);
+    let port = free_port(&[[127, 0, 0, 3]]);
+    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let file = file_for(&site, port, "observe = \"1h\"\nmargin = \"1s\"");
+    let id = start(&site, &file);
+    wait_state(&site, id, &["observing"], Duration::from_secs(40));
+    assert_eq!(
+        address(site.addr, "www.example.test.", false).map(|(a, _)| a),
+        Ok(IpAddr::V4(NEW)),
+        "switched before the rollback"
+    );
+    let out = ok(
+        "rollback",
+        site.run(&["migrate", "rollback", &id.to_string(), "--yes"], &[]),
+    );
+    let summary = wait_state(&site, id, &["rolled_back"], Duration::from_secs(20));
+    assert_eq!(
+        summary["phase"], "original",
+        "expected the original values and TTLs back, saw {summary}; output:\n{out}"
+    );
+    // The server reloads the store within 250 ms.
+    let mut www = address(site.addr, "www.example.test.", false);
+    for _ in 0..40 {
+        if www == Ok((IpAddr::V4(OLD), 3)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        www = address(site.addr, "www.example.test.", false);
+    }
+    assert_eq!(
+        www,
+        Ok((IpAddr::V4(OLD), 3)),
+        "expected www back on the old address at its original TTL"
+    );
+    let detail = show(&site, id);
+    let steps: Vec<&str> = detail["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .map(|a| a["step"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        steps.len(),
+        4,
+        "lower, switch, revert, restore: expected 4 audited changes, saw {steps:?}"
+    );
+    assert_eq!(
+        &steps[..2],
+        ["lower_ttls", "switch"],
+        "the first two changes, saw {steps:?}"
+    );
+}

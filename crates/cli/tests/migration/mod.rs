@@ -1,0 +1,483 @@
+//! What the end-to-end migration tests share: a site (a store with a zone,
+//! served by `cutover serve` with its scheduler), DNS queries, the binary,
+//! and a client that resolves through a cache and requests every 50 ms.
+//!
+//! ```text
+//!  Client ──every 50 ms──▶ Unbound ──stub──▶ cutover serve (127.0.0.1:P) ◀── store ◀── cutover migrate start
+//!     │                                                              (scheduler runs the steps)
+//!     └──GET / ──▶ the address Unbound gave: old (127.0.0.2) or new (127.0.0.3)
+//! ```
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+pub use cutover_peers::http::{get, HttpServer};
+pub use cutover_peers::{free_port, Guard, Unbound};
+
+/// The old server's address.
+pub const OLD: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+/// The new server's address.
+pub const NEW: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+
+/// The test zone: www on the old address with the given TTL.
+pub fn zone_text(ttl: u32) -> String {
+    format!(
+        "$ORIGIN example.test.\n$TTL 3600\n\
+         @ IN SOA ns1 hostmaster 2026112601 3600 600 1209600 5\n\
+         @ IN NS ns1\n\
+         ns1 IN A 127.0.0.1\n\
+         www {ttl} IN A {OLD}\n\
+         other 300 IN A 192.0.2.99\n"
+    )
+}
+
+/// Runs the binary with `args` and returns its output (RUST_LOG=warn).
+pub fn cutover(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    command.args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("the cutover binary runs")
+}
+
+/// Panics with stdout and stderr unless the run exited 0; returns stdout.
+pub fn ok(what: &str, output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{what}: expected exit 0, saw {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// A store with the test zone and a config to serve it.
+pub struct Site {
+    /// Files of the site.
+    pub dir: tempfile::TempDir,
+    /// The store.
+    pub store: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+    /// Where `cutover serve` listens.
+    pub addr: SocketAddr,
+}
+
+impl Site {
+    /// Imports the zone with www at TTL `ttl` into a fresh store and writes
+    /// a config listening on a free 127.0.0.1 port.
+    pub fn new(ttl: u32) -> Site {
+        let dir = tempfile::tempdir().expect("a tempdir");
+        let store = dir.path().join("cutover.db");
+        let file = dir.path().join("example.test.zone");
+        std::fs::write(&file, zone_text(ttl)).unwrap();
+        let store_arg = store.display().to_string();
+        let file_arg = file.display().to_string();
+        ok(
+            "zone import",
+            cutover(
+                &[
+                    "--store",
+                    &store_arg,
+                    "zone",
+                    "import",
+                    &file_arg,
+                    "--origin",
+                    "example.test.",
+                ],
+                &[],
+            ),
+        );
+        let port = free_port(&[[127, 0, 0, 1]]);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let config = dir.path().join("cutover.toml");
+        std::fs::write(
+            &config,
+            format!("store = {store_arg:?}\n[dns]\nlisten = [\"{addr}\"]\nudp_workers = 1\n"),
+        )
+        .unwrap();
+        Site {
+            dir,
+            store,
+            config,
+            addr,
+        }
+    }
+
+    /// `cutover --config CONFIG ARGS…`.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let config = self.config.display().to_string();
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        cutover(&all, env)
+    }
+
+    /// Starts `cutover serve` (nameserver and scheduler) and waits until it answers.
+    pub fn serve(&self, env: &[(&str, &str)]) -> Guard {
+        let guard = self.spawn_serve(env);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lookup(self.addr, "example.test.", RecordType::SOA, false).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "cutover serve did not answer within 10 s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        guard
+    }
+
+    /// Starts `cutover serve` without waiting for it.
+    pub fn spawn_serve(&self, env: &[(&str, &str)]) -> Guard {
+        let log = self.dir.path().join("serve.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            );
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("cutover serve runs");
+        Guard {
+            child,
+            what: "cutover serve",
+        }
+    }
+
+    /// What `cutover serve` logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// Writes a migration file into the site's folder and returns its path.
+    pub fn migration_file(&self, text: &str) -> String {
+        let path = self.dir.path().join("move-web.toml");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+/// Waits until the child exits (up to `limit`), else panics.
+pub fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One query over UDP; the addresses (A) or the SOA serial (as an address
+/// of no meaning is not returned: SOA answers give `serial` in the TTL slot).
+pub fn lookup(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    recursion: bool,
+) -> Result<Vec<(RData, u32)>, String> {
+    let mut query = Message::new(fastid(), MessageType::Query, OpCode::Query);
+    query.metadata.recursion_desired = recursion;
+    query.add_query(Query::query(
+        Name::from_str(name).map_err(|e| e.to_string())?,
+        rtype,
+    ));
+    let bytes = query.to_vec().map_err(|e| e.to_string())?;
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(|e| e.to_string())?;
+    socket.send_to(&bytes, server).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 4096];
+    let len = socket
+        .recv(&mut buf)
+        .map_err(|e| format!("no answer from {server}: {e}"))?;
+    let response = Message::from_vec(&buf[..len]).map_err(|e| e.to_string())?;
+    let answers: Vec<(RData, u32)> = response
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == rtype)
+        .map(|r| (r.data.clone(), r.ttl))
+        .collect();
+    if answers.is_empty() {
+        return Err(format!(
+            "{server} gave no {rtype} for {name}: {:?}",
+            response.metadata.response_code
+        ));
+    }
+    Ok(answers)
+}
+
+/// The IPv4 address and TTL of `name` A at `server`.
+pub fn address(server: SocketAddr, name: &str, recursion: bool) -> Result<(IpAddr, u32), String> {
+    let answers = lookup(server, name, RecordType::A, recursion)?;
+    match answers.first() {
+        Some((RData::A(a), ttl)) => Ok((IpAddr::V4(a.0), *ttl)),
+        _ => Err(format!("{server}: no A record for {name}")),
+    }
+}
+
+/// A query ID from the clock.
+fn fastid() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (nanos >> 8) as u16 ^ (nanos as u16)
+}
+
+/// One request of the client.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// When it started, from the client's start.
+    pub at: Duration,
+    /// What the authoritative server (cutover) answered for www right then.
+    pub authoritative: Option<IpAddr>,
+    /// What the cache (Unbound) answered, with the TTL left.
+    pub resolved: Result<(IpAddr, u32), String>,
+    /// Which server answered `GET /` ("old"/"new"), or what failed.
+    pub served_by: Result<String, String>,
+}
+
+/// A client resolving www through a cache and requesting every 50 ms, on a
+/// thread of its own; it also asks the authoritative server each time, to
+/// date the switch.
+pub struct Client {
+    /// When it started.
+    pub start: Instant,
+    /// Everything it saw.
+    samples: Arc<Mutex<Vec<Sample>>>,
+    /// Set to stop it.
+    stop: Arc<AtomicBool>,
+    /// The loop.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Client {
+    /// Starts requesting `http://www.example.test:PORT/`, resolving through `cache`.
+    pub fn start(cache: SocketAddr, authority: SocketAddr, port: u16) -> Client {
+        let start = Instant::now();
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, flag) = (Arc::clone(&samples), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let name = "www.example.test.";
+            while !flag.load(Ordering::SeqCst) {
+                let tick = Instant::now();
+                let authoritative = address(authority, name, false).ok().map(|(a, _)| a);
+                let resolved = address(cache, name, true);
+                let served_by = match &resolved {
+                    Ok((ip, _)) => get(SocketAddr::new(*ip, port), "www.example.test", "/")
+                        .and_then(|(status, body)| {
+                            if status == 200 {
+                                Ok(body)
+                            } else {
+                                Err(format!("HTTP {status}"))
+                            }
+                        }),
+                    Err(e) => Err(format!("resolution failed: {e}")),
+                };
+                seen.lock().unwrap().push(Sample {
+                    at: tick - start,
+                    authoritative,
+                    resolved,
+                    served_by,
+                });
+                let spent = tick.elapsed();
+                if spent < Duration::from_millis(50) {
+                    std::thread::sleep(Duration::from_millis(50) - spent);
+                }
+            }
+        });
+        Client {
+            start,
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// A copy of what it saw so far.
+    pub fn samples(&self) -> Vec<Sample> {
+        self.samples.lock().unwrap().clone()
+    }
+
+    /// Stops it and returns everything it saw.
+    pub fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.samples()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The first moment the authoritative server answered `to` for www, after
+/// `after`.
+pub fn switched_at(samples: &[Sample], to: IpAddr, after: Duration) -> Option<Duration> {
+    samples
+        .iter()
+        .find(|s| s.at >= after && s.authoritative == Some(to))
+        .map(|s| s.at)
+}
+
+/// The last sample served by `name` before `until`, if any.
+pub fn last_served_by(samples: &[Sample], name: &str, until: Duration) -> Option<Duration> {
+    samples
+        .iter()
+        .rev()
+        .find(|s| s.at < until && s.served_by.as_deref() == Ok(name))
+        .map(|s| s.at)
+}
+
+/// Every failed request, described.
+pub fn failures(samples: &[Sample]) -> Vec<String> {
+    samples
+        .iter()
+        .filter_map(|s| {
+            s.served_by
+                .as_ref()
+                .err()
+                .map(|e| format!("at {:.2?}: {e}", s.at))
+        })
+        .collect()
+}
+
+/// Waits until `predicate` holds on the client's samples, up to `limit`.
+pub fn wait_for(
+    client: &Client,
+    limit: Duration,
+    what: &str,
+    predicate: impl Fn(&[Sample]) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if predicate(&client.samples()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts Unbound stubbing example.test to `authority`, on a runtime of its
+/// own (the launcher is async).
+pub fn unbound(runtime: &tokio::runtime::Runtime, authority: SocketAddr) -> Unbound {
+    unbound_with(runtime, authority, "")
+}
+
+/// [`unbound`] with more configuration after the server clause (e.g. a
+/// `remote-control:` clause).
+pub fn unbound_with(
+    runtime: &tokio::runtime::Runtime,
+    authority: SocketAddr,
+    more: &str,
+) -> Unbound {
+    let extra = format!("    prefetch: no\n    serve-expired: no\n{more}");
+    runtime.block_on(Unbound::start(
+        &[("example.test", authority)],
+        &extra,
+        "example.test.",
+    ))
+}
+
+/// A path as a string argument.
+pub fn arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The migration file of the end-to-end tests: www from old to new, TTL 2
+/// during the move, the new server's /healthz checked, verification through
+/// cutover (authority) and the cache (resolver).
+pub fn migration_text(authority: SocketAddr, resolver: SocketAddr, web_port: u16) -> String {
+    format!(
+        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\n\
+         [[move]]\nfrom = \"{OLD}\"\nto = \"{NEW}\"\n\
+         [ttl]\nduring = 2\n\
+         [[check]]\nhttp = \"http://www.example.test:{web_port}/healthz\"\nexpect_status = 200\n\
+         [schedule]\nobserve = \"3s\"\nmargin = \"1s\"\n\
+         [verify]\nauthorities = [\"{authority}\"]\nresolvers = [\"{resolver}\"]\ntries = 3\ninterval = \"1s\"\n"
+    )
+}
+
+/// `migrate status ID --json`: the migration's summary.
+pub fn status(site: &Site, id: i64) -> serde_json::Value {
+    let out = ok(
+        "migrate status",
+        site.run(&["migrate", "status", &id.to_string(), "--json"], &[]),
+    );
+    let all: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
+    all[0].clone()
+}
+
+/// Waits until the migration's state is one of `states` (up to `limit`); returns it.
+pub fn wait_state(site: &Site, id: i64, states: &[&str], limit: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let summary = status(site, id);
+        if states.iter().any(|s| summary["state"] == *s) {
+            return summary;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected migration {id} to reach {states:?} within {limit:?}, it is {}; serve log:\n{}",
+            summary,
+            site.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `migrate start FILE --json`: the new migration's id.
+pub fn start(site: &Site, file: &str) -> i64 {
+    let out = ok(
+        "migrate start",
+        site.run(&["migrate", "start", file, "--json"], &[]),
+    );
+    let started: serde_json::Value = serde_json::from_str(&out).expect("start --json is JSON");
+    started["id"].as_i64().expect("start --json has an id")
+}
+
+/// `migrate show ID --json`: the migration and its audit log.
+pub fn show(site: &Site, id: i64) -> serde_json::Value {
+    let out = ok(
+        "migrate show",
+        site.run(&["migrate", "show", &id.to_string(), "--json"], &[]),
+    );
+    serde_json::from_str(&out).expect("show --json is JSON")
+}
