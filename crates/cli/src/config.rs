@@ -12,7 +12,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use cutover_nameserver::rrl::{Prefix, RrlConfig};
-use cutover_zone::Name;
+pub use cutover_nameserver::update::{NamePattern, Prefix as UpdatePrefix};
+use cutover_zone::{Name, RecordType};
 use serde::{de, Deserialize, Deserializer};
 
 /// The only config format version this cutover reads.
@@ -40,6 +41,15 @@ pub struct Config {
     /// TSIG keys, as BIND and Knot write them (name, algorithm, base64 secret).
     #[serde(default)]
     pub key: Vec<cutover_nameserver::tsig::KeyConfig>,
+    /// The mail relay (backup MX); not run when the section is absent.
+    #[serde(default)]
+    pub mail: Option<crate::mail::MailConfig>,
+    /// Caches `cutover flush` empties besides those found on this machine.
+    #[serde(default)]
+    pub flush: cutover_flush::Settings,
+    /// The control plane (HTTP API, dashboard, /metrics); off when absent.
+    #[serde(default)]
+    pub http: Option<crate::http::HttpConfig>,
 }
 
 /// The `[dns]` section.
@@ -58,6 +68,13 @@ pub struct Dns {
     /// Response rate limiting of UDP answers; off when the section is absent.
     #[serde(default)]
     pub rrl: Option<Rrl>,
+    /// The most records (prerequisites plus changes) one UPDATE may hold;
+    /// more is REFUSED.
+    #[serde(default = "default_max_update_records")]
+    pub max_update_records: usize,
+    /// The most records an RRset may hold after an UPDATE; more is REFUSED.
+    #[serde(default = "default_max_rrset_records")]
+    pub max_rrset_records: usize,
 }
 
 /// The `[dns.rrl]` section: response rate limiting as in BIND and Knot.
@@ -94,6 +111,45 @@ pub struct ZonePolicy {
     /// The zone's apex.
     #[serde(deserialize_with = "domain_name")]
     pub name: Name,
+    /// TSIG keys (names of `[[key]]`s) that may change anything in the
+    /// zone by RFC 2136 UPDATE, e.g. `["ops."]`.
+    #[serde(default, deserialize_with = "domain_names")]
+    pub update_keys: Vec<Name>,
+    /// Finer UPDATE grants: a key, the names and the types it may change.
+    #[serde(default)]
+    pub update_rule: Vec<UpdateRule>,
+    /// Client prefixes whose unsigned UPDATEs are accepted for the whole
+    /// zone, e.g. `["127.0.0.1/32"]`; none by default.
+    #[serde(default, deserialize_with = "parsed_list")]
+    pub allow_unsigned_update_from: Vec<UpdatePrefix>,
+    /// TSIG keys that may transfer the zone (AXFR/IXFR).
+    #[serde(default, deserialize_with = "domain_names")]
+    pub transfer_keys: Vec<Name>,
+    /// Client prefixes that may transfer the zone unsigned.
+    #[serde(default, deserialize_with = "parsed_list")]
+    pub transfer_from: Vec<UpdatePrefix>,
+    /// Secondaries sent a NOTIFY on every change, as "ip:port".
+    #[serde(default)]
+    pub notify: Vec<SocketAddr>,
+    /// The key (a `[[key]]` name) NOTIFYs are signed with; unsigned when absent.
+    #[serde(default, deserialize_with = "optional_domain_name")]
+    pub notify_key: Option<Name>,
+}
+
+/// One `[[zone.update_rule]]`: what one key may change.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRule {
+    /// The key's name.
+    #[serde(deserialize_with = "domain_name")]
+    pub key: Name,
+    /// Owner names: exact ("www.example.com.") or everything strictly below
+    /// a name ("*.web.example.com.").
+    #[serde(deserialize_with = "parsed_list")]
+    pub names: Vec<NamePattern>,
+    /// Record types ("A", "AAAA", "TXT"…); every type when absent.
+    #[serde(default, deserialize_with = "record_types")]
+    pub types: Option<Vec<RecordType>>,
 }
 
 /// Why the configuration could not be used; always names the file.
@@ -112,6 +168,8 @@ impl Default for Dns {
             udp_workers: 0,
             tcp_idle_timeout: default_tcp_idle_timeout(),
             rrl: None,
+            max_update_records: default_max_update_records(),
+            max_rrset_records: default_max_rrset_records(),
         }
     }
 }
@@ -132,17 +190,52 @@ impl Config {
                 config.version
             )));
         }
+        if let Some(mail) = &config.mail {
+            mail.validate().map_err(|e| error(format!("[mail]: {e}")))?;
+        }
         if let Some(rrl) = &config.dns.rrl {
             rrl.to_server()
                 .validate()
                 .map_err(|e| error(format!("[dns.rrl]: {e}")))?;
         }
+        config.check_key_names().map_err(error)?;
+        config.flush.validate().map_err(|e| error(e.to_string()))?;
         let mut names: Vec<&Name> = config.zone.iter().map(|z| &z.name).collect();
         names.sort();
         if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
             return Err(error(format!("zone {} is configured twice", pair[0])));
         }
         Ok(config)
+    }
+
+    /// Every key a `[[zone]]` names must be a `[[key]]`.
+    fn check_key_names(&self) -> Result<(), String> {
+        let known = |name: &Name| {
+            self.key.iter().any(|key| {
+                Name::from_str(&key.name).is_ok_and(|mut k| {
+                    k.set_fqdn(true);
+                    k == *name
+                })
+            })
+        };
+        for zone in &self.zone {
+            let named = zone
+                .update_keys
+                .iter()
+                .map(|k| ("update_keys", k))
+                .chain(zone.update_rule.iter().map(|r| ("update_rule.key", &r.key)))
+                .chain(zone.transfer_keys.iter().map(|k| ("transfer_keys", k)))
+                .chain(zone.notify_key.iter().map(|k| ("notify_key", k)));
+            for (field, name) in named {
+                if !known(name) {
+                    return Err(format!(
+                        "zone {}: {field} names the key {name}, which no [[key]] defines",
+                        zone.name
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The config named by `--config`, else the first of [`DEFAULT_PATHS`]
@@ -237,6 +330,16 @@ fn default_rrl_table_size() -> usize {
     RrlConfig::default().table_size
 }
 
+/// The UPDATE record cap when `[dns]` gives none (BIND's and Knot's range).
+fn default_max_update_records() -> usize {
+    1000
+}
+
+/// The RRset size cap after an UPDATE when `[dns]` gives none.
+fn default_max_rrset_records() -> usize {
+    500
+}
+
 /// A duration written as a number and a unit: "250ms", "10s", "5m", "1h".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
@@ -273,6 +376,64 @@ fn prefixes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Prefix>, D
         .iter()
         .map(|text| text.parse().map_err(de::Error::custom))
         .collect()
+}
+
+/// Deserializes a list of values read with `FromStr` (prefixes, name patterns).
+fn parsed_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| {
+            text.parse()
+                .map_err(|e| de::Error::custom(format!("{text:?}: {e}")))
+        })
+        .collect()
+}
+
+/// Deserializes a list of absolute domain names.
+fn domain_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Name>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts.iter().map(|text| absolute(text)).collect()
+}
+
+/// Deserializes an optional absolute domain name.
+fn optional_domain_name<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Name>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    absolute(&text).map(Some)
+}
+
+/// Deserializes a list of record type mnemonics.
+fn record_types<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<RecordType>>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(
+            |text| match RecordType::from_str(&text.to_ascii_uppercase()) {
+                Ok(RecordType::Unknown(_)) | Err(_) => {
+                    Err(de::Error::custom(format!("unknown record type {text:?}")))
+                }
+                Ok(rtype) => Ok(rtype),
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// An absolute domain name from text.
+fn absolute<E: de::Error>(text: &str) -> Result<Name, E> {
+    let mut name = Name::from_str(text)
+        .map_err(|e| E::custom(format!("invalid domain name {text:?}: {e}")))?;
+    name.set_fqdn(true);
+    Ok(name)
 }
 
 /// Deserializes an absolute domain name.
@@ -330,6 +491,34 @@ mod tests {
             parse("").unwrap().dns.rrl.is_none(),
             "RRL is off by default"
         );
+    }
+
+    #[test]
+    fn zone_primary_keys_are_read_and_checked() {
+        let config = parse(
+            "[dns]\nmax_update_records = 5\n\
+             [[key]]\nname = \"ops.\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n\
+             [[zone]]\nname = \"example.com.\"\nupdate_keys = [\"ops.\"]\n\
+             allow_unsigned_update_from = [\"127.0.0.1/32\"]\ntransfer_keys = [\"ops\"]\n\
+             transfer_from = [\"::1\"]\nnotify = [\"127.0.0.1:5300\"]\nnotify_key = \"ops.\"\n\
+             [[zone.update_rule]]\nkey = \"ops.\"\nnames = [\"*.web.example.com.\"]\ntypes = [\"a\", \"AAAA\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.dns.max_update_records, 5);
+        assert_eq!(config.dns.max_rrset_records, 500, "default RRset cap");
+        let zone = &config.zone[0];
+        assert_eq!(zone.update_keys.len(), 1);
+        assert_eq!(zone.transfer_keys[0].to_ascii(), "ops.", "made absolute");
+        assert_eq!(zone.notify.len(), 1);
+        let rule = &zone.update_rule[0];
+        assert_eq!(rule.types, Some(vec![RecordType::A, RecordType::AAAA]));
+        assert!(matches!(rule.names[0], NamePattern::Below(_)));
+        let error =
+            parse("[[zone]]\nname = \"example.com.\"\nupdate_keys = [\"nobody.\"]\n").unwrap_err();
+        assert!(error.message.contains("nobody."), "{error}");
+        let error = parse("[[zone]]\nname = \"a.\"\nupdate_rule = [{ key = \"k.\", names = [\"a.\"], types = [\"BOGUS\"] }]\n")
+            .unwrap_err();
+        assert!(error.message.contains("BOGUS"), "{error}");
     }
 
     #[test]

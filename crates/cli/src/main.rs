@@ -13,6 +13,12 @@
 
 mod commands;
 mod config;
+#[cfg(test)]
+mod config_reference;
+mod http;
+mod mail;
+mod primary;
+mod scheduler;
 
 use std::process::ExitCode;
 
@@ -20,6 +26,10 @@ use clap::Parser;
 
 use crate::commands::{Cli, Unconfirmed};
 use crate::config::ConfigError;
+
+/// `cutover --version`: the crate version and, when built from a git
+/// checkout, `git describe` of it (set by build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("CUTOVER_GIT_DESCRIBE"));
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -4,6 +4,16 @@
 //! foreground with its files under a tempdir and is killed when its guard is
 //! dropped; a missing peer fails the test loudly, it is never skipped.
 
+pub mod bind;
+pub mod bind_resolver;
+mod daemon;
+pub mod dnsmasq;
+pub mod http;
+pub mod knot_primary;
+pub mod powerdns;
+pub mod secondary;
+pub mod unbound_control;
+
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
+
+use crate::daemon::{Authority, Daemon};
 
 /// A child process killed (and reaped) on drop.
 pub struct Guard {
@@ -126,7 +138,7 @@ impl Knot {
     /// the first zone answers.
     pub async fn start(addr: SocketAddr, zones: &[(&str, &str)]) -> Knot {
         let dir = tempfile::tempdir().expect("create a tempdir");
-        let mut conf = format!(
+        let conf = format!(
             "server:\n    listen: {}@{}\n    rundir: {run}\n\
              control:\n    listen: {run}/knot.sock\n\
              database:\n    storage: {run}\n\
@@ -136,36 +148,26 @@ impl Knot {
             addr.port(),
             run = dir.path().display()
         );
-        for (origin, text) in zones {
-            let file = dir.path().join(format!("{origin}zone"));
-            std::fs::write(&file, text).unwrap();
-            conf += &format!(
-                "  - domain: {origin}\n    file: {}\n    semantic-checks: off\n    zonefile-sync: -1\n    journal-content: none\n",
-                file.display()
-            );
-        }
-        let conf_path = dir.path().join("knot.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let log_path = dir.path().join("knotd.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new("knotd")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run knotd (package knot must be installed): {e}"));
-        let knot = Knot {
-            guard: Guard {
-                child,
-                what: "knotd",
-            },
+        let authority = Authority {
+            daemon: Daemon::Knotd,
+            dir: dir.path(),
             addr,
-            conf: conf_path,
-            dir,
+            what: "knotd",
         };
-        wait_answering(addr, zones[0].0, false, &log_path).await;
-        knot
+        let launched = authority
+            .serve(conf, zones, |origin, file| {
+                format!(
+                    "  - domain: {origin}\n    file: {}\n    semantic-checks: off\n    zonefile-sync: -1\n    journal-content: none\n",
+                    file.display()
+                )
+            })
+            .await;
+        Knot {
+            guard: launched.guard,
+            addr,
+            conf: launched.conf,
+            dir,
+        }
     }
 
     /// Replaces a zone's file and reloads it with knotc.
@@ -210,11 +212,14 @@ impl Unbound {
              pidfile: \"{work}/unbound.pid\"\n    use-syslog: no\n    logfile: \"\"\n\
              do-not-query-localhost: no\n    access-control: 127.0.0.0/8 allow\n\
              module-config: \"iterator\"\n    local-zone: \"test.\" nodefault\n\
-             do-ip6: no\n    num-threads: 1\n{extra}"
+             do-ip6: no\n    num-threads: 1\n"
         );
         for (zone, _) in stubs {
             conf += &format!("    domain-insecure: \"{zone}\"\n");
         }
+        // Last in the server clause, so `extra` may also open clauses of its
+        // own (e.g. `unbound_control::clause`).
+        conf += extra;
         for (zone, addr) in stubs {
             conf += &format!(
                 "stub-zone:\n    name: \"{zone}\"\n    stub-addr: {}@{}\n",

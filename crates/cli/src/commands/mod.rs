@@ -3,9 +3,15 @@
 
 pub mod check;
 pub mod demo;
+pub mod flush;
 pub mod key;
+pub mod mail;
+pub mod migrate;
+pub mod packaging;
 pub mod record;
+pub mod remote;
 pub mod serve;
+pub mod token;
 pub mod verify;
 pub mod zone;
 
@@ -23,7 +29,7 @@ use crate::config::{Config, ConfigError};
 
 /// Move services between servers through DNS without downtime.
 #[derive(Debug, Parser)]
-#[command(name = "cutover", version, about)]
+#[command(name = "cutover", version = crate::VERSION, about)]
 #[command(
     after_help = "Exit status: 0 done, 1 failed, 2 bad command line or config, \
                         3 bad zone file, 4 refused without --yes."
@@ -36,6 +42,19 @@ pub struct Cli {
     /// config's `store`, else ./cutover.db).
     #[arg(long, global = true, value_name = "PATH")]
     pub store: Option<PathBuf>,
+    /// Act through the HTTP API of a remote `cutover serve`, e.g.
+    /// http://127.0.0.1:8053 (zone list, record, migrate list|show, mail queue).
+    /// Given before the command (`cutover --server URL zone list`).
+    #[arg(long, value_name = "URL", env = "CUTOVER_SERVER")]
+    pub server: Option<String>,
+    /// The API token for --server.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "CUTOVER_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -61,6 +80,22 @@ pub enum Command {
     Check(check::CheckArgs),
     /// A service checked at an address of your choosing, before DNS points there.
     Verify(verify::VerifyArgs),
+    /// Empty the DNS caches on this machine and those the config names.
+    Flush(flush::FlushArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions(packaging::CompletionsArgs),
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Manpage(packaging::ManpageArgs),
+    /// The mail relay's queue and the move controls (hold, retarget, release…).
+    Mail(mail::MailArgs),
+    /// Plan, start, run and steer migrations (lower TTLs, switch, verify, roll back, restore).
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
+    /// Bearer tokens of the HTTP API (create prints the token once).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 /// A change that needs `--yes` and did not get it (exit status 4).
@@ -77,6 +112,9 @@ impl std::error::Error for Unconfirmed {}
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(server) = &cli.server {
+        return remote::run(&cli, server);
+    }
     match &cli.command {
         Command::Zone(command) => {
             zone::run_with_config(command, &open_store(&cli)?, cli.config.as_deref())
@@ -86,6 +124,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(command) => key::run(command),
         Command::Check(args) => check::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Flush(args) => flush::run(args, Config::find(cli.config.as_deref())?.as_ref()),
+        Command::Completions(args) => packaging::completions(args),
+        Command::Manpage(args) => packaging::manpage(args),
+        Command::Mail(args) => mail::run(args, cli.config.as_deref()),
+        Command::Migrate(command) => migrate::run(command, &cli),
+        Command::Token(command) => token::run(command, &store_path(&cli)?),
         Command::Serve => {
             let config = Config::find(cli.config.as_deref())?.ok_or_else(|| ConfigError {
                 path: crate::config::DEFAULT_PATHS.join(", "),
@@ -96,15 +140,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Opens the store named by `--store`, else by the config, else ./cutover.db.
-fn open_store(cli: &Cli) -> anyhow::Result<Store> {
-    let path = match &cli.store {
+/// The store file named by `--store`, else by the config, else ./cutover.db.
+fn store_path(cli: &Cli) -> anyhow::Result<PathBuf> {
+    Ok(match &cli.store {
         Some(path) => path.clone(),
         None => match Config::find(cli.config.as_deref())? {
             Some(config) => config.store,
             None => PathBuf::from("./cutover.db"),
         },
-    };
+    })
+}
+
+/// Opens the store named by `--store`, else by the config, else ./cutover.db.
+fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+    let path = store_path(cli)?;
     Store::open(&path).with_context(|| format!("cannot open the store {}", path.display()))
 }
 

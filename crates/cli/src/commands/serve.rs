@@ -7,6 +7,10 @@
 //!    └── every 250 ms: generation() changed? ──▶ reload the zones whose serial
 //!                                                 changed, publish a new Catalog
 //!  SIGTERM / SIGINT ──▶ server shutdown ──▶ exit 0
+//!  scheduler thread (crate::scheduler) ──▶ due migration steps, through the store
+//!  UPDATE / NOTIFY / AXFR / IXFR / TSIG ──▶ crate::primary (publishes under the same
+//!                                           `served` lock; the watcher skips what it published)
+//!  every serial change the watcher publishes ──▶ NOTIFY out to the zone's secondaries
 //! ```
 //!
 //! No `Zone` is built for serving: the store's rows go one at a time into
@@ -14,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,6 +31,8 @@ use cutover_zone::{Name, Serial};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
+use crate::primary::notifier::Notifier;
+use crate::primary::{key_ring, Served, StorePrimary};
 
 /// How often the store's generation is polled.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
@@ -43,10 +49,19 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
         }
     }
     let mut generation = store.generation()?;
-    let mut served = BTreeMap::new();
+    let served: Served = Arc::new(Mutex::new(BTreeMap::new()));
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::empty()));
-    reload(&store, &catalog, &mut served);
+    let notifier = Notifier::start(config, &key_ring(config)?)?;
+    reload_and_notify(&store, &catalog, &served, &notifier);
+    let primary = StorePrimary::new(
+        config,
+        store_path,
+        Arc::clone(&catalog),
+        Arc::clone(&served),
+        notifier.clone(),
+    )?;
     let server_config = ServerConfig {
+        primary: Some(Arc::new(primary)),
         listen: config.dns.listen.clone(),
         udp_workers: config.dns.udp_workers,
         tcp_idle_timeout: config.dns.tcp_idle_timeout,
@@ -58,6 +73,17 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
     for addr in server.local_addrs() {
         tracing::info!("listening on {addr}");
     }
+    // The mail relay (when `[mail]` is configured) runs until this returns.
+    let _mail = config
+        .mail
+        .as_ref()
+        .map(crate::mail::MailService::start)
+        .transpose()?;
+    // The control plane (when `[http]` is configured) serves until this returns.
+    let _http = crate::http::start(config, store_path)?;
+    // The migration scheduler runs due steps on a thread of its own until this returns.
+    let _scheduler =
+        crate::scheduler::Scheduler::start(store_path, &crate::scheduler::Site::of(Some(config)))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,7 +100,7 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
                 _ = tick.tick() => match store.generation() {
                     Ok(now) if now != generation => {
                         generation = now;
-                        reload(&store, &catalog, &mut served);
+                        reload_and_notify(&store, &catalog, &served, &notifier);
                     }
                     Ok(_) => {}
                     Err(error) => tracing::error!("cannot read the store generation: {error}"),
@@ -85,6 +111,24 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
     })?;
     server.shutdown();
     Ok(())
+}
+
+/// Reloads under the `served` lock the primary also publishes under, and
+/// sends a NOTIFY for every zone whose published serial changed.
+fn reload_and_notify(
+    store: &Store,
+    catalog: &ArcSwap<Catalog>,
+    served: &Served,
+    notifier: &Notifier,
+) {
+    let mut served = served.lock().unwrap_or_else(PoisonError::into_inner);
+    let before = served.clone();
+    reload(store, catalog, &mut served);
+    for (origin, serial) in served.iter() {
+        if before.get(origin) != Some(serial) {
+            notifier.changed(origin);
+        }
+    }
 }
 
 /// Brings the published catalog in line with the store: zones whose serial
