@@ -350,7 +350,7 @@ pub fn plan(
         kind: StepKind::WaitForCaches,
         at: earliest,
         after_previous: wait,
-        what: format!("wait {} until {earliest}", words(wait)),
+        what: format!("wait {} until {}", words(wait), render::to_second(earliest)),
         why: format!("{wait_why}, plus a margin of {}", words(margin)),
     });
     let switch_at = match file.schedule.switch_at {

@@ -9,7 +9,7 @@ use super::{words, Plan};
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Migration of {} through {}", plan.zone, plan.provider);
-    let _ = writeln!(out, "planned at {}\n", plan.created_at);
+    let _ = writeln!(out, "planned at {}\n", to_second(plan.created_at));
     let _ = writeln!(out, "Changes ({}):", plan.changes.len());
     for c in &plan.changes {
         let before = match &c.before {
@@ -38,7 +38,7 @@ pub fn render(plan: &Plan) -> String {
         } else {
             String::new()
         };
-        let _ = writeln!(out, "  {:>2}. {}{wait}", i + 1, step.at);
+        let _ = writeln!(out, "  {:>2}. {}{wait}", i + 1, to_second(step.at));
         let _ = writeln!(out, "      {}", step.what);
         let _ = writeln!(out, "      why: {}", step.why);
     }
@@ -49,4 +49,15 @@ pub fn render(plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// A time as people read it in a plan: to the second (the plan keeps the
+/// exact instant; waits are rounded up, so no step shows earlier than it runs).
+pub(crate) fn to_second(at: jiff::Timestamp) -> jiff::Timestamp {
+    at.round(
+        jiff::TimestampRound::new()
+            .smallest(jiff::Unit::Second)
+            .mode(jiff::RoundMode::Ceil),
+    )
+    .unwrap_or(at)
 }
