@@ -22,7 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::diff::{DiffError, ZoneDiff};
-use crate::rdata::{Rdata, DNAME};
+use crate::rdata::Rdata;
+use crate::rules;
 use crate::serial::Serial;
 use crate::zone::{Record, Rrset, Zone, ZoneError};
 
@@ -236,24 +237,10 @@ impl<'a> ZoneEdit<'a> {
     pub fn check(&self) -> Vec<ZoneError> {
         let origin = self.origin();
         let mut errors = Vec::new();
-        match self.get(origin, RecordType::SOA) {
-            None => errors.push(ZoneError::NoSoa {
-                origin: origin.clone(),
-            }),
-            Some(set) if set.len() > 1 => errors.push(ZoneError::BadSoa {
-                name: origin.clone(),
-                reason: "more than one SOA record at the apex",
-            }),
-            Some(_) => {}
-        }
-        if self.get(origin, RecordType::NS).is_none() {
-            errors.push(ZoneError::NoApexNs {
-                origin: origin.clone(),
-            });
-        }
+        rules::check_apex(self, &mut errors);
         let names: BTreeSet<&Name> = self.touched.keys().map(|(name, _)| name).collect();
         for name in &names {
-            self.check_node(name, &mut errors);
+            rules::check_node(self, name, &mut errors);
         }
         // What depends on the touched names: NS that relied on an address
         // now gone, and NS that a removed delegation no longer occludes.
@@ -292,75 +279,10 @@ impl<'a> ZoneEdit<'a> {
                 .filter_map(Rdata::target)
                 .any(|target| lost_addresses.contains(&target));
             if uncovered || lost_glue {
-                self.check_glue(name, &mut errors);
+                rules::check_glue(self, name, &mut errors);
             }
         }
         errors
-    }
-
-    /// The checks of [`Zone::check`] for one node of the next version.
-    fn check_node(&self, name: &Name, errors: &mut Vec<ZoneError>) {
-        let types = self.types(name);
-        if *name != *self.origin() && types.contains(&RecordType::SOA) {
-            errors.push(ZoneError::BadSoa {
-                name: name.clone(),
-                reason: "SOA record below the zone apex",
-            });
-        }
-        if let Some(cname) = self.get(name, RecordType::CNAME) {
-            if cname.len() > 1 {
-                errors.push(ZoneError::MultipleCnames { name: name.clone() });
-            }
-            if let Some(other) = types.iter().find(|t| {
-                !matches!(
-                    **t,
-                    RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
-                )
-            }) {
-                errors.push(ZoneError::CnameAndOtherData {
-                    name: name.clone(),
-                    other: *other,
-                });
-            }
-        }
-        if self
-            .get(name, RecordType::from(DNAME))
-            .is_some_and(|s| s.len() > 1)
-        {
-            errors.push(ZoneError::MultipleDnames { name: name.clone() });
-        }
-        self.check_glue(name, errors);
-    }
-
-    /// The glue check of [`Zone::check`] for the NS at one name of the next
-    /// version (none when the name is below a delegation).
-    fn check_glue(&self, name: &Name, errors: &mut Vec<ZoneError>) {
-        let Some(ns) = self.get(name, RecordType::NS) else {
-            return;
-        };
-        if self.is_below_cut(name) {
-            return;
-        }
-        for target in ns.rdatas().iter().filter_map(Rdata::target) {
-            let needs_glue = self.current.contains_name(&target);
-            let has_address = self.get(&target, RecordType::A).is_some()
-                || self.get(&target, RecordType::AAAA).is_some();
-            if needs_glue && !has_address {
-                errors.push(ZoneError::MissingGlue {
-                    name: name.clone(),
-                    target,
-                });
-            }
-        }
-    }
-
-    /// True when `name` is strictly below a delegation of the next version.
-    fn is_below_cut(&self, name: &Name) -> bool {
-        let first = self.origin().num_labels() + 1;
-        (first..name.num_labels()).any(|labels| {
-            let ancestor = name.trim_to(usize::from(labels));
-            self.get(&ancestor, RecordType::NS).is_some()
-        })
     }
 
     /// The touched RRsets, owned, to apply in place to the zone this edit
@@ -393,6 +315,20 @@ pub fn apply_in_place(zone: &mut Zone, diff: &ZoneDiff) -> Result<(), DiffError>
     let changes = ZoneEdit::from_diff(zone, diff)?.into_changes();
     changes.apply(zone)?;
     Ok(())
+}
+
+impl rules::Version for ZoneEdit<'_> {
+    fn origin(&self) -> &Name {
+        ZoneEdit::origin(self)
+    }
+
+    fn rrset(&self, name: &Name, rtype: RecordType) -> Option<&Rrset> {
+        self.get(name, rtype)
+    }
+
+    fn types(&self, name: &Name) -> Vec<RecordType> {
+        ZoneEdit::types(self, name)
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 pub mod diff;
 pub mod edit;
 pub mod rdata;
+mod rules;
 pub mod serial;
 pub mod zone;
 pub mod zonefile;

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::rdata::{Rdata, Soa, DNAME};
+use crate::rdata::{Rdata, Soa};
+use crate::rules;
 use crate::serial::Serial;
 
 /// One resource record: owner, TTL and data (class IN throughout cutover).
@@ -362,68 +363,27 @@ impl Zone {
     /// The semantic checks a zone must pass to be served, in a stable order.
     pub fn check(&self) -> Vec<ZoneError> {
         let mut errors = Vec::new();
-        let apex = self.nodes.get(&self.origin);
-        match apex.and_then(|n| n.get(RecordType::SOA)) {
-            None => errors.push(ZoneError::NoSoa {
-                origin: self.origin.clone(),
-            }),
-            Some(set) if set.len() > 1 => errors.push(ZoneError::BadSoa {
-                name: self.origin.clone(),
-                reason: "more than one SOA record at the apex",
-            }),
-            Some(_) => {}
-        }
-        if apex.and_then(|n| n.get(RecordType::NS)).is_none() {
-            errors.push(ZoneError::NoApexNs {
-                origin: self.origin.clone(),
-            });
-        }
-        for (name, node) in &self.nodes {
-            if *name != self.origin && node.get(RecordType::SOA).is_some() {
-                errors.push(ZoneError::BadSoa {
-                    name: name.clone(),
-                    reason: "SOA record below the zone apex",
-                });
-            }
-            if let Some(cname) = node.get(RecordType::CNAME) {
-                if cname.len() > 1 {
-                    errors.push(ZoneError::MultipleCnames { name: name.clone() });
-                }
-                if let Some((other, _)) = node.rrsets().find(|(t, _)| {
-                    !matches!(*t, RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC)
-                }) {
-                    errors.push(ZoneError::CnameAndOtherData {
-                        name: name.clone(),
-                        other,
-                    });
-                }
-            }
-            if node.rrsets.get(&DNAME).is_some_and(|s| s.len() > 1) {
-                errors.push(ZoneError::MultipleDnames { name: name.clone() });
-            }
-            if let Some(ns) = node.get(RecordType::NS) {
-                if self.is_below_cut(name) {
-                    continue;
-                }
-                for rdata in ns.rdatas() {
-                    let Some(target) = rdata.target() else {
-                        continue;
-                    };
-                    // Glue is needed when the nameserver lives inside this
-                    // zone: nobody else can tell a resolver its address.
-                    let needs_glue = self.contains_name(&target);
-                    let has_address = self.get(&target, RecordType::A).is_some()
-                        || self.get(&target, RecordType::AAAA).is_some();
-                    if needs_glue && !has_address {
-                        errors.push(ZoneError::MissingGlue {
-                            name: name.clone(),
-                            target,
-                        });
-                    }
-                }
-            }
+        rules::check_apex(self, &mut errors);
+        for name in self.nodes.keys() {
+            rules::check_node(self, name, &mut errors);
         }
         errors
+    }
+}
+
+impl rules::Version for Zone {
+    fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    fn rrset(&self, name: &Name, rtype: RecordType) -> Option<&Rrset> {
+        self.get(name, rtype)
+    }
+
+    fn types(&self, name: &Name) -> Vec<RecordType> {
+        self.node(name)
+            .map(|node| node.rrsets().map(|(t, _)| t).collect())
+            .unwrap_or_default()
     }
 }
 
