@@ -95,44 +95,12 @@ pub enum Answer {
     Error(String),
 }
 
-/// One queued message as the controls show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueuedMessage {
-    /// The queue id (sorts in arrival order).
-    pub id: String,
-    /// The envelope sender (empty for `<>`).
-    pub sender: String,
-    /// When it was accepted, seconds since the epoch.
-    pub received: u64,
-    /// Seconds in the queue.
-    pub age_seconds: u64,
-    /// Size in octets.
-    pub size: u64,
-    /// Held, by itself or by a held domain of one of its recipients.
-    pub held: bool,
-    /// The recipients and where each stands.
-    pub recipients: Vec<QueuedRecipient>,
-    /// The header section of the content (at most 8 KiB; `show` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<String>,
-}
+/// One queued message as the controls show it: the HTTP API's type, so
+/// the CLI, the control socket and the API speak of it the same way.
+pub type QueuedMessage = cutover_api::MailMessage;
 
-/// One recipient of a queued message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueuedRecipient {
-    /// `local@domain`.
-    pub address: String,
-    /// `scheduled`, `deferred`, `delivered` or `failed`.
-    pub state: String,
-    /// Delivery attempts so far.
-    pub attempts: u32,
-    /// When the next attempt is due, seconds since the epoch.
-    pub next_attempt: u64,
-    /// The last error from the destination.
-    pub last_error: Option<String>,
-    /// Where its mail goes now (`host:port`), if routed.
-    pub destination: Option<String>,
-}
+/// One recipient of a queued message and where it stands.
+pub type QueuedRecipient = cutover_api::MailRecipient;
 
 /// The relay's counters and queue gauges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

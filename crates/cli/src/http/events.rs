@@ -14,7 +14,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use cutover_api::{MailQueue, ZoneList, ZoneSummary};
 use futures_util::stream::{self, Stream};
 
-use super::mail::message_view;
 use super::Control;
 
 /// How often the state is looked at.
@@ -58,9 +57,7 @@ fn poll(control: &Control, seen: &mut Seen) -> Vec<Event> {
     }
     if let Some(spool) = &control.mail_spool {
         if let Ok(messages) = cutover_mail::MailControl::new(spool.clone()).queue() {
-            let queue = MailQueue {
-                messages: messages.into_iter().map(message_view).collect(),
-            };
+            let queue = MailQueue { messages };
             let text = serde_json::to_string(&queue).unwrap_or_default();
             if seen.mail.as_deref() != Some(text.as_str()) {
                 events.push(Event::default().event("mail").data(text.clone()));

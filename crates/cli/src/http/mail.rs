@@ -5,11 +5,9 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
-use cutover_api::{
-    ErrorCode, MailAction, MailActionResult, MailMessage, MailQueue, MailRecipient, MailRetarget,
-};
+use cutover_api::{ErrorCode, MailAction, MailActionResult, MailMessage, MailQueue, MailRetarget};
 use cutover_mail::queue::Selector;
-use cutover_mail::{ControlError, MailControl, QueuedMessage};
+use cutover_mail::{ControlError, MailControl};
 
 use super::{blocking, parse_body, ApiError, ApiResult, Control};
 
@@ -36,31 +34,6 @@ fn control_error(error: ControlError) -> ApiError {
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, error.to_string())
-}
-
-/// A queued message in the API's words.
-pub fn message_view(message: QueuedMessage) -> MailMessage {
-    MailMessage {
-        id: message.id,
-        sender: message.sender,
-        received: message.received,
-        age_seconds: message.age_seconds,
-        size: message.size,
-        held: message.held,
-        recipients: message
-            .recipients
-            .into_iter()
-            .map(|recipient| MailRecipient {
-                address: recipient.address,
-                state: recipient.state,
-                attempts: recipient.attempts,
-                next_attempt: recipient.next_attempt,
-                last_error: recipient.last_error,
-                destination: recipient.destination,
-            })
-            .collect(),
-        headers: message.headers,
-    }
 }
 
 /// The selector of a [`MailAction`]: exactly one of all, domain, message.
@@ -92,7 +65,7 @@ pub async fn queue(State(control): State<Control>) -> ApiResult<MailQueue> {
     let mail = control_of(&control)?;
     let messages = blocking(move || mail.queue().map_err(control_error)).await?;
     Ok(Json(MailQueue {
-        messages: messages.into_iter().map(message_view).collect(),
+        messages: messages.into_iter().collect(),
     }))
 }
 
@@ -109,7 +82,7 @@ pub async fn show(
         })
     })
     .await?;
-    Ok(Json(message_view(message)))
+    Ok(Json(message))
 }
 
 /// Which selector operation an action route runs.
