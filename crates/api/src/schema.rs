@@ -102,8 +102,13 @@ pub fn of(name: &str) -> Option<Value> {
             ("data", null(s()), false),
             ("ttl", null(i()), false),
             ("dry_run", b(), false),
+            ("replace", b(), false),
         ]),
-        "ChangeResult" => object(&[("diff", r("DiffView"), true), ("applied", b(), true)]),
+        "ChangeResult" => object(&[
+            ("diff", r("DiffView"), true),
+            ("applied", b(), true),
+            ("note", s(), false),
+        ]),
         "CheckRequest" => object(&[
             ("zone", s(), true),
             ("names", arr(s()), false),
@@ -328,13 +333,15 @@ mod tests {
                 data: Some("1.2.3.4".into()),
                 ttl: Some(60),
                 dry_run: true,
+                replace: false,
             },
         );
         conforms(
             "ChangeResult",
             ChangeResult {
                 diff,
-                applied: true,
+                applied: false,
+                note: Some("dry run: nothing changed".into()),
             },
         );
         conforms(

@@ -221,15 +221,23 @@ pub struct RecordChange {
     /// Compute the diff and change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Swap a CNAME for this data, or data for this CNAME, in one change.
+    #[serde(default)]
+    pub replace: bool,
 }
 
-/// The answer to a [`RecordChange`].
+/// The answer to a [`RecordChange`] (a change that cannot be made is an
+/// error, 422, never an answer with `applied: false`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeResult {
-    /// The diff (empty when nothing had to change).
+    /// The diff (empty when the zone already held exactly this).
     pub diff: DiffView,
-    /// False for a dry run or an empty diff.
+    /// True when the change was written; false for a dry run or when the
+    /// zone already held exactly this (`note` says which).
     pub applied: bool,
+    /// Why nothing was written, when nothing was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `POST /api/v1/checks/check`: the arguments of `cutover check`.

@@ -164,17 +164,26 @@ impl Store {
         self.write(|db| {
             let (id, serial) = db.existing_zone(origin)?;
             let current = db.load(id, origin)?;
-            let mut next = zone.clone();
-            next.set_serial(serial);
-            if next == current {
+            let Some(next) = replacement(&current, zone, serial, unix_time()) else {
                 return Ok(unchanged(serial));
-            }
-            next = zone.clone();
-            if !next.serial().is_some_and(|s| s.is_newer_than(serial)) {
-                next.set_serial(serial.next(unix_time()));
-            }
+            };
             let diff = ZoneDiff::between(&current, &next);
             db.commit_diff(id, origin, &current, &diff, comment)
+        })
+    }
+
+    /// What [`Store::replace_zone`] would do now, without writing: the diff
+    /// with the serial the replacement would take (for `--dry-run`).
+    pub fn preview_replace(&self, zone: &Zone) -> Result<ZoneDiff, StoreError> {
+        checked(zone)?;
+        let origin = zone.origin();
+        self.read(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            let current = db.load(id, origin)?;
+            Ok(match replacement(&current, zone, serial, unix_time()) {
+                Some(next) => ZoneDiff::between(&current, &next),
+                None => unchanged(serial),
+            })
         })
     }
 
@@ -838,6 +847,22 @@ fn unix_time() -> Option<u32> {
     u32::try_from(Timestamp::now().as_second()).ok()
 }
 
+/// The version a re-import of `zone` over `current` (at `serial`) makes:
+/// `None` when the content is the same; else `zone` with its own serial
+/// when that rises over `serial` (RFC 1982), otherwise the next serial
+/// ([`Serial::next`] at `now`).
+fn replacement(current: &Zone, zone: &Zone, serial: Serial, now: Option<u32>) -> Option<Zone> {
+    let mut next = zone.clone();
+    next.set_serial(serial);
+    if next == *current {
+        return None;
+    }
+    next = zone.clone();
+    if !next.serial().is_some_and(|s| s.is_newer_than(serial)) {
+        next.set_serial(serial.next(now));
+    }
+    Some(next)
+}
 /// The diff of a change that changes nothing.
 fn unchanged(serial: Serial) -> ZoneDiff {
     ZoneDiff {

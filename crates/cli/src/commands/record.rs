@@ -11,19 +11,14 @@
 //! A running `cutover serve` sees the change through the store's generation
 //! and publishes it (and sends its NOTIFYs).
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::str::FromStr;
-
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use cutover_nameserver::update::{self, Change as UpdateChange, Outcome, Policy, Rule, Update};
+use cutover_nameserver::update::operator::{self, Action, Edit};
+use cutover_nameserver::update::Outcome;
 use cutover_store::{Store, StoreError};
-use cutover_zone::{zonefile, Name, Rdata, Record, RecordType, Zone, ZoneDiff};
+use cutover_zone::{zonefile, Name, Rdata, RecordType, ZoneDiff};
 
 use super::{diff_lines, zone_name};
-
-/// TTL of a new RRset when `--ttl` is not given.
-const DEFAULT_TTL: u32 = 3600;
 
 /// The `record` verbs.
 #[derive(Debug, Subcommand)]
@@ -54,6 +49,10 @@ pub struct Change {
     /// Print the diff and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Swap a CNAME for this data, or data for this CNAME, in one change
+    /// (a name with a CNAME holds no other data).
+    #[arg(long)]
+    pub(crate) replace: bool,
 }
 
 /// Arguments of `record delete`.
@@ -75,49 +74,28 @@ pub struct Removal {
 
 /// Runs one `record` verb against the store.
 pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
-    match command {
-        RecordCommand::Add(change) => {
+    let (origin, edit, comment, dry_run) = match command {
+        RecordCommand::Add(change) | RecordCommand::Set(change) => {
             let (origin, name, rtype, rdata) = parse_change(change)?;
-            let ttl = change.ttl;
-            let changes = move |zone: &Zone| -> anyhow::Result<Vec<UpdateChange>> {
-                let ttl = ttl
-                    .or(zone.get(&name, rtype).map(|s| s.ttl))
-                    .unwrap_or(DEFAULT_TTL);
-                Ok(vec![UpdateChange::Add(Record {
-                    name: name.clone(),
-                    ttl,
-                    rdata: rdata.clone(),
-                })])
+            let (action, verb) = match command {
+                RecordCommand::Add(_) => (Action::Add, "add"),
+                _ => (Action::Set, "set"),
             };
-            let comment = format!("record add {}", describe(change));
-            commit(store, &origin, &comment, change.dry_run, changes)
-        }
-        RecordCommand::Set(change) => {
-            let (origin, name, rtype, rdata) = parse_change(change)?;
-            let ttl = change.ttl;
-            let changes = move |zone: &Zone| -> anyhow::Result<Vec<UpdateChange>> {
-                let ttl = ttl
-                    .or(zone.get(&name, rtype).map(|s| s.ttl))
-                    .unwrap_or(DEFAULT_TTL);
-                Ok(vec![
-                    UpdateChange::DeleteRrset {
-                        name: name.clone(),
-                        rtype,
-                    },
-                    UpdateChange::Add(Record {
-                        name: name.clone(),
-                        ttl,
-                        rdata: rdata.clone(),
-                    }),
-                ])
+            let edit = Edit {
+                action,
+                name,
+                rtype,
+                rdata: Some(rdata),
+                ttl: change.ttl,
+                replace: change.replace,
             };
-            let comment = format!("record set {}", describe(change));
-            commit(store, &origin, &comment, change.dry_run, changes)
+            let comment = format!("record {verb} {}", describe(change));
+            (origin, edit, comment, change.dry_run)
         }
         RecordCommand::Delete(removal) => {
             let origin = zone_name(&removal.zone)?;
-            let name = owner_name(&removal.name, &origin)?;
-            let rtype = record_type(&removal.rtype)?;
+            let name = operator::owner_name(&removal.name, &origin)?;
+            let rtype = operator::record_type(&removal.rtype)?;
             let rdata = match removal.data.is_empty() {
                 true => None,
                 false => Some(record_data(rtype, &removal.data, &origin)?),
@@ -128,91 +106,51 @@ pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
                 removal.rtype,
                 removal.data.join(" ")
             );
-            let changes = move |zone: &Zone| -> anyhow::Result<Vec<UpdateChange>> {
-                let existing = zone.get(&name, rtype);
-                match &rdata {
-                    Some(rdata) => {
-                        if !existing.is_some_and(|set| set.contains(rdata)) {
-                            return Err(anyhow!(
-                                "{name} has no {rtype} record with data {}",
-                                zonefile::record_to_text(&Record {
-                                    name: name.clone(),
-                                    ttl: 0,
-                                    rdata: rdata.clone()
-                                })
-                            ));
-                        }
-                        Ok(vec![UpdateChange::DeleteRecord {
-                            name: name.clone(),
-                            rdata: rdata.clone(),
-                        }])
-                    }
-                    None => {
-                        if existing.is_none() {
-                            return Err(anyhow!("{name} has no {rtype} records"));
-                        }
-                        Ok(vec![UpdateChange::DeleteRrset {
-                            name: name.clone(),
-                            rtype,
-                        }])
-                    }
-                }
+            let edit = Edit {
+                action: Action::Delete,
+                name,
+                rtype,
+                rdata,
+                ttl: None,
+                replace: false,
             };
-            commit(store, &origin, comment.trim_end(), removal.dry_run, changes)
+            (origin, edit, comment.trim_end().to_owned(), removal.dry_run)
         }
-    }
+    };
+    commit(store, &origin, &comment, dry_run, &edit)
 }
-
-/// The address the local operator's updates are attributed to.
-const OPERATOR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// How often a change is retried when another writer moved the zone on
 /// between our read and our write.
 const ATTEMPTS: usize = 3;
 
-/// The local operator's policy: the whole zone, no caps.
-fn operator_policy(origin: &Name) -> Policy {
-    Policy {
-        keys: Vec::new(),
-        unsigned: vec![(
-            update::Prefix::from_str("127.0.0.1/32").expect("a valid prefix"),
-            Rule::whole_zone(origin.clone()),
-        )],
-        max_records: usize::MAX,
-        max_rrset: usize::MAX,
-    }
-}
-
-/// Builds the UPDATE from the current zone, applies it through
-/// `update::apply` and `Store::apply` (or, dry, previews it), and prints the
-/// serial change and the diff.
+/// Applies the edit to the current zone through `update::operator` (the
+/// RFC 2136 path, strict: a change its rules would drop is an error) and
+/// `Store::apply` (or, dry, previews it), and prints the serial change and
+/// the diff.
 fn commit(
     store: &Store,
     origin: &Name,
     comment: &str,
     dry_run: bool,
-    changes: impl Fn(&Zone) -> anyhow::Result<Vec<UpdateChange>>,
+    edit: &Edit,
 ) -> anyhow::Result<()> {
-    let policy = operator_policy(origin);
     let mut attempt = 0;
     let diff: ZoneDiff = loop {
         attempt += 1;
         let zone = store
             .zone(origin)?
             .ok_or_else(|| StoreError::ZoneNotFound(origin.clone()))?;
-        let request = Update {
-            id: 0,
-            zone: origin.clone(),
-            prerequisites: Vec::new(),
-            changes: changes(&zone)?,
-        };
         let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
-        let outcome = update::apply(&zone, &request, None, OPERATOR, &policy, now)
+        let outcome = operator::apply(&zone, std::slice::from_ref(edit), now)
             .map_err(|e| anyhow!("{origin}: {e}"))?;
         let diff = match outcome {
             Outcome::Unchanged => {
                 let serial = zone.serial().unwrap_or(cutover_zone::Serial(0));
-                println!("{origin}: nothing to change, serial stays {serial}");
+                println!(
+                    "{origin}: {} {} already holds exactly this; nothing written, serial stays {serial}",
+                    edit.name, edit.rtype
+                );
                 return Ok(());
             }
             Outcome::Changed { diff, .. } => diff,
@@ -226,7 +164,11 @@ fn commit(
             Err(error) => return Err(error.into()),
         }
     };
-    println!("{origin}: serial {} → {}", diff.from, diff.to);
+    if dry_run {
+        println!("{origin}: serial would go {} → {}", diff.from, diff.to);
+    } else {
+        println!("{origin}: serial {} → {}", diff.from, diff.to);
+    }
     print!("{}", diff_lines(&diff));
     if dry_run {
         println!("dry run: nothing changed");
@@ -237,8 +179,8 @@ fn commit(
 /// Reads the zone, owner, type and data of an add or set.
 fn parse_change(change: &Change) -> anyhow::Result<(Name, Name, RecordType, Rdata)> {
     let origin = zone_name(&change.zone)?;
-    let name = owner_name(&change.name, &origin)?;
-    let rtype = record_type(&change.rtype)?;
+    let name = operator::owner_name(&change.name, &origin)?;
+    let rtype = operator::record_type(&change.rtype)?;
     let rdata = record_data(rtype, &change.data, &origin)?;
     Ok((origin, name, rtype, rdata))
 }
@@ -246,43 +188,6 @@ fn parse_change(change: &Change) -> anyhow::Result<(Name, Name, RecordType, Rdat
 /// The command's records in words, for the journal comment.
 fn describe(change: &Change) -> String {
     format!("{} {} {}", change.name, change.rtype, change.data.join(" "))
-}
-
-/// An owner name: "@" is the apex, a name ending in "." is absolute, any
-/// other is relative to the zone.
-fn owner_name(text: &str, origin: &Name) -> anyhow::Result<Name> {
-    if text == "@" {
-        return Ok(origin.clone());
-    }
-    let name = Name::from_str(text).map_err(|e| anyhow!("invalid name {text:?}: {e}"))?;
-    let name = if name.is_fqdn() {
-        name
-    } else {
-        name.append_domain(origin)
-            .map_err(|e| anyhow!("invalid name {text:?} in {origin}: {e}"))?
-    };
-    if !origin.zone_of(&name) {
-        return Err(anyhow!("{name} is outside the zone {origin}"));
-    }
-    Ok(name)
-}
-
-/// A record type by mnemonic (or TYPEnnn).
-fn record_type(text: &str) -> anyhow::Result<RecordType> {
-    let upper = text.to_ascii_uppercase();
-    if let Some(code) = upper
-        .strip_prefix("TYPE")
-        .and_then(|n| n.parse::<u16>().ok())
-    {
-        return Ok(RecordType::from(code));
-    }
-    if upper == "DNAME" {
-        return Ok(RecordType::from(cutover_zone::rdata::DNAME));
-    }
-    match RecordType::from_str(&upper) {
-        Ok(RecordType::Unknown(_)) | Err(_) => Err(anyhow!("unknown record type {text:?}")),
-        Ok(rtype) => Ok(rtype),
-    }
 }
 
 /// Record data from its zone-file words.

@@ -129,6 +129,7 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                         data: Some(c.data.join(" ")),
                         ttl: c.ttl,
                         dry_run: c.dry_run,
+                        replace: c.replace,
                     },
                 ),
                 RecordCommand::Delete(r) => (
@@ -140,6 +141,7 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                         data: (!r.data.is_empty()).then(|| r.data.join(" ")),
                         ttl: None,
                         dry_run: r.dry_run,
+                        replace: false,
                     },
                 ),
             };
@@ -148,13 +150,17 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                 remote.call("POST", &format!("/zones/{zone}/records"), Some(body))?;
             let diff = &result.diff;
             if diff.added.is_empty() && diff.removed.is_empty() {
-                println!(
-                    "{}: nothing to change, serial stays {}",
-                    diff.origin, diff.to
-                );
+                let note = result.note.as_deref().unwrap_or("nothing written");
+                println!("{}: {note}, serial stays {}", diff.origin, diff.to);
                 return Ok(());
             }
-            println!("{}: serial {} → {}", diff.origin, diff.from, diff.to);
+            match result.applied {
+                true => println!("{}: serial {} → {}", diff.origin, diff.from, diff.to),
+                false => println!(
+                    "{}: serial would go {} → {}",
+                    diff.origin, diff.from, diff.to
+                ),
+            }
             for record in &diff.removed {
                 println!(
                     "- {} {} IN {} {}",

@@ -238,10 +238,20 @@ fn store_import(store: &Store, zone: &Zone, comment: &str, choice: Choice) -> an
     if !choice.replace {
         bail!("zone {name} is already in the store (use --replace to re-import it)");
     }
-    let preview = ZoneDiff::between(&current, zone);
+    let preview = store.preview_replace(zone)?;
+    if preview.is_empty() {
+        println!(
+            "{name}: the file holds what the store holds; nothing written, serial stays {}",
+            preview.to
+        );
+        return Ok(());
+    }
     if choice.dry_run || !choice.yes {
         print!("{}", header(&name.to_string(), &preview));
         print!("{}", diff_lines(&preview));
+        if let Some(note) = serial_note(current.serial(), zone.serial(), preview.to) {
+            println!("{note}");
+        }
         if choice.dry_run {
             println!("dry run: nothing changed");
             return Ok(());
@@ -254,12 +264,35 @@ fn store_import(store: &Store, zone: &Zone, comment: &str, choice: Choice) -> an
     }
     let diff = store.replace_zone(zone, comment)?;
     if diff.is_empty() {
-        println!("{name}: unchanged at serial {}", diff.to);
+        println!(
+            "{name}: the file holds what the store holds; nothing written, serial stays {}",
+            diff.to
+        );
     } else {
         println!("{name}: serial {} → {}", diff.from, diff.to);
         print!("{}", diff_lines(&diff));
+        if let Some(note) = serial_note(current.serial(), zone.serial(), diff.to) {
+            println!("{note}");
+        }
     }
     Ok(())
+}
+
+/// Why a replacement does not take the file's serial, when it does not.
+fn serial_note(stored: Option<Serial>, file: Option<Serial>, taken: Serial) -> Option<String> {
+    let (stored, file) = (stored?, file?);
+    if file == taken {
+        return None;
+    }
+    let unix = u32::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
+    let how = if taken.0.abs_diff(unix) < 86_400 {
+        "the Unix time of the import (the real run takes its own moment's; +1 over the stored serial if that is not newer)"
+    } else {
+        "the stored serial + 1"
+    };
+    Some(format!(
+        "note: the file's serial {file} does not rise over the stored {stored} (RFC 1982 serial arithmetic), so the zone takes serial {taken}: {how}"
+    ))
 }
 
 /// A transfer server from `ADDRESS`, `ADDRESS:PORT`, `[V6]:PORT`, `HOST`

@@ -4,11 +4,11 @@
 //!
 //! ```text
 //!  RecordChange ──parse (400 on bad input)──▶ Update { changes }
-//!     ──update::apply (all or nothing; 422 when refused)──▶ ZoneDiff
+//!     ──update::operator::apply (all or nothing; 422 when refused, also
+//!       for a change RFC 2136 would drop silently: a CNAME beside data…)──▶ ZoneDiff
 //!     ──Store::apply (one fsynced transaction)──▶ serial bumped, journalled
 //! ```
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use axum::body::Bytes;
@@ -18,14 +18,12 @@ use cutover_api::{
     ChangeAction, ChangeResult, DiffView, ErrorCode, RecordChange, RecordView, VersionList,
     VersionView, ZoneList, ZoneSummary, ZoneView,
 };
-use cutover_nameserver::update::{self, Change as UpdateChange, Outcome, Policy, Rule, Update};
+use cutover_nameserver::update::operator::{self, Action, Edit, EditError};
+use cutover_nameserver::update::Outcome;
 use cutover_store::{Store, StoreError};
-use cutover_zone::{zonefile, Name, Rdata, Record, RecordType, Serial, Zone, ZoneDiff};
+use cutover_zone::{zonefile, Name, Record, Serial, ZoneDiff};
 
 use super::{blocking, parse_body, ApiError, ApiResult, Control};
-
-/// TTL of a new RRset when none is given (as `cutover record`).
-const DEFAULT_TTL: u32 = 3600;
 
 /// A zone apex from a path segment (always absolute).
 pub fn zone_name(text: &str) -> Result<Name, ApiError> {
@@ -200,7 +198,21 @@ pub async fn change(
 ) -> ApiResult<ChangeResult> {
     let origin = zone_name(&zone)?;
     let change: RecordChange = parse_body(&body)?;
-    let edit = Edit::parse(&change, &origin)?;
+    let action = match change.action {
+        ChangeAction::Add => Action::Add,
+        ChangeAction::Set => Action::Set,
+        ChangeAction::Delete => Action::Delete,
+    };
+    let mut edit = Edit::parse(
+        action,
+        &change.name,
+        &change.rtype,
+        change.data.as_deref().unwrap_or(""),
+        &origin,
+    )
+    .map_err(edit_error)?;
+    edit.ttl = change.ttl;
+    edit.replace = change.replace;
     let comment = format!(
         "api: record {} {} {} {}",
         match change.action {
@@ -219,28 +231,22 @@ pub async fn change(
     Ok(Json(result))
 }
 
-/// The address the API's updates are attributed to (the local operator's).
-const OPERATOR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// An edit refused: 400 for input that does not parse, 422 for a change
+/// the zone's rules refuse (the same words as `cutover record`).
+fn edit_error(error: EditError) -> ApiError {
+    match error {
+        EditError::Invalid(_) | EditError::MissingData => ApiError::bad_request(error.to_string()),
+        other => ApiError::new(ErrorCode::Rejected, other.to_string()),
+    }
+}
 
 /// How often a change is retried when another writer moved the zone on
 /// between our read and our write.
 const ATTEMPTS: usize = 3;
 
-/// The operator's policy: the whole zone, no caps (as `cutover record`).
-fn operator_policy(origin: &Name) -> Result<Policy, ApiError> {
-    let prefix = update::Prefix::from_str("127.0.0.1/32")
-        .map_err(|e| ApiError::internal(format!("the operator prefix: {e}")))?;
-    Ok(Policy {
-        keys: Vec::new(),
-        unsigned: vec![(prefix, Rule::whole_zone(origin.clone()))],
-        max_records: usize::MAX,
-        max_rrset: usize::MAX,
-    })
-}
-
-/// Builds the UPDATE from the current zone and applies it as a network
-/// UPDATE is applied: `update::apply` (all or nothing), then one
-/// `Store::apply` (or, dry, nothing).
+/// Applies the edit to the current zone as `cutover record` does:
+/// `update::operator` (the RFC 2136 path, strict), then one `Store::apply`
+/// (or, dry, nothing).
 fn commit(
     store: &Store,
     origin: &Name,
@@ -248,7 +254,6 @@ fn commit(
     dry_run: bool,
     edit: &Edit,
 ) -> Result<ChangeResult, ApiError> {
-    let policy = operator_policy(origin)?;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -258,15 +263,12 @@ fn commit(
                 format!("zone {origin} is not in the store"),
             )
         })?;
-        let request = Update {
-            id: 0,
-            zone: origin.clone(),
-            prerequisites: Vec::new(),
-            changes: edit.changes(&zone)?,
-        };
         let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
-        let outcome = update::apply(&zone, &request, None, OPERATOR, &policy, now)
-            .map_err(|e| ApiError::new(ErrorCode::Rejected, format!("{origin}: {e}")))?;
+        let outcome = operator::apply(&zone, std::slice::from_ref(edit), now).map_err(|e| {
+            let mut error = edit_error(e);
+            error.message = format!("{origin}: {}", error.message);
+            error
+        })?;
         let diff = match outcome {
             Outcome::Unchanged => {
                 let serial = zone.serial().unwrap_or(Serial(0));
@@ -279,6 +281,10 @@ fn commit(
                 return Ok(ChangeResult {
                     diff: diff_view(origin, &empty),
                     applied: false,
+                    note: Some(format!(
+                        "{} {} already holds exactly this; nothing written",
+                        edit.name, edit.rtype
+                    )),
                 });
             }
             Outcome::Changed { diff, .. } => diff,
@@ -287,6 +293,7 @@ fn commit(
             return Ok(ChangeResult {
                 diff: diff_view(origin, &diff),
                 applied: false,
+                note: Some("dry run: nothing changed".to_owned()),
             });
         }
         match store.apply(origin, &diff, comment) {
@@ -294,146 +301,11 @@ fn commit(
                 return Ok(ChangeResult {
                     diff: diff_view(origin, &diff),
                     applied: true,
+                    note: None,
                 })
             }
             Err(StoreError::SerialMismatch { .. }) if attempt < ATTEMPTS => continue,
             Err(error) => return Err(error.into()),
         }
-    }
-}
-
-/// A record change, parsed and checked before the store is touched.
-struct Edit {
-    /// What to do.
-    action: ChangeAction,
-    /// The owner, absolute.
-    name: Name,
-    /// The type.
-    rtype: RecordType,
-    /// The data (required for add and set).
-    rdata: Option<Rdata>,
-    /// The TTL asked for.
-    ttl: Option<u32>,
-}
-
-impl Edit {
-    /// Reads a [`RecordChange`] against the zone `origin`.
-    fn parse(change: &RecordChange, origin: &Name) -> Result<Edit, ApiError> {
-        let name = owner_name(&change.name, origin)?;
-        let rtype = record_type(&change.rtype)?;
-        let rdata = match change.data.as_deref().map(str::trim) {
-            Some(text) if !text.is_empty() => {
-                Some(zonefile::rdata_from_text(rtype, text, origin).map_err(|e| {
-                    ApiError::bad_request(format!("invalid {rtype} data {text:?}: {e}"))
-                })?)
-            }
-            _ => None,
-        };
-        if rdata.is_none() && change.action != ChangeAction::Delete {
-            return Err(ApiError::bad_request(
-                "\"data\" is required to add or set a record",
-            ));
-        }
-        Ok(Edit {
-            action: change.action,
-            name,
-            rtype,
-            rdata,
-            ttl: change.ttl,
-        })
-    }
-
-    /// The UPDATE's changes against the current zone.
-    fn changes(&self, zone: &Zone) -> Result<Vec<UpdateChange>, ApiError> {
-        let (name, rtype) = (&self.name, self.rtype);
-        let ttl = || {
-            self.ttl
-                .or(zone.get(name, rtype).map(|s| s.ttl))
-                .unwrap_or(DEFAULT_TTL)
-        };
-        let record = |rdata: &Rdata| Record {
-            name: name.clone(),
-            ttl: ttl(),
-            rdata: rdata.clone(),
-        };
-        match (self.action, &self.rdata) {
-            (ChangeAction::Add, Some(rdata)) => Ok(vec![UpdateChange::Add(record(rdata))]),
-            (ChangeAction::Set, Some(rdata)) => Ok(vec![
-                UpdateChange::DeleteRrset {
-                    name: name.clone(),
-                    rtype,
-                },
-                UpdateChange::Add(record(rdata)),
-            ]),
-            (ChangeAction::Delete, Some(rdata)) => {
-                if !zone.get(name, rtype).is_some_and(|set| set.contains(rdata)) {
-                    return Err(ApiError::new(
-                        ErrorCode::Rejected,
-                        format!("{name} has no {rtype} record with that data"),
-                    ));
-                }
-                Ok(vec![UpdateChange::DeleteRecord {
-                    name: name.clone(),
-                    rdata: rdata.clone(),
-                }])
-            }
-            (ChangeAction::Delete, None) => {
-                if zone.get(name, rtype).is_none() {
-                    return Err(ApiError::new(
-                        ErrorCode::Rejected,
-                        format!("{name} has no {rtype} records"),
-                    ));
-                }
-                Ok(vec![UpdateChange::DeleteRrset {
-                    name: name.clone(),
-                    rtype,
-                }])
-            }
-            (_, None) => Err(ApiError::bad_request(
-                "\"data\" is required to add or set a record",
-            )),
-        }
-    }
-}
-
-/// An owner name: "@" is the apex, "x." is absolute, anything else is
-/// relative to the zone; it must be inside the zone.
-fn owner_name(text: &str, origin: &Name) -> Result<Name, ApiError> {
-    if text == "@" {
-        return Ok(origin.clone());
-    }
-    let name = Name::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("invalid name {text:?}: {e}")))?;
-    let name = if name.is_fqdn() {
-        name
-    } else {
-        name.append_domain(origin)
-            .map_err(|e| ApiError::bad_request(format!("invalid name {text:?} in {origin}: {e}")))?
-    };
-    if !origin.zone_of(&name) {
-        return Err(ApiError::bad_request(format!(
-            "{name} is outside the zone {origin}"
-        )));
-    }
-    Ok(name)
-}
-
-/// A record type by mnemonic (or TYPEnnn).
-fn record_type(text: &str) -> Result<RecordType, ApiError> {
-    let upper = text.to_ascii_uppercase();
-    if let Some(code) = upper
-        .strip_prefix("TYPE")
-        .and_then(|n| n.parse::<u16>().ok())
-    {
-        return Ok(RecordType::from(code));
-    }
-    if upper == "DNAME" {
-        return Ok(RecordType::from(cutover_zone::rdata::DNAME));
-    }
-    match RecordType::from_str(&upper) {
-        Ok(RecordType::Unknown(_)) | Err(_) => Err(ApiError::bad_request(format!(
-            "unknown record type {text:?}"
-        ))),
-        Ok(rtype) => Ok(rtype),
     }
 }

@@ -152,12 +152,84 @@ impl UpdateError {
     }
 }
 
+/// A change the RFC's rules drop without an error (§3.4.2): a wire UPDATE is
+/// answered NOERROR all the same (RFC 2136 says so), but a person who asked
+/// for the change is told it was not made, and why ([`apply_noting`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Ignored {
+    /// Data added at a name that holds a CNAME.
+    #[error("{name} holds a CNAME, and a name with a CNAME holds no other data (RFC 1034 §3.6.2), so its {rtype} record was not added")]
+    DataBesideCname {
+        /// The owner.
+        name: Name,
+        /// The type that was to be added.
+        rtype: RecordType,
+    },
+    /// A CNAME added at a name that holds other data.
+    #[error("{name} holds other data ({}), and a CNAME cannot stand beside other data (RFC 1034 §3.6.2), so the CNAME was not added", types_text(.types))]
+    CnameBesideData {
+        /// The owner.
+        name: Name,
+        /// The types already there.
+        types: Vec<RecordType>,
+    },
+    /// A delete of the apex SOA or NS RRset as a whole.
+    #[error(
+        "the {rtype} RRset at the apex {name} is never deleted as a whole (RFC 2136 §3.4.2.3)"
+    )]
+    ApexRrset {
+        /// The apex.
+        name: Name,
+        /// SOA or NS.
+        rtype: RecordType,
+    },
+    /// A delete of the SOA record.
+    #[error("the SOA record of {name} is never deleted (RFC 2136 §3.4.2.4)")]
+    SoaDelete {
+        /// The apex.
+        name: Name,
+    },
+    /// A delete of the last NS record at the apex.
+    #[error("{name} would be left without an NS record, so the last one is never deleted (RFC 2136 §3.4.2.4)")]
+    LastApexNs {
+        /// The apex.
+        name: Name,
+    },
+    /// An SOA added elsewhere than at the apex, or without a newer serial.
+    #[error("an SOA record replaces the zone's only at the apex {origin} and only with a serial newer than {current} (RFC 2136 §3.4.2.2)")]
+    SoaNotNewer {
+        /// The zone's apex.
+        origin: Name,
+        /// The zone's serial now.
+        current: Serial,
+    },
+    /// A delete of a record or RRset that is not there.
+    #[error("{name} has no {rtype} record to delete")]
+    NothingToDelete {
+        /// The owner.
+        name: Name,
+        /// The type.
+        rtype: RecordType,
+    },
+}
+
+/// Types as "A, MX".
+fn types_text(types: &[RecordType]) -> String {
+    types
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Applies `update` to `zone` for `signer` (the key `tsig::verify_request`
 /// verified, `None` when unsigned) from `client`, under `policy`, with the
 /// clock at `now_unix` (for the date-based serial of [`Serial::next`]).
 ///
 /// Nothing is changed on error; on success the caller persists the diff and
-/// publishes the zone (see the module docs of [`crate::update`]).
+/// publishes the zone (see the module docs of [`crate::update`]). Changes
+/// the RFC's rules drop are dropped silently, as RFC 2136 says a server
+/// does; [`apply_noting`] also returns them.
 pub fn apply(
     zone: &Zone,
     update: &Update,
@@ -166,6 +238,20 @@ pub fn apply(
     policy: &Policy,
     now_unix: u32,
 ) -> Result<Outcome, UpdateError> {
+    apply_noting(zone, update, signer, client, policy, now_unix).map(|(outcome, _)| outcome)
+}
+
+/// [`apply`], and the changes its rules dropped, in the update's order
+/// (the operator's edits refuse when there is any: see
+/// [`crate::update::operator`]).
+pub fn apply_noting(
+    zone: &Zone,
+    update: &Update,
+    signer: Option<&Name>,
+    client: IpAddr,
+    policy: &Policy,
+    now_unix: u32,
+) -> Result<(Outcome, Vec<Ignored>), UpdateError> {
     let origin = zone.origin();
     if update.zone != *origin {
         return Err(UpdateError::NotAuth {
@@ -215,11 +301,14 @@ pub fn apply(
     }
 
     let mut next = ZoneEdit::new(zone);
+    let mut ignored = Vec::new();
     for change in &update.changes {
-        apply_change(&mut next, change, policy)?;
+        if let Some(dropped) = apply_change(&mut next, change, policy)? {
+            ignored.push(dropped);
+        }
     }
     if next.is_unchanged() {
-        return Ok(Outcome::Unchanged);
+        return Ok((Outcome::Unchanged, ignored));
     }
     let old_serial = zone.serial().unwrap_or(Serial(0));
     let explicit = next
@@ -231,7 +320,7 @@ pub fn apply(
     if let Some(error) = next.check().into_iter().next() {
         return Err(UpdateError::Invalid(error));
     }
-    Ok(Outcome::Changed { diff: next.diff() })
+    Ok((Outcome::Changed { diff: next.diff() }, ignored))
 }
 
 /// NOTZONE unless `name` is at or below the origin.
@@ -337,39 +426,60 @@ fn canonical_wire(rdata: &Rdata) -> Vec<u8> {
     wire
 }
 
-/// Applies one change with the special rules of §3.4.2.
+/// Applies one change with the special rules of §3.4.2; a change those
+/// rules drop comes back as [`Ignored`].
 fn apply_change(
     next: &mut ZoneEdit<'_>,
     change: &Change,
     policy: &Policy,
-) -> Result<(), UpdateError> {
+) -> Result<Option<Ignored>, UpdateError> {
     let origin = next.origin().clone();
     match change {
         Change::Add(record) => add(next, record, policy),
         Change::DeleteRrset { name, rtype } => {
             // §3.4.2.3: the apex SOA and NS RRsets are never deleted whole.
             if *name == origin && matches!(*rtype, RecordType::SOA | RecordType::NS) {
-                return Ok(());
+                return Ok(Some(Ignored::ApexRrset {
+                    name: origin,
+                    rtype: *rtype,
+                }));
             }
-            set(next, name, *rtype, Rrset::default())
+            if next.get(name, *rtype).is_none() {
+                return Ok(Some(Ignored::NothingToDelete {
+                    name: name.clone(),
+                    rtype: *rtype,
+                }));
+            }
+            set(next, name, *rtype, Rrset::default()).map(|()| None)
         }
         Change::DeleteName { name } => {
+            let mut kept = None;
             for rtype in next.types(name) {
                 if *name == origin && matches!(rtype, RecordType::SOA | RecordType::NS) {
+                    kept.get_or_insert(Ignored::ApexRrset {
+                        name: origin.clone(),
+                        rtype,
+                    });
                     continue;
                 }
                 set(next, name, rtype, Rrset::default())?;
             }
-            Ok(())
+            Ok(kept)
         }
         Change::DeleteRecord { name, rdata } => {
             let rtype = rdata.rtype();
             // §3.4.2.4: the SOA is never deleted, the last apex NS neither.
             if rtype == RecordType::SOA {
-                return Ok(());
+                return Ok(Some(Ignored::SoaDelete { name: origin }));
             }
+            let nothing = || {
+                Some(Ignored::NothingToDelete {
+                    name: name.clone(),
+                    rtype,
+                })
+            };
             let Some(existing) = next.get(name, rtype) else {
-                return Ok(());
+                return Ok(nothing());
             };
             let Some(found) = existing
                 .rdatas()
@@ -377,13 +487,13 @@ fn apply_change(
                 .find(|r| canonical_wire(r) == canonical_wire(rdata))
                 .cloned()
             else {
-                return Ok(());
+                return Ok(nothing());
             };
             if *name == origin && rtype == RecordType::NS && existing.len() == 1 {
-                return Ok(());
+                return Ok(Some(Ignored::LastApexNs { name: origin }));
             }
             next.remove(name, &found);
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -391,36 +501,53 @@ fn apply_change(
 /// Adds one record (§3.4.2.2): the SOA only replaces, and only with a newer
 /// serial; a CNAME never joins other data nor other data a CNAME; a CNAME
 /// replaces a CNAME; the RRset takes the TTL of the record added.
-fn add(next: &mut ZoneEdit<'_>, record: &Record, policy: &Policy) -> Result<(), UpdateError> {
+fn add(
+    next: &mut ZoneEdit<'_>,
+    record: &Record,
+    policy: &Policy,
+) -> Result<Option<Ignored>, UpdateError> {
     let rtype = record.rdata.rtype();
     let name = &record.name;
     if rtype == RecordType::SOA {
-        let Some(new) = record.rdata.as_soa() else {
-            return Ok(());
-        };
-        let newer = next
-            .serial()
-            .is_some_and(|current| Serial(new.serial).is_newer_than(current));
+        let current = next.serial().unwrap_or(Serial(0));
+        let newer = record
+            .rdata
+            .as_soa()
+            .is_some_and(|new| Serial(new.serial).is_newer_than(current));
         if *name != *next.origin() || !newer {
-            return Ok(());
+            return Ok(Some(Ignored::SoaNotNewer {
+                origin: next.origin().clone(),
+                current,
+            }));
         }
         return set(
             next,
             name,
             rtype,
             Rrset::new(record.ttl, record.rdata.clone()),
-        );
+        )
+        .map(|()| None);
     }
     let dnssec = |t: RecordType| matches!(t, RecordType::RRSIG | RecordType::NSEC);
     let types = next.types(name);
     if !types.is_empty() {
         let has_cname = types.contains(&RecordType::CNAME);
-        let has_other = types.iter().any(|t| *t != RecordType::CNAME && !dnssec(*t));
-        if rtype == RecordType::CNAME && has_other {
-            return Ok(());
+        let other: Vec<RecordType> = types
+            .iter()
+            .copied()
+            .filter(|t| *t != RecordType::CNAME && !dnssec(*t))
+            .collect();
+        if rtype == RecordType::CNAME && !other.is_empty() {
+            return Ok(Some(Ignored::CnameBesideData {
+                name: name.clone(),
+                types: other,
+            }));
         }
         if rtype != RecordType::CNAME && !dnssec(rtype) && has_cname {
-            return Ok(());
+            return Ok(Some(Ignored::DataBesideCname {
+                name: name.clone(),
+                rtype,
+            }));
         }
     }
     if rtype == RecordType::CNAME {
@@ -429,7 +556,8 @@ fn add(next: &mut ZoneEdit<'_>, record: &Record, policy: &Policy) -> Result<(), 
             name,
             rtype,
             Rrset::new(record.ttl, record.rdata.clone()),
-        );
+        )
+        .map(|()| None);
     }
     let mut rrset = next.get(name, rtype).cloned().unwrap_or_default();
     rrset.ttl = record.ttl;
@@ -442,7 +570,7 @@ fn add(next: &mut ZoneEdit<'_>, record: &Record, policy: &Policy) -> Result<(), 
             max: policy.max_rrset,
         });
     }
-    set(next, name, rtype, rrset)
+    set(next, name, rtype, rrset).map(|()| None)
 }
 
 /// Replaces an RRset (an empty one deletes it).

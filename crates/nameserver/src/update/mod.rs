@@ -41,13 +41,14 @@
 
 mod apply;
 mod message;
+pub mod operator;
 mod policy;
 mod response;
 
 #[cfg(test)]
 mod tests;
 
-pub use apply::{apply, Outcome, UpdateError};
+pub use apply::{apply, apply_noting, Ignored, Outcome, UpdateError};
 pub use message::{Change, ParseError, Prerequisite, Update};
 pub use policy::{NamePattern, Policy, Prefix, PrefixError, Rule};
 pub use response::response;

@@ -162,6 +162,12 @@ impl FromStr for NamePattern {
 }
 
 impl Prefix {
+    /// The prefix of one address (/32 or /128).
+    pub fn host(address: IpAddr) -> Prefix {
+        let length = if address.is_ipv4() { 32 } else { 128 };
+        Prefix { address, length }
+    }
+
     /// True when `address` is inside the prefix (IPv4 and IPv6 never match
     /// each other).
     pub fn contains(&self, address: IpAddr) -> bool {

@@ -1,0 +1,317 @@
+//! Every word true: what `cutover` prints is what happened. Regression
+//! tests for the truthfulness issue's items on edits and imports, each
+//! named after what it pins.
+
+mod control;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use control::{assert_error, Site};
+
+/// A zone with a CNAME beside names that hold data.
+const ZONE: &str = "$ORIGIN corp.test.
+$TTL 3600
+@    IN SOA ns1 hostmaster 2024010101 3600 600 86400 300
+@    IN NS  ns1
+ns1  IN A   192.0.2.1
+www  IN CNAME web
+web  IN A   192.0.2.10
+api  IN A   192.0.2.20
+api  IN MX  10 mail
+mail IN A   192.0.2.25
+";
+
+/// A scratch directory with a store holding [`ZONE`].
+struct Scratch {
+    /// Removed on drop.
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A store with [`ZONE`] imported.
+    fn new() -> Scratch {
+        let scratch = Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let file = scratch.write("corp.test.zone", ZONE);
+        scratch.ok(&["zone", "import", file.to_str().unwrap()]);
+        scratch
+    }
+
+    /// Writes a file into the directory and returns its path.
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs `cutover --store DIR/cutover.db ARGS…`.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .current_dir(self.dir.path())
+            .arg("--store")
+            .arg(self.dir.path().join("cutover.db"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env_remove("CUTOVER_SERVER")
+            .output()
+            .expect("the cutover binary runs")
+    }
+
+    /// Runs and expects exit 0; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cutover {args:?}: expected exit 0, saw {}\nstdout: {}\nstderr: {}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs and expects exit `code`; returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "cutover {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stderr)
+    }
+
+    /// The zone in canonical form.
+    fn export(&self) -> String {
+        self.ok(&["zone", "export", "corp.test."])
+    }
+
+    /// The store file.
+    fn store(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Lossy UTF-8.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Panics unless `haystack` holds every one of `needles`.
+fn assert_says(what: &str, haystack: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            haystack.contains(needle),
+            "{what}: expected {needle:?} in:\n{haystack}"
+        );
+    }
+}
+
+#[test]
+fn record_set_beside_a_cname_is_refused_with_the_way_out() {
+    let scratch = Scratch::new();
+    let before = scratch.export();
+    for verb in ["set", "add"] {
+        let stderr = scratch.fails(&["record", verb, "corp.test", "www", "A", "192.0.2.9"], 1);
+        assert_says(
+            &format!("record {verb} www A beside a CNAME"),
+            &stderr,
+            &[
+                "www.corp.test. holds a CNAME",
+                "--replace",
+                "delete the CNAME",
+            ],
+        );
+    }
+    let stderr = scratch.fails(&["record", "set", "corp.test", "api", "CNAME", "web"], 1);
+    assert_says(
+        "record set api CNAME beside A and MX",
+        &stderr,
+        &["api.corp.test. holds other data (A, MX)", "--replace"],
+    );
+    assert_eq!(scratch.export(), before, "a refused edit changed the zone");
+
+    // --replace swaps in one change, and says what it removed.
+    let out = scratch.ok(&[
+        "record",
+        "set",
+        "corp.test",
+        "www",
+        "A",
+        "192.0.2.9",
+        "--replace",
+    ]);
+    assert_says(
+        "record set --replace",
+        &out,
+        &[
+            "- www.corp.test. 3600 IN CNAME web.corp.test.",
+            "+ www.corp.test. 3600 IN A 192.0.2.9",
+        ],
+    );
+    let out = scratch.ok(&[
+        "record",
+        "set",
+        "corp.test",
+        "api",
+        "CNAME",
+        "web",
+        "--replace",
+    ]);
+    assert_says(
+        "record set CNAME --replace",
+        &out,
+        &[
+            "- api.corp.test. 3600 IN A 192.0.2.20",
+            "- api.corp.test. 3600 IN MX 10 mail.corp.test.",
+            "+ api.corp.test. 3600 IN CNAME web.corp.test.",
+        ],
+    );
+}
+
+#[test]
+fn changes_the_update_rules_drop_are_errors_for_a_person() {
+    let scratch = Scratch::new();
+    let before = scratch.export();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["record", "delete", "corp.test", "@", "SOA"],
+            "never deleted as a whole",
+        ),
+        (
+            &["record", "delete", "corp.test", "@", "NS"],
+            "never deleted as a whole",
+        ),
+        (
+            &["record", "delete", "corp.test", "@", "NS", "ns1"],
+            "without an NS record",
+        ),
+        (
+            &[
+                "record",
+                "add",
+                "corp.test",
+                "@",
+                "SOA",
+                "ns1 hostmaster 5 3600 600 86400 300",
+            ],
+            "newer than 2024010101",
+        ),
+        (
+            &[
+                "record",
+                "add",
+                "corp.test",
+                "web",
+                "SOA",
+                "ns1 hostmaster 2099010101 3600 600 86400 300",
+            ],
+            "only at the apex corp.test.",
+        ),
+    ];
+    for (args, words) in cases {
+        let stderr = scratch.fails(args, 1);
+        assert_says(&format!("{args:?}"), &stderr, &["not changed", words]);
+    }
+    assert_eq!(scratch.export(), before, "a refused edit changed the zone");
+    // An add of what is there already is no change, and says so (exit 0).
+    let out = scratch.ok(&["record", "add", "corp.test", "web", "A", "192.0.2.10"]);
+    assert_says(
+        "add of an existing record",
+        &out,
+        &[
+            "already holds exactly this",
+            "nothing written",
+            "serial stays 2024010101",
+        ],
+    );
+}
+
+#[test]
+fn the_api_refuses_a_dropped_change_with_422_and_the_same_words() {
+    let site = Site::start("");
+    let admin = Some(site.admin.as_str());
+    let add = |body: &str| {
+        site.call(
+            "POST",
+            "/api/v1/zones/example.test./records",
+            admin,
+            Some(body),
+        )
+    };
+    let created = add(r#"{"action":"add","name":"alias","type":"CNAME","data":"www"}"#);
+    assert_eq!(
+        created.0, 200,
+        "adding a CNAME at a new name: {}",
+        created.1
+    );
+    let refused = add(r#"{"action":"set","name":"alias","type":"A","data":"192.0.2.9"}"#);
+    assert_error(&refused, 422, "rejected", "set A beside a CNAME");
+    let message = refused.1["error"]["message"].as_str().unwrap_or_default();
+    assert_says(
+        "the API's refusal",
+        message,
+        &["alias.example.test. holds a CNAME", "\"replace\": true"],
+    );
+    let swapped =
+        add(r#"{"action":"set","name":"alias","type":"A","data":"192.0.2.9","replace":true}"#);
+    assert_eq!(swapped.0, 200, "set with replace: {}", swapped.1);
+    assert_eq!(swapped.1["applied"], true, "{}", swapped.1);
+    let same = add(r#"{"action":"add","name":"alias","type":"A","data":"192.0.2.9"}"#);
+    assert_eq!(same.0, 200, "{}", same.1);
+    assert_eq!(same.1["applied"], false, "{}", same.1);
+    assert_says(
+        "an add of what is there",
+        same.1["note"].as_str().unwrap_or_default(),
+        &["already holds exactly this"],
+    );
+}
+
+#[test]
+fn an_import_dry_run_shows_the_serial_the_import_takes() {
+    let scratch = Scratch::new();
+    // The same zone with one change and a serial lower than the stored one.
+    let lower = ZONE
+        .replace("2024010101", "1")
+        .replace("192.0.2.20", "198.51.100.20");
+    let file = scratch.write("lower.zone", &lower);
+    let file = file.to_str().unwrap();
+    let dry = scratch.ok(&["zone", "import", file, "--replace", "--dry-run"]);
+    let plus = dry
+        .lines()
+        .find(|line| line.starts_with("+++ "))
+        .unwrap_or_else(|| panic!("expected a +++ line in:\n{dry}"));
+    let shown: u32 = plus
+        .rsplit(' ')
+        .next()
+        .and_then(|serial| serial.parse().ok())
+        .unwrap_or_else(|| panic!("expected a serial at the end of {plus:?}"));
+    assert_ne!(shown, 1, "the dry run showed the file's serial:\n{dry}");
+    assert_says(
+        "the dry run",
+        &dry,
+        &[
+            "does not rise over the stored 2024010101",
+            "RFC 1982",
+            "dry run: nothing changed",
+        ],
+    );
+    let real = scratch.ok(&["zone", "import", file, "--replace", "--yes"]);
+    let taken: u32 = real
+        .lines()
+        .next()
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|serial| serial.parse().ok())
+        .unwrap_or_else(|| panic!("expected `serial A → B` first in:\n{real}"));
+    // The serial is the Unix time of each run: the real one is the dry
+    // run's or a few seconds later, never the file's.
+    assert!(
+        taken >= shown && taken - shown < 60,
+        "the dry run showed serial {shown}, the import took {taken}"
+    );
+    let _ = scratch.store();
+}
