@@ -33,6 +33,9 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("CUTOVER_GIT_D
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, commands::Command::Serve) {
+        end_quietly_on_closed_pipe();
+    }
     // The demo prints its own story; only warnings from the parts it runs.
     let quiet = matches!(cli.command, commands::Command::Demo);
     init_logging(if quiet { "warn" } else { "info" });
@@ -61,12 +64,36 @@ fn status(error: &anyhow::Error) -> u8 {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `default_level`).
+/// `cutover zone export … | head` ends quietly when `head` closes the pipe,
+/// as every Unix tool does: SIGPIPE back to its default action (the Rust
+/// runtime ignores it, so a print to a closed pipe would panic). Not for
+/// `serve`, which must outlive any client. Sockets are unaffected: Rust
+/// writes to them with MSG_NOSIGNAL.
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL before any thread
+    // starts touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `default_level`), in
+/// colour only when stderr is a terminal and `NO_COLOR` is not set (a log
+/// file or journald gets plain text).
 fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Colour on stderr: only on a terminal, and never with `NO_COLOR` set to
+/// anything but the empty string (<https://no-color.org>).
+pub fn colour() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    std::io::stderr().is_terminal() && !no_color
 }

@@ -315,3 +315,110 @@ fn an_import_dry_run_shows_the_serial_the_import_takes() {
     );
     let _ = scratch.store();
 }
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let scratch = Scratch::new();
+    // Enough records that the export overflows a pipe's buffer.
+    let mut big = String::from(ZONE);
+    for i in 0..5000 {
+        big.push_str(&format!("host{i} IN A 198.51.100.{}\n", i % 250));
+    }
+    let file = scratch.write("big.zone", &big);
+    scratch.ok(&[
+        "zone",
+        "import",
+        file.to_str().unwrap(),
+        "--replace",
+        "--yes",
+    ]);
+    for args in [
+        &["zone", "export", "corp.test."][..],
+        &["zone", "diff", "corp.test.", "2024010101", "2024010102"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .current_dir(scratch.store())
+            .arg("--store")
+            .arg(scratch.store().join("cutover.db"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -1`: one line read, then the pipe closed.
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{args:?}: expected a first line");
+        let output = child.wait_with_output().unwrap();
+        let stderr = text(&output.stderr);
+        assert!(
+            output.status.signal() == Some(libc_sigpipe()) || output.status.success(),
+            "{args:?}: expected an end by SIGPIPE (as `head` leaves every Unix tool), saw {:?}; stderr:\n{stderr}",
+            output.status
+        );
+        assert!(
+            stderr.is_empty(),
+            "{args:?}: expected nothing on stderr after the pipe closed, saw:\n{stderr}"
+        );
+    }
+}
+
+/// SIGPIPE's number on Linux.
+fn libc_sigpipe() -> i32 {
+    13
+}
+
+#[test]
+fn logs_are_plain_text_off_a_terminal_and_with_no_color() {
+    // Off a terminal (serve's log goes to a file in the control tests).
+    let site = Site::start("");
+    let (status, _) = site.call("GET", "/api/v1/zones", Some(&site.admin), None);
+    assert_eq!(status, 200);
+    let log = site.log();
+    assert!(log.contains("INFO"), "expected serve to log, saw:\n{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "expected no ANSI escape in a log file, saw:\n{log:?}"
+    );
+    // On a terminal (`script` gives serve a pseudo-terminal for 2 s):
+    // colour, unless NO_COLOR is set.
+    let scratch = Scratch::new();
+    let config = scratch.write(
+        "cutover.toml",
+        "store = \"cutover.db\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n",
+    );
+    let on_terminal = |no_color: bool| -> String {
+        let mut command = Command::new("script");
+        command
+            .current_dir(scratch.store())
+            .arg("-qec")
+            .arg(format!(
+                "RUST_LOG=info timeout 2 {} --config {} serve",
+                env!("CARGO_BIN_EXE_cutover"),
+                config.display()
+            ))
+            .arg("/dev/null");
+        if no_color {
+            command.env("NO_COLOR", "1");
+        } else {
+            command.env_remove("NO_COLOR");
+        }
+        text(&command.output().expect("script(1) runs").stdout)
+    };
+    let coloured = on_terminal(false);
+    assert!(
+        coloured.contains("listening on") && coloured.contains('\u{1b}'),
+        "expected colour on a terminal, saw:\n{coloured:?}"
+    );
+    let plain = on_terminal(true);
+    assert!(
+        plain.contains("listening on") && !plain.contains('\u{1b}'),
+        "expected no colour with NO_COLOR=1, saw:\n{plain:?}"
+    );
+}

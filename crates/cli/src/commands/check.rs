@@ -523,7 +523,11 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
         if !args.watch {
             bail!("{}: not everything agrees (see the flags above)", plan.zone);
         }
-        countdown(args.interval, &report, terminal && !args.json)?;
+        countdown(
+            args.interval,
+            &report,
+            std::io::stderr().is_terminal() && !args.json,
+        )?;
     }
 }
 
