@@ -325,7 +325,10 @@ fn view(
         }
         None => false,
     };
-    if let (Some(reference), Some(seen)) = (reference, remaining_ttl) {
+    // A floor only shows on the data the servers serve: a cache still
+    // holding the old RRset counts down the old TTL, which says nothing
+    // about how it treats the new one.
+    if let (Some(reference), Some(seen), true) = (reference, remaining_ttl, agrees) {
         if let Some(authoritative) = reference.cache_ttl(rtype) {
             if seen > authoritative {
                 flags.push(CacheFlag::TtlAboveAuthority {
@@ -429,6 +432,15 @@ mod tests {
         assert!(!report.views[0].agrees && report.views[1].agrees);
         assert_eq!(report.views[0].flags, vec![CacheFlag::Differs]);
         assert_eq!(report.views[1].flags, vec![]);
+    }
+
+    #[test]
+    fn old_data_with_its_old_ttl_is_no_ttl_floor() {
+        // The servers now serve 192.0.2.2 with TTL 5; the resolver still
+        // holds 192.0.2.1 with 44 s left of its old TTL.
+        let reference = a(2, 5);
+        let report = judge(&[seen("isp", 1000, a(1, 44))], |_| Some(&reference), &[]);
+        assert_eq!(report.views[0].flags, vec![CacheFlag::Differs]);
     }
 
     #[test]
