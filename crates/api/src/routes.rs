@@ -76,6 +76,8 @@ pub enum RouteId {
     ZoneList,
     /// One zone's records.
     ZoneShow,
+    /// One zone in zone-file form.
+    ZoneExport,
     /// One zone's versions.
     ZoneVersions,
     /// The diff between two versions.
@@ -178,6 +180,7 @@ pub const ROUTES: &[Route] = &[
     route(R::WhoAmI, Get, "/api/v1/whoami", Read, "The name and scope of the token used.", None, "WhoAmI"),
     route(R::ZoneList, Get, "/api/v1/zones", Read, "Every zone with its serial and size.", None, "ZoneList"),
     route(R::ZoneShow, Get, "/api/v1/zones/{zone}", Read, "One zone's current records.", None, "ZoneView"),
+    route(R::ZoneExport, Get, "/api/v1/zones/{zone}/export", Read, "One zone (query: serial, default the current version) in canonical zone-file form, as `cutover zone export`.", None, "ZoneExport"),
     route(R::ZoneVersions, Get, "/api/v1/zones/{zone}/versions", Read, "One zone's versions, oldest first.", None, "VersionList"),
     route(R::ZoneDiff, Get, "/api/v1/zones/{zone}/diff", Read, "The records removed and added between two versions (query: from, to; default: the last change).", None, "DiffView"),
     route(R::RecordChange, Post, "/api/v1/zones/{zone}/records", Admin, "Add, set or delete records; the serial rises; all or nothing.", Some("RecordChange"), "ChangeResult"),

@@ -72,6 +72,11 @@ pub fn of(name: &str) -> Option<Value> {
             ("serial", i(), true),
             ("records", arr(r("RecordView")), true),
         ]),
+        "ZoneExport" => object(&[
+            ("origin", s(), true),
+            ("serial", i(), true),
+            ("text", s(), true),
+        ]),
         "VersionView" => object(&[
             ("serial", i(), true),
             ("from", null(i()), true),

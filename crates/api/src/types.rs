@@ -148,6 +148,18 @@ pub struct ZoneView {
     pub records: Vec<RecordView>,
 }
 
+/// `GET /api/v1/zones/{zone}/export[?serial=S]`: the zone file, as
+/// `cutover zone export` writes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneExport {
+    /// The apex.
+    pub origin: String,
+    /// The serial of the version written.
+    pub serial: u32,
+    /// The zone in canonical zone-file form.
+    pub text: String,
+}
+
 /// One version in a zone's journal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionView {
@@ -449,6 +461,7 @@ pub const TYPE_NAMES: &[&str] = &[
     "WhoAmI",
     "ZoneList",
     "ZoneView",
+    "ZoneExport",
     "VersionList",
     "DiffView",
     "RecordChange",

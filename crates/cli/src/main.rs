@@ -22,7 +22,8 @@ mod scheduler;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::commands::{Cli, Unconfirmed};
 use crate::config::ConfigError;
@@ -32,7 +33,12 @@ use crate::config::ConfigError;
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("CUTOVER_GIT_DESCRIBE"));
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    cli.server_from_env = matches.value_source("server") == Some(ValueSource::EnvVariable);
     if !matches!(cli.command, commands::Command::Serve) {
         end_quietly_on_closed_pipe();
     }

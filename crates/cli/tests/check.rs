@@ -153,7 +153,8 @@ async fn the_lagging_server_is_flagged_and_expectations_decide_the_exit_status()
     assert_eq!(report["agrees"], false);
 
     // Only ns1, expecting its data: everything agrees.
-    let run = cutover(&peers.check(&["--server", &ns1, "--expect", "www", "A", "192.0.2.1"])).await;
+    let run =
+        cutover(&peers.check(&["--authority", &ns1, "--expect", "www", "A", "192.0.2.1"])).await;
     assert_eq!(
         run.code,
         Some(0),
@@ -162,7 +163,8 @@ async fn the_lagging_server_is_flagged_and_expectations_decide_the_exit_status()
         run.stderr
     );
     assert!(run.stdout.contains("verdict: everything agrees"));
-    let run = cutover(&peers.check(&["--server", &ns1, "--expect", "www", "A", "192.0.2.9"])).await;
+    let run =
+        cutover(&peers.check(&["--authority", &ns1, "--expect", "www", "A", "192.0.2.9"])).await;
     assert_eq!(
         run.code,
         Some(1),
@@ -178,7 +180,7 @@ async fn the_lagging_server_is_flagged_and_expectations_decide_the_exit_status()
     // Unbound has held www since the first run: its TTL left is below 30.
     let held = Duration::from_millis(1200).saturating_sub(started.elapsed());
     tokio::time::sleep(held).await;
-    let run = cutover(&peers.check(&["--server", &ns1, "--json"])).await;
+    let run = cutover(&peers.check(&["--authority", &ns1, "--json"])).await;
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let server_ttl = report["servers"][0]["ttl"].as_u64();
     let left = report["resolvers"][0]["ttl_left"].as_u64();
@@ -205,9 +207,9 @@ async fn watch_refreshes_until_the_lagging_server_catches_up_then_exits_zero() {
     let ns1 = peers.ns1.addr.to_string();
     let ns2 = peers.ns2.addr.to_string();
     let words = peers.check(&[
-        "--server",
+        "--authority",
         &ns1,
-        "--server",
+        "--authority",
         &ns2,
         "--watch",
         "--interval",

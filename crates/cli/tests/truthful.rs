@@ -422,3 +422,73 @@ fn logs_are_plain_text_off_a_terminal_and_with_no_color() {
         "expected no colour with NO_COLOR=1, saw:\n{plain:?}"
     );
 }
+
+#[test]
+fn cutover_server_in_the_environment_does_not_break_local_commands() {
+    let site = Site::start("");
+    let url = format!("http://{}", site.http);
+    let with_env = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(args)
+            .env("CUTOVER_SERVER", &url)
+            .env("CUTOVER_TOKEN", &site.admin)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    // `check` asks from this machine: the exported server is not its business.
+    let dns = site.dns.to_string();
+    let check = with_env(&[
+        "check",
+        "example.test.",
+        "www",
+        "--authority",
+        &dns,
+        "--resolver",
+        &dns,
+        "--type",
+        "A",
+    ]);
+    let stderr = text(&check.stderr);
+    assert!(
+        !stderr.contains("--server") && !stderr.contains("CUTOVER_SERVER"),
+        "check with CUTOVER_SERVER exported: expected it to run here, saw:\n{stderr}"
+    );
+    assert_says("check's table", &text(&check.stdout), &["127.0.0.2"]);
+    let key = with_env(&["key", "generate", "ops.example.test."]);
+    assert!(key.status.success(), "key generate: {}", text(&key.stderr));
+    // A store command the API does not carry names the variable instead of
+    // acting on a local store the operator did not mean.
+    let pause = with_env(&["migrate", "pause", "1"]);
+    assert_eq!(pause.status.code(), Some(1));
+    assert_says(
+        "migrate pause through CUTOVER_SERVER",
+        &text(&pause.stderr),
+        &["CUTOVER_SERVER is set to", "unset CUTOVER_SERVER"],
+    );
+    // What the API carries prints as it does here.
+    let store = site.store.display().to_string();
+    for args in [
+        &["zone", "list"][..],
+        &["zone", "export", "example.test."][..],
+    ] {
+        let remote = with_env(args);
+        let mut local_args = vec!["--store", store.as_str()];
+        local_args.extend_from_slice(args);
+        let local = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(&local_args)
+            .env_remove("CUTOVER_SERVER")
+            .output()
+            .unwrap();
+        assert!(
+            remote.status.success(),
+            "{args:?} remote: {}",
+            text(&remote.stderr)
+        );
+        assert_eq!(
+            text(&remote.stdout),
+            text(&local.stdout),
+            "{args:?}: expected the same output through the API as here"
+        );
+    }
+}

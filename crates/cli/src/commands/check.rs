@@ -62,7 +62,7 @@ pub struct CheckArgs {
     pub resolvers: Vec<String>,
     /// An authoritative address to ask (repeatable); default: every address
     /// of the zone's NS, found through the first resolver.
-    #[arg(long = "server", value_name = "IP[:PORT]")]
+    #[arg(long = "authority", value_name = "IP[:PORT]")]
     pub servers: Vec<String>,
     /// The port of the authoritative servers.
     #[arg(long, default_value_t = 53)]
@@ -108,7 +108,7 @@ struct Plan {
     expectations: Vec<Expectation>,
     /// The resolvers (the first one also finds the servers).
     resolvers: Vec<Resolver>,
-    /// The servers given with `--server`, or None to find them.
+    /// The servers given with `--authority`, or None to find them.
     servers: Option<Vec<ServerId>>,
     /// The port of the authoritative servers.
     port: u16,
@@ -128,7 +128,7 @@ struct Round {
 /// What one authoritative address said about one question.
 #[derive(Clone, Debug, Serialize)]
 struct ServerRow {
-    /// The NS name the address was found under ("(given)" for --server).
+    /// The NS name the address was found under ("(given)" for --authority).
     ns: String,
     /// The address and port asked.
     address: String,
@@ -256,7 +256,7 @@ impl Plan {
         };
         if servers.is_none() && resolvers.is_empty() {
             bail!(
-                "no resolver to find the servers of {zone} with: give --resolver or --server \
+                "no resolver to find the servers of {zone} with: give --resolver or --authority \
                  (/etc/resolv.conf lists none)"
             );
         }

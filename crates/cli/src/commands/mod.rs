@@ -55,6 +55,10 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// True when `server` came from `CUTOVER_SERVER`, not the command line
+    /// (set by `main` from clap's value source).
+    #[arg(skip)]
+    pub server_from_env: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -113,7 +117,13 @@ impl std::error::Error for Unconfirmed {}
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(server) = &cli.server {
-        return remote::run(&cli, server);
+        match remote::reach(&cli.command) {
+            remote::Reach::Remote => return remote::run(&cli, server),
+            // `check`, `verify`, `serve`…: they act from this machine by
+            // nature; an exported CUTOVER_SERVER does not concern them.
+            remote::Reach::Here if cli.server_from_env => {}
+            reach => return Err(remote::refusal(&cli, server, reach)),
+        }
     }
     match &cli.command {
         Command::Zone(command) => {

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //!  zone list ──────────────▶ GET  /api/v1/zones
+//!  zone export ────────────▶ GET  /api/v1/zones/{zone}/export
 //!  record add|set|delete ──▶ POST /api/v1/zones/{zone}/records
 //!  migrate list | show ID ─▶ GET  /api/v1/migrations[/{id}]
 //!  mail queue ─────────────▶ GET  /api/v1/mail/queue
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use cutover_api::{
-    ChangeAction, ChangeResult, ErrorBody, MailQueue, MigrationList, RecordChange, ZoneList,
+    ChangeAction, ChangeResult, ErrorBody, MailQueue, MigrationList, RecordChange, ZoneExport,
+    ZoneList,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -23,7 +25,7 @@ use serde_json::Value;
 use super::mail::MailCommand;
 use super::migrate::MigrateCommand;
 use super::record::RecordCommand;
-use super::zone::ZoneCommand;
+use super::zone::{ListedZone, ZoneCommand};
 use super::{Cli, Command};
 
 /// A client of one remote control plane.
@@ -97,22 +99,85 @@ impl Remote {
     }
 }
 
+/// Where a command can run when `--server` (or `CUTOVER_SERVER`) is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Through the API of the remote serve.
+    Remote,
+    /// Only here, by nature (it asks the network from this machine, or
+    /// needs no store): an exported `CUTOVER_SERVER` is ignored.
+    Here,
+    /// On a store, but not through the API (yet): refused rather than run
+    /// on a local store the operator did not mean.
+    StoreOnly,
+}
+
+/// Where `command` can run.
+pub fn reach(command: &Command) -> Reach {
+    match command {
+        Command::Zone(ZoneCommand::List | ZoneCommand::Export { .. })
+        | Command::Record(_)
+        | Command::Migrate(MigrateCommand::List(_) | MigrateCommand::Show(_))
+        | Command::Mail(super::mail::MailArgs {
+            command: MailCommand::Queue { .. },
+            ..
+        }) => Reach::Remote,
+        Command::Check(_)
+        | Command::Verify(_)
+        | Command::Key(_)
+        | Command::Flush(_)
+        | Command::Completions(_)
+        | Command::Manpage(_)
+        | Command::Demo
+        | Command::Serve => Reach::Here,
+        Command::Zone(_) | Command::Migrate(_) | Command::Mail(_) | Command::Token(_) => {
+            Reach::StoreOnly
+        }
+    }
+}
+
+/// The error for a command that cannot run with `--server` set, naming
+/// where the server came from and what to do.
+pub fn refusal(cli: &Cli, server: &str, reach: Reach) -> anyhow::Error {
+    let source = match cli.server_from_env {
+        true => format!("CUTOVER_SERVER is set to {server}"),
+        false => format!("--server {server} was given"),
+    };
+    let remote = "zone list, zone export, record add|set|delete, migrate list|show, mail queue";
+    match reach {
+        Reach::Here => anyhow!(
+            "{source}, but this command runs on this machine, not through the API: drop --server"
+        ),
+        _ => anyhow!(
+            "{source}, but this command does not work through the API (it does: {remote}); \
+             run it on the server's machine, or unset CUTOVER_SERVER to act on a local store"
+        ),
+    }
+}
+
 /// Runs the command through the remote serve; commands it cannot carry are refused.
 pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
     let remote = Remote::new(server, cli.token.clone());
     match &cli.command {
         Command::Zone(ZoneCommand::List) => {
             let list: ZoneList = remote.call("GET", "/zones", None)?;
-            if list.zones.is_empty() {
-                println!("no zones");
-            }
-            for zone in list.zones {
-                println!(
-                    "{:<32} serial {:<10} {:>6} records  changed {}",
-                    zone.origin, zone.serial, zone.records, zone.updated_at
-                );
-            }
+            super::zone::print_list(list.zones.into_iter().map(|zone| ListedZone {
+                origin: zone.origin,
+                serial: zone.serial,
+                records: zone.records,
+                updated_at: zone.updated_at,
+            }));
             Ok(())
+        }
+        Command::Zone(ZoneCommand::Export {
+            zone,
+            serial,
+            output,
+        }) => {
+            let query = serial.map(|s| format!("?serial={s}")).unwrap_or_default();
+            let export: ZoneExport =
+                remote.call("GET", &format!("/zones/{zone}/export{query}"), None)?;
+            super::zone::write_export(&export.text, output.as_ref())
         }
         Command::Record(command) => {
             let (zone, change) = match command {
@@ -267,6 +332,6 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
             }
             _ => bail!("with --server, `mail` supports only `queue` (use the API for the rest)"),
         },
-        _ => bail!("this command does not work through --server; run it on the server's machine"),
+        _ => Err(refusal(cli, server, Reach::StoreOnly)),
     }
 }

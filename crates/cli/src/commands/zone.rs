@@ -376,27 +376,55 @@ fn export(
             .zone(&origin)?
             .ok_or_else(|| anyhow::anyhow!("zone {origin} is not in the store"))?,
     };
-    let text = zonefile::write(&zone);
-    match output {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("cannot write {}", path.display()))?,
-        None => print!("{text}"),
-    }
-    Ok(())
+    write_export(&zonefile::write(&zone), output)
 }
 
 /// `zone list`.
 fn list(store: &Store) -> anyhow::Result<()> {
     let zones = store.zones()?;
+    print_list(zones.iter().map(|info| ListedZone {
+        origin: info.origin.to_string(),
+        serial: info.serial.0,
+        records: info.records,
+        updated_at: info.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    }));
+    Ok(())
+}
+
+/// One line of `zone list`, from the store or from the API.
+pub struct ListedZone {
+    /// The apex.
+    pub origin: String,
+    /// The current serial.
+    pub serial: u32,
+    /// How many records.
+    pub records: u64,
+    /// When it last changed (RFC 3339, to the second).
+    pub updated_at: String,
+}
+
+/// Prints `zone list`'s table: the same layout here and through `--server`.
+pub fn print_list(zones: impl Iterator<Item = ListedZone>) {
+    let mut zones = zones.peekable();
+    if zones.peek().is_none() {
+        println!("no zones in the store");
+        return;
+    }
     println!("{:<40} {:>10} {:>9}  UPDATED", "ZONE", "SERIAL", "RECORDS");
-    for info in zones {
+    for zone in zones {
         println!(
             "{:<40} {:>10} {:>9}  {}",
-            info.origin.to_string(),
-            info.serial.to_string(),
-            info.records,
-            info.updated_at
+            zone.origin, zone.serial, zone.records, zone.updated_at
         );
+    }
+}
+
+/// Writes a zone file to `output`, or to standard output.
+pub fn write_export(text: &str, output: Option<&PathBuf>) -> anyhow::Result<()> {
+    match output {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
     }
     Ok(())
 }

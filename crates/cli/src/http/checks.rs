@@ -38,7 +38,7 @@ fn check_args(request: &CheckRequest) -> Result<Vec<String>, ApiError> {
         args.push(format!("--resolver={}", plain("resolver", resolver)?));
     }
     for server in &request.servers {
-        args.push(format!("--server={}", plain("server", server)?));
+        args.push(format!("--authority={}", plain("server", server)?));
     }
     if let Some(port) = request.port {
         args.push(format!("--port={port}"));

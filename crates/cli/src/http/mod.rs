@@ -187,6 +187,7 @@ fn handler(id: RouteId, method: MethodFilter) -> MethodRouter<Control> {
         RouteId::WhoAmI => on(method, auth::whoami),
         RouteId::ZoneList => on(method, zones::list),
         RouteId::ZoneShow => on(method, zones::show),
+        RouteId::ZoneExport => on(method, zones::export),
         RouteId::ZoneVersions => on(method, zones::versions),
         RouteId::ZoneDiff => on(method, zones::diff),
         RouteId::RecordChange => on(method, zones::change),

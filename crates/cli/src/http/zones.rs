@@ -16,7 +16,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use cutover_api::{
     ChangeAction, ChangeResult, DiffView, ErrorCode, RecordChange, RecordView, VersionList,
-    VersionView, ZoneList, ZoneSummary, ZoneView,
+    VersionView, ZoneExport, ZoneList, ZoneSummary, ZoneView,
 };
 use cutover_nameserver::update::operator::{self, Action, Edit, EditError};
 use cutover_nameserver::update::Outcome;
@@ -102,6 +102,50 @@ pub async fn show(State(control): State<Control>, Path(zone): Path<String>) -> A
         origin: origin.to_string(),
         serial: zone.serial().map_or(0, |serial| serial.0),
         records: zone.records().map(|record| record_view(&record)).collect(),
+    }))
+}
+
+/// `GET /api/v1/zones/{zone}/export[?serial=S]`.
+pub async fn export(
+    State(control): State<Control>,
+    Path(zone): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<ZoneExport> {
+    let origin = zone_name(&zone)?;
+    let mut serial = None;
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("serial", value)) => serial = Some(serial_param("serial", value)?),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {pair:?} (use serial)"
+                )))
+            }
+        }
+    }
+    let store = store(&control);
+    let zone = blocking(move || {
+        let zone = match serial {
+            Some(serial) => store.zone_at(&origin, serial)?,
+            None => store.zone(&origin)?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("zone {origin} is not in the store"),
+                )
+            })?,
+        };
+        Ok(zone)
+    })
+    .await?;
+    Ok(Json(ZoneExport {
+        origin: zone.origin().to_string(),
+        serial: zone.serial().map_or(0, |serial| serial.0),
+        text: zonefile::write(&zone),
     }))
 }
 
