@@ -26,6 +26,9 @@ pub const DEFAULT_PATHS: &[&str] = &["./cutover.toml", "/etc/cutover/cutover.tom
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file this was read from (not a key of the file).
+    #[serde(skip)]
+    pub source: PathBuf,
     /// Format version of the file.
     #[serde(default = "default_version")]
     pub version: u32,
@@ -182,8 +185,9 @@ impl Config {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        let config: Config =
+        let mut config: Config =
             toml::from_str(&text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
+        config.source = path.to_owned();
         if config.version != VERSION {
             return Err(error(format!(
                 "config version {} is not supported (this cutover reads version {VERSION})",

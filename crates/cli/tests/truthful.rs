@@ -492,3 +492,70 @@ fn cutover_server_in_the_environment_does_not_break_local_commands() {
         );
     }
 }
+
+#[test]
+fn read_only_commands_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["zone", "list"][..],
+        &["zone", "show", "example.com"][..],
+        &["zone", "export", "example.com"][..],
+        &["record", "set", "example.com", "www", "A", "192.0.2.1"][..],
+        &["migrate", "list"][..],
+        &["migrate", "status"][..],
+        &["token", "list"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .current_dir(dir.path())
+            .args(args)
+            .env_remove("CUTOVER_SERVER")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: expected exit 1");
+        assert_says(
+            &format!("{args:?} without a store"),
+            &text(&out.stderr),
+            &["no store at ./cutover.db", "no config at ./cutover.toml"],
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+}
+
+#[test]
+fn help_and_man_page_say_what_the_binary_does() {
+    let help = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = text(&help.stdout);
+    assert_says(
+        "cutover --help",
+        &help,
+        &[
+            "completions",
+            "manpage",
+            "demo",
+            "A whole migration on loopback",
+        ],
+    );
+    assert!(
+        !help.contains("a zone imported, served, changed and answered"),
+        "--help still describes the old demo:\n{help}"
+    );
+    let man = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .arg("manpage")
+        .output()
+        .unwrap();
+    let man = text(&man.stdout);
+    assert_says(
+        "cutover manpage",
+        &man,
+        &[".SH \"EXIT STATUS\"", ".SH EXAMPLES", "needs \\-\\-yes"],
+    );
+    let dashboard = include_str!("../src/http/assets/index.html");
+    assert!(
+        !dashboard.contains("--at "),
+        "the dashboard offers --at; the flag is --address"
+    );
+}

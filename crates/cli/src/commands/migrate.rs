@@ -28,7 +28,7 @@ mod report;
 
 use self::report::{clock, label, print_control, print_summaries, seconds, show};
 pub use self::report::{evidence_lines, print_audit, print_step};
-use super::{open_store, Cli, Unconfirmed};
+use super::{open_store, Cli, Need, Unconfirmed};
 use crate::config::{Config, ConfigError};
 use crate::scheduler::lease::Lease;
 use crate::scheduler::Wiring;
@@ -114,7 +114,11 @@ pub struct ConfirmArgs {
 
 /// Runs one `migrate` verb.
 pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
-    let store = open_store(cli)?;
+    let need = match command {
+        MigrateCommand::Plan(_) | MigrateCommand::Start(_) => Need::Create,
+        _ => Need::Existing,
+    };
+    let store = open_store(cli, need)?;
     let path = store.path().to_path_buf();
     drop(store);
     let migrations = Migrations::open(&path)

@@ -78,7 +78,8 @@ pub enum Command {
     Key(key::KeyCommand),
     /// Run the nameserver on the zones in the store.
     Serve,
-    /// A tour on loopback: a zone imported, served, changed and answered.
+    /// A whole migration on loopback in about a minute: a site and its mail
+    /// moved to new servers, each step with its evidence.
     Demo,
     /// What every authoritative server and every cache answers for a zone.
     Check(check::CheckArgs),
@@ -87,10 +88,8 @@ pub enum Command {
     /// Empty the DNS caches on this machine and those the config names.
     Flush(flush::FlushArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    #[command(hide = true)]
     Completions(packaging::CompletionsArgs),
-    /// Print the man page (roff).
-    #[command(hide = true)]
+    /// Print the man page (roff), or write every command's page into a directory.
     Manpage(packaging::ManpageArgs),
     /// The mail relay's queue and the move controls (hold, retarget, release…).
     Mail(mail::MailArgs),
@@ -127,9 +126,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match &cli.command {
         Command::Zone(command) => {
-            zone::run_with_config(command, &open_store(&cli)?, cli.config.as_deref())
+            let need = match command {
+                zone::ZoneCommand::Import { .. } => Need::Create,
+                _ => Need::Existing,
+            };
+            zone::run_with_config(command, &open_store(&cli, need)?, cli.config.as_deref())
         }
-        Command::Record(command) => record::run(command, &open_store(&cli)?),
+        Command::Record(command) => record::run(command, &open_store(&cli, Need::Existing)?),
         Command::Demo => demo::run(),
         Command::Key(command) => key::run(command),
         Command::Check(args) => check::run(args),
@@ -139,7 +142,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Manpage(args) => packaging::manpage(args),
         Command::Mail(args) => mail::run(args, cli.config.as_deref()),
         Command::Migrate(command) => migrate::run(command, &cli),
-        Command::Token(command) => token::run(command, &store_path(&cli)?),
+        Command::Token(command) => {
+            let (path, from) = store_place(&cli)?;
+            if !matches!(command, token::TokenCommand::Create { .. }) {
+                require_store(&path, &from)?;
+            }
+            token::run(command, &path)
+        }
         Command::Serve => {
             let config = Config::find(cli.config.as_deref())?.ok_or_else(|| ConfigError {
                 path: crate::config::DEFAULT_PATHS.join(", "),
@@ -150,21 +159,56 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The store file named by `--store`, else by the config, else ./cutover.db.
-fn store_path(cli: &Cli) -> anyhow::Result<PathBuf> {
+/// The store file named by `--store`, else by the config, else
+/// ./cutover.db, and where its name came from, for messages.
+fn store_place(cli: &Cli) -> anyhow::Result<(PathBuf, String)> {
     Ok(match &cli.store {
-        Some(path) => path.clone(),
+        Some(path) => (path.clone(), "--store".to_owned()),
         None => match Config::find(cli.config.as_deref())? {
-            Some(config) => config.store,
-            None => PathBuf::from("./cutover.db"),
+            Some(config) => {
+                let from = format!("the `store` of {}", config.source.display());
+                (config.store, from)
+            }
+            None => (
+                PathBuf::from("./cutover.db"),
+                format!(
+                    "the default: no --store, and no config at {}",
+                    crate::config::DEFAULT_PATHS.join(" or ")
+                ),
+            ),
         },
     })
 }
 
-/// Opens the store named by `--store`, else by the config, else ./cutover.db.
-fn open_store(cli: &Cli) -> anyhow::Result<Store> {
-    let path = store_path(cli)?;
+/// Whether a command may create the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Only a store that exists (reading, or changing what is there).
+    Existing,
+    /// A new store is made when there is none (`zone import`, `token create`…).
+    Create,
+}
+
+/// Opens the store named by `--store`, else by the config, else
+/// ./cutover.db; with [`Need::Existing`] a missing file is an error that
+/// says where cutover looked, never a new empty store.
+fn open_store(cli: &Cli, need: Need) -> anyhow::Result<Store> {
+    let (path, from) = store_place(cli)?;
+    if need == Need::Existing {
+        require_store(&path, &from)?;
+    }
     Store::open(&path).with_context(|| format!("cannot open the store {}", path.display()))
+}
+
+/// An error unless the store file exists.
+fn require_store(path: &std::path::Path, from: &str) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "no store at {} ({from}); give --store PATH or --config FILE, or make one with `cutover zone import`",
+        path.display()
+    )
 }
 
 /// A zone's apex from the command line (always absolute).

@@ -76,14 +76,15 @@ pub enum ZoneCommand {
         /// The zone.
         zone: String,
     },
-    /// Show what changed between two versions of a zone.
+    /// Show what changed between two versions of a zone (default: the
+    /// last change; `zone show` lists the versions).
     Diff {
         /// The zone.
         zone: String,
-        /// The older serial.
-        from: u32,
-        /// The newer serial.
-        to: u32,
+        /// The older serial (default: the one the newer version was made from).
+        from: Option<u32>,
+        /// The newer serial (default: the current one).
+        to: Option<u32>,
     },
     /// Delete a zone and its history from the store.
     Delete {
@@ -156,7 +157,25 @@ pub fn run_with_config(
         ZoneCommand::Show { zone } => show(store, zone),
         ZoneCommand::Diff { zone, from, to } => {
             let origin = zone_name(zone)?;
-            let diff = store.diff(&origin, Serial(*from), Serial(*to))?;
+            let versions = store.versions(&origin)?;
+            let last = versions
+                .last()
+                .ok_or_else(|| anyhow::anyhow!("zone {origin} is not in the store"))?;
+            let to = to.map(Serial).unwrap_or(last.serial);
+            let from = match from {
+                Some(from) => Serial(*from),
+                None => versions
+                    .iter()
+                    .rev()
+                    .find(|version| version.serial == to)
+                    .and_then(|version| version.from)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{origin}: version {to} was not made from an earlier one (it created the zone); give FROM"
+                        )
+                    })?,
+            };
+            let diff = store.diff(&origin, from, to)?;
             print!("{}", header(&origin.to_string(), &diff));
             print!("{}", diff_lines(&diff));
             Ok(())
