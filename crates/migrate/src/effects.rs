@@ -110,20 +110,23 @@ impl Flusher for NoFlusher {
     }
 }
 
-/// No mail relay.
+/// No mail relay: every action fails, saying so (a migration file's
+/// `[mail]` with no relay to steer is not done by doing nothing).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoMail;
 
 impl MailControl for NoMail {
     fn hold(&self, domain: &str) -> Result<String, String> {
-        Ok(format!("no mail relay configured: {domain} not held"))
+        Err(format!("no mail relay is configured: {domain} not held"))
     }
     fn retarget(&self, domain: &str, destination: &str) -> Result<String, String> {
-        Ok(format!(
-            "no mail relay configured: {domain} not retargeted to {destination}"
+        Err(format!(
+            "no mail relay is configured: {domain} not retargeted to {destination}"
         ))
     }
     fn release(&self, domain: &str) -> Result<String, String> {
-        Ok(format!("no mail relay configured: {domain} not released"))
+        Err(format!(
+            "no mail relay is configured: {domain} not released"
+        ))
     }
 }

@@ -7,7 +7,8 @@ use jiff::Timestamp;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::db::{load, save, state_of, Migration, On, RunnerError};
-use super::{Phase, State, Summary};
+use super::events::{self, NewEvent};
+use super::{Cause, EventKind, Phase, State, Summary};
 use crate::plan::StepKind;
 
 /// An operator's command.
@@ -49,10 +50,17 @@ fn command_in(
     command: Control<'_>,
 ) -> Result<Summary, RunnerError> {
     let mut m = load(conn, path, id)?;
+    let from = m.state;
     let wrong = |operation| RunnerError::WrongState {
         id,
         state: m.state,
         operation,
+    };
+    let said = match &command {
+        Control::Pause(reason) | Control::Abort(reason) | Control::Rollback(reason) => {
+            Some(reason.to_string())
+        }
+        Control::Resume => None,
     };
     match command {
         Control::Pause(reason) => {
@@ -106,18 +114,34 @@ fn command_in(
         }
     }
     save(conn, path, &m, now)?;
+    events::append(
+        conn,
+        path,
+        id,
+        now,
+        &NewEvent {
+            cause: Cause::Operator,
+            kind: EventKind::State,
+            step_id: None,
+            step: None,
+            outcome: None,
+            from: Some(from),
+            to: Some(m.state),
+            reason: said,
+        },
+    )?;
     Ok(m.summary())
 }
 
 /// Folds into `m` an operator's command stored since this process last
 /// read or wrote the migration: abort and pause win over the runner's next
 /// state, a rollback request is kept; a final state the runner reached
-/// (done, failed) stands.
+/// (done, failed) stands. Returns the state stored before this save.
 pub(super) fn merge_operator(
     conn: &Connection,
     path: &Path,
     m: &mut Migration,
-) -> Result<(), RunnerError> {
+) -> Result<Option<State>, RunnerError> {
     let (state, rollback, reason): (String, Option<String>, Option<String>) = conn
         .query_row(
             "SELECT state, rollback, reason FROM migration WHERE id = ?1",
@@ -126,10 +150,10 @@ pub(super) fn merge_operator(
         )
         .on(path)?;
     let Some(state) = state_of(&state) else {
-        return Ok(());
+        return Ok(None);
     };
     if (state, &rollback) == (m.seen.0, &m.seen.1) || m.state.is_final() {
-        return Ok(());
+        return Ok(Some(state));
     }
     match state {
         State::Aborted => {
@@ -150,5 +174,5 @@ pub(super) fn merge_operator(
         }
         _ => {}
     }
-    Ok(())
+    Ok(Some(state))
 }

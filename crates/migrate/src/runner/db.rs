@@ -1,7 +1,18 @@
 //! The runner's tables in the store's SQLite file: `migration` (one row per
 //! migration: file, plan, state, cursor), `migration_step` (every step and
-//! attempt, started and done, with evidence) and `migration_audit` (every
-//! record change, written as an intent before it is applied).
+//! attempt, started and ended, with its outcome, reason and evidence),
+//! `migration_audit` (every record change, written as an intent before it
+//! is applied) and `migration_event` (everything that happened, appended).
+//!
+//! ```text
+//!  open ──CREATE IF NOT EXISTS (the first tables)──▶ migration_schema.version < UPGRADES.len()?
+//!        ──▶ each missing upgrade, in one IMMEDIATE transaction (a store written by an
+//!            older cutover is brought up to date in place; a second process waits, then finds it done)
+//! ```
+//!
+//! The store crate owns `PRAGMA user_version`, so the runner counts its own
+//! upgrades in `migration_schema`. Every time written here is read from the
+//! clock at the moment of writing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,10 +21,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{AuditEntry, Phase, State, StepRecord};
+use super::events::{self, NewEvent};
+use super::{AuditEntry, Cause, EventKind, Phase, State, StepOutcome, StepRecord};
+use crate::effects::Clock;
 use crate::plan::{Plan, RrsetText, StepKind};
 
-/// The tables, created when missing.
+/// The first tables, created when missing (as the first cutover wrote
+/// them: [`UPGRADES`] take them from there).
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS migration (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -59,7 +73,59 @@ CREATE TABLE IF NOT EXISTS migration_audit (
     status       TEXT NOT NULL             -- intended | applied | refused
 ) STRICT;
 CREATE INDEX IF NOT EXISTS migration_audit_by_step ON migration_audit (step_id);
+CREATE TABLE IF NOT EXISTS migration_schema (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL               -- how many of UPGRADES are applied
+) STRICT;
 "#;
+
+/// The upgrades of the runner's tables, in order; entry `i` takes them from
+/// version `i` to `i + 1`. Each runs once, in place, in one transaction.
+const UPGRADES: &[&str] = &[
+    // 1: a reason per step; the outcome words that tell waiting, retrying,
+    // done, failed and skipped apart; the append-only events, with the
+    // history already recorded carried over.
+    r#"
+    ALTER TABLE migration_step ADD COLUMN reason TEXT;
+    UPDATE migration_step SET outcome = 'done' WHERE outcome = 'ok';
+    UPDATE migration_step SET outcome = 'failed',
+        reason = json_extract(evidence, '$.conflict') || '; nothing was overwritten'
+        WHERE outcome = 'conflict';
+    -- A flush step that looked before every authority served the switch
+    -- waited; it was stored as failed.
+    UPDATE migration_step SET outcome = 'waiting',
+        reason = 'not flushing yet: the switch is not served everywhere'
+        WHERE outcome = 'failed' AND kind = 'flush_caches'
+          AND json_type(evidence, '$.waiting_for') IS NOT NULL;
+    CREATE TABLE migration_event (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        migration_id INTEGER NOT NULL REFERENCES migration(id),
+        at           INTEGER NOT NULL,     -- unix ms, read from the clock when written
+        cause        TEXT NOT NULL,        -- automatic | operator | conflict
+        kind         TEXT NOT NULL,        -- started | step | state
+        step_id      INTEGER REFERENCES migration_step(id),
+        step         TEXT,                 -- the step's kind, for step events
+        outcome      TEXT,                 -- done | skipped | waiting | retrying | failed
+        state_from   TEXT,                 -- NULL: not recorded (carried over)
+        state_to     TEXT,
+        reason       TEXT
+    ) STRICT;
+    CREATE INDEX migration_event_by_migration ON migration_event (migration_id, id);
+    CREATE TRIGGER migration_event_no_update BEFORE UPDATE ON migration_event
+        BEGIN SELECT RAISE(ABORT, 'migration events are append-only'); END;
+    CREATE TRIGGER migration_event_no_delete BEFORE DELETE ON migration_event
+        BEGIN SELECT RAISE(ABORT, 'migration events are append-only'); END;
+    -- What older stores recorded: each migration's start and every ended step.
+    INSERT INTO migration_event (migration_id, at, cause, kind, state_to, reason)
+        SELECT id, created_at, 'operator', 'started', NULL, 'from ' || file_name
+        FROM migration ORDER BY id;
+    INSERT INTO migration_event (migration_id, at, cause, kind, step_id, step, outcome, reason)
+        SELECT migration_id, done_at,
+               CASE WHEN json_type(evidence, '$.conflict') IS NOT NULL THEN 'conflict' ELSE 'automatic' END,
+               'step', id, kind, outcome, reason
+        FROM migration_step WHERE done_at IS NOT NULL ORDER BY done_at, id;
+    "#,
+];
 
 /// How long a connection waits for another writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -176,16 +242,6 @@ fn phase_of(s: &str) -> Option<Phase> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }
 
-/// A phase's stored name.
-pub(super) fn phase_str(p: Phase) -> &'static str {
-    match p {
-        Phase::Original => "original",
-        Phase::Lowered => "lowered",
-        Phase::Switched => "switched",
-        Phase::Restored => "restored",
-    }
-}
-
 /// A step kind's stored name.
 pub(super) fn kind_str(k: StepKind) -> &'static str {
     match k {
@@ -210,13 +266,60 @@ pub(super) fn open(path: &Path) -> Result<Connection, RunnerError> {
         .on(path)?;
     conn.pragma_update(None, "synchronous", "FULL").on(path)?;
     conn.pragma_update(None, "foreign_keys", "ON").on(path)?;
-    conn.execute_batch(SCHEMA).on(path)?;
+    let mut conn = conn;
+    upgrade(&mut conn, path)?;
     Ok(conn)
 }
 
-/// Stores a new migration.
+/// Creates the tables when missing and applies the upgrades the file lacks,
+/// in one transaction; a file upgraded by a newer cutover is refused.
+fn upgrade(conn: &mut Connection, path: &Path) -> Result<(), RunnerError> {
+    let current = |conn: &Connection| -> rusqlite::Result<Option<i64>> {
+        conn.query_row(
+            "SELECT version FROM migration_schema WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+    };
+    let supported = UPGRADES.len() as i64;
+    // Most opens find everything in place: no write, no lock.
+    let in_place = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE name = 'migration_schema'")
+        .and_then(|mut s| s.exists([]))
+        .on(path)?
+        && current(conn).on(path)? == Some(supported);
+    if in_place {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .on(path)?;
+    tx.execute_batch(SCHEMA).on(path)?;
+    let found = current(&tx).on(path)?.unwrap_or(0);
+    if found > supported {
+        return Err(RunnerError::Corrupt {
+            id: 0,
+            reason: format!(
+                "the migration tables are at version {found}, this cutover knows {supported}: written by a newer cutover"
+            ),
+        });
+    }
+    for sql in &UPGRADES[usize::try_from(found).unwrap_or(0)..] {
+        tx.execute_batch(sql).on(path)?;
+    }
+    tx.execute(
+        "INSERT INTO migration_schema (id, version) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        [supported],
+    )
+    .on(path)?;
+    tx.commit().on(path)
+}
+
+/// Stores a new migration, and its start as its first event.
 pub(super) fn insert(
-    conn: &Connection,
+    conn: &mut Connection,
     path: &Path,
     file_name: &str,
     file_text: &str,
@@ -227,14 +330,35 @@ pub(super) fn insert(
         id: 0,
         reason: e.to_string(),
     })?;
-    conn.execute(
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .on(path)?;
+    tx.execute(
         "INSERT INTO migration (zone, file_name, file_text, plan, state, phase, cursor, attempts,
              last_done_at, last_try_at, rollback, reason, low_ttl, serials, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, 'planned', 'original', 0, 0, NULL, NULL, NULL, NULL, ?5, '{}', ?6, ?6)",
         params![plan.zone, file_name, file_text, plan_json, plan.low_ttl, ms(now)],
     )
     .on(path)?;
-    Ok(conn.last_insert_rowid())
+    let id = tx.last_insert_rowid();
+    events::append(
+        &tx,
+        path,
+        id,
+        now,
+        &NewEvent {
+            cause: Cause::Operator,
+            kind: EventKind::Started,
+            step_id: None,
+            step: None,
+            outcome: None,
+            from: None,
+            to: Some(State::Planned),
+            reason: Some(format!("from {file_name}")),
+        },
+    )?;
+    tx.commit().on(path)?;
+    Ok(id)
 }
 
 /// Every migration id, oldest first.
@@ -324,7 +448,7 @@ pub(super) fn save(
         params![
             m.id,
             m.state.as_str(),
-            phase_str(m.phase),
+            m.phase.as_str(),
             m.cursor as i64,
             m.attempts,
             m.last_done_at.map(ms),
@@ -348,7 +472,7 @@ pub(super) fn steps(
 ) -> Result<Vec<StepRecord>, RunnerError> {
     let mut stmt = conn
         .prepare(
-            "SELECT id, kind, attempt, started_at, done_at, outcome, evidence
+            "SELECT id, kind, attempt, started_at, done_at, outcome, evidence, reason, position
              FROM migration_step WHERE migration_id = ?1 ORDER BY id",
         )
         .on(path)?;
@@ -357,15 +481,22 @@ pub(super) fn steps(
 }
 
 /// A step row (`id, kind, attempt, started_at, done_at, outcome,
-/// evidence`) as a record.
+/// evidence, reason, position`) as a record.
 fn step_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StepRecord> {
     Ok(StepRecord {
         id: r.get(0)?,
         kind: r.get(1)?,
+        position: r
+            .get::<_, Option<i64>>(8)?
+            .and_then(|p| usize::try_from(p).ok()),
         attempt: r.get(2)?,
         started_at: ts(r.get(3)?),
         done_at: r.get::<_, Option<i64>>(4)?.map(ts),
-        outcome: r.get(5)?,
+        outcome: r
+            .get::<_, Option<String>>(5)?
+            .as_deref()
+            .and_then(StepOutcome::parse),
+        reason: r.get(7)?,
         evidence: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or(serde_json::Value::Null),
     })
 }
@@ -377,7 +508,8 @@ pub(super) fn step(
     step_id: i64,
 ) -> Result<StepRecord, RunnerError> {
     conn.query_row(
-        "SELECT id, kind, attempt, started_at, done_at, outcome, evidence FROM migration_step WHERE id = ?1",
+        "SELECT id, kind, attempt, started_at, done_at, outcome, evidence, reason, position
+         FROM migration_step WHERE id = ?1",
         [step_id],
         step_record,
     )
@@ -414,7 +546,8 @@ pub(super) struct Intent {
 }
 
 /// Records a step as started (and its record changes as intents) in one
-/// transaction; returns the step row id.
+/// transaction, stamped with the clock's time as it is written; returns
+/// the step row id.
 pub(super) fn begin(
     conn: &mut Connection,
     path: &Path,
@@ -422,11 +555,12 @@ pub(super) fn begin(
     kind: &str,
     position: Option<usize>,
     intents: &[Intent],
-    now: Timestamp,
+    clock: &dyn Clock,
 ) -> Result<i64, RunnerError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .on(path)?;
+    let now = clock.now();
     tx.execute(
         "INSERT INTO migration_step (migration_id, kind, position, attempt, started_at, evidence)
          VALUES (?1, ?2, ?3, ?4, ?5, '{}')",
@@ -460,78 +594,207 @@ pub(super) fn begin(
     Ok(step_id)
 }
 
-/// How a step ended, as [`finish`] records it.
+/// Which of the migration's times an ending stamps with its own time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stamp {
+    /// `last_done_at`: the step is done; the next wait counts from now.
+    Done,
+    /// `last_try_at`: an attempt that is tried again after the interval.
+    Try,
+    /// Neither (the caller has set what it needs).
+    Nothing,
+}
+
+/// How a step attempt ended, as [`finish`] and [`note`] record it.
 pub(super) struct Ending<'a> {
     /// The step row.
     pub step_id: i64,
-    /// "ok", "failed", "conflict".
-    pub outcome: &'a str,
+    /// How it ended.
+    pub outcome: StepOutcome,
+    /// Why, in words.
+    pub reason: Option<String>,
     /// What it saw and did.
     pub evidence: &'a serde_json::Value,
     /// What the step's audit intents become ("applied", "refused"), if any.
     pub audit: Option<&'a str>,
+    /// Who or what caused the ending.
+    pub cause: Cause,
+    /// Which time of the migration the ending stamps.
+    pub stamp: Stamp,
 }
 
-/// Records a step as finished and saves the migration, in one transaction.
+/// Records a step as ended and saves the migration, with the step's event
+/// (and the change of state it brought), in one transaction stamped with
+/// the clock's time as it is written.
 pub(super) fn finish(
     conn: &mut Connection,
     path: &Path,
     m: &mut Migration,
     ending: Ending<'_>,
-    now: Timestamp,
+    clock: &dyn Clock,
 ) -> Result<(), RunnerError> {
-    let Ending {
-        step_id,
-        outcome,
-        evidence,
-        audit: audit_status,
-    } = ending;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .on(path)?;
+    let now = clock.now();
     tx.execute(
-        "UPDATE migration_step SET done_at = ?2, outcome = ?3, evidence = ?4 WHERE id = ?1",
-        params![step_id, ms(now), outcome, evidence.to_string()],
+        "UPDATE migration_step SET done_at = ?2, outcome = ?3, reason = ?4, evidence = ?5 WHERE id = ?1",
+        params![
+            ending.step_id,
+            ms(now),
+            ending.outcome.as_str(),
+            ending.reason,
+            ending.evidence.to_string()
+        ],
     )
     .on(path)?;
-    if let Some(status) = audit_status {
+    if let Some(status) = ending.audit {
         let applied = (status == "applied").then_some(ms(now));
         tx.execute(
             "UPDATE migration_audit SET status = ?2, applied_at = ?3 WHERE step_id = ?1 AND status = 'intended'",
-            params![step_id, status, applied],
+            params![ending.step_id, status, applied],
         )
         .on(path)?;
     }
-    commit_merged(tx, path, m, now)
+    stamp(m, ending.stamp, now);
+    commit_merged(tx, path, m, now, Some(&ending))
+}
+
+/// Records how an attempt of a step that stays open ended (a provider that
+/// could not be reached, or refused: the step is redone from its intents
+/// later) and saves the migration, with the event, in one transaction.
+pub(super) fn note(
+    conn: &mut Connection,
+    path: &Path,
+    m: &mut Migration,
+    ending: Ending<'_>,
+    clock: &dyn Clock,
+) -> Result<(), RunnerError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .on(path)?;
+    let now = clock.now();
+    tx.execute(
+        "UPDATE migration_step SET outcome = ?2, reason = ?3, evidence = ?4 WHERE id = ?1",
+        params![
+            ending.step_id,
+            ending.outcome.as_str(),
+            ending.reason,
+            ending.evidence.to_string()
+        ],
+    )
+    .on(path)?;
+    stamp(m, ending.stamp, now);
+    commit_merged(tx, path, m, now, Some(&ending))
+}
+
+/// Sets the migration's time that `which` names to `now`.
+fn stamp(m: &mut Migration, which: Stamp, now: Timestamp) {
+    match which {
+        Stamp::Done => m.last_done_at = Some(now),
+        Stamp::Try => m.last_try_at = Some(now),
+        Stamp::Nothing => {}
+    }
 }
 
 /// Saves the runner's changes to a migration in one transaction, keeping
-/// an operator's pause, abort or rollback that arrived meanwhile.
+/// an operator's pause, abort or rollback that arrived meanwhile, with an
+/// event when its state changed (`cause`: what changed it).
 pub(super) fn update(
     conn: &mut Connection,
     path: &Path,
     m: &mut Migration,
-    now: Timestamp,
+    cause: Cause,
+    clock: &dyn Clock,
 ) -> Result<(), RunnerError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .on(path)?;
-    commit_merged(tx, path, m, now)
+    let now = clock.now();
+    let ending = None::<&Ending<'_>>;
+    commit_merged_by(tx, path, m, now, ending, cause)
 }
 
 /// Saves the migration in `tx`, keeping an operator's pause, abort or
-/// rollback that arrived meanwhile, and commits.
+/// rollback that arrived meanwhile, appends the events, and commits.
 fn commit_merged(
     tx: Transaction<'_>,
     path: &Path,
     m: &mut Migration,
     now: Timestamp,
+    ending: Option<&Ending<'_>>,
 ) -> Result<(), RunnerError> {
-    super::control::merge_operator(&tx, path, m)?;
+    let cause = ending.map_or(Cause::Automatic, |e| e.cause);
+    commit_merged_by(tx, path, m, now, ending, cause)
+}
+
+/// [`commit_merged`] with the cause of a change of state given.
+fn commit_merged_by(
+    tx: Transaction<'_>,
+    path: &Path,
+    m: &mut Migration,
+    now: Timestamp,
+    ending: Option<&Ending<'_>>,
+    cause: Cause,
+) -> Result<(), RunnerError> {
+    let stored = super::control::merge_operator(&tx, path, m)?;
     save(&tx, path, m, now)?;
+    if let Some(ending) = ending {
+        events::append(
+            &tx,
+            path,
+            m.id,
+            now,
+            &NewEvent {
+                cause: ending.cause,
+                kind: EventKind::Step,
+                step_id: Some(ending.step_id),
+                step: Some(step_kind(&tx, path, ending.step_id)?),
+                outcome: Some(ending.outcome),
+                from: stored,
+                to: Some(m.state),
+                reason: ending.reason.clone(),
+            },
+        )?;
+    }
+    // A change of state the runner made: every one when no step ended; after
+    // a step, the ones that need the operator's eye (the step's event already
+    // says where the migration went).
+    let notable = matches!(
+        m.state,
+        State::Paused | State::RollingBack | State::RolledBack | State::Done | State::Failed
+    );
+    if stored != Some(m.state) && (ending.is_none() || notable) {
+        events::append(
+            &tx,
+            path,
+            m.id,
+            now,
+            &NewEvent {
+                cause,
+                kind: EventKind::State,
+                step_id: ending.map(|e| e.step_id),
+                step: None,
+                outcome: None,
+                from: stored,
+                to: Some(m.state),
+                reason: m.reason.clone().filter(|_| m.state != State::Done),
+            },
+        )?;
+    }
     tx.commit().on(path)?;
     m.seen = (m.state, m.rollback.clone());
     Ok(())
+}
+
+/// The kind of a step row.
+fn step_kind(conn: &Connection, path: &Path, step_id: i64) -> Result<String, RunnerError> {
+    conn.query_row(
+        "SELECT kind FROM migration_step WHERE id = ?1",
+        [step_id],
+        |r| r.get(0),
+    )
+    .on(path)
 }
 
 /// The audit log of a migration.

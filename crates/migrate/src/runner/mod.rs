@@ -13,8 +13,9 @@
 //!   provider Conflict    ─▶ Failed: someone else changed a record; nothing was overwritten
 //! ```
 //!
-//! Every step is recorded before it runs (`started`) and after (`done`,
-//! with the evidence of what it saw and did, as JSON). A step that changes
+//! Every step is recorded before it runs (`started`) and after (its
+//! outcome: done, skipped, waiting, retrying or failed, with the reason in
+//! words and the evidence of what it saw and did, as JSON). A step that changes
 //! records first writes an audit row per RRset (old and new) as an intent,
 //! in the same transaction as its `started` mark; then applies the change
 //! through the provider (conditional on the old RRset, and idempotent);
@@ -25,9 +26,17 @@
 //! Waits are counted from when the previous step was actually done (and
 //! never before the plan's time), so a late or paused runner never
 //! shortens a safety wait.
+//!
+//! What happened is kept apart from where things stand: every change of
+//! state and every ending of a step attempt is appended to the migration's
+//! events (`migration_event`, which the store refuses to update or delete),
+//! with its time, its cause (automatic, the operator, a conflict) and the
+//! step whose evidence it rests on. Each time is read from the clock at the
+//! moment it is written.
 
 mod control;
 mod db;
+mod events;
 mod steps;
 mod verify;
 mod view;
@@ -94,6 +103,80 @@ pub enum Phase {
     Restored,
 }
 
+/// How one attempt of a step ended: the words every output uses (text,
+/// JSON, the dashboard, the metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// It did what it does; the migration went on.
+    Done,
+    /// It had nothing to do (no caches listed, no checks, nothing to
+    /// change); the migration went on.
+    Skipped,
+    /// It looked and must wait before it acts (caches are flushed only once
+    /// every authority serves the switch); it looks again after the
+    /// interval. Nothing failed.
+    Waiting,
+    /// This attempt failed; the step is tried again after the interval.
+    Retrying,
+    /// It failed and is not tried again by itself: the migration paused,
+    /// rolls back, or stopped.
+    Failed,
+}
+
+/// Who or what caused an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The runner, by the plan and what it saw.
+    Automatic,
+    /// An operator's command (the CLI or the API).
+    Operator,
+    /// Someone else changed a record the migration was about to change.
+    Conflict,
+}
+
+/// What kind of thing an event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The migration was stored.
+    Started,
+    /// An attempt of a step ended (or, for a provider that could not be
+    /// reached or refused, stopped with the step left open to be redone).
+    Step,
+    /// The migration's state changed.
+    State,
+}
+
+/// One thing that happened to a migration, as it happened. Events are only
+/// ever appended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Row id: events are in the order they happened.
+    pub id: i64,
+    /// When.
+    pub at: Timestamp,
+    /// Who or what caused it.
+    pub cause: Cause,
+    /// What it records.
+    pub kind: EventKind,
+    /// The step row whose evidence it rests on, if any.
+    pub step_id: Option<i64>,
+    /// The step ("switch", "revert", …), for step events.
+    pub step: Option<String>,
+    /// How the step attempt ended, for step events.
+    pub outcome: Option<StepOutcome>,
+    /// The state before (`None`: not recorded).
+    pub from: Option<State>,
+    /// The state after (`None`: not recorded).
+    pub to: Option<State>,
+    /// Why, in words.
+    pub reason: Option<String>,
+    /// The whole event in words ("paused by the operator: lunch").
+    pub text: String,
+}
+
 /// The effects a tick may use.
 pub struct Effects<'a> {
     /// Where the zone's records live.
@@ -140,19 +223,38 @@ pub struct StepRecord {
     pub id: i64,
     /// The step ("lower_ttls", …, "revert", "restore_original").
     pub kind: String,
+    /// The planned step's index (`None`: a rollback step).
+    pub position: Option<usize>,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// When it started.
     pub started_at: Timestamp,
-    /// When it finished (`None`: running, or interrupted by a crash).
+    /// When it ended (`None`: still open: running, interrupted by a crash,
+    /// or left open to be redone after a provider error).
     pub done_at: Option<Timestamp>,
-    /// "ok", "failed", "conflict", "error" once finished.
-    pub outcome: Option<String>,
+    /// How it ended (`None`: it has not, yet).
+    pub outcome: Option<StepOutcome>,
+    /// Why, in words (what it waits for, what failed, why nothing was done).
+    pub reason: Option<String>,
     /// What it saw and did.
     pub evidence: serde_json::Value,
 }
 
-/// Where a planned step stands, for `show`.
+/// The last attempt of a step: when it ended, how, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// How it ended.
+    pub outcome: StepOutcome,
+    /// When (for an attempt left open, when it stopped).
+    pub at: Timestamp,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Why, in words.
+    pub reason: Option<String>,
+}
+
+/// Where a planned step stands, for `show`: read from what was recorded,
+/// so a step that ran shows when, even after a rollback undid it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum StepStatus {
@@ -161,18 +263,34 @@ pub enum StepStatus {
         /// When.
         at: Timestamp,
     },
-    /// The next step; due at this time (`None`: paused or stopped).
+    /// Ran with nothing to do (or, with no time, no record of it is left).
+    Skipped {
+        /// When (`None`: no record).
+        at: Option<Timestamp>,
+        /// Why nothing was done.
+        reason: Option<String>,
+    },
+    /// The next step; due at this time (`None`: paused, waiting for the operator).
     Next {
         /// When.
         due: Option<Timestamp>,
+        /// Its last attempt, when it waits or is retried.
+        last: Option<Attempt>,
     },
     /// Later; planned for this time.
     Pending {
         /// When.
         at: Timestamp,
     },
-    /// Will not run (aborted, failed, rolled back).
-    Skipped,
+    /// Its last attempt failed and the migration stopped or turned back.
+    Failed {
+        /// When.
+        at: Timestamp,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Will not run: the migration stopped (aborted, failed, rolled back) before it.
+    NotRun,
 }
 
 /// One planned step with where it stands.
@@ -201,6 +319,8 @@ pub struct Detail {
     pub timeline: Vec<TimelineEntry>,
     /// Every recorded step and attempt, in order.
     pub steps: Vec<StepRecord>,
+    /// Everything that happened, in order.
+    pub events: Vec<Event>,
 }
 
 /// One record change in the audit log.
@@ -251,7 +371,104 @@ pub struct Migrations {
     path: std::path::PathBuf,
 }
 
+impl StepOutcome {
+    /// Every outcome, in the order of the type.
+    pub const ALL: [StepOutcome; 5] = [
+        StepOutcome::Done,
+        StepOutcome::Skipped,
+        StepOutcome::Waiting,
+        StepOutcome::Retrying,
+        StepOutcome::Failed,
+    ];
+
+    /// The name stored and shown ("retrying").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Done => "done",
+            StepOutcome::Skipped => "skipped",
+            StepOutcome::Waiting => "waiting",
+            StepOutcome::Retrying => "retrying",
+            StepOutcome::Failed => "failed",
+        }
+    }
+
+    /// The outcome a stored name stands for.
+    pub fn parse(text: &str) -> Option<StepOutcome> {
+        StepOutcome::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
+    /// True when the migration went past the step.
+    pub fn advanced(self) -> bool {
+        matches!(self, StepOutcome::Done | StepOutcome::Skipped)
+    }
+}
+
+impl std::fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Cause {
+    /// The name stored and shown ("operator").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Automatic => "automatic",
+            Cause::Operator => "operator",
+            Cause::Conflict => "conflict",
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Phase {
+    /// The name stored and shown ("lowered").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Original => "original",
+            Phase::Lowered => "lowered",
+            Phase::Switched => "switched",
+            Phase::Restored => "restored",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl State {
+    /// Every state, in the order of the type.
+    pub const ALL: [State; 15] = [
+        State::Planned,
+        State::Lowering,
+        State::Waiting,
+        State::VerifyingNew,
+        State::Switching,
+        State::Flushing,
+        State::Verifying,
+        State::Observing,
+        State::Restoring,
+        State::Done,
+        State::Paused,
+        State::RollingBack,
+        State::RolledBack,
+        State::Aborted,
+        State::Failed,
+    ];
+
+    /// True when the runner has steps to run by itself in this state.
+    pub fn runs_by_itself(self) -> bool {
+        !(self.is_final() || matches!(self, State::Paused | State::RolledBack))
+    }
+
     /// True when nothing will happen any more.
     pub fn is_final(self) -> bool {
         matches!(self, State::Done | State::Aborted | State::Failed)
@@ -299,6 +516,14 @@ impl std::fmt::Display for State {
     }
 }
 
+/// A step's stored name, kept beside the runner that stores it.
+impl StepKind {
+    /// The name stored and shown ("lower_ttls").
+    pub fn as_str(self) -> &'static str {
+        db::kind_str(self)
+    }
+}
+
 impl Migrations {
     /// Opens the migration tables in the store file at `path` (creating
     /// them if missing), on a connection of its own (WAL, synchronous=FULL).
@@ -323,7 +548,14 @@ impl Migrations {
         plan: &Plan,
         now: Timestamp,
     ) -> Result<i64, RunnerError> {
-        db::insert(&self.conn(), &self.path, file_name, file_text, plan, now)
+        db::insert(
+            &mut self.conn(),
+            &self.path,
+            file_name,
+            file_text,
+            plan,
+            now,
+        )
     }
 
     /// Every migration, newest first.
@@ -354,12 +586,26 @@ impl Migrations {
         Ok(db::load(&self.conn(), &self.path, id)?.summary())
     }
 
-    /// One migration: plan, timeline, recorded steps.
+    /// One migration: plan, timeline, recorded steps, events.
     pub fn show(&self, id: i64) -> Result<Detail, RunnerError> {
         let conn = self.conn();
         let m = db::load(&conn, &self.path, id)?;
         let steps = db::steps(&conn, &self.path, id)?;
-        Ok(m.detail(steps))
+        let events = events::of(&conn, &self.path, id)?;
+        Ok(m.detail(steps, events))
+    }
+
+    /// Everything that happened to one migration, in order.
+    pub fn events(&self, id: i64) -> Result<Vec<Event>, RunnerError> {
+        let conn = self.conn();
+        db::load(&conn, &self.path, id)?;
+        events::of(&conn, &self.path, id)
+    }
+
+    /// How many step attempts ended with each outcome, by step, over every
+    /// migration in the store (from the events, so the counts only grow).
+    pub fn step_counts(&self) -> Result<Vec<(String, StepOutcome, u64)>, RunnerError> {
+        events::step_counts(&self.conn(), &self.path)
     }
 
     /// The migration file text it was started with.

@@ -5,6 +5,11 @@
 //!  tick ──▶ load ──due?──▶ rollback pending? ──▶ revert / restore_original
 //!                   │                   no ──▶ the planned step at the cursor
 //!                   └── repeat while the next step is due now
+//!
+//!  a step that looks ──▶ done | skipped (nothing to do)       ──▶ the next step
+//!                    ──▶ waiting (flush: the switch is not served everywhere yet)
+//!                    ──▶ retrying (try n of `tries`)           ──▶ again after `interval`
+//!                    ──▶ failed (the last try)                 ──▶ paused, or rolled back after the switch
 //! ```
 
 use std::collections::BTreeMap;
@@ -12,24 +17,25 @@ use std::path::Path;
 
 use cutover_provider::{Change, ProviderError};
 use cutover_zone::{Name, RecordType, Rrset, Serial};
-use jiff::Timestamp;
 use rusqlite::Connection;
 use serde_json::json;
 
-use super::db::{self, kind_str, Ending, Intent, Migration, RunnerError};
+use super::db::{self, kind_str, Ending, Intent, Migration, RunnerError, Stamp};
 use super::verify::{judge_switch, pinned_checks, served_floor};
-use super::{Effects, Phase, State, StepRecord, TickReport};
+use super::{Cause, Effects, Phase, State, StepOutcome, StepRecord, TickReport};
 use crate::observe::{CheckResult, Survey};
 use crate::plan::{Plan, PlanError, RrsetText, StepKind};
 
 /// At most this many steps run in one tick (a guard against a loop).
 const MAX_STEPS_PER_TICK: usize = 64;
 
-/// What a step came to.
-enum Outcome {
-    /// Done; go on.
-    Ok(serde_json::Value),
-    /// Failed this attempt; maybe try again.
+/// What a step that only looks came to.
+enum Looked {
+    /// Went past it: done, or skipped with nothing to do (and why).
+    Past(StepOutcome, serde_json::Value, Option<String>),
+    /// Must wait before it acts (why); looks again after the interval.
+    Wait(serde_json::Value, String),
+    /// Failed this attempt (why); maybe tried again.
     Failed(serde_json::Value, String),
 }
 
@@ -106,12 +112,11 @@ fn record(conn: &Connection, path: &Path, step_id: i64) -> Result<StepRecord, Ru
     db::step(conn, path, step_id)
 }
 
-/// Moves the cursor past a finished step.
-fn advance(m: &mut Migration, now: Timestamp) {
+/// Moves the cursor past a finished step (its ending stamps `last_done_at`).
+fn advance(m: &mut Migration) {
     m.cursor += 1;
     m.attempts = 0;
     m.last_try_at = None;
-    m.last_done_at = Some(now);
     m.reason = None;
     m.state = match m.plan.steps.get(m.cursor) {
         Some(step) => State::before(step.kind),
@@ -128,13 +133,12 @@ fn forward_step(
 ) -> Result<Option<StepRecord>, RunnerError> {
     let Some(step) = m.plan.steps.get(m.cursor).cloned() else {
         m.state = State::Done;
-        db::update(conn, path, &mut m, fx.clock.now())?;
+        db::update(conn, path, &mut m, Cause::Automatic, fx.clock)?;
         return Ok(None);
     };
-    let now = fx.clock.now();
     if m.state != State::before(step.kind) {
         m.state = State::before(step.kind);
-        db::update(conn, path, &mut m, now)?;
+        db::update(conn, path, &mut m, Cause::Automatic, fx.clock)?;
         if !m.runs_by_itself() {
             // An operator paused or aborted it just now.
             return Ok(None);
@@ -144,7 +148,7 @@ fn forward_step(
     match step.kind {
         StepKind::LowerTtls => {
             let r = change_records(conn, path, &mut m, fx, kind, Phase::Lowered)?;
-            if let Some(evidence) = r.applied {
+            if let Some((outcome, evidence)) = r.applied {
                 // A TTL floor: the servers keep more than the low TTL asked.
                 let survey = fx
                     .checks
@@ -159,76 +163,89 @@ fn forward_step(
                     evidence["ttl_floor"] = json!(t);
                 }
                 evidence["survey"] = json!(survey);
-                finish_moved(
-                    conn,
-                    path,
-                    &mut m,
-                    r.step_id,
-                    &evidence,
-                    Phase::Lowered,
-                    now,
-                )?;
+                let reason = moved_reason(outcome, &evidence, m.low_ttl);
+                let moved = Moved {
+                    step_id: r.step_id,
+                    outcome,
+                    reason,
+                    to: Phase::Lowered,
+                };
+                finish_moved(conn, path, &mut m, moved, &evidence, fx)?;
             }
             record(conn, path, r.step_id).map(Some)
         }
         StepKind::Switch => {
             let mut mail = Vec::new();
             if let Some(mv) = &m.plan.mail {
-                mail.push(json!({"hold": fx.mail.hold(&mv.domain)}));
+                mail.push(mail_evidence(
+                    "hold",
+                    &mv.domain,
+                    None,
+                    fx.mail.hold(&mv.domain),
+                ));
             }
             let r = change_records(conn, path, &mut m, fx, kind, Phase::Switched)?;
-            if let Some(mut evidence) = r.applied {
+            if let Some((outcome, mut evidence)) = r.applied {
                 if let Some(mv) = &m.plan.mail {
-                    mail.push(json!({"retarget": fx.mail.retarget(&mv.domain, &mv.to)}));
+                    mail.push(mail_evidence(
+                        "retarget",
+                        &mv.domain,
+                        Some(&mv.to),
+                        fx.mail.retarget(&mv.domain, &mv.to),
+                    ));
                 }
                 if !mail.is_empty() {
                     evidence["mail"] = json!(mail);
                 }
-                finish_moved(
-                    conn,
-                    path,
-                    &mut m,
-                    r.step_id,
-                    &evidence,
-                    Phase::Switched,
-                    now,
-                )?;
+                let reason = moved_reason(outcome, &evidence, m.low_ttl);
+                let moved = Moved {
+                    step_id: r.step_id,
+                    outcome,
+                    reason,
+                    to: Phase::Switched,
+                };
+                finish_moved(conn, path, &mut m, moved, &evidence, fx)?;
             }
             record(conn, path, r.step_id).map(Some)
         }
         StepKind::RestoreTtls => {
             let r = change_records(conn, path, &mut m, fx, kind, Phase::Restored)?;
-            if let Some(evidence) = r.applied {
-                finish_moved(
-                    conn,
-                    path,
-                    &mut m,
-                    r.step_id,
-                    &evidence,
-                    Phase::Restored,
-                    now,
-                )?;
+            if let Some((outcome, evidence)) = r.applied {
+                let reason = moved_reason(outcome, &evidence, m.low_ttl);
+                let moved = Moved {
+                    step_id: r.step_id,
+                    outcome,
+                    reason,
+                    to: Phase::Restored,
+                };
+                finish_moved(conn, path, &mut m, moved, &evidence, fx)?;
             }
             record(conn, path, r.step_id).map(Some)
         }
         _ => {
             let step_id = match db::unfinished(conn, path, m.id, kind)? {
                 Some(id) => id,
-                None => db::begin(conn, path, &m, kind, Some(m.cursor), &[], now)?,
+                None => db::begin(conn, path, &m, kind, Some(m.cursor), &[], fx.clock)?,
             };
-            let outcome = run_check_step(step.kind, &mut m, fx)?;
-            let now = fx.clock.now();
-            match outcome {
-                Outcome::Ok(evidence) => {
-                    advance(&mut m, now);
-                    finish_checked(conn, path, &mut m, step_id, "ok", &evidence, now)?;
+            let looked = run_check_step(step.kind, &mut m, fx)?;
+            let tries = m.plan.verify.tries.max(1);
+            let ending = match looked {
+                Looked::Past(outcome, evidence, reason) => {
+                    advance(&mut m);
+                    (outcome, evidence, reason, Stamp::Done)
                 }
-                Outcome::Failed(evidence, why) => {
+                Looked::Wait(evidence, why) => {
                     m.attempts += 1;
-                    m.last_try_at = Some(now);
-                    let tries = m.plan.verify.tries.max(1);
-                    m.reason = Some(format!("{why} (try {} of {tries})", m.attempts));
-                    if m.attempts >= tries {
+                    m.reason = Some(why.clone());
+                    (StepOutcome::Waiting, evidence, Some(why), Stamp::Try)
+                }
+                Looked::Failed(evidence, why) => {
+                    m.attempts += 1;
+                    let tried = format!("{why} (try {} of {tries})", m.attempts);
+                    m.reason = Some(tried.clone());
+                    if m.attempts < tries {
+                        (StepOutcome::Retrying, evidence, Some(tried), Stamp::Try)
+                    } else {
                         match step.kind {
                             StepKind::VerifySwitch | StepKind::Observe => {
                                 m.rollback = Some("auto".into());
@@ -248,13 +265,92 @@ fn forward_step(
                                 ));
                             }
                         }
+                        (StepOutcome::Failed, evidence, Some(tried), Stamp::Nothing)
                     }
-                    finish_checked(conn, path, &mut m, step_id, "failed", &evidence, now)?;
                 }
-            }
+            };
+            let (outcome, evidence, reason, stamp) = ending;
+            let ending = Ending {
+                step_id,
+                outcome,
+                reason,
+                evidence: &evidence,
+                audit: None,
+                cause: Cause::Automatic,
+                stamp,
+            };
+            db::finish(conn, path, &mut m, ending, fx.clock)?;
             record(conn, path, step_id).map(Some)
         }
     }
+}
+
+/// A mail action's result as evidence: `{action, domain, to?, ok, detail}`.
+fn mail_evidence(
+    action: &str,
+    domain: &str,
+    to: Option<&str>,
+    result: Result<String, String>,
+) -> serde_json::Value {
+    let (ok, detail) = match result {
+        Ok(said) => (true, said),
+        Err(said) => (false, said),
+    };
+    let mut out = json!({"action": action, "domain": domain, "ok": ok, "detail": detail});
+    if let Some(to) = to {
+        out["to"] = json!(to);
+    }
+    out
+}
+
+/// The mail actions that failed, in words ("mail: hold example.com failed: …").
+fn mail_failures(evidence: &serde_json::Value) -> Vec<String> {
+    evidence["mail"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["ok"] == json!(false))
+        .map(|a| {
+            format!(
+                "mail: {} {} failed: {}",
+                a["action"].as_str().unwrap_or("action"),
+                a["domain"].as_str().unwrap_or(""),
+                a["detail"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Why a record-changing step ended as it did, in words: what it changed,
+/// or why nothing; and any mail action that failed.
+fn moved_reason(
+    outcome: StepOutcome,
+    evidence: &serde_json::Value,
+    low_ttl: u32,
+) -> Option<String> {
+    let mut said = Vec::new();
+    if outcome == StepOutcome::Skipped {
+        said.push("nothing to change: the records already hold these values".to_string());
+    }
+    if let Some(floor) = evidence["ttl_floor"].as_u64() {
+        said.push(format!(
+            "the servers keep a TTL of at least {floor}s: waits use {low_ttl}s"
+        ));
+    }
+    said.extend(mail_failures(evidence));
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// A record-changing step that applied, as [`finish_moved`] records it.
+struct Moved {
+    /// The step row.
+    step_id: i64,
+    /// Done, or skipped when there was nothing to change.
+    outcome: StepOutcome,
+    /// Why, in words.
+    reason: Option<String>,
+    /// The phase the records are in now.
+    to: Phase,
 }
 
 /// Finishes a record-changing step that applied: the migration moves to
@@ -263,61 +359,33 @@ fn finish_moved(
     conn: &mut Connection,
     path: &Path,
     m: &mut Migration,
-    step_id: i64,
+    moved: Moved,
     evidence: &serde_json::Value,
-    to: Phase,
-    now: Timestamp,
+    fx: &Effects<'_>,
 ) -> Result<(), RunnerError> {
-    m.phase = to;
-    advance(m, now);
-    finish_applied(conn, path, m, step_id, evidence, now)
-}
-
-/// Records a record-changing step as finished `ok`, its intents "applied".
-fn finish_applied(
-    conn: &mut Connection,
-    path: &Path,
-    m: &mut Migration,
-    step_id: i64,
-    evidence: &serde_json::Value,
-    now: Timestamp,
-) -> Result<(), RunnerError> {
+    m.phase = moved.to;
+    advance(m);
     let ending = Ending {
-        step_id,
-        outcome: "ok",
+        step_id: moved.step_id,
+        outcome: moved.outcome,
+        reason: moved.reason,
         evidence,
         audit: Some("applied"),
+        cause: Cause::Automatic,
+        stamp: Stamp::Done,
     };
-    db::finish(conn, path, m, ending, now)
-}
-
-/// Records a step that only looked as finished with `outcome` (no audit).
-fn finish_checked(
-    conn: &mut Connection,
-    path: &Path,
-    m: &mut Migration,
-    step_id: i64,
-    outcome: &str,
-    evidence: &serde_json::Value,
-    now: Timestamp,
-) -> Result<(), RunnerError> {
-    let ending = Ending {
-        step_id,
-        outcome,
-        evidence,
-        audit: None,
-    };
-    db::finish(conn, path, m, ending, now)
+    db::finish(conn, path, m, ending, fx.clock)
 }
 
 /// What a record-changing step came to.
 struct Applied {
     /// The step row.
     step_id: i64,
-    /// The evidence when applied (the caller finishes the step); `None`
-    /// when the step was already finished here (conflict) or left open
-    /// for a retry (provider error).
-    applied: Option<serde_json::Value>,
+    /// How it went (done, or skipped when there was nothing to change) and
+    /// the evidence, when applied (the caller finishes the step); `None`
+    /// when the step was already finished here (conflict) or left open to
+    /// be redone (provider error).
+    applied: Option<(StepOutcome, serde_json::Value)>,
 }
 
 /// Changes the moving RRsets from the migration's phase to `to`: intents
@@ -331,7 +399,6 @@ fn change_records(
     to: Phase,
 ) -> Result<Applied, RunnerError> {
     let origin = origin(m)?;
-    let now = fx.clock.now();
     let before = rrsets_in(&m.plan, &origin, m.phase).map_err(corrupt(m.id))?;
     let after = rrsets_in(&m.plan, &origin, to).map_err(corrupt(m.id))?;
     let mut changes = Vec::new();
@@ -358,7 +425,7 @@ fn change_records(
     let position = (!matches!(kind, "revert" | "restore_original")).then_some(m.cursor);
     let step_id = match db::unfinished(conn, path, m.id, kind)? {
         Some(id) => id,
-        None => db::begin(conn, path, m, kind, position, &intents, now)?,
+        None => db::begin(conn, path, m, kind, position, &intents, fx.clock)?,
     };
     let described: Vec<_> = intents
         .iter()
@@ -367,36 +434,39 @@ fn change_records(
     if changes.is_empty() {
         return Ok(Applied {
             step_id,
-            applied: Some(json!({"changes": [], "note": "nothing to change"})),
+            applied: Some((
+                StepOutcome::Skipped,
+                json!({"changes": [], "note": "nothing to change"}),
+            )),
         });
     }
     match fx.provider.apply(&origin, &changes) {
         Ok(applied) => Ok(Applied {
             step_id,
-            applied: Some(json!({
-                "provider": fx.provider.describe(),
-                "changes": described,
-                "serial": applied.serial.map(|s| s.0),
-            })),
+            applied: Some((
+                StepOutcome::Done,
+                json!({
+                    "provider": fx.provider.describe(),
+                    "changes": described,
+                    "serial": applied.serial.map(|s| s.0),
+                }),
+            )),
         }),
         Err(e @ ProviderError::Conflict { .. }) => {
-            let now = fx.clock.now();
             m.state = State::Failed;
             m.rollback = None;
             m.reason = Some(format!("stopped: {e}; nothing was overwritten"));
             let evidence = json!({"provider": fx.provider.describe(), "changes": described, "conflict": e.to_string()});
-            db::finish(
-                conn,
-                path,
-                m,
-                Ending {
-                    step_id,
-                    outcome: "conflict",
-                    evidence: &evidence,
-                    audit: Some("refused"),
-                },
-                now,
-            )?;
+            let ending = Ending {
+                step_id,
+                outcome: StepOutcome::Failed,
+                reason: Some(format!("{e}; nothing was overwritten")),
+                evidence: &evidence,
+                audit: Some("refused"),
+                cause: Cause::Conflict,
+                stamp: Stamp::Nothing,
+            };
+            db::finish(conn, path, m, ending, fx.clock)?;
             Ok(Applied {
                 step_id,
                 applied: None,
@@ -409,12 +479,21 @@ fn change_records(
         ) => {
             // Trying again will not help until someone fixes it: pause, with
             // the step left open so that `resume` redoes it from its intents.
-            let now = fx.clock.now();
             m.state = State::Paused;
             m.reason = Some(format!(
                 "paused: {kind}: {e}; fix it and resume, or roll back"
             ));
-            db::update(conn, path, m, now)?;
+            let evidence = json!({"provider": fx.provider.describe(), "changes": described, "refused": e.to_string()});
+            let ending = Ending {
+                step_id,
+                outcome: StepOutcome::Failed,
+                reason: Some(format!("{e}; nothing was changed; redone when resumed")),
+                evidence: &evidence,
+                audit: None,
+                cause: Cause::Automatic,
+                stamp: Stamp::Nothing,
+            };
+            db::note(conn, path, m, ending, fx.clock)?;
             Ok(Applied {
                 step_id,
                 applied: None,
@@ -424,11 +503,23 @@ fn change_records(
             // Unreachable: nothing is known to have changed (or not). The
             // step stays open and is redone (idempotently, from the same
             // intents) after the interval.
-            let now = fx.clock.now();
             m.attempts += 1;
-            m.last_try_at = Some(now);
             m.reason = Some(format!("{kind}: {e}; retrying"));
-            db::update(conn, path, m, now)?;
+            let evidence = json!({"provider": fx.provider.describe(), "changes": described, "unreachable": e.to_string()});
+            let ending = Ending {
+                step_id,
+                outcome: StepOutcome::Retrying,
+                reason: Some(format!(
+                    "{e}; whether the change was made is not known: redone (it is idempotent) after {}s, attempt {}",
+                    m.plan.verify.interval.max(1),
+                    m.attempts
+                )),
+                evidence: &evidence,
+                audit: None,
+                cause: Cause::Automatic,
+                stamp: Stamp::Try,
+            };
+            db::note(conn, path, m, ending, fx.clock)?;
             Ok(Applied {
                 step_id,
                 applied: None,
@@ -442,27 +533,37 @@ fn run_check_step(
     kind: StepKind,
     m: &mut Migration,
     fx: &Effects<'_>,
-) -> Result<Outcome, RunnerError> {
+) -> Result<Looked, RunnerError> {
     let origin = origin(m)?;
     let plan = &m.plan;
     Ok(match kind {
-        StepKind::WaitForCaches => Outcome::Ok(json!({
-            "waited_since": m.last_done_at,
-            "until": fx.clock.now(),
-        })),
+        StepKind::WaitForCaches => Looked::Past(
+            StepOutcome::Done,
+            json!({
+                "waited_since": m.last_done_at,
+                "until": fx.clock.now(),
+            }),
+            None,
+        ),
         StepKind::VerifyNew => {
             let results = pinned_checks(plan, fx);
             let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.ok).collect();
             let evidence = json!({"checks": results});
-            if failed.is_empty() {
-                Outcome::Ok(evidence)
+            if results.is_empty() {
+                Looked::Past(
+                    StepOutcome::Skipped,
+                    evidence,
+                    Some("no service checks are listed: nothing was verified".into()),
+                )
+            } else if failed.is_empty() {
+                Looked::Past(StepOutcome::Done, evidence, None)
             } else {
                 let why = failed
                     .iter()
                     .map(|r| format!("{}: {}", r.what, r.detail))
                     .collect::<Vec<_>>()
                     .join("; ");
-                Outcome::Failed(evidence, format!("the new servers are not ready: {why}"))
+                Looked::Failed(evidence, format!("the new servers are not ready: {why}"))
             }
         }
         StepKind::NoteSerials => {
@@ -472,36 +573,82 @@ fn run_check_step(
                 .iter()
                 .filter_map(|a| a.serial.map(|s| (a.server.clone(), s)))
                 .collect::<BTreeMap<_, _>>();
-            Outcome::Ok(json!({"serials": m.serials, "survey": survey}))
+            Looked::Past(
+                StepOutcome::Done,
+                json!({"serials": m.serials, "survey": survey}),
+                None,
+            )
         }
         StepKind::FlushCaches => {
+            if plan.flush.is_empty() {
+                return Ok(Looked::Past(
+                    StepOutcome::Skipped,
+                    json!({"flushed": []}),
+                    Some("no local caches are listed to flush".into()),
+                ));
+            }
             // A cache flushed before the authorities serve the switch asks
-            // again at once and caches the old data anew: wait (retrying
-            // every `verify.interval`) until every authority serves a newer
-            // serial than noted; after `tries`, flush anyway and say so.
-            let lagging = if plan.flush.is_empty() {
-                Vec::new()
-            } else {
-                let survey = fx.checks.survey(&origin, &[], &plan.verify);
-                serials_not_risen(&m.serials, &survey)
-            };
-            let last_try = m.attempts + 1 >= plan.verify.tries.max(1);
+            // again at once and caches the old data anew: wait (looking
+            // again every `verify.interval`) until every authority serves a
+            // newer serial than noted; after `tries` looks, flush anyway
+            // and say so.
+            let survey = fx.checks.survey(&origin, &[], &plan.verify);
+            let lagging = serials_not_risen(&m.serials, &survey);
+            let tries = plan.verify.tries.max(1);
+            let last_try = m.attempts + 1 >= tries;
             if !lagging.is_empty() && !last_try {
-                return Ok(Outcome::Failed(
+                return Ok(Looked::Wait(
                     json!({"waiting_for": lagging}),
                     format!(
-                        "not flushing yet: the switch is not served everywhere ({})",
-                        lagging.join("; ")
+                        "not flushing yet: the switch is not served everywhere ({}); looking again in {}s (look {} of {tries}, then flushed anyway)",
+                        lagging.join("; "),
+                        plan.verify.interval.max(1),
+                        m.attempts + 1
                     ),
                 ));
             }
             let names: Vec<Name> = questions(plan).into_iter().map(|(n, _)| n).collect();
+            let mut failures = Vec::new();
             let flushed: Vec<_> = plan
                 .flush
                 .iter()
-                .map(|cache| json!({"cache": cache, "result": fx.flusher.flush(cache, &names)}))
+                .map(|cache| {
+                    let (ok, detail) = match fx.flusher.flush(cache, &names) {
+                        Ok(said) => (true, said),
+                        Err(said) => {
+                            failures.push(format!("{cache}: {said}"));
+                            (false, said)
+                        }
+                    };
+                    json!({"cache": cache, "ok": ok, "detail": detail})
+                })
                 .collect();
-            Outcome::Ok(json!({"flushed": flushed, "still_lagging": lagging}))
+            let evidence = json!({"flushed": flushed, "still_lagging": lagging});
+            let mut said = Vec::new();
+            if !lagging.is_empty() {
+                said.push(format!(
+                    "flushed after {tries} looks although the switch is not served everywhere ({}): caches may fetch the old values again",
+                    lagging.join("; ")
+                ));
+            }
+            if failures.is_empty() {
+                Looked::Past(
+                    StepOutcome::Done,
+                    evidence,
+                    (!said.is_empty()).then(|| said.join("; ")),
+                )
+            } else {
+                // Flushing only shortens how long caches keep the old values:
+                // the migration goes on, the failure is recorded as one.
+                said.insert(
+                    0,
+                    format!(
+                        "not flushed: {}; the migration goes on (caches let go of the old values within the low TTL)",
+                        failures.join("; ")
+                    ),
+                );
+                Looked::Past(StepOutcome::Failed, evidence, Some(said.join("; ")))
+            }
         }
         StepKind::VerifySwitch => {
             let survey = fx.checks.survey(&origin, &questions(plan), &plan.verify);
@@ -519,12 +666,20 @@ fn run_check_step(
             );
             let mut evidence = json!({"survey": survey, "checks": results, "problems": problems});
             if problems.is_empty() {
+                let mut reason = None;
                 if let Some(mv) = &plan.mail {
-                    evidence["mail"] = json!({"release": fx.mail.release(&mv.domain)});
+                    evidence["mail"] = json!([mail_evidence(
+                        "release",
+                        &mv.domain,
+                        None,
+                        fx.mail.release(&mv.domain)
+                    )]);
+                    let failed = mail_failures(&evidence);
+                    reason = (!failed.is_empty()).then(|| failed.join("; "));
                 }
-                Outcome::Ok(evidence)
+                Looked::Past(StepOutcome::Done, evidence, reason)
             } else {
-                Outcome::Failed(evidence, problems.join("; "))
+                Looked::Failed(evidence, problems.join("; "))
             }
         }
         StepKind::Observe => {
@@ -540,9 +695,12 @@ fn run_check_step(
                 .collect();
             let evidence = json!({"checks": results});
             if failed.is_empty() {
-                Outcome::Ok(evidence)
+                let reason = results.is_empty().then(|| {
+                    "the observation time passed; no service checks are listed to run".to_string()
+                });
+                Looked::Past(StepOutcome::Done, evidence, reason)
             } else {
-                Outcome::Failed(evidence, failed.join("; "))
+                Looked::Failed(evidence, failed.join("; "))
             }
         }
         StepKind::LowerTtls | StepKind::Switch | StepKind::RestoreTtls => {
@@ -560,41 +718,52 @@ fn rollback_step(
     fx: &Effects<'_>,
 ) -> Result<Option<StepRecord>, RunnerError> {
     let manual = m.rollback.as_deref() == Some("manual");
-    let now = fx.clock.now();
     let (kind, to) = match m.phase {
         Phase::Switched | Phase::Restored => ("revert", Phase::Lowered),
         Phase::Lowered if manual => ("restore_original", Phase::Original),
         Phase::Lowered | Phase::Original => {
             m.state = State::RolledBack;
             m.rollback = None;
-            db::update(conn, path, &mut m, now)?;
+            db::update(conn, path, &mut m, Cause::Automatic, fx.clock)?;
             return Ok(None);
         }
     };
     if m.state != State::RollingBack {
         m.state = State::RollingBack;
-        db::update(conn, path, &mut m, now)?;
+        db::update(conn, path, &mut m, Cause::Automatic, fx.clock)?;
     }
     let r = change_records(conn, path, &mut m, fx, kind, to)?;
-    if let Some(mut evidence) = r.applied {
+    if let Some((outcome, mut evidence)) = r.applied {
         if kind == "revert" {
             if let Some(mv) = &m.plan.mail {
-                evidence["mail"] = json!({
-                    "retarget": fx.mail.retarget(&mv.domain, &mv.from),
-                    "release": fx.mail.release(&mv.domain),
-                });
+                evidence["mail"] = json!([
+                    mail_evidence(
+                        "retarget",
+                        &mv.domain,
+                        Some(&mv.from),
+                        fx.mail.retarget(&mv.domain, &mv.from)
+                    ),
+                    mail_evidence("release", &mv.domain, None, fx.mail.release(&mv.domain)),
+                ]);
             }
         }
-        let now = fx.clock.now();
         m.phase = to;
         m.attempts = 0;
         m.last_try_at = None;
-        m.last_done_at = Some(now);
         if to == Phase::Original || !manual {
             m.state = State::RolledBack;
             m.rollback = None;
         }
-        finish_applied(conn, path, &mut m, r.step_id, &evidence, now)?;
+        let ending = Ending {
+            step_id: r.step_id,
+            outcome,
+            reason: moved_reason(outcome, &evidence, m.low_ttl),
+            evidence: &evidence,
+            audit: Some("applied"),
+            cause: Cause::Automatic,
+            stamp: Stamp::Done,
+        };
+        db::finish(conn, path, &mut m, ending, fx.clock)?;
     }
     record(conn, path, r.step_id).map(Some)
 }

@@ -1,10 +1,20 @@
 //! How a migration reads from outside: when its next step falls due, its
-//! summary, and its timeline with what is done, next and pending.
+//! summary, and its timeline with what is done, next and pending — read
+//! from what was recorded, never made up.
+//!
+//! ```text
+//!  planned step i ── i < cursor ──────────▶ its last row that went past it: done | skipped (at, why)
+//!                 ── stopped (rolled back, aborted, failed) ──▶ its last row: done | skipped | failed, else not run
+//!                 ── i == cursor ────────▶ next (due, and its last attempt: waiting | retrying | failed)
+//!                 ── i > cursor ─────────▶ pending (the plan's time, pushed back by real progress)
+//! ```
 
 use jiff::Timestamp;
 
 use super::db::{kind_str, Migration};
-use super::{Detail, State, StepRecord, StepStatus, Summary, TimelineEntry};
+use super::{
+    Attempt, Detail, Event, State, StepOutcome, StepRecord, StepStatus, Summary, TimelineEntry,
+};
 use crate::plan::{later, StepKind};
 
 impl Migration {
@@ -22,7 +32,7 @@ impl Migration {
 
     /// True when ticks have something to do now or later.
     pub(super) fn runs_by_itself(&self) -> bool {
-        !(self.state.is_final() || matches!(self.state, State::Paused | State::RolledBack))
+        self.state.runs_by_itself()
     }
 
     /// The least delay of the step at the cursor after the previous one.
@@ -80,14 +90,25 @@ impl Migration {
     }
 
     /// The detail, with the timeline.
-    pub(super) fn detail(&self, steps: Vec<StepRecord>) -> Detail {
-        let done_at = |index: usize| -> Option<Timestamp> {
+    pub(super) fn detail(&self, steps: Vec<StepRecord>, events: Vec<Event>) -> Detail {
+        // The rows of planned step `index`, newest first (rows written
+        // before positions were recorded are matched by kind).
+        let rows_of = |index: usize| {
             let kind = kind_str(self.plan.steps[index].kind);
             steps
                 .iter()
                 .rev()
-                .find(|s| s.kind == kind && s.outcome.as_deref() == Some("ok"))
-                .and_then(|s| s.done_at)
+                .filter(move |s| s.position.map_or(s.kind == kind, |p| p == index))
+        };
+        let past = |index: usize| -> StepStatus {
+            let went_past = rows_of(index).find(|s| s.outcome.is_some_and(StepOutcome::advanced));
+            match went_past {
+                Some(row) => status_of(row),
+                None => StepStatus::Skipped {
+                    at: None,
+                    reason: Some("no record of this step is left".into()),
+                },
+            }
         };
         let stopped = matches!(
             self.state,
@@ -98,17 +119,33 @@ impl Migration {
         let mut projected = self.next_due().unwrap_or(self.updated_at);
         for (i, step) in self.plan.steps.iter().enumerate() {
             let status = if i < self.cursor {
-                match done_at(i) {
-                    Some(at) => StepStatus::Done { at },
-                    None => StepStatus::Done {
-                        at: self.updated_at,
-                    },
-                }
+                past(i)
             } else if stopped {
-                StepStatus::Skipped
+                // What happened to it, when it ran to an end; else it will not run.
+                match rows_of(i).next() {
+                    Some(row)
+                        if row.done_at.is_some()
+                            && matches!(
+                                row.outcome,
+                                Some(
+                                    StepOutcome::Done | StepOutcome::Skipped | StepOutcome::Failed
+                                )
+                            ) =>
+                    {
+                        status_of(row)
+                    }
+                    _ => StepStatus::NotRun,
+                }
             } else if i == self.cursor {
                 StepStatus::Next {
                     due: self.next_due(),
+                    // Its last attempt in this pass: one that counts toward
+                    // the tries, or one left open by a provider error.
+                    last: rows_of(i)
+                        .next()
+                        .filter(|row| !row.outcome.is_some_and(StepOutcome::advanced))
+                        .filter(|row| self.attempts > 0 || row.done_at.is_none())
+                        .and_then(attempt_of),
                 }
             } else {
                 projected = step.at.max(later(projected, self.delay(i)));
@@ -127,6 +164,33 @@ impl Migration {
             file_text: self.file_text.clone(),
             timeline,
             steps,
+            events,
         }
+    }
+}
+
+/// The last attempt a step row records, if it ended (or stopped) with an outcome.
+fn attempt_of(row: &StepRecord) -> Option<Attempt> {
+    Some(Attempt {
+        outcome: row.outcome?,
+        at: row.done_at.unwrap_or(row.started_at),
+        attempt: row.attempt,
+        reason: row.reason.clone(),
+    })
+}
+
+/// Where a step stands by the row of its attempt that ended.
+fn status_of(row: &StepRecord) -> StepStatus {
+    let at = row.done_at.unwrap_or(row.started_at);
+    match row.outcome {
+        Some(StepOutcome::Done) => StepStatus::Done { at },
+        Some(StepOutcome::Skipped) => StepStatus::Skipped {
+            at: Some(at),
+            reason: row.reason.clone(),
+        },
+        _ => StepStatus::Failed {
+            at,
+            reason: row.reason.clone(),
+        },
     }
 }

@@ -269,7 +269,7 @@ impl Checks for ScriptedChecks {
         }
         let ok = self.healthy.load(Ordering::SeqCst);
         CheckResult {
-            what: format!("{:?}", check.kind),
+            what: cutover_migrate::checks::describe(check),
             pinned: pin,
             ok,
             detail: if ok {
@@ -319,6 +319,40 @@ impl MailControl for Recorder {
             .expect("lock")
             .push(format!("release {domain}"));
         Ok("released".into())
+    }
+}
+
+/// A clock that moves forward by one second every time it is read: a
+/// runner that stamps a time read earlier than the moment it writes shows
+/// it as a time before one written earlier.
+pub struct TickingClock {
+    /// The time the next read returns.
+    now: Mutex<Timestamp>,
+}
+
+impl TickingClock {
+    /// A clock at `start`.
+    pub fn new(start: Timestamp) -> TickingClock {
+        TickingClock {
+            now: Mutex::new(start),
+        }
+    }
+
+    /// Moves the clock to `t` (never back).
+    pub fn set(&self, t: Timestamp) {
+        let mut now = self.now.lock().expect("lock");
+        if t > *now {
+            *now = t;
+        }
+    }
+}
+
+impl Clock for TickingClock {
+    fn now(&self) -> Timestamp {
+        let mut now = self.now.lock().expect("lock");
+        let read = *now;
+        *now = cutover_migrate::plan::later(read, 1);
+        read
     }
 }
 
@@ -373,12 +407,17 @@ impl World {
 
     /// The effects.
     pub fn fx(&self) -> Effects<'_> {
+        self.fx_on(&self.clock)
+    }
+
+    /// The effects on another clock.
+    pub fn fx_on<'a>(&'a self, clock: &'a dyn Clock) -> Effects<'a> {
         Effects {
             provider: &*self.provider,
             checks: &self.checks,
             flusher: &self.recorder,
             mail: &self.recorder,
-            clock: &self.clock,
+            clock,
         }
     }
 
