@@ -261,10 +261,19 @@ fn an_automatic_rollback_stays_in_the_history() {
         .collect();
     let expected_heads = [
         (Cause::Automatic, "planned → lowering"),
-        (Cause::Automatic, "rolling back automatically: rolled back automatically: verification after the switch failed 3 times"),
+        (
+            Cause::Automatic,
+            "rolling back automatically: verification after the switch failed 3 times",
+        ),
         (Cause::Automatic, "rolled back"),
-        (Cause::Operator, "resumed by the operator (rolled back → verifying new)"),
-        (Cause::Operator, "rollback requested by the operator: the new site is still broken"),
+        (
+            Cause::Operator,
+            "resumed by the operator (rolled back → verifying new)",
+        ),
+        (
+            Cause::Operator,
+            "rollback requested by the operator: the new site is still broken",
+        ),
         (Cause::Automatic, "rolled back"),
     ];
     assert_eq!(

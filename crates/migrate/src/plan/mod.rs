@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::file::{AfterTtl, Check, MailMove, MigrationFile, SwitchAt, Verify};
 use crate::observe::Observations;
 
-pub use render::render;
+pub use render::{mail_words, render};
 pub use warnings::Warning;
 
 /// A migration's plan: what changes, the steps and when, and the warnings.

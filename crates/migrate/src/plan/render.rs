@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{words, Plan};
+use super::{words, Plan, StepKind};
 
 /// The plan in words, one step per paragraph.
 pub fn render(plan: &Plan) -> String {
@@ -40,6 +40,9 @@ pub fn render(plan: &Plan) -> String {
         };
         let _ = writeln!(out, "  {:>2}. {}{wait}", i + 1, to_second(step.at));
         let _ = writeln!(out, "      {}", step.what);
+        if let Some(mail) = mail_words(plan, step.kind) {
+            let _ = writeln!(out, "      {mail}");
+        }
         let _ = writeln!(out, "      why: {}", step.why);
     }
     if !plan.warnings.is_empty() {
@@ -49,6 +52,23 @@ pub fn render(plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// What the mail relay is told at a step of a plan with a `[mail]` part,
+/// in words (`None` at the steps that do not touch the mail).
+pub fn mail_words(plan: &Plan, kind: StepKind) -> Option<String> {
+    let mail = plan.mail.as_ref()?;
+    match kind {
+        StepKind::Switch => Some(format!(
+            "mail: hold {}'s mail in the relay's queue just before, and send it to {} (no longer {}) once the records are switched",
+            mail.domain, mail.to, mail.from
+        )),
+        StepKind::VerifySwitch => Some(format!(
+            "mail: once verified, release {}'s held mail to {}; if the switch is reverted, it goes back to {} and is released there",
+            mail.domain, mail.to, mail.from
+        )),
+        _ => None,
+    }
 }
 
 /// A time as people read it in a plan: to the second (the plan keeps the

@@ -778,7 +778,11 @@ fn commit_merged_by(
                 outcome: None,
                 from: stored,
                 to: Some(m.state),
-                reason: m.reason.clone().filter(|_| m.state != State::Done),
+                // Rolled back and done need no reason: the events before say why.
+                reason: m
+                    .reason
+                    .clone()
+                    .filter(|_| !matches!(m.state, State::Done | State::RolledBack)),
             },
         )?;
     }

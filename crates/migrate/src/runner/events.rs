@@ -203,7 +203,14 @@ pub(super) fn words(event: &Event) -> String {
             (_, _, None) => "changed".into(),
         },
     };
-    match &event.reason {
+    // The migration's reason often opens with what the head already says.
+    let reason = event.reason.as_deref().map(|r| {
+        ["paused: ", "rolled back automatically: "]
+            .iter()
+            .find_map(|said| r.strip_prefix(said))
+            .unwrap_or(r)
+    });
+    match reason {
         Some(reason) if !reason.is_empty() => format!("{head}: {reason}"),
         _ => head,
     }

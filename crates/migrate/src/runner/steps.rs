@@ -434,10 +434,7 @@ fn change_records(
     if changes.is_empty() {
         return Ok(Applied {
             step_id,
-            applied: Some((
-                StepOutcome::Skipped,
-                json!({"changes": [], "note": "nothing to change"}),
-            )),
+            applied: Some((StepOutcome::Skipped, json!({"changes": []}))),
         });
     }
     match fx.provider.apply(&origin, &changes) {
@@ -573,10 +570,26 @@ fn run_check_step(
                 .iter()
                 .filter_map(|a| a.serial.map(|s| (a.server.clone(), s)))
                 .collect::<BTreeMap<_, _>>();
+            // Noted or not, the verification after the switch asks each
+            // authority again; one that gave none here is named now.
+            let silent: Vec<&str> = survey
+                .authorities
+                .iter()
+                .filter(|a| a.serial.is_none())
+                .map(|a| a.server.as_str())
+                .collect();
+            let reason = match (survey.authorities.is_empty(), silent.is_empty()) {
+                (true, _) => Some("no authoritative server could be asked: nothing was noted; the verification after the switch will fail unless one answers then".to_string()),
+                (false, false) => Some(format!(
+                    "no SOA serial from {}: the verification after the switch will fail unless it gives one then",
+                    silent.join(", ")
+                )),
+                (false, true) => None,
+            };
             Looked::Past(
                 StepOutcome::Done,
                 json!({"serials": m.serials, "survey": survey}),
-                None,
+                reason,
             )
         }
         StepKind::FlushCaches => {

@@ -15,7 +15,7 @@ use super::db::{kind_str, Migration};
 use super::{
     Attempt, Detail, Event, State, StepOutcome, StepRecord, StepStatus, Summary, TimelineEntry,
 };
-use crate::plan::{later, StepKind};
+use crate::plan::{later, mail_words, StepKind};
 
 impl Migration {
     /// The state a resumed migration goes back to.
@@ -155,6 +155,7 @@ impl Migration {
                 kind: step.kind,
                 what: step.what.clone(),
                 why: step.why.clone(),
+                mail: mail_words(&self.plan, step.kind),
                 status,
             });
         }
