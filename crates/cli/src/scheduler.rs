@@ -8,6 +8,8 @@
 //!                  lease free? (`migrate run ID` holds it) ──▶ Migrations::tick(id, effects) ──▶ due steps run, recorded before and after
 //!                  ──▶ log what was done; sleep until the nearest next_due (at most 1 s)
 //!  stop flag (serve shuts down) ──▶ the loop ends after the current tick
+//!  for its whole life: a read lock on STORE.scheduler.lock (`presence`), by which
+//!  `migrate start|status|show` tell "serve carries it out" from "nothing runs it"
 //! ```
 //!
 //! The runner is blocking (the probes run on a tokio runtime of their own),
@@ -15,6 +17,7 @@
 
 pub mod crash;
 pub mod lease;
+pub mod presence;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +29,7 @@ use anyhow::Context;
 use cutover_flush::Settings;
 use cutover_migrate::checks::ProbeChecks;
 use cutover_migrate::provider::{build, BuildContext};
+use cutover_migrate::runner::StepOutcome;
 use cutover_migrate::{Effects, MigrationFile, Migrations, NoMail, SystemClock, TickReport};
 use cutover_provider::Provider;
 
@@ -139,6 +143,9 @@ pub struct Scheduler {
     stop: Arc<AtomicBool>,
     /// The loop.
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Says to other processes that a scheduler runs on this store
+    /// (released after the loop has ended: fields drop after `drop`).
+    _presence: Option<presence::Presence>,
 }
 
 impl Scheduler {
@@ -147,6 +154,16 @@ impl Scheduler {
     pub fn start(store: &Path, site: &Site) -> anyhow::Result<Scheduler> {
         let migrations = Migrations::open(store)
             .with_context(|| format!("cannot open the migrations in {}", store.display()))?;
+        let presence = match presence::Presence::scheduler(store) {
+            Ok(presence) => Some(presence),
+            Err(error) => {
+                tracing::warn!(
+                    "scheduler: cannot hold its lock beside {}: `migrate status` will say nothing runs the migrations: {error}",
+                    store.display()
+                );
+                None
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let store = store.to_path_buf();
@@ -158,6 +175,7 @@ impl Scheduler {
         Ok(Scheduler {
             stop,
             thread: Some(thread),
+            _presence: presence,
         })
     }
 }
@@ -244,24 +262,32 @@ fn run_loop(migrations: &Migrations, store: &Path, site: &Site, stop: &AtomicBoo
     }
 }
 
-/// Logs every step a tick ran and where the migration stands.
+/// Logs every step a tick ran (its outcome and why, then its evidence) and
+/// where the migration stands, in words.
 fn log_report(report: &TickReport) {
     for step in &report.did {
-        tracing::info!(
-            migration = report.id,
-            step = %step.kind,
-            outcome = step.outcome.as_deref().unwrap_or("running"),
-            "{}",
-            crate::commands::migrate::evidence_lines(&step.evidence).join("; ")
-        );
+        let outcome = step.outcome.map_or("unfinished", |o| o.as_str());
+        let mut said: Vec<String> = step.reason.iter().cloned().collect();
+        said.extend(crate::commands::migrate::evidence_lines(&step.evidence));
+        match step.outcome {
+            Some(StepOutcome::Failed | StepOutcome::Retrying) => {
+                tracing::warn!(migration = report.id, step = %step.kind, outcome, "{}", said.join("; "))
+            }
+            _ => {
+                tracing::info!(migration = report.id, step = %step.kind, outcome, "{}", said.join("; "))
+            }
+        }
     }
     if !report.did.is_empty() {
+        let next = report
+            .next_due
+            .map_or_else(|| "none".to_string(), |t| t.to_string());
         match &report.reason {
             Some(reason) => {
-                tracing::warn!(migration = report.id, state = %report.state, "{reason}")
+                tracing::warn!(migration = report.id, state = %report.state, next_due = %next, "{reason}")
             }
             None => {
-                tracing::info!(migration = report.id, state = %report.state, next_due = ?report.next_due, "migration advanced")
+                tracing::info!(migration = report.id, state = %report.state, next_due = %next, "migration advanced")
             }
         }
     }

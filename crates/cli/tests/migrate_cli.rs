@@ -35,6 +35,29 @@ fn serial(site: &Site) -> String {
         .expect("zone show prints the serial")
 }
 
+/// Panics when `output` holds Rust's own words for its types (`Some(…)`,
+/// `{"Ok": …}`, a `Debug` variant name) instead of the engine's words.
+fn no_rust_words(what: &str, output: &str) {
+    for raw in [
+        "Some(",
+        "None",
+        "\"Ok\"",
+        "\"Err\"",
+        "{\"Ok",
+        "Original",
+        "Lowered",
+        "Switched",
+        "Restored",
+        "LowerTtls",
+        "FlushCaches",
+    ] {
+        assert!(
+            !output.contains(raw),
+            "{what}: expected no {raw:?} (a Rust word) in:\n{output}"
+        );
+    }
+}
+
 /// `plan` prints absolute times, explained waits and the changes, and
 /// changes nothing; `--json` is the same plan as data; a bad file exits 2
 /// naming line and column.
@@ -209,11 +232,15 @@ fn run_carries_a_migration_out_in_the_foreground() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
-        "lower ttls       ok",
+        // The TTL is already the low TTL: nothing to lower, and it says so.
+        "lower ttls       skipped",
+        "nothing to change: the records already hold these values",
         "… wait for caches at",
         "www.example.test. A: 2 127.0.0.2 → 2 127.0.0.3",
         "status 200",
-        "restore ttls     ok",
+        "flush caches     skipped",
+        "no local caches are listed to flush",
+        "restore ttls     skipped",
         &format!("migration {id}: done"),
     ] {
         assert!(
@@ -221,11 +248,167 @@ fn run_carries_a_migration_out_in_the_foreground() {
             "expected {expected:?} in run's output:\n{stdout}"
         );
     }
+    no_rust_words("migrate run", &stdout);
     let www = address(site.addr, "www.example.test.", false).expect("www answers");
     assert_eq!(
         www,
         (IpAddr::V4(NEW), 2),
         "expected www on the new address, original TTL"
+    );
+}
+
+/// Regression (issue "every word true", 3 and 4): `start` without a
+/// running `serve` said serve carries the migration out, and `status`
+/// showed its first step "3 s ago", then "5 min ago", forever. Now start
+/// says that nothing will run it, status and show say the step is overdue
+/// because nothing runs it, and once `serve` runs, they say nothing of it.
+#[test]
+fn a_migration_nothing_runs_says_so() {
+    let site = Site::new(30);
+    let file = file_for(&site, 8080, "observe = \"1h\"\nmargin = \"5s\"");
+    let started = ok("migrate start", site.run(&["migrate", "start", &file], &[]));
+    assert!(
+        started.contains("nothing is running migrations on this store")
+            && started.contains("cutover migrate run")
+            && !started.contains("`cutover serve` carries it out"),
+        "expected start to say that nothing will run it, saw:\n{started}"
+    );
+    let id: i64 = started
+        .lines()
+        .find_map(|l| l.strip_prefix("started migration "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("start names the migration");
+    let text = ok("migrate status", site.run(&["migrate", "status"], &[]));
+    assert!(
+        text.contains("(overdue)")
+            && text.contains("overdue: nothing is running this migration")
+            && !text.contains(" ago)"),
+        "expected the first step overdue because nothing runs it, saw:\n{text}"
+    );
+    let summary = status(&site, id);
+    assert_eq!(summary["carried_by"], "nobody", "{summary}");
+    assert!(
+        summary["attention"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("overdue: nothing is running this migration")),
+        "expected the JSON to say so too, saw {summary}"
+    );
+    let shown = ok(
+        "migrate show",
+        site.run(&["migrate", "show", &id.to_string()], &[]),
+    );
+    assert!(
+        shown.contains("! overdue: nothing is running this migration")
+            && shown.contains("[NEXT]")
+            && shown.contains("(overdue)"),
+        "expected show to say the step is overdue and why, saw:\n{shown}"
+    );
+    no_rust_words("migrate show", &shown);
+
+    // With serve running on the store, it carries the migration out.
+    let _serve = site.serve(&[]);
+    let summary = wait_state(&site, id, &["waiting"], Duration::from_secs(20));
+    assert_eq!(summary["carried_by"], "serve", "{summary}");
+    assert_eq!(summary["attention"], serde_json::Value::Null, "{summary}");
+    let text = ok("migrate status", site.run(&["migrate", "status"], &[]));
+    assert!(
+        !text.contains("overdue") && text.contains("(in "),
+        "expected the next step counted down, nothing overdue, saw:\n{text}"
+    );
+}
+
+/// Regression (issue "every word true", 6): after an automatic rollback,
+/// `resume` then `rollback --yes` rewrote the migration as "rolled back by
+/// the operator" with the switch shown as skipped. The events keep the
+/// automatic rollback, the resume and the manual rollback, each with its
+/// cause, and the timeline shows that the switch was done.
+#[test]
+fn an_automatic_rollback_stays_in_the_history() {
+    let site = Site::new(2);
+    let _serve = site.serve(&[]);
+    let port = free_port(&[[127, 0, 0, 3]]);
+    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    // Verified through a resolver that never answers (a socket held and
+    // never read): the switch cannot be verified, and one try rolls it back.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    let resolver = silent.local_addr().expect("its address");
+    let text = migration_text(site.addr, resolver, port).replace("tries = 3", "tries = 1");
+    let file = site.migration_file(&text.replace("observe = \"3s\"", "observe = \"1h\""));
+    let id = start(&site, &file);
+    let out = site.run(&["migrate", "run", &id.to_string()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "run exits 1 when the migration rolls back; stdout:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("verify switch    failed") && stdout.contains("revert           done"),
+        "expected the failed verification and the revert in run's output:\n{stdout}"
+    );
+    no_rust_words("migrate run", &stdout);
+    ok(
+        "resume",
+        site.run(&["migrate", "resume", &id.to_string()], &[]),
+    );
+    ok(
+        "rollback",
+        site.run(
+            &[
+                "migrate",
+                "rollback",
+                &id.to_string(),
+                "--yes",
+                "--reason",
+                "the new site is not ready",
+            ],
+            &[],
+        ),
+    );
+    let summary = wait_state(&site, id, &["rolled_back"], Duration::from_secs(20));
+    assert_eq!(summary["phase"], "original", "{summary}");
+    let shown = ok(
+        "migrate show",
+        site.run(&["migrate", "show", &id.to_string()], &[]),
+    );
+    no_rust_words("migrate show", &shown);
+    let switch = shown
+        .lines()
+        .find(|l| l.contains("put the new values in place"))
+        .expect("the switch in the timeline");
+    assert!(
+        switch.trim_start().starts_with("[done]"),
+        "expected the switch shown as done (it was, then reverted), saw {switch:?} in:\n{shown}"
+    );
+    let events = shown
+        .split("events (as they happened):")
+        .nth(1)
+        .expect("an events section");
+    let order = [
+        "automatic rolling back automatically: verification after the switch failed 1 time",
+        "automatic revert: done",
+        "operator  resumed by the operator (rolled back → verifying new)",
+        "operator  rollback requested by the operator: the new site is not ready",
+        "automatic restore original: ",
+    ];
+    let mut from = 0;
+    for line in order {
+        let at = events[from..].find(line).unwrap_or_else(|| {
+            panic!("expected {line:?} after the events before it in:\n{events}")
+        });
+        from += at + line.len();
+    }
+    let detail = show(&site, id);
+    let causes: Vec<&str> = detail["migration"]["events"]
+        .as_array()
+        .expect("events in show --json")
+        .iter()
+        .filter(|e| e["kind"] == "state")
+        .filter_map(|e| e["cause"].as_str())
+        .collect();
+    assert!(
+        causes.contains(&"automatic") && causes.contains(&"operator"),
+        "expected changes of state by both causes, saw {causes:?}"
     );
 }
 

@@ -182,7 +182,7 @@ fn done(site: &Site, id: i64, kind: &str) -> bool {
         .as_array()
         .expect("show --json has migration.steps")
         .iter()
-        .any(|step| step["kind"] == kind && step["outcome"] == "ok")
+        .any(|step| step["kind"] == kind && step["outcome"] == "done")
 }
 
 /// The step kinds of the migration's audit log.
@@ -206,6 +206,18 @@ fn a_migration_moves_the_mail_with_the_records() {
     wait_listening(smtp, "the mail relay of cutover serve");
     let (_sink, dump) = sink(site.dir.path(), SocketAddr::from((NEW, mail_port)));
     let file = site.migration_file(&migration_text(site.addr, mail_port));
+    // The plan says what the relay will be told, in words (issue "every
+    // word true", 9: the mail steps were only in --json).
+    let plan = ok("migrate plan", site.run(&["migrate", "plan", &file], &[]));
+    for said in [
+        &format!("mail: hold example.test's mail in the relay's queue just before, and send it to {NEW}:{mail_port}"),
+        &format!("mail: once verified, release example.test's held mail to {NEW}:{mail_port}"),
+    ] {
+        assert!(
+            plan.contains(said.as_str()),
+            "expected {said:?} in the plan:\n{plan}"
+        );
+    }
     let id = start(&site, &file);
 
     let mut sent = Vec::new();
@@ -333,4 +345,24 @@ fn a_migration_moves_the_mail_with_the_records() {
     );
     let last = status(&site, id);
     assert_eq!(last["state"], "done", "status agrees: {last}");
+    // `show` says in text what the relay was told and what it answered.
+    let shown = ok(
+        "migrate show",
+        site.run(&["migrate", "show", &id.to_string()], &[]),
+    );
+    for said in [
+        "mail hold example.test: ".to_string(),
+        format!("mail retarget example.test to {NEW}:{mail_port}: "),
+        "mail release example.test: ".to_string(),
+        "mail: hold example.test's mail".to_string(),
+    ] {
+        assert!(
+            shown.contains(&said),
+            "expected {said:?} in migrate show:\n{shown}"
+        );
+    }
+    assert!(
+        !shown.contains("FAILED") && !shown.contains("\"Ok\""),
+        "expected every mail action to have worked, in words:\n{shown}"
+    );
 }

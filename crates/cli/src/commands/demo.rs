@@ -176,7 +176,7 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
     heading("the final report");
     let summary = migrations.status(id)?;
     println!(
-        "   migration {id}: {} (records {:?})",
+        "   migration {id}: {} (records {})",
         summary.state, summary.phase
     );
     println!("   audit log, every record change with its old and new value:");

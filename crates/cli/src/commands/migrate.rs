@@ -2,9 +2,11 @@
 //!
 //! ```text
 //!  plan FILE   file ──provider.read──▶ zone ──survey──▶ observations ──plan (pure)──▶ timeline (nothing changes)
-//!  start FILE  the same, then Migrations::start ──▶ ID   (`cutover serve` runs it from now on)
-//!  run ID      tick ──▶ steps printed with evidence ──▶ countdown to the next ──▶ … until done or stopped
-//!  list | status [ID] | show ID          read the migration tables of the store
+//!  start FILE  the same, then Migrations::start ──▶ ID   (`cutover serve` runs it from now on;
+//!              without one running on the store, it says that nothing will)
+//!  run ID      tick ──▶ steps printed with outcome, reason, evidence ──▶ countdown to the next ──▶ … until done or stopped
+//!  list | status [ID] | show ID          read the migration tables of the store, and who runs
+//!              each migration (scheduler::presence): a step nothing runs is "overdue", not "5 min ago"
 //!  pause | resume | abort --yes | rollback --yes   change its state (rollback is carried out right away)
 //! ```
 //!
@@ -26,11 +28,12 @@ use jiff::Timestamp;
 
 mod report;
 
-use self::report::{clock, label, print_control, print_summaries, seconds, show};
-pub use self::report::{evidence_lines, print_audit, print_step};
+use self::report::{clock, label, print_control, print_started, print_summaries, show};
+pub use self::report::{evidence_lines, print_audit, print_step, seconds};
 use super::{open_store, Cli, Need, Unconfirmed};
 use crate::config::{Config, ConfigError};
 use crate::scheduler::lease::Lease;
+use crate::scheduler::presence::{annotated, Presence};
 use crate::scheduler::Wiring;
 
 /// The `migrate` verbs.
@@ -104,9 +107,9 @@ pub struct ConfirmArgs {
     /// Yes, do it.
     #[arg(long)]
     yes: bool,
-    /// Why, for the record.
-    #[arg(long, default_value = "by the operator")]
-    reason: String,
+    /// Why, for the record (default: "on the command line").
+    #[arg(long)]
+    reason: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -149,7 +152,7 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", render(&plan));
                 println!("\nstarted migration {id}");
-                println!("`cutover serve` carries it out; `cutover migrate run {id}` runs it here; `cutover migrate show {id}` says where it stands.");
+                print_started(&migrations.status(id)?, &path);
             }
             Ok(())
         }
@@ -157,9 +160,10 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
         MigrateCommand::List(args) => {
             let all = migrations.list()?;
             if args.json {
+                let all: Vec<_> = all.iter().map(|s| annotated(s, &path, now)).collect();
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                print_summaries(&all, "no migrations in this store");
+                print_summaries(&all, "no migrations in this store", &path);
             }
             Ok(())
         }
@@ -173,20 +177,21 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
                     .collect(),
             };
             if args.json {
+                let shown: Vec<_> = shown.iter().map(|s| annotated(s, &path, now)).collect();
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
-                print_summaries(&shown, "no unfinished migrations");
+                print_summaries(&shown, "no unfinished migrations", &path);
             }
             Ok(())
         }
-        MigrateCommand::Show(args) => show(&migrations, args.id, args.json),
+        MigrateCommand::Show(args) => show(&migrations, args.id, &path, args.json),
         MigrateCommand::Pause(args) => {
-            let summary = migrations.pause(args.id, now, "paused by the operator")?;
-            print_control(&summary, args.json)
+            let summary = migrations.pause(args.id, now, FROM_THE_COMMAND_LINE)?;
+            print_control(&summary, &path, args.json)
         }
         MigrateCommand::Resume(args) => {
             let summary = migrations.resume(args.id, now)?;
-            print_control(&summary, args.json)
+            print_control(&summary, &path, args.json)
         }
         MigrateCommand::Abort(args) => {
             if !args.yes {
@@ -196,8 +201,9 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            let summary = migrations.abort(args.id, now, &args.reason)?;
-            print_control(&summary, args.json)
+            let reason = args.reason.as_deref().unwrap_or(FROM_THE_COMMAND_LINE);
+            let summary = migrations.abort(args.id, now, reason)?;
+            print_control(&summary, &path, args.json)
         }
         MigrateCommand::Rollback(args) => {
             if !args.yes {
@@ -207,7 +213,8 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            migrations.rollback(args.id, now, &args.reason)?;
+            let reason = args.reason.as_deref().unwrap_or(FROM_THE_COMMAND_LINE);
+            migrations.rollback(args.id, now, reason)?;
             // Carried out right away; `cutover serve` would do it within a second too.
             match Lease::try_take(&path, args.id)? {
                 Some(_lease) => {
@@ -225,10 +232,13 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
                 ),
                 None => {}
             }
-            print_control(&migrations.status(args.id)?, args.json)
+            print_control(&migrations.status(args.id)?, &path, args.json)
         }
     }
 }
+
+/// The reason recorded for an operator's command given without one.
+const FROM_THE_COMMAND_LINE: &str = "on the command line";
 
 /// Reads a migration file, the zone from its provider and what the servers
 /// serve now, and plans; returns the file's name, its text and the plan.
@@ -263,6 +273,9 @@ pub fn run_foreground(
 ) -> anyhow::Result<()> {
     let wiring = Wiring::for_stored(migrations, id, store, site)?;
     let _lease = take_lease(store, id)?;
+    // Says to `migrate status` elsewhere that this migration is being run.
+    let _presence = Presence::run(store, id)
+        .with_context(|| format!("cannot hold the lock of migration {id}"))?;
     let terminal = std::io::stdout().is_terminal() && !json;
     loop {
         let report = wiring.tick(migrations, id)?;
@@ -282,7 +295,7 @@ pub fn run_foreground(
             (false, true) => Countdown::Live,
             (false, false) => Countdown::OneLine,
         };
-        wait_until(due, next.map(|k| label(&format!("{k:?}"))), display);
+        wait_until(due, next.map(|k| label(k.as_str())), display);
     }
 }
 

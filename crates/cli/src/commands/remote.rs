@@ -261,6 +261,9 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                     m["next_step"].as_str().unwrap_or("-"),
                     m["next_due"].as_str().unwrap_or("")
                 );
+                if let Some(note) = m["attention"].as_str() {
+                    println!("      ! {note}");
+                }
             }
             Ok(())
         }
@@ -281,6 +284,9 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default()
             );
+            if let Some(note) = summary["attention"].as_str() {
+                println!("! {note}");
+            }
             for entry in detail["timeline"].as_array().into_iter().flatten() {
                 let status = &entry["status"];
                 println!(
@@ -292,6 +298,29 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                         .or(status["due"].as_str())
                         .unwrap_or(""),
                     entry["what"].as_str().unwrap_or_default()
+                );
+                if let Some(mail) = entry["mail"].as_str() {
+                    println!("  {:<48} {mail}", "");
+                }
+                let why = status["reason"]
+                    .as_str()
+                    .or(status["last"]["reason"].as_str());
+                if let Some(why) = why {
+                    let outcome = status["last"]["outcome"].as_str();
+                    println!(
+                        "  {:<48} {}{why}",
+                        "",
+                        outcome.map(|o| format!("{o}: ")).unwrap_or_default()
+                    );
+                }
+            }
+            println!("events:");
+            for event in detail["events"].as_array().into_iter().flatten() {
+                println!(
+                    "  {} {:<9} {}",
+                    event["at"].as_str().unwrap_or_default(),
+                    event["cause"].as_str().unwrap_or_default(),
+                    event["text"].as_str().unwrap_or_default()
                 );
             }
             Ok(())

@@ -79,7 +79,13 @@ impl CrashPoints {
 
     /// Counts the steps a tick recorded done and aborts past the Nth.
     pub fn after_tick(self, report: &TickReport) {
-        let done = report.did.iter().filter(|s| s.done_at.is_some()).count();
+        // Steps the migration went past (an attempt that waits or is
+        // retried is not a step done).
+        let done = report
+            .did
+            .iter()
+            .filter(|s| s.outcome.is_some_and(|o| o.advanced()))
+            .count();
         let total = STEPS_DONE.fetch_add(done as u32, Ordering::SeqCst) + done as u32;
         if let CrashPoints::Step(n) = self {
             if done > 0 && total >= n {

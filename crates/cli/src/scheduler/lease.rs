@@ -22,7 +22,7 @@ pub struct Lease {
 }
 
 /// The lock file of migration `id` beside the store file.
-fn lock_path(store: &Path, id: i64) -> PathBuf {
+pub(crate) fn lock_path(store: &Path, id: i64) -> PathBuf {
     let mut name = store.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".migration-{id}.lock"));
     store.with_file_name(name)

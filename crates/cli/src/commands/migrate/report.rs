@@ -1,59 +1,115 @@
-//! How migrations read on a terminal: steps with their evidence, the
-//! timeline of `show`, the audit log, summaries, and times in words.
+//! How migrations read on a terminal: steps with their outcome, reason and
+//! evidence, the timeline of `show`, the events as they happened, the
+//! audit log, summaries with who carries them out, and times in words.
 //!
 //! ```text
-//!  StepRecord.evidence (JSON) ──evidence_lines──▶ "authority … answered: serial …", "ok   http://… status 200", …
-//!  Detail + audit ──show──▶ timeline [done|NEXT|    ] + steps + audit log
+//!  StepRecord ──print_step──▶ "12:00:01Z flush caches     waiting" + why + evidence_lines
+//!  StepRecord.evidence (JSON) ──evidence_lines──▶ "authority … answered: serial …", "ok   http://… status 200", "mail hold …", …
+//!  Detail + audit + carrier ──show──▶ header, timeline [done|skip|FAIL|NEXT|    |----], steps, events, audit log
 //! ```
+//!
+//! Every word printed comes from a name of the engine's own vocabulary
+//! (`State::as_str`, `Phase::as_str`, `StepOutcome::as_str`,
+//! `StepKind::as_str`), never from Rust's `Debug`.
 
+use std::path::Path;
 use std::time::Duration;
 
-use cutover_migrate::runner::{AuditEntry, StepRecord, StepStatus, Summary};
+use cutover_migrate::runner::{AuditEntry, Event, StepRecord, StepStatus, Summary};
 use cutover_migrate::Migrations;
 use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::scheduler::presence::{annotated, attention, carrier, Carrier};
+
 /// `show ID`.
-pub(super) fn show(migrations: &Migrations, id: i64, json: bool) -> anyhow::Result<()> {
+pub(super) fn show(
+    migrations: &Migrations,
+    id: i64,
+    store: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
     let detail = migrations.show(id)?;
     let audit = migrations.audit(id)?;
+    let now = Timestamp::now();
     if json {
+        let mut migration = serde_json::to_value(&detail)?;
+        migration["summary"] = annotated(&detail.summary, store, now);
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"migration": detail, "audit": audit})
+                &serde_json::json!({"migration": migration, "audit": audit})
             )?
         );
         return Ok(());
     }
     let s = &detail.summary;
+    let carried = carrier(store, s.id);
     println!(
-        "migration {} of {} ({}), {} — records {:?}",
+        "migration {} of {} ({}): {} — records {}",
         s.id, s.zone, s.file_name, s.state, s.phase
     );
     if let Some(reason) = &s.reason {
         println!("reason: {reason}");
     }
+    let note = attention(s, carried, now);
+    if let Some(note) = &note {
+        println!("! {note}");
+    }
     println!("\ntimeline:");
     for entry in &detail.timeline {
-        let (mark, when) = match &entry.status {
-            StepStatus::Done { at } => ("done", clock(*at)),
-            StepStatus::Next { due: Some(due) } => {
-                ("NEXT", format!("{} ({})", clock(*due), relative(*due)))
+        let (mark, when, why) = match &entry.status {
+            StepStatus::Done { at } => ("done", clock(*at), None),
+            StepStatus::Skipped { at, reason } => {
+                ("skip", at.map(clock).unwrap_or_default(), reason.clone())
             }
-            StepStatus::Next { due: None } => ("NEXT", "when resumed".into()),
-            StepStatus::Pending { at } => ("    ", format!("{} (planned)", clock(*at))),
-            StepStatus::Skipped => ("skip", String::new()),
+            StepStatus::Failed { at, reason } => ("FAIL", clock(*at), reason.clone()),
+            StepStatus::Next { due, last } => {
+                let when = match (due, &note) {
+                    (Some(due), Some(_)) if *due <= now => format!("{} (overdue)", clock(*due)),
+                    (Some(due), _) => format!("{} ({})", clock(*due), relative(*due)),
+                    (None, _) => "when resumed".into(),
+                };
+                let why = last.as_ref().map(|a| {
+                    format!(
+                        "last attempt {}: {}{}",
+                        clock(a.at),
+                        a.outcome,
+                        a.reason
+                            .as_deref()
+                            .map(|r| format!(" — {r}"))
+                            .unwrap_or_default()
+                    )
+                });
+                ("NEXT", when, why)
+            }
+            StepStatus::Pending { at } => ("    ", format!("{} (planned)", clock(*at)), None),
+            StepStatus::NotRun => ("----", "will not run".into(), None),
         };
         println!("  [{mark}] {when:<32} {}", entry.what);
+        if let Some(mail) = &entry.mail {
+            println!("  {:<39} {mail}", "");
+        }
+        if let Some(why) = why {
+            println!("  {:<39} {why}", "");
+        }
     }
     println!("\nsteps recorded:");
     for step in &detail.steps {
         print_step(step);
     }
+    println!("\nevents (as they happened):");
+    print_events(&detail.events);
     println!("\naudit log ({} record changes):", audit.len());
     print_audit(&audit);
     Ok(())
+}
+
+/// The events, one line each: time, cause, what happened.
+pub(super) fn print_events(events: &[Event]) {
+    for event in events {
+        println!("  {} {:<9} {}", clock(event.at), event.cause, event.text);
+    }
 }
 
 /// The audit log, one line per change.
@@ -64,7 +120,7 @@ pub fn print_audit(audit: &[AuditEntry]) {
             None => "(absent)".into(),
         };
         println!(
-            "  #{:<3} {:<14} {} {}: {} → {}  [{}{}]",
+            "  #{:<3} {:<16} {} {}: {} → {}  [{}{}]",
             a.id,
             a.step,
             a.name,
@@ -79,10 +135,17 @@ pub fn print_audit(audit: &[AuditEntry]) {
     }
 }
 
-/// One recorded step with its evidence.
+/// One recorded step: when, what, its outcome and why, then its evidence.
 pub fn print_step(step: &StepRecord) {
-    let outcome = step.outcome.as_deref().unwrap_or("interrupted");
     let at = step.done_at.unwrap_or(step.started_at);
+    let outcome = match (step.outcome, step.done_at) {
+        (Some(outcome), Some(_)) => outcome.as_str().to_string(),
+        // Left open to be redone (a provider error).
+        (Some(outcome), None) => format!("{outcome}, left open"),
+        (None, _) => {
+            "started, not finished (running, or cut short: redone on the next tick)".into()
+        }
+    };
     println!(
         "{} {:<16} {}{}",
         clock(at),
@@ -94,20 +157,79 @@ pub fn print_step(step: &StepRecord) {
             String::new()
         }
     );
+    if let Some(reason) = &step.reason {
+        println!("      {reason}");
+    }
     for line in evidence_lines(&step.evidence) {
         println!("      {line}");
     }
 }
 
+/// A JSON value as text: a string as is, anything else as JSON.
+fn text(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// An action's result as `(ok, words)`: `{ok, detail}` as the runner
+/// writes it, or `{"Ok": …}` / `{"Err": …}` as stores written before it hold.
+fn result_of(v: &Value) -> (bool, String) {
+    if let Some(ok) = v["ok"].as_bool() {
+        return (ok, text(&v["detail"]));
+    }
+    if let Some(result) = v.get("result") {
+        return result_of(result);
+    }
+    match (v.get("Ok"), v.get("Err")) {
+        (Some(said), _) => (true, text(said)),
+        (_, Some(said)) => (false, text(said)),
+        _ => (true, text(v)),
+    }
+}
+
+/// The mail actions of a step's evidence, in words: the runner's
+/// `[{action, domain, to?, ok, detail}]`, or the `{action: Result}`
+/// objects of stores written before it.
+fn mail_lines(mail: &Value) -> Vec<String> {
+    let actions: Vec<(String, Value)> = match mail {
+        Value::Array(items) => items
+            .iter()
+            .flat_map(|item| match item["action"].as_str() {
+                Some(action) => vec![(action.to_string(), item.clone())],
+                None => item
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            })
+            .collect(),
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Vec::new(),
+    };
+    actions
+        .into_iter()
+        .map(|(action, result)| {
+            let (ok, said) = result_of(&result);
+            let what = match (result["domain"].as_str(), result["to"].as_str()) {
+                (Some(domain), Some(to)) => format!("{action} {domain} to {to}"),
+                (Some(domain), None) => format!("{action} {domain}"),
+                _ => action,
+            };
+            if ok {
+                format!("mail {what}: {said}")
+            } else {
+                format!("mail {what} FAILED: {said}")
+            }
+        })
+        .collect()
+}
+
 /// A step's evidence as lines a person reads: changes, servers' answers,
-/// serials, check results, problems.
+/// serials, check results, problems, flushes, mail actions.
 pub fn evidence_lines(evidence: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    let text = |v: &Value| {
-        v.as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string())
-    };
     for change in evidence["changes"].as_array().into_iter().flatten() {
         let side = |r: &Value| match r.is_null() {
             true => "(absent)".to_string(),
@@ -136,6 +258,12 @@ pub fn evidence_lines(evidence: &Value) -> Vec<String> {
     }
     if let Some(wait) = evidence["why"].as_str() {
         out.push(wait.to_string());
+    }
+    if let (Some(since), Some(until)) = (
+        evidence["waited_since"].as_str(),
+        evidence["until"].as_str(),
+    ) {
+        out.push(format!("waited from {since} until {until}"));
     }
     for (role, servers) in [
         ("authority", &evidence["survey"]["authorities"]),
@@ -176,7 +304,13 @@ pub fn evidence_lines(evidence: &Value) -> Vec<String> {
     }
     if let Some(serials) = evidence["serials"].as_object() {
         let all: Vec<String> = serials.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        out.push(format!("serials noted: {}", all.join(", ")));
+        out.push(match all.is_empty() {
+            true => "serials noted: none (no authority gave one)".to_string(),
+            false => format!("serials noted: {}", all.join(", ")),
+        });
+    }
+    if let Some(floor) = evidence["ttl_floor"].as_u64() {
+        out.push(format!("TTL floor: the servers keep at least {floor}s"));
     }
     for check in evidence["checks"].as_array().into_iter().flatten() {
         let ok = check["ok"].as_bool().unwrap_or(false);
@@ -190,64 +324,123 @@ pub fn evidence_lines(evidence: &Value) -> Vec<String> {
     for problem in evidence["problems"].as_array().into_iter().flatten() {
         out.push(format!("problem: {}", text(problem)));
     }
-    for flushed in evidence["flushed"].as_array().into_iter().flatten() {
-        out.push(format!(
-            "flush {}: {}",
-            text(&flushed["cache"]),
-            flushed["result"]
-        ));
+    for lagging in evidence["waiting_for"].as_array().into_iter().flatten() {
+        out.push(format!("waiting for: {}", text(lagging)));
     }
+    for flushed in evidence["flushed"].as_array().into_iter().flatten() {
+        let (ok, said) = result_of(flushed);
+        out.push(if ok {
+            format!("flush {}: {said}", text(&flushed["cache"]))
+        } else {
+            format!("flush {} FAILED: {said}", text(&flushed["cache"]))
+        });
+    }
+    for lagging in evidence["still_lagging"].as_array().into_iter().flatten() {
+        out.push(format!("still lagging: {}", text(lagging)));
+    }
+    out.extend(mail_lines(&evidence["mail"]));
     if let Some(conflict) = evidence["conflict"].as_str() {
         out.push(format!("CONFLICT: {conflict}"));
+    }
+    if let Some(refused) = evidence["refused"].as_str() {
+        out.push(format!("the provider refused: {refused}"));
+    }
+    if let Some(unreachable) = evidence["unreachable"].as_str() {
+        out.push(format!("the provider could not be reached: {unreachable}"));
     }
     out
 }
 
-/// Summaries as a table.
-pub(super) fn print_summaries(all: &[Summary], empty: &str) {
+/// Summaries as a table, then what the operator must know of each (a
+/// migration nothing runs, a step overdue).
+pub(super) fn print_summaries(all: &[Summary], empty: &str, store: &Path) {
     if all.is_empty() {
         println!("{empty}");
         return;
     }
+    let now = Timestamp::now();
     println!(
         "{:>4}  {:<20} {:<14} {:<9} {:<16} {:<22} file",
         "id", "zone", "state", "records", "next", "due"
     );
+    let mut notes = Vec::new();
     for s in all {
+        let note = attention(s, carrier(store, s.id), now);
+        let due = match (s.next_due, &note) {
+            (Some(t), Some(_)) if t <= now => format!("{} (overdue)", clock(t)),
+            (Some(t), _) => format!("{} ({})", clock(t), relative(t)),
+            (None, _) => "-".into(),
+        };
         println!(
             "{:>4}  {:<20} {:<14} {:<9} {:<16} {:<22} {}",
             s.id,
             s.zone,
             s.state.as_str(),
-            format!("{:?}", s.phase).to_lowercase(),
+            s.phase.as_str(),
             s.next_step
-                .map(|k| label(&format!("{k:?}")))
+                .map(|k| label(k.as_str()))
                 .unwrap_or_else(|| "-".into()),
-            s.next_due
-                .map(|t| format!("{} ({})", clock(t), relative(t)))
-                .unwrap_or_else(|| "-".into()),
+            due,
             s.file_name
         );
+        if let Some(note) = note {
+            notes.push(format!("! migration {}: {note}", s.id));
+        }
+    }
+    for note in notes {
+        println!("{note}");
     }
 }
 
-/// The outcome of pause/resume/abort/rollback.
-pub(super) fn print_control(summary: &Summary, json: bool) -> anyhow::Result<()> {
+/// The outcome of pause/resume/abort/rollback: where the migration stands,
+/// and, when it is to go on, whether anything will carry it out.
+pub(super) fn print_control(summary: &Summary, store: &Path, json: bool) -> anyhow::Result<()> {
+    let now = Timestamp::now();
     if json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
-    } else {
         println!(
-            "migration {}: {}{}",
-            summary.id,
-            summary.state,
-            summary
-                .reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
+            "{}",
+            serde_json::to_string_pretty(&annotated(summary, store, now))?
         );
+        return Ok(());
+    }
+    println!(
+        "migration {}: {}{}",
+        summary.id,
+        summary.state,
+        summary
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    if let Some(note) = attention(summary, carrier(store, summary.id), now) {
+        println!("! {note}");
     }
     Ok(())
+}
+
+/// After `start`: who carries the migration out, or that nothing will
+/// until `cutover serve` or `migrate run` runs.
+pub(super) fn print_started(summary: &Summary, store: &Path) {
+    let id = summary.id;
+    let due = match summary.next_due {
+        Some(t) if t <= Timestamp::now() => "now".to_string(),
+        Some(t) => format!("at {} ({})", clock(t), relative(t)),
+        None => "when resumed".into(),
+    };
+    match carrier(store, id) {
+        Carrier::Serve => println!(
+            "`cutover serve` runs on this store and carries it out: first step due {due}. \
+             `cutover migrate show {id}` says where it stands."
+        ),
+        Carrier::Run | Carrier::Nobody => {
+            println!("first step due {due}.");
+            println!(
+                "! nothing is running migrations on this store: nothing happens until \
+                 `cutover serve` runs with this store, or `cutover migrate run {id}` runs it here."
+            );
+        }
+    }
 }
 
 /// A step kind in words: "LowerTtls" or "lower_ttls" → "lower ttls".
@@ -289,7 +482,7 @@ pub(super) fn relative(t: Timestamp) -> String {
 }
 
 /// A duration in whole units: "42 s", "3 min 20 s", "2 h 5 min", "3 d 4 h".
-pub(super) fn seconds(d: Duration) -> String {
+pub fn seconds(d: Duration) -> String {
     let s = d.as_secs() + u64::from(d.subsec_millis() >= 500);
     match s {
         0..=119 => format!("{s} s"),

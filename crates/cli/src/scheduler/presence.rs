@@ -1,0 +1,176 @@
+//! Whether anything carries a store's migrations out right now: a started
+//! migration does nothing by itself, and a status that counts "3 s ago",
+//! "5 min ago"… forever would hide that nothing runs it.
+//!
+//! ```text
+//!  cutover serve (scheduler) ──holds for its lifetime──▶ read lock on STORE.scheduler.lock
+//!  cutover migrate run ID    ──holds for its lifetime──▶ read lock on STORE.migration-ID.lock
+//!  status / show / start     ──F_OFD_GETLK (asks, takes nothing)──▶ Serve | Run | Nobody
+//! ```
+//!
+//! Why a lock and not a heartbeat row: a lock costs no write (a heartbeat
+//! in a `synchronous=FULL` store would fsync every second, forever), and
+//! the kernel drops it the moment its holder dies, `kill -9` included, so
+//! it never claims a runner that is gone and needs no clock to judge
+//! staleness. The locks are open file description (OFD) record locks, not
+//! `flock`: only they can be *asked about* (`F_OFD_GETLK`) without being
+//! taken, so two status commands asking at once never see each other as a
+//! runner. They are independent of the `flock` lease on the same
+//! migration file ([`super::lease`]). A lock file that does not exist means
+//! nothing ever ran there: asking creates nothing.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cutover_migrate::runner::Summary;
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// A held presence lock; released on drop (or when the process dies).
+#[derive(Debug)]
+pub struct Presence {
+    /// The locked file (the lock lives as long as it is open).
+    _file: File,
+}
+
+/// Who carries a migration out now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Carrier {
+    /// The scheduler of a `cutover serve` on this store.
+    Serve,
+    /// A `cutover migrate run ID` of this migration.
+    Run,
+    /// Nothing: the migration waits until one of them starts.
+    Nobody,
+}
+
+/// How late a step may be while a runner lives before it is called
+/// overdue (a tick that runs checks with timeouts can take a while).
+const GRACE: Duration = Duration::from_secs(60);
+
+/// The scheduler's lock file beside the store file.
+fn scheduler_path(store: &Path) -> PathBuf {
+    let mut name = store.file_name().unwrap_or_default().to_os_string();
+    name.push(".scheduler.lock");
+    store.with_file_name(name)
+}
+
+/// A whole-file lock request of type `kind` (`F_RDLCK`, `F_WRLCK`).
+fn whole_file(kind: libc::c_int) -> libc::flock {
+    // SAFETY: `flock` is a plain C struct; all-zero is a valid value of it.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = 0;
+    lock.l_len = 0;
+    lock
+}
+
+impl Presence {
+    /// Held by `cutover serve`'s scheduler for as long as it runs.
+    pub fn scheduler(store: &Path) -> std::io::Result<Presence> {
+        Presence::hold(&scheduler_path(store))
+    }
+
+    /// Held by `cutover migrate run ID` for as long as it runs.
+    pub fn run(store: &Path, id: i64) -> std::io::Result<Presence> {
+        Presence::hold(&super::lease::lock_path(store, id))
+    }
+
+    /// A read lock on `path` (created if missing), waiting for none: read
+    /// locks never conflict with each other, and nobody takes a write lock.
+    fn hold(path: &Path) -> std::io::Result<Presence> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let mut lock = whole_file(libc::F_RDLCK);
+        // SAFETY: fcntl on a descriptor we own and keep open, with a valid `flock`.
+        let held = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) };
+        if held == 0 {
+            Ok(Presence { _file: file })
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
+/// True when some open file description holds a lock on `path` (asked,
+/// not taken); false when the file does not exist.
+fn held(path: &Path) -> std::io::Result<bool> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    let mut lock = whole_file(libc::F_WRLCK);
+    // SAFETY: fcntl on a descriptor we own, with a valid `flock` it fills in.
+    let asked = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+    if asked != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Who carries migration `id` of the store at `store` out now. When the
+/// locks cannot be asked, it says `Serve` only if that much is known.
+pub fn carrier(store: &Path, id: i64) -> Carrier {
+    if held(&scheduler_path(store)).unwrap_or(false) {
+        Carrier::Serve
+    } else if held(&super::lease::lock_path(store, id)).unwrap_or(false) {
+        Carrier::Run
+    } else {
+        Carrier::Nobody
+    }
+}
+
+/// What an operator must know about who runs the migration, in words, or
+/// `None` when all is as it should be: nothing runs it (due or not), or its
+/// step is more than a minute overdue although a runner lives.
+pub fn attention(summary: &Summary, carrier: Carrier, now: Timestamp) -> Option<String> {
+    let due = summary.next_due?;
+    let late = Duration::try_from(now.duration_since(due)).unwrap_or(Duration::ZERO);
+    match carrier {
+        Carrier::Nobody if due <= now => Some(format!(
+            "overdue: nothing is running this migration; start `cutover serve` on this store, or run `cutover migrate run {}`",
+            summary.id
+        )),
+        Carrier::Nobody => Some(format!(
+            "nothing is running this migration: its next step will not run until `cutover serve` runs on this store, or `cutover migrate run {}`",
+            summary.id
+        )),
+        Carrier::Serve if late > GRACE => Some(format!(
+            "overdue by {}: `cutover serve` runs on this store but has not run it (see its log)",
+            crate::commands::migrate::seconds(late)
+        )),
+        Carrier::Run if late > GRACE => Some(format!(
+            "overdue by {}: `cutover migrate run {}` runs but has not run it (see its output)",
+            crate::commands::migrate::seconds(late),
+            summary.id
+        )),
+        Carrier::Serve | Carrier::Run => None,
+    }
+}
+
+/// A summary as JSON with who carries it out (`carried_by`: "serve",
+/// "run", "nobody") and what the operator must know (`attention`, or null).
+pub fn annotated(summary: &Summary, store: &Path, now: Timestamp) -> serde_json::Value {
+    let carried = carrier(store, summary.id);
+    let mut value = serde_json::to_value(summary).unwrap_or(serde_json::Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "carried_by".into(),
+            serde_json::to_value(carried).unwrap_or_default(),
+        );
+        object.insert(
+            "attention".into(),
+            attention(summary, carried, now).map_or(serde_json::Value::Null, Into::into),
+        );
+    }
+    value
+}
