@@ -246,3 +246,106 @@ fn response_rate_limiting_drops_are_counted() {
         "expected every query answered by the answer path (the limit applies after); scrape:\n{scrape}"
     );
 }
+
+/// Regression (issue "every word true", 5, and bounded labels): a
+/// migration's steps are counted by step and outcome over every migration
+/// (no migration id, no zone as a label), with outcomes that tell done and
+/// skipped apart: a flush with no cache listed is skipped, not ok.
+#[test]
+fn a_migration_is_counted_by_step_and_outcome_with_bounded_labels() {
+    let site = Site::start("");
+    let (_, _, empty) = site.text("/metrics");
+    for line in [
+        "cutover_migrations{state=\"planned\"} 0",
+        "cutover_migrations{state=\"done\"} 0",
+        "cutover_migrations_overdue 0",
+    ] {
+        assert!(
+            empty.lines().any(|l| l == line),
+            "expected {line:?} before any migration; scrape:\n{empty}"
+        );
+    }
+    let text = format!(
+        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\n[[move]]\nfrom = \"127.0.0.2\"\nto = \"127.0.0.3\"\n\
+         [ttl]\nduring = 1\n[schedule]\nmargin = 1\nobserve = \"1s\"\n[verify]\nauthorities = [\"{}\"]\nresolvers = []\ntries = 3\ninterval = 1\n",
+        site.dns
+    );
+    let body = serde_json::json!({"file_name": "move-web.toml", "text": text}).to_string();
+    let (status, created) = site.call("POST", "/api/v1/migrations", Some(&site.admin), Some(&body));
+    assert_eq!(
+        status, 200,
+        "expected the migration started, seen {created}"
+    );
+    let id = created["id"].as_i64().expect("an id");
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, detail) = site.call(
+            "GET",
+            &format!("/api/v1/migrations/{id}"),
+            Some(&site.reader),
+            None,
+        );
+        let state = detail["summary"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if ["done", "failed", "rolled_back", "aborted"].contains(&state.as_str()) {
+            assert_eq!(state, "done", "expected the migration done, seen {detail}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected the migration done within 40 s, seen {detail}; log:\n{}",
+            site.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, _, scrape) = site.text("/metrics");
+    for (step, outcome) in [
+        ("lower_ttls", "done"),
+        ("wait_for_caches", "done"),
+        ("verify_new", "skipped"),
+        ("note_serials", "done"),
+        ("switch", "done"),
+        ("flush_caches", "skipped"),
+        ("observe", "done"),
+        ("restore_ttls", "done"),
+    ] {
+        let series =
+            format!("cutover_migration_steps_total{{step=\"{step}\",outcome=\"{outcome}\"}}");
+        assert_eq!(
+            value(&scrape, &series),
+            1,
+            "expected {series} 1; scrape:\n{scrape}"
+        );
+    }
+    assert_eq!(
+        value(
+            &scrape,
+            "cutover_migration_steps_total{step=\"verify_switch\",outcome=\"done\"}"
+        ),
+        1,
+        "expected one verification that passed; scrape:\n{scrape}"
+    );
+    assert_eq!(
+        value(&scrape, "cutover_migrations{state=\"done\"}"),
+        1,
+        "expected the migration counted as done; scrape:\n{scrape}"
+    );
+    let migration_lines: Vec<&str> = scrape
+        .lines()
+        .filter(|l| l.starts_with("cutover_migration"))
+        .collect();
+    assert!(
+        migration_lines
+            .iter()
+            .all(|l| !l.contains("id=") && !l.contains("zone=")),
+        "expected no migration id or zone as a label, seen {migration_lines:#?}"
+    );
+    assert!(
+        !migration_lines
+            .iter()
+            .any(|l| l.contains("outcome=\"failed\"")),
+        "expected nothing counted as failed, seen {migration_lines:#?}"
+    );
+}

@@ -3,7 +3,8 @@
 //! ```text
 //!  cutover_nameserver::metrics::totals() ─┐
 //!  Store::zones() (serial, records) ──────┼─▶ exposition text
-//!  MailControl::metrics() (when [mail]) ──┘
+//!  MailControl::metrics() (when [mail]) ──┤
+//!  Migrations: states, step outcomes ─────┘  (bounded labels: no migration id, no zone)
 //! ```
 //!
 //! Only non-zero RCODE series are written, except NOERROR which is always
@@ -108,12 +109,19 @@ pub fn nameserver_text(out: &mut String, totals: &Totals) {
     }
 }
 
-/// How many migrations, newest first, have their steps counted.
-const COUNTED_MIGRATIONS: usize = 20;
-
-/// The migrations' states and step outcomes as exposition text (the
-/// outcomes of `verify_new` and `verify_switch` are the probe results).
-fn migration_text(store: &std::path::Path) -> String {
+/// The migrations as exposition text, with labels from bounded sets only
+/// (a migration's id or zone is never a label: the series would grow
+/// with every migration ever started):
+///
+/// - `cutover_migrations{state}`: how many are in each state (every state,
+///   zeros included);
+/// - `cutover_migration_steps_total{step, outcome}`: step attempts over
+///   every migration by how they ended — done, skipped, waiting, retrying,
+///   failed (counted from the append-only events, so they only grow; the
+///   outcomes of `verify_new` and `verify_switch` are the probe results);
+/// - `cutover_migrations_overdue`: migrations whose next step is overdue
+///   (nothing runs them, or a runner has not for more than a minute).
+pub fn migration_text(store: &std::path::Path, now: jiff::Timestamp) -> String {
     let mut out = String::new();
     let Ok(migrations) = cutover_migrate::Migrations::open(store) else {
         return out;
@@ -121,66 +129,43 @@ fn migration_text(store: &std::path::Path) -> String {
     let Ok(list) = migrations.list() else {
         return out;
     };
-    let state_of = |summary: &cutover_migrate::runner::Summary| {
-        serde_json::to_value(summary.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    };
-    let mut by_state: std::collections::BTreeMap<String, u64> = Default::default();
-    for summary in &list {
-        *by_state.entry(state_of(summary)).or_default() += 1;
-    }
     family(
         &mut out,
         "cutover_migrations",
         "gauge",
         "Migrations in the store, by state.",
     );
-    for (state, count) in &by_state {
-        let _ = writeln!(
-            out,
-            "cutover_migrations{{state=\"{}\"}} {count}",
-            label(state)
-        );
+    for state in cutover_migrate::State::ALL {
+        let count = list.iter().filter(|s| s.state == state).count();
+        let _ = writeln!(out, "cutover_migrations{{state=\"{state}\"}} {count}");
     }
     family(
         &mut out,
-        "cutover_migration_state",
+        "cutover_migrations_overdue",
         "gauge",
-        "1 for the state each migration is in.",
+        "Migrations whose next step is overdue: nothing runs them, or the runner has not for a minute.",
     );
-    for summary in list.iter().take(COUNTED_MIGRATIONS) {
-        let _ = writeln!(
-            out,
-            "cutover_migration_state{{id=\"{}\",zone=\"{}\",state=\"{}\"}} 1",
-            summary.id,
-            label(&summary.zone),
-            label(&state_of(summary))
-        );
-    }
+    let overdue = list
+        .iter()
+        .filter(|s| {
+            let carrier = crate::scheduler::presence::carrier(store, s.id);
+            s.next_due.is_some_and(|due| due <= now)
+                && crate::scheduler::presence::attention(s, carrier, now).is_some()
+        })
+        .count();
+    let _ = writeln!(out, "cutover_migrations_overdue {overdue}");
     family(
         &mut out,
         "cutover_migration_steps_total",
         "counter",
-        "Recorded step attempts by migration, step and outcome (verify_* are the probe results).",
+        "Step attempts over every migration, by step and outcome (done, skipped, waiting, retrying, failed; verify_* are the probe results).",
     );
-    for summary in list.iter().take(COUNTED_MIGRATIONS) {
-        let Ok(detail) = migrations.show(summary.id) else {
-            continue;
-        };
-        let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
-        for step in &detail.steps {
-            let outcome = step.outcome.clone().unwrap_or_else(|| "running".to_owned());
-            *counts.entry((step.kind.clone(), outcome)).or_default() += 1;
-        }
-        for ((kind, outcome), count) in counts {
+    if let Ok(counts) = migrations.step_counts() {
+        for (step, outcome, count) in counts {
             let _ = writeln!(
                 out,
-                "cutover_migration_steps_total{{id=\"{}\",step=\"{}\",outcome=\"{}\"}} {count}",
-                summary.id,
-                label(&kind),
-                label(&outcome)
+                "cutover_migration_steps_total{{step=\"{}\",outcome=\"{outcome}\"}} {count}",
+                label(&step)
             );
         }
     }
@@ -223,7 +208,7 @@ pub async fn scrape(State(control): State<Control>) -> Response {
     let gathered = blocking(move || {
         let zones = store.zones().ok();
         let mail = spool.map(|spool| cutover_mail::MailControl::new(spool).metrics());
-        let migrations = migration_text(store.path());
+        let migrations = migration_text(store.path(), jiff::Timestamp::now());
         Ok((zones, mail, migrations))
     })
     .await;
