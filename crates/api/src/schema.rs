@@ -40,6 +40,83 @@ fn null(inner: Value) -> Value {
     json!({"anyOf": [inner, {"type": "null"}]})
 }
 
+/// How a step attempt ended (the engine's `StepOutcome`).
+fn step_outcome() -> Value {
+    json!({"type": "string", "enum": ["done", "skipped", "waiting", "retrying", "failed"]})
+}
+
+/// One planned step and where it stands (the engine's `TimelineEntry`,
+/// its `status` tagged by `status`).
+fn timeline_entry() -> Value {
+    let status = object(&[
+        (
+            "status",
+            json!({"type": "string", "enum": ["done", "skipped", "next", "pending", "failed", "not_run"]}),
+            true,
+        ),
+        ("at", null(s()), false),
+        ("due", null(s()), false),
+        ("reason", null(s()), false),
+        (
+            "last",
+            null(object(&[
+                ("outcome", step_outcome(), true),
+                ("at", s(), true),
+                ("attempt", i(), true),
+                ("reason", null(s()), true),
+            ])),
+            false,
+        ),
+    ]);
+    object(&[
+        ("kind", s(), true),
+        ("what", s(), true),
+        ("why", s(), true),
+        ("mail", null(s()), true),
+        ("status", status, true),
+    ])
+}
+
+/// A recorded step attempt (the engine's `StepRecord`).
+fn step_record() -> Value {
+    object(&[
+        ("id", i(), true),
+        ("kind", s(), true),
+        ("position", null(i()), true),
+        ("attempt", i(), true),
+        ("started_at", s(), true),
+        ("done_at", null(s()), true),
+        ("outcome", null(step_outcome()), true),
+        ("reason", null(s()), true),
+        ("evidence", any(), true),
+    ])
+}
+
+/// One thing that happened to a migration (the engine's `Event`).
+fn migration_event() -> Value {
+    object(&[
+        ("id", i(), true),
+        ("at", s(), true),
+        (
+            "cause",
+            json!({"type": "string", "enum": ["automatic", "operator", "conflict"]}),
+            true,
+        ),
+        (
+            "kind",
+            json!({"type": "string", "enum": ["started", "step", "state"]}),
+            true,
+        ),
+        ("step_id", null(i()), true),
+        ("step", null(s()), true),
+        ("outcome", null(step_outcome()), true),
+        ("from", null(s()), true),
+        ("to", null(s()), true),
+        ("reason", null(s()), true),
+        ("text", s(), true),
+    ])
+}
+
 /// An object with these properties; `true` marks a required one.
 fn object(properties: &[(&str, Value, bool)]) -> Value {
     let required: Vec<&str> = properties.iter().filter(|p| p.2).map(|p| p.0).collect();
@@ -175,13 +252,22 @@ pub fn of(name: &str) -> Option<Value> {
             ("reason", null(s()), true),
             ("next_step", null(s()), true),
             ("next_due", null(s()), true),
+            ("created_at", s(), true),
+            ("updated_at", s(), true),
+            (
+                "carried_by",
+                json!({"type": "string", "enum": ["serve", "run", "nobody"]}),
+                true,
+            ),
+            ("attention", null(s()), true),
         ]),
         "MigrationDetail" => object(&[
             ("summary", r("MigrationSummary"), true),
             ("plan", r("MigrationPlan"), true),
             ("file_text", s(), true),
-            ("timeline", arr(any()), true),
-            ("steps", arr(any()), true),
+            ("timeline", arr(timeline_entry()), true),
+            ("steps", arr(step_record()), true),
+            ("events", arr(migration_event()), true),
         ]),
         "MigrationAudit" => object(&[("migration", i(), true), ("entries", arr(any()), true)]),
         "MatrixCell" => object(&[

@@ -914,6 +914,16 @@ fn migrations_from_a_file_to_their_timeline() {
     assert_schema("MigrationDetail", &detail);
     assert_schema("MigrationSummary", &detail["summary"]);
     assert_schema("MigrationPlan", &detail["plan"]);
+    assert_eq!(
+        detail["summary"]["carried_by"], "serve",
+        "expected serve's scheduler named as what runs it, seen {}",
+        detail["summary"]
+    );
+    assert_eq!(
+        detail["events"][0]["text"], "started by the operator from move-web.toml",
+        "expected the start as the first event, seen {}",
+        detail["events"]
+    );
     let kinds: Vec<&str> = detail["timeline"]
         .as_array()
         .unwrap()
@@ -1077,6 +1087,35 @@ fn migrations_from_a_file_to_their_timeline() {
         (200, Some(id)),
         "expected the migration listed, seen {list}"
     );
+    // The answers speak the engine's words, never Rust's.
+    let (_, detail) = site.call("GET", &format!("/api/v1/migrations/{id}"), admin, None);
+    let text = detail.to_string();
+    for raw in ["\"Ok\"", "\"Err\"", "Some(", "None"] {
+        assert!(!text.contains(raw), "expected no {raw} in {text}");
+    }
+    let events: Vec<(&str, &str)> = detail["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["cause"].as_str().unwrap_or_default(),
+                e["text"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    for (cause, head) in [
+        ("operator", "paused by the operator: lunch"),
+        ("operator", "resumed by the operator"),
+        ("automatic", "switch: done"),
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|(c, t)| *c == cause && t.starts_with(head)),
+            "expected a {cause} event {head:?}…, seen {events:?}"
+        );
+    }
 }
 
 #[test]

@@ -272,13 +272,40 @@ fn the_dashboard_shows_the_timeline_and_the_propagation_matrix() {
         after.contains("127.0.0.3"),
         "expected the new address in the matrix"
     );
+    // The timeline says what each step came to: the flush had nothing to
+    // do (no caches are listed), which is not a flush, nor a failure.
+    assert_eq!(
+        step_state(&after, "flush_caches").as_deref(),
+        Some("skipped"),
+        "expected the flush shown as skipped"
+    );
+    assert!(
+        after.contains("no local caches are listed to flush"),
+        "expected the reason the flush was skipped"
+    );
+    // What happened, as it happened, with its cause.
+    for event in [
+        "started by the operator from move-web.toml",
+        "paused by the operator: dashboard test",
+        "switch: done",
+    ] {
+        assert!(
+            after.contains(event),
+            "expected the event {event:?} in the dashboard"
+        );
+    }
+    assert!(
+        after.contains("data-cause=\"operator\"") && after.contains("data-cause=\"automatic\""),
+        "expected the events' causes"
+    );
+    // Labels from bounded sets only: no migration id, no zone.
     let (_, _, metrics) = site.text("/metrics");
     for line in [
-        format!(
-            "cutover_migration_state{{id=\"{id}\",zone=\"example.test.\",state=\"observing\"}} 1"
-        ),
-        format!("cutover_migration_steps_total{{id=\"{id}\",step=\"switch\",outcome=\"ok\"}} 1"),
-        "cutover_migrations{state=\"observing\"} 1".to_owned(),
+        "cutover_migration_steps_total{step=\"switch\",outcome=\"done\"} 1",
+        "cutover_migration_steps_total{step=\"flush_caches\",outcome=\"skipped\"} 1",
+        "cutover_migrations{state=\"observing\"} 1",
+        "cutover_migrations{state=\"done\"} 0",
+        "cutover_migrations_overdue 0",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),
@@ -286,10 +313,17 @@ fn the_dashboard_shows_the_timeline_and_the_propagation_matrix() {
         );
     }
     assert!(
-        metrics.lines().any(|l| l.starts_with(&format!(
-            "cutover_migration_steps_total{{id=\"{id}\",step=\"verify_switch\",outcome=\"ok\"}} "
-        ))),
+        metrics.lines().any(|l| l.starts_with(
+            "cutover_migration_steps_total{step=\"verify_switch\",outcome=\"done\"} "
+        )),
         "expected the verification's probe result in /metrics, seen:\n{metrics}"
+    );
+    assert!(
+        !metrics
+            .lines()
+            .filter(|l| l.starts_with("cutover_migration"))
+            .any(|l| l.contains("id=") || l.contains("zone=") || l.contains("outcome=\"ok\"")),
+        "expected no per-migration label in /metrics, seen:\n{metrics}"
     );
     let shot = artifacts().join("dashboard.png");
     chromium(&site, &format!("--screenshot={}", shot.display()));

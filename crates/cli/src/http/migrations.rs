@@ -4,7 +4,8 @@
 //! matrix built from the plan's moving records.
 //!
 //! ```text
-//!  list / show / audit ─────────────▶ Migrations::list|show|audit
+//!  list / show / audit ─────────────▶ Migrations::list|show|audit (each summary with who carries
+//!                                      it out and what needs attention: scheduler::presence)
 //!  pause / resume / abort / rollback ▶ Migrations::pause|… (the scheduler of
 //!                                      `cutover serve` carries the rollback out)
 //!  plan / create ──file in a tempdir──▶ cutover --store S migrate plan|start FILE --json
@@ -32,6 +33,7 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::{blocking, parse_body, ApiError, ApiResult, Control};
+use crate::scheduler::presence::annotated;
 
 /// How long a propagation matrix is answered again rather than asked anew.
 const MATRIX_REUSE: Duration = Duration::from_secs(1);
@@ -71,17 +73,32 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
 pub async fn list(State(control): State<Control>) -> ApiResult<MigrationList> {
     let list = blocking(move || {
         let summaries = open(&control)?.list().map_err(runner_error)?;
-        summaries.iter().map(to_json).collect::<Result<Vec<_>, _>>()
+        let now = jiff::Timestamp::now();
+        Ok(summaries
+            .iter()
+            .map(|s| annotated(s, control.store.path(), now))
+            .collect::<Vec<_>>())
     })
     .await?;
     Ok(Json(MigrationList { migrations: list }))
 }
 
+/// One migration's detail as JSON, its summary annotated.
+fn detail_json(control: &Control, id: i64) -> Result<Value, ApiError> {
+    let detail = open(control)?.show(id).map_err(runner_error)?;
+    let mut value = to_json(&detail)?;
+    value["summary"] = annotated(
+        &detail.summary,
+        control.store.path(),
+        jiff::Timestamp::now(),
+    );
+    Ok(value)
+}
+
 /// `GET /api/v1/migrations/{id}`.
 pub async fn show(State(control): State<Control>, Path(id): Path<String>) -> ApiResult<Value> {
     let id = migration_id(&id)?;
-    let detail =
-        blocking(move || to_json(&open(&control)?.show(id).map_err(runner_error)?)).await?;
+    let detail = blocking(move || detail_json(&control, id)).await?;
     Ok(Json(detail))
 }
 
@@ -136,7 +153,7 @@ async fn steer(
             Steer::Rollback => migrations.rollback(id, now, &reason),
         }
         .map_err(runner_error)?;
-        to_json(&summary)
+        Ok(annotated(&summary, control.store.path(), now))
     })
     .await?;
     Ok(Json(summary))
@@ -496,8 +513,7 @@ pub async fn events(
                 first = false;
                 let looker = control.clone();
                 let detail = tokio::task::spawn_blocking(move || {
-                    let detail = open(&looker).ok()?.show(id).ok()?;
-                    let mut value = serde_json::to_value(&detail).ok()?;
+                    let mut value = detail_json(&looker, id).ok()?;
                     if let Some(object) = value.as_object_mut() {
                         object.remove("file_text");
                     }

@@ -137,21 +137,36 @@ function when(text) {
   return text ? new Date(text).toLocaleTimeString() : "";
 }
 
+// What a timeline step's status says beyond its name: why it was skipped
+// or failed, or how its last attempt ended (waiting, retrying, failed).
+function stepNote(status) {
+  if (status.last) return status.last.outcome + (status.last.reason ? ": " + status.last.reason : "");
+  return status.reason || null;
+}
+
 function migrationCard(detail) {
   const summary = detail.summary;
   const steps = detail.timeline.map((entry) => {
     const status = entry.status.status;
     const at = entry.status.at || entry.status.due;
     const due = status === "next" && entry.status.due ? Date.parse(entry.status.due) / 1000 : null;
-    return el("li", { class: "step " + status, "data-step": entry.kind, "data-state": status, title: entry.why },
-      el("span", { class: "when" }, when(at)), el("strong", {}, entry.kind.replace(/_/g, " ")), " ", el("span", { class: "state" }, status),
-      due !== null ? el("span", { class: "countdown", "data-due": due }, " in " + seconds(due - Date.now() / 1000)) : null,
-      el("div", { class: "what muted" }, entry.what));
+    const outcome = entry.status.last ? entry.status.last.outcome : status;
+    const note = stepNote(entry.status);
+    return el("li", { class: "step " + status, "data-step": entry.kind, "data-state": status, "data-outcome": outcome, title: entry.why },
+      el("span", { class: "when" }, when(at)), el("strong", {}, entry.kind.replace(/_/g, " ")), " ", el("span", { class: "state" }, status.replace(/_/g, " ")),
+      due !== null && !summary.attention ? el("span", { class: "countdown", "data-due": due }, " in " + seconds(due - Date.now() / 1000)) : null,
+      el("div", { class: "what muted" }, entry.what),
+      entry.mail ? el("div", { class: "mail muted", "data-mail": entry.kind }, entry.mail) : null,
+      note ? el("div", { class: "why " + outcome }, note) : null);
   });
-  return el("div", { class: "card", "data-migration": summary.id, "data-state": summary.state },
+  const events = (detail.events || []).map((event) => el("li", { "data-event": event.kind, "data-cause": event.cause, "data-outcome": event.outcome || null, class: "event " + (event.outcome || event.kind) },
+    el("span", { class: "when" }, when(event.at)), el("span", { class: "cause" }, event.cause), " ", event.text));
+  return el("div", { class: "card", "data-migration": summary.id, "data-state": summary.state, "data-carried-by": summary.carried_by },
     el("h3", {}, "#" + summary.id + " · " + summary.zone + " · " + summary.file_name + " · ", el("span", { class: "state badge" }, summary.state.replace(/_/g, " ")),
       summary.reason ? el("span", { class: "warn" }, " " + summary.reason) : null),
-    el("ol", { class: "timeline" }, steps));
+    summary.attention ? el("p", { class: "bad attention", "data-attention": "" }, summary.attention) : null,
+    el("ol", { class: "timeline" }, steps),
+    el("details", { class: "events", open: "" }, el("summary", {}, "What happened (" + events.length + " events)"), el("ol", { class: "events" }, events)));
 }
 
 // The propagation matrix of a running migration: a row per authoritative
