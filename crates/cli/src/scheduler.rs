@@ -30,7 +30,7 @@ use cutover_flush::Settings;
 use cutover_migrate::checks::ProbeChecks;
 use cutover_migrate::provider::{build, BuildContext};
 use cutover_migrate::runner::StepOutcome;
-use cutover_migrate::{Effects, MigrationFile, Migrations, NoMail, SystemClock, TickReport};
+use cutover_migrate::{Effects, MigrationFile, Migrations, NoMail, State, SystemClock, TickReport};
 use cutover_provider::Provider;
 
 use crate::commands::flush::CacheFlusher;
@@ -282,13 +282,17 @@ fn log_report(report: &TickReport) {
         let next = report
             .next_due
             .map_or_else(|| "none".to_string(), |t| t.to_string());
-        match &report.reason {
-            Some(reason) => {
-                tracing::warn!(migration = report.id, state = %report.state, next_due = %next, "{reason}")
-            }
-            None => {
-                tracing::info!(migration = report.id, state = %report.state, next_due = %next, "migration advanced")
-            }
+        // A wait or a retry is said at info; a migration that stopped or
+        // turns back needs the operator: a warning.
+        let stopped = matches!(
+            report.state,
+            State::Paused | State::RollingBack | State::RolledBack | State::Failed | State::Aborted
+        );
+        let said = report.reason.as_deref().unwrap_or("migration advanced");
+        if stopped {
+            tracing::warn!(migration = report.id, state = %report.state, next_due = %next, "{said}")
+        } else {
+            tracing::info!(migration = report.id, state = %report.state, next_due = %next, "{said}")
         }
     }
 }

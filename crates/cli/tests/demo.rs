@@ -27,17 +27,18 @@ fn demo_migrates_from_the_old_server_to_the_new_without_a_failed_request() {
         "wait 11s until",
         "! shop.example.com. CNAME leads to www.example.com., which moves",
         // Each step with its evidence.
-        "lower ttls       ok",
+        "lower ttls       done",
         "www.example.com. A: 10 127.0.0.2 → 2 127.0.0.2",
         "ok   http://www.example.com:",
         "at 127.0.0.3: status 200",
         "serials noted: example.com.",
         "www.example.com. A: 2 127.0.0.2 → 2 127.0.0.3",
         "answered: serial 2026112603",
-        "restore ttls     ok",
+        "flush caches     skipped",
+        "restore ttls     done",
         "www.example.com. A: 2 127.0.0.3 → 10 127.0.0.3",
         // The final report.
-        "migration 1: done (records Restored)",
+        "migration 1: done (records restored)",
         "0 failed",
         "now: www resolves to 127.0.0.3 and \"served by the new server\"",
     ] {

@@ -174,3 +174,90 @@ pub fn annotated(summary: &Summary, store: &Path, now: Timestamp) -> serde_json:
     }
     value
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A summary of migration `id` due at `due`.
+    fn due_at(id: i64, due: Option<Timestamp>) -> Summary {
+        Summary {
+            id,
+            zone: "example.test.".into(),
+            file_name: "m.toml".into(),
+            state: cutover_migrate::State::Waiting,
+            phase: cutover_migrate::runner::Phase::Lowered,
+            reason: None,
+            next_step: None,
+            next_due: due,
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn the_locks_say_who_runs_and_asking_takes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("cutover.db");
+        assert_eq!(carrier(&store, 1), Carrier::Nobody, "no lock file yet");
+        assert!(
+            !scheduler_path(&store).exists(),
+            "asking must not create the lock file"
+        );
+        let serve = Presence::scheduler(&store).unwrap();
+        assert_eq!(carrier(&store, 1), Carrier::Serve);
+        // A second scheduler on the store holds its lock too: read locks share.
+        let second = Presence::scheduler(&store).unwrap();
+        assert_eq!(carrier(&store, 1), Carrier::Serve);
+        drop(serve);
+        assert_eq!(carrier(&store, 1), Carrier::Serve, "one is left");
+        drop(second);
+        assert_eq!(
+            carrier(&store, 1),
+            Carrier::Nobody,
+            "released with its holder"
+        );
+        let run = Presence::run(&store, 1).unwrap();
+        assert_eq!(carrier(&store, 1), Carrier::Run);
+        assert_eq!(
+            carrier(&store, 2),
+            Carrier::Nobody,
+            "only migration 1 is run"
+        );
+        // The flock lease on the same file is independent of the presence lock.
+        let lease = super::super::lease::Lease::try_take(&store, 1).unwrap();
+        assert!(
+            lease.is_some(),
+            "the lease is free while `run` is between ticks"
+        );
+        drop(run);
+        assert_eq!(carrier(&store, 1), Carrier::Nobody);
+    }
+
+    #[test]
+    fn attention_names_what_nothing_runs_and_what_is_late() {
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+        let ago = |secs: i64| now - jiff::SignedDuration::from_secs(secs);
+        let due_now = due_at(7, Some(ago(3)));
+        assert!(attention(&due_now, Carrier::Nobody, now).is_some_and(|a| a
+            .starts_with("overdue: nothing is running this migration")
+            && a.contains("cutover migrate run 7")));
+        assert!(
+            attention(&due_at(7, Some(ago(-600))), Carrier::Nobody, now)
+                .is_some_and(|a| a.starts_with("nothing is running this migration")),
+            "not due yet, but nothing will run it"
+        );
+        assert_eq!(
+            attention(&due_now, Carrier::Serve, now),
+            None,
+            "3 s late with serve: fine"
+        );
+        assert!(attention(&due_at(7, Some(ago(300))), Carrier::Serve, now)
+            .is_some_and(|a| a.starts_with("overdue by 5 min 0 s: `cutover serve` runs")));
+        assert_eq!(
+            attention(&due_at(7, None), Carrier::Nobody, now),
+            None,
+            "nothing due (paused, done): nothing to say"
+        );
+    }
+}

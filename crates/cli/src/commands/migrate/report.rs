@@ -491,3 +491,48 @@ pub fn seconds(d: Duration) -> String {
         _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn mail_and_flush_evidence_read_as_words_old_and_new() {
+        let new = json!({
+            "mail": [
+                {"action": "hold", "domain": "example.test", "ok": true, "detail": "example.test held"},
+                {"action": "retarget", "domain": "example.test", "to": "new:25", "ok": false, "detail": "no relay"}
+            ],
+            "flushed": [{"cache": "unbound", "ok": true, "detail": "flushed unbound 127.0.0.1"}]
+        });
+        assert_eq!(
+            evidence_lines(&new),
+            [
+                "flush unbound: flushed unbound 127.0.0.1",
+                "mail hold example.test: example.test held",
+                "mail retarget example.test to new:25 FAILED: no relay",
+            ]
+        );
+        // As stores written before these words hold it: Rust's Result.
+        let old = json!({
+            "mail": [{"hold": {"Ok": "example.test held"}}, {"retarget": {"Err": "no relay"}}],
+            "flushed": [{"cache": "unbound", "result": {"Ok": "flushed unbound"}}]
+        });
+        let lines = evidence_lines(&old);
+        assert_eq!(
+            lines,
+            [
+                "flush unbound: flushed unbound",
+                "mail hold: example.test held",
+                "mail retarget FAILED: no relay",
+            ]
+        );
+        assert!(!lines.concat().contains("Ok"), "{lines:?}");
+        let release = json!({"mail": {"release": {"Ok": "example.test released"}}});
+        assert_eq!(
+            evidence_lines(&release),
+            ["mail release: example.test released"]
+        );
+    }
+}
