@@ -526,3 +526,48 @@ fn an_unreachable_provider_is_retrying_with_its_event() {
     assert!(texts[0].starts_with("switch: retrying: "), "{texts:?}");
     assert_eq!(texts[1], "switch: done");
 }
+
+/// A flush that could not flush is a failure, said as one, and the
+/// migration goes on (flushing only shortens how long caches keep the old
+/// values); the timeline shows the failure after the migration went past it.
+#[test]
+fn a_flush_that_failed_is_failed_and_the_migration_goes_on() {
+    let w = World::new();
+    let m = w.open();
+    let text = format!("{FILE}[flush]\ncaches = [\"unbound\"]\n");
+    let id = w.start(&m, &text);
+    let fx = cutover_migrate::Effects {
+        flusher: &cutover_migrate::NoFlusher,
+        ..w.fx()
+    };
+    m.tick(id, &fx).expect("lower");
+    w.clock
+        .set(m.status(id).expect("status").next_due.expect("due"));
+    let r = m.tick(id, &fx).expect("to the flush");
+    let flush = r.did.last().expect("the flush");
+    assert_eq!(
+        (flush.kind.as_str(), flush.outcome),
+        ("flush_caches", Some(StepOutcome::Failed)),
+        "{flush:?}"
+    );
+    assert!(
+        flush
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("not flushed: unbound: ") && r.contains("goes on")),
+        "{:?}",
+        flush.reason
+    );
+    assert_eq!(r.state, State::Verifying, "the migration went on");
+    let detail = m.show(id).expect("show");
+    let entry = detail
+        .timeline
+        .iter()
+        .find(|t| t.kind == cutover_migrate::StepKind::FlushCaches)
+        .expect("flush");
+    assert!(
+        matches!(&entry.status, StepStatus::Failed { reason: Some(r), .. } if r.contains("not flushed")),
+        "{:?}",
+        entry.status
+    );
+}

@@ -100,8 +100,16 @@ impl Migration {
                 .rev()
                 .filter(move |s| s.position.map_or(s.kind == kind, |p| p == index))
         };
+        // A step behind the cursor: its last attempt that ended it (done,
+        // skipped, or failed — a failed flush does not hold the migration up).
         let past = |index: usize| -> StepStatus {
-            let went_past = rows_of(index).find(|s| s.outcome.is_some_and(StepOutcome::advanced));
+            let went_past = rows_of(index).find(|s| {
+                s.done_at.is_some()
+                    && matches!(
+                        s.outcome,
+                        Some(StepOutcome::Done | StepOutcome::Skipped | StepOutcome::Failed)
+                    )
+            });
             match went_past {
                 Some(row) => status_of(row),
                 None => StepStatus::Skipped {
