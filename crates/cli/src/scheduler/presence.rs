@@ -117,13 +117,16 @@ fn held(path: &Path) -> std::io::Result<bool> {
     Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
 }
 
-/// Who carries migration `id` of the store at `store` out now. When the
-/// locks cannot be asked, it says `Serve` only if that much is known.
+/// Who carries migration `id` of the store at `store` out now: a `migrate
+/// run` of it (serve's scheduler leaves it alone meanwhile), else serve's
+/// scheduler, else nothing. A lock that cannot be asked about counts as
+/// not held: the answer errs toward "nothing runs it", which sends the
+/// operator to look, never toward a runner that is not there.
 pub fn carrier(store: &Path, id: i64) -> Carrier {
-    if held(&scheduler_path(store)).unwrap_or(false) {
-        Carrier::Serve
-    } else if held(&super::lease::lock_path(store, id)).unwrap_or(false) {
+    if held(&super::lease::lock_path(store, id)).unwrap_or(false) {
         Carrier::Run
+    } else if held(&scheduler_path(store)).unwrap_or(false) {
+        Carrier::Serve
     } else {
         Carrier::Nobody
     }
