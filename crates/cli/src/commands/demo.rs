@@ -169,7 +169,7 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
 
     heading("cutover migrate start, then run: each step as it happens");
     let migrations = Migrations::open(&store_path)?;
-    let id = migrations.start("demo.toml", &text, &planned, now)?;
+    let id = migrations.start("demo.toml", &text, &planned, Timestamp::now())?;
     println!("   migration {id} stored with its plan");
     let state = drive(&migrations, &wiring, id, &client, &stage)?;
 

@@ -146,7 +146,8 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
         }
         MigrateCommand::Start(args) => {
             let (file_name, text, plan) = make_plan(&args.file, &path)?;
-            let id = migrations.start(&file_name, &text, &plan, now)?;
+            // Stamped when stored: planning (a survey of the servers) takes a while.
+            let id = migrations.start(&file_name, &text, &plan, Timestamp::now())?;
             if args.json {
                 println!("{}", serde_json::json!({"id": id, "plan": plan}));
             } else {
