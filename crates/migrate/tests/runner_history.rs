@@ -571,3 +571,43 @@ fn a_flush_that_failed_is_failed_and_the_migration_goes_on() {
         entry.status
     );
 }
+
+/// A step a crash cut short is taken up again with an event saying so:
+/// the history does not pretend the process ran straight through.
+#[test]
+fn a_step_cut_short_by_a_crash_is_in_the_history() {
+    let w = World::new();
+    let id = {
+        let m = w.open();
+        let id = w.start(&m, FILE);
+        m.tick(id, &w.fx()).expect("lower");
+        id
+    };
+    *w.provider.crash.lock().expect("lock") = CrashPoint::AfterApply(2);
+    {
+        let m = w.open();
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            w.tick_when_due(&m, id);
+        }));
+        assert!(crashed.is_err(), "the switch crashed the runner");
+    }
+    *w.provider.crash.lock().expect("lock") = CrashPoint::Never;
+    let m = w.open();
+    let r = m.tick(id, &w.fx()).expect("tick");
+    assert_eq!(r.did[0].kind, "switch");
+    assert_eq!(r.did[0].outcome, Some(StepOutcome::Done));
+    let switch: Vec<String> = m
+        .events(id)
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.step.as_deref() == Some("switch"))
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(
+        switch,
+        [
+            "switch: cut short: the process stopped before the step ended; redone from its record",
+            "switch: done"
+        ]
+    );
+}

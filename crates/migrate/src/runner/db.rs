@@ -516,21 +516,48 @@ pub(super) fn step(
     .on(path)
 }
 
-/// The unfinished step row of this kind (a crash interrupted it), if any.
+/// The unfinished step row of this kind, if any, to be redone: one left
+/// open by a provider error, or one a crash cut short. The second is
+/// recorded as an event as it is taken up again (`clock`: its time), since
+/// nothing else would tell that the process stopped in the middle of it.
 pub(super) fn unfinished(
     conn: &Connection,
     path: &Path,
-    id: i64,
+    m: &Migration,
     kind: &str,
+    clock: &dyn Clock,
 ) -> Result<Option<i64>, RunnerError> {
-    conn.query_row(
-        "SELECT id FROM migration_step WHERE migration_id = ?1 AND kind = ?2 AND done_at IS NULL
-         ORDER BY id DESC LIMIT 1",
-        params![id, kind],
-        |r| r.get(0),
-    )
-    .optional()
-    .on(path)
+    let open: Option<(i64, Option<String>)> = conn
+        .query_row(
+            "SELECT id, outcome FROM migration_step WHERE migration_id = ?1 AND kind = ?2 AND done_at IS NULL
+             ORDER BY id DESC LIMIT 1",
+            params![m.id, kind],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .on(path)?;
+    if let Some((step_id, None)) = &open {
+        events::append(
+            conn,
+            path,
+            m.id,
+            clock.now(),
+            &NewEvent {
+                cause: Cause::Automatic,
+                kind: EventKind::Step,
+                step_id: Some(*step_id),
+                step: Some(kind.to_string()),
+                outcome: None,
+                from: Some(m.state),
+                to: Some(m.state),
+                reason: Some(
+                    "cut short: the process stopped before the step ended; redone from its record"
+                        .into(),
+                ),
+            },
+        )?;
+    }
+    Ok(open.map(|(id, _)| id))
 }
 
 /// One record change to audit.

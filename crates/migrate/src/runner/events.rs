@@ -176,11 +176,14 @@ pub(super) fn words(event: &Event) -> String {
                 None => format!("started{by}"),
             }
         }
-        EventKind::Step => format!(
-            "{}: {}",
-            step_words(event.step.as_deref().unwrap_or("step")),
-            event.outcome.map_or("ended", StepOutcome::as_str)
-        ),
+        EventKind::Step => match event.outcome {
+            Some(outcome) => format!(
+                "{}: {outcome}",
+                step_words(event.step.as_deref().unwrap_or("step"))
+            ),
+            // Taken up again after a crash: the reason says so.
+            None => step_words(event.step.as_deref().unwrap_or("step")),
+        },
         EventKind::State => match (event.cause, event.from, event.to) {
             (_, _, Some(State::Paused)) => format!("paused{by}"),
             (_, _, Some(State::Aborted)) => format!("aborted{by}"),

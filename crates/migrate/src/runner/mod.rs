@@ -143,7 +143,8 @@ pub enum EventKind {
     /// The migration was stored.
     Started,
     /// An attempt of a step ended (or, for a provider that could not be
-    /// reached or refused, stopped with the step left open to be redone).
+    /// reached or refused, stopped with the step left open to be redone; or
+    /// a step a crash cut short is taken up again).
     Step,
     /// The migration's state changed.
     State,
@@ -165,7 +166,8 @@ pub struct Event {
     pub step_id: Option<i64>,
     /// The step ("switch", "revert", …), for step events.
     pub step: Option<String>,
-    /// How the step attempt ended, for step events.
+    /// How the step attempt ended, for step events (`None`: a step a crash
+    /// cut short, taken up again).
     pub outcome: Option<StepOutcome>,
     /// The state before (`None`: not recorded).
     pub from: Option<State>,

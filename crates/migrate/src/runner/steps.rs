@@ -223,7 +223,7 @@ fn forward_step(
             record(conn, path, r.step_id).map(Some)
         }
         _ => {
-            let step_id = match db::unfinished(conn, path, m.id, kind)? {
+            let step_id = match db::unfinished(conn, path, &m, kind, fx.clock)? {
                 Some(id) => id,
                 None => db::begin(conn, path, &m, kind, Some(m.cursor), &[], fx.clock)?,
             };
@@ -423,7 +423,7 @@ fn change_records(
     }
     // A step interrupted by a crash is redone from its own intents.
     let position = (!matches!(kind, "revert" | "restore_original")).then_some(m.cursor);
-    let step_id = match db::unfinished(conn, path, m.id, kind)? {
+    let step_id = match db::unfinished(conn, path, m, kind, fx.clock)? {
         Some(id) => id,
         None => db::begin(conn, path, m, kind, position, &intents, fx.clock)?,
     };
