@@ -10,6 +10,7 @@
 //!                    ──▶ waiting (flush: the switch is not served everywhere yet)
 //!                    ──▶ retrying (try n of `tries`)           ──▶ again after `interval`
 //!                    ──▶ failed (the last try)                 ──▶ paused, or rolled back after the switch
+//!                    ──▶ failed (a flush that could not flush)  ──▶ the next step (flushing only shortens a wait)
 //! ```
 
 use std::collections::BTreeMap;
