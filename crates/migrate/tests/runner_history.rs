@@ -611,3 +611,35 @@ fn a_step_cut_short_by_a_crash_is_in_the_history() {
         ]
     );
 }
+
+/// While paused, a later step's time is the plan's own, not a time made up
+/// from when the pause began: nothing runs until someone resumes it.
+#[test]
+fn a_paused_migration_promises_no_times() {
+    let w = World::new();
+    let m = w.open();
+    let id = w.start(&m, FILE);
+    m.tick(id, &w.fx()).expect("lower");
+    w.clock.advance(100_000);
+    m.pause(id, w.clock.now(), "later").expect("pause");
+    let detail = m.show(id).expect("show");
+    for (entry, step) in detail.timeline.iter().zip(&detail.plan.steps).skip(2) {
+        assert_eq!(
+            entry.status,
+            StepStatus::Pending { at: step.at },
+            "{:?}",
+            entry.kind
+        );
+    }
+    assert!(
+        matches!(
+            detail.timeline[1].status,
+            StepStatus::Next {
+                due: None,
+                last: None
+            }
+        ),
+        "{:?}",
+        detail.timeline[1].status
+    );
+}

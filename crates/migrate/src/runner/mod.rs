@@ -279,7 +279,7 @@ pub enum StepStatus {
         /// Its last attempt, when it waits or is retried.
         last: Option<Attempt>,
     },
-    /// Later; planned for this time.
+    /// Later; at this time by the real progress (while paused: the plan's time).
     Pending {
         /// When.
         at: Timestamp,

@@ -123,8 +123,11 @@ impl Migration {
             State::Aborted | State::Failed | State::RolledBack | State::RollingBack
         );
         let mut timeline = Vec::new();
-        // Planned times after the cursor move with the real progress.
-        let mut projected = self.next_due().unwrap_or(self.updated_at);
+        // Planned times after the cursor move with the real progress; while
+        // nothing runs by itself (paused), they are the plan's own times:
+        // no time after the resume can be promised.
+        let due = self.next_due();
+        let mut projected = due.unwrap_or(self.updated_at);
         for (i, step) in self.plan.steps.iter().enumerate() {
             let status = if i < self.cursor {
                 past(i)
@@ -157,7 +160,9 @@ impl Migration {
                 }
             } else {
                 projected = step.at.max(later(projected, self.delay(i)));
-                StepStatus::Pending { at: projected }
+                StepStatus::Pending {
+                    at: if due.is_some() { projected } else { step.at },
+                }
             };
             timeline.push(TimelineEntry {
                 kind: step.kind,

@@ -153,7 +153,7 @@ function migrationCard(detail) {
     const outcome = entry.status.last ? entry.status.last.outcome : status;
     const note = stepNote(entry.status);
     return el("li", { class: "step " + status, "data-step": entry.kind, "data-state": status, "data-outcome": outcome, title: entry.why },
-      el("span", { class: "when" }, when(at)), el("strong", {}, entry.kind.replace(/_/g, " ")), " ", el("span", { class: "state" }, status.replace(/_/g, " ")),
+      el("span", { class: "when" }, status === "next" && !entry.status.due ? "when resumed" : when(at)), el("strong", {}, entry.kind.replace(/_/g, " ")), " ", el("span", { class: "state" }, status.replace(/_/g, " ")),
       due !== null && !summary.attention ? el("span", { class: "countdown", "data-due": due }, " in " + seconds(due - Date.now() / 1000)) : null,
       el("div", { class: "what muted" }, entry.what),
       entry.mail ? el("div", { class: "mail muted", "data-mail": entry.kind }, entry.mail) : null,
