@@ -219,8 +219,15 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
             // Carried out right away; `cutover serve` would do it within a second too.
             match Lease::try_take(&path, args.id)? {
                 Some(_lease) => {
-                    let wiring = Wiring::for_stored(&migrations, args.id, &path, &site)?;
-                    let report = wiring.tick(&migrations, args.id)?;
+                    let recorded = || {
+                        format!(
+                            "the rollback of migration {} is recorded (`cutover serve` or `cutover migrate run {}` carries it out), but carrying it out here failed",
+                            args.id, args.id
+                        )
+                    };
+                    let wiring = Wiring::for_stored(&migrations, args.id, &path, &site)
+                        .with_context(recorded)?;
+                    let report = wiring.tick(&migrations, args.id).with_context(recorded)?;
                     if !args.json {
                         for step in &report.did {
                             print_step(step);
