@@ -63,6 +63,8 @@ pub struct Site {
     pub admin: String,
     /// A read-only token.
     pub reader: String,
+    /// A probe token (read, and check/verify/plan to the site's targets).
+    pub prober: String,
     /// The serve process (killed on drop).
     pub serve: Option<Guard>,
 }
@@ -114,6 +116,14 @@ impl Site {
         )
         .trim()
         .to_owned();
+        let prober = ok(
+            "token create",
+            cutover(&[
+                "--store", &store_arg, "token", "create", "prober", "--scope", "probe",
+            ]),
+        )
+        .trim()
+        .to_owned();
         let dns = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
         let http = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
         let config = dir.path().join("cutover.toml");
@@ -130,6 +140,7 @@ impl Site {
             http,
             admin,
             reader,
+            prober,
             serve: None,
         };
         site.serve = Some(site.spawn());
