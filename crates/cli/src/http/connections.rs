@@ -503,6 +503,37 @@ async fn connection<I>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_off_and_one_that_reads_is_not() {
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut timed = SendTimeout::new(server, Duration::from_millis(200));
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).await.map(|_| all.len())
+        });
+        timed
+            .write_all(&[7u8; 4096])
+            .await
+            .expect("a reading client takes it all");
+        timed.shutdown().await.expect("shut down");
+        drop(timed);
+        assert_eq!(
+            reader.await.unwrap().unwrap(),
+            4096,
+            "expected every byte read"
+        );
+
+        let (server, _client) = tokio::io::duplex(64);
+        let mut timed = SendTimeout::new(server, Duration::from_millis(200));
+        let stalled = timed.write_all(&[7u8; 4096]).await;
+        assert_eq!(
+            stalled.map_err(|e| e.kind()),
+            Err(io::ErrorKind::TimedOut),
+            "expected a write to a client that reads nothing to time out"
+        );
+    }
 
     #[test]
     fn at_the_cap_the_idlest_makes_room_and_busy_ones_never_do() {

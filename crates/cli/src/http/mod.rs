@@ -55,6 +55,10 @@ use self::probes::Probes;
 pub use self::settings::HttpConfig;
 use self::tokens::TokenBook;
 
+/// The most threads the control plane's blocking work (SQLite, the mail
+/// control socket) runs on.
+const BLOCKING_THREADS: usize = 16;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct Control {
@@ -365,6 +369,10 @@ impl HttpServer {
     ) -> anyhow::Result<HttpServer> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            // Store reads and token lookups are short; probes are child
+            // processes awaited without a thread. A flood queues here rather
+            // than growing the process by hundreds of threads.
+            .max_blocking_threads(BLOCKING_THREADS)
             .thread_name("cutover-http")
             .enable_all()
             .build()
