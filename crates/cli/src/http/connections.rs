@@ -394,6 +394,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
+    let mut accept_failed: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -402,8 +403,15 @@ pub async fn serve(
         let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
-                // Out of file descriptors, most likely: wait rather than spin.
-                tracing::warn!("control plane: accept failed: {error}");
+                // Out of file descriptors, most likely: wait rather than
+                // spin, and say so once per interval.
+                if accept_failed.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+                    tracing::warn!(
+                        "control plane: accept failed: {error} (is [http] max_connections above \
+                         what the process's file descriptor limit leaves?)"
+                    );
+                    accept_failed = Some(Instant::now());
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
