@@ -137,45 +137,62 @@ def summary(name, stats, seconds):
           f"max {(max(lat) * 1000 if lat else 0):>7.1f} ms")
 
 async def main():
-    mode, address, admin, path, seconds = sys.argv[1:6]
-    seconds = float(seconds)
+    """admin ADDRESS TOKEN PATH SECONDS | slowloris ADDRESS SECONDS CONNECTIONS
+    | lockout ADDRESS SECONDS COUNT TARPIT TOKENS — the admin and the attacks
+    run as processes of their own, so that neither starves the other."""
+    mode, address, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
     stop = asyncio.Event()
-    stats = {"sent": 0, "ok": 0, "failed": 0, "latency": []}
-    tasks = []
+    if mode == "admin":
+        token, path, seconds, label = rest[0], rest[1], float(rest[2]), rest[3]
+        stats = {"sent": 0, "ok": 0, "failed": 0, "latency": []}
+        client = asyncio.create_task(admin_client(address, token, path, stop, stats))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.wait([client], timeout=10)
+        summary(label, stats, seconds)
+        return
+    seconds, tasks = float(rest[0]), []
     attack = {"opened": 0, "closed": 0, "held": [], "connect_failed": 0}
     probes = {}
     if mode == "slowloris":
-        connections = int(sys.argv[6])
-        for i in range(connections):
+        for i in range(int(rest[1])):
             tasks.append(asyncio.create_task(trickler(address, stop, attack, 5.0)))
             if i % 100 == 99:
                 await asyncio.sleep(0.05)
-        await asyncio.sleep(2)
-    elif mode == "lockout":
-        count, tarpit, tokens = int(sys.argv[6]), sys.argv[7], sys.argv[8].split(",")
+    else:
+        count, tarpit, tokens = int(rest[1]), rest[2], rest[3].split(",")
         body = json.dumps({"kind": "smtp", "args": [tarpit, "--timeout", "20s"]})
         for i in range(count):
             tasks.append(asyncio.create_task(prober(address, body, tokens[i % len(tokens)], stop, probes)))
-        await asyncio.sleep(2)
-    client = asyncio.create_task(admin_client(address, admin, path, stop, stats))
     await asyncio.sleep(seconds)
     stop.set()
-    await asyncio.wait([client], timeout=10)
-    summary(f"{mode} ({sys.argv[6] if len(sys.argv) > 6 else 'alone'})", stats, seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     if mode == "slowloris":
         held = sorted(attack["held"])
         print(f"{'':<34} attack: {attack['opened']} connections opened, {attack['closed']} closed by the server "
               f"(held p50 {held[len(held) // 2] if held else 0:.1f} s, max {max(held) if held else 0:.1f} s), "
               f"{attack['connect_failed']} connects failed")
-    if mode == "lockout":
+    else:
         shown = ", ".join(f"{k}: {v}" for k, v in sorted(probes.items()))
-        print(f"{'':<34} attack: answers by status {{{shown}}}")
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+        print(f"{'':<34} attack: answers by status {{{shown}}} (0: closed without an answer, refused at max_connections; -1: none by the end)")
 
 asyncio.run(main())
 EOF
+
+# Runs an attack ($4…: its mode and arguments) in a process of its own
+# against $1, and the admin client ($2: its token; $3: the label) beside it.
+under_attack() {
+    local address=$1 token=$2 label=$3 mode=$4 attacker
+    shift 4
+    python3 "$WORK/hostile.py" "$mode" "$address" "$((SECONDS_PER_RUN + 3))" "$@" &
+    attacker=$!
+    PIDS+=("$attacker")
+    sleep 2
+    python3 "$WORK/hostile.py" admin "$address" "$token" /api/v1/zones "$SECONDS_PER_RUN" "$label"
+    wait "$attacker" || true
+}
 
 echo "== a store with a zone, an admin token and five probe tokens"
 cat >"$WORK/zone" <<EOF
@@ -230,15 +247,17 @@ done
 ADDRESS="127.0.0.1:$HTTP_PORT"
 echo
 echo "== cutover serve, $SECONDS_PER_RUN s each (admin: GET /api/v1/zones every 100 ms)"
-python3 "$WORK/hostile.py" quiet "$ADDRESS" "$ADMIN" /api/v1/zones "$SECONDS_PER_RUN"
-python3 "$WORK/hostile.py" slowloris "$ADDRESS" "$ADMIN" /api/v1/zones "$SECONDS_PER_RUN" "$CONNECTIONS"
+python3 "$WORK/hostile.py" admin "$ADDRESS" "$ADMIN" /api/v1/zones "$SECONDS_PER_RUN" "quiet"
+under_attack "$ADDRESS" "$ADMIN" "slowloris ($CONNECTIONS)" slowloris "$CONNECTIONS"
 echo "   serve's log on the cap: $(grep -c 'max_connections' "$WORK/serve.log" || true) lines"
-python3 "$WORK/hostile.py" lockout "$ADDRESS" "$ADMIN" /api/v1/zones "$SECONDS_PER_RUN" "$PROBES" "$TARPIT" "$TOKENS"
+under_attack "$ADDRESS" "$ADMIN" "lockout ($PROBES slow verifies)" lockout "$PROBES" "$TARPIT" "$TOKENS"
 echo "   serve's threads after the lockout: $(awk '/^Threads:/ { print $2 }' "/proc/$SERVER_PID/status")"
 stop_server
 
 if command -v nginx >/dev/null; then
     NGINX_PORT=$(free_port)
+    # nginx's workers run as an unprivileged user: they must read the files.
+    chmod 755 "$WORK"
     mkdir -p "$WORK/nginx/html/api/v1" "$WORK/nginx/logs"
     echo '{"zones":[]}' >"$WORK/nginx/html/api/v1/zones"
     cat >"$WORK/nginx/nginx.conf" <<EOF
@@ -263,8 +282,8 @@ EOF
     sleep 1
     echo
     echo "== nginx $(nginx -v 2>&1 | sed 's/.*\///'), the same (worker_connections 1024, client_header_timeout 10s; a file for /api/v1/zones)"
-    python3 "$WORK/hostile.py" quiet "127.0.0.1:$NGINX_PORT" "" /api/v1/zones "$SECONDS_PER_RUN"
-    python3 "$WORK/hostile.py" slowloris "127.0.0.1:$NGINX_PORT" "" /api/v1/zones "$SECONDS_PER_RUN" "$CONNECTIONS"
+    python3 "$WORK/hostile.py" admin "127.0.0.1:$NGINX_PORT" "" /api/v1/zones "$SECONDS_PER_RUN" "quiet"
+    under_attack "127.0.0.1:$NGINX_PORT" "" "slowloris ($CONNECTIONS)" slowloris "$CONNECTIONS"
     stop_server
 else
     echo
