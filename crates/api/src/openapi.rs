@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::routes::{Scope, ROUTES};
+use crate::routes::{is_bounded, Scope, ROUTES};
 use crate::types::{ErrorCode, TYPE_NAMES};
 
 /// The document served at `/api/v1/openapi.json`.
@@ -37,6 +37,14 @@ pub fn document(version: &str) -> Value {
         };
         let mut responses = Map::new();
         responses.insert("200".into(), success);
+        if is_bounded(route.id) {
+            responses.insert(
+                "429".into(),
+                json!({"description": "Over the work bounds (per token and in total): `too_many_requests`; try again after Retry-After seconds.",
+                    "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+                    "content": {"application/json": {"schema": schema_ref("ErrorBody")}}}),
+            );
+        }
         responses.insert("default".into(), json!({"description": "An error.", "content": {"application/json": {"schema": schema_ref("ErrorBody")}}}));
         operation.insert("responses".into(), Value::Object(responses));
         operation.insert(
@@ -73,15 +81,22 @@ pub fn document(version: &str) -> Value {
     );
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "cutover control API", "version": version},
+        "info": {"title": "cutover control API", "version": version, "description": DESCRIPTION},
         "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                "description": "A token from `cutover token create NAME --scope read|admin`."}}
+                "description": "A token from `cutover token create NAME --scope read|probe|admin`; scopes nest (admin ⊇ probe ⊇ read), and `x-scope` names what each operation needs."}}
         }
     })
 }
+
+/// What the document says of the whole API.
+const DESCRIPTION: &str = "Scopes nest: admin ⊇ probe ⊇ read. A read token reads; a probe token \
+may also make the server connect out (check, verify, plan), to the names and addresses the stored \
+zones and migrations name and to `[http] probe_allow`; an admin token may change everything and probe \
+anything. Every error, whatever refused the request, is `{\"error\": {\"code\", \"message\"}}`; \
+a 429 comes with Retry-After.";
 
 /// A reference to a schema of the components.
 fn schema_ref(name: &str) -> Value {
@@ -139,6 +154,39 @@ mod tests {
             assert!(
                 document["components"]["schemas"].get(&name).is_some(),
                 "expected a schema {name}, seen none"
+            );
+        }
+    }
+
+    #[test]
+    fn bounded_routes_document_the_429_and_its_retry_after() {
+        let document = document("test");
+        let verify = &document["paths"]["/api/v1/checks/verify"]["post"];
+        assert_eq!(verify["x-scope"], "probe", "expected verify to need probe");
+        assert!(
+            verify["responses"]["429"]["headers"]["Retry-After"].is_object(),
+            "expected a 429 with Retry-After on verify, seen {}",
+            verify["responses"]
+        );
+        let zones = &document["paths"]["/api/v1/zones"]["get"];
+        assert!(
+            zones["responses"].get("429").is_none(),
+            "expected no 429 on the zone list, seen {}",
+            zones["responses"]
+        );
+        let codes = &document["components"]["schemas"]["ErrorBody"]["properties"]["error"]
+            ["properties"]["code"]["enum"];
+        for code in [
+            "too_many_requests",
+            "too_large",
+            "method_not_allowed",
+            "unsupported_media_type",
+        ] {
+            assert!(
+                codes
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c == code)),
+                "expected {code} among the error codes, seen {codes}"
             );
         }
     }

@@ -34,13 +34,25 @@ impl Method {
     }
 }
 
-/// What a bearer token must allow for a route.
+/// What a bearer token must allow for a route. Scopes nest, in the order
+/// of the variants: an admin token may do all a probe token may, and a
+/// probe token all a read token may (admin ⊇ probe ⊇ read).
+///
+/// ```text
+///  read   GET routes: zones, versions, diffs, mail queue, migrations, events
+///  probe  + the routes that make `serve` connect out (check, verify, plan),
+///           to the targets the zones and migrations name (and `[http] probe_allow`)
+///  admin  + every change, and probes to any target
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
     /// No token needed (the dashboard page, the OpenAPI document, metrics).
     Public,
-    /// A read-only or admin token.
+    /// A read, probe or admin token.
     Read,
+    /// A probe or admin token: the route connects out to a target of the
+    /// caller's choosing.
+    Probe,
     /// An admin token.
     Admin,
 }
@@ -51,8 +63,26 @@ impl Scope {
         match self {
             Scope::Public => "public",
             Scope::Read => "read",
+            Scope::Probe => "probe",
             Scope::Admin => "admin",
         }
+    }
+
+    /// The scope named `text`, as `cutover token create --scope` spells it
+    /// (`read`, `probe` or `admin`; `public` is no token's).
+    pub fn parse(text: &str) -> Option<Scope> {
+        match text {
+            "read" => Some(Scope::Read),
+            "probe" => Some(Scope::Probe),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+
+    /// True when a token of this scope may use a route that needs `needed`
+    /// (the scopes nest: admin ⊇ probe ⊇ read ⊇ public).
+    pub fn grants(self, needed: Scope) -> bool {
+        needed <= self
     }
 }
 
@@ -168,7 +198,7 @@ const fn route(
 
 use Method::{Get, Post};
 use RouteId as R;
-use Scope::{Admin, Public, Read};
+use Scope::{Admin, Probe, Public, Read};
 
 /// Every route of the control plane.
 pub const ROUTES: &[Route] = &[
@@ -184,8 +214,8 @@ pub const ROUTES: &[Route] = &[
     route(R::ZoneVersions, Get, "/api/v1/zones/{zone}/versions", Read, "One zone's versions, oldest first.", None, "VersionList"),
     route(R::ZoneDiff, Get, "/api/v1/zones/{zone}/diff", Read, "The records removed and added between two versions (query: from, to; default: the last change).", None, "DiffView"),
     route(R::RecordChange, Post, "/api/v1/zones/{zone}/records", Admin, "Add, set or delete records; the serial rises; all or nothing.", Some("RecordChange"), "ChangeResult"),
-    route(R::CheckRun, Post, "/api/v1/checks/check", Read, "Run `cutover check` and return its observations.", Some("CheckRequest"), "CheckResult"),
-    route(R::VerifyRun, Post, "/api/v1/checks/verify", Read, "Run `cutover verify` and return its observations.", Some("VerifyRequest"), "CheckResult"),
+    route(R::CheckRun, Post, "/api/v1/checks/check", Probe, "Run `cutover check` and return its observations.", Some("CheckRequest"), "CheckResult"),
+    route(R::VerifyRun, Post, "/api/v1/checks/verify", Probe, "Run `cutover verify` and return its observations.", Some("VerifyRequest"), "CheckResult"),
     route(R::MailQueue, Get, "/api/v1/mail/queue", Read, "The relay's queue: one entry per message and recipient.", None, "MailQueue"),
     route(R::MailShow, Get, "/api/v1/mail/queue/{id}", Read, "One queued message.", None, "MailMessage"),
     route(R::MailHold, Post, "/api/v1/mail/hold", Admin, "Hold mail for a domain (or a message).", Some("MailAction"), "MailActionResult"),
@@ -195,7 +225,7 @@ pub const ROUTES: &[Route] = &[
     route(R::Events, Get, "/api/v1/events", Read, "Server-sent events: `zones` and `mail` when they change.", None, "text/event-stream"),
     route(R::MigrationList, Get, "/api/v1/migrations", Read, "Every migration, newest first.", None, "MigrationList"),
     route(R::MigrationCreate, Post, "/api/v1/migrations", Admin, "Plan and start a migration from a migration file (as `cutover migrate start`).", Some("MigrationFileBody"), "MigrationCreated"),
-    route(R::MigrationPlan, Post, "/api/v1/migrations/plan", Read, "Plan a migration file; changes nothing (as `cutover migrate plan`).", Some("MigrationFileBody"), "MigrationPlan"),
+    route(R::MigrationPlan, Post, "/api/v1/migrations/plan", Probe, "Plan a migration file; changes nothing (as `cutover migrate plan`).", Some("MigrationFileBody"), "MigrationPlan"),
     route(R::MigrationShow, Get, "/api/v1/migrations/{id}", Read, "One migration: summary, plan, timeline (done, next, when), steps with evidence.", None, "MigrationDetail"),
     route(R::MigrationAudit, Get, "/api/v1/migrations/{id}/audit", Read, "Every record change the migration made, old and new.", None, "MigrationAudit"),
     route(R::MigrationPropagation, Get, "/api/v1/migrations/{id}/propagation", Read, "Every authoritative address and resolver against every moving record, asked now: old, new or other, with the TTL left.", None, "Propagation"),
@@ -205,6 +235,22 @@ pub const ROUTES: &[Route] = &[
     route(R::MigrationRollback, Post, "/api/v1/migrations/{id}/rollback", Admin, "Put the old values back (low TTL kept), then the original TTLs.", Some("MigrationAction"), "MigrationSummary"),
     route(R::MigrationEvents, Get, "/api/v1/migrations/{id}/events", Read, "Server-sent events: `migration` with the detail whenever it changes.", None, "text/event-stream"),
 ];
+
+/// True for the routes whose work is bounded per token and in total
+/// (`[http] max_probes`, `max_probes_per_token`, the event streams' cap):
+/// they may answer 429 `too_many_requests` with a `Retry-After`.
+pub fn is_bounded(id: RouteId) -> bool {
+    matches!(
+        id,
+        RouteId::CheckRun
+            | RouteId::VerifyRun
+            | RouteId::MigrationPlan
+            | RouteId::MigrationCreate
+            | RouteId::MigrationPropagation
+            | RouteId::Events
+            | RouteId::MigrationEvents
+    )
+}
 
 /// The route with this id.
 pub fn route_of(id: RouteId) -> Option<&'static Route> {
@@ -241,6 +287,63 @@ mod tests {
                     crate::PREFIX
                 );
             }
+        }
+    }
+
+    #[test]
+    fn scopes_nest_admin_over_probe_over_read() {
+        use Scope::*;
+        let all = [Public, Read, Probe, Admin];
+        let granted: Vec<(Scope, Vec<Scope>)> = [Read, Probe, Admin]
+            .into_iter()
+            .map(|token| {
+                (
+                    token,
+                    all.into_iter().filter(|n| token.grants(*n)).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            granted,
+            [
+                (Read, vec![Public, Read]),
+                (Probe, vec![Public, Read, Probe]),
+                (Admin, vec![Public, Read, Probe, Admin]),
+            ],
+            "expected admin ⊇ probe ⊇ read"
+        );
+        for scope in [Read, Probe, Admin] {
+            assert_eq!(
+                Scope::parse(scope.as_str()),
+                Some(scope),
+                "expected {scope:?} to round-trip"
+            );
+        }
+        assert_eq!(
+            Scope::parse("public"),
+            None,
+            "expected no token to be public"
+        );
+    }
+
+    #[test]
+    fn routes_that_connect_out_need_the_probe_scope() {
+        let probing: Vec<RouteId> = ROUTES
+            .iter()
+            .filter(|route| route.scope == Scope::Probe)
+            .map(|route| route.id)
+            .collect();
+        assert_eq!(
+            probing,
+            [
+                RouteId::CheckRun,
+                RouteId::VerifyRun,
+                RouteId::MigrationPlan
+            ],
+            "expected check, verify and plan to need a probe token"
+        );
+        for id in probing {
+            assert!(is_bounded(id), "expected {id:?} bounded per token");
         }
     }
 

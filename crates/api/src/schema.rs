@@ -130,7 +130,14 @@ fn object(properties: &[(&str, Value, bool)]) -> Value {
 /// The schema of the type named `name` (see [`crate::types::TYPE_NAMES`]).
 pub fn of(name: &str) -> Option<Value> {
     let schema = match name {
-        "WhoAmI" => object(&[("name", s(), true), ("scope", s(), true)]),
+        "WhoAmI" => object(&[
+            ("name", s(), true),
+            (
+                "scope",
+                json!({"type": "string", "enum": ["read", "probe", "admin"]}),
+                true,
+            ),
+        ]),
         "ZoneSummary" => object(&[
             ("origin", s(), true),
             ("serial", i(), true),

@@ -19,26 +19,43 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// The error codes the API answers with, and their HTTP statuses.
+/// The error codes the API answers with, and their HTTP statuses. Every
+/// error the control plane gives is an [`ErrorBody`] with one of these,
+/// whatever refused the request (a handler, the router, the body reader,
+/// the work bounds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     /// No `Authorization: Bearer` header (401).
     Unauthenticated,
     /// The token is unknown or revoked (401).
     BadToken,
-    /// The token's scope does not allow the route (403).
+    /// The token's scope does not allow the route, or a probe's target is
+    /// not one the token may reach (403).
     Forbidden,
     /// The body or a parameter does not parse or does not make sense (400).
     BadRequest,
-    /// The zone, version or message does not exist (404).
+    /// The zone, version, message or route does not exist (404).
     NotFound,
+    /// The route exists, not with this method (405).
+    MethodNotAllowed,
+    /// The body did not arrive within `[http] body_timeout` (408).
+    RequestTimeout,
+    /// The body is larger than the API takes (413).
+    TooLarge,
+    /// A body that is not `Content-Type: application/json` (415).
+    UnsupportedMediaType,
     /// The change conflicts with the data (422): the zone check failed, the
     /// record to delete is not there.
     Rejected,
-    /// A part the route needs is not configured (503).
-    Unavailable,
+    /// Over the work bounds (`[http] max_probes`, `max_probes_per_token`,
+    /// the event streams' cap): try again after `Retry-After` seconds (429).
+    TooManyRequests,
     /// Something failed on the server (500).
     Internal,
+    /// A part the route needs is not configured (503).
+    Unavailable,
+    /// The work took longer than the API allows and was stopped (504).
+    TimedOut,
 }
 
 impl ErrorCode {
@@ -50,9 +67,15 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Rejected => "rejected",
-            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::TimedOut => "timed_out",
         }
     }
 
@@ -63,22 +86,55 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::BadRequest => 400,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Rejected => 422,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::TimedOut => 504,
+        }
+    }
+
+    /// The code for an error status that some layer below the handlers
+    /// answered (axum's extractors, the router): the one whose status it
+    /// is, `bad_request` for another 4xx, `internal` for another 5xx.
+    pub fn for_status(status: u16) -> ErrorCode {
+        match status {
+            401 => ErrorCode::Unauthenticated,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            408 => ErrorCode::RequestTimeout,
+            413 => ErrorCode::TooLarge,
+            415 => ErrorCode::UnsupportedMediaType,
+            422 => ErrorCode::Rejected,
+            429 => ErrorCode::TooManyRequests,
+            503 => ErrorCode::Unavailable,
+            504 => ErrorCode::TimedOut,
+            400..=499 => ErrorCode::BadRequest,
+            _ => ErrorCode::Internal,
         }
     }
 
     /// Every code, for the OpenAPI document.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Unauthenticated,
         ErrorCode::BadToken,
         ErrorCode::Forbidden,
         ErrorCode::BadRequest,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
+        ErrorCode::TooLarge,
+        ErrorCode::UnsupportedMediaType,
         ErrorCode::Rejected,
-        ErrorCode::Unavailable,
+        ErrorCode::TooManyRequests,
         ErrorCode::Internal,
+        ErrorCode::Unavailable,
+        ErrorCode::TimedOut,
     ];
 }
 
@@ -99,7 +155,7 @@ impl ErrorBody {
 pub struct WhoAmI {
     /// The token's name.
     pub name: String,
-    /// `read` or `admin`.
+    /// `read`, `probe` or `admin`.
     pub scope: String,
 }
 
@@ -490,3 +546,34 @@ pub const TYPE_NAMES: &[&str] = &[
     "VersionView",
     "MailRecipient",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_status_maps_back_to_its_code() {
+        for code in ErrorCode::ALL {
+            let back = ErrorCode::for_status(code.status());
+            let same_status = back.status() == code.status();
+            assert!(
+                same_status,
+                "expected {code:?} ({}) to map back to its status, seen {back:?}",
+                code.status()
+            );
+        }
+        assert_eq!(
+            (ErrorCode::for_status(431), ErrorCode::for_status(502)),
+            (ErrorCode::BadRequest, ErrorCode::Internal),
+            "expected another 4xx as bad_request and another 5xx as internal"
+        );
+        let mut words: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        words.sort_unstable();
+        words.dedup();
+        assert_eq!(
+            words.len(),
+            ErrorCode::ALL.len(),
+            "expected every code once"
+        );
+    }
+}

@@ -197,6 +197,9 @@ impl Config {
         if let Some(mail) = &config.mail {
             mail.validate().map_err(|e| error(format!("[mail]: {e}")))?;
         }
+        if let Some(http) = &config.http {
+            http.validate().map_err(|e| error(format!("[http]: {e}")))?;
+        }
         if let Some(rrl) = &config.dns.rrl {
             rrl.to_server()
                 .validate()

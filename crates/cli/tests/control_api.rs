@@ -546,10 +546,21 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
 fn checks_return_the_commands_observations() {
     let site = Site::start("");
     let request = json!({"zone": "example.test.", "names": ["www"], "types": ["A"], "servers": [site.dns.to_string()], "resolvers": [format!("self={}", site.dns)], "timeout": "1s"});
+    assert_error(
+        &site.call(
+            "POST",
+            "/api/v1/checks/check",
+            Some(&site.reader),
+            Some(&request.to_string()),
+        ),
+        403,
+        "forbidden",
+        "a check with a read token",
+    );
     let (status, result) = site.call(
         "POST",
         "/api/v1/checks/check",
-        Some(&site.reader),
+        Some(&site.prober),
         Some(&request.to_string()),
     );
     assert_eq!(status, 200, "expected the check's report, seen {result}");
@@ -566,23 +577,36 @@ fn checks_return_the_commands_observations() {
         "expected the zone's serial, seen {result}"
     );
 
-    let verify = json!({"kind": "tcp", "args": [site.http.to_string()]});
+    // The nameserver's own TCP port is a target the probe token may reach.
+    let verify = json!({"kind": "tcp", "args": [site.dns.to_string()]});
     let (status, result) = site.call(
         "POST",
         "/api/v1/checks/verify",
-        Some(&site.reader),
+        Some(&site.prober),
         Some(&verify.to_string()),
     );
     assert_eq!(
         (status, result["ok"].as_bool()),
         (200, Some(true)),
-        "expected the TCP check of the API's own port to pass, seen {result}"
+        "expected the TCP check of the nameserver's own port to pass, seen {result}"
     );
+    // Port 1 is named by nothing: only an admin may probe it.
     let closed = json!({"kind": "tcp", "args": ["127.0.0.1:1", "--timeout", "1s"]});
+    assert_error(
+        &site.call(
+            "POST",
+            "/api/v1/checks/verify",
+            Some(&site.prober),
+            Some(&closed.to_string()),
+        ),
+        403,
+        "forbidden",
+        "a port no zone names, with a probe token",
+    );
     let (status, result) = site.call(
         "POST",
         "/api/v1/checks/verify",
-        Some(&site.reader),
+        Some(&site.admin),
         Some(&closed.to_string()),
     );
     assert_eq!(
@@ -880,10 +904,21 @@ fn migrations_from_a_file_to_their_timeline() {
         "starting with a read token",
     );
 
+    assert_error(
+        &site.call(
+            "POST",
+            "/api/v1/migrations/plan",
+            Some(&site.reader),
+            Some(&body),
+        ),
+        403,
+        "forbidden",
+        "planning with a read token",
+    );
     let (status, plan) = site.call(
         "POST",
         "/api/v1/migrations/plan",
-        Some(&site.reader),
+        Some(&site.prober),
         Some(&body),
     );
     assert_eq!(status, 200, "expected the plan, seen {plan}");

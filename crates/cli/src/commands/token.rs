@@ -12,7 +12,9 @@ pub enum TokenCommand {
     Create {
         /// A name for it, e.g. ci or dashboard.
         name: String,
-        /// What it may do: read (GET routes, checks) or admin (everything).
+        /// What it may do; the scopes nest (admin ⊇ probe ⊇ read): read (GET
+        /// routes), probe (read, and check/verify/plan to the targets the
+        /// zones, migrations and `[http] probe_allow` name) or admin (everything).
         #[arg(long, value_enum, default_value = "read")]
         scope: ScopeArg,
     },
@@ -30,6 +32,8 @@ pub enum TokenCommand {
 pub enum ScopeArg {
     /// Read-only routes.
     Read,
+    /// Read-only routes, and probes (check, verify, plan) to the allowed targets.
+    Probe,
     /// Every route.
     Admin,
 }
@@ -41,6 +45,7 @@ pub fn run(command: &TokenCommand, store: &std::path::Path) -> anyhow::Result<()
         TokenCommand::Create { name, scope } => {
             let scope = match scope {
                 ScopeArg::Read => TokenScope::Read,
+                ScopeArg::Probe => TokenScope::Probe,
                 ScopeArg::Admin => TokenScope::Admin,
             };
             let token = book.create(name, scope)?;
@@ -51,7 +56,7 @@ pub fn run(command: &TokenCommand, store: &std::path::Path) -> anyhow::Result<()
             let tokens = book.list()?;
             if tokens.is_empty() {
                 println!(
-                    "no tokens (make one with `cutover token create NAME --scope read|admin`)"
+                    "no tokens (make one with `cutover token create NAME --scope read|probe|admin`)"
                 );
             }
             for token in tokens {

@@ -3,8 +3,10 @@
 //! ```text
 //!  no Authorization header ──▶ 401 unauthenticated
 //!  unknown or revoked token ──▶ 401 bad_token
-//!  read token on an admin route ──▶ 403 forbidden
+//!  a token whose scope is below the route's ──▶ 403 forbidden
 //!  otherwise ──▶ the handler, with the Caller in the request's extensions
+//!  bounded routes ──Budget::take──▶ over the bound: 429 + Retry-After;
+//!                  else the permit is held until the answer is sent
 //! ```
 
 use axum::extract::{Request, State};
@@ -14,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use cutover_api::{ErrorCode, Scope, WhoAmI};
 
+use super::budget::Work;
+use super::connections::Held;
 use super::tokens::TokenScope;
 use super::{blocking, ApiError, Control};
 
@@ -79,6 +83,26 @@ pub async fn require(
         scope: granted,
     });
     next.run(request).await
+}
+
+/// Takes a unit of `work` from the budget for the caller (set by
+/// [`require`], which runs first) and holds it until the answer has been
+/// sent to its end (an event stream: until it closes).
+pub async fn bounded(
+    State((control, work)): State<(Control, Work)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return ApiError::internal("a bounded route without a token check").into_response();
+    };
+    let permit = match control.budget.take(&caller, work) {
+        Ok(permit) => permit,
+        Err(error) => return error.into_response(),
+    };
+    next.run(request)
+        .await
+        .map(|body| axum::body::Body::new(Held::new(body, permit)))
 }
 
 /// `GET /api/v1/whoami`.

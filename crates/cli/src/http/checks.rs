@@ -4,21 +4,30 @@
 //!
 //! ```text
 //!  CheckRequest ──validate (no value may start with '-')──▶ argv
-//!     ──▶ current_exe check --json --type=T … -- ZONE NAMES…
+//!  VerifyRequest ──read by clap as the child will (no --ca-file)──▶ argv
+//!     ──timeout above [http] probe_timeout──▶ 400
+//!     ──a probe token: every target the argv names held against the site's targets──▶ 403 + reason
+//!     ──▶ /proc/self/exe check|verify --json … (stopped at probe_timeout: 504)
 //!     exit 0 ─▶ ok: true │ exit 1 ─▶ ok: false │ exit 2 ─▶ 400 with the command's message
 //! ```
 
-use std::process::Command;
+use std::ffi::OsString;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use cutover_api::{CheckRequest, CheckResult, VerifyRequest};
 
-use super::{blocking, parse_body, ApiError, ApiResult, Control};
+use super::auth::Caller;
+use super::tokens::TokenScope;
+use super::{parse_body, probes, ApiError, ApiResult, Control};
 
 /// The services `verify` knows.
 const VERIFY_KINDS: &[&str] = &["http", "smtp", "tcp", "imap", "pop3", "mail"];
+
+/// `check`'s timeout per reply when the request gives none.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Refuses a value that the command line would read as an option.
 fn plain<'a>(what: &str, value: &'a str) -> Result<&'a str, ApiError> {
@@ -61,16 +70,9 @@ fn check_args(request: &CheckRequest) -> Result<Vec<String>, ApiError> {
 }
 
 /// Runs this binary with `args` and reads its JSON verdict.
-fn run(args: Vec<String>) -> Result<CheckResult, ApiError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| ApiError::internal(format!("cannot find the cutover binary: {e}")))?;
-    let output = Command::new(exe)
-        .args(&args)
-        .env("RUST_LOG", "error")
-        .env_remove("CUTOVER_SERVER")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| ApiError::internal(format!("cannot run cutover {}: {e}", args[0])))?;
+async fn run(args: Vec<String>, deadline: Duration) -> Result<CheckResult, ApiError> {
+    let argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+    let output = probes::run_child(&argv, None, deadline).await?;
     let code = output.status.code();
     if code == Some(2) || (code != Some(0) && output.stdout.is_empty()) {
         let message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
@@ -84,19 +86,42 @@ fn run(args: Vec<String>) -> Result<CheckResult, ApiError> {
     })
 }
 
-/// Runs `cutover check --json` for a request (blocking).
-pub fn run_check(request: &CheckRequest) -> Result<CheckResult, ApiError> {
-    run(check_args(request)?)
+/// Checks a check request against the bounds and, for a token below admin,
+/// against the targets it may reach; then runs `cutover check --json`.
+pub async fn run_check(
+    control: &Control,
+    caller: &Caller,
+    request: &CheckRequest,
+) -> Result<CheckResult, ApiError> {
+    let args = check_args(request)?;
+    let timeout = match &request.timeout {
+        Some(text) => crate::commands::duration(text).map_err(ApiError::bad_request)?,
+        None => CHECK_TIMEOUT,
+    };
+    control.probes.check_timeout(timeout)?;
+    if caller.scope != TokenScope::Admin {
+        let targets = control.probes.targets(&control.store).await?;
+        probes::check_request(&targets, request)?;
+    }
+    run(args, control.probes.timeout).await
 }
 
 /// `POST /api/v1/checks/check`.
-pub async fn check(State(_control): State<Control>, body: Bytes) -> ApiResult<CheckResult> {
+pub async fn check(
+    State(control): State<Control>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<CheckResult> {
     let request: CheckRequest = parse_body(&body)?;
-    Ok(Json(blocking(move || run_check(&request)).await?))
+    Ok(Json(run_check(&control, &caller, &request).await?))
 }
 
 /// `POST /api/v1/checks/verify`.
-pub async fn verify(State(_control): State<Control>, body: Bytes) -> ApiResult<CheckResult> {
+pub async fn verify(
+    State(control): State<Control>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<CheckResult> {
     let request: VerifyRequest = parse_body(&body)?;
     if !VERIFY_KINDS.contains(&request.kind.as_str()) {
         return Err(ApiError::bad_request(format!(
@@ -125,7 +150,13 @@ pub async fn verify(State(_control): State<Control>, body: Bytes) -> ApiResult<C
         }
         args.push(arg.clone());
     }
-    Ok(Json(blocking(move || run(args)).await?))
+    let parsed = probes::verify_args(&args[1..])?;
+    control.probes.check_timeout(parsed.timeout)?;
+    if caller.scope != TokenScope::Admin {
+        let targets = control.probes.targets(&control.store).await?;
+        probes::verify_request(&targets, &parsed)?;
+    }
+    Ok(Json(run(args, control.probes.timeout).await?))
 }
 
 #[cfg(test)]

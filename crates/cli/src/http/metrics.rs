@@ -180,6 +180,47 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The control plane's own bounds: connections and probes.
+fn http_text(out: &mut String, control: &Control) {
+    let (open, refused, evicted) = control.connections.counts();
+    let (probes, too_many) = control.budget.counts();
+    for (name, kind, help, value) in [
+        (
+            "cutover_http_connections",
+            "gauge",
+            "Connections open to the control plane.",
+            open as u64,
+        ),
+        (
+            "cutover_http_connections_refused_total",
+            "counter",
+            "Connections refused at [http] max_connections, every open one busy.",
+            refused,
+        ),
+        (
+            "cutover_http_connections_evicted_total",
+            "counter",
+            "Idle connections closed to make room at [http] max_connections.",
+            evicted,
+        ),
+        (
+            "cutover_http_probes_running",
+            "gauge",
+            "Probes running through the API (admin tokens' not counted).",
+            probes as u64,
+        ),
+        (
+            "cutover_http_too_many_requests_total",
+            "counter",
+            "Requests refused with 429 (over a token's or the total work bound).",
+            too_many,
+        ),
+    ] {
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
 /// `GET /metrics`.
 pub async fn scrape(State(control): State<Control>) -> Response {
     let mut out = String::with_capacity(4096);
@@ -202,6 +243,7 @@ pub async fn scrape(State(control): State<Control>) -> Response {
         control.started.elapsed().as_secs()
     );
     nameserver_text(&mut out, &totals());
+    http_text(&mut out, &control);
 
     let store = control.store.clone();
     let spool = control.mail_spool.clone();

@@ -8,15 +8,19 @@
 //!                                      it out and what needs attention: scheduler::presence)
 //!  pause / resume / abort / rollback ▶ Migrations::pause|… (the scheduler of
 //!                                      `cutover serve` carries the rollback out)
-//!  plan / create ──file in a tempdir──▶ cutover --store S migrate plan|start FILE --json
+//!  plan / create ──parsed here: files under [http] migration_dir only (403);
+//!                  a probe token: its zone, provider, authorities and resolvers
+//!                  among the site's targets (403)
+//!                ──file in a tempdir──▶ /proc/self/exe --store S migrate plan|start FILE --json
 //!  propagation ──plan: names, types, authorities, resolvers──▶ cutover check --json
+//!                 (one at a time per migration, reused for a second, within the budget)
 //!                 ──each cell: values == after ? new : values == before ? old : other
 //! ```
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::process::Command;
-use std::sync::PoisonError;
+use std::ffi::OsString;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -27,12 +31,14 @@ use cutover_api::{
     CheckRequest, ErrorCode, MatrixCell, MatrixRow, MigrationAction, MigrationFileBody,
     MigrationList, Propagation,
 };
-use cutover_migrate::{Migrations, RunnerError};
+use cutover_migrate::{MigrationFile, Migrations, RunnerError};
 use futures_util::stream::{self, Stream};
 use serde_json::Value;
 
 use super::auth::Caller;
-use super::{blocking, parse_body, ApiError, ApiResult, Control};
+use super::budget::Work;
+use super::tokens::TokenScope;
+use super::{blocking, parse_body, probes, ApiError, ApiResult, Control};
 use crate::scheduler::presence::annotated;
 
 /// How long a propagation matrix is answered again rather than asked anew.
@@ -185,9 +191,12 @@ steering! {
     rollback => Steer::Rollback;
 }
 
-/// Runs `cutover --store S migrate VERB FILE --json` on the body's file.
-fn migrate_command(
+/// Runs `cutover --store S migrate VERB FILE --json` on the body's file,
+/// once the file names no file outside `[http] migration_dir` and, for a
+/// token below admin, connects only to the site's targets.
+async fn migrate_command(
     control: &Control,
+    caller: &Caller,
     verb: &str,
     body: &MigrationFileBody,
 ) -> Result<Value, ApiError> {
@@ -204,28 +213,29 @@ fn migrate_command(
             body.file_name
         )));
     }
+    let parsed = MigrationFile::parse(&body.text, &body.file_name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    control.probes.check_files(&parsed)?;
+    if caller.scope != TokenScope::Admin {
+        let targets = control.probes.targets(&control.store).await?;
+        probes::migration_file(&targets, &parsed)?;
+    }
     let dir = tempfile::tempdir()
         .map_err(|e| ApiError::internal(format!("no temporary directory: {e}")))?;
     let file = dir.path().join(&body.file_name);
     std::fs::write(&file, &body.text)
         .map_err(|e| ApiError::internal(format!("cannot write the file: {e}")))?;
-    let exe = std::env::current_exe()
-        .map_err(|e| ApiError::internal(format!("cannot find the cutover binary: {e}")))?;
-    let output = Command::new(exe)
-        .arg("--store")
-        .arg(
-            std::path::absolute(control.store.path())
-                .unwrap_or_else(|_| control.store.path().to_path_buf()),
-        )
-        .args(["migrate", verb])
-        .arg(&body.file_name)
-        .current_dir(dir.path())
-        .arg("--json")
-        .env("RUST_LOG", "error")
-        .env_remove("CUTOVER_SERVER")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| ApiError::internal(format!("cannot run cutover migrate {verb}: {e}")))?;
+    let store = std::path::absolute(control.store.path())
+        .unwrap_or_else(|_| control.store.path().to_path_buf());
+    let args: Vec<OsString> = vec![
+        "--store".into(),
+        store.into(),
+        "migrate".into(),
+        verb.into(),
+        body.file_name.clone().into(),
+        "--json".into(),
+    ];
+    let output = probes::run_child(&args, Some(dir.path()), control.probes.timeout).await?;
     if !output.status.success() {
         let message = String::from_utf8_lossy(&output.stderr)
             .trim()
@@ -238,18 +248,26 @@ fn migrate_command(
 }
 
 /// `POST /api/v1/migrations/plan`.
-pub async fn plan(State(control): State<Control>, body: Bytes) -> ApiResult<Value> {
+pub async fn plan(
+    State(control): State<Control>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Value> {
     let body: MigrationFileBody = parse_body(&body)?;
     Ok(Json(
-        blocking(move || migrate_command(&control, "plan", &body)).await?,
+        migrate_command(&control, &caller, "plan", &body).await?,
     ))
 }
 
 /// `POST /api/v1/migrations`.
-pub async fn create(State(control): State<Control>, body: Bytes) -> ApiResult<Value> {
+pub async fn create(
+    State(control): State<Control>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Value> {
     let body: MigrationFileBody = parse_body(&body)?;
     Ok(Json(
-        blocking(move || migrate_command(&control, "start", &body)).await?,
+        migrate_command(&control, &caller, "start", &body).await?,
     ))
 }
 
@@ -434,58 +452,106 @@ pub fn matrix(id: i64, plan: &Value, report: &Value) -> Propagation {
     }
 }
 
-/// `GET /api/v1/migrations/{id}/propagation`.
-pub async fn propagation(
-    State(control): State<Control>,
-    Path(id): Path<String>,
-) -> ApiResult<Propagation> {
-    let id = migration_id(&id)?;
-    let recent = control
+/// The matrix of migration `id` if it was asked less than a second ago.
+fn recent_matrix(control: &Control, id: i64) -> Option<Propagation> {
+    control
         .matrices
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&id)
         .filter(|(asked, _)| asked.elapsed() < MATRIX_REUSE)
-        .map(|(_, matrix)| matrix.clone());
-    if let Some(matrix) = recent {
+        .map(|(_, matrix)| matrix.clone())
+}
+
+/// Drops a migration's turn when its check ends, so that the turns held
+/// are those of checks running (not one per id ever asked).
+struct Forget {
+    /// The control plane.
+    control: Control,
+    /// The migration.
+    id: i64,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.control
+            .asking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+/// `GET /api/v1/migrations/{id}/propagation`.
+pub async fn propagation(
+    State(control): State<Control>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Propagation> {
+    let id = migration_id(&id)?;
+    if let Some(matrix) = recent_matrix(&control, id) {
         return Ok(Json(matrix));
     }
-    let cache = control.matrices.clone();
-    let matrix = blocking(move || {
-        let detail = to_json(&open(&control)?.show(id).map_err(runner_error)?)?;
-        let plan = &detail["plan"];
-        let (zone, _, names, types, authorities) = moving(plan);
-        let resolvers: Vec<String> = plan["verify"]["resolvers"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let request = CheckRequest {
-            zone,
-            names: names
-                .iter()
-                .map(|name| {
-                    if name.ends_with('.') {
-                        name.clone()
-                    } else {
-                        format!("{name}.")
-                    }
-                })
-                .collect(),
-            types,
-            resolvers,
-            servers: authorities,
-            timeout: Some("1s".into()),
-            ..CheckRequest::default()
-        };
-        let result = super::checks::run_check(&request)?;
-        Ok(matrix(id, plan, &result.report))
+    // One check per migration at a time; the others wait for its matrix.
+    let turn = control
+        .asking
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(id)
+        .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+        .clone();
+    let _turn = turn.lock().await;
+    let _forget = Forget {
+        control: control.clone(),
+        id,
+    };
+    if let Some(matrix) = recent_matrix(&control, id) {
+        return Ok(Json(matrix));
+    }
+    let _permit = control.budget.take(&caller, Work::Probe)?;
+    let looker = control.clone();
+    let plan = blocking(move || {
+        let detail = to_json(&open(&looker)?.show(id).map_err(runner_error)?)?;
+        Ok(detail["plan"].clone())
     })
     .await?;
-    cache
+    let (zone, _, names, types, authorities) = moving(&plan);
+    let resolvers: Vec<String> = plan["verify"]["resolvers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let request = CheckRequest {
+        zone,
+        names: names
+            .iter()
+            .map(|name| {
+                if name.ends_with('.') {
+                    name.clone()
+                } else {
+                    format!("{name}.")
+                }
+            })
+            .collect(),
+        types,
+        resolvers,
+        servers: authorities,
+        timeout: Some("1s".into()),
+        ..CheckRequest::default()
+    };
+    // The targets are the migration's own, which an admin stored: asked as
+    // an admin would.
+    let asker = Caller {
+        name: caller.name.clone(),
+        scope: TokenScope::Admin,
+    };
+    let result = super::checks::run_check(&control, &asker, &request).await?;
+    let matrix = matrix(id, &plan, &result.report);
+    control
+        .matrices
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(id, (Instant::now(), matrix.clone()));

@@ -2,27 +2,35 @@
 //! dashboard at `/`, `/metrics`, served when `[http] listen` is set.
 //!
 //! ```text
-//!  cutover_api::ROUTES ──router()──▶ one axum route per entry:
-//!     Public ──────────────────────────────▶ handler
-//!     Read/Admin ──auth::require(scope)──▶ handler      (401 no/bad token, 403 scope)
+//!  connections (cap, header and send timeouts) ──▶ cutover_api::ROUTES ──router()──▶ one axum route per entry:
+//!     Public ──────────────────────────────────────────────────────────────▶ handler
+//!     Read/Probe/Admin ──auth::require(scope)──▶ [budget] ──▶ [body::read] ──▶ handler
+//!                       (401 no/bad token, 403 scope)  (429)    (415, 413, 408)
 //!
 //!  handlers ──spawn_blocking──▶ Store (zones, records: Store::edit, all or nothing)
 //!                          └──▶ MailControl (the relay's control socket, or the spool)
-//!                          └──▶ `cutover check|verify --json` (this binary, a child process)
-//!  errors ──ApiError──▶ { "error": { "code", "message" } } with its status
+//!          ──probes: targets checked (403), budget taken──▶ `cutover check|verify|migrate --json`
+//!                          (/proc/self/exe, a child stopped at [http] probe_timeout)
+//!  errors ──ApiError──▶ { "error": { "code", "message" } } with its status;
+//!  body::json_errors turns any other error answer into the same
 //! ```
 //!
 //! The server runs on its own thread and tokio runtime, so a slow request
 //! never delays the nameserver or the reload watcher.
 
 mod auth;
+mod body;
+mod budget;
 mod checks;
+mod connections;
 mod dashboard;
 mod events;
 mod mail;
 mod metrics;
 mod migrations;
-mod tls;
+mod probes;
+mod settings;
+mod targets;
 pub mod tokens;
 mod zones;
 
@@ -30,6 +38,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::Request;
@@ -40,21 +49,15 @@ use axum::{Json, Router};
 use cutover_api::{ErrorBody, ErrorCode, Method, RouteId, Scope, ROUTES};
 use cutover_store::{Store, StoreError};
 
+use self::budget::{Budget, Work};
+use self::connections::{Limits, Registry};
+use self::probes::Probes;
+pub use self::settings::HttpConfig;
 use self::tokens::TokenBook;
 
-/// The `[http]` section of the config.
-#[derive(Clone, Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Where the API, dashboard and /metrics listen, e.g. "127.0.0.1:8053".
-    pub listen: SocketAddr,
-    /// The certificate chain (PEM) for HTTPS; plain HTTP without it.
-    #[serde(default)]
-    pub tls_cert: Option<PathBuf>,
-    /// The certificate's private key (PEM); required with `tls_cert`.
-    #[serde(default)]
-    pub tls_key: Option<PathBuf>,
-}
+/// The most threads the control plane's blocking work (SQLite, the mail
+/// control socket) runs on.
+const BLOCKING_THREADS: usize = 16;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -74,13 +77,28 @@ pub struct Control {
             std::collections::HashMap<i64, (std::time::Instant, cutover_api::Propagation)>,
         >,
     >,
+    /// One propagation check per migration at a time: the others wait for
+    /// its matrix.
+    asking: Arc<std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
+    /// The work bounds (probes, event streams).
+    budget: Budget,
+    /// Probe targets, the probe timeout, the migration files' directory.
+    probes: Arc<Probes>,
+    /// `[http] body_timeout`.
+    body_timeout: Duration,
+    /// The open connections (for /metrics).
+    connections: Arc<Registry>,
 }
 
 impl Control {
-    /// Opens the store and the token table at `store_path`.
+    /// Opens the store and the token table at `store_path`, with the bounds
+    /// of `http`; `dns_listen` are the nameserver's own addresses (probes
+    /// may ask them).
     pub fn open(
         store_path: &std::path::Path,
         mail_spool: Option<PathBuf>,
+        http: &HttpConfig,
+        dns_listen: &[SocketAddr],
     ) -> anyhow::Result<Control> {
         let store = Store::open(store_path)
             .with_context(|| format!("cannot open the store {}", store_path.display()))?;
@@ -91,6 +109,16 @@ impl Control {
             mail_spool,
             started: std::time::Instant::now(),
             matrices: Arc::default(),
+            asking: Arc::default(),
+            budget: Budget::new(http.max_probes, http.max_probes_per_token),
+            probes: Arc::new(Probes::new(
+                http.probe_allow.clone(),
+                dns_listen,
+                http.probe_timeout,
+                http.migration_dir.clone(),
+            )),
+            body_timeout: http.body_timeout,
+            connections: Arc::new(Registry::new(http.max_connections)),
         })
     }
 }
@@ -102,6 +130,8 @@ pub struct ApiError {
     code: ErrorCode,
     /// For people.
     message: String,
+    /// Seconds to wait before trying again (`Retry-After`), for a 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -110,7 +140,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client when to try again.
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// A 400 for input that does not parse or make sense.
@@ -144,7 +181,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ErrorBody::new(self.code, self.message))).into_response()
+        let mut response = (status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -159,6 +202,19 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+}
+
+/// The route's bound, if its work is bounded per token and in total (the
+/// propagation matrix takes its own, only when it asks the servers).
+fn work_of(id: RouteId) -> Option<Work> {
+    match id {
+        RouteId::CheckRun
+        | RouteId::VerifyRun
+        | RouteId::MigrationPlan
+        | RouteId::MigrationCreate => Some(Work::Probe),
+        RouteId::Events | RouteId::MigrationEvents => Some(Work::Stream),
+        _ => None,
+    }
 }
 
 /// A JSON body parsed by serde, with a JSON error when it does not parse.
@@ -214,11 +270,25 @@ fn handler(id: RouteId, method: MethodFilter) -> MethodRouter<Control> {
     }
 }
 
-/// The router: every route of the table, guarded by its scope.
+/// The router: every route of the table, guarded by its scope, its work
+/// bounded, its body read (after the token check, so that no one without
+/// a token can keep a request open).
 pub fn router(control: Control) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         let mut method_router = handler(route.id, filter(route.method));
+        if route.request.is_some() {
+            method_router = method_router.route_layer(axum::middleware::from_fn_with_state(
+                control.body_timeout,
+                body::read,
+            ));
+        }
+        if let Some(work) = work_of(route.id) {
+            method_router = method_router.route_layer(axum::middleware::from_fn_with_state(
+                (control.clone(), work),
+                auth::bounded,
+            ));
+        }
         if route.scope != Scope::Public {
             method_router = method_router.route_layer(axum::middleware::from_fn_with_state(
                 (control.clone(), route.scope),
@@ -230,6 +300,7 @@ pub fn router(control: Control) -> Router {
     router
         .fallback(not_found)
         .layer(axum::middleware::map_response(no_store))
+        .layer(axum::middleware::from_fn(body::json_errors))
         .with_state(control)
 }
 
@@ -262,6 +333,8 @@ pub fn start(
     let Some(http) = &config.http else {
         return Ok(None);
     };
+    http.validate()
+        .map_err(|e| anyhow::anyhow!("[http]: {e}"))?;
     let spool = config.mail.as_ref().map(|mail| mail.spool.clone());
     let tls = match (&http.tls_cert, &http.tls_key) {
         (Some(cert), Some(key)) => Some(
@@ -271,8 +344,12 @@ pub fn start(
         (None, None) => None,
         _ => anyhow::bail!("[http]: tls_cert and tls_key go together"),
     };
-    let control = Control::open(store_path, spool)?;
-    HttpServer::spawn(http.listen, control, tls).map(Some)
+    let control = Control::open(store_path, spool, http, &config.dns.listen)?;
+    let limits = Limits {
+        max_connections: http.max_connections,
+        header_timeout: http.header_timeout,
+    };
+    HttpServer::spawn(http.listen, control, tls, limits).map(Some)
 }
 
 /// A running control plane; dropping it stops it.
@@ -289,49 +366,51 @@ impl HttpServer {
         listen: SocketAddr,
         control: Control,
         tls: Option<Arc<rustls::ServerConfig>>,
+        limits: Limits,
     ) -> anyhow::Result<HttpServer> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            // Store reads and token lookups are short; probes are child
+            // processes awaited without a thread. A flood queues here rather
+            // than growing the process by hundreds of threads.
+            .max_blocking_threads(BLOCKING_THREADS)
             .thread_name("cutover-http")
             .enable_all()
             .build()
             .context("cannot start the control plane's runtime")?;
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(listen))
+            .block_on(async {
+                let socket = match listen {
+                    SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                    SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+                }?;
+                socket.set_reuseaddr(true)?;
+                socket.bind(listen)?;
+                socket.listen(1024)
+            })
             .with_context(|| format!("[http] listen: cannot bind {listen}"))?;
         let local_addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let registry = control.connections.clone();
         let app = router(control);
         let thread = std::thread::Builder::new()
             .name("cutover-http-main".into())
             .spawn(move || {
-                let (mut graceful, mut hard) = (stopped.clone(), stopped);
-                if let Some(tls) = tls {
-                    runtime.block_on(tls::serve(listener, app, tls, graceful));
-                    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-                    return;
-                }
-                runtime.block_on(async move {
-                    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                        let _ = graceful.wait_for(|stop| *stop).await;
-                    });
-                    // Event streams never end by themselves: a second after
-                    // the stop, whatever is still open is cut.
-                    let deadline = async move {
-                        let _ = hard.wait_for(|stop| *stop).await;
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    };
-                    tokio::select! {
-                        served = server => if let Err(error) = served {
-                            tracing::error!("the control plane stopped: {error}");
-                        },
-                        () = deadline => {}
+                runtime.block_on(async {
+                    connections::serve(listener, app, tls, limits, registry.clone(), stopped).await;
+                    // Each connection finishes its answer (a second at most).
+                    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+                    while registry.open() > 0 && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 });
-                runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+                runtime.shutdown_timeout(Duration::from_secs(1));
             })?;
-        tracing::info!("control plane on {scheme}://{local_addr}/");
+        tracing::info!(
+            "control plane on {scheme}://{local_addr}/ (at most {} connections)",
+            limits.max_connections
+        );
         Ok(HttpServer {
             stop,
             thread: Some(thread),

@@ -7,6 +7,10 @@
 //!                                         └─▶ sha256(token) stored with name, scope
 //!  request "Authorization: Bearer T" ──▶ sha256(T) ──lookup──▶ (name, scope) or 401
 //! ```
+//!
+//! Scopes nest: admin ⊇ probe ⊇ read (see [`cutover_api::Scope`]). A table
+//! made before the probe scope existed (its CHECK knew only read and admin)
+//! is rebuilt with the new CHECK when opened, its rows kept.
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -16,16 +20,33 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// The table, created when missing.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS control_token (
     name TEXT PRIMARY KEY,
-    scope TEXT NOT NULL CHECK (scope IN ('read', 'admin')),
+    scope TEXT NOT NULL CHECK (scope IN ('read', 'probe', 'admin')),
     hash BLOB NOT NULL UNIQUE,
     created_at TEXT NOT NULL
 )";
 
-/// What a token may do.
+/// Rebuilds a table whose CHECK predates the probe scope, in one transaction.
+const WIDEN_SCOPES: &str = "BEGIN IMMEDIATE;
+CREATE TABLE control_token_new (
+    name TEXT PRIMARY KEY,
+    scope TEXT NOT NULL CHECK (scope IN ('read', 'probe', 'admin')),
+    hash BLOB NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+INSERT INTO control_token_new (name, scope, hash, created_at)
+    SELECT name, scope, hash, created_at FROM control_token;
+DROP TABLE control_token;
+ALTER TABLE control_token_new RENAME TO control_token;
+COMMIT;";
+
+/// What a token may do; the scopes nest (admin ⊇ probe ⊇ read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenScope {
     /// Read-only routes.
     Read,
+    /// Read-only routes and the probes (check, verify, plan) to the targets
+    /// the zones and migrations name.
+    Probe,
     /// Every route.
     Admin,
 }
@@ -33,27 +54,31 @@ pub enum TokenScope {
 impl TokenScope {
     /// The scope's name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            TokenScope::Read => "read",
-            TokenScope::Admin => "admin",
-        }
+        self.api().as_str()
     }
 
-    /// The scope named `text` (`read` or `admin`).
+    /// The scope named `text` (`read`, `probe` or `admin`).
     pub fn parse(text: &str) -> Option<TokenScope> {
         match text {
             "read" => Some(TokenScope::Read),
+            "probe" => Some(TokenScope::Probe),
             "admin" => Some(TokenScope::Admin),
             _ => None,
         }
     }
 
+    /// The route table's scope of the same name.
+    pub fn api(self) -> cutover_api::Scope {
+        match self {
+            TokenScope::Read => cutover_api::Scope::Read,
+            TokenScope::Probe => cutover_api::Scope::Probe,
+            TokenScope::Admin => cutover_api::Scope::Admin,
+        }
+    }
+
     /// True when this scope allows a route that needs `needed`.
     pub fn allows(self, needed: cutover_api::Scope) -> bool {
-        match needed {
-            cutover_api::Scope::Public | cutover_api::Scope::Read => true,
-            cutover_api::Scope::Admin => self == TokenScope::Admin,
-        }
+        self.api().grants(needed)
     }
 }
 
@@ -107,6 +132,14 @@ impl TokenBook {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let table: String = conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'control_token'",
+            [],
+            |row| row.get(0),
+        )?;
+        if !table.contains("'probe'") {
+            conn.execute_batch(WIDEN_SCOPES)?;
+        }
         Ok(TokenBook {
             conn: Mutex::new(conn),
         })
@@ -243,6 +276,56 @@ mod tests {
                 Err(TokenError::BadName(_))
             ),
             "expected a bad name refused"
+        );
+    }
+
+    #[test]
+    fn a_table_from_before_the_probe_scope_takes_probe_tokens_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let old = Connection::open(&path).expect("open");
+        old.execute_batch(
+            "CREATE TABLE control_token (
+                name TEXT PRIMARY KEY,
+                scope TEXT NOT NULL CHECK (scope IN ('read', 'admin')),
+                hash BLOB NOT NULL UNIQUE,
+                created_at TEXT NOT NULL
+            )",
+        )
+        .expect("the old table");
+        old.execute(
+            "INSERT INTO control_token VALUES ('ops', 'admin', ?1, '2026-01-01T00:00:00Z')",
+            params![digest("cutover_old")],
+        )
+        .expect("an old row");
+        drop(old);
+        let book = TokenBook::open(&path).expect("open");
+        assert_eq!(
+            book.lookup("cutover_old").expect("lookup"),
+            Some(("ops".to_owned(), TokenScope::Admin)),
+            "expected the old token kept"
+        );
+        let probe = book
+            .create("prober", TokenScope::Probe)
+            .expect("a probe token");
+        assert_eq!(
+            book.lookup(&probe).expect("lookup"),
+            Some(("prober".to_owned(), TokenScope::Probe)),
+            "expected the probe token found"
+        );
+        drop(book);
+        TokenBook::open(&path).expect("opened again, nothing to rebuild");
+        assert!(
+            TokenScope::Probe.allows(cutover_api::Scope::Read),
+            "expected probe ⊇ read"
+        );
+        assert!(
+            !TokenScope::Probe.allows(cutover_api::Scope::Admin),
+            "expected probe ⊉ admin"
+        );
+        assert!(
+            !TokenScope::Read.allows(cutover_api::Scope::Probe),
+            "expected read ⊉ probe"
         );
     }
 }

@@ -63,6 +63,10 @@ pub struct Site {
     pub admin: String,
     /// A read-only token.
     pub reader: String,
+    /// A probe token (read, and check/verify/plan to the site's targets).
+    pub prober: String,
+    /// The binary `serve` runs from.
+    pub binary: PathBuf,
     /// The serve process (killed on drop).
     pub serve: Option<Guard>,
 }
@@ -79,8 +83,23 @@ impl Site {
         Site::start_with("", dns)
     }
 
+    /// As [`Site::start`], with `cutover serve` run from `binary` (a copy
+    /// of the binary the test may replace or delete).
+    pub fn start_from(binary: &std::path::Path, extra: &str) -> Site {
+        Site::start_binary(binary, extra, "")
+    }
+
     /// As [`Site::start`], with `dns_extra` in `[dns]` and `extra` at the end.
     fn start_with(extra: &str, dns_extra: &str) -> Site {
+        Site::start_binary(
+            std::path::Path::new(env!("CARGO_BIN_EXE_cutover")),
+            extra,
+            dns_extra,
+        )
+    }
+
+    /// As [`Site::start_with`], `serve` run from `binary`.
+    fn start_binary(binary: &std::path::Path, extra: &str, dns_extra: &str) -> Site {
         let dir = tempfile::tempdir().expect("a tempdir");
         let store = dir.path().join("cutover.db");
         let zone = dir.path().join("example.test.zone");
@@ -114,6 +133,14 @@ impl Site {
         )
         .trim()
         .to_owned();
+        let prober = ok(
+            "token create",
+            cutover(&[
+                "--store", &store_arg, "token", "create", "prober", "--scope", "probe",
+            ]),
+        )
+        .trim()
+        .to_owned();
         let dns = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
         let http = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
         let config = dir.path().join("cutover.toml");
@@ -130,6 +157,8 @@ impl Site {
             http,
             admin,
             reader,
+            prober,
+            binary: binary.to_path_buf(),
             serve: None,
         };
         site.serve = Some(site.spawn());
@@ -139,7 +168,7 @@ impl Site {
     /// Starts `cutover serve` and waits until the control plane answers.
     fn spawn(&self) -> Guard {
         let log = std::fs::File::create(self.dir.path().join("serve.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        let child = Command::new(&self.binary)
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
@@ -165,6 +194,29 @@ impl Site {
             std::thread::sleep(Duration::from_millis(50));
         }
         guard
+    }
+
+    /// The process id of `cutover serve`.
+    pub fn serve_pid(&self) -> u32 {
+        self.serve.as_ref().expect("serve runs").child.id()
+    }
+
+    /// Makes a token of `scope` named `name`; returns it.
+    pub fn token(&self, name: &str, scope: &str) -> String {
+        ok(
+            "token create",
+            cutover(&[
+                "--store",
+                self.store.to_str().unwrap(),
+                "token",
+                "create",
+                name,
+                "--scope",
+                scope,
+            ]),
+        )
+        .trim()
+        .to_owned()
     }
 
     /// What `cutover serve` logged.
