@@ -157,3 +157,128 @@ fn outside_spf_finding(ready: &mail::MailReadiness) -> Severity {
         .unwrap()
         .severity
 }
+
+/// Domains whose SPF records use what the hand-written parser refused or
+/// skipped: macros (`macro`), the `ptr` mechanism (`ptr`), `exp=` (`exp`) and
+/// the `%{p}` macro (`pmacro`). `exp` also announces MTA-STS with a TXT
+/// record that has no id, which senders ignore.
+const SPF: &str =
+    "$TTL 60\n@ SOA ns.example.test. h.example.test. 1 60 60 600 60\n@ NS ns.example.test.\n\
+macro TXT \"v=spf1 exists:%{ir}.%{l}._allow.%{d} -all\"\n\
+10.2.0.192.postmaster._allow.macro A 127.0.0.2\n\
+ptr TXT \"v=spf1 ptr -all\"\n\
+mail.ptr A 192.0.2.20\n\
+exp TXT \"v=spf1 ip4:192.0.2.0/28 -all exp=why.%{d}\"\n\
+why.exp TXT \"%{i} is not a mail server of %{d}\"\n\
+_mta-sts.exp TXT \"v=STSv1;\"\n\
+pmacro TXT \"v=spf1 exists:%{p}._ok.%{d} -all\"\n\
+mail.ptr.spf.test._ok.pmacro A 127.0.0.2\n";
+
+/// The reverse zone for the `ptr` cases: .20 names a host under ptr.spf.test
+/// that resolves back to it; .21 names the same host, which does not.
+const SPF_REVERSE: &str =
+    "$TTL 60\n@ SOA ns.example.test. h.example.test. 1 60 60 600 60\n@ NS ns.example.test.\n\
+20 PTR mail.ptr.spf.test.\n21 PTR mail.ptr.spf.test.\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spf_macros_ptr_and_exp_are_evaluated_against_knotd() {
+    let port = free_port(&[[127, 0, 0, 1]]);
+    let knot = Knot::start(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &[("spf.test.", SPF), ("2.0.192.in-addr.arpa.", SPF_REVERSE)],
+    )
+    .await;
+    let dns = Dns {
+        client: quick_client(),
+        resolver: knot.addr,
+    };
+    let check = |ip: &str, domain: &str| {
+        let ip = IpAddr::from_str(ip).unwrap();
+        let domain = Name::from_str(domain).unwrap();
+        let dns = dns.clone();
+        async move { mail::check_host(&dns, ip, &domain).await }
+    };
+
+    // %{ir}: the address reversed, %{l}: "postmaster", %{d}: the domain.
+    let seen = check("192.0.2.10", "macro.spf.test.").await;
+    assert_eq!(
+        seen.result,
+        SpfResult::Pass(
+            "exists:10.2.0.192.postmaster._allow.macro.spf.test in macro.spf.test.".into()
+        ),
+        "the macros expand to the name knotd has"
+    );
+    assert_eq!(seen.lookups, 1);
+    let seen = check("192.0.2.11", "macro.spf.test.").await;
+    assert_eq!(
+        seen.result,
+        SpfResult::Fail("all in macro.spf.test.".into())
+    );
+
+    // ptr: the PTR name is under the domain and resolves back to the address.
+    let seen = check("192.0.2.20", "ptr.spf.test.").await;
+    assert_eq!(seen.result, SpfResult::Pass("ptr in ptr.spf.test.".into()));
+    assert_eq!(seen.lookups, 1);
+    let seen = check("192.0.2.21", "ptr.spf.test.").await;
+    assert_eq!(
+        seen.result,
+        SpfResult::Fail("all in ptr.spf.test.".into()),
+        "a PTR name that does not resolve back is not validated"
+    );
+
+    // %{p}: the validated name of the address.
+    let seen = check("192.0.2.20", "pmacro.spf.test.").await;
+    assert_eq!(
+        seen.result,
+        SpfResult::Pass("exists:mail.ptr.spf.test._ok.pmacro.spf.test in pmacro.spf.test.".into())
+    );
+
+    // exp=: a fail carries the domain's explanation, its macros expanded.
+    let seen = check("192.0.2.99", "exp.spf.test.").await;
+    assert_eq!(seen.result, SpfResult::Fail("all in exp.spf.test.".into()));
+    assert_eq!(
+        seen.explanation.as_deref(),
+        Some("192.0.2.99 is not a mail server of exp.spf.test")
+    );
+    let seen = check("192.0.2.5", "exp.spf.test.").await;
+    assert_eq!(
+        (seen.result, seen.explanation),
+        (
+            SpfResult::Pass("ip4:192.0.2.0/28 in exp.spf.test.".into()),
+            None
+        ),
+        "only a fail is explained"
+    );
+
+    // The readiness finding passes the explanation on; the MTA-STS record
+    // without an id is reported as unusable, not taken for an announcement.
+    let roots = root_store(&TlsRoots::WebPki).unwrap();
+    let target = MailTarget {
+        domain: Name::from_str("exp.spf.test.").unwrap(),
+        new_ip: IpAddr::from_str("192.0.2.99").unwrap(),
+        mta_sts_port: 443,
+        timeout: Duration::from_secs(3),
+    };
+    let ready = mail::readiness(&dns, &target, &roots, SystemTime::now()).await;
+    assert_eq!(
+        ready.spf_explanation.as_deref(),
+        Some("192.0.2.99 is not a mail server of exp.spf.test")
+    );
+    let spf = ready
+        .findings
+        .iter()
+        .find(|f| f.topic == Topic::Spf)
+        .unwrap();
+    assert_eq!(spf.severity, Severity::Problem);
+    assert!(
+        spf.sentence
+            .contains("explanation \"192.0.2.99 is not a mail server of exp.spf.test\""),
+        "{}",
+        spf.sentence
+    );
+    assert!(
+        matches!(&ready.mta_sts, MtaSts::Unavailable(why) if why.contains("does not parse")),
+        "{:?}",
+        ready.mta_sts
+    );
+}

@@ -1,7 +1,9 @@
 //! The service probes against local servers: two HTTPS servers on
 //! 127.0.0.2 and 127.0.0.3 (the same port) with certificates from a test CA,
-//! one expired; Postfix's smtp-sink; and a STARTTLS-capable SMTP server
-//! written here that refuses an unknown recipient and records any DATA.
+//! one expired; a plain HTTP server written here that records the requests
+//! and answers well, badly, endlessly or never; an HTTPS server that closes
+//! without close_notify; Postfix's smtp-sink; and a STARTTLS-capable SMTP
+//! server written here that refuses an unknown recipient and records any DATA.
 
 mod peers;
 
@@ -15,6 +17,7 @@ use cutover_probe::service::http::{self, HttpRequest, Url};
 use cutover_probe::service::smtp::{self, SmtpRequest};
 use cutover_probe::service::tcp;
 use cutover_probe::service::tls::{root_store, TlsRoots, Verdict};
+use cutover_probe::service::ServiceError;
 use peers::{free_port, https_server, server_config, Guard, Task, TestCa};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -309,4 +312,209 @@ async fn starttls_is_upgraded_the_certificate_checked_and_an_unknown_rcpt_refuse
         !saw_data.load(Ordering::SeqCst),
         "the probe must never send DATA"
     );
+}
+
+/// The request heads a plain HTTP test server received.
+type Heads = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A plain HTTP server written here, held bound on 127.0.0.2 (port chosen by
+/// the system and kept): it records each request head and answers by path
+/// with well-formed, malformed, endless or no responses.
+async fn http_server() -> (SocketAddr, Heads, Task) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.2", 0))
+        .await
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    let heads: Heads = Arc::default();
+    let seen = heads.clone();
+    let task = Task(tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split(' ').nth(1).unwrap_or_default().to_string();
+                seen.lock().unwrap().push(head);
+                let canned: &[u8] = match path.split('?').next().unwrap_or_default() {
+                    "/chunked" => b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+                    "/length" => b"HTTP/1.1 301 Moved\r\nLocation: https://www.example.test/moved\r\nContent-Length: 2\r\n\r\nhiEXTRA",
+                    "/close" => b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close",
+                    "/short" => b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+                    "/ssh" => b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+                    "/endless-body" => {
+                        let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+                        let zeros = vec![0u8; 65536];
+                        while tcp.write_all(&zeros).await.is_ok() {}
+                        return;
+                    }
+                    "/endless-head" => {
+                        let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\n").await;
+                        while tcp.write_all(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaa\r\n").await.is_ok() {}
+                        return;
+                    }
+                    _ => {
+                        // "/silent": answers nothing and holds the connection.
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
+                };
+                let _ = tcp.write_all(canned).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    }));
+    (address, heads, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_pinned_to_an_address_sends_the_url_host_and_reads_chunks_lengths_and_closes() {
+    let (address, heads, _server) = http_server().await;
+    let roots = root_store(&TlsRoots::WebPki).unwrap();
+    let ask = |path: &str| HttpRequest {
+        url: Url::parse(&format!("http://WWW.Example.test:{}{path}", address.port())).unwrap(),
+        address: address.ip(),
+        body_contains: Some("de".into()),
+        timeout: Duration::from_secs(2),
+    };
+    let now = SystemTime::now();
+
+    let (seen, body) = http::fetch_with_body(&ask("/chunked?x=1"), &roots, now)
+        .await
+        .unwrap();
+    assert_eq!((seen.status, body.as_slice()), (200, &b"abcde"[..]));
+    assert_eq!(seen.body_len, 5);
+    assert_eq!(seen.body_contains, Some(true));
+    assert_eq!(seen.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        seen.address, address,
+        "the connection went to the pinned address"
+    );
+    assert!(seen.tls.is_none());
+    let head = heads.lock().unwrap()[0].to_lowercase();
+    assert!(
+        head.starts_with("get /chunked?x=1 http/1.1\r\n"),
+        "request line: {head:?}"
+    );
+    assert!(
+        head.contains(&format!(
+            "\r\nhost: www.example.test:{}\r\n",
+            address.port()
+        )),
+        "the Host header is the URL's, not the address: {head:?}"
+    );
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head:?}");
+
+    let (seen, body) = http::fetch_with_body(&ask("/length"), &roots, now)
+        .await
+        .unwrap();
+    assert_eq!(seen.status, 301);
+    assert_eq!(body, b"hi", "Content-Length ends the body");
+    assert_eq!(
+        seen.redirect.as_deref(),
+        Some("https://www.example.test/moved")
+    );
+
+    let (seen, body) = http::fetch_with_body(&ask("/close"), &roots, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (seen.status, body.as_slice()),
+        (200, &b"until the close"[..])
+    );
+
+    for (path, expected) in [
+        ("/short", "a body shorter than its Content-Length"),
+        ("/ssh", "a response that is not HTTP"),
+    ] {
+        match http::fetch(&ask(path), &roots, now).await {
+            Err(ServiceError::Protocol { .. }) => {}
+            other => panic!("{expected} must be a protocol error, saw {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_http_server_cannot_make_the_probe_read_forever() {
+    let (address, _heads, _server) = http_server().await;
+    let roots = root_store(&TlsRoots::WebPki).unwrap();
+    let ask = |path: &str, timeout: Duration| HttpRequest {
+        url: Url::parse(&format!("http://www.example.test:{}{path}", address.port())).unwrap(),
+        address: address.ip(),
+        body_contains: None,
+        timeout,
+    };
+    let now = SystemTime::now();
+    match http::fetch(&ask("/endless-body", Duration::from_secs(30)), &roots, now).await {
+        Err(ServiceError::Protocol { reason, .. }) => assert!(
+            reason.contains(&format!("larger than {} bytes", http::MAX_BODY)),
+            "{reason}"
+        ),
+        other => panic!("an endless body must stop at the limit, saw {other:?}"),
+    }
+    match http::fetch(&ask("/endless-head", Duration::from_secs(30)), &roots, now).await {
+        Err(ServiceError::Protocol { reason, .. }) => {
+            assert!(reason.contains("too large"), "{reason}")
+        }
+        other => panic!("an endless head must stop at the limit, saw {other:?}"),
+    }
+    match http::fetch(&ask("/silent", Duration::from_millis(500)), &roots, now).await {
+        Err(ServiceError::Timeout { stage, .. }) => assert_eq!(stage, "HTTP response"),
+        other => panic!("a server that never answers must time out, saw {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_body_ended_by_a_close_without_close_notify_is_read_whole() {
+    let ca = TestCa::new();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.2", 0))
+        .await
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    let config = server_config(&ca.leaf(&["www.example.test"], 30));
+    let _server = Task(tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await else {
+            return;
+        };
+        let mut line = String::new();
+        let mut reader = BufReader::new(&mut tls);
+        while reader.read_line(&mut line).await.unwrap_or(0) > 2 {
+            line.clear();
+        }
+        let _ = tls
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nno close_notify follows",
+            )
+            .await;
+        let _ = tls.flush().await;
+        // Close the TCP connection under TLS: no close_notify is sent.
+        let (tcp, _) = tls.into_inner();
+        drop(tcp);
+    }));
+    let roots = root_store(&TlsRoots::CaFile(ca.file.clone())).unwrap();
+    let request = HttpRequest {
+        url: Url::parse(&format!("https://www.example.test:{}/", address.port())).unwrap(),
+        address: address.ip(),
+        body_contains: Some("close_notify".into()),
+        timeout: Duration::from_secs(3),
+    };
+    let (seen, body) = http::fetch_with_body(&request, &roots, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(body, b"no close_notify follows");
+    assert_eq!(seen.body_contains, Some(true));
+    assert_eq!(seen.tls.unwrap().verdict, Verdict::Valid);
 }

@@ -2,25 +2,49 @@
 //! the connection goes to the given IP, SNI and Host come from the URL.
 //!
 //! ```text
-//!  Url::parse ──▶ tcp::open(ip:port) ──[tls::handshake SNI=host]──▶ GET (Connection: close)
-//!       ──read to EOF──▶ parse_response (pure) ──▶ HttpObservation ──compare(old, new)──▶ differences
+//!  Url::parse (url) ──▶ tcp::open(ip:port) ──[tls::handshake SNI=host]──▶ hyper http1 (GET, Connection: close)
+//!       ──▶ status, headers, body (≤ MAX_BODY) ──▶ HttpObservation ──compare(old, new)──▶ differences
 //! ```
+//!
+//! The probe opens the connection itself and hands the stream to hyper's
+//! connection-level client (`hyper::client::conn::http1`), not to a pooled
+//! client that resolves names: that is what pins the address while the URL's
+//! host goes out as SNI and Host, and what lets `tls::handshake` record the
+//! chain and the verdict of the very connection the request runs on. hyper
+//! writes the request and parses the response (status line, headers,
+//! Content-Length, chunked and close-delimited bodies); the probe bounds the
+//! head (`MAX_HEAD`, hyper's 100 headers), the body (`MAX_BODY`) and the time
+//! (`HttpRequest::timeout` per step).
 //!
 //! Redirects are reported (status and Location), never followed: a redirect
 //! to another host would leave the pinned address.
 
+use std::error::Error as StdError;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use hyper::body::Bytes;
+use hyper::client::conn::http1;
+use hyper::header::{ACCEPT, CONNECTION, HOST, USER_AGENT};
+use hyper::http::uri::PathAndQuery;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::tls::{self, hex, TlsObservation, Verdict};
 use super::{tcp, ServiceError};
 
-/// The largest response read (headers and body).
-const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// The largest response body read; a longer one is an error, not a truncation.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The largest response head (status line and headers) read.
+pub const MAX_HEAD: usize = 256 * 1024;
 
 /// The response headers compared between old and new.
 pub const HEADERS_THAT_MATTER: [&str; 6] = [
@@ -37,11 +61,11 @@ pub const HEADERS_THAT_MATTER: [&str; 6] = [
 pub struct Url {
     /// True for https.
     pub tls: bool,
-    /// The host (SNI and Host header).
+    /// The host (SNI and Host header): lowercase, IDNA-encoded, an IPv6 address without brackets.
     pub host: String,
     /// The port (explicit, or 80/443).
     pub port: u16,
-    /// Path and query, starting with '/'.
+    /// Path and query, starting with '/', percent-encoded.
     pub path: String,
 }
 
@@ -56,19 +80,6 @@ pub struct HttpRequest {
     pub body_contains: Option<String>,
     /// The timeout of each step (connect, handshake, response).
     pub timeout: Duration,
-}
-
-/// A parsed HTTP/1.x response.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Response {
-    /// The status code.
-    pub status: u16,
-    /// The reason phrase.
-    pub reason: String,
-    /// Header names (lowercase) and values, in order.
-    pub headers: Vec<(String, String)>,
-    /// The body (chunked encoding removed).
-    pub body: Vec<u8>,
 }
 
 /// What one HTTP probe saw.
@@ -105,49 +116,59 @@ pub struct Difference {
     pub new: String,
 }
 
+/// The status and headers of a response, and its whole body.
+struct Response {
+    /// The status code.
+    status: u16,
+    /// Header names (lowercase) and values, in the order hyper keeps them.
+    headers: Vec<(String, String)>,
+    /// The body, transfer coding removed.
+    body: Bytes,
+}
+
 impl Url {
-    /// Parses `http[s]://host[:port][/path]` (IPv6 hosts in brackets).
+    /// Parses an `http://` or `https://` URL (WHATWG rules, by the `url`
+    /// crate: IDNA hosts, IPv6 in brackets, percent-encoding); credentials
+    /// and other schemes are refused.
     pub fn parse(text: &str) -> Result<Url, ServiceError> {
         let bad = |reason: &str| ServiceError::Url {
             url: text.to_string(),
             reason: reason.to_string(),
         };
-        let (tls, rest) = if let Some(rest) = text.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = text.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(bad("only http:// and https:// URLs are probed"));
+        let parsed = url::Url::parse(text).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => {
+                bad("no scheme: write it as http://HOST/… or https://HOST/…")
+            }
+            other => bad(&other.to_string()),
+        })?;
+        let tls = match parsed.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(bad("only http:// and https:// URLs are probed")),
         };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-            None => (rest, "/".to_string()),
-        };
-        let path = path.split('#').next().unwrap_or("/").to_string();
-        if authority.contains('@') {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(bad("credentials in the URL are not sent by probes"));
         }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            (host.to_string(), after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host.to_string(), Some(port)),
-                None => (authority.to_string(), None),
-            }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(name)) if !name.is_empty() => name.to_ascii_lowercase(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            _ => return Err(bad("no host")),
         };
-        if host.is_empty() {
-            return Err(bad("no host"));
+        let port = parsed
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let mut path = parsed.path().to_string();
+        if let Some(query) = parsed.query() {
+            path.push('?');
+            path.push_str(query);
         }
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| bad("the port is not a number"))?,
-            None if tls => 443,
-            None => 80,
-        };
+        // The request line carries it as it is: hyper must accept it.
+        PathAndQuery::try_from(path.as_str())
+            .map_err(|e| bad(&format!("the path {path:?} cannot be sent: {e}")))?;
         Ok(Url {
             tls,
-            host: host.to_ascii_lowercase(),
+            host,
             port,
             path,
         })
@@ -199,7 +220,7 @@ pub async fn fetch_with_body(
     let address = SocketAddr::new(request.address, request.url.port);
     let started = Instant::now();
     let connected = tcp::open(address, request.timeout).await?;
-    let (bytes, tls) = if request.url.tls {
+    let (response, tls) = if request.url.tls {
         let handshake = tls::handshake(connected.stream, address, &request.url.host, roots, now);
         let (stream, seen) = tokio::time::timeout(request.timeout, handshake)
             .await
@@ -207,12 +228,11 @@ pub async fn fetch_with_body(
                 address,
                 stage: "TLS handshake",
             })??;
+        let stream = CloseNotifyOptional(stream);
         (exchange(stream, request, address).await?, Some(seen))
     } else {
         (exchange(connected.stream, request, address).await?, None)
     };
-    let response =
-        parse_response(&bytes).map_err(|reason| ServiceError::Protocol { address, reason })?;
     let redirect = if (300..400).contains(&response.status) {
         response
             .headers
@@ -239,49 +259,84 @@ pub async fn fetch_with_body(
         elapsed: started.elapsed(),
         tls,
     };
-    Ok((observation, response.body))
+    Ok((observation, response.body.to_vec()))
 }
 
-/// Sends the GET and reads the whole response.
+/// The GET the probe sends: origin-form target, the URL's host as Host.
+fn get(url: &Url) -> Result<Request<Empty<Bytes>>, hyper::http::Error> {
+    Request::get(url.path.as_str())
+        .header(HOST, url.host_header())
+        .header(USER_AGENT, "cutover-probe")
+        .header(ACCEPT, "*/*")
+        .header(CONNECTION, "close")
+        .body(Empty::new())
+}
+
+/// Sends the GET over `stream` with hyper and reads the whole response,
+/// within the request's timeout and the size limits.
 async fn exchange<S>(
-    mut stream: S,
+    stream: S,
     request: &HttpRequest,
     address: SocketAddr,
-) -> Result<Vec<u8>, ServiceError>
+) -> Result<Response, ServiceError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let head = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: cutover-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        request.url.path,
-        request.url.host_header()
-    );
-    let io = |e: std::io::Error| ServiceError::Io {
-        address,
+    let get = get(&request.url).map_err(|e| ServiceError::Url {
+        url: format!("{}{}", request.url.host_header(), request.url.path),
         reason: e.to_string(),
-    };
+    })?;
     let talk = async {
-        stream.write_all(head.as_bytes()).await.map_err(io)?;
-        stream.flush().await.map_err(io)?;
-        let mut bytes = Vec::new();
-        let mut chunk = vec![0u8; 16384];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) => break,
-                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-                // Many servers close without a TLS close_notify; what was
-                // read is checked against Content-Length or chunking anyway.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(io(e)),
-            }
-            if bytes.len() > MAX_RESPONSE {
-                return Err(ServiceError::Protocol {
-                    address,
-                    reason: format!("response larger than {MAX_RESPONSE} bytes"),
-                });
-            }
+        let (mut sender, connection) = http1::Builder::new()
+            .max_header_size(MAX_HEAD)
+            .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| failure(address, &e))?;
+        let response = async {
+            let response = sender
+                .send_request(get)
+                .await
+                .map_err(|e| failure(address, &e))?;
+            let (head, body) = response.into_parts();
+            let body = Limited::new(body, MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<LengthLimitError>() {
+                        ServiceError::Protocol {
+                            address,
+                            reason: format!("response body larger than {MAX_BODY} bytes"),
+                        }
+                    } else {
+                        failure(address, e.as_ref())
+                    }
+                })?
+                .to_bytes();
+            let headers = head
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_string(),
+                        String::from_utf8_lossy(value.as_bytes()).trim().to_string(),
+                    )
+                })
+                .collect();
+            Ok(Response {
+                status: head.status.as_u16(),
+                headers,
+                body,
+            })
+        };
+        // The connection future does the I/O; the response is read while it
+        // runs. Once the response is whole, the connection is dropped (closed).
+        let mut connection = pin!(connection);
+        let mut response = pin!(response);
+        tokio::select! {
+            biased;
+            done = &mut response => done,
+            _ = &mut connection => response.await,
         }
-        Ok(bytes)
     };
     tokio::time::timeout(request.timeout, talk)
         .await
@@ -291,86 +346,75 @@ where
         })?
 }
 
-/// Parses a complete HTTP/1.x response (read until the server closed).
-pub fn parse_response(bytes: &[u8]) -> Result<Response, String> {
-    let end = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("the response has no end of headers")?;
-    let head = std::str::from_utf8(&bytes[..end]).map_err(|_| "the response head is not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!("status line {status_line:?} is not HTTP/1.x"));
+/// A hyper error as the probe reports it: its chain of causes, as I/O when
+/// the system said it, as a protocol error otherwise (a response cut short
+/// of its length is the server's fault, not the network's).
+fn failure(address: SocketAddr, error: &(dyn StdError + 'static)) -> ServiceError {
+    let mut reason = error.to_string();
+    let mut io = false;
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        io |= e
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() != io::ErrorKind::UnexpectedEof);
+        reason.push_str(": ");
+        reason.push_str(&e.to_string());
+        cause = e.source();
     }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .filter(|s| (100..600).contains(s))
-        .ok_or_else(|| format!("status line {status_line:?} has no status code"))?;
-    let reason = parts.next().unwrap_or_default().to_string();
-    let mut headers = Vec::new();
-    for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("header line {line:?} has no colon"))?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let raw = &bytes[end + 4..];
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let body = if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        dechunk(raw)?
-    } else if let Some(length) = find("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| format!("Content-Length {length:?} is not a number"))?;
-        if raw.len() < length {
-            return Err(format!(
-                "body of {} bytes, Content-Length says {length}",
-                raw.len()
-            ));
-        }
-        raw[..length].to_vec()
+    if io {
+        ServiceError::Io { address, reason }
     } else {
-        raw.to_vec()
-    };
-    Ok(Response {
-        status,
-        reason,
-        headers,
-        body,
-    })
+        ServiceError::Protocol { address, reason }
+    }
 }
 
-/// Removes chunked transfer encoding.
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("a chunk size line has no CRLF")?;
-        let size_text =
-            std::str::from_utf8(&raw[..line_end]).map_err(|_| "chunk size not ASCII")?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("chunk size {size_text:?} is not hex"))?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
+/// A TLS stream whose end without close_notify reads as an ordinary end.
+///
+/// Many servers close without a TLS close_notify. That only matters for a
+/// body delimited by the close: Content-Length and chunked bodies are checked
+/// for completeness by hyper all the same, as the old hand-written reader did.
+struct CloseNotifyOptional<S>(S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for CloseNotifyOptional<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+            other => other,
         }
-        if raw.len() < size + 2 {
-            return Err(format!("a chunk of {size} bytes is cut short"));
-        }
-        body.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CloseNotifyOptional<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
     }
 }
 
@@ -458,21 +502,26 @@ mod tests {
         let url = Url::parse("http://[2001:db8::1]").unwrap();
         assert_eq!((url.port, url.path.as_str()), (80, "/"));
         assert_eq!(url.host_header(), "[2001:db8::1]");
+        let url = Url::parse("https://bücher.example.test:443?q").unwrap();
+        assert_eq!(
+            (
+                url.host.as_str(),
+                url.path.as_str(),
+                url.host_header().as_str()
+            ),
+            (
+                "xn--bcher-kva.example.test",
+                "/?q",
+                "xn--bcher-kva.example.test"
+            ),
+            "an IDN host goes out as its A-label, a default port is not repeated"
+        );
+        let url = Url::parse("http://example.test/a b").unwrap();
+        assert_eq!(url.path, "/a%20b", "the path is sent percent-encoded");
         assert!(Url::parse("ftp://example.test/").is_err());
         assert!(Url::parse("https://user:pw@example.test/").is_err());
-    }
-
-    #[test]
-    fn responses_parse_with_length_or_chunks() {
-        let r = parse_response(
-            b"HTTP/1.1 301 Moved\r\nLocation: https://x/\r\nContent-Length: 2\r\n\r\nhiEXTRA",
-        )
-        .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (301, &b"hi"[..]));
-        assert_eq!(r.headers[0], ("location".into(), "https://x/".into()));
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap();
-        assert_eq!(r.body, b"abcde");
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
-        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(Url::parse("https://example.test:99999/").is_err());
+        let no_scheme = Url::parse("www.example.test/").unwrap_err().to_string();
+        assert!(no_scheme.contains("no scheme"), "{no_scheme}");
     }
 }
