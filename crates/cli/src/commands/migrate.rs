@@ -20,8 +20,10 @@ use crate::scheduler::Site;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use cutover_migrate::checks::{observe, ProbeChecks};
+use cutover_migrate::plan::preflight::{self, Active};
+use cutover_migrate::plan::Refusals;
 use cutover_migrate::runner::Summary;
-use cutover_migrate::{plan, render, MigrationFile, Migrations, Plan, State};
+use cutover_migrate::{plan, render, FileError, MigrationFile, Migrations, Plan, State, Warning};
 use jiff::Timestamp;
 
 mod report;
@@ -66,6 +68,15 @@ pub struct FileArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Go on despite what the servers say now or another migration of the
+    /// same records (each is then a warning of the plan); a file that
+    /// cannot work is refused all the same.
+    #[arg(long)]
+    force: bool,
+    /// Refuse a file that names files of this machine (key_file,
+    /// api_key_file): set for files sent through the HTTP API.
+    #[arg(long, hide = true)]
+    no_local_files: bool,
 }
 
 /// A migration id and the output format.
@@ -125,7 +136,7 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
     let now = Timestamp::now();
     match command {
         MigrateCommand::Plan(args) => {
-            let (_, _, plan) = make_plan(&args.file, &path)?;
+            let (_, _, plan) = make_plan(args, &path, &migrations, &site, cli.config.as_deref())?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
@@ -138,7 +149,8 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
             Ok(())
         }
         MigrateCommand::Start(args) => {
-            let (file_name, text, plan) = make_plan(&args.file, &path)?;
+            let (file_name, text, plan) =
+                make_plan(args, &path, &migrations, &site, cli.config.as_deref())?;
             let id = migrations.start(&file_name, &text, &plan, now)?;
             if args.json {
                 println!("{}", serde_json::json!({"id": id, "plan": plan}));
@@ -227,25 +239,138 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// Reads a migration file, the zone from its provider and what the servers
-/// serve now, and plans; returns the file's name, its text and the plan.
-fn make_plan(file: &Path, store: &Path) -> anyhow::Result<(String, String, Plan)> {
+/// serve now, and plans; returns the name to store the file under, its
+/// text and the plan. Refused (exit 2, each reason at file:line:column):
+/// a file that does not parse or cannot work with the zone; and, unless
+/// `--force`, one that the servers now, another active migration or this
+/// site's relay and caches would make fail.
+fn make_plan(
+    args: &FileArgs,
+    store: &Path,
+    migrations: &Migrations,
+    site: &Site,
+    config: Option<&Path>,
+) -> anyhow::Result<(String, String, Plan)> {
+    let file = &args.file;
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
         path: file.display().to_string(),
         message: format!("cannot read the migration file: {e}"),
     })?;
     let name = file.display().to_string();
-    let parsed = MigrationFile::parse(&text, &name).map_err(|e| ConfigError {
-        path: name.clone(),
-        message: e.to_string(),
-    })?;
+    let parsed = MigrationFile::parse(&text, &name)?;
+    if args.no_local_files {
+        let refused: Vec<FileError> = parsed
+            .spots
+            .local_files
+            .iter()
+            .map(|(key, spot)| {
+                parsed.error_at(
+                    *spot,
+                    format!("{key}: a file sent through the API cannot name a file of the server; give the secret inline (it is stored with the migration and never shown)"),
+                )
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(Refusals(refused).into());
+        }
+    }
+    // The name the migration is stored under: the scheduler of `cutover
+    // serve` reads it again, from its own working directory, and a relative
+    // key_file is taken from the folder of this name.
+    let stored_name = if args.no_local_files {
+        name.clone()
+    } else {
+        std::path::absolute(file)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| name.clone())
+    };
     let provider = crate::scheduler::provider(&parsed, store)?;
     let zone = provider
         .read(&parsed.zone)
         .with_context(|| format!("cannot read {} from {}", parsed.zone, provider.describe()))?;
     let now = Timestamp::now();
     let observations = observe(&ProbeChecks::new(), &parsed, &zone, now);
-    let plan = plan(&parsed, &zone, &observations, now)?;
-    Ok((name, text, plan))
+    let mut plan = plan(&parsed, &zone, &observations, now)?;
+    let details: Vec<(i64, String, Plan)> = migrations
+        .list()?
+        .into_iter()
+        .filter(|s| !s.state.is_final())
+        .map(|s| Ok((s.id, s.state.to_string(), migrations.show(s.id)?.plan)))
+        .collect::<anyhow::Result<_>>()?;
+    let others: Vec<Active<'_>> = details
+        .iter()
+        .map(|(id, state, plan)| Active {
+            id: *id,
+            state,
+            plan,
+        })
+        .collect();
+    let mut hazards = preflight::hazards(&parsed, &zone, &plan, &observations, &others);
+    hazards.extend(site_hazards(&parsed, site, config));
+    if !hazards.is_empty() {
+        if !args.force {
+            let mut all = hazards;
+            let last = all.len() - 1;
+            all[last].message.push_str(
+                " (refused; `--force` goes on despite what the servers and the other migrations say now)",
+            );
+            return Err(Refusals(all).into());
+        }
+        plan.warnings
+            .extend(hazards.into_iter().map(|h| Warning::Forced {
+                what: h.to_string(),
+            }));
+    }
+    Ok((stored_name, text, plan))
+}
+
+/// What this site's relay and caches cannot do of what the file asks: a
+/// `[mail]` domain the config's relay does not relay, a cache of `[flush]`
+/// found neither running here nor in the config.
+fn site_hazards(file: &MigrationFile, site: &Site, config: Option<&Path>) -> Vec<FileError> {
+    let mut out = Vec::new();
+    let which = match config {
+        Some(path) => format!("the config {}", path.display()),
+        None => "the config (./cutover.toml, else /etc/cutover/cutover.toml)".to_string(),
+    };
+    if let (Some(mv), Some(spot)) = (&file.mail, file.spots.mail) {
+        let relayed = site.mail.as_ref().is_some_and(|relay| {
+            relay.domain.iter().any(|d| {
+                d.name
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case(mv.domain.trim_end_matches('.'))
+            })
+        });
+        if !relayed {
+            let why = match &site.mail {
+                None => "has no [mail] relay".to_string(),
+                Some(_) => format!("relays no [[mail.domain]] named {:?}", mv.domain),
+            };
+            out.push(file.error_at(
+                spot,
+                format!("[mail] asks the relay to hold, retarget and release {}'s mail, but {which} {why}: the mail steps would do nothing", mv.domain),
+            ));
+        }
+    }
+    for (cache, spot) in file.flush.caches.iter().zip(&file.spots.caches) {
+        let only = match cache.parse::<cutover_flush::Kind>() {
+            Ok(kind) => vec![kind],
+            Err(_) => Vec::new(),
+        };
+        let report =
+            cutover_flush::flush(&site.flush, &cutover_flush::Scope::Everything, &only, true);
+        let reachable = report
+            .caches
+            .iter()
+            .any(|e| matches!(e.outcome, cutover_flush::Outcome::WouldRun));
+        if !reachable {
+            out.push(file.error_at(
+                *spot,
+                format!("no {cache} cache runs on this machine, and {which} lists none in [flush]: the flush step would flush nothing"),
+            ));
+        }
+    }
+    out
 }
 
 /// `run ID`: ticks until the migration ends or stops, printing each step as

@@ -204,6 +204,9 @@ fn migrate_command(
         .arg(&body.file_name)
         .current_dir(dir.path())
         .arg("--json")
+        // A file sent through the API names no file of this machine: a
+        // `api_key_file = "/etc/…"` would send that file to any URL.
+        .arg("--no-local-files")
         .env("RUST_LOG", "error")
         .env_remove("CUTOVER_SERVER")
         .stdin(std::process::Stdio::null())
