@@ -22,6 +22,7 @@ use clap::{Args, Subcommand};
 use cutover_migrate::checks::{observe, ProbeChecks};
 use cutover_migrate::plan::preflight::{self, Active};
 use cutover_migrate::plan::Refusals;
+use cutover_migrate::provider::ProviderSpec;
 use cutover_migrate::runner::Summary;
 use cutover_migrate::{plan, render, FileError, MigrationFile, Migrations, Plan, State, Warning};
 use jiff::Timestamp;
@@ -284,11 +285,24 @@ fn make_plan(
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| name.clone())
     };
-    let provider = crate::scheduler::provider(&parsed, store)?;
+    let provider = match &parsed.provider {
+        // The store is not the file's: its errors are not the file's either.
+        ProviderSpec::Embedded => crate::scheduler::provider(&parsed, store)?,
+        _ => crate::scheduler::provider(&parsed, store).map_err(|e| {
+            let spot = parsed
+                .spots
+                .local_files
+                .first()
+                .map_or(parsed.spots.provider, |(_, spot)| *spot);
+            parsed.error_at(spot, format!("{e:#}"))
+        })?,
+    };
     let zone = provider
         .read(&parsed.zone)
         .with_context(|| format!("cannot read {} from {}", parsed.zone, provider.describe()))?;
     let now = Timestamp::now();
+    // What cannot work is refused before the servers are asked anything.
+    cutover_migrate::plan::refuse(&parsed, &zone, now)?;
     let observations = observe(&ProbeChecks::new(), &parsed, &zone, now);
     let mut plan = plan(&parsed, &zone, &observations, now)?;
     let details: Vec<(i64, String, Plan)> = migrations

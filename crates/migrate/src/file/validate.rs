@@ -279,7 +279,7 @@ impl Place<'_> {
                     return Err(self.on(
                         value,
                         format!(
-                            "`{name}` does not apply to a {} provider{}",
+                            "`{name}` does not apply to the {} provider{}",
                             kind.get_ref(),
                             if takes.is_empty() {
                                 " (it takes no settings)".to_string()

@@ -268,6 +268,20 @@ impl RrsetChange {
     }
 }
 
+/// Refuses what cannot work with this zone (the first part of [`plan`],
+/// which needs no observation): callers ask it before probing the servers,
+/// so that a file that cannot work is refused at once.
+pub fn refuse(file: &MigrationFile, zone: &Zone, now: Timestamp) -> Result<(), PlanError> {
+    let changes = changes::changes(file, zone, &mut Vec::new())
+        .map_err(|e| PlanError::Refused(Refusals(vec![e])))?;
+    let refused = preflight::refusals(file, zone, &changes, now);
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(PlanError::Refused(Refusals(refused)))
+    }
+}
+
 /// Makes the plan. Pure: everything it knows is passed in.
 pub fn plan(
     file: &MigrationFile,
