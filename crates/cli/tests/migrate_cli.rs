@@ -458,6 +458,26 @@ fn hazards_are_refused_unless_forced() {
         &format!("15:11: no nscd cache runs on this machine, and the config {config} lists none in [flush]: the flush step would flush nothing"),
     );
 
+    // A relay that delivers the domain elsewhere than the file's mail.from:
+    // a rollback would not send the mail back where it went.
+    let plain = std::fs::read_to_string(&site.config).expect("the config");
+    let spool = site.dir.path().join("spool");
+    std::fs::write(
+        &site.config,
+        format!(
+            "{plain}[mail]\nlisten = [\"127.0.0.1:2\"]\nhostname = \"mx.relay.test\"\nspool = {spool:?}\n\
+             [[mail.domain]]\nname = \"example.test\"\ndestination = \"127.0.0.2:2525\"\nrecipients = [\"@example.test\"]\n"
+        ),
+    )
+    .unwrap();
+    refused_by_plan_and_start(
+        &site,
+        &(refusal_text(www, "during = 2", &verify)
+            + "[mail]\ndomain = \"example.test\"\nfrom = \"127.0.0.2:25\"\nto = \"127.0.0.3:25\"\n"),
+        &format!("16:8: mail.from \"127.0.0.2:25\" is not where the relay delivers example.test's mail (\"127.0.0.2:2525\" in the config {config}): a rollback would send the mail to \"127.0.0.2:25\""),
+    );
+    std::fs::write(&site.config, plain).unwrap();
+
     // Another active migration of www A: the first is started (its switch
     // days ahead), the second refused, then forced.
     let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72);

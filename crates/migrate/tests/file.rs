@@ -311,6 +311,7 @@ fn every_field_out_of_range_or_repeated_is_refused_at_its_place() {
         ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\", url = ‸\"http://x\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "`url` does not apply to the embedded provider (it takes no settings)"),
         ("version = 1\nzone = \"example.com.\"\nprovider = { kind = ‸\"cloud\", service = \"cloudflare\", token_file = \"/etc/cf\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "provider kind \"cloud\" is not compiled into this cutover"),
         (&pdns("url = ‸\"http://u:p@127.0.0.1:8081\", api_key_file = \"/k\""), "provider.url holds credentials"),
+        (&pdns("url = ‸\"http://127.0.0.1:8081/?api-key=k\", api_key_file = \"/k\""), "without a query or fragment"),
         (&pdns("url = \"http://127.0.0.1:8081\", api_key = \"k\", api_key_file = ‸\"/k\""), "api_key_file or api_key, not both"),
         (&pdns("url = \"http://127.0.0.1:8081\", api_key_file = \"/k\", server_id = ‸\"../zones\""), "provider.server_id \"../zones\""),
         (&pdns("url = \"http://127.0.0.1:8081\", api_key_file = \"/k\", token = ‸\"t\""), "`token` does not apply to the powerdns provider (it takes url, api_key, api_key_file, server_id)"),

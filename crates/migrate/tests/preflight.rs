@@ -12,7 +12,8 @@ use jiff::Timestamp;
 
 /// www and the apex on 192.0.2.10 (www also on 2001:db8::10), a mail host
 /// on .25, shop a CNAME to www, ext a CNAME out of the zone, txt only TXT,
-/// low with a TTL of 30 s.
+/// low with a TTL of 30 s, sub delegated (ns.sub its glue, deep.sub
+/// occluded).
 const ZONE: &str = r#"
 $ORIGIN example.com.
 $TTL 3600
@@ -27,6 +28,9 @@ shop    IN CNAME www
 ext     IN CNAME www.example.net.
 txt     IN TXT  "hello"
 low  30 IN A    192.0.2.30
+sub     IN NS   ns.sub
+ns.sub  IN A    192.0.2.77
+deep.sub IN A   192.0.2.78
 *.wild  IN A    192.0.2.10
 "#;
 
@@ -120,6 +124,28 @@ fn checks_that_could_never_pass_are_refused_at_their_place() {
     // What can pass is planned: a CNAME to a moving name, a wildcard that
     // moves, the new address itself, a pin the name leads to.
     planned(&format!("{HEAD}[[check]]\nhttp = \"http://shop.example.com/\"\n[[check]]\ntcp = \"a.wild.example.com:80\"\n[[check]]\ntcp = \"198.51.100.20:80\"\n[[check]]\nhttp = \"https://www.example.com/\"\naddress = \"198.51.100.20\"\n"));
+}
+
+/// Records at or below a delegation are answered with a referral: a change
+/// there could never be verified, nor a check of a name there.
+#[test]
+fn what_a_delegation_answers_for_is_refused() {
+    refused_at(
+        "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nname = ‸\"ns.sub\"\ntype = \"A\"\nvalues = [\"198.51.100.77\"]\n",
+        "ns.sub.example.com. A is below the delegation at sub.example.com.: the zone's servers answer for it with a referral",
+    );
+    refused_at(
+        "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nfrom = ‸\"192.0.2.78\"\nto = \"198.51.100.78\"\n",
+        "deep.sub.example.com. A is below the delegation at sub.example.com.",
+    );
+    refused_at(
+        "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nname = ‸\"sub\"\ntype = \"NS\"\nvalues = [\"ns.example.net.\"]\n",
+        "sub.example.com. NS is at the delegation at sub.example.com.",
+    );
+    refused_at(
+        &format!("{HEAD}[[check]]\ntcp = ‸\"deep.sub.example.com:80\"\n"),
+        "deep.sub.example.com is below the delegation at sub.example.com.: its addresses come from that zone's own servers",
+    );
 }
 
 /// A TTL the move would raise is refused at `ttl.during`, or at the move
@@ -220,6 +246,32 @@ fn hazards_name_the_server_or_migration_and_the_place() {
     for (seen, wanted) in found.iter().zip(expected) {
         assert!(seen.starts_with(wanted), "expected {wanted}…, saw {seen}");
     }
+
+    let mut elsewhere = authority("192.0.2.53:53", Some(2026112601), None);
+    elsewhere.answers[0].values = vec!["203.0.113.5".into()];
+    let mut lost = authority("127.0.0.1:5301", None, Some("NXDOMAIN"));
+    lost.serial = None;
+    let other_copy = Observations::from_survey(
+        Survey {
+            authorities: vec![elsewhere],
+            resolvers: vec![lost],
+            problems: vec![],
+        },
+        now(),
+    );
+    let found: Vec<String> = hazards(&file, &zone, &plan, &other_copy, &[])
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with("m.toml:8:15: authority 192.0.2.53:53 serves www.example.com. A as 203.0.113.5 at the provider's own serial, where the provider holds 192.0.2.10"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("m.toml:9:13: resolver 127.0.0.1:5301 answers www.example.com. A with NXDOMAIN, which the provider does not hold (192.0.2.10)"),
+        "{found:#?}"
+    );
 
     let nobody = Observations::from_survey(
         Survey {

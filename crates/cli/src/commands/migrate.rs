@@ -25,6 +25,7 @@ use cutover_migrate::plan::Refusals;
 use cutover_migrate::provider::ProviderSpec;
 use cutover_migrate::runner::Summary;
 use cutover_migrate::{plan, render, FileError, MigrationFile, Migrations, Plan, State, Warning};
+use cutover_provider::ProviderError;
 use jiff::Timestamp;
 
 mod report;
@@ -297,9 +298,30 @@ fn make_plan(
             parsed.error_at(spot, format!("{e:#}"))
         })?,
     };
-    let zone = provider
-        .read(&parsed.zone)
-        .with_context(|| format!("cannot read {} from {}", parsed.zone, provider.describe()))?;
+    let zone = match provider.read(&parsed.zone) {
+        Ok(zone) => zone,
+        // The file names a zone the provider does not hold, or settings it refuses.
+        Err(e @ ProviderError::UnknownZone(_)) => {
+            return Err(parsed
+                .error_at(parsed.spots.zone, format!("{e} ({})", provider.describe()))
+                .into())
+        }
+        Err(e @ ProviderError::Refused(_)) => {
+            return Err(parsed
+                .error_at(
+                    parsed.spots.provider,
+                    format!("cannot read {}: {e} ({})", parsed.zone, provider.describe()),
+                )
+                .into())
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot read {} from {}",
+                parsed.zone,
+                provider.describe()
+            )))
+        }
+    };
     let now = Timestamp::now();
     // What cannot work is refused before the servers are asked anything.
     cutover_migrate::plan::refuse(&parsed, &zone, now)?;
@@ -338,6 +360,25 @@ fn make_plan(
     Ok((stored_name, text, plan))
 }
 
+/// A mail destination in a comparable form: lower-case host without
+/// brackets or final dot, and the port (25 when not given).
+fn destination(text: &str) -> (String, u16) {
+    let text = text.trim();
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') && port.parse::<u16>().is_ok() => {
+            (host, port.parse().unwrap_or(25))
+        }
+        _ => (text, 25),
+    };
+    (
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.')
+            .to_ascii_lowercase(),
+        port,
+    )
+}
+
 /// What this site's relay and caches cannot do of what the file asks: a
 /// `[mail]` domain the config's relay does not relay, a cache of `[flush]`
 /// found neither running here nor in the config.
@@ -348,14 +389,24 @@ fn site_hazards(file: &MigrationFile, site: &Site, config: Option<&Path>) -> Vec
         None => "the config (./cutover.toml, else /etc/cutover/cutover.toml)".to_string(),
     };
     if let (Some(mv), Some(spot)) = (&file.mail, file.spots.mail) {
-        let relayed = site.mail.as_ref().is_some_and(|relay| {
-            relay.domain.iter().any(|d| {
+        let relayed = site.mail.as_ref().and_then(|relay| {
+            relay.domain.iter().find(|d| {
                 d.name
                     .trim_end_matches('.')
                     .eq_ignore_ascii_case(mv.domain.trim_end_matches('.'))
             })
         });
-        if !relayed {
+        if let Some(domain) = relayed {
+            if destination(&domain.destination) != destination(&mv.from) {
+                out.push(file.error_at(
+                    file.spots.mail_from.unwrap_or(spot),
+                    format!(
+                        "mail.from {:?} is not where the relay delivers {}'s mail ({:?} in {which}): a rollback would send the mail to {:?}, not back where it went",
+                        mv.from, mv.domain, domain.destination, mv.from
+                    ),
+                ));
+            }
+        } else {
             let why = match &site.mail {
                 None => "has no [mail] relay".to_string(),
                 Some(_) => format!("relays no [[mail.domain]] named {:?}", mv.domain),

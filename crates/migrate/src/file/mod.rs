@@ -241,6 +241,8 @@ pub struct Spots {
     pub caches: Vec<Spot>,
     /// The `[mail]` table's `domain` value.
     pub mail: Option<Spot>,
+    /// The `[mail]` table's `from` value.
+    pub mail_from: Option<Spot>,
     /// Secrets written in the file: the key (`provider.api_key`) and the
     /// place of its value.
     pub inline_secrets: Vec<(String, Spot)>,

@@ -419,7 +419,13 @@ impl Place<'_> {
                 format!("provider.url {text:?}: expected an http:// or https:// URL"),
             ));
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if rest.contains(['?', '#']) {
+            return Err(self.on(
+                url,
+                "provider.url: expected the API's base URL, without a query or fragment (a key in it would be shown wherever the URL is: give it by api_key_file)",
+            ));
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
         if authority.contains('@') {
             return Err(self.on(
                 url,
@@ -1129,6 +1135,7 @@ impl Place<'_> {
         let m = spanned.get_ref();
         let domain = self.name(&m.domain, None)?;
         self.spots.mail = Some(self.of(&m.domain));
+        self.spots.mail_from = Some(self.of(&m.from));
         let (from_host, from_port) = self.host_port(&m.from)?;
         let (to_host, to_port) = self.host_port(&m.to)?;
         if from_host == to_host && from_port == to_port {

@@ -68,6 +68,31 @@ pub fn move_spot(file: &MigrationFile, change: &RrsetChange) -> Spot {
         .unwrap_or_default()
 }
 
+/// The delegation `name` is at or below: the closest name between it and
+/// the apex (the apex excluded) that holds NS records.
+fn delegation(zone: &Zone, name: &Name) -> Option<Name> {
+    let mut at = name.clone();
+    let mut cut = None;
+    while at != *zone.origin() && zone.origin().zone_of(&at) {
+        if zone.get(&at, RecordType::NS).is_some() {
+            cut = Some(at.clone());
+        }
+        at = at.base_name();
+    }
+    cut
+}
+
+/// True when `name` is a name server of the delegation at `cut` (its
+/// addresses are glue, which the zone serves).
+fn glue_of(zone: &Zone, cut: &Name, name: &Name) -> bool {
+    zone.get(cut, RecordType::NS).is_some_and(|ns| {
+        ns.rdatas()
+            .iter()
+            .filter_map(cutover_zone::Rdata::target)
+            .any(|t| t == *name)
+    })
+}
+
 /// Where a check's host leads after the switch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Leads {
@@ -75,6 +100,11 @@ enum Leads {
     Address(IpAddr),
     /// A name outside the zone: where it leads is not this zone's to say.
     Outside,
+    /// A name below a delegation: the child zone's servers answer for it.
+    Delegated {
+        /// Where the zone is cut.
+        cut: Name,
+    },
     /// Through a CNAME that leaves the zone.
     External {
         /// The CNAME's target outside the zone.
@@ -165,6 +195,9 @@ fn leads(zone: &Zone, changes: &[RrsetChange], host: &str) -> Leads {
     }
     let mut through_moving = false;
     for _ in 0..8 {
+        if let Some(cut) = delegation(zone, &name) {
+            return Leads::Delegated { cut };
+        }
         let at = answering(zone, changes, &name);
         let (cname, cname_moves) = after(zone, changes, &at, RecordType::CNAME);
         if let Some(target) = cname.first() {
@@ -250,6 +283,31 @@ pub(super) fn refusals(
     now: Timestamp,
 ) -> Vec<FileError> {
     let mut out = Vec::new();
+    for c in changes {
+        let Ok(name) = Name::from_ascii(&c.name) else {
+            continue;
+        };
+        let Some(cut) = delegation(zone, &name) else {
+            continue;
+        };
+        if name == cut && c.rtype == "DS" {
+            continue;
+        }
+        out.push(file.error_at(
+            move_spot(file, c),
+            format!(
+                "{} {} is {} the delegation at {cut}: the zone's servers answer for it with a referral, so verification could never see the new values; change it in the delegated zone{}",
+                c.name,
+                c.rtype,
+                if name == cut { "at" } else { "below" },
+                if glue_of(zone, &cut, &name) || c.rtype == "NS" {
+                    " (and the delegation here by hand, with its parent TTL)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
     ttl_refusals(file, changes, &mut out);
     if let (crate::file::SwitchAt::At(t), Some(spot)) =
         (file.schedule.switch_at, file.spots.switch_at)
@@ -358,6 +416,9 @@ fn check_refusal(
         Leads::Outside => at(format!(
             "{host} is not in the zone {}: no move changes where it leads, so after the switch this check would still reach the servers it reaches now; check a name of the zone that moves",
             file.zone
+        )),
+        Leads::Delegated { cut } => at(format!(
+            "{host} is below the delegation at {cut}: its addresses come from that zone's own servers, which this migration does not change"
         )),
         Leads::External { target, moving } => {
             if moving {
@@ -521,6 +582,23 @@ pub fn hazards(
             _ => {}
         }
     }
+    for a in &survey.authorities {
+        if a.serial.is_none() || a.serial != provider_serial.map(|s| s.0) {
+            continue;
+        }
+        if let Some((c, seen)) = differing(plan, &a.answers, false) {
+            out.push(file.error_at(
+                verify_spot,
+                format!(
+                    "authority {} serves {} {} as {seen} at the provider's own serial, where the provider holds {}: it serves another copy of the zone, and would never serve the switch",
+                    a.server,
+                    c.name,
+                    c.rtype,
+                    c.before.as_ref().map(|b| b.values.join(" ")).unwrap_or_default()
+                ),
+            ));
+        }
+    }
     let resolver_spot = file
         .spots
         .resolvers
@@ -533,21 +611,75 @@ pub fn hazards(
                     e == "timeout" || e == "REFUSED" || e.starts_with("network error")
                 })
             });
+        let default = if file.spots.resolvers.is_some() {
+            ""
+        } else {
+            " (the default of verify.resolvers)"
+        };
         if unreachable {
             let why = r.answers[0].error.clone().unwrap_or_default();
             out.push(file.error_at(
                 resolver_spot,
                 format!(
-                    "resolver {} does not answer now ({why}){}: verification asks it for the new values after the switch, and would fail",
+                    "resolver {}{default} does not answer now ({why}): verification asks it for the new values after the switch, and would fail",
                     r.server,
-                    if file.spots.resolvers.is_some() {
-                        ""
-                    } else {
-                        " (the default of verify.resolvers)"
-                    }
+                ),
+            ));
+        } else if let Some((c, seen)) = differing(plan, &r.answers, true) {
+            out.push(file.error_at(
+                resolver_spot,
+                format!(
+                    "resolver {}{default} answers {} {} with {seen}, which the provider does not hold ({}): it does not reach this zone's servers, and would never see the switch",
+                    r.server,
+                    c.name,
+                    c.rtype,
+                    c.before.as_ref().map(|b| b.values.join(" ")).unwrap_or_default()
                 ),
             ));
         }
     }
     out
+}
+
+/// Values in a comparable form: lower case, sorted.
+fn normal(values: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = values.iter().map(|v| v.to_ascii_lowercase()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The first moving RRset that existed before and that these answers give
+/// otherwise than the provider holds it (a resolver may also still hold
+/// the new values, `cached`), with what was seen. A transport failure
+/// says nothing about the data and is skipped.
+fn differing<'a>(
+    plan: &'a Plan,
+    answers: &[crate::observe::Answered],
+    cached: bool,
+) -> Option<(&'a RrsetChange, String)> {
+    for c in &plan.changes {
+        let Some(before) = &c.before else { continue };
+        let Some(seen) = answers
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(&c.name) && a.rtype == c.rtype)
+        else {
+            continue;
+        };
+        let shown = match &seen.error {
+            Some(e) if e == "timeout" || e == "REFUSED" || e.starts_with("network error") => {
+                continue
+            }
+            Some(e) => e.clone(),
+            None => {
+                let values = normal(&seen.values);
+                if values == normal(&before.values) || (cached && values == normal(&c.after)) {
+                    continue;
+                }
+                seen.values.join(" ")
+            }
+        };
+        return Some((c, shown));
+    }
+    None
 }
