@@ -552,6 +552,11 @@ pub fn hazards(
         } else {
             format!(" ({})", survey.problems.join("; "))
         };
+        let why = if file.provider == crate::provider::ProviderSpec::Embedded {
+            format!("{why} (with the embedded provider the authority is often this cutover: is `cutover serve` running?)")
+        } else {
+            why
+        };
         out.push(file.error_at(
             verify_spot,
             format!(
@@ -561,12 +566,17 @@ pub fn hazards(
         ));
     }
     let provider_serial = zone.serial();
+    let hint = if file.provider == crate::provider::ProviderSpec::Embedded {
+        " (with the embedded provider the authority is often this cutover: is `cutover serve` running?)"
+    } else {
+        ""
+    };
     for a in &survey.authorities {
         match (a.serial, provider_serial) {
             (None, _) => out.push(file.error_at(
                 verify_spot,
                 format!(
-                    "authority {} gave no SOA serial now: verification needs every authority's serial to rise after the switch",
+                    "authority {} gave no SOA serial now{hint}: verification needs every authority's serial to rise after the switch",
                     a.server
                 ),
             )),
