@@ -507,4 +507,8 @@ fn hazards_are_refused_unless_forced() {
         )),
         "expected the clash as a warning of the forced plan:\n{forced}"
     );
+    assert!(
+        forced.contains(&format!("`cutover migrate start {file} --force` starts it")),
+        "the forced plan says how to start it as planned:\n{forced}"
+    );
 }

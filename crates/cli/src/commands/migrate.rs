@@ -144,8 +144,9 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", render(&plan));
                 println!(
-                    "\nNothing was changed. `cutover migrate start {}` starts it.",
-                    args.file.display()
+                    "\nNothing was changed. `cutover migrate start {}{}` starts it.",
+                    args.file.display(),
+                    if args.force { " --force" } else { "" }
                 );
             }
             Ok(())
