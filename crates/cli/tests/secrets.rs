@@ -82,6 +82,29 @@ fn no_secret_of_the_config_or_a_migration_file_is_ever_shown() {
     let body = json!({"file_name": "move-web.toml", "text": file}).to_string();
     let mut answers: Vec<(String, String)> = Vec::new();
 
+    // A store every user may read would expose the inline secret: refused.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(site.dir.path(), 0o755);
+    mode(&site.store, 0o644);
+    let (status, refused) = site.call("POST", "/api/v1/migrations", Some(admin), Some(&body));
+    assert_eq!(status, 400, "an exposed store is refused: {refused}");
+    let message = refused.to_string();
+    assert!(
+        message.contains("move-web.toml:7:10: key.secret would be stored with the migration in")
+            && message.contains("which every user of this machine can read (mode 644"),
+        "expected the refusal at the secret, saw {message}"
+    );
+    answers.push(("POST /api/v1/migrations (exposed store)".into(), message));
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", site.store.display()));
+        if path.exists() {
+            mode(&path, 0o600);
+        }
+    }
+
     // Plan and start through the API: the plan warns of the inline secret.
     let (status, plan) = site.call("POST", "/api/v1/migrations/plan", Some(admin), Some(&body));
     assert_eq!(status, 200, "the plan: {plan}; log:\n{}", site.log());

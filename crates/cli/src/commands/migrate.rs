@@ -344,6 +344,17 @@ fn make_plan(
         .collect();
     let mut hazards = preflight::hazards(&parsed, &zone, &plan, &observations, &others);
     hazards.extend(site_hazards(&parsed, site, config));
+    if let (Some((key, spot)), Some(exposure)) =
+        (parsed.spots.inline_secrets.first(), exposure(store))
+    {
+        hazards.push(parsed.error_at(
+            *spot,
+            format!(
+                "{key} would be stored with the migration in {}, which {exposure}: give it by file (api_key_file, key_file) or make the store readable by its owner only (chmod 600)",
+                store.display()
+            ),
+        ));
+    }
     if !hazards.is_empty() {
         if !args.force {
             let mut all = hazards;
@@ -359,6 +370,31 @@ fn make_plan(
             }));
     }
     Ok((stored_name, text, plan))
+}
+
+/// How the store can be read by others than its owner, if it can: its mode
+/// lets its group or everyone read it, and its folder lets them in.
+fn exposure(store: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(store).ok()?.permissions().mode();
+    let folder = store
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let folder_mode = std::fs::metadata(folder).ok()?.permissions().mode();
+    let others = mode & 0o004 != 0 && folder_mode & 0o001 != 0;
+    let group = mode & 0o040 != 0 && folder_mode & 0o010 != 0;
+    match (others, group) {
+        (true, _) => Some(format!(
+            "every user of this machine can read (mode {:o}, in a folder they may enter)",
+            mode & 0o777
+        )),
+        (false, true) => Some(format!(
+            "its group can read (mode {:o}, in a folder the group may enter)",
+            mode & 0o777
+        )),
+        _ => None,
+    }
 }
 
 /// A mail destination in a comparable form: lower-case host without
