@@ -240,7 +240,11 @@ pub fn of(name: &str) -> Option<Value> {
             ("keep_held", b(), false),
         ]),
         "MailActionResult" => object(&[("changed", arr(s()), true)]),
-        "MigrationFileBody" => object(&[("file_name", s(), true), ("text", s(), true)]),
+        "MigrationFileBody" => object(&[
+            ("file_name", s(), true),
+            ("text", s(), true),
+            ("force", b(), false),
+        ]),
         "MigrationAction" => object(&[("reason", null(s()), false)]),
         "MigrationList" => object(&[("migrations", arr(r("MigrationSummary")), true)]),
         "MigrationCreated" => object(&[("id", i(), true), ("plan", r("MigrationPlan"), true)]),
@@ -493,6 +497,7 @@ mod tests {
             MigrationFileBody {
                 file_name: "m.toml".into(),
                 text: "".into(),
+                force: false,
             },
         );
         conforms(

@@ -449,6 +449,11 @@ pub struct MigrationFileBody {
     pub file_name: String,
     /// The file's text.
     pub text: String,
+    /// Go on despite what the servers say now or another migration of the
+    /// same records (as `--force`); a file that cannot work is refused all
+    /// the same.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `POST /api/v1/migrations/{id}/pause|resume|abort|rollback`.

@@ -7,7 +7,7 @@
 //! |--------|------------------------------------------------------------|
 //! | 0      | done                                                       |
 //! | 1      | the operation failed (store error, unknown zone, bad data…) |
-//! | 2      | bad command line or configuration file                     |
+//! | 2      | bad command line, configuration or migration file          |
 //! | 3      | the zone file does not parse                               |
 //! | 4      | refused: the change needs `--yes`                          |
 
@@ -56,7 +56,15 @@ fn main() -> ExitCode {
 
 /// The exit status for an error (see the table in the module doc).
 fn status(error: &anyhow::Error) -> u8 {
-    if error.downcast_ref::<ConfigError>().is_some() {
+    let refused = error.downcast_ref::<cutover_migrate::FileError>().is_some()
+        || error
+            .downcast_ref::<cutover_migrate::plan::Refusals>()
+            .is_some()
+        || matches!(
+            error.downcast_ref::<cutover_migrate::PlanError>(),
+            Some(cutover_migrate::PlanError::Refused(_))
+        );
+    if error.downcast_ref::<ConfigError>().is_some() || refused {
         2
     } else if error
         .downcast_ref::<cutover_zone::zonefile::ZoneFileError>()

@@ -76,7 +76,7 @@ fn one_run(interruption: &Interruption, web_port: u16) -> Result<(), String> {
     let site = Site::new(ORIGINAL_TTL);
     // Started with serve down: nothing runs until the interrupted serve starts.
     let file = site.migration_file(&file_text(site.addr, web_port));
-    let id = start(&site, &file);
+    let id = start_before_serve(&site, &file);
     let first_dead = match interruption {
         Interruption::Hook(point) => {
             let mut serve = site.spawn_serve(&[("CUTOVER_CRASH_AT", point.as_str())]);
@@ -286,7 +286,7 @@ fn a_migration_killed_at_every_fsync_finishes_exactly_once_after_a_restart() {
     let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
     // An uninterrupted run, to count the fsyncs.
     let reference = Site::new(ORIGINAL_TTL);
-    let id = start(
+    let id = start_before_serve(
         &reference,
         &reference.migration_file(&file_text(reference.addr, port)),
     );
@@ -304,7 +304,8 @@ fn a_migration_killed_at_every_fsync_finishes_exactly_once_after_a_restart() {
         .map(|n| {
             std::thread::spawn(move || -> Result<bool, String> {
                 let site = Site::new(ORIGINAL_TTL);
-                let id = start(&site, &site.migration_file(&file_text(site.addr, port)));
+                let id =
+                    start_before_serve(&site, &site.migration_file(&file_text(site.addr, port)));
                 let trace = site.dir.path().join("fsync.trace");
                 let mut strace = serve_under_strace(&site, Some(n), &trace);
                 let deadline = std::time::Instant::now() + Duration::from_secs(40);

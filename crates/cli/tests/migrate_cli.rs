@@ -469,3 +469,229 @@ fn rollback_after_the_switch_puts_the_old_values_back() {
         "the first two changes, saw {steps:?}"
     );
 }
+
+/// The file of the refusal tests: www moves from the old to the new
+/// address at TTL 2, an http check of www, and `verify` as given. Lines:
+/// 1-3 version, zone, provider; 4-6 the move; 7-8 `[ttl]`; 9-10 the check;
+/// 11- `verify`.
+fn refusal_text(check: &str, ttl: &str, verify: &str) -> String {
+    format!(
+        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\n\
+         [[move]]\nfrom = \"{OLD}\"\nto = \"{NEW}\"\n\
+         [ttl]\n{ttl}\n\
+         [[check]]\n{check}\n\
+         {verify}"
+    )
+}
+
+/// `migrate plan FILE` and `migrate start FILE` both exit 2 with `expected`
+/// (which begins with FILE:LINE:COLUMN) on stderr, and store nothing.
+fn refused_by_plan_and_start(site: &Site, text: &str, expected: &str) {
+    let file = site.migration_file(text);
+    for verb in ["plan", "start"] {
+        let out = site.run(&["migrate", verb, &file], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let wanted = format!("error: {file}:{expected}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "`migrate {verb}` of a file that cannot work exits 2; stderr:\n{stderr}\nfile:\n{text}"
+        );
+        assert!(
+            stderr.contains(&wanted),
+            "`migrate {verb}`: expected\n{wanted}\nsaw\n{stderr}\nfile:\n{text}"
+        );
+    }
+    let list = ok(
+        "migrate list",
+        site.run(&["migrate", "list", "--json"], &[]),
+    );
+    assert_eq!(list.trim(), "[]", "a refused start stores nothing: {list}");
+}
+
+/// The truthfulness issue's checks that can never pass, and a provider
+/// that is not compiled in, refused by plan and start before anything
+/// changes, each at its file:line:column (no server needs to run: the
+/// refusal comes before any probe).
+#[test]
+fn checks_that_can_never_pass_are_refused_at_their_place() {
+    let site = Site::new(30);
+    let www = "http = \"http://www.example.test:8080/healthz\"";
+    let verify = "[verify]\nauthorities = [\"127.0.0.1:5399\"]\nresolvers = [\"127.0.0.1:5399\"]\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            refusal_text(www, "during = 2", "[verify]\nauthorities = [\"127.0.0.1:5399\"]\nresolvers = []\n"),
+            "10:8: www.example.test is looked up through verify.resolvers after the switch, and `resolvers = []` (line 13) lists none: the check could never run; list a resolver",
+        ),
+        (
+            refusal_text(www, "during = 2", "[verify]\nresolvers = []\n"),
+            "12:13: verify.resolvers is empty and no authorities are listed",
+        ),
+        (
+            refusal_text("tcp = \"other.example.test:80\"", "during = 2", verify),
+            "10:7: other.example.test does not move: its A record stays 192.0.2.99, so after the switch this check would reach the old server, not the new one",
+        ),
+        (
+            refusal_text("http = \"http://www.example.org/\"", "during = 2", verify),
+            "10:8: www.example.org is not in the zone example.test.",
+        ),
+        (
+            refusal_text("tcp = \"www.example.test:80\"\naddress = \"::1\"", "during = 2", verify),
+            "11:11: address ::1 is not one www.example.test has after the switch (127.0.0.3) (www.example.test has no AAAA record after the switch)",
+        ),
+        (
+            refusal_text("http = \"https://127.0.0.3/\"", "during = 2", verify),
+            "10:8: this https check names the address 127.0.0.3: TLS checks the certificate against a name",
+        ),
+        (
+            refusal_text("smtp = \"example.test:25\"", "during = 2", verify),
+            "10:8: example.test has no A or AAAA record after the switch",
+        ),
+        (
+            refusal_text("tcp = \"127.0.0.2:80\"", "during = 2", verify),
+            "10:7: this check names the address 127.0.0.2, which no move gives",
+        ),
+        (
+            refusal_text(www, "during = 60", verify),
+            "8:10: www.example.test. A has TTL 30s, below ttl.during (60s): the move would raise it",
+        ),
+        (
+            refusal_text(www, "during = 2", verify).replace("{ kind = \"embedded\" }", "{ kind = \"cloud\", service = \"cloudflare\", token_file = \"/etc/cutover/cf.token\" }"),
+            "3:21: provider kind \"cloud\" is not compiled into this cutover (no build of it drives the cloud hosts from a migration file yet): use kind = \"rfc2136\" or \"powerdns\" if the host offers them, or import the zone and use kind = \"embedded\"\n",
+        ),
+        // The migration file's own ranges (the security issue's item 13).
+        (
+            refusal_text(www, "during = 2", verify) + "[[move]]\nfrom = \"127.0.0.2\"\nto = \"127.0.0.4\"\n",
+            "15:8: 127.0.0.2 is already moved by the [[move]] at line 4 (to 127.0.0.3)",
+        ),
+        (
+            refusal_text(www, "during = 999999", verify),
+            "8:10: ttl.during: 11d 13h 46m 39s is out of range: expected 1s to 1d",
+        ),
+        (
+            refusal_text(www, "during = 2", verify) + "[flush]\ncaches = [\"netscape\"]\n",
+            "15:11: \"netscape\" is not a cache cutover can flush",
+        ),
+        (
+            refusal_text(www, "during = 2", verify) + "[mail]\ndomain = \"example.test\"\nfrom = \"127.0.0.2:25\"\nto = \"127.0.0.3:25\"\nhold = true\n",
+            "18:1: unknown field `hold`",
+        ),
+    ];
+    for (text, expected) in &cases {
+        refused_by_plan_and_start(&site, text, expected);
+    }
+}
+
+/// What the servers say now, another migration of the same records, and a
+/// `[mail]` or `[flush]` this site cannot carry out: refused by plan and
+/// start at their place unless `--force`, which makes each a warning.
+#[test]
+fn hazards_are_refused_unless_forced() {
+    let site = Site::new(30);
+    let _serve = site.serve(&[]);
+    let authority = site.addr.to_string();
+    let verify =
+        format!("[verify]\nauthorities = [\"{authority}\"]\nresolvers = [\"{authority}\"]\n");
+    let www = "http = \"http://www.example.test:8080/healthz\"";
+    let config = site.config.display().to_string();
+
+    // A resolver that never answers (a socket held open, read by nobody).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("a silent socket");
+    let silent = silent.local_addr().expect("its address");
+    refused_by_plan_and_start(
+        &site,
+        &refusal_text(www, "during = 2", &format!("[verify]\nauthorities = [\"{authority}\"]\nresolvers = [\"{silent}\"]\n")),
+        &format!("13:13: resolver {silent} does not answer now (timeout): verification asks it for the new values after the switch, and would fail (refused; `--force` goes on"),
+    );
+
+    // An authority serving a newer serial than the provider holds.
+    let ahead = Site::new(30);
+    ok(
+        "record add",
+        cutover(
+            &[
+                "--store",
+                &arg(&ahead.store),
+                "record",
+                "add",
+                "example.test.",
+                "extra",
+                "A",
+                "192.0.2.7",
+            ],
+            &[],
+        ),
+    );
+    let _ahead_serve = ahead.serve(&[]);
+    refused_by_plan_and_start(
+        &site,
+        &refusal_text(www, "during = 2", &format!("[verify]\nauthorities = [\"{authority}\", \"{}\"]\nresolvers = [\"{authority}\"]\n", ahead.addr)),
+        &format!("12:15: authority example.test. ({}) serves serial 2026112602, newer than the provider's 2026112601: the switch would lower the serial there", ahead.addr),
+    );
+
+    // The site's relay and caches.
+    refused_by_plan_and_start(
+        &site,
+        &(refusal_text(www, "during = 2", &verify) + "[mail]\ndomain = \"example.test\"\nfrom = \"127.0.0.2:25\"\nto = \"127.0.0.3:25\"\n"),
+        &format!("15:10: [mail] asks the relay to hold, retarget and release example.test's mail, but the config {config} has no [mail] relay: the mail steps would do nothing"),
+    );
+    refused_by_plan_and_start(
+        &site,
+        &(refusal_text(www, "during = 2", &verify) + "[flush]\ncaches = [\"nscd\"]\n"),
+        &format!("15:11: no nscd cache runs on this machine, and the config {config} lists none in [flush]: the flush step would flush nothing"),
+    );
+
+    // A relay that delivers the domain elsewhere than the file's mail.from:
+    // a rollback would not send the mail back where it went.
+    let plain = std::fs::read_to_string(&site.config).expect("the config");
+    let spool = site.dir.path().join("spool");
+    std::fs::write(
+        &site.config,
+        format!(
+            "{plain}[mail]\nlisten = [\"127.0.0.1:2\"]\nhostname = \"mx.relay.test\"\nspool = {spool:?}\n\
+             [[mail.domain]]\nname = \"example.test\"\ndestination = \"127.0.0.2:2525\"\nrecipients = [\"@example.test\"]\n"
+        ),
+    )
+    .unwrap();
+    refused_by_plan_and_start(
+        &site,
+        &(refusal_text(www, "during = 2", &verify)
+            + "[mail]\ndomain = \"example.test\"\nfrom = \"127.0.0.2:25\"\nto = \"127.0.0.3:25\"\n"),
+        &format!("16:8: mail.from \"127.0.0.2:25\" is not where the relay delivers example.test's mail (\"127.0.0.2:2525\" in the config {config}): a rollback would send the mail to \"127.0.0.2:25\""),
+    );
+    std::fs::write(&site.config, plain).unwrap();
+
+    // Another active migration of www A: the first is started (its switch
+    // days ahead), the second refused, then forced.
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72);
+    let text = refusal_text(www, "during = 2", &verify)
+        + &format!(
+            "[schedule]\nswitch_at = \"{}\"\n",
+            later.strftime("%Y-%m-%dT%H:%M:%SZ")
+        );
+    let file = site.migration_file(&text);
+    let first = start(&site, &file);
+    let out = site.run(&["migrate", "plan", &file], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: {file}:5:8: www.example.test. A is also moved by migration {first} ("
+        )),
+        "expected the clash at the move's `from`, saw {stderr}"
+    );
+    let forced = ok(
+        "migrate plan --force",
+        site.run(&["migrate", "plan", &file, "--force"], &[]),
+    );
+    assert!(
+        forced.contains(&format!(
+            "forced: {file}:5:8: www.example.test. A is also moved by migration {first} ("
+        )),
+        "expected the clash as a warning of the forced plan:\n{forced}"
+    );
+    assert!(
+        forced.contains(&format!("`cutover migrate start {file} --force` starts it")),
+        "the forced plan says how to start it as planned:\n{forced}"
+    );
+}

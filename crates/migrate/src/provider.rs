@@ -2,12 +2,14 @@
 //! and the one place that turns them into a [`Provider`].
 //!
 //! ```text
-//!  provider = { kind = "embedded" | "rfc2136" | "powerdns" | "cloud", … }
-//!        │ (parsed with the file)
+//!  provider = { kind = "embedded" | "rfc2136" | "powerdns", … }
+//!        │ (parsed with the file; "cloud" is refused: not compiled in)
 //!        ▼
 //!  ProviderSpec ──build(spec, keys, context)──▶ Box<dyn Provider>
+//!                     └─ secrets given by file are read here, each time
 //! ```
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,11 +21,15 @@ use cutover_provider::powerdns::{PowerDnsConfig, PowerDnsProvider};
 use cutover_provider::rfc2136::Rfc2136Provider;
 use cutover_provider::Provider;
 use cutover_store::Store;
-use serde::{Deserialize, Serialize};
+
+/// The provider kinds this build of cutover can use.
+pub const KINDS: &[&str] = &["embedded", "rfc2136", "powerdns"];
+
+/// Why the cloud provider cannot be used, in one sentence.
+pub const CLOUD_UNAVAILABLE: &str = "provider kind \"cloud\" is not compiled into this cutover (no build of it drives the cloud hosts from a migration file yet): use kind = \"rfc2136\" or \"powerdns\" if the host offers them, or import the zone and use kind = \"embedded\"";
 
 /// Where a zone's records live, as the migration file says.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProviderSpec {
     /// cutover's own store (the default).
     Embedded,
@@ -42,18 +48,17 @@ pub enum ProviderSpec {
         /// The API base URL (`http://127.0.0.1:8081`).
         url: String,
         /// The API key.
-        api_key: String,
+        api_key: Secret,
         /// The server id in the API (default `localhost`).
         server_id: Option<String>,
     },
-    /// A cloud DNS host, reached through its HTTP API.
+    /// A cloud DNS host, reached through its HTTP API (not compiled in:
+    /// a file naming it is refused).
     Cloud {
         /// Which host (`cloudflare`, `route53`, `desec`, …).
         service: String,
-        /// The API token (or `token_file`).
-        token: Option<String>,
-        /// A file holding the API token.
-        token_file: Option<PathBuf>,
+        /// The API token.
+        token: Secret,
         /// Another API endpoint than the service's (a local test endpoint).
         url: Option<String>,
         /// The host's own id of the zone, when it needs one.
@@ -61,9 +66,50 @@ pub enum ProviderSpec {
     },
 }
 
-/// A TSIG key given inline in the migration file (`[[key]]`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A secret (an API key or token): written in the file, or read from a
+/// file when the provider is built. Its `Debug` form never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// Written in the migration file (stored with the migration, shown nowhere).
+    Inline(String),
+    /// Read from this file, first line, surrounding blanks trimmed.
+    File(PathBuf),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Inline(_) => f.write_str("Inline(\"(redacted)\")"),
+            Secret::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+impl Secret {
+    /// The secret itself; `what` names it in errors (which never hold it).
+    pub fn reveal(&self, what: &str) -> Result<String, BuildError> {
+        match self {
+            Secret::Inline(text) => Ok(text.clone()),
+            Secret::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    BuildError::Invalid(format!("cannot read {what} from {}: {e}", path.display()))
+                })?;
+                let line = text.lines().next().unwrap_or_default().trim().to_string();
+                if line.is_empty() {
+                    return Err(BuildError::Invalid(format!(
+                        "{} is empty: expected {what} on its first line",
+                        path.display()
+                    )));
+                }
+                Ok(line)
+            }
+        }
+    }
+}
+
+/// A TSIG key given inline in the migration file (`[[key]]`). Its `Debug`
+/// form never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeySpec {
     /// The key's name (`"ops."`).
     pub name: String,
@@ -71,6 +117,16 @@ pub struct KeySpec {
     pub algorithm: String,
     /// The secret, base64.
     pub secret: String,
+}
+
+impl fmt::Debug for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySpec")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &"(redacted)")
+            .finish()
+    }
 }
 
 /// What [`build`] needs besides the spec.
@@ -83,8 +139,8 @@ pub struct BuildContext {
 /// Why a provider could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The spec names something this build cannot construct yet.
-    #[error("the {0} provider is not available in this build of cutover")]
+    /// The spec names something this build cannot construct, and why.
+    #[error("{0}")]
     Unavailable(String),
     /// The spec is incomplete or inconsistent.
     #[error("provider: {0}")]
@@ -130,35 +186,45 @@ impl ProviderSpec {
                 }
                 Ok(())
             }
-            ProviderSpec::Powerdns { url, api_key, .. } => {
+            ProviderSpec::Powerdns { url, .. } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(format!(
                         "provider.url {url:?}: expected an http:// or https:// URL"
                     ));
                 }
-                if api_key.is_empty() {
-                    return Err("provider.api_key: expected the PowerDNS API key".into());
-                }
                 Ok(())
             }
-            ProviderSpec::Cloud {
-                service,
-                token,
-                token_file,
-                ..
-            } => {
+            ProviderSpec::Cloud { service, .. } => {
                 if service.is_empty() {
                     return Err(
                         "provider.service: expected the host's name, e.g. \"cloudflare\"".into(),
                     );
                 }
-                if token.is_none() && token_file.is_none() {
-                    return Err(
-                        "provider: expected `token` or `token_file` for a cloud host".into(),
-                    );
-                }
                 Ok(())
             }
+        }
+    }
+
+    /// Makes a relative secret file path relative to `dir` (the migration
+    /// file's folder).
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let path = match self {
+            ProviderSpec::Rfc2136 {
+                key_file: Some(path),
+                ..
+            }
+            | ProviderSpec::Powerdns {
+                api_key: Secret::File(path),
+                ..
+            }
+            | ProviderSpec::Cloud {
+                token: Secret::File(path),
+                ..
+            } => path,
+            _ => return,
+        };
+        if path.is_relative() {
+            *path = dir.join(&*path);
         }
     }
 
@@ -177,7 +243,8 @@ impl ProviderSpec {
 
 /// Builds the provider a migration file names. The one place that knows
 /// every implementation; the cloud hosts (a feature of cutover-provider
-/// that brings OpenSSL) are refused with [`BuildError::Unavailable`].
+/// that no build of cutover wires in yet) are refused with
+/// [`BuildError::Unavailable`], as the file parser refuses them.
 pub fn build(
     spec: &ProviderSpec,
     keys: &[KeySpec],
@@ -213,13 +280,11 @@ pub fn build(
             server_id,
         } => Ok(Box::new(PowerDnsProvider::new(&PowerDnsConfig {
             url: url.clone(),
-            api_key: api_key.clone(),
+            api_key: api_key.reveal("the PowerDNS API key")?,
             server: server_id.clone(),
             timeout_ms: None,
         }))),
-        ProviderSpec::Cloud { service, .. } => Err(BuildError::Unavailable(format!(
-            "cloud ({service}): this cutover is built without cutover-provider's `cloud` feature"
-        ))),
+        ProviderSpec::Cloud { .. } => Err(BuildError::Unavailable(CLOUD_UNAVAILABLE.into())),
     }
 }
 

@@ -205,3 +205,167 @@ fn the_example_file_plans_against_the_example_zone() {
         "the CNAME to a moving name is warned about:\n{text}"
     );
 }
+
+/// The head of every refused file below: a zone, the embedded provider,
+/// one move by address (lines 1-6).
+const HEAD: &str = "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n";
+
+/// The line and column of the `‸` in `text`, and the text without it.
+fn marked(text: &str) -> (usize, usize, String) {
+    let at = text.find('‸').expect("the case marks where the error is");
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
+    (line, column, text.replace('‸', ""))
+}
+
+/// Every file of `cases` is refused exactly at its `‸`, with a message
+/// holding the fragment.
+fn refused_at(cases: &[(&str, &str)]) {
+    for (text, fragment) in cases {
+        let (line, column, text) = marked(text);
+        let e = refused(&text);
+        let place = format!("m.toml:{line}:{column}: ");
+        assert!(
+            e.starts_with(&place) && e.contains(fragment),
+            "expected {place}…{fragment}…, saw {e}\nin:\n{text}"
+        );
+    }
+}
+
+/// The file-level refusals of the truthfulness issue: moves merged or
+/// chained, a TTL "lowered" to more than a day, a cache nobody can flush,
+/// unknown keys in `[flush]`, `[mail]` and the inline provider.
+#[test]
+fn what_the_moves_ttls_flush_and_mail_cannot_mean_is_refused_at_its_place() {
+    let head = HEAD;
+    refused_at(&[
+        (&format!("{head}[[move]]\nfrom = ‸\"192.0.2.10\"\nto = \"198.51.100.30\"\n"), "192.0.2.10 is already moved by the [[move]] at line 4"),
+        (&format!("{head}[[move]]\nfrom = ‸\"198.51.100.20\"\nto = \"198.51.100.30\"\n"), "is the `to` of the [[move]] at line 4"),
+        (&format!("{head}[[move]]\nfrom = \"198.51.100.30\"\nto = ‸\"192.0.2.10\"\n"), "is the `from` of the [[move]] at line 4"),
+        (&format!("{head}[ttl]\nduring = ‸999999\n"), "ttl.during: 11d 13h 46m 39s is out of range: expected 1s to 1d"),
+        (&format!("{head}[ttl]\nduring = ‸0\n"), "out of range"),
+        (&format!("{head}[ttl]\nafter = ‸30\n"), "ttl.after (30s) is below ttl.during (60s)"),
+        (&format!("{head}[ttl]\nafter = ‸4294967296\n"), "out of range"),
+        (&format!("{head}[flush]\ncaches = [‸\"netscape\"]\n"), "\"netscape\" is not a cache cutover can flush"),
+        (&format!("{head}[flush]\ncaches = [\"unbound\", \"bind\", ‸\"named\"]\n"), "repeats a cache"),
+        (&format!("{head}[flush]\ncaches = [\"all\", ‸\"unbound\"]\n"), "already flushed by \"all\""),
+        (&format!("{head}[flush]\ncaches = []\n‸cache = [\"unbound\"]\n"), "unknown field `cache`"),
+        (&format!("{head}[mail]\ndomain = \"example.com\"\nfrom = \"old:25\"\nto = \"new:25\"\n‸hold = true\n"), "unknown field `hold`"),
+        (&format!("{head}[mail]\ndomain = \"example.com\"\nfrom = \"old:25\"\nto = ‸\"old:25\"\n"), "mail.to is mail.from"),
+        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\", ‸keyfile = \"x\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "unknown field `keyfile`"),
+    ]);
+}
+
+/// The rest of the file's fields: every range, empty or repeated lists,
+/// and values that name nothing a migration can use.
+#[test]
+fn every_field_out_of_range_or_repeated_is_refused_at_its_place() {
+    let head = HEAD;
+    let explicit = "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nname = \"www\"\ntype = \"A\"\n";
+    let pdns = |settings: &str| {
+        format!("version = 1\nzone = \"example.com.\"\nprovider = {{ kind = \"powerdns\", {settings} }}\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n")
+    };
+    let rfc = |keys: &str| {
+        format!("version = 1\nzone = \"example.com.\"\nprovider = {{ kind = \"rfc2136\", server = \"192.0.2.53:53\", key = \"ops.\" }}\n{keys}[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n")
+    };
+    let key = |name: &str, algorithm: &str| {
+        format!("[[key]]\nname = \"{name}\"\nalgorithm = \"{algorithm}\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n")
+    };
+    refused_at(&[
+        // moves
+        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = ‸\"0.0.0.0\"\n", "cannot be a server's address"),
+        (&format!("{explicit}values = [\"198.51.100.20\"]\nspf = ‸true\n"), "`spf` applies only to a move by address"),
+        (&format!("{explicit}values = [\"198.51.100.20\", ‸\"198.51.100.20\"]\n"), "is given twice"),
+        (&format!("{explicit}values = ‸[]\n"), "`values` is empty"),
+        (&format!("{explicit}values = [\"198.51.100.20\"]\n[[move]]\nname = ‸\"www.example.com.\"\ntype = \"A\"\nvalues = [\"198.51.100.21\"]\n"), "www.example.com. A is already set by the [[move]] at line 4"),
+        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nname = \"shop\"\ntype = \"CNAME\"\nvalues = [\"a.example.net.\", ‸\"b.example.net.\"]\n", "a CNAME has exactly one value"),
+        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nname = ‸\"@\"\ntype = \"CNAME\"\nvalues = [\"a.example.net.\"]\n", "apex, which cannot hold a CNAME"),
+        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nname = \"www\"\ntype = ‸\"RRSIG\"\nvalues = [\"x\"]\n", "RRSIG records cannot be moved"),
+        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nname = ‸\"www.example.net.\"\ntype = \"A\"\nvalues = [\"198.51.100.20\"]\n", "is not in the zone example.com."),
+        ("version = 1\nzone = ‸\".\"\nprovider = { kind = \"embedded\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "the root zone cannot be migrated"),
+        // checks
+        (&format!("{head}[[check]]\nhttp = \"http://www.example.com/\"\nexpect_status = ‸700\n"), "expect_status 700: expected an HTTP status from 100 to 599"),
+        (&format!("{head}[[check]]\nhttp = \"http://www.example.com/\"\nbody_contains = ‸\"\"\n"), "body_contains is empty"),
+        (&format!("{head}[[check]]\ntcp = ‸\"www.example.com:0\"\n"), "port 0 cannot be checked"),
+        (&format!("{head}[[check]]\nhttp = ‸\"http://www.example.com:0/\"\n"), "port 0 cannot be checked"),
+        (&format!("{head}[[check]]\ntcp = ‸\"www example.com:80\"\n"), "is not a host name or an address"),
+        (&format!("{head}[[check]]\ntcp = \"www.example.com:80\"\n‸[[check]]\ntcp = \"www.example.com:80\"\n"), "repeats an earlier one"),
+        (&format!("{head}[[check]]\ntcp = \"www.example.com:80\"\nexpect_status = ‸200\n"), "apply only to an http check"),
+        (&format!("{head}[[check]]\ntcp = \"www.example.com:80\"\naddress = ‸\"224.0.0.1\"\n"), "cannot be a server's address"),
+        // schedule
+        (&format!("{head}[schedule]\nobserve = ‸\"31d\"\n"), "schedule.observe: 31d is out of range: expected 0s to 30d"),
+        (&format!("{head}[schedule]\nmargin = ‸\"2d\"\n"), "schedule.margin: 2d is out of range"),
+        (&format!("{head}[schedule]\nmargin = ‸-5\n"), "expected seconds or a duration"),
+        // verify
+        (&format!("{head}[verify]\ninterval = ‸0\n"), "verify.interval: 0s is out of range: expected 1s to 1h"),
+        (&format!("{head}[verify]\ntries = ‸0\n"), "verify.tries 0: expected 1 to 100"),
+        (&format!("{head}[verify]\ntries = ‸101\n"), "verify.tries 101"),
+        (&format!("{head}[verify]\nresolvers = [\"127.0.0.1\", ‸\"127.0.0.1:53\"]\n"), "127.0.0.1:53 is listed twice"),
+        (&format!("{head}[verify]\nauthorities = [‸\"127.0.0.1:0\"]\n"), "cannot be asked"),
+        (&format!("{head}[verify]\nresolvers = ‸[]\n"), "verify.resolvers is empty and no authorities are listed"),
+        // providers
+        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\", url = ‸\"http://x\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "`url` does not apply to the embedded provider (it takes no settings)"),
+        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = ‸\"cloud\", service = \"cloudflare\", token_file = \"/etc/cf\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "provider kind \"cloud\" is not compiled into this cutover"),
+        (&pdns("url = ‸\"http://u:p@127.0.0.1:8081\", api_key_file = \"/k\""), "provider.url holds credentials"),
+        (&pdns("url = ‸\"http://127.0.0.1:8081/?api-key=k\", api_key_file = \"/k\""), "without a query or fragment"),
+        (&pdns("url = \"http://127.0.0.1:8081\", api_key = \"k\", api_key_file = ‸\"/k\""), "api_key_file or api_key, not both"),
+        (&pdns("url = \"http://127.0.0.1:8081\", api_key_file = \"/k\", server_id = ‸\"../zones\""), "provider.server_id \"../zones\""),
+        (&pdns("url = \"http://127.0.0.1:8081\", api_key_file = \"/k\", token = ‸\"t\""), "`token` does not apply to the powerdns provider (it takes url, api_key, api_key_file, server_id)"),
+        (&pdns("url = \"http://127.0.0.1:8081\", api_key = ‸\"\""), "provider.api_key is empty"),
+        (&rfc(&format!("{}{}", key("ops.", "hmac-sha256"), key("other.", "hmac-sha256").replace("name = ", "name = ‸"))), "[[key]] \"other.\" is not the provider's key"),
+        (&rfc(&format!("{}{}", key("ops.", "hmac-sha256"), key("OPS", "hmac-sha256").replace("name = ", "name = ‸"))), "a [[key]] named OPS. is given twice"),
+        (&rfc(&key("ops.", "hmac-md6").replace("algorithm = ", "algorithm = ‸")), "[[key]] ops.:"),
+        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"rfc2136\", server = ‸\"192.0.2.53:0\", key = \"ops.\", key_file = \"/k\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "port 0"),
+    ]);
+}
+
+/// A secret in the file is never in its `Debug` form (what a panic or a
+/// log line would print), and redacting the text blanks it.
+#[test]
+fn secrets_stay_out_of_debug_forms_and_redacted_text() {
+    let text = "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"rfc2136\", server = \"192.0.2.53:53\", key = \"ops.\" }\n[[key]]\nname = \"ops.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n";
+    let file = MigrationFile::parse(text, "m.toml").expect("parses");
+    let debug = format!("{file:?}");
+    assert!(!debug.contains("c2VjcmV0c2VjcmV0c2VjcmV0"), "{debug}");
+    let pdns = "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"powerdns\", url = \"http://127.0.0.1:8081\", api_key = \"pdns-key-XYZ\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n";
+    let file = MigrationFile::parse(pdns, "m.toml").expect("parses");
+    assert!(!format!("{file:?}").contains("pdns-key-XYZ"));
+    assert_eq!(
+        file.spots.inline_secrets,
+        vec![(
+            "provider.api_key".to_string(),
+            cutover_migrate::file::Spot {
+                line: 3,
+                column: 74
+            }
+        )],
+        "the inline secret is known, at its place"
+    );
+    let redacted = cutover_migrate::file::redact(pdns);
+    assert!(!redacted.contains("pdns-key-XYZ"), "{redacted}");
+    assert!(
+        MigrationFile::parse(&redacted, "m.toml").is_ok(),
+        "the redacted text still reads:\n{redacted}"
+    );
+}
+
+/// `api_key_file` is taken from the migration file's folder when relative,
+/// and read only when the provider is built.
+#[test]
+fn a_relative_secret_file_is_taken_from_the_files_folder() {
+    let text = "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"powerdns\", url = \"http://127.0.0.1:8081\", api_key_file = \"pdns.key\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n";
+    let file = MigrationFile::parse(text, "/etc/cutover/moves/m.toml").expect("parses");
+    match &file.provider {
+        ProviderSpec::Powerdns { api_key, .. } => assert_eq!(
+            api_key,
+            &cutover_migrate::provider::Secret::File("/etc/cutover/moves/pdns.key".into())
+        ),
+        other => panic!("expected powerdns, saw {other:?}"),
+    }
+    assert_eq!(file.spots.local_files.len(), 1, "{:?}", file.spots);
+    assert!(file.spots.inline_secrets.is_empty());
+}

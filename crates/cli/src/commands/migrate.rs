@@ -22,14 +22,20 @@ use crate::scheduler::Site;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use cutover_migrate::checks::{observe, ProbeChecks};
+use cutover_migrate::plan::preflight::{self, Active};
+use cutover_migrate::plan::Refusals;
+use cutover_migrate::provider::ProviderSpec;
 use cutover_migrate::runner::Summary;
-use cutover_migrate::{plan, render, MigrationFile, Migrations, Plan, State};
+use cutover_migrate::{plan, render, FileError, MigrationFile, Migrations, Plan, State, Warning};
+use cutover_provider::ProviderError;
 use jiff::Timestamp;
 
 mod report;
+mod site;
 
 use self::report::{clock, label, print_control, print_started, print_summaries, show};
 pub use self::report::{evidence_lines, print_audit, print_step, seconds};
+use self::site::{exposure, site_hazards};
 use super::{open_store, Cli, Need, Unconfirmed};
 use crate::config::{Config, ConfigError};
 use crate::scheduler::lease::Lease;
@@ -69,6 +75,15 @@ pub struct FileArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Go on despite what the servers say now or another migration of the
+    /// same records (each is then a warning of the plan); a file that
+    /// cannot work is refused all the same.
+    #[arg(long)]
+    force: bool,
+    /// Refuse a file that names files of this machine (key_file,
+    /// api_key_file): set for files sent through the HTTP API.
+    #[arg(long, hide = true)]
+    no_local_files: bool,
 }
 
 /// A migration id and the output format.
@@ -132,20 +147,22 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
     let now = Timestamp::now();
     match command {
         MigrateCommand::Plan(args) => {
-            let (_, _, plan) = make_plan(&args.file, &path)?;
+            let (_, _, plan) = make_plan(args, &path, &migrations, &site, cli.config.as_deref())?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
                 print!("{}", render(&plan));
                 println!(
-                    "\nNothing was changed. `cutover migrate start {}` starts it.",
-                    args.file.display()
+                    "\nNothing was changed. `cutover migrate start {}{}` starts it.",
+                    args.file.display(),
+                    if args.force { " --force" } else { "" }
                 );
             }
             Ok(())
         }
         MigrateCommand::Start(args) => {
-            let (file_name, text, plan) = make_plan(&args.file, &path)?;
+            let (file_name, text, plan) =
+                make_plan(args, &path, &migrations, &site, cli.config.as_deref())?;
             // Stamped when stored: planning (a survey of the servers) takes a while.
             let id = migrations.start(&file_name, &text, &plan, Timestamp::now())?;
             if args.json {
@@ -249,25 +266,134 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
 const FROM_THE_COMMAND_LINE: &str = "on the command line";
 
 /// Reads a migration file, the zone from its provider and what the servers
-/// serve now, and plans; returns the file's name, its text and the plan.
-fn make_plan(file: &Path, store: &Path) -> anyhow::Result<(String, String, Plan)> {
+/// serve now, and plans; returns the name to store the file under, its
+/// text and the plan. Refused (exit 2, each reason at file:line:column):
+/// a file that does not parse or cannot work with the zone; and, unless
+/// `--force`, one that the servers now, another active migration or this
+/// site's relay and caches would make fail.
+fn make_plan(
+    args: &FileArgs,
+    store: &Path,
+    migrations: &Migrations,
+    site: &Site,
+    config: Option<&Path>,
+) -> anyhow::Result<(String, String, Plan)> {
+    let file = &args.file;
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
         path: file.display().to_string(),
         message: format!("cannot read the migration file: {e}"),
     })?;
     let name = file.display().to_string();
-    let parsed = MigrationFile::parse(&text, &name).map_err(|e| ConfigError {
-        path: name.clone(),
-        message: e.to_string(),
-    })?;
-    let provider = crate::scheduler::provider(&parsed, store)?;
-    let zone = provider
-        .read(&parsed.zone)
-        .with_context(|| format!("cannot read {} from {}", parsed.zone, provider.describe()))?;
+    let parsed = MigrationFile::parse(&text, &name)?;
+    if args.no_local_files {
+        let refused: Vec<FileError> = parsed
+            .spots
+            .local_files
+            .iter()
+            .map(|(key, spot)| {
+                parsed.error_at(
+                    *spot,
+                    format!("{key}: a file sent through the API cannot name a file of the server; give the secret inline (it is stored with the migration and never shown)"),
+                )
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(Refusals(refused).into());
+        }
+    }
+    // The name the migration is stored under: the scheduler of `cutover
+    // serve` reads it again, from its own working directory, and a relative
+    // key_file is taken from the folder of this name.
+    let stored_name = if args.no_local_files {
+        name.clone()
+    } else {
+        std::path::absolute(file)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| name.clone())
+    };
+    let provider = match &parsed.provider {
+        // The store is not the file's: its errors are not the file's either.
+        ProviderSpec::Embedded => crate::scheduler::provider(&parsed, store)?,
+        _ => crate::scheduler::provider(&parsed, store).map_err(|e| {
+            let spot = parsed
+                .spots
+                .local_files
+                .first()
+                .map_or(parsed.spots.provider, |(_, spot)| *spot);
+            parsed.error_at(spot, format!("{e:#}"))
+        })?,
+    };
+    let zone = match provider.read(&parsed.zone) {
+        Ok(zone) => zone,
+        // The file names a zone the provider does not hold, or settings it refuses.
+        Err(e @ ProviderError::UnknownZone(_)) => {
+            return Err(parsed
+                .error_at(parsed.spots.zone, format!("{e} ({})", provider.describe()))
+                .into())
+        }
+        Err(e @ ProviderError::Refused(_)) => {
+            return Err(parsed
+                .error_at(
+                    parsed.spots.provider,
+                    format!("cannot read {}: {e} ({})", parsed.zone, provider.describe()),
+                )
+                .into())
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot read {} from {}",
+                parsed.zone,
+                provider.describe()
+            )))
+        }
+    };
     let now = Timestamp::now();
+    // What cannot work is refused before the servers are asked anything.
+    cutover_migrate::plan::refuse(&parsed, &zone, now)?;
     let observations = observe(&ProbeChecks::new(), &parsed, &zone, now);
-    let plan = plan(&parsed, &zone, &observations, now)?;
-    Ok((name, text, plan))
+    let mut plan = plan(&parsed, &zone, &observations, now)?;
+    let details: Vec<(i64, String, Plan)> = migrations
+        .list()?
+        .into_iter()
+        .filter(|s| !s.state.is_final())
+        .map(|s| Ok((s.id, s.state.to_string(), migrations.show(s.id)?.plan)))
+        .collect::<anyhow::Result<_>>()?;
+    let others: Vec<Active<'_>> = details
+        .iter()
+        .map(|(id, state, plan)| Active {
+            id: *id,
+            state,
+            plan,
+        })
+        .collect();
+    let mut hazards = preflight::hazards(&parsed, &zone, &plan, &observations, &others);
+    hazards.extend(site_hazards(&parsed, site, config));
+    if let (Some((key, spot)), Some(exposure)) =
+        (parsed.spots.inline_secrets.first(), exposure(store))
+    {
+        hazards.push(parsed.error_at(
+            *spot,
+            format!(
+                "{key} would be stored with the migration in {}, which {exposure}: give it by file (api_key_file, key_file) or make the store readable by its owner only (chmod 600)",
+                store.display()
+            ),
+        ));
+    }
+    if !hazards.is_empty() {
+        if !args.force {
+            let mut all = hazards;
+            let last = all.len() - 1;
+            all[last].message.push_str(
+                " (refused; `--force` goes on despite what the servers and the other migrations say now)",
+            );
+            return Err(Refusals(all).into());
+        }
+        plan.warnings
+            .extend(hazards.into_iter().map(|h| Warning::Forced {
+                what: h.to_string(),
+            }));
+    }
+    Ok((stored_name, text, plan))
 }
 
 /// `run ID`: ticks until the migration ends or stops, printing each step as

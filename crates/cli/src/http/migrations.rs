@@ -227,14 +227,28 @@ async fn migrate_command(
         .map_err(|e| ApiError::internal(format!("cannot write the file: {e}")))?;
     let store = std::path::absolute(control.store.path())
         .unwrap_or_else(|_| control.store.path().to_path_buf());
-    let args: Vec<OsString> = vec![
+    let mut args: Vec<OsString> = Vec::new();
+    // The site checks (relay, caches) read serve's own config.
+    if let Some(config) = &control.config {
+        args.extend(["--config".into(), config.clone().into()]);
+    }
+    args.extend([
         "--store".into(),
         store.into(),
         "migrate".into(),
         verb.into(),
         body.file_name.clone().into(),
         "--json".into(),
-    ];
+    ]);
+    // Without [http] migration_dir a file sent through the API names no
+    // file of this machine (a `api_key_file = "/etc/…"` would send that
+    // file to any URL); with it, `check_files` let only files under it by.
+    if control.probes.migration_dir.is_none() {
+        args.push("--no-local-files".into());
+    }
+    if body.force {
+        args.push("--force".into());
+    }
     let output = probes::run_child(&args, Some(dir.path()), control.probes.timeout).await?;
     if !output.status.success() {
         let message = String::from_utf8_lossy(&output.stderr)

@@ -88,6 +88,9 @@ pub struct Control {
     body_timeout: Duration,
     /// The open connections (for /metrics).
     connections: Arc<Registry>,
+    /// serve's config file (absolute), passed to the `migrate plan|start`
+    /// children so they check the same site.
+    config: Option<PathBuf>,
 }
 
 impl Control {
@@ -119,6 +122,7 @@ impl Control {
             )),
             body_timeout: http.body_timeout,
             connections: Arc::new(Registry::new(http.max_connections)),
+            config: None,
         })
     }
 }
@@ -344,7 +348,9 @@ pub fn start(
         (None, None) => None,
         _ => anyhow::bail!("[http]: tls_cert and tls_key go together"),
     };
-    let control = Control::open(store_path, spool, http, &config.dns.listen)?;
+    let mut control = Control::open(store_path, spool, http, &config.dns.listen)?;
+    control.config = (!config.source.as_os_str().is_empty())
+        .then(|| std::path::absolute(&config.source).unwrap_or_else(|_| config.source.clone()));
     let limits = Limits {
         max_connections: http.max_connections,
         header_timeout: http.header_timeout,

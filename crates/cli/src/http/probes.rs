@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use cutover_api::{CheckRequest, ErrorCode};
 use cutover_migrate::file::{address_of, CheckKind, Move};
-use cutover_migrate::provider::ProviderSpec;
+use cutover_migrate::provider::{ProviderSpec, Secret};
 use cutover_migrate::{MigrationFile, Migrations};
 use cutover_probe::caches::{self, Resolver};
 use cutover_probe::service::http::Url;
@@ -46,7 +46,7 @@ pub struct Probes {
     /// `[http] probe_timeout`.
     pub timeout: Duration,
     /// `[http] migration_dir`.
-    migration_dir: Option<PathBuf>,
+    pub migration_dir: Option<PathBuf>,
     /// The last targets built: when, at which store generation.
     built: tokio::sync::Mutex<Option<(Instant, u64, Arc<Targets>)>>,
 }
@@ -117,8 +117,12 @@ impl Probes {
                 key_file: Some(path),
                 ..
             } => Some(("key_file", path)),
+            ProviderSpec::Powerdns {
+                api_key: Secret::File(path),
+                ..
+            } => Some(("api_key_file", path)),
             ProviderSpec::Cloud {
-                token_file: Some(path),
+                token: Secret::File(path),
                 ..
             } => Some(("token_file", path)),
             _ => None,

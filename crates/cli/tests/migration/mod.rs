@@ -473,6 +473,19 @@ pub fn start(site: &Site, file: &str) -> i64 {
     started["id"].as_i64().expect("start --json has an id")
 }
 
+/// `migrate start FILE --json --force` while `cutover serve` is down on
+/// purpose (nothing may run before the test starts it): the authority and
+/// resolver of the file do not answer yet, which `start` refuses without
+/// `--force`. Returns the new migration's id.
+pub fn start_before_serve(site: &Site, file: &str) -> i64 {
+    let out = ok(
+        "migrate start --force",
+        site.run(&["migrate", "start", file, "--json", "--force"], &[]),
+    );
+    let started: serde_json::Value = serde_json::from_str(&out).expect("start --json is JSON");
+    started["id"].as_i64().expect("start --json has an id")
+}
+
 /// `migrate show ID --json`: the migration and its audit log.
 pub fn show(site: &Site, id: i64) -> serde_json::Value {
     let out = ok(

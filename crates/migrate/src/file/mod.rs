@@ -12,11 +12,21 @@
 //! `deny_unknown_fields`; reading it in two passes (rather than through a
 //! `#[serde(tag = "version")]` enum, which buffers the document) keeps the
 //! exact position of every error.
+//!
+//! The typed file keeps the place of what it was read from ([`Spots`]), so
+//! that what only the zone or the servers can refuse later (a check that
+//! could never pass, a TTL that would rise) is still reported at its line
+//! and column. Secrets (`api_key`, `token`, a `[[key]]`'s `secret`) are
+//! never shown: [`redact`] blanks them out of the text wherever it goes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
+mod raw;
+mod secrets;
 mod validate;
+
+pub use secrets::{redact, SECRET_KEYS};
 
 use cutover_zone::{Name, Rdata, RecordType};
 use jiff::Timestamp;
@@ -30,6 +40,10 @@ pub const VERSIONS: &[u32] = &[1];
 /// A migration file, checked and typed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MigrationFile {
+    /// The file's name, as the caller gave it (for messages).
+    pub name: String,
+    /// Where each part was written, for what is refused later.
+    pub spots: Spots,
     /// The zone whose records move (absolute).
     pub zone: Name,
     /// Where the zone's records live.
@@ -190,6 +204,73 @@ pub struct MailMove {
     pub to: String,
 }
 
+/// A place in the migration file: 1-based line and column (0 and 0 for a
+/// part the file does not write, left at its default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Spot {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+/// Where each part of a migration file was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spots {
+    /// The `zone` value.
+    pub zone: Spot,
+    /// The `provider` table.
+    pub provider: Spot,
+    /// Each `[[move]]`, in the file's order.
+    pub moves: Vec<MoveSpots>,
+    /// The `[ttl]` `during` value, when written.
+    pub ttl_during: Option<Spot>,
+    /// The `[ttl]` `after` value, when written.
+    pub ttl_after: Option<Spot>,
+    /// Each `[[check]]`, in the file's order.
+    pub checks: Vec<CheckSpots>,
+    /// The `switch_at` value, when written.
+    pub switch_at: Option<Spot>,
+    /// The `[verify]` table, when written.
+    pub verify: Option<Spot>,
+    /// The `authorities` list, when written.
+    pub authorities: Option<Spot>,
+    /// The `resolvers` list, when written.
+    pub resolvers: Option<Spot>,
+    /// Each cache named in `[flush]`.
+    pub caches: Vec<Spot>,
+    /// The `[mail]` table's `domain` value.
+    pub mail: Option<Spot>,
+    /// The `[mail]` table's `from` value.
+    pub mail_from: Option<Spot>,
+    /// Secrets written in the file: the key (`provider.api_key`) and the
+    /// place of its value.
+    pub inline_secrets: Vec<(String, Spot)>,
+    /// Local files the file names (`provider.key_file`, …): the key and
+    /// the place of its value.
+    pub local_files: Vec<(String, Spot)>,
+}
+
+/// Where one `[[move]]` was written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MoveSpots {
+    /// The `[[move]]` header.
+    pub at: Spot,
+    /// `from` (address moves) or `name` (explicit moves).
+    pub subject: Spot,
+}
+
+/// Where one `[[check]]` was written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckSpots {
+    /// The `[[check]]` header.
+    pub at: Spot,
+    /// The `http`, `smtp` or `tcp` value.
+    pub target: Spot,
+    /// The `address` value, when written.
+    pub address: Option<Spot>,
+}
+
 /// Why a migration file was refused: where, and what was expected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}:{column}: {message}")]
@@ -214,6 +295,20 @@ pub const DEFAULT_MARGIN: u64 = 60;
 pub const DEFAULT_TRIES: u32 = 3;
 /// Default time between verification tries (s).
 pub const DEFAULT_INTERVAL: u64 = 10;
+/// The largest TTL (RFC 2181 §8: 31 bits).
+pub const MAX_TTL: u32 = 0x7fff_ffff;
+/// The largest TTL during the move (s): more than a day is no lowering.
+pub const MAX_DURING_TTL: u32 = 86_400;
+/// The longest observation (s): 30 days.
+pub const MAX_OBSERVE: u64 = 30 * 86_400;
+/// The largest margin added to cache waits (s): a day.
+pub const MAX_MARGIN: u64 = 86_400;
+/// The most verification tries.
+pub const MAX_TRIES: u32 = 100;
+/// The longest time between verification tries (s): an hour.
+pub const MAX_INTERVAL: u64 = 3600;
+/// How far ahead `switch_at` may be (s): a year.
+pub const MAX_SWITCH_AHEAD: u64 = 366 * 86_400;
 
 impl MigrationFile {
     /// Reads and checks the file at `path`.
@@ -224,24 +319,30 @@ impl MigrationFile {
             column: 0,
             message: format!("cannot read the file: {e}"),
         })?;
-        let mut file = MigrationFile::parse(&text, &path.display().to_string())?;
-        if let ProviderSpec::Rfc2136 {
-            key_file: Some(key_file),
-            ..
-        } = &mut file.provider
-        {
-            if key_file.is_relative() {
-                if let Some(dir) = path.parent() {
-                    *key_file = dir.join(&*key_file);
-                }
-            }
-        }
-        Ok(file)
+        MigrationFile::parse(&text, &path.display().to_string())
     }
 
     /// Parses and checks migration file text; `file` names it in errors.
+    /// A relative path in it (`key_file`, `api_key_file`, `token_file`) is
+    /// taken from the folder of `file`, as when the file is read.
     pub fn parse(text: &str, file: &str) -> Result<MigrationFile, FileError> {
-        validate::parse(text, file)
+        let mut parsed = validate::parse(text, file)?;
+        if let Some(dir) = Path::new(file).parent() {
+            if !dir.as_os_str().is_empty() {
+                parsed.provider.resolve_paths(dir);
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// An error at `spot` of this file.
+    pub fn error_at(&self, spot: Spot, message: impl Into<String>) -> FileError {
+        FileError {
+            file: self.name.clone(),
+            line: spot.line,
+            column: spot.column,
+            message: message.into(),
+        }
     }
 
     /// Every new address named by the moves (the `to` of address moves, the

@@ -1,25 +1,39 @@
-//! The migration file as written (TOML tables with their spans), and the
-//! checks that type it: names, addresses, RDATA, durations, each error at
-//! its line and column with what was expected.
+//! The checks that type a migration file: names, addresses, RDATA,
+//! durations and their ranges, each error at its line and column with what
+//! was expected. What only the zone can tell (does the check's name move?)
+//! is checked by the planner, at the places kept in [`Spots`].
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::str::FromStr;
 
+use cutover_nameserver::tsig::Key;
 use cutover_zone::zonefile::rdata_from_text;
 use cutover_zone::{Name, RecordType};
 use jiff::Timestamp;
-use serde::Deserialize;
 use toml::Spanned;
 
-use super::{
-    parse_duration, AfterTtl, Check, CheckKind, FileError, Flush, MailMove, MigrationFile, Move,
-    Schedule, SwitchAt, TtlPolicy, Verify, DEFAULT_DURING_TTL, DEFAULT_INTERVAL, DEFAULT_MARGIN,
-    DEFAULT_OBSERVE, DEFAULT_TRIES,
+use super::raw::{
+    RawCheck, RawFlush, RawKey, RawMail, RawMove, RawProvider, RawSchedule, RawTtl, RawV1,
+    RawVerify, VersionOnly,
 };
-use crate::provider::{KeySpec, ProviderSpec};
+use super::{
+    parse_duration, AfterTtl, Check, CheckKind, CheckSpots, FileError, Flush, MailMove,
+    MigrationFile, Move, MoveSpots, Schedule, Spot, Spots, SwitchAt, TtlPolicy, Verify,
+    DEFAULT_DURING_TTL, DEFAULT_INTERVAL, DEFAULT_MARGIN, DEFAULT_OBSERVE, DEFAULT_TRIES,
+    MAX_DURING_TTL, MAX_INTERVAL, MAX_MARGIN, MAX_OBSERVE, MAX_TRIES, MAX_TTL,
+};
+use crate::provider::{KeySpec, ProviderSpec, Secret, CLOUD_UNAVAILABLE, KINDS};
 
 /// Parses and checks migration file text; `file` names it in errors.
 pub(super) fn parse(text: &str, file: &str) -> Result<MigrationFile, FileError> {
-    let place = Place { text, file };
+    let place = Place {
+        text,
+        file,
+        spots: Spots::default(),
+    };
     let version: VersionOnly = toml::from_str(text).map_err(|e| place.toml(&e))?;
     let Some(version) = version.version else {
         return Err(place.at(0, "expected `version = 1` at the top of the file"));
@@ -40,147 +54,68 @@ pub(super) fn parse(text: &str, file: &str) -> Result<MigrationFile, FileError> 
     place.validate(raw)
 }
 
-/// Only the version, read first.
-#[derive(Deserialize)]
-struct VersionOnly {
-    /// The format version.
-    version: Option<Spanned<toml::Value>>,
-}
-
-/// Version 1 as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawV1 {
-    /// Always 1 here.
-    #[allow(dead_code)]
-    version: u32,
-    /// The zone.
-    zone: Spanned<String>,
-    /// The provider.
-    provider: Spanned<ProviderSpec>,
-    /// Inline TSIG keys.
-    #[serde(default)]
-    key: Vec<KeySpec>,
-    /// The moves.
-    #[serde(default, rename = "move")]
-    moves: Vec<Spanned<RawMove>>,
-    /// `[ttl]`.
-    #[serde(default)]
-    ttl: Option<RawTtl>,
-    /// `[[check]]`.
-    #[serde(default)]
-    check: Vec<Spanned<RawCheck>>,
-    /// `[schedule]`.
-    #[serde(default)]
-    schedule: Option<RawSchedule>,
-    /// `[verify]`.
-    #[serde(default)]
-    verify: Option<RawVerify>,
-    /// `[flush]`.
-    #[serde(default)]
-    flush: Option<Flush>,
-    /// `[mail]`.
-    #[serde(default)]
-    mail: Option<MailMove>,
-}
-
-/// A `[[move]]` as written: by address or explicit.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMove {
-    /// Old address.
-    from: Option<Spanned<String>>,
-    /// New address.
-    to: Option<Spanned<String>>,
-    /// Rewrite SPF terms too.
-    #[serde(default)]
-    spf: bool,
-    /// Owner (explicit form).
-    name: Option<Spanned<String>>,
-    /// Type (explicit form).
-    #[serde(rename = "type")]
-    rtype: Option<Spanned<String>>,
-    /// New values (explicit form).
-    values: Option<Vec<Spanned<String>>>,
-}
-
-/// `[ttl]` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTtl {
-    /// TTL during the move.
-    during: Option<Spanned<toml::Value>>,
-    /// TTL after the move: "original" or a number.
-    after: Option<Spanned<toml::Value>>,
-}
-
-/// `[[check]]` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCheck {
-    /// URL.
-    http: Option<Spanned<String>>,
-    /// host:port.
-    smtp: Option<Spanned<String>>,
-    /// host:port.
-    tcp: Option<Spanned<String>>,
-    /// For http.
-    expect_status: Option<u16>,
-    /// For http.
-    body_contains: Option<String>,
-    /// Pin address.
-    address: Option<Spanned<String>>,
-}
-
-/// `[schedule]` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSchedule {
-    /// "earliest" or RFC 3339.
-    switch_at: Option<Spanned<String>>,
-    /// Duration.
-    observe: Option<Spanned<toml::Value>>,
-    /// Duration.
-    margin: Option<Spanned<toml::Value>>,
-}
-
-/// `[verify]` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawVerify {
-    /// Addresses.
-    #[serde(default)]
-    authorities: Vec<Spanned<String>>,
-    /// Addresses.
-    resolvers: Option<Vec<Spanned<String>>>,
-    /// Count.
-    tries: Option<Spanned<u32>>,
-    /// Duration.
-    interval: Option<Spanned<toml::Value>>,
-}
-
-/// The file's text and name, to turn byte offsets into line and column.
+/// The file's text and name, to turn byte offsets into line and column,
+/// and the places found so far.
 struct Place<'a> {
     /// The whole text.
     text: &'a str,
     /// The name for messages.
     file: &'a str,
+    /// Where each part was written.
+    spots: Spots,
 }
 
+/// The record types a migration cannot set: the SOA (the provider's), meta
+/// types, and what a DNSSEC signer computes.
+const UNMOVABLE: &[RecordType] = &[
+    RecordType::SOA,
+    RecordType::ANY,
+    RecordType::AXFR,
+    RecordType::IXFR,
+    RecordType::OPT,
+    RecordType::TSIG,
+    RecordType::SIG,
+    RecordType::RRSIG,
+    RecordType::NSEC,
+    RecordType::NSEC3,
+    RecordType::NSEC3PARAM,
+    RecordType::ZERO,
+    RecordType::NULL,
+];
+
+/// The cache names of `[flush]` besides the kinds of cutover-flush.
+const ALL_CACHES: &str = "all";
+
 impl Place<'_> {
-    /// An error at a byte offset.
-    fn at(&self, offset: usize, message: impl Into<String>) -> FileError {
+    /// The line and column of a byte offset.
+    fn spot(&self, offset: usize) -> Spot {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
         let column = before[line_start..].chars().count() + 1;
+        Spot { line, column }
+    }
+
+    /// The place of a spanned value.
+    fn of<T>(&self, value: &Spanned<T>) -> Spot {
+        self.spot(value.span().start)
+    }
+
+    /// An error at a byte offset.
+    fn at(&self, offset: usize, message: impl Into<String>) -> FileError {
+        let spot = self.spot(offset);
         FileError {
             file: self.file.to_string(),
-            line,
-            column,
+            line: spot.line,
+            column: spot.column,
             message: message.into(),
         }
+    }
+
+    /// An error at a spanned value.
+    fn on<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> FileError {
+        self.at(value.span().start, message)
     }
 
     /// A TOML error, at its span.
@@ -190,16 +125,24 @@ impl Place<'_> {
     }
 
     /// Checks raw version-1 tables and types them.
-    fn validate(&self, raw: RawV1) -> Result<MigrationFile, FileError> {
+    fn validate(mut self, raw: RawV1) -> Result<MigrationFile, FileError> {
+        self.spots.zone = self.of(&raw.zone);
         let zone = self.name(&raw.zone, None)?;
-        let provider_span = raw.provider.span();
-        let provider = raw.provider.into_inner();
-        provider
-            .check(&raw.key)
-            .map_err(|m| self.at(provider_span.start, m))?;
+        if zone.is_root() {
+            return Err(self.on(
+                &raw.zone,
+                "the root zone cannot be migrated: expected a zone such as \"example.com.\"",
+            ));
+        }
+        let keys = self.keys(&raw.key)?;
+        self.spots.provider = self.of(&raw.provider);
+        let provider = self.provider(&raw.provider, &raw.key)?;
         let mut moves = Vec::new();
         for m in &raw.moves {
-            moves.push(self.move_of(m, &zone)?);
+            let (typed, spots) = self.move_of(m, &zone)?;
+            self.moves_agree(&moves, &typed, m)?;
+            moves.push(typed);
+            self.spots.moves.push(spots);
         }
         if moves.is_empty() {
             return Err(self.at(
@@ -208,23 +151,32 @@ impl Place<'_> {
             ));
         }
         let ttl = self.ttl(raw.ttl)?;
-        let mut checks = Vec::new();
+        let mut checks: Vec<Check> = Vec::new();
         for c in &raw.check {
-            checks.push(self.check(c)?);
+            let (check, spots) = self.check(c)?;
+            if checks.contains(&check) {
+                return Err(self.on(c, "this [[check]] repeats an earlier one"));
+            }
+            checks.push(check);
+            self.spots.checks.push(spots);
         }
         let schedule = self.schedule(raw.schedule)?;
-        let verify = self.verify(raw.verify)?;
+        let verify = self.verify(raw.verify.as_ref())?;
+        let flush = self.flush(raw.flush)?;
+        let mail = raw.mail.as_ref().map(|m| self.mail(m)).transpose()?;
         Ok(MigrationFile {
+            name: self.file.to_string(),
+            spots: self.spots,
             zone,
             provider,
-            keys: raw.key,
+            keys,
             moves,
             ttl,
             checks,
             schedule,
             verify,
-            flush: raw.flush.unwrap_or_default(),
-            mail: raw.mail,
+            flush,
+            mail,
         })
     }
 
@@ -234,6 +186,8 @@ impl Place<'_> {
         let s = text.get_ref().trim();
         let parsed = if s == "@" {
             origin.cloned().ok_or(())
+        } else if s.is_empty() {
+            Err(())
         } else if s.ends_with('.') {
             Name::from_ascii(s).map_err(|_| ())
         } else {
@@ -245,8 +199,8 @@ impl Place<'_> {
             }
         };
         parsed.map_err(|_| {
-            self.at(
-                text.span().start,
+            self.on(
+                text,
                 format!("{s:?} is not a domain name: expected e.g. \"example.com.\""),
             )
         })
@@ -255,8 +209,8 @@ impl Place<'_> {
     /// An IP address.
     fn ip(&self, text: &Spanned<String>) -> Result<IpAddr, FileError> {
         text.get_ref().trim().parse().map_err(|_| {
-            self.at(
-                text.span().start,
+            self.on(
+                text,
                 format!(
                     "{:?} is not an IP address: expected e.g. \"192.0.2.10\" or \"2001:db8::10\"",
                     text.get_ref()
@@ -265,9 +219,343 @@ impl Place<'_> {
         })
     }
 
+    /// An IP address a server can have: not unspecified, multicast or broadcast.
+    fn host_ip(&self, text: &Spanned<String>) -> Result<IpAddr, FileError> {
+        let ip = self.ip(text)?;
+        let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        if ip.is_unspecified() || ip.is_multicast() || broadcast {
+            return Err(self.on(
+                text,
+                format!("{ip} cannot be a server's address: expected a unicast address"),
+            ));
+        }
+        Ok(ip)
+    }
+
+    /// `provider = { … }`: the kind, and only the keys that kind takes.
+    fn provider(
+        &mut self,
+        spanned: &Spanned<RawProvider>,
+        keys: &[Spanned<RawKey>],
+    ) -> Result<ProviderSpec, FileError> {
+        let p = spanned.get_ref();
+        let Some(kind) = &p.kind else {
+            return Err(self.on(
+                spanned,
+                format!("provider: expected `kind`, one of {}", quoted(KINDS)),
+            ));
+        };
+        let fields: [(&str, &Option<Spanned<String>>); 11] = [
+            ("server", &p.server),
+            ("key", &p.key),
+            ("key_file", &p.key_file),
+            ("url", &p.url),
+            ("api_key", &p.api_key),
+            ("api_key_file", &p.api_key_file),
+            ("server_id", &p.server_id),
+            ("service", &p.service),
+            ("token", &p.token),
+            ("token_file", &p.token_file),
+            ("zone_id", &p.zone_id),
+        ];
+        let takes: &[&str] = match kind.get_ref().as_str() {
+            "embedded" => &[],
+            "rfc2136" => &["server", "key", "key_file"],
+            "powerdns" => &["url", "api_key", "api_key_file", "server_id"],
+            "cloud" => return Err(self.on(kind, CLOUD_UNAVAILABLE)),
+            other => {
+                return Err(self.on(
+                    kind,
+                    format!(
+                        "unknown provider kind {other:?}: expected one of {}",
+                        quoted(KINDS)
+                    ),
+                ))
+            }
+        };
+        for (name, value) in fields {
+            if let Some(value) = value {
+                if !takes.contains(&name) {
+                    return Err(self.on(
+                        value,
+                        format!(
+                            "`{name}` does not apply to the {} provider{}",
+                            kind.get_ref(),
+                            if takes.is_empty() {
+                                " (it takes no settings)".to_string()
+                            } else {
+                                format!(" (it takes {})", takes.join(", "))
+                            }
+                        ),
+                    ));
+                }
+                if value.get_ref().trim().is_empty() {
+                    return Err(self.on(value, format!("provider.{name} is empty")));
+                }
+            }
+        }
+        for (name, value) in [
+            ("provider.key_file", &p.key_file),
+            ("provider.api_key_file", &p.api_key_file),
+            ("provider.token_file", &p.token_file),
+        ] {
+            if let Some(value) = value {
+                self.spots
+                    .local_files
+                    .push((name.to_string(), self.of(value)));
+            }
+        }
+        match kind.get_ref().as_str() {
+            "embedded" => {
+                if let Some(k) = keys.first() {
+                    return Err(self.on(
+                        k,
+                        "a [[key]] is used only by an rfc2136 provider; the embedded one takes none",
+                    ));
+                }
+                Ok(ProviderSpec::Embedded)
+            }
+            "rfc2136" => self.rfc2136(spanned, keys),
+            _ => self.powerdns(spanned, keys),
+        }
+    }
+
+    /// The settings of an rfc2136 provider.
+    fn rfc2136(
+        &mut self,
+        spanned: &Spanned<RawProvider>,
+        keys: &[Spanned<RawKey>],
+    ) -> Result<ProviderSpec, FileError> {
+        let p = spanned.get_ref();
+        let Some(server) = &p.server else {
+            return Err(self.on(
+                spanned,
+                "provider.server: expected the primary's address, e.g. \"192.0.2.53:53\"",
+            ));
+        };
+        self.server_address(server)?;
+        let Some(key) = &p.key else {
+            return Err(self.on(
+                spanned,
+                "provider.key: expected the TSIG key's name, e.g. \"ops.\"",
+            ));
+        };
+        self.name(key, None)?;
+        let wanted = key_name(key.get_ref());
+        let matching: Vec<&Spanned<RawKey>> = keys
+            .iter()
+            .filter(|k| key_name(k.get_ref().name.get_ref()) == wanted)
+            .collect();
+        for k in keys {
+            if !matching.iter().any(|m| std::ptr::eq(*m, k)) {
+                return Err(self.on(
+                    &k.get_ref().name,
+                    format!(
+                        "[[key]] {:?} is not the provider's key {:?}: only that key is used",
+                        k.get_ref().name.get_ref(),
+                        key.get_ref()
+                    ),
+                ));
+            }
+        }
+        match (&p.key_file, matching.first()) {
+            (Some(file), Some(_)) => {
+                return Err(self.on(
+                    file,
+                    format!(
+                        "the key {:?} is given twice, by key_file and by a [[key]]: keep one",
+                        key.get_ref()
+                    ),
+                ))
+            }
+            (None, None) => {
+                return Err(self.on(
+                    key,
+                    format!(
+                        "provider.key {:?}: expected `key_file = PATH` or a [[key]] named {:?} in this file",
+                        key.get_ref(),
+                        key.get_ref()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        Ok(ProviderSpec::Rfc2136 {
+            server: server.get_ref().trim().to_string(),
+            key: key.get_ref().trim().to_string(),
+            key_file: p
+                .key_file
+                .as_ref()
+                .map(|f| PathBuf::from(f.get_ref().trim())),
+        })
+    }
+
+    /// The settings of a powerdns provider.
+    fn powerdns(
+        &mut self,
+        spanned: &Spanned<RawProvider>,
+        keys: &[Spanned<RawKey>],
+    ) -> Result<ProviderSpec, FileError> {
+        let p = spanned.get_ref();
+        if let Some(k) = keys.first() {
+            return Err(self.on(
+                k,
+                "a [[key]] is used only by an rfc2136 provider; a powerdns one takes api_key_file",
+            ));
+        }
+        let Some(url) = &p.url else {
+            return Err(self.on(
+                spanned,
+                "provider.url: expected the PowerDNS API's URL, e.g. \"http://127.0.0.1:8081\"",
+            ));
+        };
+        let text = url.get_ref().trim();
+        let Some(rest) = text
+            .strip_prefix("http://")
+            .or_else(|| text.strip_prefix("https://"))
+        else {
+            return Err(self.on(
+                url,
+                format!("provider.url {text:?}: expected an http:// or https:// URL"),
+            ));
+        };
+        if rest.contains(['?', '#']) {
+            return Err(self.on(
+                url,
+                "provider.url: expected the API's base URL, without a query or fragment (a key in it would be shown wherever the URL is: give it by api_key_file)",
+            ));
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(self.on(
+                url,
+                "provider.url holds credentials, which would be shown wherever the URL is: give the API key by api_key_file instead",
+            ));
+        }
+        if authority.is_empty() {
+            return Err(self.on(url, format!("provider.url {text:?} has no host")));
+        }
+        let api_key = match (&p.api_key, &p.api_key_file) {
+            (Some(inline), None) => {
+                self.spots
+                    .inline_secrets
+                    .push(("provider.api_key".into(), self.of(inline)));
+                Secret::Inline(inline.get_ref().trim().to_string())
+            }
+            (None, Some(file)) => Secret::File(PathBuf::from(file.get_ref().trim())),
+            (Some(_), Some(file)) => {
+                return Err(self.on(
+                    file,
+                    "give the API key once: api_key_file or api_key, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(self.on(
+                    spanned,
+                    "provider: expected `api_key_file = PATH` (a file holding the PowerDNS API key) or `api_key`",
+                ))
+            }
+        };
+        if let Some(id) = &p.server_id {
+            let ok = id
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok || id.get_ref().starts_with('.') {
+                return Err(self.on(
+                    id,
+                    format!(
+                        "provider.server_id {:?}: expected letters, digits, '-', '_' and '.' (e.g. \"localhost\")",
+                        id.get_ref()
+                    ),
+                ));
+            }
+        }
+        Ok(ProviderSpec::Powerdns {
+            url: text.trim_end_matches('/').to_string(),
+            api_key,
+            server_id: p.server_id.as_ref().map(|s| s.get_ref().clone()),
+        })
+    }
+
+    /// An rfc2136 primary's address: an IP, `IP:port` or `host:port`.
+    fn server_address(&self, text: &Spanned<String>) -> Result<(), FileError> {
+        let s = text.get_ref().trim();
+        let bad = |why: &str| {
+            self.on(
+                text,
+                format!(
+                    "provider.server {s:?}: {why}: expected an address such as \"192.0.2.53:53\""
+                ),
+            )
+        };
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return if ip.is_unspecified() || ip.is_multicast() {
+                Err(bad("not a server's address"))
+            } else {
+                Ok(())
+            };
+        }
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return if addr.port() == 0 {
+                Err(bad("port 0"))
+            } else {
+                Ok(())
+            };
+        }
+        let (host, port) = match s.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        };
+        if let Some(port) = port {
+            match port.parse::<u16>() {
+                Ok(0) => return Err(bad("port 0")),
+                Ok(_) => {}
+                Err(_) => return Err(bad("the port is not a number")),
+            }
+        }
+        if host.is_empty() || Name::from_ascii(host).is_err() {
+            return Err(bad("not a host name"));
+        }
+        Ok(())
+    }
+
+    /// The inline `[[key]]`s: each a valid TSIG key, each name once.
+    fn keys(&mut self, keys: &[Spanned<RawKey>]) -> Result<Vec<KeySpec>, FileError> {
+        let mut out: Vec<KeySpec> = Vec::new();
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for spanned in keys {
+            let k = spanned.get_ref();
+            let name = self.name(&k.name, None)?;
+            if !names.insert(key_name(k.name.get_ref())) {
+                return Err(self.on(&k.name, format!("a [[key]] named {name} is given twice")));
+            }
+            Key::from_text(k.name.get_ref(), k.algorithm.get_ref(), k.secret.get_ref()).map_err(
+                |e| {
+                    let at = if e.to_string().contains("algorithm") {
+                        k.algorithm.span()
+                    } else {
+                        k.secret.span()
+                    };
+                    self.at(at.start, format!("[[key]] {name}: {e}"))
+                },
+            )?;
+            self.spots
+                .inline_secrets
+                .push(("key.secret".into(), self.of(&k.secret)));
+            out.push(KeySpec {
+                name: k.name.get_ref().trim().to_string(),
+                algorithm: k.algorithm.get_ref().trim().to_string(),
+                secret: k.secret.get_ref().trim().to_string(),
+            });
+        }
+        Ok(out)
+    }
+
     /// One `[[move]]`.
-    fn move_of(&self, m: &Spanned<RawMove>, zone: &Name) -> Result<Move, FileError> {
+    fn move_of(&self, m: &Spanned<RawMove>, zone: &Name) -> Result<(Move, MoveSpots), FileError> {
         let start = m.span().start;
+        let at = self.spot(start);
         let m = m.get_ref();
         let by_address = m.from.is_some() || m.to.is_some();
         let explicit = m.name.is_some() || m.rtype.is_some() || m.values.is_some();
@@ -284,23 +572,36 @@ impl Place<'_> {
                 let (Some(from), Some(to)) = (&m.from, &m.to) else {
                     return Err(self.at(start, "a move by address needs both `from` and `to`"));
                 };
-                let (f, t) = (self.ip(from)?, self.ip(to)?);
+                let (f, t) = (self.ip(from)?, self.host_ip(to)?);
                 if f.is_ipv4() != t.is_ipv4() {
-                    return Err(self.at(
-                        to.span().start,
+                    return Err(self.on(
+                        to,
                         format!("`to` must be the same address family as `from` ({f})"),
                     ));
                 }
                 if f == t {
-                    return Err(self.at(to.span().start, "`to` is the same address as `from`"));
+                    return Err(self.on(to, "`to` is the same address as `from`"));
                 }
-                Ok(Move::Address {
-                    from: f,
-                    to: t,
-                    spf: m.spf,
-                })
+                let spots = MoveSpots {
+                    at,
+                    subject: self.of(from),
+                };
+                Ok((
+                    Move::Address {
+                        from: f,
+                        to: t,
+                        spf: m.spf.as_ref().is_some_and(|s| *s.get_ref()),
+                    },
+                    spots,
+                ))
             }
             (false, true) => {
+                if let Some(spf) = &m.spf {
+                    return Err(self.on(
+                        spf,
+                        "`spf` applies only to a move by address (from, to); an explicit move sets its RRset as written",
+                    ));
+                }
                 let (Some(name), Some(rtype), Some(values)) = (&m.name, &m.rtype, &m.values) else {
                     return Err(self.at(
                         start,
@@ -309,10 +610,7 @@ impl Place<'_> {
                 };
                 let owner = self.name(name, Some(zone))?;
                 if !zone.zone_of(&owner) {
-                    return Err(self.at(
-                        name.span().start,
-                        format!("{owner} is not in the zone {zone}"),
-                    ));
+                    return Err(self.on(name, format!("{owner} is not in the zone {zone}")));
                 }
                 let rt: RecordType = rtype
                     .get_ref()
@@ -320,73 +618,182 @@ impl Place<'_> {
                     .to_ascii_uppercase()
                     .parse()
                     .map_err(|_| {
-                        self.at(
-                            rtype.span().start,
+                        self.on(
+                            rtype,
                             format!("{:?} is not a record type: expected e.g. \"A\", \"AAAA\", \"CNAME\", \"MX\"", rtype.get_ref()),
                         )
                     })?;
-                if matches!(rt, RecordType::SOA | RecordType::Unknown(_)) {
-                    return Err(self.at(
-                        rtype.span().start,
+                if UNMOVABLE.contains(&rt) || matches!(rt, RecordType::Unknown(_)) {
+                    return Err(self.on(
+                        rtype,
                         format!("{rt} records cannot be moved by a migration"),
                     ));
                 }
-                if values.is_empty() {
-                    return Err(self.at(
-                        start,
+                if rt == RecordType::CNAME && owner == *zone {
+                    return Err(self.on(
+                        name,
+                        format!("{owner} is the zone's apex, which cannot hold a CNAME (it holds the SOA and NS)"),
+                    ));
+                }
+                if values.get_ref().is_empty() {
+                    return Err(self.on(
+                        values,
                         "`values` is empty: expected at least one value (to delete an RRset, edit the zone instead)",
                     ));
                 }
+                if rt == RecordType::CNAME && values.get_ref().len() > 1 {
+                    return Err(self.on(
+                        &values.get_ref()[1],
+                        "a CNAME has exactly one value: a name is an alias of one other name",
+                    ));
+                }
                 let mut rdatas = Vec::new();
-                for v in values {
+                for v in values.get_ref() {
                     let rdata = rdata_from_text(rt, v.get_ref(), zone).map_err(|e| {
-                        self.at(
-                            v.span().start,
-                            format!("{:?} is not valid {rt} data: {e}", v.get_ref()),
-                        )
+                        self.on(v, format!("{:?} is not valid {rt} data: {e}", v.get_ref()))
                     })?;
+                    if rdatas.contains(&rdata) {
+                        return Err(self.on(v, format!("{:?} is given twice", v.get_ref())));
+                    }
+                    if let Some(ip) = super::address_of(&rdata) {
+                        let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+                        if ip.is_unspecified() || ip.is_multicast() || broadcast {
+                            return Err(self.on(
+                                v,
+                                format!("{ip} cannot be a server's address: expected a unicast address"),
+                            ));
+                        }
+                    }
                     rdatas.push(rdata);
                 }
-                Ok(Move::Explicit {
-                    name: owner,
-                    rtype: rt,
-                    values: values.iter().map(|v| v.get_ref().clone()).collect(),
-                    rdatas,
-                })
+                let spots = MoveSpots {
+                    at,
+                    subject: self.of(name),
+                };
+                Ok((
+                    Move::Explicit {
+                        name: owner,
+                        rtype: rt,
+                        values: values
+                            .get_ref()
+                            .iter()
+                            .map(|v| v.get_ref().clone())
+                            .collect(),
+                        rdatas,
+                    },
+                    spots,
+                ))
             }
         }
     }
 
-    /// A TTL in seconds (a number or a duration text).
+    /// A move against the moves before it: one `from` moves once, an
+    /// address is not both moved away and moved to (the moves are applied
+    /// together, not in order), an RRset is set once.
+    fn moves_agree(
+        &self,
+        earlier: &[Move],
+        new: &Move,
+        raw: &Spanned<RawMove>,
+    ) -> Result<(), FileError> {
+        let raw = raw.get_ref();
+        for (i, m) in earlier.iter().enumerate() {
+            let line = self.spots.moves[i].at.line;
+            match (m, new) {
+                (
+                    Move::Address {
+                        from: f1, to: t1, ..
+                    },
+                    Move::Address {
+                        from: f2, to: t2, ..
+                    },
+                ) => {
+                    if f1 == f2 {
+                        return Err(self.on(
+                            raw.from.as_ref().expect("an address move has from"),
+                            format!("{f2} is already moved by the [[move]] at line {line} (to {t1}): give each address one move, with one `to`"),
+                        ));
+                    }
+                    if f2 == t1 || f1 == t2 {
+                        let (on, what) = if f2 == t1 {
+                            (
+                                raw.from.as_ref(),
+                                format!("{f2} is the `to` of the [[move]] at line {line}"),
+                            )
+                        } else {
+                            (
+                                raw.to.as_ref(),
+                                format!("{t2} is the `from` of the [[move]] at line {line}"),
+                            )
+                        };
+                        return Err(self.on(
+                            on.expect("an address move has from and to"),
+                            format!("{what}: one migration cannot both move an address away and move to it (the moves happen at once, not one after the other)"),
+                        ));
+                    }
+                }
+                (
+                    Move::Explicit {
+                        name: n1,
+                        rtype: r1,
+                        ..
+                    },
+                    Move::Explicit {
+                        name: n2,
+                        rtype: r2,
+                        ..
+                    },
+                ) if n1 == n2 && r1 == r2 => {
+                    return Err(self.on(
+                        raw.name.as_ref().expect("an explicit move has a name"),
+                        format!("{n2} {r2} is already set by the [[move]] at line {line}: give all its values in one move"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Seconds (a number or a duration text).
     fn seconds(&self, value: &Spanned<toml::Value>, what: &str) -> Result<u64, FileError> {
         match value.get_ref() {
             toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
             toml::Value::String(s) => {
-                parse_duration(s).map_err(|m| self.at(value.span().start, format!("{what}: {m}")))
+                parse_duration(s).map_err(|m| self.on(value, format!("{what}: {m}")))
             }
-            other => Err(self.at(
-                value.span().start,
+            other => Err(self.on(
+                value,
                 format!("{what}: expected seconds or a duration such as \"10m\", found {other}"),
             )),
         }
     }
 
-    /// A TTL that fits 31 bits (RFC 2181 §8).
-    fn ttl_value(&self, value: &Spanned<toml::Value>, what: &str) -> Result<u32, FileError> {
+    /// Seconds within `range`, with what the range means.
+    fn seconds_in(
+        &self,
+        value: &Spanned<toml::Value>,
+        what: &str,
+        range: Range<u64>,
+        why: &str,
+    ) -> Result<u64, FileError> {
         let s = self.seconds(value, what)?;
-        u32::try_from(s)
-            .ok()
-            .filter(|t| *t <= 0x7fff_ffff)
-            .ok_or_else(|| {
-                self.at(
-                    value.span().start,
-                    format!("{what}: {s} is too large for a TTL"),
-                )
-            })
+        if !range.contains(&s) {
+            return Err(self.on(
+                value,
+                format!(
+                    "{what}: {} is out of range: expected {} to {} ({why})",
+                    crate::plan::words(s),
+                    crate::plan::words(range.start),
+                    crate::plan::words(range.end - 1),
+                ),
+            ));
+        }
+        Ok(s)
     }
 
     /// `[ttl]`.
-    fn ttl(&self, raw: Option<RawTtl>) -> Result<TtlPolicy, FileError> {
+    fn ttl(&mut self, raw: Option<RawTtl>) -> Result<TtlPolicy, FileError> {
         let Some(raw) = raw else {
             return Ok(TtlPolicy {
                 during: DEFAULT_DURING_TTL,
@@ -394,39 +801,90 @@ impl Place<'_> {
             });
         };
         let during = match &raw.during {
-            Some(v) => self.ttl_value(v, "ttl.during")?,
+            Some(v) => {
+                self.spots.ttl_during = Some(self.of(v));
+                let t = self.seconds_in(
+                    v,
+                    "ttl.during",
+                    1..u64::from(MAX_DURING_TTL) + 1,
+                    "the low TTL of the move: a TTL of 0 is not cached the same way by every resolver, and more than a day is no lowering",
+                )?;
+                t as u32
+            }
             None => DEFAULT_DURING_TTL,
         };
         let after = match &raw.after {
             None => AfterTtl::Original,
-            Some(v) if v.get_ref().as_str() == Some("original") => AfterTtl::Original,
-            Some(v) => AfterTtl::Fixed(self.ttl_value(v, "ttl.after (\"original\" or a TTL)")?),
+            Some(v) if v.get_ref().as_str() == Some("original") => {
+                self.spots.ttl_after = Some(self.of(v));
+                AfterTtl::Original
+            }
+            Some(v) => {
+                self.spots.ttl_after = Some(self.of(v));
+                let t = self.seconds_in(
+                    v,
+                    "ttl.after (\"original\" or a TTL)",
+                    1..u64::from(MAX_TTL) + 1,
+                    "a TTL fits 31 bits (RFC 2181 §8)",
+                )? as u32;
+                if t < during {
+                    return Err(self.on(
+                        v,
+                        format!("ttl.after ({t}s) is below ttl.during ({during}s): the TTL during the move is the low one"),
+                    ));
+                }
+                AfterTtl::Fixed(t)
+            }
         };
         Ok(TtlPolicy { during, after })
+    }
+
+    /// A check's host: a name or an address.
+    fn check_host(&self, text: &Spanned<String>, host: &str) -> Result<(), FileError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if ip.is_unspecified() || ip.is_multicast() {
+                return Err(self.on(text, format!("{ip} cannot be a server's address")));
+            }
+            return Ok(());
+        }
+        let name = host.trim_end_matches('.');
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            && Name::from_ascii(format!("{name}.")).is_ok();
+        if !valid {
+            return Err(self.on(text, format!("{host:?} is not a host name or an address")));
+        }
+        Ok(())
     }
 
     /// `host:port` of an SMTP or TCP check.
     fn host_port(&self, text: &Spanned<String>) -> Result<(String, u16), FileError> {
         let s = text.get_ref().trim();
         let bad = || {
-            self.at(
-                text.span().start,
+            self.on(
+                text,
                 format!("{s:?}: expected \"host:port\" (e.g. \"mail.example.com:25\", \"[2001:db8::1]:25\")"),
             )
         };
         let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.parse().map_err(|_| bad())?;
+        if port == 0 {
+            return Err(self.on(text, format!("{s:?}: port 0 cannot be checked")));
+        }
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(bad());
         }
-        Ok((host.to_string(), port))
+        self.check_host(text, host)?;
+        Ok((host.to_ascii_lowercase(), port))
     }
 
     /// One `[[check]]`.
-    fn check(&self, c: &Spanned<RawCheck>) -> Result<Check, FileError> {
-        let start = c.span().start;
-        let c = c.get_ref();
+    fn check(&self, spanned: &Spanned<RawCheck>) -> Result<(Check, CheckSpots), FileError> {
+        let start = spanned.span().start;
+        let c = spanned.get_ref();
         let count = [c.http.is_some(), c.smtp.is_some(), c.tcp.is_some()]
             .iter()
             .filter(|x| **x)
@@ -437,37 +895,75 @@ impl Place<'_> {
                 "expected exactly one of `http = URL`, `smtp = \"host:port\"`, `tcp = \"host:port\"` in this [[check]]",
             ));
         }
-        let kind = if let Some(url) = &c.http {
-            cutover_probe::service::http::Url::parse(url.get_ref())
-                .map_err(|e| self.at(url.span().start, format!("{:?}: {e}", url.get_ref())))?;
-            CheckKind::Http {
-                url: url.get_ref().clone(),
-                expect_status: c.expect_status.unwrap_or(200),
-                body_contains: c.body_contains.clone(),
+        let (kind, target) = if let Some(url) = &c.http {
+            let parsed = cutover_probe::service::http::Url::parse(url.get_ref().trim())
+                .map_err(|e| self.on(url, format!("{:?}: {e}", url.get_ref())))?;
+            if parsed.port == 0 {
+                return Err(self.on(
+                    url,
+                    format!("{:?}: port 0 cannot be checked", url.get_ref()),
+                ));
             }
+            self.check_host(url, &parsed.host)?;
+            let expect_status = match &c.expect_status {
+                Some(s) if (100..=599).contains(s.get_ref()) => *s.get_ref() as u16,
+                Some(s) => {
+                    return Err(self.on(
+                        s,
+                        format!(
+                            "expect_status {}: expected an HTTP status from 100 to 599",
+                            s.get_ref()
+                        ),
+                    ))
+                }
+                None => 200,
+            };
+            if let Some(b) = &c.body_contains {
+                if b.get_ref().is_empty() {
+                    return Err(self.on(b, "body_contains is empty: every body contains it"));
+                }
+            }
+            (
+                CheckKind::Http {
+                    url: url.get_ref().trim().to_string(),
+                    expect_status,
+                    body_contains: c.body_contains.as_ref().map(|b| b.get_ref().clone()),
+                },
+                url,
+            )
         } else {
-            if c.expect_status.is_some() || c.body_contains.is_some() {
+            if let Some(extra) = c
+                .expect_status
+                .as_ref()
+                .map(|s| s.span())
+                .or(c.body_contains.as_ref().map(|b| b.span()))
+            {
                 return Err(self.at(
-                    start,
+                    extra.start,
                     "`expect_status` and `body_contains` apply only to an http check",
                 ));
             }
             if let Some(t) = &c.smtp {
                 let (host, port) = self.host_port(t)?;
-                CheckKind::Smtp { host, port }
+                (CheckKind::Smtp { host, port }, t)
             } else if let Some(t) = &c.tcp {
                 let (host, port) = self.host_port(t)?;
-                CheckKind::Tcp { host, port }
+                (CheckKind::Tcp { host, port }, t)
             } else {
                 unreachable!("exactly one kind was counted above")
             }
         };
-        let address = c.address.as_ref().map(|a| self.ip(a)).transpose()?;
-        Ok(Check { kind, address })
+        let address = c.address.as_ref().map(|a| self.host_ip(a)).transpose()?;
+        let spots = CheckSpots {
+            at: self.spot(start),
+            target: self.of(target),
+            address: c.address.as_ref().map(|a| self.of(a)),
+        };
+        Ok((Check { kind, address }, spots))
     }
 
     /// `[schedule]`.
-    fn schedule(&self, raw: Option<RawSchedule>) -> Result<Schedule, FileError> {
+    fn schedule(&mut self, raw: Option<RawSchedule>) -> Result<Schedule, FileError> {
         let mut schedule = Schedule {
             switch_at: SwitchAt::Earliest,
             observe: DEFAULT_OBSERVE,
@@ -475,23 +971,34 @@ impl Place<'_> {
         };
         let Some(raw) = raw else { return Ok(schedule) };
         if let Some(at) = &raw.switch_at {
+            self.spots.switch_at = Some(self.of(at));
             let s = at.get_ref().trim();
             schedule.switch_at = if s == "earliest" {
                 SwitchAt::Earliest
             } else {
                 SwitchAt::At(s.parse::<Timestamp>().map_err(|e| {
-                    self.at(
-                        at.span().start,
+                    self.on(
+                        at,
                         format!("{s:?}: expected \"earliest\" or an RFC 3339 time such as \"2026-03-01T02:00:00Z\" ({e})"),
                     )
                 })?)
             };
         }
         if let Some(v) = &raw.observe {
-            schedule.observe = self.seconds(v, "schedule.observe")?;
+            schedule.observe = self.seconds_in(
+                v,
+                "schedule.observe",
+                0..MAX_OBSERVE + 1,
+                "the watch at the low TTL before restoring it",
+            )?;
         }
         if let Some(v) = &raw.margin {
-            schedule.margin = self.seconds(v, "schedule.margin")?;
+            schedule.margin = self.seconds_in(
+                v,
+                "schedule.margin",
+                0..MAX_MARGIN + 1,
+                "added to every wait for caches",
+            )?;
         }
         Ok(schedule)
     }
@@ -499,44 +1006,168 @@ impl Place<'_> {
     /// A socket address; a bare IP means port 53.
     fn dns_address(&self, text: &Spanned<String>) -> Result<SocketAddr, FileError> {
         let s = text.get_ref().trim();
-        if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, 53));
+        let address = match s.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, 53),
+            Err(_) => s.parse().map_err(|_| {
+                self.on(
+                    text,
+                    format!("{s:?}: expected an address such as \"127.0.0.1:53\", \"192.0.2.53\" or \"[2001:db8::53]:53\""),
+                )
+            })?,
+        };
+        if address.port() == 0 || address.ip().is_unspecified() || address.ip().is_multicast() {
+            return Err(self.on(
+                text,
+                format!("{s:?} cannot be asked: expected a server's unicast address and a port other than 0"),
+            ));
         }
-        s.parse().map_err(|_| {
-            self.at(
-                text.span().start,
-                format!("{s:?}: expected an address such as \"127.0.0.1:53\", \"192.0.2.53\" or \"[2001:db8::53]:53\""),
-            )
-        })
+        Ok(address)
+    }
+
+    /// A list of DNS servers, each once.
+    fn dns_addresses(
+        &self,
+        list: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<SocketAddr>, FileError> {
+        let mut out = Vec::new();
+        for a in list.get_ref() {
+            let address = self.dns_address(a)?;
+            if out.contains(&address) {
+                return Err(self.on(a, format!("{address} is listed twice")));
+            }
+            out.push(address);
+        }
+        Ok(out)
     }
 
     /// `[verify]`.
-    fn verify(&self, raw: Option<RawVerify>) -> Result<Verify, FileError> {
+    fn verify(&mut self, raw: Option<&Spanned<RawVerify>>) -> Result<Verify, FileError> {
         let mut verify = Verify {
             authorities: Vec::new(),
             resolvers: vec![SocketAddr::from(([127, 0, 0, 1], 53))],
             tries: DEFAULT_TRIES,
             interval: DEFAULT_INTERVAL,
         };
-        let Some(raw) = raw else { return Ok(verify) };
-        for a in &raw.authorities {
-            verify.authorities.push(self.dns_address(a)?);
+        let Some(spanned) = raw else {
+            return Ok(verify);
+        };
+        self.spots.verify = Some(self.of(spanned));
+        let raw = spanned.get_ref();
+        if let Some(list) = &raw.authorities {
+            self.spots.authorities = Some(self.of(list));
+            verify.authorities = self.dns_addresses(list)?;
         }
-        if let Some(resolvers) = &raw.resolvers {
-            verify.resolvers.clear();
-            for r in resolvers {
-                verify.resolvers.push(self.dns_address(r)?);
-            }
+        if let Some(list) = &raw.resolvers {
+            self.spots.resolvers = Some(self.of(list));
+            verify.resolvers = self.dns_addresses(list)?;
+        }
+        if verify.authorities.is_empty() && verify.resolvers.is_empty() {
+            let at = raw
+                .resolvers
+                .as_ref()
+                .map(|r| r.span())
+                .unwrap_or_else(|| spanned.span());
+            return Err(self.at(
+                at.start,
+                "verify.resolvers is empty and no authorities are listed: the zone's name servers are found through a resolver, so nothing could verify the switch (list `authorities`, or a resolver)",
+            ));
         }
         if let Some(t) = &raw.tries {
-            if *t.get_ref() == 0 {
-                return Err(self.at(t.span().start, "verify.tries: expected at least 1"));
+            if !(1..=i64::from(MAX_TRIES)).contains(t.get_ref()) {
+                return Err(self.on(
+                    t,
+                    format!("verify.tries {}: expected 1 to {MAX_TRIES}", t.get_ref()),
+                ));
             }
-            verify.tries = *t.get_ref();
+            verify.tries = *t.get_ref() as u32;
         }
         if let Some(v) = &raw.interval {
-            verify.interval = self.seconds(v, "verify.interval")?;
+            verify.interval = self.seconds_in(
+                v,
+                "verify.interval",
+                1..MAX_INTERVAL + 1,
+                "the time between verification tries",
+            )?;
         }
         Ok(verify)
+    }
+
+    /// `[flush]`: caches cutover knows how to flush, each once.
+    fn flush(&mut self, raw: Option<RawFlush>) -> Result<Flush, FileError> {
+        let Some(raw) = raw else {
+            return Ok(Flush::default());
+        };
+        let mut caches: Vec<String> = Vec::new();
+        let mut kinds: Vec<String> = Vec::new();
+        for c in &raw.caches {
+            let name = c.get_ref().trim();
+            let kind = if name.eq_ignore_ascii_case(ALL_CACHES) {
+                ALL_CACHES.to_string()
+            } else {
+                match cutover_flush::Kind::from_str(name) {
+                    Ok(kind) => format!("{kind:?}"),
+                    Err(_) => {
+                        return Err(self.on(
+                            c,
+                            format!("{name:?} is not a cache cutover can flush: expected \"unbound\", \"bind\", \"dnsmasq\", \"systemd-resolved\", \"nscd\" or \"all\""),
+                        ))
+                    }
+                }
+            };
+            if kinds.iter().any(|k| k == ALL_CACHES) {
+                return Err(self.on(c, format!("{name:?} is already flushed by \"all\"")));
+            }
+            if kind == ALL_CACHES && !kinds.is_empty() {
+                return Err(self.on(c, "\"all\" flushes every cache: list it alone"));
+            }
+            if kinds.contains(&kind) {
+                return Err(self.on(c, format!("{name:?} repeats a cache listed before")));
+            }
+            kinds.push(kind);
+            caches.push(name.to_ascii_lowercase());
+            self.spots.caches.push(self.of(c));
+        }
+        Ok(Flush { caches })
+    }
+
+    /// `[mail]`.
+    fn mail(&mut self, spanned: &Spanned<RawMail>) -> Result<MailMove, FileError> {
+        let m = spanned.get_ref();
+        let domain = self.name(&m.domain, None)?;
+        self.spots.mail = Some(self.of(&m.domain));
+        self.spots.mail_from = Some(self.of(&m.from));
+        let (from_host, from_port) = self.host_port(&m.from)?;
+        let (to_host, to_port) = self.host_port(&m.to)?;
+        if from_host == to_host && from_port == to_port {
+            return Err(self.on(
+                &m.to,
+                "mail.to is mail.from: the mail would go where it goes now",
+            ));
+        }
+        if domain.is_root() {
+            return Err(self.on(
+                &m.domain,
+                "mail.domain: expected a mail domain such as \"example.com\"",
+            ));
+        }
+        Ok(MailMove {
+            domain: m.domain.get_ref().trim().trim_end_matches('.').to_string(),
+            from: m.from.get_ref().trim().to_string(),
+            to: m.to.get_ref().trim().to_string(),
+        })
+    }
+}
+
+/// A key's name as compared: no trailing dot, lower case.
+fn key_name(text: &str) -> String {
+    text.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Words in quotes, joined ("a", "b" or "c").
+fn quoted(words: &[&str]) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.join(""),
     }
 }

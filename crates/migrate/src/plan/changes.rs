@@ -7,15 +7,16 @@ use std::net::IpAddr;
 use cutover_zone::zonefile::rdata_to_text;
 use cutover_zone::{Rdata, RecordType, Rrset, Zone};
 
-use super::{warnings, PlanError, RrsetChange, RrsetText, Warning};
-use crate::file::{address_of, AfterTtl, MigrationFile, Move};
+use super::{warnings, RrsetChange, RrsetText, Warning};
+use crate::file::{address_of, AfterTtl, FileError, MigrationFile, Move};
 
-/// The RRset changes the moves make.
+/// The RRset changes the moves make; what the zone makes impossible is
+/// refused at the move's place in the file.
 pub(super) fn changes(
     file: &MigrationFile,
     zone: &Zone,
     warnings: &mut Vec<Warning>,
-) -> Result<Vec<RrsetChange>, PlanError> {
+) -> Result<Vec<RrsetChange>, FileError> {
     let mut out: Vec<RrsetChange> = Vec::new();
     // A new RRset has no original TTL: it ends at an hour (or the low TTL
     // if that is higher), the common default of zone files.
@@ -23,41 +24,57 @@ pub(super) fn changes(
         AfterTtl::Fixed(t) => t,
         AfterTtl::Original => before.map(|s| s.ttl).unwrap_or(file.ttl.during.max(3600)),
     };
-    let push = |change: RrsetChange, out: &mut Vec<RrsetChange>| -> Result<(), PlanError> {
-        if let Some(existing) = out
-            .iter_mut()
-            .find(|c| c.name.eq_ignore_ascii_case(&change.name) && c.rtype == change.rtype)
-        {
-            // Address moves over one RRset are composed before this point;
-            // an explicit move of an RRset already moving is ambiguous.
-            return Err(PlanError::Overlap {
-                name: existing.name.clone(),
-                rtype: change.rtype,
-            });
-        }
-        out.push(change);
-        Ok(())
+    // The place of the i-th move.
+    let spot = |i: usize| {
+        file.spots
+            .moves
+            .get(i)
+            .map(|m| m.subject)
+            .unwrap_or_default()
     };
+    let push =
+        |change: RrsetChange, i: usize, out: &mut Vec<RrsetChange>| -> Result<(), FileError> {
+            if let Some(existing) = out
+                .iter_mut()
+                .find(|c| c.name.eq_ignore_ascii_case(&change.name) && c.rtype == change.rtype)
+            {
+                // Address moves over one RRset are composed before this point;
+                // an explicit move of an RRset already moving is ambiguous.
+                return Err(file.error_at(
+                    spot(i),
+                    format!(
+                        "{} {} already moves by address ({}): set it by one move only",
+                        existing.name, change.rtype, existing.reason
+                    ),
+                ));
+            }
+            out.push(change);
+            Ok(())
+        };
     // Address moves first, composed: one RRset holding several moving
     // addresses becomes one change.
-    let address_moves: Vec<(IpAddr, IpAddr, bool)> = file
+    let address_moves: Vec<(usize, IpAddr, IpAddr, bool)> = file
         .moves
         .iter()
-        .filter_map(|m| match m {
-            Move::Address { from, to, spf } => Some((*from, *to, *spf)),
+        .enumerate()
+        .filter_map(|(i, m)| match m {
+            Move::Address { from, to, spf } => Some((i, *from, *to, *spf)),
             Move::Explicit { .. } => None,
         })
         .collect();
-    for (from, _, _) in &address_moves {
+    for (i, from, _, _) in &address_moves {
         let holds = zone.nodes().any(|(_, node)| {
             node.rrsets()
                 .any(|(_, set)| set.rdatas().iter().any(|r| address_of(r) == Some(*from)))
         });
         if !holds {
-            return Err(PlanError::NothingHolds {
-                zone: file.zone.to_string(),
-                address: *from,
-            });
+            return Err(file.error_at(
+                spot(*i),
+                format!(
+                    "no A or AAAA record in {} holds {from}: nothing to move",
+                    file.zone
+                ),
+            ));
         }
     }
     for (owner, node) in zone.nodes() {
@@ -66,7 +83,7 @@ pub(super) fn changes(
             let mut reasons = Vec::new();
             match rtype {
                 RecordType::A | RecordType::AAAA => {
-                    for (from, to, _) in &address_moves {
+                    for (_, from, to, _) in &address_moves {
                         let old = Rdata::a_or_aaaa(*from);
                         if set.contains(&old) {
                             let target = moved.get_or_insert_with(|| set.clone());
@@ -77,7 +94,7 @@ pub(super) fn changes(
                     }
                 }
                 RecordType::TXT | RecordType::Unknown(99) => {
-                    for (from, to, spf) in &address_moves {
+                    for (_, from, to, spf) in &address_moves {
                         let base = moved.clone().unwrap_or_else(|| set.clone());
                         if let Some(rewritten) = warnings::spf_rewrite(&base, *from, *to) {
                             if *spf {
@@ -96,6 +113,7 @@ pub(super) fn changes(
                 _ => {}
             }
             if let Some(after) = moved {
+                let first = address_moves.first().map(|m| m.0).unwrap_or(0);
                 push(
                     RrsetChange {
                         name: owner.to_string(),
@@ -105,12 +123,13 @@ pub(super) fn changes(
                         final_ttl: final_ttl(Some(set)),
                         reason: reasons.join(", "),
                     },
+                    first,
                     &mut out,
                 )?;
             }
         }
     }
-    for m in &file.moves {
+    for (i, m) in file.moves.iter().enumerate() {
         let Move::Explicit {
             name,
             rtype,
@@ -130,11 +149,12 @@ pub(super) fn changes(
                     && !matches!(t, RecordType::RRSIG | RecordType::NSEC)
             });
             if let Some(other) = clash {
-                return Err(PlanError::CnameBesideData {
-                    name: name.to_string(),
-                    rtype: rtype.to_string(),
-                    other: other.to_string(),
-                });
+                return Err(file.error_at(
+                    spot(i),
+                    format!(
+                        "{name} {rtype} cannot be set: {name} has {other} records, and a CNAME cannot share its name with other data; move or remove them first"
+                    ),
+                ));
             }
         }
         let before = zone.get(name, *rtype);
@@ -159,6 +179,7 @@ pub(super) fn changes(
                 final_ttl: final_ttl(before),
                 reason: "listed in the migration file".into(),
             },
+            i,
             &mut out,
         )?;
     }

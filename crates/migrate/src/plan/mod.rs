@@ -13,6 +13,7 @@
 //! ```
 
 mod changes;
+pub mod preflight;
 mod render;
 mod waits;
 mod warnings;
@@ -24,7 +25,7 @@ use cutover_zone::{Name, RecordType, Rrset, Zone};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::file::{AfterTtl, Check, MailMove, MigrationFile, SwitchAt, Verify};
+use crate::file::{AfterTtl, Check, FileError, MailMove, MigrationFile, SwitchAt, Verify};
 use crate::observe::Observations;
 
 pub use render::{mail_words, render};
@@ -142,36 +143,27 @@ pub enum PlanError {
     /// The zone has no SOA.
     #[error("the zone {0} has no SOA record")]
     NoSoa(String),
-    /// A move by address matched no record.
-    #[error("no A or AAAA record in {zone} holds {address}: nothing to move")]
-    NothingHolds {
-        /// The zone.
-        zone: String,
-        /// The address.
-        address: IpAddr,
-    },
-    /// Two moves change the same RRset differently.
-    #[error("{name} {rtype} is changed by two moves; give it once")]
-    Overlap {
-        /// Owner.
-        name: String,
-        /// Type.
-        rtype: String,
-    },
-    /// An explicit move would put a CNAME beside other data, or data beside a CNAME.
-    #[error("{name} {rtype} cannot be set: {name} has {other} records, and a CNAME cannot share its name with other data; move or remove them first")]
-    CnameBesideData {
-        /// Owner.
-        name: String,
-        /// The type the move sets.
-        rtype: String,
-        /// The type already there.
-        other: String,
-    },
+    /// The file asks for what cannot work with this zone: each reason at
+    /// its place in the file.
+    #[error("{0}")]
+    Refused(Refusals),
     /// A value in the plan does not parse back.
     #[error("{0}")]
     Data(String),
 }
+
+/// Reasons a migration file is refused, each at its place, one a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusals(pub Vec<FileError>);
+
+impl std::fmt::Display for Refusals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for Refusals {}
 
 /// The absolute time `secs` seconds after `t` (saturating).
 pub fn later(t: Timestamp, secs: u64) -> Timestamp {
@@ -276,6 +268,20 @@ impl RrsetChange {
     }
 }
 
+/// Refuses what cannot work with this zone (the first part of [`plan`],
+/// which needs no observation): callers ask it before probing the servers,
+/// so that a file that cannot work is refused at once.
+pub fn refuse(file: &MigrationFile, zone: &Zone, now: Timestamp) -> Result<(), PlanError> {
+    let changes = changes::changes(file, zone, &mut Vec::new())
+        .map_err(|e| PlanError::Refused(Refusals(vec![e])))?;
+    let refused = preflight::refusals(file, zone, &changes, now);
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(PlanError::Refused(Refusals(refused)))
+    }
+}
+
 /// Makes the plan. Pure: everything it knows is passed in.
 pub fn plan(
     file: &MigrationFile,
@@ -293,7 +299,18 @@ pub fn plan(
         .soa()
         .ok_or_else(|| PlanError::NoSoa(file.zone.to_string()))?;
     let mut warnings = Vec::new();
-    let changes = changes::changes(file, zone, &mut warnings)?;
+    let changes = changes::changes(file, zone, &mut warnings)
+        .map_err(|e| PlanError::Refused(Refusals(vec![e])))?;
+    let refused = preflight::refusals(file, zone, &changes, now);
+    if !refused.is_empty() {
+        return Err(PlanError::Refused(Refusals(refused)));
+    }
+    for (key, spot) in &file.spots.inline_secrets {
+        warnings.push(Warning::InlineSecret {
+            key: key.clone(),
+            line: spot.line,
+        });
+    }
 
     // The low TTL: the file's, unless the provider or the servers impose more.
     let floor = waits::ttl_floor(&changes, observed, file.ttl.during);

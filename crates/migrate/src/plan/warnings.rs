@@ -76,6 +76,18 @@ pub enum Warning {
         /// The moving name it leads to.
         target: String,
     },
+    /// A secret is written in the migration file, and so stored with it.
+    InlineSecret {
+        /// The key (`provider.api_key`, `key.secret`).
+        key: String,
+        /// Its line in the file.
+        line: usize,
+    },
+    /// A hazard the operator chose to go on with (`--force`).
+    Forced {
+        /// What it is, with its place in the file.
+        what: String,
+    },
     /// A mail server's address moves: SPF and reverse DNS must follow.
     MailAddress {
         /// The MX target that moves.
@@ -118,6 +130,18 @@ impl fmt::Display for Warning {
                 f,
                 "{name} {rtype} leads to {target}, which moves: what uses {name} moves with it"
             ),
+            Warning::InlineSecret { key, line } => write!(
+                f,
+                "{key} is written in the migration file (line {line}): it is stored with the migration, readable by whoever can read the store (never shown: every answer, event and log redacts it); prefer {}",
+                if key == "key.secret" {
+                    "the provider's key_file = PATH (a BIND or Knot key file)"
+                } else if key == "provider.token" {
+                    "token_file = PATH"
+                } else {
+                    "api_key_file = PATH (a file holding only the key)"
+                }
+            ),
+            Warning::Forced { what } => write!(f, "forced: {what}"),
             Warning::MailAddress { target, address, spf_covers } => {
                 write!(f, "mail server {target} moves to {address}: set its PTR (reverse DNS) to {target}")?;
                 if !*spf_covers {

@@ -317,7 +317,7 @@ pub struct Detail {
     pub summary: Summary,
     /// The plan it was started with.
     pub plan: Plan,
-    /// The migration file, as written.
+    /// The migration file as written, its secrets redacted ([`crate::file::redact`]).
     pub file_text: String,
     /// The timeline, with what is done, next and when.
     pub timeline: Vec<TimelineEntry>,
@@ -612,7 +612,8 @@ impl Migrations {
         events::step_counts(&self.conn(), &self.path)
     }
 
-    /// The migration file text it was started with.
+    /// The migration file text it was started with, secrets and all: for
+    /// building its provider again, never for showing.
     pub fn file_text(&self, id: i64) -> Result<(String, String), RunnerError> {
         let m = db::load(&self.conn(), &self.path, id)?;
         Ok((m.file_name.clone(), m.file_text.clone()))

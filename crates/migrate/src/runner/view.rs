@@ -175,7 +175,7 @@ impl Migration {
         Detail {
             summary: self.summary(),
             plan: self.plan.clone(),
-            file_text: self.file_text.clone(),
+            file_text: crate::file::redact(&self.file_text),
             timeline,
             steps,
             events,

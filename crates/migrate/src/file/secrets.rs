@@ -1,0 +1,121 @@
+//! The secrets a migration file may hold, and the one function that blanks
+//! them out of its text before the text is shown anywhere (API answers,
+//! events, `migrate show`, logs).
+//!
+//! ```text
+//!  file text ──toml (spans of the secret values only)──▶ each value replaced by "(redacted)"
+//!            └── not TOML: the whole text is withheld
+//! ```
+//!
+//! The stored copy of a migration file keeps what it was started with: the
+//! runner builds the provider from it again whenever `cutover serve`
+//! restarts. A secret given by file (`api_key_file`, `token_file`,
+//! `key_file`) is read then and never stored; a secret written inline is
+//! stored with the migration, in the store's file, and shown nowhere.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The keys whose values are secrets, as a migration file writes them.
+pub const SECRET_KEYS: &[&str] = &["provider.api_key", "provider.token", "key.secret"];
+
+/// What a redacted value becomes.
+const REDACTED: &str = "\"(redacted)\"";
+
+/// Only the secret-bearing parts of a file; every other key is ignored.
+#[derive(Deserialize)]
+struct SecretsOnly {
+    /// The provider table.
+    #[serde(default)]
+    provider: Option<ProviderSecrets>,
+    /// The `[[key]]` tables.
+    #[serde(default)]
+    key: Vec<KeySecret>,
+}
+
+/// The provider's secrets.
+#[derive(Deserialize)]
+struct ProviderSecrets {
+    /// PowerDNS.
+    api_key: Option<Spanned<toml::Value>>,
+    /// Cloud hosts.
+    token: Option<Spanned<toml::Value>>,
+}
+
+/// A `[[key]]`'s secret.
+#[derive(Deserialize)]
+struct KeySecret {
+    /// The base64 secret.
+    secret: Option<Spanned<toml::Value>>,
+}
+
+/// The text with the value of every secret key replaced by
+/// `"(redacted)"`, everything else (comments, layout, line numbers) kept.
+/// A text that is not TOML is withheld whole: its secrets cannot be found.
+pub fn redact(text: &str) -> String {
+    let Ok(found) = toml::from_str::<SecretsOnly>(text) else {
+        return "# (the migration file is withheld: it could not be read to redact its secrets)\n"
+            .to_string();
+    };
+    let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+    if let Some(provider) = &found.provider {
+        spans.extend(
+            [&provider.api_key, &provider.token]
+                .into_iter()
+                .flatten()
+                .map(Spanned::span),
+        );
+    }
+    spans.extend(
+        found
+            .key
+            .iter()
+            .filter_map(|k| k.secret.as_ref().map(Spanned::span)),
+    );
+    spans.sort_by_key(|s| std::cmp::Reverse(s.start));
+    let mut out = text.to_string();
+    for span in spans {
+        if span.end <= out.len()
+            && out.is_char_boundary(span.start)
+            && out.is_char_boundary(span.end)
+        {
+            out.replace_range(span, REDACTED);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_secret_is_blanked_and_the_rest_kept() {
+        let text = "version = 1 # v\nprovider = { kind = \"powerdns\", url = \"http://x\", api_key = \"pdns-SECRET-1\" }\n[[key]]\nname = \"ops.\"\nalgorithm = \"hmac-sha256\"\nsecret = '''tsig-SECRET-2'''\n[[key]]\nname = \"b.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"tsig-SECRET-3\"\n";
+        let out = redact(text);
+        for secret in ["pdns-SECRET-1", "tsig-SECRET-2", "tsig-SECRET-3"] {
+            assert!(!out.contains(secret), "{secret} left in:\n{out}");
+        }
+        assert_eq!(
+            out.lines().count(),
+            text.lines().count(),
+            "lines kept:\n{out}"
+        );
+        assert!(out.contains("url = \"http://x\""), "{out}");
+        assert!(out.contains("version = 1 # v"), "{out}");
+        assert_eq!(out.matches("(redacted)").count(), 3, "{out}");
+    }
+
+    #[test]
+    fn a_cloud_token_in_a_provider_table_is_blanked() {
+        let text = "version = 1\n[provider]\nkind = \"cloud\"\nservice = \"x\"\ntoken = \"cloud-SECRET\"\n";
+        let out = redact(text);
+        assert!(!out.contains("cloud-SECRET"), "{out}");
+    }
+
+    #[test]
+    fn a_text_that_is_not_toml_is_withheld() {
+        let out = redact("provider = { api_key = \"SECRET\" \n");
+        assert!(!out.contains("SECRET"), "{out}");
+    }
+}
