@@ -39,6 +39,7 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()> {
+    raise_descriptor_limit(config);
     let store_path = store_override.unwrap_or(&config.store);
     let store = Store::open(store_path)
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
@@ -65,6 +66,9 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
         listen: config.dns.listen.clone(),
         udp_workers: config.dns.udp_workers,
         tcp_idle_timeout: config.dns.tcp_idle_timeout,
+        tcp_max_connections: config.dns.tcp_max_connections,
+        tcp_max_connections_per_client: config.dns.tcp_max_connections_per_client,
+        tcp_pressure_idle_timeout: config.dns.tcp_pressure_idle_timeout,
         rrl: config.dns.rrl.as_ref().map(|rrl| rrl.to_server()),
         ..ServerConfig::default()
     };
@@ -111,6 +115,72 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
     })?;
     server.shutdown();
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard limit (every listener
+/// has its own budget inside it: `[dns] tcp_max_connections` for DNS over
+/// TCP) and logs the figure; a limit that cannot be raised is logged, not
+/// fatal.
+fn raise_descriptor_limit(config: &Config) {
+    let budget = config.dns.tcp_max_connections;
+    match descriptor_limit::raise() {
+        Ok((before, after)) => {
+            if before == after {
+                tracing::info!(
+                    limit = after,
+                    dns_tcp_budget = budget,
+                    "open files: the soft limit is already the hard limit, {after}"
+                );
+            } else {
+                tracing::info!(
+                    limit = after,
+                    dns_tcp_budget = budget,
+                    "open files: soft limit raised from {before} to the hard limit, {after}"
+                );
+            }
+            if budget as u64 >= after {
+                tracing::warn!(
+                    "[dns] tcp_max_connections = {budget} does not fit under the open-file limit \
+                     {after}: connections would fail to be accepted (EMFILE) before the budget \
+                     is reached; lower it or raise LimitNOFILE"
+                );
+            }
+        }
+        Err(error) => tracing::warn!("open files: cannot read or raise the limit: {error}"),
+    }
+}
+
+/// The process's limit of open files (RLIMIT_NOFILE).
+mod descriptor_limit {
+    /// Raises the soft limit to the hard limit; returns (before, after).
+    pub fn raise() -> std::io::Result<(u64, u64)> {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into the struct given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let before = limit.rlim_cur;
+        // An unlimited hard limit still stops at the kernel's fs.nr_open.
+        let target = if limit.rlim_max == libc::RLIM_INFINITY {
+            std::fs::read_to_string("/proc/sys/fs/nr_open")
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(1 << 20)
+        } else {
+            limit.rlim_max
+        };
+        if limit.rlim_cur < target {
+            limit.rlim_cur = target;
+            // SAFETY: setrlimit reads one rlimit from the struct given.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok((before as u64, limit.rlim_cur as u64))
+    }
 }
 
 /// Reloads under the `served` lock the primary also publishes under, and

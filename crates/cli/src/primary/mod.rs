@@ -29,11 +29,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
 use cutover_nameserver::primary::{
-    bare_response, streams, Request, AXFR, IXFR, OPCODE_NOTIFY, OPCODE_QUERY, OPCODE_UPDATE,
+    bare_response, streams, Lane, Request, Triage, AXFR, IXFR, OPCODE_NOTIFY, OPCODE_QUERY,
+    OPCODE_UPDATE,
 };
 use cutover_nameserver::transfer::{axfr_messages, ixfr_messages, message_limit, Question};
 use cutover_nameserver::tsig::{
-    signature_len, verify_request, Key, KeyRing, ResponseSigner, Verified,
+    signature_len, verify_request, Key, KeyRing, Rejection, ResponseSigner, Verified,
 };
 use cutover_nameserver::update::{self, Outcome, Policy, Rule, Update, UpdateRcode};
 use cutover_nameserver::{answer, Catalog, Primary, Transport, ZoneSnapshot};
@@ -54,6 +55,53 @@ const NOTAUTH: u8 = 9;
 const FORMERR: u8 = 1;
 /// RCODE SERVFAIL.
 const SERVFAIL: u8 = 2;
+
+/// How often refused requests are logged at most (with a count).
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A log line that is written at most once per interval: the first event
+/// of an interval is logged at once, the others are counted and the count
+/// goes with the next line written.
+pub struct ThrottledLog {
+    /// The shortest time between two lines.
+    interval: std::time::Duration,
+    /// When the last line was written, and the events not logged since.
+    state: Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl ThrottledLog {
+    /// A log writing at most one line per `interval`.
+    pub fn new(interval: std::time::Duration) -> ThrottledLog {
+        ThrottledLog {
+            interval,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// Notes one event: logged (at info) when the last line is older than
+    /// the interval, with the number of events left out since; counted
+    /// otherwise.
+    pub fn note(&self, what: std::fmt::Arguments<'_>) {
+        let now = std::time::Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, skipped) = &mut *state;
+        if last.is_some_and(|at| now.duration_since(at) < self.interval) {
+            *skipped += 1;
+            return;
+        }
+        let left_out = std::mem::take(skipped);
+        *last = Some(now);
+        drop(state);
+        if left_out == 0 {
+            tracing::info!("{what}");
+        } else {
+            tracing::info!(
+                "{what} (and {left_out} more like it since the last such line, at most one per {:?})",
+                self.interval
+            );
+        }
+    }
+}
 
 /// The zones served, with the serial published for each; shared by the
 /// reload watcher and the primary (whoever publishes holds the lock).
@@ -88,6 +136,9 @@ pub struct StorePrimary {
     notifier: Notifier,
     /// The clock, seconds since the epoch (TSIG, serials).
     clock: fn() -> u64,
+    /// Refused requests (bad TSIG, unsigned UPDATEs from strangers), logged
+    /// once per interval with a count: a flood must not flood the log.
+    refusals: ThrottledLog,
 }
 
 /// The zones as last written or read by the writer, valid while the store's
@@ -184,6 +235,7 @@ impl StorePrimary {
             writer: Mutex::new(Written::default()),
             notifier,
             clock: wall_clock,
+            refusals: ThrottledLog::new(REFUSAL_LOG_INTERVAL),
         })
     }
 
@@ -396,6 +448,57 @@ impl StorePrimary {
         }
     }
 
+    /// The answer to a request whose TSIG was rejected (logged, at most
+    /// once per interval with a count); `None` when it cannot be built.
+    fn rejected(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        rejection: &Rejection,
+        now: u64,
+    ) -> Option<Vec<u8>> {
+        self.refusals
+            .note(format_args!("TSIG: {rejection} (from {client})"));
+        let mut response = bare_response(request, 0, false);
+        match rejection.answer(&mut response, now) {
+            Ok(()) => Some(response),
+            Err(error) => {
+                tracing::warn!("TSIG error answer not built: {error}");
+                None
+            }
+        }
+    }
+
+    /// Whether any zone takes unsigned UPDATEs from `client`.
+    fn may_update_unsigned(&self, client: SocketAddr) -> bool {
+        self.policy
+            .unsigned
+            .iter()
+            .any(|(prefix, _)| prefix.contains(client.ip()))
+    }
+
+    /// What `update` answers an unsigned UPDATE from an address no rule
+    /// names, without the writer lock: FORMERR when it does not parse,
+    /// NOTAUTH for a zone not served, REFUSED otherwise.
+    fn refuse_unsigned_update(&self, request: &[u8]) -> Vec<u8> {
+        let rcode = match Update::parse(request) {
+            Err(error) => error.rcode(),
+            Ok(parsed) => {
+                let served = self
+                    .catalog
+                    .load()
+                    .zones()
+                    .any(|zone| *zone.origin() == parsed.zone);
+                if served {
+                    UpdateRcode::Refused
+                } else {
+                    UpdateRcode::NotAuth
+                }
+            }
+        };
+        update::response(request, rcode)
+    }
+
     /// Acknowledges a NOTIFY for a zone we serve.
     fn notify_in(&self, request: &[u8], parsed: &Request) -> Vec<u8> {
         let served = parsed
@@ -411,6 +514,44 @@ impl StorePrimary {
 }
 
 impl Primary for StorePrimary {
+    /// On the receiving thread: a TSIG that does not verify is answered
+    /// there (BADKEY, BADSIG, BADTIME, FORMERR, as `handle` would); an
+    /// unsigned UPDATE from an address no `allow_unsigned_update_from`
+    /// names is refused there; a verified signature takes the signed lane.
+    fn triage(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        _transport: Transport,
+        response: &mut Vec<u8>,
+    ) -> Triage {
+        let Some(parsed) = Request::parse(request) else {
+            return Triage::Drop;
+        };
+        let now = (self.clock)();
+        match verify_request(request, &self.keys, now) {
+            Ok(Verified::Signed(_)) => Triage::Queue(Lane::Signed),
+            Ok(Verified::Unsigned) => {
+                if parsed.opcode != OPCODE_UPDATE || self.may_update_unsigned(client) {
+                    return Triage::Queue(Lane::Unsigned);
+                }
+                *response = self.refuse_unsigned_update(request);
+                self.refusals.note(format_args!(
+                    "UPDATE refused: unsigned from {}, which no allow_unsigned_update_from names",
+                    client.ip()
+                ));
+                Triage::Answer
+            }
+            Err(rejection) => match self.rejected(request, client, &rejection, now) {
+                Some(answer) => {
+                    *response = answer;
+                    Triage::Answer
+                }
+                None => Triage::Drop,
+            },
+        }
+    }
+
     fn handle(
         &self,
         request: &[u8],
@@ -426,12 +567,7 @@ impl Primary for StorePrimary {
             Ok(Verified::Unsigned) => None,
             Ok(Verified::Signed(signer)) => Some(signer),
             Err(rejection) => {
-                tracing::info!(%client, "TSIG: {rejection}");
-                let mut response = bare_response(request, 0, false);
-                match rejection.answer(&mut response, now) {
-                    Ok(()) => responses.push(response),
-                    Err(error) => tracing::warn!("TSIG error answer not built: {error}"),
-                }
+                responses.extend(self.rejected(request, client, &rejection, now));
                 return;
             }
         };
