@@ -3,20 +3,28 @@
 //! from the store.
 //!
 //! ```text
+//!  triage (the server's receiving thread): bad TSIG ─▶ answered there; unsigned UPDATE
+//!        from an address no rule names ─▶ REFUSED there; verified ─▶ signed lane; else unsigned lane
 //!  routed request ──tsig::verify_request (RFC 8945 order)── rejected ──▶ FORMERR / NOTAUTH(+TSIG)
 //!        │ unsigned or verified (signer kept)
-//!        ├─ UPDATE ─▶ writer lock ─▶ update::apply(zone, policy) ─▶ Store::apply (one fsynced
-//!        │            transaction) ─▶ publish snapshot (ArcSwap) ─▶ NOTIFY out ─▶ NOERROR
+//!        ├─ UPDATE ─▶ writer lock ─▶ Store::update_zone: one write transaction (BEGIN IMMEDIATE):
+//!        │            the version written over (re-read if another writer moved it)
+//!        │            ─▶ update::apply(zone, policy) ─▶ diff written, fsynced
+//!        │            ─▶ publish snapshot (ArcSwap) ─▶ NOTIFY out ─▶ NOERROR
 //!        ├─ AXFR/IXFR (ACL: transfer_keys / transfer_from) ─▶ axfr_messages │ ixfr_messages(journal)
 //!        ├─ NOTIFY ─▶ NOERROR ack (we are the primary: nothing to fetch)
 //!        └─ QUERY (signed, or not classified cheaply) ─▶ answer(&Catalog)
 //!  every response ──signer.sign (each message of a stream)──▶ out
 //! ```
 //!
-//! Writers are serialised by one mutex; the zone last written is kept
-//! (keyed by the store's generation) so an UPDATE does not reload it, and
-//! an UPDATE's diff, once stored, is applied to it in place
-//! (`edit::apply_in_place`: the touched RRsets only, no copy of the zone).
+//! Writers are serialised by one mutex, and against other writers (the CLI,
+//! another `serve` on the same store) by the store's write transaction, in
+//! which the UPDATE is worked out on the version it is written over
+//! (`Store::update_zone`): a concurrent write makes it re-read the zone,
+//! never fail. The zone last written is kept (with the store generation it
+//! belongs to) so an UPDATE does not reload it, and an UPDATE's diff, once
+//! stored, is applied to it in place (`edit::apply_in_place`: the touched
+//! RRsets only, no copy of the zone).
 //! Publishing goes through the `served` map the reload watcher also holds,
 //! so the two never overwrite each other's catalog and the watcher does not
 //! rebuild a zone the primary already published.
@@ -38,7 +46,7 @@ use cutover_nameserver::tsig::{
 };
 use cutover_nameserver::update::{self, Outcome, Policy, Rule, Update, UpdateRcode};
 use cutover_nameserver::{answer, Catalog, Primary, Transport, ZoneSnapshot};
-use cutover_store::{Store, StoreError};
+use cutover_store::{Held, Store, StoreError, Updated};
 use cutover_zone::{edit, Name, RecordType, Serial, Zone};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
@@ -141,14 +149,12 @@ pub struct StorePrimary {
     refusals: ThrottledLog,
 }
 
-/// The zones as last written or read by the writer, valid while the store's
-/// generation is still `generation`.
+/// The zones as last written or read by the writer, each valid while the
+/// store's generation is still the one it was read at.
 #[derive(Default)]
 struct Written {
-    /// The store generation the cache matches.
-    generation: Option<u64>,
     /// Zones by origin.
-    zones: BTreeMap<Name, Arc<Zone>>,
+    zones: BTreeMap<Name, Held>,
 }
 
 impl std::fmt::Debug for StorePrimary {
@@ -246,36 +252,31 @@ impl StorePrimary {
     }
 
     /// The current zone `origin` (from the cache when the store has not
-    /// changed since), `None` when it is not in the store.
+    /// changed since it was read), `None` when it is not in the store.
     fn zone(&self, written: &mut Written, origin: &Name) -> Result<Option<Arc<Zone>>, StoreError> {
         let generation = self.store.generation()?;
-        if written.generation != Some(generation) {
-            written.zones.clear();
-            written.generation = Some(generation);
-        }
-        // A cached zone must also be the version published: a write by
-        // another process between our commit and our generation read would
-        // otherwise leave the cache behind for good.
-        let published = self
-            .catalog
-            .load()
-            .zones()
-            .find(|z| z.origin() == origin)
-            .map(|z| z.serial());
-        if let Some(zone) = written.zones.get(origin) {
-            if zone.serial() == published {
-                return Ok(Some(Arc::clone(zone)));
+        if let Some(held) = written.zones.get(origin) {
+            if held.generation == generation {
+                return Ok(Some(Arc::clone(&held.zone)));
             }
         }
-        let Some(zone) = self.store.zone(origin)? else {
+        let Some(held) = self.store.held_zone(origin)? else {
+            written.zones.remove(origin);
             return Ok(None);
         };
-        let zone = Arc::new(zone);
-        written.zones.insert(origin.clone(), Arc::clone(&zone));
+        let zone = Arc::clone(&held.zone);
+        written.zones.insert(origin.clone(), held);
         Ok(Some(zone))
     }
 
     /// Applies an UPDATE and returns its response (unsigned).
+    ///
+    /// The update is worked out inside the store's write transaction
+    /// ([`Store::update_zone`]) on the version it is written over: when
+    /// another writer (`cutover record`, another `serve` on the same store)
+    /// changed the zone since this primary last read it, the update is
+    /// applied to that newer version, prerequisites included, instead of
+    /// failing with SERVFAIL.
     fn update(&self, request: &[u8], key: Option<&Name>, client: SocketAddr) -> Vec<u8> {
         let parsed = match Update::parse(request) {
             Ok(parsed) => parsed,
@@ -285,62 +286,62 @@ impl StorePrimary {
             }
         };
         let origin = parsed.zone.clone();
-        let mut written = self.writer();
-        let zone = match self.zone(&mut written, &origin) {
-            Ok(Some(zone)) => zone,
-            Ok(None) => return update::response(request, UpdateRcode::NotAuth),
-            Err(error) => {
-                tracing::error!(zone = %origin, "UPDATE: cannot read the zone: {error}");
-                return update::response(request, UpdateRcode::ServFail);
-            }
-        };
-        let now = (self.clock)();
-        let started = std::time::Instant::now();
-        let outcome = update::apply(
-            &zone,
-            &parsed,
-            key,
-            client.ip(),
-            &self.policy,
-            u32::try_from(now).unwrap_or(u32::MAX),
-        );
-        let diff = match outcome {
-            Ok(Outcome::Unchanged) => return update::response(request, UpdateRcode::NoError),
-            Ok(Outcome::Changed { diff }) => diff,
-            Err(error) => {
-                tracing::info!(%client, zone = %origin, "UPDATE refused: {error}");
-                return update::response(request, error.rcode());
-            }
-        };
         let who = match key {
             Some(key) => format!("key {key}"),
             None => format!("unsigned from {}", client.ip()),
         };
         let comment = format!("update by {who}");
-        let applied = started.elapsed();
-        // The served lock is held from the commit to the publication, so the
-        // reload watcher never rebuilds the version we are about to publish.
+        let now = u32::try_from((self.clock)()).unwrap_or(u32::MAX);
+        let mut written = self.writer();
+        let started = std::time::Instant::now();
+        // The served lock is held from before the commit to the publication,
+        // so the reload watcher never rebuilds the version we are about to publish.
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(error) = self.store.apply_to(&zone, &diff, &comment) {
-            written.generation = None;
-            tracing::error!(zone = %origin, "UPDATE not stored: {error}");
-            return update::response(request, UpdateRcode::ServFail);
-        }
+        let held = written.zones.get(&origin).cloned();
+        let updated = self
+            .store
+            .update_zone(&origin, held.as_ref(), &comment, |zone| {
+                update::apply(zone, &parsed, key, client.ip(), &self.policy, now).map(|outcome| {
+                    match outcome {
+                        Outcome::Unchanged => None,
+                        Outcome::Changed { diff } => Some(diff),
+                    }
+                })
+            });
+        let Updated { base, outcome } = match updated {
+            Ok(updated) => updated,
+            Err(StoreError::ZoneNotFound(_)) => {
+                return update::response(request, UpdateRcode::NotAuth)
+            }
+            Err(error) => {
+                written.zones.remove(&origin);
+                tracing::error!(zone = %origin, "UPDATE not stored: {error}");
+                return update::response(request, UpdateRcode::ServFail);
+            }
+        };
+        let reread = held.is_none_or(|held| !Arc::ptr_eq(&held.zone, &base.zone));
+        let (diff, generation) = match outcome {
+            Ok(Some(written_diff)) => written_diff,
+            Ok(None) => {
+                written.zones.insert(origin, base);
+                return update::response(request, UpdateRcode::NoError);
+            }
+            Err(error) => {
+                written.zones.insert(origin.clone(), base);
+                tracing::info!(%client, zone = %origin, "UPDATE refused: {error}");
+                return update::response(request, error.rcode());
+            }
+        };
         let stored = started.elapsed();
-        let serial = diff.to;
-        // The cached zone becomes the new version in place (copied only if
-        // a transfer still holds it); the store already took the same diff.
-        drop(zone);
-        let mut next = written
-            .zones
-            .remove(&origin)
-            .unwrap_or_else(|| Arc::new(Zone::new(origin.clone())));
+        // The version written over becomes the new one in place (copied only
+        // if a transfer still holds it); the store already took the same diff.
+        let mut next = base.zone;
         if let Err(error) = edit::apply_in_place(Arc::make_mut(&mut next), &diff) {
             tracing::error!(zone = %origin, "UPDATE stored, but not applied to the cached zone: {error}");
-            match self.store.zone(&origin) {
-                Ok(Some(zone)) => next = Arc::new(zone),
+            match self.store.held_zone(&origin) {
+                Ok(Some(held)) => next = held.zone,
                 _ => {
-                    written.generation = None;
+                    written.zones.remove(&origin);
                     return update::response(request, UpdateRcode::ServFail);
                 }
             }
@@ -348,12 +349,16 @@ impl StorePrimary {
         self.publish(&origin, &next, &mut served);
         drop(served);
         let published = started.elapsed();
-        // Our own write moved the generation on: the cache is this version.
-        written.generation = self.store.generation().ok();
-        written.zones.clear();
-        written.zones.insert(origin.clone(), next);
+        written.zones.insert(
+            origin.clone(),
+            Held {
+                generation,
+                zone: next,
+            },
+        );
         drop(written);
-        tracing::info!(zone = %origin, %client, applied = ?applied, stored = ?stored, published = ?published,
+        let serial = diff.to;
+        tracing::info!(zone = %origin, %client, stored = ?stored, published = ?published, reread,
             "UPDATE by {who}: serial {} → {serial}, {} removed, {} added",
             diff.from, diff.removed.len(), diff.added.len());
         self.notifier.changed(&origin);
