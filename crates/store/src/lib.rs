@@ -46,6 +46,8 @@ pub struct Store {
     path: PathBuf,
     /// The one connection of this handle.
     conn: Mutex<Connection>,
+    /// Why the store is open read-only, when it is.
+    read_only: Option<String>,
 }
 
 /// A zone in the store, as `zone list` shows it.
@@ -120,12 +122,26 @@ impl<T> SqliteContext<T> for rusqlite::Result<T> {
 impl Store {
     /// Opens the store at `path`, creating the file if missing and bringing
     /// its schema up to date; refuses a file written by a newer cutover.
+    ///
+    /// A store that exists but cannot be written (read-only filesystem,
+    /// permissions) is opened read-only: reads work, and every write fails
+    /// with [`StoreError::ReadOnly`] saying why (see [`Store::read_only`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = schema::open(path)?;
+        let (conn, access) = schema::open(path)?;
         Ok(Store {
             path: path.to_owned(),
             conn: Mutex::new(conn),
+            read_only: match access {
+                schema::Access::ReadWrite => None,
+                schema::Access::ReadOnly(why) => Some(why),
+            },
         })
+    }
+
+    /// Why the store is open read-only (what cannot be written), or `None`
+    /// when it can be written.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
     }
 
     /// The file this store lives in.
@@ -575,6 +591,12 @@ impl Store {
         &self,
         work: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if let Some(why) = &self.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+                reason: format!("{why}; this change needs write access"),
+            });
+        }
         let mut conn = self.connection();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
