@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  record add|set|delete ──▶ Update { changes } ──update::apply (local operator:
-//!      the whole zone)──▶ ZoneDiff ──Store::apply (one fsynced transaction)──▶ serial bumped
+//!      the whole zone)──▶ ZoneDiff ──Store::update_zone (worked out and written in one
+//!      fsynced write transaction, on the version written over)──▶ serial bumped
 //!                                     └─ --dry-run: printed, not applied
 //! ```
 //!
@@ -166,9 +167,6 @@ pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
 /// The address the local operator's updates are attributed to.
 const OPERATOR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// How often a change is retried when another writer moved the zone on
-/// between our read and our write.
-const ATTEMPTS: usize = 3;
 
 /// The local operator's policy: the whole zone, no caps.
 fn operator_policy(origin: &Name) -> Policy {
@@ -184,8 +182,10 @@ fn operator_policy(origin: &Name) -> Policy {
 }
 
 /// Builds the UPDATE from the current zone, applies it through
-/// `update::apply` and `Store::apply` (or, dry, previews it), and prints the
-/// serial change and the diff.
+/// `update::apply` and writes it (or, dry, previews it), and prints the
+/// serial change and the diff. The write works the change out inside the
+/// store's write transaction (`Store::update_zone`), so a concurrent writer
+/// (`cutover serve` taking UPDATEs) never makes it fail.
 fn commit(
     store: &Store,
     origin: &Name,
@@ -194,37 +194,35 @@ fn commit(
     changes: impl Fn(&Zone) -> anyhow::Result<Vec<UpdateChange>>,
 ) -> anyhow::Result<()> {
     let policy = operator_policy(origin);
-    let mut attempt = 0;
-    let diff: ZoneDiff = loop {
-        attempt += 1;
-        let zone = store
-            .zone(origin)?
-            .ok_or_else(|| StoreError::ZoneNotFound(origin.clone()))?;
+    let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
+    let work_out = |zone: &Zone| -> anyhow::Result<Option<ZoneDiff>> {
         let request = Update {
             id: 0,
             zone: origin.clone(),
             prerequisites: Vec::new(),
-            changes: changes(&zone)?,
+            changes: changes(zone)?,
         };
-        let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
-        let outcome = update::apply(&zone, &request, None, OPERATOR, &policy, now)
+        let outcome = update::apply(zone, &request, None, OPERATOR, &policy, now)
             .map_err(|e| anyhow!("{origin}: {e}"))?;
-        let diff = match outcome {
-            Outcome::Unchanged => {
-                let serial = zone.serial().unwrap_or(cutover_zone::Serial(0));
-                println!("{origin}: nothing to change, serial stays {serial}");
-                return Ok(());
-            }
-            Outcome::Changed { diff, .. } => diff,
-        };
-        if dry_run {
-            break diff;
-        }
-        match store.apply(origin, &diff, comment) {
-            Ok(_) => break diff,
-            Err(StoreError::SerialMismatch { .. }) if attempt < ATTEMPTS => continue,
-            Err(error) => return Err(error.into()),
-        }
+        Ok(match outcome {
+            Outcome::Unchanged => None,
+            Outcome::Changed { diff, .. } => Some(diff),
+        })
+    };
+    let (diff, serial) = if dry_run {
+        let zone = store
+            .zone(origin)?
+            .ok_or_else(|| StoreError::ZoneNotFound(origin.clone()))?;
+        (work_out(&zone)?, zone.serial())
+    } else {
+        let updated = store.update_zone(origin, None, comment, work_out)?;
+        let serial = updated.base.zone.serial();
+        (updated.outcome?.map(|(diff, _)| diff), serial)
+    };
+    let Some(diff) = diff else {
+        let serial = serial.unwrap_or(cutover_zone::Serial(0));
+        println!("{origin}: nothing to change, serial stays {serial}");
+        return Ok(());
     };
     println!("{origin}: serial {} → {}", diff.from, diff.to);
     print!("{}", diff_lines(&diff));

@@ -358,8 +358,13 @@ impl StorePrimary {
         );
         drop(written);
         let serial = diff.to;
-        tracing::info!(zone = %origin, %client, stored = ?stored, published = ?published, reread,
-            "UPDATE by {who}: serial {} → {serial}, {} removed, {} added",
+        let over = if reread {
+            " (worked out on a version read inside the write transaction)"
+        } else {
+            ""
+        };
+        tracing::info!(zone = %origin, %client, stored = ?stored, published = ?published,
+            "UPDATE by {who}: serial {} → {serial}, {} removed, {} added{over}",
             diff.from, diff.removed.len(), diff.added.len());
         self.notifier.changed(&origin);
         update::response(request, UpdateRcode::NoError)
