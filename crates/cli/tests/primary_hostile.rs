@@ -69,7 +69,9 @@ fn udp_rcode(socket: &UdpSocket, server: SocketAddr, message: &[u8], wait: Durat
     let mut buf = [0u8; 4096];
     loop {
         let left = deadline.checked_duration_since(Instant::now())?;
-        socket.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
         let len = socket.recv(&mut buf).ok()?;
         if len >= 12 && buf[..2] == message[..2] {
             return Some(buf[3] & 0x0f);
@@ -80,7 +82,9 @@ fn udp_rcode(socket: &UdpSocket, server: SocketAddr, message: &[u8], wait: Durat
 /// Sends `message` on a new TCP connection; the answer's RCODE.
 fn tcp_rcode(server: SocketAddr, message: &[u8]) -> Option<u8> {
     let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(5)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
     let mut framed = (message.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(message);
     stream.write_all(&framed).ok()?;
@@ -120,7 +124,11 @@ fn serve_with(prefix: &[&str], config: &Path, port: u16, log: &Path) -> Serve {
         if let Some(status) = serve.child.try_wait().unwrap() {
             panic!("cutover serve exited with {status}; log:\n{}", serve.log());
         }
-        assert!(Instant::now() < deadline, "no answer within 20 s; log:\n{}", serve.log());
+        assert!(
+            Instant::now() < deadline,
+            "no answer within 20 s; log:\n{}",
+            serve.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     serve
@@ -143,7 +151,12 @@ fn exported(scratch: &Scratch) -> String {
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
@@ -238,8 +251,14 @@ fn signed_updates_are_answered_through_a_flood_of_forged_ones() {
          ({first_try} at the first try) in {took:?}; other answers: {other:?}"
     );
     assert!(flood >= 10_000, "the flood sent only {flood} datagrams");
-    assert!(other.is_empty(), "signed UPDATEs answered with another RCODE: {other:?}");
-    assert_eq!(answered, total, "every signed UPDATE answered NOERROR (3 tries each)");
+    assert!(
+        other.is_empty(),
+        "signed UPDATEs answered with another RCODE: {other:?}"
+    );
+    assert_eq!(
+        answered, total,
+        "every signed UPDATE answered NOERROR (3 tries each)"
+    );
     // Before the fix: 87 of 100 answered in three tries, 64 at the first.
     // The first try can still be lost in the kernel's socket buffer while
     // the worker triages the flood on a busy machine; the margin allows it.
@@ -249,12 +268,18 @@ fn signed_updates_are_answered_through_a_flood_of_forged_ones() {
     );
     let zone = exported(&scratch);
     for i in 0..total {
-        assert!(zone.contains(&format!("signed{i}.example.com.")), "signed{i} missing");
+        assert!(
+            zone.contains(&format!("signed{i}.example.com.")),
+            "signed{i} missing"
+        );
     }
-    assert!(!zone.contains("spoof"), "an unsigned spoofed UPDATE was applied:\n{zone}");
+    assert!(
+        !zone.contains("spoof"),
+        "an unsigned spoofed UPDATE was applied:\n{zone}"
+    );
     let log = serve.log();
-    let refused_lines = log.matches("UPDATE refused: unsigned").count()
-        + log.matches("TSIG:").count();
+    let refused_lines =
+        log.matches("UPDATE refused: unsigned").count() + log.matches("TSIG:").count();
     assert!(
         refused_lines <= 10,
         "{refused_lines} log lines for the refused flood (one per 10 s each expected)"
@@ -276,7 +301,14 @@ fn updates_beside_a_record_set_loop_never_servfail() {
             let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
                 .arg("--store")
                 .arg(&store)
-                .args(["record", "set", ORIGIN, &format!("cli{i}"), "A", &format!("10.1.0.{i}")])
+                .args([
+                    "record",
+                    "set",
+                    ORIGIN,
+                    &format!("cli{i}"),
+                    "A",
+                    &format!("10.1.0.{i}"),
+                ])
                 .env("RUST_LOG", "warn")
                 .output()
                 .unwrap();
@@ -305,10 +337,16 @@ fn updates_beside_a_record_set_loop_never_servfail() {
     assert_eq!(noerror, 200, "every UPDATE NOERROR: {rcodes:?}");
     let zone = exported(&scratch);
     for i in 0..200 {
-        assert!(zone.contains(&format!("upd{i}.example.com.")), "upd{i} missing");
+        assert!(
+            zone.contains(&format!("upd{i}.example.com.")),
+            "upd{i} missing"
+        );
     }
     for i in 0..40 {
-        assert!(zone.contains(&format!("cli{i}.example.com.")), "cli{i} missing");
+        assert!(
+            zone.contains(&format!("cli{i}.example.com.")),
+            "cli{i} missing"
+        );
     }
     assert!(
         serve.log().contains("read inside the write transaction"),
@@ -349,18 +387,32 @@ fn two_serves_on_one_store_take_every_update() {
         .collect();
     let servfail = rcodes.iter().filter(|r| **r == Some(SERVFAIL)).count();
     let noerror = rcodes.iter().filter(|r| **r == Some(0)).count();
-    eprintln!("400 UPDATEs through two serves on one store: {noerror} NOERROR, {servfail} SERVFAIL");
+    eprintln!(
+        "400 UPDATEs through two serves on one store: {noerror} NOERROR, {servfail} SERVFAIL"
+    );
     assert_eq!(servfail, 0, "SERVFAIL for a benign concurrent write");
     assert_eq!(noerror, 400, "every UPDATE NOERROR");
     let zone = exported(&scratch);
     for side in 0..2 {
         for i in 0..200 {
-            assert!(zone.contains(&format!("s{side}n{i}.example.com.")), "s{side}n{i} missing");
+            assert!(
+                zone.contains(&format!("s{side}n{i}.example.com.")),
+                "s{side}n{i} missing"
+            );
         }
     }
-    let reread = serve_a.log().matches("read inside the write transaction").count()
-        + serve_b.log().matches("read inside the write transaction").count();
-    assert!(reread > 0, "no UPDATE had to re-read the zone: the two serves never met");
+    let reread = serve_a
+        .log()
+        .matches("read inside the write transaction")
+        .count()
+        + serve_b
+            .log()
+            .matches("read inside the write transaction")
+            .count();
+    assert!(
+        reread > 0,
+        "no UPDATE had to re-read the zone: the two serves never met"
+    );
     // Both serve the final version.
     let serial = scratch.serial();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -368,7 +420,10 @@ fn two_serves_on_one_store_take_every_update() {
         .iter()
         .any(|addr| soa_serial(*addr, ORIGIN) != Some(serial))
     {
-        assert!(Instant::now() < deadline, "a serve did not reach serial {serial}");
+        assert!(
+            Instant::now() < deadline,
+            "a serve did not reach serial {serial}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -390,13 +445,22 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
     let scratch = Scratch::with_zone(5);
     let dns = "tcp_max_connections = 1000\ntcp_max_connections_per_client = 1000\n";
     let (port, config) = updatable(&scratch, "fds.toml", dns);
-    let serve = serve_with(&["prlimit", "--nofile=64:64", "--"], &config, port, &scratch.path("serve.log"));
+    let serve = serve_with(
+        &["prlimit", "--nofile=64:64", "--"],
+        &config,
+        port,
+        &scratch.path("serve.log"),
+    );
     let pid = serve.child.id();
     let hoarder = Ipv4Addr::new(127, 0, 0, 5);
     let hoard: Vec<TcpStream> = (0..150)
         .filter_map(|_| connect_from(hoarder, serve.addr).ok())
         .collect();
-    assert!(hoard.len() >= 100, "{} connections reached the kernel", hoard.len());
+    assert!(
+        hoard.len() >= 100,
+        "{} connections reached the kernel",
+        hoard.len()
+    );
     std::thread::sleep(Duration::from_millis(300));
     let before = cpu_ticks(pid);
     let measured = Instant::now();
@@ -405,13 +469,23 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
     let share = used / measured.elapsed().as_secs_f64();
     let log = serve.log();
     let failures = log.matches("TCP accept failed").count();
-    eprintln!("out of descriptors: {:.1}% of a core over 3 s, {failures} accept-failure log lines", share * 100.0);
+    eprintln!(
+        "out of descriptors: {:.1}% of a core over 3 s, {failures} accept-failure log lines",
+        share * 100.0
+    );
     assert!(
         log.contains("Too many open files"),
         "the test did not run the process out of descriptors; log:\n{log}"
     );
-    assert!(share < 0.5, "the accept loop used {:.0}% of a core", share * 100.0);
-    assert!(failures <= 3, "{failures} log lines for failed accepts in about 3 s:\n{log}");
+    assert!(
+        share < 0.5,
+        "the accept loop used {:.0}% of a core",
+        share * 100.0
+    );
+    assert!(
+        failures <= 3,
+        "{failures} log lines for failed accepts in about 3 s:\n{log}"
+    );
 
     // While the hoard is still held, a legitimate query gets through: the
     // server closes its own idle connections to get descriptors back.
@@ -430,7 +504,10 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("a legitimate TCP query answered {:?} after the measurement", started.elapsed());
+    eprintln!(
+        "a legitimate TCP query answered {:?} after the measurement",
+        started.elapsed()
+    );
     drop(hoard);
 }
 
@@ -439,13 +516,23 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
 fn serve_raises_the_open_file_limit_to_the_hard_limit() {
     let scratch = Scratch::with_zone(1);
     let (port, config) = updatable(&scratch, "limit.toml", "");
-    let serve = serve_with(&["prlimit", "--nofile=256:4096", "--"], &config, port, &scratch.path("serve.log"));
+    let serve = serve_with(
+        &["prlimit", "--nofile=256:4096", "--"],
+        &config,
+        port,
+        &scratch.path("serve.log"),
+    );
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", serve.child.id())).unwrap();
-    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
     let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
     assert_eq!(numbers, ["4096", "4096"], "{line}");
     assert!(
-        serve.log().contains("soft limit raised from 256 to the hard limit, 4096"),
+        serve
+            .log()
+            .contains("soft limit raised from 256 to the hard limit, 4096"),
         "log:\n{}",
         serve.log()
     );

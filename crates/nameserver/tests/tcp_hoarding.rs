@@ -129,7 +129,11 @@ fn one_client_hoarding_connections_holds_only_its_share() {
     let hoard: Vec<TcpStream> = (0..1100)
         .filter_map(|_| connect_from(hoarder, addr).ok())
         .collect();
-    assert!(hoard.len() >= 1000, "the kernel accepted {} of 1100 connections", hoard.len());
+    assert!(
+        hoard.len() >= 1000,
+        "the kernel accepted {} of 1100 connections",
+        hoard.len()
+    );
     // Let the server catch up with the backlog before counting.
     std::thread::sleep(Duration::from_millis(500));
     let open = still_open(&hoard);
@@ -142,7 +146,10 @@ fn one_client_hoarding_connections_holds_only_its_share() {
     let answered = (0..125u16)
         .filter(|&id| legitimate_query(legitimate, addr, id))
         .count();
-    assert_eq!(answered, 125, "legitimate TCP queries answered while one client hoards");
+    assert_eq!(
+        answered, 125,
+        "legitimate TCP queries answered while one client hoards"
+    );
     drop(hoard);
 }
 
@@ -169,13 +176,20 @@ fn many_clients_hoarding_idle_connections_give_way() {
             }
         }
     }
-    assert_eq!(hoard.len(), 160, "20 clients × 8 connections reached the kernel");
+    assert_eq!(
+        hoard.len(),
+        160,
+        "20 clients × 8 connections reached the kernel"
+    );
 
     let started = Instant::now();
     let answered = (0..50u16)
         .filter(|&id| legitimate_query(Ipv4Addr::LOCALHOST, addr, id))
         .count();
-    assert_eq!(answered, 50, "legitimate TCP queries answered while the table is full");
+    assert_eq!(
+        answered, 50,
+        "legitimate TCP queries answered while the table is full"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "50 queries took {:?}",

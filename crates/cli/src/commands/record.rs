@@ -167,7 +167,6 @@ pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
 /// The address the local operator's updates are attributed to.
 const OPERATOR: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-
 /// The local operator's policy: the whole zone, no caps.
 fn operator_policy(origin: &Name) -> Policy {
     Policy {
