@@ -489,7 +489,9 @@ fn update_zone_works_the_change_out_on_the_version_it_writes_over() {
     let other = Store::open(&path).unwrap();
     other
         .edit(&origin, "cli", |zone: &mut Zone| {
-            zone.add(a_record("cli.example.com.", 7)).map(drop)
+            zone.add(a_record("cli.example.com.", 7))
+                .map(drop)
+                .map_err(|e| e.to_string())
         })
         .unwrap();
     let mut seen = None;

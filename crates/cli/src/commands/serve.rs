@@ -164,7 +164,7 @@ fn raise_descriptor_limit(config: &Config) {
 /// The process's limit of open files (RLIMIT_NOFILE).
 mod descriptor_limit {
     /// Raises the soft limit to the hard limit; returns (before, after).
-    pub fn raise() -> std::io::Result<(u64, u64)> {
+    pub fn raise() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
         let mut limit = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -190,7 +190,7 @@ mod descriptor_limit {
                 return Err(std::io::Error::last_os_error());
             }
         }
-        Ok((before as u64, limit.rlim_cur as u64))
+        Ok((before, limit.rlim_cur))
     }
 }
 

@@ -33,6 +33,7 @@ pub mod notifier;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -69,44 +70,56 @@ const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 
 /// A log line that is written at most once per interval: the first event
 /// of an interval is logged at once, the others are counted and the count
-/// goes with the next line written.
+/// goes with the next line written. Lock-free: a flood of events costs two
+/// atomic operations each.
 pub struct ThrottledLog {
-    /// The shortest time between two lines.
-    interval: std::time::Duration,
-    /// When the last line was written, and the events not logged since.
-    state: Mutex<(Option<std::time::Instant>, u64)>,
+    /// The shortest time between two lines, in milliseconds.
+    interval_ms: u64,
+    /// Time zero of `next_at`.
+    epoch: std::time::Instant,
+    /// Milliseconds after the epoch before which nothing is logged.
+    next_at: AtomicU64,
+    /// Events not logged since the last line.
+    skipped: AtomicU64,
 }
 
 impl ThrottledLog {
     /// A log writing at most one line per `interval`.
     pub fn new(interval: std::time::Duration) -> ThrottledLog {
         ThrottledLog {
-            interval,
-            state: Mutex::new((None, 0)),
+            interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            epoch: std::time::Instant::now(),
+            next_at: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
         }
     }
 
-    /// Notes one event: logged (at info) when the last line is older than
-    /// the interval, with the number of events left out since; counted
+    /// Notes one event: logged (at info) when no line was written in the
+    /// last interval, with the number of events left out since; counted
     /// otherwise.
     pub fn note(&self, what: std::fmt::Arguments<'_>) {
-        let now = std::time::Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (last, skipped) = &mut *state;
-        if last.is_some_and(|at| now.duration_since(at) < self.interval) {
-            *skipped += 1;
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let next_at = self.next_at.load(Ordering::Relaxed);
+        let due = now >= next_at
+            && self
+                .next_at
+                .compare_exchange(
+                    next_at,
+                    now.saturating_add(self.interval_ms),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        if !due {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let left_out = std::mem::take(skipped);
-        *last = Some(now);
-        drop(state);
-        if left_out == 0 {
-            tracing::info!("{what}");
-        } else {
-            tracing::info!(
-                "{what} (and {left_out} more like it since the last such line, at most one per {:?})",
-                self.interval
-            );
+        match self.skipped.swap(0, Ordering::Relaxed) {
+            0 => tracing::info!("{what}"),
+            left_out => tracing::info!(
+                "{what} (and {left_out} more like it since the last such line, at most one per {} s)",
+                self.interval_ms / 1000
+            ),
         }
     }
 }
@@ -301,12 +314,12 @@ impl StorePrimary {
         let updated = self
             .store
             .update_zone(&origin, held.as_ref(), &comment, |zone| {
-                update::apply(zone, &parsed, key, client.ip(), &self.policy, now).map(|outcome| {
-                    match outcome {
+                update::apply(zone, &parsed, key, client.ip(), &self.policy, now)
+                    .map(|outcome| match outcome {
                         Outcome::Unchanged => None,
                         Outcome::Changed { diff } => Some(diff),
-                    }
-                })
+                    })
+                    .map_err(Box::new)
             });
         let Updated { base, outcome } = match updated {
             Ok(updated) => updated,

@@ -10,8 +10,9 @@
 //!          ▲                                                                    │
 //!          └── until EOF, a malformed frame, idle timeout, eviction, stop ──────┘
 //!  sweeper: every 250 ms, under pressure (¾ of the budget in use), closes the
-//!           connections idle longer than the pressure timeout; every 10 s it logs
-//!           what was refused, evicted, swept, and the accept errors, with counts
+//!           connections idle longer than the pressure timeout; it logs what was
+//!           refused, evicted, swept, and the accept errors, with counts: the first
+//!           line of a quiet spell at once, then at most one per 10 s
 //! ```
 //!
 //! A frame [`routed`] to the primary (UPDATE, NOTIFY, AXFR/IXFR, TSIG) is
@@ -238,24 +239,31 @@ async fn sweep(
             let told = admission.sweep(now, limits.pressure_idle_timeout);
             report.swept.fetch_add(told as u64, Ordering::Relaxed);
         }
-        if now.duration_since(last_report) >= REPORT_INTERVAL {
-            report.log(&admission, limits, now.duration_since(last_report));
+        // The first line of a quiet period at once, then one per interval.
+        if now.duration_since(last_report) >= REPORT_INTERVAL
+            && report.log(
+                &admission,
+                limits,
+                now.duration_since(last_report).min(REPORT_INTERVAL),
+            )
+        {
             last_report = now;
         }
     }
 }
 
 impl Report {
-    /// Logs and resets the counts, when any is not zero.
-    fn log(&self, admission: &Admission, limits: Limits, period: Duration) {
+    /// Logs and resets the counts, when any is not zero; true when it did.
+    fn log(&self, admission: &Admission, limits: Limits, period: Duration) -> bool {
         let take = |counter: &AtomicU64| counter.swap(0, Ordering::Relaxed);
         let refused_client = take(&self.refused_client);
         let refused_full = take(&self.refused_full);
         let evicted = take(&self.evicted);
         let swept = take(&self.swept);
         let failed = take(&self.accept_failed);
-        let seconds = period.as_secs();
-        if refused_client + refused_full + evicted + swept > 0 {
+        let seconds = period.as_secs().max(1);
+        let pressure = refused_client + refused_full + evicted + swept > 0;
+        if pressure {
             tracing::warn!(
                 in_use = admission.in_use(),
                 max_connections = admission.capacity(),
@@ -278,16 +286,16 @@ impl Report {
                 "TCP accept failed {failed} times in the last {seconds} s ({error}); backing off"
             );
         }
+        pressure || failed > 0
     }
 
-    /// Counts a failed accept; true when it is the first since the last log
-    /// line (that one is logged at once).
-    fn accept_failed(&self, error: &io::Error) -> bool {
+    /// Counts a failed accept and keeps its error for the log line.
+    fn accept_failed(&self, error: &io::Error) {
         *self
             .last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
-        self.accept_failed.fetch_add(1, Ordering::Relaxed) == 0
+        self.accept_failed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -317,9 +325,8 @@ async fn accept_loop(listener: TcpListener, shared: Shared, mut stop: watch::Rec
                 accepted
             }
             Err(error) => {
-                if shared.report.accept_failed(&error) {
-                    tracing::warn!(%error, "TCP accept failed; backing off (further failures are counted and logged every {REPORT_INTERVAL:?})");
-                }
+                // Counted; the sweeper logs it within 250 ms, then once per interval.
+                shared.report.accept_failed(&error);
                 if out_of_resources(&error) {
                     // Our own idle connections are descriptors we can give back.
                     let told = shared
