@@ -228,7 +228,7 @@ async fn sweep(
 ) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_report = Instant::now();
+    let mut last_report: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -239,15 +239,10 @@ async fn sweep(
             let told = admission.sweep(now, limits.pressure_idle_timeout);
             report.swept.fetch_add(told as u64, Ordering::Relaxed);
         }
-        // The first line of a quiet period at once, then one per interval.
-        if now.duration_since(last_report) >= REPORT_INTERVAL
-            && report.log(
-                &admission,
-                limits,
-                now.duration_since(last_report).min(REPORT_INTERVAL),
-            )
-        {
-            last_report = now;
+        // The first line of a quiet spell at once, then one per interval.
+        let since = last_report.map_or(REPORT_INTERVAL, |at| now.duration_since(at));
+        if since >= REPORT_INTERVAL && report.log(&admission, limits, since.min(REPORT_INTERVAL)) {
+            last_report = Some(now);
         }
     }
 }
