@@ -788,12 +788,8 @@ mod tests {
                 "[dns] tcp_max_connections_per_client",
             ),
             (
-                "[dns]\ntcp_max_connections = 10\ntcp_max_connections_per_client = 11\n",
-                "tcp_max_connections_per_client = 11",
-            ),
-            (
-                "[dns]\ntcp_pressure_idle_timeout = \"20s\"\n",
-                "tcp_pressure_idle_timeout",
+                "[dns]\ntcp_pressure_idle_timeout = \"2h\"\n",
+                "[dns] tcp_pressure_idle_timeout",
             ),
             (
                 "[dns]\nmax_update_records = 0\n",
@@ -841,6 +837,9 @@ mod tests {
         )
         .expect("the maxima themselves are accepted");
         assert_eq!(limits.dns.tcp_max_connections, 65536);
+        let clamped = parse("[dns]\ntcp_max_connections = 10\ntcp_idle_timeout = \"500ms\"\n")
+            .expect("companions left at their defaults are clamped by the server, not refused");
+        assert_eq!(clamped.dns.tcp_max_connections_per_client, 32);
         assert_eq!(limits.dns.rrl.unwrap().table_size, 16_777_216);
     }
 }
