@@ -45,6 +45,9 @@ const BATCH: usize = 32;
 /// Room for the largest possible datagram, so nothing is ever truncated.
 const DATAGRAM_MAX: usize = 65535;
 
+/// The shortest time between two log lines about failed receives.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The longest a worker waits for a datagram before checking the stop flag.
 const WAKE_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -206,12 +209,18 @@ impl Worker {
     pub(super) fn run(self) {
         let mut batch = Batch::new();
         let fd = self.socket.as_raw_fd();
+        // Failed receives since the last log line, and when that was.
+        let (mut failures, mut logged): (u64, Option<Instant>) = (0, None);
         while !self.stop.load(Ordering::Relaxed) {
             let received = match batch.receive(fd) {
                 Ok(n) => n,
                 Err(e) => {
                     if !transient(&e) {
-                        tracing::warn!(error = %e, "UDP receive failed");
+                        failures += 1;
+                        if logged.is_none_or(|at| at.elapsed() >= FAILURE_LOG_INTERVAL) {
+                            tracing::warn!(error = %e, "UDP receive failed ({failures} times since the last such line)");
+                            (failures, logged) = (0, Some(Instant::now()));
+                        }
                         // Avoid spinning on a persistent error.
                         std::thread::sleep(Duration::from_millis(10));
                     }
