@@ -60,23 +60,54 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Dns {
     /// Addresses to serve on (UDP and TCP each).
-    #[serde(default = "default_listen")]
+    #[serde(default = "default_listen", deserialize_with = "dns_listen")]
     pub listen: Vec<SocketAddr>,
     /// UDP worker threads per address; 0 means one per core.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dns_udp_workers")]
     pub udp_workers: usize,
     /// How long an idle TCP connection is kept, e.g. "10s".
-    #[serde(default = "default_tcp_idle_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_tcp_idle_timeout",
+        deserialize_with = "dns_tcp_idle_timeout"
+    )]
     pub tcp_idle_timeout: Duration,
+    /// TCP connections at once over all addresses: the DNS listener's
+    /// budget of file descriptors.
+    #[serde(
+        default = "default_tcp_max_connections",
+        deserialize_with = "dns_tcp_max_connections"
+    )]
+    pub tcp_max_connections: usize,
+    /// TCP connections at once from one client (an IPv4 address or an
+    /// IPv6 /64); more than `tcp_max_connections` counts as that.
+    #[serde(
+        default = "default_tcp_max_connections_per_client",
+        deserialize_with = "dns_tcp_max_connections_per_client"
+    )]
+    pub tcp_max_connections_per_client: usize,
+    /// While three quarters of `tcp_max_connections` are in use, a TCP
+    /// connection idle this long is closed, e.g. "1s"; longer than
+    /// `tcp_idle_timeout` counts as that.
+    #[serde(
+        default = "default_tcp_pressure_idle_timeout",
+        deserialize_with = "dns_tcp_pressure_idle_timeout"
+    )]
+    pub tcp_pressure_idle_timeout: Duration,
     /// Response rate limiting of UDP answers; off when the section is absent.
     #[serde(default)]
     pub rrl: Option<Rrl>,
     /// The most records (prerequisites plus changes) one UPDATE may hold;
     /// more is REFUSED.
-    #[serde(default = "default_max_update_records")]
+    #[serde(
+        default = "default_max_update_records",
+        deserialize_with = "dns_max_update_records"
+    )]
     pub max_update_records: usize,
     /// The most records an RRset may hold after an UPDATE; more is REFUSED.
-    #[serde(default = "default_max_rrset_records")]
+    #[serde(
+        default = "default_max_rrset_records",
+        deserialize_with = "dns_max_rrset_records"
+    )]
     pub max_rrset_records: usize,
 }
 
@@ -85,13 +116,13 @@ pub struct Dns {
 #[serde(deny_unknown_fields)]
 pub struct Rrl {
     /// Identical responses per second to one client prefix.
-    #[serde(default = "default_rrl_rate")]
+    #[serde(default = "default_rrl_rate", deserialize_with = "rrl_rate")]
     pub responses_per_second: u32,
     /// How long a flood is remembered, e.g. "15s".
-    #[serde(default = "default_rrl_window", deserialize_with = "duration")]
+    #[serde(default = "default_rrl_window", deserialize_with = "rrl_window")]
     pub window: Duration,
     /// Every Nth limited response is sent truncated (TC=1); 0 never, 1 always.
-    #[serde(default = "default_rrl_slip")]
+    #[serde(default = "default_rrl_slip", deserialize_with = "rrl_slip")]
     pub slip: u32,
     /// Bits of an IPv4 client address that make its prefix.
     #[serde(default = "default_rrl_ipv4_prefix")]
@@ -103,7 +134,10 @@ pub struct Rrl {
     #[serde(default, deserialize_with = "prefixes")]
     pub exempt: Vec<Prefix>,
     /// Entries in the limiter's table (fixed memory, about 32 bytes each).
-    #[serde(default = "default_rrl_table_size")]
+    #[serde(
+        default = "default_rrl_table_size",
+        deserialize_with = "rrl_table_size"
+    )]
     pub table_size: usize,
 }
 
@@ -132,7 +166,7 @@ pub struct ZonePolicy {
     #[serde(default, deserialize_with = "parsed_list")]
     pub transfer_from: Vec<UpdatePrefix>,
     /// Secondaries sent a NOTIFY on every change, as "ip:port".
-    #[serde(default)]
+    #[serde(default, deserialize_with = "zone_notify")]
     pub notify: Vec<SocketAddr>,
     /// The key (a `[[key]]` name) NOTIFYs are signed with; unsigned when absent.
     #[serde(default, deserialize_with = "optional_domain_name")]
@@ -170,6 +204,9 @@ impl Default for Dns {
             listen: default_listen(),
             udp_workers: 0,
             tcp_idle_timeout: default_tcp_idle_timeout(),
+            tcp_max_connections: default_tcp_max_connections(),
+            tcp_max_connections_per_client: default_tcp_max_connections_per_client(),
+            tcp_pressure_idle_timeout: default_tcp_pressure_idle_timeout(),
             rrl: None,
             max_update_records: default_max_update_records(),
             max_rrset_records: default_max_rrset_records(),
@@ -307,6 +344,21 @@ fn default_tcp_idle_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+/// The TCP connection budget when `[dns]` gives none.
+fn default_tcp_max_connections() -> usize {
+    1024
+}
+
+/// The per-client share of TCP connections when `[dns]` gives none.
+fn default_tcp_max_connections_per_client() -> usize {
+    32
+}
+
+/// The idle time after which TCP connections are closed under pressure.
+fn default_tcp_pressure_idle_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
 /// The RRL rate when the section gives none.
 fn default_rrl_rate() -> u32 {
     RrlConfig::default().responses_per_second
@@ -370,11 +422,171 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(value.saturating_mul(millis)))
 }
 
-/// Deserializes a duration string.
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_duration(&text).map_err(de::Error::custom)
+/// Deserializes a whole number that must lie in `min..=max`; the error
+/// names the key (`key`: "[section] name") and the range.
+fn number_within<'de, D, T>(deserializer: D, key: &str, min: u64, max: u64) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let value = i64::deserialize(deserializer)?;
+    let fits = u64::try_from(value)
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+        .and_then(|v| T::try_from(v).ok());
+    fits.ok_or_else(|| {
+        de::Error::custom(format!(
+            "{key} = {value} is out of range: it must be at least {min} and at most {max}"
+        ))
+    })
 }
+
+/// Deserializes a duration that must lie in `min..=max`; the error names
+/// the key and the range.
+fn duration_within<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    key: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let value = parse_duration(&text).map_err(|e| de::Error::custom(format!("{key}: {e}")))?;
+    if value < min || value > max {
+        return Err(de::Error::custom(format!(
+            "{key} = {text:?} is out of range: it must be at least {} and at most {}",
+            shown(min),
+            shown(max)
+        )));
+    }
+    Ok(value)
+}
+
+/// A duration as the config writes it ("250ms", "10s", "1h").
+fn shown(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    match millis {
+        m if m % 3_600_000 == 0 && m > 0 => format!("\"{}h\"", m / 3_600_000),
+        m if m % 60_000 == 0 && m > 0 => format!("\"{}m\"", m / 60_000),
+        m if m % 1000 == 0 => format!("\"{}s\"", m / 1000),
+        m => format!("\"{m}ms\""),
+    }
+}
+
+/// Deserializes a list that may hold at most `max` entries.
+fn list_within<'de, D, T>(
+    deserializer: D,
+    key: &str,
+    min: usize,
+    max: usize,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let items = Vec::<T>::deserialize(deserializer)?;
+    if items.len() < min || items.len() > max {
+        return Err(de::Error::custom(format!(
+            "{key} lists {} entries: it must list at least {min} and at most {max}",
+            items.len()
+        )));
+    }
+    Ok(items)
+}
+
+/// Declares a deserializer for one bounded number key.
+macro_rules! bounded_number {
+    ($name:ident, $type:ty, $key:literal, $min:expr, $max:expr) => {
+        #[doc = concat!("Deserializes `", $key, "` within its range.")]
+        fn $name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<$type, D::Error> {
+            number_within(deserializer, $key, $min, $max)
+        }
+    };
+}
+
+/// Declares a deserializer for one bounded duration key.
+macro_rules! bounded_duration {
+    ($name:ident, $key:literal, $min:expr, $max:expr) => {
+        #[doc = concat!("Deserializes `", $key, "` within its range.")]
+        fn $name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+            duration_within(deserializer, $key, $min, $max)
+        }
+    };
+}
+
+/// Declares a deserializer for one list key with a bounded length.
+macro_rules! bounded_list {
+    ($name:ident, $type:ty, $key:literal, $min:expr, $max:expr) => {
+        #[doc = concat!("Deserializes `", $key, "` within its length.")]
+        fn $name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<$type>, D::Error> {
+            list_within(deserializer, $key, $min, $max)
+        }
+    };
+}
+
+bounded_list!(dns_listen, SocketAddr, "[dns] listen", 1, 64);
+bounded_number!(dns_udp_workers, usize, "[dns] udp_workers", 0, 256);
+bounded_duration!(
+    dns_tcp_idle_timeout,
+    "[dns] tcp_idle_timeout",
+    Duration::from_millis(100),
+    Duration::from_secs(3600)
+);
+bounded_number!(
+    dns_tcp_max_connections,
+    usize,
+    "[dns] tcp_max_connections",
+    1,
+    1 << 16
+);
+bounded_number!(
+    dns_tcp_max_connections_per_client,
+    usize,
+    "[dns] tcp_max_connections_per_client",
+    1,
+    1 << 16
+);
+bounded_duration!(
+    dns_tcp_pressure_idle_timeout,
+    "[dns] tcp_pressure_idle_timeout",
+    Duration::from_millis(100),
+    Duration::from_secs(3600)
+);
+bounded_number!(
+    dns_max_update_records,
+    usize,
+    "[dns] max_update_records",
+    1,
+    65535
+);
+bounded_number!(
+    dns_max_rrset_records,
+    usize,
+    "[dns] max_rrset_records",
+    1,
+    65535
+);
+bounded_number!(
+    rrl_rate,
+    u32,
+    "[dns.rrl] responses_per_second",
+    1,
+    1_000_000
+);
+bounded_duration!(
+    rrl_window,
+    "[dns.rrl] window",
+    Duration::from_secs(1),
+    cutover_nameserver::rrl::WINDOW_MAX
+);
+bounded_number!(rrl_slip, u32, "[dns.rrl] slip", 0, 10);
+bounded_number!(
+    rrl_table_size,
+    usize,
+    "[dns.rrl] table_size",
+    1,
+    cutover_nameserver::rrl::TABLE_SIZE_MAX as u64
+);
+bounded_list!(zone_notify, SocketAddr, "[[zone]] notify", 0, 64);
 
 /// Deserializes a list of address prefixes such as "192.0.2.0/24".
 fn prefixes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Prefix>, D::Error> {
@@ -538,5 +750,103 @@ mod tests {
         assert!(error.message.contains("ipv6_prefix 129"), "{error}");
         let error = parse("[dns.rrl]\nrate = 5\n").unwrap_err();
         assert!(error.message.contains("rate"), "{error}");
+    }
+
+    /// Regression: `[dns.rrl] table_size = 1099511627776` aborted `serve`
+    /// with "memory allocation of 2199023255552 bytes failed".
+    #[test]
+    fn a_size_past_its_maximum_is_an_error_naming_file_line_and_key() {
+        let error = parse("[dns.rrl]\ntable_size = 1099511627776\n").unwrap_err();
+        assert!(error.path.ends_with("cutover.toml"), "{error}");
+        for part in [
+            "line 2",
+            "[dns.rrl] table_size = 1099511627776",
+            "at most 16777216",
+        ] {
+            assert!(
+                error.message.contains(part),
+                "{part:?} missing from: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_bounded_key_refuses_what_is_past_its_range() {
+        let cases = [
+            ("[dns]\nudp_workers = 100000\n", "[dns] udp_workers"),
+            (
+                "[dns]\ntcp_idle_timeout = \"2h\"\n",
+                "[dns] tcp_idle_timeout",
+            ),
+            (
+                "[dns]\ntcp_idle_timeout = \"0ms\"\n",
+                "[dns] tcp_idle_timeout",
+            ),
+            (
+                "[dns]\ntcp_max_connections = 0\n",
+                "[dns] tcp_max_connections",
+            ),
+            (
+                "[dns]\ntcp_max_connections = 10000000\n",
+                "[dns] tcp_max_connections",
+            ),
+            (
+                "[dns]\ntcp_max_connections_per_client = 0\n",
+                "[dns] tcp_max_connections_per_client",
+            ),
+            (
+                "[dns]\ntcp_pressure_idle_timeout = \"2h\"\n",
+                "[dns] tcp_pressure_idle_timeout",
+            ),
+            (
+                "[dns]\nmax_update_records = 0\n",
+                "[dns] max_update_records",
+            ),
+            (
+                "[dns]\nmax_update_records = 99999999999\n",
+                "[dns] max_update_records",
+            ),
+            ("[dns]\nmax_rrset_records = -1\n", "[dns] max_rrset_records"),
+            ("[dns]\nlisten = []\n", "[dns] listen"),
+            (
+                "[dns.rrl]\nresponses_per_second = 5000000\n",
+                "[dns.rrl] responses_per_second",
+            ),
+            (
+                "[dns.rrl]\nwindow = \"99999999999999h\"\n",
+                "[dns.rrl] window",
+            ),
+            ("[dns.rrl]\nslip = 11\n", "[dns.rrl] slip"),
+            ("[dns.rrl]\ntable_size = 0\n", "[dns.rrl] table_size"),
+            ("[dns.rrl]\nipv4_prefix = 300\n", "ipv4_prefix"),
+        ];
+        for (text, key) in cases {
+            let error = parse(text).expect_err(text);
+            assert!(
+                error.message.contains(key),
+                "{text:?}: expected {key:?} in: {error}"
+            );
+        }
+        let many: Vec<String> = (0..65).map(|i| format!("\"192.0.2.{i}:53\"")).collect();
+        let error = parse(&format!(
+            "[[zone]]\nname = \"a.\"\nnotify = [{}]\n",
+            many.join(", ")
+        ))
+        .unwrap_err();
+        assert!(
+            error.message.contains("[[zone]] notify lists 65 entries"),
+            "{error}"
+        );
+        let limits = parse(
+            "[dns]\ntcp_max_connections = 65536\ntcp_max_connections_per_client = 65536\n\
+             tcp_idle_timeout = \"1h\"\ntcp_pressure_idle_timeout = \"1h\"\n\
+             [dns.rrl]\ntable_size = 16777216\nslip = 10\n",
+        )
+        .expect("the maxima themselves are accepted");
+        assert_eq!(limits.dns.tcp_max_connections, 65536);
+        let clamped = parse("[dns]\ntcp_max_connections = 10\ntcp_idle_timeout = \"500ms\"\n")
+            .expect("companions left at their defaults are clamped by the server, not refused");
+        assert_eq!(clamped.dns.tcp_max_connections_per_client, 32);
+        assert_eq!(limits.dns.rrl.unwrap().table_size, 16_777_216);
     }
 }

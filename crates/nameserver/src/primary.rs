@@ -38,9 +38,49 @@ const OPT: u16 = 41;
 /// Type SOA.
 const SOA: u16 = 6;
 
+/// What the server does with a routed message before the primary's own
+/// thread sees it (see [`Primary::triage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Triage {
+    /// Answered on the spot: the response buffer holds the answer to send.
+    Answer,
+    /// Not answered at all.
+    Drop,
+    /// Handed to [`Primary::handle`] in this lane.
+    Queue(Lane),
+}
+
+/// The lanes of the queue of routed UDP messages: the primary's thread
+/// takes from `Signed` first, so a flood of unsigned messages cannot crowd
+/// out the messages signed with a configured key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// The TSIG verified with a configured key.
+    Signed,
+    /// Everything else.
+    Unsigned,
+}
+
 /// What answers the messages the answer path does not: UPDATE, NOTIFY,
 /// transfers and TSIG-signed messages.
 pub trait Primary: Send + Sync + std::fmt::Debug {
+    /// Looks at a routed `request` from `client` on the receiving thread,
+    /// before it is queued, and says what to do with it. Cheap checks only
+    /// (a TSIG verified, an address against an ACL), so that what would be
+    /// refused anyway never takes a place in the queue; an answer given
+    /// here goes into `response` (cleared first). The default queues
+    /// everything in the unsigned lane.
+    fn triage(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        response: &mut Vec<u8>,
+    ) -> Triage {
+        let _ = (request, client, transport, response);
+        Triage::Queue(Lane::Unsigned)
+    }
+
     /// Answers one routed `request` from `client` over `transport` by
     /// pushing the response messages, in order, onto `responses` (none: no
     /// answer is sent; over UDP only the first is sent).

@@ -41,7 +41,11 @@ const SHARDS_MAX: usize = 16;
 const UNIT: i64 = 1000;
 
 /// The longest window accepted (BIND's limit).
-const WINDOW_MAX: Duration = Duration::from_secs(3600);
+pub const WINDOW_MAX: Duration = Duration::from_secs(3600);
+
+/// The most entries the limiter's table may have: 16 Mi entries of 32
+/// bytes, 512 MiB (Knot's default is 393,241).
+pub const TABLE_SIZE_MAX: usize = 1 << 24;
 
 /// The RCODE of NXDOMAIN.
 const NXDOMAIN: u8 = 3;
@@ -118,6 +122,9 @@ pub enum RrlConfigError {
     /// A table of no entries.
     #[error("table_size must be at least 1")]
     EmptyTable,
+    /// A table larger than [`TABLE_SIZE_MAX`].
+    #[error("table_size {0} is more than {TABLE_SIZE_MAX} entries (512 MiB)")]
+    TableTooLarge(usize),
 }
 
 /// What to do with a response.
@@ -250,6 +257,9 @@ impl RrlConfig {
         }
         if self.table_size == 0 {
             return Err(RrlConfigError::EmptyTable);
+        }
+        if self.table_size > TABLE_SIZE_MAX {
+            return Err(RrlConfigError::TableTooLarge(self.table_size));
         }
         Ok(())
     }

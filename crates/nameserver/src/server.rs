@@ -5,12 +5,15 @@
 //!                 ┌─ UDP socket 1 (SO_REUSEPORT) ── OS thread: recvmmsg ─▶ answer ─▶ sendmmsg
 //!  listen addr ───┼─ UDP socket N (same port)    ── OS thread: recvmmsg ─▶ answer ─▶ sendmmsg
 //!                 └─ TCP listener (same port)    ── tokio runtime on its own thread:
-//!                                                    one task per connection (framing, idle timeout)
+//!                                                    admission (budget, per-client share, eviction
+//!                                                    of idle connections), one task per connection
+//!                                                    (framing, idle timeout)
 //!
 //!  every query: catalog.load() (ArcSwap guard, no lock) ─▶ answer(&Catalog, bytes, transport)
 //!  every UDP response, when RRL is on: Limiter::check ─▶ send │ slip (TC=1) │ drop
 //!  UPDATE / NOTIFY / AXFR / IXFR / TSIG (primary::routed), when a primary is set:
-//!     UDP ─▶ bounded queue ─▶ primary thread: Primary::handle ─▶ send_to (same socket)
+//!     Primary::triage on the receiving thread (TSIG verified, ACL) ─▶ answered there │ dropped │
+//!     UDP ─▶ bounded queue, signed lane first ─▶ primary thread: Primary::handle ─▶ send_to (same socket)
 //!     TCP ─▶ spawn_blocking(Primary::handle) ─▶ every message framed, in order
 //! ```
 //!
@@ -20,6 +23,7 @@
 //! runtime owned by the handle; a slow or silent client only ever holds its
 //! own task and is closed after the idle timeout.
 
+mod admission;
 mod tcp;
 mod udp;
 
@@ -51,9 +55,17 @@ pub struct ServerConfig {
     /// A TCP connection with no complete query (or whose response cannot be
     /// written) for this long is closed.
     pub tcp_idle_timeout: Duration,
-    /// At most this many TCP connections at once over all addresses; more
-    /// are accepted and closed at once.
+    /// At most this many TCP connections at once over all addresses (the
+    /// TCP listener's budget of descriptors). A connection over it takes
+    /// the place of the connection idle longest, or is closed at once when
+    /// none is idle.
     pub tcp_max_connections: usize,
+    /// At most this many TCP connections at once from one client (an IPv4
+    /// address, an IPv6 /64); more are closed at once.
+    pub tcp_max_connections_per_client: usize,
+    /// While three quarters of `tcp_max_connections` are in use, a
+    /// connection with no complete query for this long is closed.
+    pub tcp_pressure_idle_timeout: Duration,
     /// Threads of the TCP runtime (at least 1).
     pub tcp_workers: usize,
     /// Requested SO_RCVBUF of each UDP socket, in bytes (forced past
@@ -92,6 +104,8 @@ impl Default for ServerConfig {
             udp_workers: 0,
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
+            tcp_max_connections_per_client: 32,
+            tcp_pressure_idle_timeout: Duration::from_secs(1),
             tcp_workers: 1,
             udp_receive_buffer: 4 << 20,
             rrl: None,
@@ -194,15 +208,12 @@ pub fn spawn(config: ServerConfig, catalog: Arc<ArcSwap<Catalog>>) -> io::Result
     // From here on, an early return drops `handle`, which stops what started.
     // The limiter's clock: every worker measures time from this instant.
     let epoch = std::time::Instant::now();
-    // Routed datagrams: one queue, drained by the primary's own thread,
-    // which ends once every worker (every sender) is gone.
-    let (routing, routed_queue) = match &config.primary {
-        Some(primary) => {
-            let (sender, queue) = std::sync::mpsc::sync_channel(udp::ROUTED_QUEUE);
-            (Some(sender), Some((queue, Arc::clone(primary))))
-        }
-        None => (None, None),
-    };
+    // Routed datagrams: one queue of two lanes, drained by the primary's
+    // own thread until the server stops.
+    let routing = config.primary.as_ref().map(|primary| udp::Routing {
+        primary: Arc::clone(primary),
+        queue: Arc::new(udp::RoutedQueue::new()),
+    });
     for (index, socket) in udp_sockets.into_iter().enumerate() {
         let limiter = rrl.clone().map(|limiter| udp::RateLimit { limiter, epoch });
         let worker = udp::Worker::new(
@@ -217,16 +228,22 @@ pub fn spawn(config: ServerConfig, catalog: Arc<ArcSwap<Catalog>>) -> io::Result
             .spawn(move || worker.run())?;
         handle.udp_threads.push(thread);
     }
-    drop(routing);
-    if let Some((queue, primary)) = routed_queue {
+    if let Some(routing) = routing {
+        let stop = stop.clone();
         let thread = std::thread::Builder::new()
             .name("cutover-primary-udp".into())
-            .spawn(move || udp::serve_routed(queue, primary))?;
+            .spawn(move || udp::serve_routed(routing, stop))?;
         handle.udp_threads.push(thread);
     }
     let limits = tcp::Limits {
         idle_timeout: config.tcp_idle_timeout,
-        max_connections: config.tcp_max_connections.max(1),
+        pressure_idle_timeout: config
+            .tcp_pressure_idle_timeout
+            .min(config.tcp_idle_timeout),
+        budget: admission::Budget {
+            max_connections: config.tcp_max_connections.max(1),
+            max_per_client: config.tcp_max_connections_per_client.max(1),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.tcp_workers.max(1))

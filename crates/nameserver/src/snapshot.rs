@@ -26,12 +26,16 @@
 //! ancestors up as suffixes of one stack buffer, and writes owners lowercase
 //! (the question is copied from the query, so it keeps its case).
 
+mod check;
+
 use std::hash::Hasher;
 
 use cutover_zone::rdata::{wire_name_len, DNAME};
 use cutover_zone::{Name, Serial, Zone};
 
 use crate::wire::{is_at_or_below, NAME_MAX};
+
+pub use check::Unservable;
 
 /// Marks an absent node id.
 const NONE: u32 = u32::MAX;

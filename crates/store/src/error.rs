@@ -95,6 +95,15 @@ pub enum StoreError {
         /// What did not decode.
         reason: String,
     },
+    /// The store can only be read (a read-only filesystem, a file or
+    /// directory this user may not write), and this needs more.
+    #[error("{path} can only be read: {reason}")]
+    ReadOnly {
+        /// The store file.
+        path: PathBuf,
+        /// What cannot be written, and what it means.
+        reason: String,
+    },
     /// SQLite refused or failed.
     #[error("{path}: {source}")]
     Sqlite {

@@ -28,7 +28,7 @@ mod schema;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cutover_zone::{Name, Serial, Zone, ZoneDiff, ZoneEdit, ZoneError};
 use jiff::Timestamp;
@@ -46,6 +46,8 @@ pub struct Store {
     path: PathBuf,
     /// The one connection of this handle.
     conn: Mutex<Connection>,
+    /// Why the store is open read-only, when it is.
+    read_only: Option<String>,
 }
 
 /// A zone in the store, as `zone list` shows it.
@@ -59,6 +61,30 @@ pub struct ZoneInfo {
     pub records: u64,
     /// When the zone last changed.
     pub updated_at: Timestamp,
+}
+
+/// A version of a zone as a writer keeps it between changes, with the
+/// store generation it was read at: still current while the store's
+/// generation has not moved.
+#[derive(Clone, Debug)]
+pub struct Held {
+    /// The store generation the zone was read (or written) at.
+    pub generation: u64,
+    /// The zone.
+    pub zone: Arc<Zone>,
+}
+
+/// What [`Store::update_zone`] did.
+#[derive(Debug)]
+pub struct Updated<E> {
+    /// The version the change was worked out on: the one held when the
+    /// store had not changed since, else the one read inside the write
+    /// transaction (another writer, in this process or another, got there
+    /// first).
+    pub base: Held,
+    /// The change's verdict: written (the diff and the generation after the
+    /// write), nothing to write, or the change's own refusal.
+    pub outcome: Result<Option<(ZoneDiff, u64)>, E>,
 }
 
 /// One version of a zone in its journal.
@@ -96,12 +122,26 @@ impl<T> SqliteContext<T> for rusqlite::Result<T> {
 impl Store {
     /// Opens the store at `path`, creating the file if missing and bringing
     /// its schema up to date; refuses a file written by a newer cutover.
+    ///
+    /// A store that exists but cannot be written (read-only filesystem,
+    /// permissions) is opened read-only: reads work, and every write fails
+    /// with [`StoreError::ReadOnly`] saying why (see [`Store::read_only`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = schema::open(path)?;
+        let (conn, access) = schema::open(path)?;
         Ok(Store {
             path: path.to_owned(),
             conn: Mutex::new(conn),
+            read_only: match access {
+                schema::Access::ReadWrite => None,
+                schema::Access::ReadOnly(why) => Some(why),
+            },
         })
+    }
+
+    /// Why the store is open read-only (what cannot be written), or `None`
+    /// when it can be written.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
     }
 
     /// The file this store lives in.
@@ -430,6 +470,73 @@ impl Store {
         })
     }
 
+    /// Works out a change on the current version of a zone and writes it,
+    /// all inside one write transaction, so no other writer (another thread,
+    /// another process) can change the zone in between: `change` sees the
+    /// version it is applied to. `held` is the version the caller kept from
+    /// its last read or write; it is used when the store's generation still
+    /// matches, otherwise the zone is read inside the transaction. `change`
+    /// returns the diff to write (from the version it was given, serial
+    /// raised), `None` when nothing changes, or its own refusal, which
+    /// writes nothing. The diff passes the same checks as [`Store::apply`].
+    pub fn update_zone<E>(
+        &self,
+        origin: &Name,
+        held: Option<&Held>,
+        comment: &str,
+        change: impl FnOnce(&Zone) -> Result<Option<ZoneDiff>, E>,
+    ) -> Result<Updated<E>, StoreError> {
+        self.write(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            let generation = db.generation()?;
+            let base = match held {
+                Some(held)
+                    if held.generation == generation && held.zone.serial() == Some(serial) =>
+                {
+                    Arc::clone(&held.zone)
+                }
+                _ => Arc::new(db.load(id, origin)?),
+            };
+            let outcome = match change(&base) {
+                Ok(Some(diff)) => {
+                    if diff.from != serial {
+                        return Err(StoreError::SerialMismatch {
+                            origin: origin.clone(),
+                            expected: diff.from,
+                            found: serial,
+                        });
+                    }
+                    db.commit_diff(id, origin, &base, &diff, comment)?;
+                    Ok(Some((diff, db.generation()?)))
+                }
+                Ok(None) => Ok(None),
+                Err(refusal) => Err(refusal),
+            };
+            Ok(Updated {
+                base: Held {
+                    generation,
+                    zone: base,
+                },
+                outcome,
+            })
+        })
+    }
+
+    /// The current version of a zone with the generation it belongs to,
+    /// read in one transaction; `None` when the zone is not in the store.
+    pub fn held_zone(&self, origin: &Name) -> Result<Option<Held>, StoreError> {
+        self.read(|db| {
+            let generation = db.generation()?;
+            match db.zone_row(origin)? {
+                Some((id, _)) => Ok(Some(Held {
+                    generation,
+                    zone: Arc::new(db.load(id, origin)?),
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
     /// Changes a zone through `edit`: the current version is cloned, edited,
     /// given a new serial (the unix time when that is newer, otherwise +1,
     /// unless the edit raised it itself), checked and applied, all inside one
@@ -493,6 +600,12 @@ impl Store {
         &self,
         work: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if let Some(why) = &self.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+                reason: format!("{why}; this change needs write access"),
+            });
+        }
         let mut conn = self.connection();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -788,6 +901,15 @@ impl Db<'_> {
             )
             .on(self.path)?;
         self.bump_generation()
+    }
+
+    /// The generation counter as this transaction sees it.
+    fn generation(&self) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT value FROM generation WHERE id = 1")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
+            .map(|value| value as u64)
+            .on(self.path)
     }
 
     /// Moves the generation counter on, so watchers see this commit.

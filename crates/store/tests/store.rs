@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cutover_store::{Store, StoreError};
 use cutover_zone::rdata::Soa;
@@ -451,5 +452,149 @@ fn apply_to_takes_the_callers_current_version_and_checks_its_serial() {
     assert_eq!(
         store.apply_to(&sample(2), &next, "second").unwrap(),
         Serial(3)
+    );
+}
+
+/// A record `name A 192.0.2.last` with a 60 s TTL.
+fn a_record(name: &str, last: u8) -> Record {
+    Record {
+        name: n(name),
+        ttl: 60,
+        rdata: Rdata::a(Ipv4Addr::new(192, 0, 2, last)),
+    }
+}
+
+/// The diff adding `record` to `zone`, serial + 1.
+fn adding(zone: &Zone, record: Record) -> ZoneDiff {
+    let mut next = zone.clone();
+    next.add(record).unwrap();
+    next.set_serial(Serial(zone.serial().unwrap().0 + 1));
+    ZoneDiff::between(zone, &next)
+}
+
+/// Regression: an UPDATE held the zone it had read, another writer (the
+/// CLI, a second `serve`) committed, and the UPDATE failed with "the zone
+/// changed underneath" (SERVFAIL). `update_zone` works the change out on
+/// the version it writes over.
+#[test]
+fn update_zone_works_the_change_out_on_the_version_it_writes_over() {
+    let (_dir, path, store) = fresh();
+    let origin = n("example.com.");
+    store.create_zone(&sample(1), "import").unwrap();
+    let held = store
+        .held_zone(&origin)
+        .unwrap()
+        .expect("the zone is stored");
+    // Another handle (as another process would) changes the zone.
+    let other = Store::open(&path).unwrap();
+    other
+        .edit(&origin, "cli", |zone: &mut Zone| {
+            zone.add(a_record("cli.example.com.", 7))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+    let mut seen = None;
+    let updated = store
+        .update_zone(&origin, Some(&held), "update", |zone| {
+            seen = zone.serial();
+            Ok::<_, String>(Some(adding(zone, a_record("upd.example.com.", 8))))
+        })
+        .unwrap();
+    assert_ne!(
+        seen,
+        Some(Serial(1)),
+        "the change saw the version written by the other handle"
+    );
+    assert!(
+        !Arc::ptr_eq(&updated.base.zone, &held.zone),
+        "a stale held version is read again"
+    );
+    let (diff, generation) = updated.outcome.unwrap().expect("written");
+    assert_eq!(
+        generation,
+        store.generation().unwrap(),
+        "the generation after the write"
+    );
+    let current = store.zone(&origin).unwrap().unwrap();
+    for name in ["cli.example.com.", "upd.example.com."] {
+        assert!(current.node(&n(name)).is_some(), "{name} is in the zone");
+    }
+    assert_eq!(current.serial(), Some(diff.to));
+
+    // Held and still current: used as is, not read again.
+    let held = store.held_zone(&origin).unwrap().unwrap();
+    let updated = store
+        .update_zone(&origin, Some(&held), "update", |_| Ok::<_, String>(None))
+        .unwrap();
+    assert!(
+        Arc::ptr_eq(&updated.base.zone, &held.zone),
+        "a current version is reused"
+    );
+    assert!(matches!(updated.outcome, Ok(None)));
+
+    // A refusal writes nothing and is handed back.
+    let before = store.generation().unwrap();
+    let refused = store
+        .update_zone(&origin, None, "update", |_| {
+            Err::<Option<ZoneDiff>, _>("no")
+        })
+        .unwrap();
+    assert_eq!(refused.outcome.unwrap_err(), "no");
+    assert_eq!(store.generation().unwrap(), before, "nothing written");
+    assert!(matches!(
+        store.update_zone(&n("example.org."), None, "update", |_| Ok::<_, String>(
+            None
+        )),
+        Err(StoreError::ZoneNotFound(_))
+    ));
+}
+
+/// Two handles updating one zone from two threads: every change lands,
+/// none fails (each is worked out inside the write transaction).
+#[test]
+fn concurrent_update_zone_calls_all_land() {
+    let (_dir, path, store) = fresh();
+    let origin = n("example.com.");
+    store.create_zone(&sample(1), "import").unwrap();
+    let writers: Vec<_> = (0..2u8)
+        .map(|writer| {
+            let path = path.clone();
+            let origin = origin.clone();
+            std::thread::spawn(move || {
+                let store = Store::open(&path).unwrap();
+                let mut held = None;
+                for i in 0..25u8 {
+                    let name = format!("w{writer}-{i}.example.com.");
+                    let updated = store
+                        .update_zone(&origin, held.as_ref(), "update", |zone| {
+                            Ok::<_, String>(Some(adding(zone, a_record(&name, i))))
+                        })
+                        .unwrap_or_else(|e| panic!("writer {writer}, change {i}: {e}"));
+                    let (diff, generation) = updated.outcome.unwrap().unwrap();
+                    let mut zone = (*updated.base.zone).clone();
+                    diff.apply_to(&mut zone).unwrap();
+                    held = Some(cutover_store::Held {
+                        generation,
+                        zone: Arc::new(zone),
+                    });
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let zone = store.zone(&origin).unwrap().unwrap();
+    for writer in 0..2 {
+        for i in 0..25 {
+            let name = format!("w{writer}-{i}.example.com.");
+            assert!(zone.node(&n(&name)).is_some(), "{name} missing");
+        }
+    }
+    assert_eq!(
+        zone.serial(),
+        Some(Serial(51)),
+        "50 changes, each serial + 1"
     );
 }

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  record add|set|delete ──▶ Update { changes } ──update::apply (local operator:
-//!      the whole zone)──▶ ZoneDiff ──Store::apply (one fsynced transaction)──▶ serial bumped
+//!      the whole zone)──▶ ZoneDiff ──Store::update_zone (worked out and written in one
+//!      fsynced write transaction, on the version written over)──▶ serial bumped
 //!                                     └─ --dry-run: printed, not applied
 //! ```
 //!
@@ -16,7 +17,7 @@ use clap::{Args, Subcommand};
 use cutover_nameserver::update::operator::{self, Action, Edit};
 use cutover_nameserver::update::Outcome;
 use cutover_store::{Store, StoreError};
-use cutover_zone::{zonefile, Name, Rdata, RecordType, ZoneDiff};
+use cutover_zone::{zonefile, Name, Rdata, RecordType, Zone, ZoneDiff};
 
 use super::{diff_lines, zone_name};
 
@@ -120,14 +121,12 @@ pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
     commit(store, &origin, &comment, dry_run, &edit)
 }
 
-/// How often a change is retried when another writer moved the zone on
-/// between our read and our write.
-const ATTEMPTS: usize = 3;
-
 /// Applies the edit to the current zone through `update::operator` (the
 /// RFC 2136 path, strict: a change its rules would drop is an error) and
-/// `Store::apply` (or, dry, previews it), and prints the serial change and
-/// the diff.
+/// writes it (or, dry, previews it), and prints the serial change and the
+/// diff. The write works the change out inside the store's write
+/// transaction (`Store::update_zone`), so a concurrent writer (`cutover
+/// serve` taking UPDATEs) never makes it fail.
 fn commit(
     store: &Store,
     origin: &Name,
@@ -135,34 +134,32 @@ fn commit(
     dry_run: bool,
     edit: &Edit,
 ) -> anyhow::Result<()> {
-    let mut attempt = 0;
-    let diff: ZoneDiff = loop {
-        attempt += 1;
+    let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
+    let work_out = |zone: &Zone| -> anyhow::Result<Option<ZoneDiff>> {
+        let outcome = operator::apply(zone, std::slice::from_ref(edit), now)
+            .map_err(|e| anyhow!("{origin}: {e}"))?;
+        Ok(match outcome {
+            Outcome::Unchanged => None,
+            Outcome::Changed { diff, .. } => Some(diff),
+        })
+    };
+    let (diff, serial) = if dry_run {
         let zone = store
             .zone(origin)?
             .ok_or_else(|| StoreError::ZoneNotFound(origin.clone()))?;
-        let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
-        let outcome = operator::apply(&zone, std::slice::from_ref(edit), now)
-            .map_err(|e| anyhow!("{origin}: {e}"))?;
-        let diff = match outcome {
-            Outcome::Unchanged => {
-                let serial = zone.serial().unwrap_or(cutover_zone::Serial(0));
-                println!(
-                    "{origin}: {} {} already holds exactly this; nothing written, serial stays {serial}",
-                    edit.name, edit.rtype
-                );
-                return Ok(());
-            }
-            Outcome::Changed { diff, .. } => diff,
-        };
-        if dry_run {
-            break diff;
-        }
-        match store.apply(origin, &diff, comment) {
-            Ok(_) => break diff,
-            Err(StoreError::SerialMismatch { .. }) if attempt < ATTEMPTS => continue,
-            Err(error) => return Err(error.into()),
-        }
+        (work_out(&zone)?, zone.serial())
+    } else {
+        let updated = store.update_zone(origin, None, comment, work_out)?;
+        let serial = updated.base.zone.serial();
+        (updated.outcome?.map(|(diff, _)| diff), serial)
+    };
+    let Some(diff) = diff else {
+        let serial = serial.unwrap_or(cutover_zone::Serial(0));
+        println!(
+            "{origin}: {} {} already holds exactly this; nothing written, serial stays {serial}",
+            edit.name, edit.rtype
+        );
+        return Ok(());
     };
     if dry_run {
         println!("{origin}: serial would go {} → {}", diff.from, diff.to);

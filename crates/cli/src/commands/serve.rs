@@ -39,9 +39,20 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()> {
+    raise_descriptor_limit(config);
     let store_path = store_override.unwrap_or(&config.store);
     let store = Store::open(store_path)
         .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    if let Some(why) = store.read_only() {
+        anyhow::bail!(
+            "cutover serve needs to write the store {}: it stores every UPDATE, runs the \
+             migrations, and SQLite keeps its side files {}-wal and {}-shm beside it; but {why}. \
+             Reading commands (zone list, export, show, diff) work on it as it is",
+            store_path.display(),
+            store_path.display(),
+            store_path.display()
+        );
+    }
     let stored = store.zones()?;
     for policy in &config.zone {
         if !stored.iter().any(|info| info.origin == policy.name) {
@@ -52,7 +63,8 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
     let served: Served = Arc::new(Mutex::new(BTreeMap::new()));
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::empty()));
     let notifier = Notifier::start(config, &key_ring(config)?)?;
-    reload_and_notify(&store, &catalog, &served, &notifier);
+    let mut refused = Refused::new();
+    reload_and_notify(&store, &catalog, &served, &mut refused, &notifier);
     let primary = StorePrimary::new(
         config,
         store_path,
@@ -65,6 +77,9 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
         listen: config.dns.listen.clone(),
         udp_workers: config.dns.udp_workers,
         tcp_idle_timeout: config.dns.tcp_idle_timeout,
+        tcp_max_connections: config.dns.tcp_max_connections,
+        tcp_max_connections_per_client: config.dns.tcp_max_connections_per_client,
+        tcp_pressure_idle_timeout: config.dns.tcp_pressure_idle_timeout,
         rrl: config.dns.rrl.as_ref().map(|rrl| rrl.to_server()),
         ..ServerConfig::default()
     };
@@ -100,7 +115,7 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
                 _ = tick.tick() => match store.generation() {
                     Ok(now) if now != generation => {
                         generation = now;
-                        reload_and_notify(&store, &catalog, &served, &notifier);
+                        reload_and_notify(&store, &catalog, &served, &mut refused, &notifier);
                     }
                     Ok(_) => {}
                     Err(error) => tracing::error!("cannot read the store generation: {error}"),
@@ -113,17 +128,84 @@ pub fn run(config: &Config, store_override: Option<&Path>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Raises the soft limit of open files to the hard limit (every listener
+/// has its own budget inside it: `[dns] tcp_max_connections` for DNS over
+/// TCP) and logs the figure; a limit that cannot be raised is logged, not
+/// fatal.
+fn raise_descriptor_limit(config: &Config) {
+    let budget = config.dns.tcp_max_connections;
+    match descriptor_limit::raise() {
+        Ok((before, after)) => {
+            if before == after {
+                tracing::info!(
+                    limit = after,
+                    dns_tcp_budget = budget,
+                    "open files: the soft limit is already the hard limit, {after}"
+                );
+            } else {
+                tracing::info!(
+                    limit = after,
+                    dns_tcp_budget = budget,
+                    "open files: soft limit raised from {before} to the hard limit, {after}"
+                );
+            }
+            if budget as u64 >= after {
+                tracing::warn!(
+                    "[dns] tcp_max_connections = {budget} does not fit under the open-file limit \
+                     {after}: connections would fail to be accepted (EMFILE) before the budget \
+                     is reached; lower it or raise LimitNOFILE"
+                );
+            }
+        }
+        Err(error) => tracing::warn!("open files: cannot read or raise the limit: {error}"),
+    }
+}
+
+/// The process's limit of open files (RLIMIT_NOFILE).
+mod descriptor_limit {
+    /// Raises the soft limit to the hard limit; returns (before, after).
+    pub fn raise() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into the struct given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let before = limit.rlim_cur;
+        // An unlimited hard limit still stops at the kernel's fs.nr_open.
+        let target = if limit.rlim_max == libc::RLIM_INFINITY {
+            std::fs::read_to_string("/proc/sys/fs/nr_open")
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(1 << 20)
+        } else {
+            limit.rlim_max
+        };
+        if limit.rlim_cur < target {
+            limit.rlim_cur = target;
+            // SAFETY: setrlimit reads one rlimit from the struct given.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok((before, limit.rlim_cur))
+    }
+}
+
 /// Reloads under the `served` lock the primary also publishes under, and
 /// sends a NOTIFY for every zone whose published serial changed.
 fn reload_and_notify(
     store: &Store,
     catalog: &ArcSwap<Catalog>,
     served: &Served,
+    refused: &mut Refused,
     notifier: &Notifier,
 ) {
     let mut served = served.lock().unwrap_or_else(PoisonError::into_inner);
     let before = served.clone();
-    reload(store, catalog, &mut served);
+    reload_checked(store, catalog, &mut served, refused);
     for (origin, serial) in served.iter() {
         if before.get(origin) != Some(serial) {
             notifier.changed(origin);
@@ -131,14 +213,30 @@ fn reload_and_notify(
     }
 }
 
+/// The zones whose stored version was refused for serving, as the store
+/// listed them then: not tried (nor logged) again until that changes.
+pub(crate) type Refused = BTreeMap<Name, ZoneInfo>;
+
 /// Brings the published catalog in line with the store: zones whose serial
 /// changed are rebuilt, new ones added, deleted ones dropped. A zone that
-/// fails to load keeps its old snapshot. `served` maps each zone to the
-/// serial published.
+/// fails to load or to pass its checks keeps its old snapshot. `served`
+/// maps each zone to the serial published.
 pub(crate) fn reload(
     store: &Store,
     catalog: &ArcSwap<Catalog>,
     served: &mut BTreeMap<Name, Serial>,
+) {
+    reload_checked(store, catalog, served, &mut Refused::new());
+}
+
+/// [`reload`], remembering in `refused` the versions refused for serving
+/// (a stored zone that does not pass its checks: the store was changed by
+/// hand), so they are logged once rather than on every change of the store.
+fn reload_checked(
+    store: &Store,
+    catalog: &ArcSwap<Catalog>,
+    served: &mut BTreeMap<Name, Serial>,
+    refused: &mut Refused,
 ) {
     let zones = match store.zones() {
         Ok(zones) => zones,
@@ -151,7 +249,7 @@ pub(crate) fn reload(
     let mut changed = false;
     for info in &zones {
         let old = served.get(&info.origin).copied();
-        if old == Some(info.serial) {
+        if old == Some(info.serial) || refused.get(&info.origin) == Some(info) {
             continue;
         }
         match load(store, info) {
@@ -160,6 +258,7 @@ pub(crate) fn reload(
                 let (records, bytes) = (snapshot.record_count(), snapshot.heap_size());
                 next = next.with_zone(Arc::new(snapshot));
                 served.insert(info.origin.clone(), new);
+                refused.remove(&info.origin);
                 changed = true;
                 match old {
                     Some(old) => {
@@ -172,10 +271,25 @@ pub(crate) fn reload(
             }
             Ok(None) => {} // deleted between the listing and the load; the next poll drops it
             Err(error) => {
-                tracing::error!(zone = %info.origin, "cannot load, keeping the old version: {error}")
+                refused.insert(info.origin.clone(), info.clone());
+                match old {
+                    Some(old) => tracing::error!(
+                        zone = %info.origin,
+                        "the stored version (serial {}) cannot be served, still serving serial {old}: {error:#}",
+                        info.serial
+                    ),
+                    None => tracing::error!(
+                        zone = %info.origin,
+                        "NOT SERVED: the stored version (serial {}) cannot be served and there is \
+                         no earlier good version; fix it (zone export, edit, zone import) or \
+                         restore the store: {error:#}",
+                        info.serial
+                    ),
+                }
             }
         }
     }
+    refused.retain(|origin, _| zones.iter().any(|info| info.origin == *origin));
     let gone: Vec<Name> = served
         .keys()
         .filter(|origin| !zones.iter().any(|info| info.origin == **origin))
@@ -192,9 +306,11 @@ pub(crate) fn reload(
     }
 }
 
-/// Builds the snapshot of one zone straight from the store's rows; `None`
-/// when the zone was deleted since it was listed. A row the builder refuses
-/// (the store is corrupt) fails the whole zone.
+/// Builds the snapshot of one zone straight from the store's rows and
+/// checks it (`ZoneSnapshot::check`, and the SOA serial against the
+/// store's); `None` when the zone was deleted since it was listed. A row
+/// the builder refuses or a check that fails (the store was damaged or
+/// changed by hand) fails the whole zone.
 fn load(store: &Store, info: &ZoneInfo) -> anyhow::Result<Option<ZoneSnapshot>> {
     let records = usize::try_from(info.records).unwrap_or(usize::MAX);
     let mut builder = SnapshotBuilder::with_capacity(&info.origin, records);
@@ -204,13 +320,23 @@ fn load(store: &Store, info: &ZoneInfo) -> anyhow::Result<Option<ZoneSnapshot>> 
             refused = builder.add(owner, rtype, ttl, rdata).err();
         }
     });
-    match streamed {
-        Ok(_) => {}
+    let stored_serial = match streamed {
+        Ok(serial) => serial,
         Err(StoreError::ZoneNotFound(_)) => return Ok(None),
         Err(error) => return Err(error.into()),
-    }
+    };
     if let Some(error) = refused {
         anyhow::bail!("a stored record does not fit a snapshot: {error}");
     }
-    Ok(Some(builder.finish()))
+    let snapshot = builder.finish();
+    snapshot
+        .check()
+        .context("the stored zone fails its checks")?;
+    if snapshot.serial() != stored_serial {
+        anyhow::bail!(
+            "the zone's SOA says serial {}, but the store recorded serial {stored_serial}",
+            snapshot.serial()
+        );
+    }
+    Ok(Some(snapshot))
 }

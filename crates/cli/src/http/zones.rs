@@ -21,7 +21,7 @@ use cutover_api::{
 use cutover_nameserver::update::operator::{self, Action, Edit, EditError};
 use cutover_nameserver::update::Outcome;
 use cutover_store::{Store, StoreError};
-use cutover_zone::{zonefile, Name, Record, Serial, ZoneDiff};
+use cutover_zone::{zonefile, Name, Record, Serial, Zone, ZoneDiff};
 
 use super::{blocking, parse_body, ApiError, ApiResult, Control};
 
@@ -284,13 +284,10 @@ fn edit_error(error: EditError) -> ApiError {
     }
 }
 
-/// How often a change is retried when another writer moved the zone on
-/// between our read and our write.
-const ATTEMPTS: usize = 3;
-
-/// Applies the edit to the current zone as `cutover record` does:
-/// `update::operator` (the RFC 2136 path, strict), then one `Store::apply`
-/// (or, dry, nothing).
+/// Applies the edit as `cutover record` does: `update::operator` (the
+/// RFC 2136 path, strict) worked out inside the store's write transaction
+/// (`Store::update_zone`, so a concurrent writer never makes it fail), or,
+/// dry, on the current version without writing.
 fn commit(
     store: &Store,
     origin: &Name,
@@ -298,58 +295,55 @@ fn commit(
     dry_run: bool,
     edit: &Edit,
 ) -> Result<ChangeResult, ApiError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let zone = store.zone(origin)?.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NotFound,
-                format!("zone {origin} is not in the store"),
-            )
-        })?;
-        let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
-        let outcome = operator::apply(&zone, std::slice::from_ref(edit), now).map_err(|e| {
+    let not_found = || {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("zone {origin} is not in the store"),
+        )
+    };
+    let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
+    let work_out = |zone: &Zone| -> Result<Option<ZoneDiff>, ApiError> {
+        let outcome = operator::apply(zone, std::slice::from_ref(edit), now).map_err(|e| {
             let mut error = edit_error(e);
             error.message = format!("{origin}: {}", error.message);
             error
         })?;
-        let diff = match outcome {
-            Outcome::Unchanged => {
-                let serial = zone.serial().unwrap_or(Serial(0));
-                let empty = ZoneDiff {
-                    from: serial,
-                    to: serial,
-                    removed: Vec::new(),
-                    added: Vec::new(),
-                };
-                return Ok(ChangeResult {
-                    diff: diff_view(origin, &empty),
-                    applied: false,
-                    note: Some(format!(
-                        "{} {} already holds exactly this; nothing written",
-                        edit.name, edit.rtype
-                    )),
-                });
-            }
-            Outcome::Changed { diff, .. } => diff,
+        Ok(match outcome {
+            Outcome::Unchanged => None,
+            Outcome::Changed { diff, .. } => Some(diff),
+        })
+    };
+    let (diff, serial) = if dry_run {
+        let zone = store.zone(origin)?.ok_or_else(not_found)?;
+        (work_out(&zone)?, zone.serial())
+    } else {
+        let updated = match store.update_zone(origin, None, comment, work_out) {
+            Err(StoreError::ZoneNotFound(_)) => return Err(not_found()),
+            other => other?,
         };
-        if dry_run {
-            return Ok(ChangeResult {
-                diff: diff_view(origin, &diff),
-                applied: false,
-                note: Some("dry run: nothing changed".to_owned()),
-            });
-        }
-        match store.apply(origin, &diff, comment) {
-            Ok(_) => {
-                return Ok(ChangeResult {
-                    diff: diff_view(origin, &diff),
-                    applied: true,
-                    note: None,
-                })
-            }
-            Err(StoreError::SerialMismatch { .. }) if attempt < ATTEMPTS => continue,
-            Err(error) => return Err(error.into()),
-        }
-    }
+        let serial = updated.base.zone.serial();
+        (updated.outcome?.map(|(diff, _)| diff), serial)
+    };
+    let Some(diff) = diff else {
+        let serial = serial.unwrap_or(Serial(0));
+        let empty = ZoneDiff {
+            from: serial,
+            to: serial,
+            removed: Vec::new(),
+            added: Vec::new(),
+        };
+        return Ok(ChangeResult {
+            diff: diff_view(origin, &empty),
+            applied: false,
+            note: Some(format!(
+                "{} {} already holds exactly this; nothing written",
+                edit.name, edit.rtype
+            )),
+        });
+    };
+    Ok(ChangeResult {
+        diff: diff_view(origin, &diff),
+        applied: !dry_run,
+        note: dry_run.then(|| "dry run: nothing changed".to_owned()),
+    })
 }

@@ -3,20 +3,28 @@
 //! from the store.
 //!
 //! ```text
+//!  triage (the server's receiving thread): bad TSIG ─▶ answered there; unsigned UPDATE
+//!        from an address no rule names ─▶ REFUSED there; verified ─▶ signed lane; else unsigned lane
 //!  routed request ──tsig::verify_request (RFC 8945 order)── rejected ──▶ FORMERR / NOTAUTH(+TSIG)
 //!        │ unsigned or verified (signer kept)
-//!        ├─ UPDATE ─▶ writer lock ─▶ update::apply(zone, policy) ─▶ Store::apply (one fsynced
-//!        │            transaction) ─▶ publish snapshot (ArcSwap) ─▶ NOTIFY out ─▶ NOERROR
+//!        ├─ UPDATE ─▶ writer lock ─▶ Store::update_zone: one write transaction (BEGIN IMMEDIATE):
+//!        │            the version written over (re-read if another writer moved it)
+//!        │            ─▶ update::apply(zone, policy) ─▶ diff written, fsynced
+//!        │            ─▶ publish snapshot (ArcSwap) ─▶ NOTIFY out ─▶ NOERROR
 //!        ├─ AXFR/IXFR (ACL: transfer_keys / transfer_from) ─▶ axfr_messages │ ixfr_messages(journal)
 //!        ├─ NOTIFY ─▶ NOERROR ack (we are the primary: nothing to fetch)
 //!        └─ QUERY (signed, or not classified cheaply) ─▶ answer(&Catalog)
 //!  every response ──signer.sign (each message of a stream)──▶ out
 //! ```
 //!
-//! Writers are serialised by one mutex; the zone last written is kept
-//! (keyed by the store's generation) so an UPDATE does not reload it, and
-//! an UPDATE's diff, once stored, is applied to it in place
-//! (`edit::apply_in_place`: the touched RRsets only, no copy of the zone).
+//! Writers are serialised by one mutex, and against other writers (the CLI,
+//! another `serve` on the same store) by the store's write transaction, in
+//! which the UPDATE is worked out on the version it is written over
+//! (`Store::update_zone`): a concurrent write makes it re-read the zone,
+//! never fail. The zone last written is kept (with the store generation it
+//! belongs to) so an UPDATE does not reload it, and an UPDATE's diff, once
+//! stored, is applied to it in place (`edit::apply_in_place`: the touched
+//! RRsets only, no copy of the zone).
 //! Publishing goes through the `served` map the reload watcher also holds,
 //! so the two never overwrite each other's catalog and the watcher does not
 //! rebuild a zone the primary already published.
@@ -25,19 +33,21 @@ pub mod notifier;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
 use cutover_nameserver::primary::{
-    bare_response, streams, Request, AXFR, IXFR, OPCODE_NOTIFY, OPCODE_QUERY, OPCODE_UPDATE,
+    bare_response, streams, Lane, Request, Triage, AXFR, IXFR, OPCODE_NOTIFY, OPCODE_QUERY,
+    OPCODE_UPDATE,
 };
 use cutover_nameserver::transfer::{axfr_messages, ixfr_messages, message_limit, Question};
 use cutover_nameserver::tsig::{
-    signature_len, verify_request, Key, KeyRing, ResponseSigner, Verified,
+    signature_len, verify_request, Key, KeyRing, Rejection, ResponseSigner, Verified,
 };
 use cutover_nameserver::update::{self, Outcome, Policy, Rule, Update, UpdateRcode};
 use cutover_nameserver::{answer, Catalog, Primary, Transport, ZoneSnapshot};
-use cutover_store::{Store, StoreError};
+use cutover_store::{Held, Store, StoreError, Updated};
 use cutover_zone::{edit, Name, RecordType, Serial, Zone};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
@@ -54,6 +64,65 @@ const NOTAUTH: u8 = 9;
 const FORMERR: u8 = 1;
 /// RCODE SERVFAIL.
 const SERVFAIL: u8 = 2;
+
+/// How often refused requests are logged at most (with a count).
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A log line that is written at most once per interval: the first event
+/// of an interval is logged at once, the others are counted and the count
+/// goes with the next line written. Lock-free: a flood of events costs two
+/// atomic operations each.
+pub struct ThrottledLog {
+    /// The shortest time between two lines, in milliseconds.
+    interval_ms: u64,
+    /// Time zero of `next_at`.
+    epoch: std::time::Instant,
+    /// Milliseconds after the epoch before which nothing is logged.
+    next_at: AtomicU64,
+    /// Events not logged since the last line.
+    skipped: AtomicU64,
+}
+
+impl ThrottledLog {
+    /// A log writing at most one line per `interval`.
+    pub fn new(interval: std::time::Duration) -> ThrottledLog {
+        ThrottledLog {
+            interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            epoch: std::time::Instant::now(),
+            next_at: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes one event: logged (at info) when no line was written in the
+    /// last interval, with the number of events left out since; counted
+    /// otherwise.
+    pub fn note(&self, what: std::fmt::Arguments<'_>) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let next_at = self.next_at.load(Ordering::Relaxed);
+        let due = now >= next_at
+            && self
+                .next_at
+                .compare_exchange(
+                    next_at,
+                    now.saturating_add(self.interval_ms),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        if !due {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.skipped.swap(0, Ordering::Relaxed) {
+            0 => tracing::info!("{what}"),
+            left_out => tracing::info!(
+                "{what} (and {left_out} more like it since the last such line, at most one per {} s)",
+                self.interval_ms / 1000
+            ),
+        }
+    }
+}
 
 /// The zones served, with the serial published for each; shared by the
 /// reload watcher and the primary (whoever publishes holds the lock).
@@ -88,16 +157,17 @@ pub struct StorePrimary {
     notifier: Notifier,
     /// The clock, seconds since the epoch (TSIG, serials).
     clock: fn() -> u64,
+    /// Refused requests (bad TSIG, unsigned UPDATEs from strangers), logged
+    /// once per interval with a count: a flood must not flood the log.
+    refusals: ThrottledLog,
 }
 
-/// The zones as last written or read by the writer, valid while the store's
-/// generation is still `generation`.
+/// The zones as last written or read by the writer, each valid while the
+/// store's generation is still the one it was read at.
 #[derive(Default)]
 struct Written {
-    /// The store generation the cache matches.
-    generation: Option<u64>,
     /// Zones by origin.
-    zones: BTreeMap<Name, Arc<Zone>>,
+    zones: BTreeMap<Name, Held>,
 }
 
 impl std::fmt::Debug for StorePrimary {
@@ -184,6 +254,7 @@ impl StorePrimary {
             writer: Mutex::new(Written::default()),
             notifier,
             clock: wall_clock,
+            refusals: ThrottledLog::new(REFUSAL_LOG_INTERVAL),
         })
     }
 
@@ -194,36 +265,31 @@ impl StorePrimary {
     }
 
     /// The current zone `origin` (from the cache when the store has not
-    /// changed since), `None` when it is not in the store.
+    /// changed since it was read), `None` when it is not in the store.
     fn zone(&self, written: &mut Written, origin: &Name) -> Result<Option<Arc<Zone>>, StoreError> {
         let generation = self.store.generation()?;
-        if written.generation != Some(generation) {
-            written.zones.clear();
-            written.generation = Some(generation);
-        }
-        // A cached zone must also be the version published: a write by
-        // another process between our commit and our generation read would
-        // otherwise leave the cache behind for good.
-        let published = self
-            .catalog
-            .load()
-            .zones()
-            .find(|z| z.origin() == origin)
-            .map(|z| z.serial());
-        if let Some(zone) = written.zones.get(origin) {
-            if zone.serial() == published {
-                return Ok(Some(Arc::clone(zone)));
+        if let Some(held) = written.zones.get(origin) {
+            if held.generation == generation {
+                return Ok(Some(Arc::clone(&held.zone)));
             }
         }
-        let Some(zone) = self.store.zone(origin)? else {
+        let Some(held) = self.store.held_zone(origin)? else {
+            written.zones.remove(origin);
             return Ok(None);
         };
-        let zone = Arc::new(zone);
-        written.zones.insert(origin.clone(), Arc::clone(&zone));
+        let zone = Arc::clone(&held.zone);
+        written.zones.insert(origin.clone(), held);
         Ok(Some(zone))
     }
 
     /// Applies an UPDATE and returns its response (unsigned).
+    ///
+    /// The update is worked out inside the store's write transaction
+    /// ([`Store::update_zone`]) on the version it is written over: when
+    /// another writer (`cutover record`, another `serve` on the same store)
+    /// changed the zone since this primary last read it, the update is
+    /// applied to that newer version, prerequisites included, instead of
+    /// failing with SERVFAIL.
     fn update(&self, request: &[u8], key: Option<&Name>, client: SocketAddr) -> Vec<u8> {
         let parsed = match Update::parse(request) {
             Ok(parsed) => parsed,
@@ -233,62 +299,62 @@ impl StorePrimary {
             }
         };
         let origin = parsed.zone.clone();
-        let mut written = self.writer();
-        let zone = match self.zone(&mut written, &origin) {
-            Ok(Some(zone)) => zone,
-            Ok(None) => return update::response(request, UpdateRcode::NotAuth),
-            Err(error) => {
-                tracing::error!(zone = %origin, "UPDATE: cannot read the zone: {error}");
-                return update::response(request, UpdateRcode::ServFail);
-            }
-        };
-        let now = (self.clock)();
-        let started = std::time::Instant::now();
-        let outcome = update::apply(
-            &zone,
-            &parsed,
-            key,
-            client.ip(),
-            &self.policy,
-            u32::try_from(now).unwrap_or(u32::MAX),
-        );
-        let diff = match outcome {
-            Ok(Outcome::Unchanged) => return update::response(request, UpdateRcode::NoError),
-            Ok(Outcome::Changed { diff }) => diff,
-            Err(error) => {
-                tracing::info!(%client, zone = %origin, "UPDATE refused: {error}");
-                return update::response(request, error.rcode());
-            }
-        };
         let who = match key {
             Some(key) => format!("key {key}"),
             None => format!("unsigned from {}", client.ip()),
         };
         let comment = format!("update by {who}");
-        let applied = started.elapsed();
-        // The served lock is held from the commit to the publication, so the
-        // reload watcher never rebuilds the version we are about to publish.
+        let now = u32::try_from((self.clock)()).unwrap_or(u32::MAX);
+        let mut written = self.writer();
+        let started = std::time::Instant::now();
+        // The served lock is held from before the commit to the publication,
+        // so the reload watcher never rebuilds the version we are about to publish.
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(error) = self.store.apply_to(&zone, &diff, &comment) {
-            written.generation = None;
-            tracing::error!(zone = %origin, "UPDATE not stored: {error}");
-            return update::response(request, UpdateRcode::ServFail);
-        }
+        let held = written.zones.get(&origin).cloned();
+        let updated = self
+            .store
+            .update_zone(&origin, held.as_ref(), &comment, |zone| {
+                update::apply(zone, &parsed, key, client.ip(), &self.policy, now)
+                    .map(|outcome| match outcome {
+                        Outcome::Unchanged => None,
+                        Outcome::Changed { diff } => Some(diff),
+                    })
+                    .map_err(Box::new)
+            });
+        let Updated { base, outcome } = match updated {
+            Ok(updated) => updated,
+            Err(StoreError::ZoneNotFound(_)) => {
+                return update::response(request, UpdateRcode::NotAuth)
+            }
+            Err(error) => {
+                written.zones.remove(&origin);
+                tracing::error!(zone = %origin, "UPDATE not stored: {error}");
+                return update::response(request, UpdateRcode::ServFail);
+            }
+        };
+        let reread = held.is_none_or(|held| !Arc::ptr_eq(&held.zone, &base.zone));
+        let (diff, generation) = match outcome {
+            Ok(Some(written_diff)) => written_diff,
+            Ok(None) => {
+                written.zones.insert(origin, base);
+                return update::response(request, UpdateRcode::NoError);
+            }
+            Err(error) => {
+                written.zones.insert(origin.clone(), base);
+                tracing::info!(%client, zone = %origin, "UPDATE refused: {error}");
+                return update::response(request, error.rcode());
+            }
+        };
         let stored = started.elapsed();
-        let serial = diff.to;
-        // The cached zone becomes the new version in place (copied only if
-        // a transfer still holds it); the store already took the same diff.
-        drop(zone);
-        let mut next = written
-            .zones
-            .remove(&origin)
-            .unwrap_or_else(|| Arc::new(Zone::new(origin.clone())));
+        // The version written over becomes the new one in place (copied only
+        // if a transfer still holds it); the store already took the same diff.
+        let mut next = base.zone;
         if let Err(error) = edit::apply_in_place(Arc::make_mut(&mut next), &diff) {
             tracing::error!(zone = %origin, "UPDATE stored, but not applied to the cached zone: {error}");
-            match self.store.zone(&origin) {
-                Ok(Some(zone)) => next = Arc::new(zone),
+            match self.store.held_zone(&origin) {
+                Ok(Some(held)) => next = held.zone,
                 _ => {
-                    written.generation = None;
+                    written.zones.remove(&origin);
                     return update::response(request, UpdateRcode::ServFail);
                 }
             }
@@ -296,13 +362,22 @@ impl StorePrimary {
         self.publish(&origin, &next, &mut served);
         drop(served);
         let published = started.elapsed();
-        // Our own write moved the generation on: the cache is this version.
-        written.generation = self.store.generation().ok();
-        written.zones.clear();
-        written.zones.insert(origin.clone(), next);
+        written.zones.insert(
+            origin.clone(),
+            Held {
+                generation,
+                zone: next,
+            },
+        );
         drop(written);
-        tracing::info!(zone = %origin, %client, applied = ?applied, stored = ?stored, published = ?published,
-            "UPDATE by {who}: serial {} → {serial}, {} removed, {} added",
+        let serial = diff.to;
+        let over = if reread {
+            " (worked out on a version read inside the write transaction)"
+        } else {
+            ""
+        };
+        tracing::info!(zone = %origin, %client, stored = ?stored, published = ?published,
+            "UPDATE by {who}: serial {} → {serial}, {} removed, {} added{over}",
             diff.from, diff.removed.len(), diff.added.len());
         self.notifier.changed(&origin);
         update::response(request, UpdateRcode::NoError)
@@ -396,6 +471,57 @@ impl StorePrimary {
         }
     }
 
+    /// The answer to a request whose TSIG was rejected (logged, at most
+    /// once per interval with a count); `None` when it cannot be built.
+    fn rejected(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        rejection: &Rejection,
+        now: u64,
+    ) -> Option<Vec<u8>> {
+        self.refusals
+            .note(format_args!("TSIG: {rejection} (from {client})"));
+        let mut response = bare_response(request, 0, false);
+        match rejection.answer(&mut response, now) {
+            Ok(()) => Some(response),
+            Err(error) => {
+                tracing::warn!("TSIG error answer not built: {error}");
+                None
+            }
+        }
+    }
+
+    /// Whether any zone takes unsigned UPDATEs from `client`.
+    fn may_update_unsigned(&self, client: SocketAddr) -> bool {
+        self.policy
+            .unsigned
+            .iter()
+            .any(|(prefix, _)| prefix.contains(client.ip()))
+    }
+
+    /// What `update` answers an unsigned UPDATE from an address no rule
+    /// names, without the writer lock: FORMERR when it does not parse,
+    /// NOTAUTH for a zone not served, REFUSED otherwise.
+    fn refuse_unsigned_update(&self, request: &[u8]) -> Vec<u8> {
+        let rcode = match Update::parse(request) {
+            Err(error) => error.rcode(),
+            Ok(parsed) => {
+                let served = self
+                    .catalog
+                    .load()
+                    .zones()
+                    .any(|zone| *zone.origin() == parsed.zone);
+                if served {
+                    UpdateRcode::Refused
+                } else {
+                    UpdateRcode::NotAuth
+                }
+            }
+        };
+        update::response(request, rcode)
+    }
+
     /// Acknowledges a NOTIFY for a zone we serve.
     fn notify_in(&self, request: &[u8], parsed: &Request) -> Vec<u8> {
         let served = parsed
@@ -411,6 +537,44 @@ impl StorePrimary {
 }
 
 impl Primary for StorePrimary {
+    /// On the receiving thread: a TSIG that does not verify is answered
+    /// there (BADKEY, BADSIG, BADTIME, FORMERR, as `handle` would); an
+    /// unsigned UPDATE from an address no `allow_unsigned_update_from`
+    /// names is refused there; a verified signature takes the signed lane.
+    fn triage(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        _transport: Transport,
+        response: &mut Vec<u8>,
+    ) -> Triage {
+        let Some(parsed) = Request::parse(request) else {
+            return Triage::Drop;
+        };
+        let now = (self.clock)();
+        match verify_request(request, &self.keys, now) {
+            Ok(Verified::Signed(_)) => Triage::Queue(Lane::Signed),
+            Ok(Verified::Unsigned) => {
+                if parsed.opcode != OPCODE_UPDATE || self.may_update_unsigned(client) {
+                    return Triage::Queue(Lane::Unsigned);
+                }
+                *response = self.refuse_unsigned_update(request);
+                self.refusals.note(format_args!(
+                    "UPDATE refused: unsigned from {}, which no allow_unsigned_update_from names",
+                    client.ip()
+                ));
+                Triage::Answer
+            }
+            Err(rejection) => match self.rejected(request, client, &rejection, now) {
+                Some(answer) => {
+                    *response = answer;
+                    Triage::Answer
+                }
+                None => Triage::Drop,
+            },
+        }
+    }
+
     fn handle(
         &self,
         request: &[u8],
@@ -426,12 +590,7 @@ impl Primary for StorePrimary {
             Ok(Verified::Unsigned) => None,
             Ok(Verified::Signed(signer)) => Some(signer),
             Err(rejection) => {
-                tracing::info!(%client, "TSIG: {rejection}");
-                let mut response = bare_response(request, 0, false);
-                match rejection.answer(&mut response, now) {
-                    Ok(()) => responses.push(response),
-                    Err(error) => tracing::warn!("TSIG error answer not built: {error}"),
-                }
+                responses.extend(self.rejected(request, client, &rejection, now));
                 return;
             }
         };

@@ -2,10 +2,17 @@
 //! messages framed by a two-byte length.
 //!
 //! ```text
-//!  accept ─(connection cap: over it, close at once)─▶ task:
-//!     read ─▶ every complete frame: answer(.., Transport::Tcp) ─▶ output ─▶ write
-//!       ▲                                                                    │
-//!       └──────────── until EOF, a malformed frame, idle timeout, stop ──────┘
+//!  accept ─▶ Admission::admit (admission.rs): the client's share spent ─▶ closed at once
+//!     │                                       every slot taken ─▶ the connection idle
+//!     │                                       longest is told to close, its slot reused
+//!     ▼
+//!  task: read ─▶ every complete frame: answer(.., Transport::Tcp) ─▶ output ─▶ write
+//!          ▲                                                                    │
+//!          └── until EOF, a malformed frame, idle timeout, eviction, stop ──────┘
+//!  sweeper: every 250 ms, under pressure (¾ of the budget in use), closes the
+//!           connections idle longer than the pressure timeout; it logs what was
+//!           refused, evicted, swept, and the accept errors, with counts: the first
+//!           line of a quiet spell at once, then at most one per 10 s
 //! ```
 //!
 //! A frame [`routed`] to the primary (UPDATE, NOTIFY, AXFR/IXFR, TSIG) is
@@ -15,24 +22,29 @@
 //!
 //! Pipelined queries are answered in order. Reads and writes are bounded by
 //! the idle timeout, so a client that stops sending or stops reading holds
-//! only its own connection, and only that long.
+//! only its own connection, and only that long. A client holding its share
+//! of the budget cannot take more; many clients holding idle connections
+//! give them up to newcomers. An accept that fails (out of descriptors)
+//! backs off instead of spinning, and is logged once per interval.
 
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
+use super::admission::{Admission, Budget, Ticket, Verdict};
 use crate::answer::{answer, Transport};
 use crate::catalog::Catalog;
-use crate::primary::{routed, Primary};
+use crate::primary::{routed, Primary, Triage};
 
 /// The smallest DNS message: a header. A shorter frame ends the connection.
 const HEADER_LEN: usize = 12;
@@ -49,8 +61,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 pub(super) struct Limits {
     /// Close a connection with no complete query, or a stalled write, for this long.
     pub(super) idle_timeout: Duration,
-    /// Connections served at once, over all listeners.
-    pub(super) max_connections: usize,
+    /// Under pressure, close a connection with no complete query for this long.
+    pub(super) pressure_idle_timeout: Duration,
+    /// Connections at once, in all and per client.
+    pub(super) budget: Budget,
 }
 
 /// The primary frames are routed to, when one is configured.
@@ -71,6 +85,8 @@ enum Close {
     Failed(io::Error),
     /// The server is stopping.
     Stopping,
+    /// Closed while idle to make room (a full table, or pressure).
+    Evicted,
 }
 
 impl std::fmt::Display for Close {
@@ -84,6 +100,7 @@ impl std::fmt::Display for Close {
             Close::WriteStalled => f.write_str("client stopped reading"),
             Close::Failed(e) => write!(f, "socket error: {e}"),
             Close::Stopping => f.write_str("server stopping"),
+            Close::Evicted => f.write_str("idle while connections were short; closed to make room"),
         }
     }
 }
@@ -111,18 +128,28 @@ pub(super) fn run(
     stop: watch::Receiver<bool>,
     routing: Routing,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
     runtime.block_on(async {
+        let admission = Admission::new(limits.budget);
+        let report = Arc::new(Report::default());
+        let sweeper = tokio::spawn(sweep(
+            Arc::clone(&admission),
+            Arc::clone(&report),
+            limits,
+            stop.clone(),
+        ));
         let accepting: Vec<_> = listeners
             .into_iter()
             .map(|listener| {
                 tokio::spawn(accept_loop(
                     listener,
-                    catalog.clone(),
-                    limits,
-                    permits.clone(),
+                    Shared {
+                        catalog: catalog.clone(),
+                        limits,
+                        admission: Arc::clone(&admission),
+                        report: Arc::clone(&report),
+                        routing: routing.clone(),
+                    },
                     stop.clone(),
-                    routing.clone(),
                 ))
             })
             .collect();
@@ -132,64 +159,253 @@ pub(super) fn run(
                 tracing::error!("a TCP accept loop panicked");
             }
         }
+        if sweeper.await.is_err() {
+            tracing::error!("the TCP sweeper panicked");
+        }
     });
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
 }
 
-/// Accepts connections on one listener until stopped.
-async fn accept_loop(
-    listener: TcpListener,
+/// What every accept loop of a server shares.
+#[derive(Clone)]
+struct Shared {
+    /// The zones served.
     catalog: Arc<ArcSwap<Catalog>>,
+    /// Timeouts and budget.
     limits: Limits,
-    permits: Arc<Semaphore>,
-    mut stop: watch::Receiver<bool>,
+    /// The connection table.
+    admission: Arc<Admission>,
+    /// Counts for the periodic log.
+    report: Arc<Report>,
+    /// The primary, if any.
     routing: Routing,
+}
+
+/// What happened to connections since the last log line, counted by the
+/// accept loops and the sweeper and logged by the sweeper once per
+/// [`REPORT_INTERVAL`].
+#[derive(Default)]
+struct Report {
+    /// Connections closed at once: their client held its share.
+    refused_client: AtomicU64,
+    /// Connections closed at once: every slot was busy.
+    refused_full: AtomicU64,
+    /// Idle connections closed to make room for a new one.
+    evicted: AtomicU64,
+    /// Idle connections closed early under pressure.
+    swept: AtomicU64,
+    /// Failed accept calls.
+    accept_failed: AtomicU64,
+    /// The last accept error, for the log line.
+    last_error: Mutex<Option<String>>,
+}
+
+/// How often the sweeper looks for idle connections to close under pressure.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often the counts of refused, evicted and swept connections and of
+/// failed accepts are logged (when any is not zero).
+const REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The first wait after a failed accept; it doubles while accepts keep
+/// failing, up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+
+/// The longest wait between two accept attempts that fail.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
+
+/// How long an accept over the budget waits for the slot of the idle
+/// connection it evicted.
+const EVICTION_WAIT: Duration = Duration::from_millis(100);
+
+/// Closes idle connections early while the server is under pressure, and
+/// logs the report, until stopped.
+async fn sweep(
+    admission: Arc<Admission>,
+    report: Arc<Report>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
 ) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_report: Option<Instant> = None;
     loop {
-        if *stop.borrow() {
-            return;
-        }
         tokio::select! {
             _ = stop.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let catalog = catalog.clone();
-                        let stop = stop.clone();
-                        let routing = routing.clone();
-                        tokio::spawn(async move {
-                            let close = serve_connection(stream, peer, &catalog, limits, stop, routing).await;
-                            tracing::debug!(%peer, %close, "TCP connection closed");
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => tracing::debug!(%peer, "TCP connection limit reached; closed at once"),
-                },
-                Err(e) => {
-                    // Out of descriptors or similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "TCP accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        if admission.under_pressure() {
+            let told = admission.sweep(now, limits.pressure_idle_timeout);
+            report.swept.fetch_add(told as u64, Ordering::Relaxed);
+        }
+        // The first line of a quiet spell at once, then one per interval.
+        let since = last_report.map_or(REPORT_INTERVAL, |at| now.duration_since(at));
+        if since >= REPORT_INTERVAL && report.log(&admission, limits, since.min(REPORT_INTERVAL)) {
+            last_report = Some(now);
         }
     }
 }
 
-/// Serves one connection until it closes, goes idle, or the server stops.
+impl Report {
+    /// Logs and resets the counts, when any is not zero; true when it did.
+    fn log(&self, admission: &Admission, limits: Limits, period: Duration) -> bool {
+        let take = |counter: &AtomicU64| counter.swap(0, Ordering::Relaxed);
+        let refused_client = take(&self.refused_client);
+        let refused_full = take(&self.refused_full);
+        let evicted = take(&self.evicted);
+        let swept = take(&self.swept);
+        let failed = take(&self.accept_failed);
+        let seconds = period.as_secs().max(1);
+        let pressure = refused_client + refused_full + evicted + swept > 0;
+        if pressure {
+            tracing::warn!(
+                in_use = admission.in_use(),
+                max_connections = admission.capacity(),
+                max_per_client = limits.budget.max_per_client,
+                "TCP under pressure in the last {seconds} s: {refused_client} connections refused \
+                 (their client held its share), {refused_full} refused (every connection busy), \
+                 {evicted} idle connections closed to admit new ones, {swept} closed after \
+                 {:?} idle",
+                limits.pressure_idle_timeout
+            );
+        }
+        if failed > 0 {
+            let error = self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .unwrap_or_default();
+            tracing::warn!(
+                "TCP accept failed {failed} times in the last {seconds} s ({error}); backing off"
+            );
+        }
+        pressure || failed > 0
+    }
+
+    /// Counts a failed accept and keeps its error for the log line.
+    fn accept_failed(&self, error: &io::Error) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+        self.accept_failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// True for the accept errors that mean the process or the system is out
+/// of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+fn out_of_resources(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Accepts connections on one listener until stopped.
+async fn accept_loop(listener: TcpListener, shared: Shared, mut stop: watch::Receiver<bool>) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let accepted = tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                accepted
+            }
+            Err(error) => {
+                // Counted; the sweeper logs it within 250 ms, then once per interval.
+                shared.report.accept_failed(&error);
+                if out_of_resources(&error) {
+                    // Our own idle connections are descriptors we can give back.
+                    let told = shared
+                        .admission
+                        .sweep(Instant::now(), shared.limits.pressure_idle_timeout);
+                    shared
+                        .report
+                        .swept
+                        .fetch_add(told as u64, Ordering::Relaxed);
+                }
+                // The failed connection stays in the backlog: wait rather than spin.
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        let Some(ticket) = admit(&shared, peer).await else {
+            drop(stream);
+            continue;
+        };
+        let shared = shared.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let close = serve_connection(stream, peer, &shared, &ticket, stop).await;
+            tracing::debug!(%peer, %close, "TCP connection closed");
+            drop(ticket);
+        });
+    }
+}
+
+/// A slot for a connection from `peer`: at once when one is free; when
+/// every slot is taken, the connection idle longest is told to close and
+/// its slot awaited briefly. `None`: close the new connection.
+async fn admit(shared: &Shared, peer: SocketAddr) -> Option<Ticket> {
+    let deadline = Instant::now() + EVICTION_WAIT;
+    let mut evicted = false;
+    loop {
+        let freed = shared.admission.freed();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        match shared.admission.admit(peer.ip()) {
+            Verdict::Admitted(ticket) => return Some(ticket),
+            Verdict::ClientFull => {
+                shared.report.refused_client.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, "TCP: the client holds its share of connections; closed at once");
+                return None;
+            }
+            Verdict::Full => {}
+        }
+        if !evicted {
+            if !shared.admission.evict_oldest_idle() {
+                shared.report.refused_full.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%peer, "TCP: every connection is busy; closed at once");
+                return None;
+            }
+            shared.report.evicted.fetch_add(1, Ordering::Relaxed);
+            evicted = true;
+        }
+        if timeout_at(deadline, freed).await.is_err() {
+            shared.report.refused_full.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    }
+}
+
+/// Serves one connection until it closes, goes idle, is evicted, or the
+/// server stops.
 async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
-    catalog: &ArcSwap<Catalog>,
-    limits: Limits,
+    shared: &Shared,
+    ticket: &Ticket,
     mut stop: watch::Receiver<bool>,
-    routing: Routing,
 ) -> Close {
+    let limits = shared.limits;
     // Responses are written in whole batches, so Nagle only adds delay.
     let _ = stream.set_nodelay(true);
     let mut input: Vec<u8> = Vec::with_capacity(4096);
     let mut output: Vec<u8> = Vec::with_capacity(4096);
     let mut response: Vec<u8> = Vec::with_capacity(4096);
-    let mut deadline = Instant::now() + limits.idle_timeout;
+    let mut last_query = Instant::now();
     loop {
         let mut consumed = 0;
         while let Some(frame) = next_frame(&input[consumed..]) {
@@ -198,37 +414,48 @@ async fn serve_connection(
                 Frame::Malformed(length) => return Close::Malformed(length),
             };
             consumed += 2 + query.len();
-            deadline = Instant::now() + limits.idle_timeout;
-            if let Some(primary) = routing.as_ref().filter(|_| routed(query)) {
-                let (primary, request) = (Arc::clone(primary), query.to_vec());
-                let handled = tokio::task::spawn_blocking(move || {
-                    let mut responses = Vec::new();
-                    primary.handle(&request, peer, Transport::Tcp, &mut responses);
-                    crate::metrics::routed(&request, &responses);
-                    responses
-                })
-                .await;
-                match handled {
-                    Ok(responses) => {
-                        for response in &responses {
-                            push_frame(&mut output, response);
-                            if output.len() >= OUTPUT_FLUSH {
-                                if let Err(close) =
-                                    write(&mut stream, &mut output, limits.idle_timeout).await
-                                {
-                                    return close;
+            last_query = Instant::now();
+            if let Some(primary) = shared.routing.as_ref().filter(|_| routed(query)) {
+                let mut responses = Vec::new();
+                match primary.triage(query, peer, Transport::Tcp, &mut response) {
+                    Triage::Answer => {
+                        crate::metrics::routed(query, std::slice::from_ref(&response));
+                        push_frame(&mut output, &response);
+                    }
+                    Triage::Drop => crate::metrics::routed(query, &responses),
+                    Triage::Queue(_) => {
+                        let (primary, request) = (Arc::clone(primary), query.to_vec());
+                        let handled = tokio::task::spawn_blocking(move || {
+                            primary.handle(&request, peer, Transport::Tcp, &mut responses);
+                            crate::metrics::routed(&request, &responses);
+                            responses
+                        })
+                        .await;
+                        match handled {
+                            Ok(responses) => {
+                                for response in &responses {
+                                    push_frame(&mut output, response);
+                                    if output.len() >= OUTPUT_FLUSH {
+                                        if let Err(close) =
+                                            write(&mut stream, &mut output, limits.idle_timeout)
+                                                .await
+                                        {
+                                            return close;
+                                        }
+                                    }
                                 }
                             }
+                            Err(_) => tracing::error!(
+                                %peer,
+                                "the primary panicked on a TCP request; dropped it"
+                            ),
                         }
                     }
-                    Err(_) => {
-                        tracing::error!(%peer, "the primary panicked on a TCP request; dropped it")
-                    }
                 }
-                deadline = Instant::now() + limits.idle_timeout;
+                last_query = Instant::now();
                 continue;
             }
-            let zones = catalog.load();
+            let zones = shared.catalog.load();
             // A bug in the answer path must cost one query, not the server.
             let answered = catch_unwind(AssertUnwindSafe(|| {
                 answer(&zones, query, Transport::Tcp, &mut response)
@@ -254,15 +481,19 @@ async fn serve_connection(
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
-        tokio::select! {
+        ticket.idle_since(last_query);
+        let read = tokio::select! {
             biased;
             _ = stop.changed() => return Close::Stopping,
-            _ = sleep_until(deadline) => return Close::Idle,
-            read = stream.read_buf(&mut input) => match read {
-                Ok(0) => return Close::Eof,
-                Ok(_) => {}
-                Err(e) => return Close::Failed(e),
-            },
+            _ = ticket.evicted() => return Close::Evicted,
+            _ = sleep_until(last_query + limits.idle_timeout) => return Close::Idle,
+            read = stream.read_buf(&mut input) => read,
+        };
+        ticket.busy();
+        match read {
+            Ok(0) => return Close::Eof,
+            Ok(_) => {}
+            Err(e) => return Close::Failed(e),
         }
     }
 }

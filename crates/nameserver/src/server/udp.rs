@@ -10,20 +10,25 @@
 //! ```
 //!
 //! A message [`routed`] to the primary (UPDATE, NOTIFY, transfers, TSIG) is
-//! copied into a bounded queue and answered by the primary's own thread,
-//! which replies from the same socket; the worker never waits on it (a full
-//! queue drops the message, as a busy network could).
+//! first triaged by the worker ([`Primary::triage`]: a bad TSIG or an
+//! unsigned UPDATE from an address no rule names is answered there, through
+//! RRL like any answer); the rest is copied into a bounded queue of two
+//! lanes and answered by the primary's own thread, which takes the signed
+//! lane first and replies from the same socket. The worker never waits on
+//! it (a full lane drops the message, as a busy network could), so a flood
+//! of unsigned or forged messages neither fills the queue nor delays the
+//! messages signed with a configured key.
 //!
 //! Every buffer and message header is allocated once per worker and reused.
 
+use std::collections::VecDeque;
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -31,7 +36,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::answer::{answer, Transport};
 use crate::catalog::Catalog;
-use crate::primary::{routed, Primary};
+use crate::primary::{routed, Lane, Primary, Triage};
 use crate::rrl::{self, Limiter, Verdict};
 
 /// Datagrams moved per recvmmsg/sendmmsg call.
@@ -39,6 +44,9 @@ const BATCH: usize = 32;
 
 /// Room for the largest possible datagram, so nothing is ever truncated.
 const DATAGRAM_MAX: usize = 65535;
+
+/// The shortest time between two log lines about failed receives.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The longest a worker waits for a datagram before checking the stop flag.
 const WAKE_INTERVAL: Duration = Duration::from_millis(200);
@@ -54,7 +62,33 @@ pub(super) struct Worker {
     /// Response rate limiting, when on.
     rate_limit: Option<RateLimit>,
     /// Where routed messages go, when a primary is configured.
-    routing: Option<SyncSender<Routed>>,
+    routing: Option<Routing>,
+}
+
+/// The primary of a server and the queue in front of its thread.
+#[derive(Clone)]
+pub(super) struct Routing {
+    /// Triages on the worker, answers on its own thread.
+    pub(super) primary: Arc<dyn Primary>,
+    /// The queue its thread drains.
+    pub(super) queue: Arc<RoutedQueue>,
+}
+
+/// Routed datagrams waiting for the primary's thread, in two lanes.
+pub(super) struct RoutedQueue {
+    /// The lanes.
+    lanes: Mutex<Lanes>,
+    /// Signalled when a datagram is queued.
+    ready: Condvar,
+}
+
+/// The two lanes of a [`RoutedQueue`].
+#[derive(Default)]
+struct Lanes {
+    /// Messages whose TSIG verified; taken first.
+    signed: VecDeque<Routed>,
+    /// The rest.
+    unsigned: VecDeque<Routed>,
 }
 
 /// A routed datagram on its way to the primary's thread.
@@ -67,8 +101,61 @@ pub(super) struct Routed {
     socket: Arc<Socket>,
 }
 
-/// Routed datagrams waiting for the primary, at most; more are dropped.
-pub(super) const ROUTED_QUEUE: usize = 1024;
+/// Signed routed datagrams waiting for the primary, at most; more are dropped.
+const SIGNED_QUEUE: usize = 1024;
+
+/// Unsigned routed datagrams waiting for the primary, at most; more are
+/// dropped.
+const UNSIGNED_QUEUE: usize = 256;
+
+impl RoutedQueue {
+    /// An empty queue.
+    pub(super) fn new() -> RoutedQueue {
+        RoutedQueue {
+            lanes: Mutex::new(Lanes::default()),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// Queues `routed` in `lane`; false (and dropped) when the lane is full.
+    fn push(&self, lane: Lane, routed: Routed) -> bool {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (queue, limit) = match lane {
+            Lane::Signed => (&mut lanes.signed, SIGNED_QUEUE),
+            Lane::Unsigned => (&mut lanes.unsigned, UNSIGNED_QUEUE),
+        };
+        if queue.len() >= limit {
+            return false;
+        }
+        queue.push_back(routed);
+        drop(lanes);
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next datagram, signed lane first; waits for one, and returns
+    /// `None` once `stop` is set.
+    fn pop(&self, stop: &AtomicBool) -> Option<Routed> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            if let Some(routed) = lanes
+                .signed
+                .pop_front()
+                .or_else(|| lanes.unsigned.pop_front())
+            {
+                return Some(routed);
+            }
+            lanes = self
+                .ready
+                .wait_timeout(lanes, WAKE_INTERVAL)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
 
 /// The shared limiter and the instant its clock counts from.
 pub(super) struct RateLimit {
@@ -107,7 +194,7 @@ impl Worker {
         catalog: Arc<ArcSwap<Catalog>>,
         stop: Arc<AtomicBool>,
         rate_limit: Option<RateLimit>,
-        routing: Option<SyncSender<Routed>>,
+        routing: Option<Routing>,
     ) -> Worker {
         Worker {
             socket,
@@ -122,19 +209,25 @@ impl Worker {
     pub(super) fn run(self) {
         let mut batch = Batch::new();
         let fd = self.socket.as_raw_fd();
+        // Failed receives since the last log line, and when that was.
+        let (mut failures, mut logged): (u64, Option<Instant>) = (0, None);
         while !self.stop.load(Ordering::Relaxed) {
             let received = match batch.receive(fd) {
                 Ok(n) => n,
                 Err(e) => {
                     if !transient(&e) {
-                        tracing::warn!(error = %e, "UDP receive failed");
+                        failures += 1;
+                        if logged.is_none_or(|at| at.elapsed() >= FAILURE_LOG_INTERVAL) {
+                            tracing::warn!(error = %e, "UDP receive failed ({failures} times since the last such line)");
+                            (failures, logged) = (0, Some(Instant::now()));
+                        }
                         // Avoid spinning on a persistent error.
                         std::thread::sleep(Duration::from_millis(10));
                     }
                     continue;
                 }
             };
-            let routing = self.routing.as_ref().map(|sender| (sender, &self.socket));
+            let routing = self.routing.as_ref().map(|routing| (routing, &self.socket));
             let ready =
                 batch.answer_all(received, &self.catalog, self.rate_limit.as_ref(), routing);
             batch.send(fd, ready);
@@ -201,7 +294,7 @@ impl Batch {
         received: usize,
         catalog: &ArcSwap<Catalog>,
         rate_limit: Option<&RateLimit>,
-        routing: Option<(&SyncSender<Routed>, &Arc<Socket>)>,
+        routing: Option<(&Routing, &Arc<Socket>)>,
     ) -> usize {
         let mut ready = 0;
         // One reading of the clock per batch: the batch arrived at once.
@@ -210,31 +303,53 @@ impl Batch {
             let message = &self.receive[i];
             let length = (message.msg_len as usize).min(DATAGRAM_MAX);
             let query = &self.queries[i * DATAGRAM_MAX..i * DATAGRAM_MAX + length];
-            if let Some((sender, socket)) = routing.filter(|_| routed(query)) {
-                if let Some(client) = peer_addr(&self.peers[i]) {
-                    let routed = Routed {
-                        request: query.to_vec(),
-                        client,
-                        socket: Arc::clone(socket),
-                    };
-                    if let Err(TrySendError::Full(_)) = sender.try_send(routed) {
-                        tracing::debug!(%client, "primary queue full; routed datagram dropped");
+            let response = &mut self.responses[i];
+            if let Some((routing, socket)) = routing.filter(|_| routed(query)) {
+                let Some(client) = peer_addr(&self.peers[i]) else {
+                    continue;
+                };
+                let triage = catch_unwind(AssertUnwindSafe(|| {
+                    routing
+                        .primary
+                        .triage(query, client, Transport::Udp, response)
+                }));
+                match triage {
+                    Ok(Triage::Answer) => {
+                        crate::metrics::routed(query, std::slice::from_ref(response));
+                    }
+                    Ok(Triage::Drop) => {
+                        crate::metrics::routed(query, &[]);
+                        continue;
+                    }
+                    Ok(Triage::Queue(lane)) => {
+                        let routed = Routed {
+                            request: query.to_vec(),
+                            client,
+                            socket: Arc::clone(socket),
+                        };
+                        if !routing.queue.push(lane, routed) {
+                            tracing::debug!(%client, ?lane, "primary queue full; routed datagram dropped");
+                        }
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::error!(%client, "the primary's triage panicked on a UDP request; dropped it");
+                        continue;
                     }
                 }
-                continue;
-            }
-            let response = &mut self.responses[i];
-            let zones = catalog.load();
-            // A bug in the answer path must cost one query, not the worker.
-            let answered = catch_unwind(AssertUnwindSafe(|| {
-                answer(&zones, query, Transport::Udp, response)
-            }));
-            match answered {
-                Ok(true) => crate::metrics::answered(Transport::Udp, response),
-                Ok(false) => continue,
-                Err(_) => {
-                    tracing::error!("answer panicked on a UDP query; dropped it");
-                    continue;
+            } else {
+                let zones = catalog.load();
+                // A bug in the answer path must cost one query, not the worker.
+                let answered = catch_unwind(AssertUnwindSafe(|| {
+                    answer(&zones, query, Transport::Udp, response)
+                }));
+                match answered {
+                    Ok(true) => crate::metrics::answered(Transport::Udp, response),
+                    Ok(false) => continue,
+                    Err(_) => {
+                        tracing::error!("answer panicked on a UDP query; dropped it");
+                        continue;
+                    }
                 }
             }
             if let (Some(rate_limit), Some(now), Some(client)) =
@@ -299,10 +414,12 @@ impl Batch {
     }
 }
 
-/// Answers routed datagrams with `primary` until every worker has hung up.
-pub(super) fn serve_routed(queue: Receiver<Routed>, primary: Arc<dyn Primary>) {
+/// Answers routed datagrams with `primary`, signed lane first, until `stop`
+/// is set.
+pub(super) fn serve_routed(routing: Routing, stop: Arc<AtomicBool>) {
+    let Routing { primary, queue } = routing;
     let mut responses = Vec::new();
-    while let Ok(routed) = queue.recv() {
+    while let Some(routed) = queue.pop(&stop) {
         responses.clear();
         let handled = catch_unwind(AssertUnwindSafe(|| {
             primary.handle(
