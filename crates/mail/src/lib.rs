@@ -35,5 +35,5 @@ pub use policy::{Admission, Policy, RelayDomain};
 pub use queue::{Batch, Destination, Item, Outcome, Queue, Schedule, Selector};
 pub use reply::Reply;
 pub use server::{Metrics, Relay, RelayConfig, RelayError};
-pub use session::{Event, Message, Session, Verdict};
-pub use spool::{DeliveryState, RecipientStatus, Spool, SpoolError, Spooled};
+pub use session::{Event, Message, Session, SpoolRefusal, Verdict};
+pub use spool::{DeliveryState, Incoming, RecipientStatus, Spool, SpoolError, Spooled};
