@@ -191,7 +191,8 @@ impl Config {
             )));
         }
         if let Some(mail) = &config.mail {
-            mail.validate().map_err(|e| error(format!("[mail]: {e}")))?;
+            mail.validate(Some(&text))
+                .map_err(|e| error(format!("[mail]: {e}")))?;
         }
         if let Some(rrl) = &config.dns.rrl {
             rrl.to_server()

@@ -114,11 +114,7 @@ pub fn run(args: &MailArgs, config_path: Option<&std::path::Path>) -> anyhow::Re
                 .mail
                 .context("the config has no [mail] section: give --spool DIR")?;
             // For listings of the spool at rest; the config was validated.
-            for domain in &mail.domain {
-                if let Ok(destination) = domain.destination.parse() {
-                    routes.insert(domain.name.to_ascii_lowercase(), destination);
-                }
-            }
+            routes = mail.routes();
             mail.spool
         }
     };
