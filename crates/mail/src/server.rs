@@ -516,6 +516,12 @@ impl<C: Courier> Relay<C> {
         let _ = writer.write_all(reply.as_bytes()).await;
     }
 
+    /// How many recipients the relay remembers from its destinations
+    /// (accepted and refused, expired ones not yet dropped included).
+    pub fn recipients_remembered(&self) -> usize {
+        lock(&self.shared.book).len()
+    }
+
     /// The counters and queue gauges.
     pub fn metrics(&self) -> Metrics {
         let queue = lock(&self.shared.queue);
