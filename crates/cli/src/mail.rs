@@ -418,18 +418,23 @@ impl cutover_migrate::MailControl for MigrationMail {
     fn hold(&self, domain: &str) -> Result<String, String> {
         let selector = cutover_mail::queue::Selector::Domain(domain.to_string());
         let held = self.0.hold(selector).map_err(|e| e.to_string())?;
-        Ok(format!("{domain} held ({} queued message(s))", held.len()))
+        Ok(format!(
+            "{domain} held: {} queued message(s) held, and its mail arriving from now on",
+            held.len()
+        ))
     }
 
-    /// `cutover mail retarget DOMAIN DESTINATION`.
+    /// `cutover mail retarget DOMAIN DESTINATION` (holds kept: the
+    /// migration releases in a step of its own).
     fn retarget(&self, domain: &str, destination: &str) -> Result<String, String> {
-        let due = self
+        let retargeted = self
             .0
-            .retarget(domain, destination)
+            .retarget(domain, destination, false)
             .map_err(|e| e.to_string())?;
         Ok(format!(
-            "{domain} now goes to {destination} ({} message(s) due now)",
-            due.len()
+            "{domain} now goes to {destination}: {} message(s) due now, {} held until the release",
+            retargeted.due.len(),
+            retargeted.held.len()
         ))
     }
 
@@ -438,7 +443,7 @@ impl cutover_migrate::MailControl for MigrationMail {
         let selector = cutover_mail::queue::Selector::Domain(domain.to_string());
         let released = self.0.release(selector).map_err(|e| e.to_string())?;
         Ok(format!(
-            "{domain} released ({} message(s) due now)",
+            "{domain} released: {} message(s) released, due now",
             released.len()
         ))
     }

@@ -385,28 +385,40 @@ impl<C: Courier> Relay<C> {
         lock(&self.shared.queue).list(SystemTime::now())
     }
 
-    /// Holds mail (`cutover mail hold`).
-    pub async fn hold(&self, selector: Selector) -> Result<(), RelayError> {
-        let changed = lock(&self.shared.queue).hold(&selector);
-        self.after_control(changed).await
+    /// Holds mail (`cutover mail hold`); returns the messages it held.
+    pub async fn hold(&self, selector: Selector) -> Result<Vec<String>, RelayError> {
+        let effect = lock(&self.shared.queue).hold(&selector);
+        self.after_control(effect.changed).await?;
+        Ok(effect.ids)
     }
 
-    /// Releases mail (`cutover mail release`); it is due at once.
-    pub async fn release(&self, selector: Selector) -> Result<(), RelayError> {
-        let changed = lock(&self.shared.queue).release(&selector, SystemTime::now());
-        self.after_control(changed).await
+    /// Releases mail (`cutover mail release`); it is due at once. Returns
+    /// the messages it released.
+    pub async fn release(&self, selector: Selector) -> Result<Vec<String>, RelayError> {
+        let effect = lock(&self.shared.queue).release(&selector, SystemTime::now());
+        self.after_control(effect.changed).await?;
+        Ok(effect.ids)
     }
 
-    /// Makes deferred mail due now (`cutover mail flush`).
-    pub async fn flush(&self, selector: Selector) -> Result<(), RelayError> {
-        let changed = lock(&self.shared.queue).flush(&selector, SystemTime::now());
-        self.after_control(changed).await
+    /// Makes waiting mail that is not held due now (`cutover mail flush`);
+    /// returns the messages due.
+    pub async fn flush(&self, selector: Selector) -> Result<Vec<String>, RelayError> {
+        let effect = lock(&self.shared.queue).flush(&selector, SystemTime::now());
+        self.after_control(effect.changed).await?;
+        Ok(effect.ids)
     }
 
-    /// Points `domain` at `destination` (`cutover mail retarget`).
-    pub async fn retarget(&self, domain: &str, destination: Destination) -> Result<(), RelayError> {
-        let changed = lock(&self.shared.queue).retarget(domain, destination, SystemTime::now());
-        self.after_control(changed).await
+    /// Points `domain` at `destination` (`cutover mail retarget`); held
+    /// mail stays held. Returns the messages due now.
+    pub async fn retarget(
+        &self,
+        domain: &str,
+        destination: Destination,
+    ) -> Result<Vec<String>, RelayError> {
+        let retargeted =
+            lock(&self.shared.queue).retarget(domain, destination, SystemTime::now(), false);
+        self.after_control(retargeted.changed).await?;
+        Ok(retargeted.due)
     }
 
     /// Deletes mail without a DSN (`cutover mail delete`).
