@@ -44,7 +44,7 @@ mod delivery;
 mod inbound;
 
 use delivery::{delivery_round, persist};
-use inbound::{connection, SessionSlot};
+use inbound::{connection, Idlers, SessionSlot};
 
 /// A relay that cannot start or a control that cannot be applied.
 #[derive(Debug, Error)]
@@ -199,6 +199,9 @@ struct Shared<C> {
     wake: Notify,
     /// Connections per client address.
     clients: Mutex<HashMap<IpAddr, usize>>,
+    /// Clients whose sessions sat idle past the stress timeout, and when:
+    /// refused while the relay is under stress (see `inbound`).
+    idlers: Mutex<Idlers>,
     /// Sessions open now (each holds a [`SessionSlot`]).
     sessions: AtomicUsize,
     /// Whether the relay is under stress; sessions watch it.
@@ -272,6 +275,7 @@ impl<C: Courier> Relay<C> {
                 courier,
                 wake: Notify::new(),
                 clients: Mutex::new(HashMap::new()),
+                idlers: Mutex::new(Idlers::default()),
                 sessions: AtomicUsize::new(0),
                 pressure: watch::Sender::new(false),
                 stressed_until: AtomicU64::new(0),

@@ -168,6 +168,8 @@ pub struct Session {
     junk: usize,
     /// Whether the server is under stress (smaller limits).
     stressed: bool,
+    /// Whether the session was closed for too many errors.
+    gave_up: bool,
 }
 
 impl Session {
@@ -185,6 +187,7 @@ impl Session {
             errors: 0,
             junk: 0,
             stressed: false,
+            gave_up: false,
         }
     }
 
@@ -196,6 +199,12 @@ impl Session {
     /// Whether the session is over.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
+    }
+
+    /// Whether the session was closed for too many errors (junk commands
+    /// past their limit count as errors).
+    pub fn gave_up(&self) -> bool {
+        self.gave_up
     }
 
     /// Whether the session is reading message data (for the data timeout).
@@ -381,6 +390,7 @@ impl Session {
             }
             if self.errors >= self.error_limit() && !self.is_closed() {
                 self.phase = Phase::Closed;
+                self.gave_up = true;
                 events.push(Event::Reply(Reply::new(
                     421,
                     "4.7.0",

@@ -623,6 +623,10 @@ fn stress_shrinks_junk_and_error_limits() {
     let events = feed(&mut session, "NOOP\r\n");
     assert_eq!(codes(&events), [250, 421], "{events:?}");
     assert!(session.is_closed());
+    assert!(session.gave_up(), "closed for its errors");
+    let mut quitting = session_with(policy());
+    feed(&mut quitting, "EHLO client.test\r\nQUIT\r\n");
+    assert!(quitting.is_closed() && !quitting.gave_up(), "QUIT is not giving up");
     let mut session = session_with(policy());
     session.set_stressed(true);
     let events = feed(

@@ -19,7 +19,10 @@
 //! out of file descriptors) every session waits at most the stress timeout
 //! (10 s) for a command or data, idle ones already waiting longer are
 //! closed at once, and the session limits shrink (see [`Session::set_stressed`]):
-//! Postfix's stress mode.
+//! Postfix's stress mode. A client whose session was closed under stress
+//! (idle past the stress timeout, or too many errors and junk commands) is
+//! refused at once while the stress lasts (for a minute at most), so that
+//! the slots it held go to other clients, not back to it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -130,6 +133,42 @@ pub(crate) fn client_key(address: IpAddr) -> IpAddr {
     }
 }
 
+/// How long a client whose session was closed under stress is refused
+/// (while the stress lasts).
+const IDLER_PENALTY: Duration = Duration::from_secs(60);
+
+/// The most clients remembered (about 40 bytes each).
+const IDLERS: usize = 65_536;
+
+/// Clients whose sessions were closed under stress (idle, or erring), and when.
+#[derive(Debug, Default)]
+pub(crate) struct Idlers {
+    /// Client (as [`client_key`]) → when its session was closed.
+    closed: HashMap<IpAddr, Instant>,
+}
+
+impl Idlers {
+    /// Remembers that a session of `client` was closed at `now` (the oldest forgotten first
+    /// when the table is full: entries past the penalty, then all).
+    fn note(&mut self, client: IpAddr, now: Instant) {
+        if self.closed.len() >= IDLERS {
+            self.closed
+                .retain(|_, at| now.saturating_duration_since(*at) < IDLER_PENALTY);
+            if self.closed.len() >= IDLERS {
+                self.closed.clear();
+            }
+        }
+        self.closed.insert(client, now);
+    }
+
+    /// Whether a session of `client` was closed within the penalty before `now`.
+    fn penalized(&self, client: IpAddr, now: Instant) -> bool {
+        self.closed
+            .get(&client)
+            .is_some_and(|at| now.saturating_duration_since(*at) < IDLER_PENALTY)
+    }
+}
+
 /// The message being received on a connection: its spool file and the
 /// content not yet written to it.
 struct Reception {
@@ -191,6 +230,14 @@ pub(super) async fn connection<C: Courier>(
             .await;
         return;
     }
+    let mut pressure = shared.pressure.subscribe();
+    if *pressure.borrow() && lock(&shared.idlers).penalized(client, Instant::now()) {
+        let _ = stream
+            .io()
+            .write_all(b"421 4.7.0 Your last session idled or erred while we are busy, try again later\r\n")
+            .await;
+        return;
+    }
     let mut policy = (*shared.policy).clone();
     let tls = shared
         .tls
@@ -207,7 +254,6 @@ pub(super) async fn connection<C: Courier>(
     {
         return;
     }
-    let mut pressure = shared.pressure.subscribe();
     let mut buffer = vec![0u8; READ_BUFFER];
     let mut reception: Option<Reception> = None;
     loop {
@@ -237,6 +283,9 @@ pub(super) async fn connection<C: Courier>(
         };
         let read = match read {
             None => {
+                if *pressure.borrow() {
+                    lock(&shared.idlers).note(client, Instant::now());
+                }
                 let reply = session.abort("Timeout, closing connection");
                 let _ = stream.io().write_all(&reply.to_wire()).await;
                 return;
@@ -305,6 +354,9 @@ pub(super) async fn connection<C: Courier>(
                     session.tls_started();
                 }
                 Event::Close => {
+                    if session.gave_up() && *pressure.borrow() {
+                        lock(&shared.idlers).note(client, Instant::now());
+                    }
                     let _ = stream.io().write_all(&output).await;
                     let _ = stream.io().shutdown().await;
                     return;
@@ -458,6 +510,23 @@ async fn verify<C: Courier>(shared: &Arc<Shared<C>>, address: &str) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An idler is refused for the penalty after its session was closed,
+    /// and the table stays within its size.
+    #[test]
+    fn idlers_are_refused_for_a_while() {
+        let mut idlers = Idlers::default();
+        let start = Instant::now();
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        idlers.note(client, start);
+        assert!(idlers.penalized(client, start + Duration::from_secs(59)));
+        assert!(!idlers.penalized(client, start + IDLER_PENALTY));
+        assert!(!idlers.penalized("192.0.2.8".parse().unwrap(), start));
+        for number in 0..(IDLERS as u32 + 10) {
+            idlers.note(IpAddr::from(number.to_be_bytes()), start);
+        }
+        assert!(idlers.closed.len() <= IDLERS, "{}", idlers.closed.len());
+    }
 
     /// IPv4 clients count alone, IPv6 ones by /64, v4-mapped as IPv4.
     #[test]
