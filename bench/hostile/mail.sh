@@ -25,9 +25,10 @@
 # descriptors; what the attackers got.
 #
 # Usage: bench/hostile/mail.sh          (from anywhere; about 4 minutes)
-# Knobs: SECONDS_PER_ATTACK (30), SESSIONS (60), DATA_MIB (32),
-#        ADDRESSES (1000), PER_ADDRESS (10), CUTOVER (a cutover binary; by
-#        default the release build is made), KEEP=1 keeps the work directory.
+# Knobs: ATTACKS ("memory idle"), SECONDS_PER_ATTACK (30), SESSIONS (60),
+#        DATA_MIB (32), ADDRESSES (1000), PER_ADDRESS (10), CUTOVER (a cutover
+#        binary; by default the release build is made), KEEP=1 keeps the work
+#        directory. The review's idle attack: ADDRESSES=1998 PER_ADDRESS=10.
 # Needs: postfix (postfix, smtp-sink), python3, root (Postfix runs its
 # daemons as the postfix user), cargo unless CUTOVER is given.
 set -euo pipefail
@@ -35,6 +36,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+ATTACKS=${ATTACKS:-memory idle}
 SECONDS_PER_ATTACK=${SECONDS_PER_ATTACK:-30}
 SESSIONS=${SESSIONS:-60}
 DATA_MIB=${DATA_MIB:-32}
@@ -224,7 +226,7 @@ printf 'cores: %s, load average before: %s, descriptors per process: %s\n' \
     "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(ulimit -n)"
 printf '%-7s %-8s %5s %8s %5s %6s %8s %7s  %-12s %5s   %s\n' \
     attack relay tries sessions busy failed accepted arrived "peak memory" fds attackers
-for attack in memory idle; do
+for attack in $ATTACKS; do
     for relay in cutover postfix; do
         run_attack "$attack" "$relay"
     done
