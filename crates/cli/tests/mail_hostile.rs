@@ -624,3 +624,91 @@ fn descriptors_exhausted_is_logged_once_per_interval_and_recovers() {
         "a real client must be served once idle sessions are closed: {real:?}\nlog:\n{log}"
     );
 }
+
+/// Large messages queued while the destination is down (retried every
+/// 400 ms meanwhile) are delivered, once it is back, without being read
+/// into memory: 20 messages of 8 MiB (160 MiB) each go out 64 KiB at a time.
+/// (They used to be read whole for every attempt: RSS +130 MB.)
+#[test]
+fn a_queue_of_large_messages_is_delivered_with_bounded_memory() {
+    let relay = Relay::start("first_retry = \"200ms\"\nmax_retry = \"400ms\"\n", None);
+    let before = relay.memory("VmRSS");
+    let line = [[b'y'; 998].as_slice(), b"\r\n"].concat();
+    let body = line.repeat(8 << 10);
+    for number in 0..20 {
+        let stream = connect_from(Ipv4Addr::LOCALHOST, relay.port).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        assert!(reply(&mut reader).unwrap().starts_with("220"));
+        for line in [
+            "EHLO c.test",
+            "MAIL FROM:<s@ext.test>",
+            "RCPT TO:<alice@ourdom.test>",
+            "DATA",
+        ] {
+            writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+            reply(&mut reader).unwrap();
+        }
+        writer
+            .write_all(format!("Subject: large {number}\r\n\r\n").as_bytes())
+            .unwrap();
+        writer.write_all(&body).unwrap();
+        writer.write_all(b".\r\n").unwrap();
+        let stored = reply(&mut reader).unwrap();
+        assert!(stored.starts_with("250"), "message {number}: {stored}");
+    }
+    let received = relay.memory("VmHWM");
+    // The destination comes back: a sink that counts (no dump on disk).
+    let sink_port = free_port();
+    let counted = relay.directory.path().join("sink.log");
+    let _sink = Guard(
+        Command::new("smtp-sink")
+            .args(["-c", "-u", "nobody"])
+            .arg(format!("127.0.0.1:{sink_port}"))
+            .arg("64")
+            .stdout(std::fs::File::create(&counted).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("smtp-sink runs (package postfix)"),
+    );
+    wait_listening(sink_port, "smtp-sink");
+    let config = relay.directory.path().join("cutover.toml");
+    let retarget = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["--config", config.to_str().unwrap(), "mail", "retarget"])
+        .args(["ourdom.test", &format!("127.0.0.1:{sink_port}")])
+        .output()
+        .unwrap();
+    assert!(
+        retarget.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retarget.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !spool_files(&relay.spool(), ".msg").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{} messages still queued after 120 s",
+            spool_files(&relay.spool(), ".msg").len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let peak = relay.memory("VmHWM");
+    let sunk = std::fs::read_to_string(&counted).unwrap_or_default();
+    eprintln!(
+        "20 messages of 8 MiB queued and delivered: RSS {before} kB before, peak {received} kB \
+         once received, {peak} kB once delivered; smtp-sink counted {:?}",
+        sunk.split_whitespace().last()
+    );
+    assert!(
+        peak < before + (64 << 10),
+        "peak RSS {peak} kB grew more than 64 MiB over {before} kB delivering 160 MiB"
+    );
+    assert_eq!(
+        sunk.split_whitespace().last(),
+        Some("mesg=20"),
+        "smtp-sink counts every message"
+    );
+}

@@ -417,7 +417,7 @@ fn at_rest(
     }
     let mut answer = applied.answer.unwrap_or(Answer::Changed(Vec::new()));
     if let Answer::Message(message) = &mut answer {
-        message.headers = spool.content(&message.id).ok().map(|c| headers(&c));
+        message.headers = spool.head(&message.id, HEAD).ok().map(|c| headers(&c));
     }
     Ok(answer)
 }
@@ -553,6 +553,9 @@ pub(crate) fn describe(queue: &Queue, spooled: &Spooled, now: SystemTime) -> Que
         headers: None,
     }
 }
+
+/// How much of a message is read to show its header section.
+pub(crate) const HEAD: usize = 8192 + 4;
 
 /// The header section of `content`, at most 8 KiB, lossy UTF-8.
 pub(crate) fn headers(content: &[u8]) -> String {

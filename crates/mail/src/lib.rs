@@ -30,7 +30,7 @@ pub use control::{
     Answer, ControlError, MailControl, MetricsView, QueuedMessage, QueuedRecipient, Request,
     Retargeted,
 };
-pub use courier::{Courier, Parcel, Probe, SmtpCourier, TlsPolicy};
+pub use courier::{Content, Courier, Parcel, Probe, SmtpCourier, TlsPolicy};
 pub use envelope::{DsnReturn, Envelope, Notify, Recipient};
 pub use policy::{Admission, Policy, RelayDomain};
 pub use queue::{Batch, Destination, Effect, Item, Outcome, Queue, Schedule, Selector};

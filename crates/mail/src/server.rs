@@ -480,7 +480,7 @@ impl<C: Courier> Relay<C> {
         if let Answer::Message(message) = &mut answer {
             let spool = self.shared.spool.clone();
             let id = message.id.clone();
-            if let Ok(content) = blocking(move || spool.content(&id)).await {
+            if let Ok(content) = blocking(move || spool.head(&id, control::HEAD)).await {
                 message.headers = Some(control::headers(&content));
             }
         }

@@ -277,12 +277,32 @@ impl Spool {
     /// The content of a spooled message.
     pub fn content(&self, id: &str) -> Result<Vec<u8>, SpoolError> {
         let path = self.directory.join(format!("{id}.msg"));
-        let bytes = fs::read(&path).map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => SpoolError::Missing(id.to_string()),
-            _ => io_error(&path, source),
-        })?;
+        let mut bytes = fs::read(&path).map_err(|source| missing(id, &path, source))?;
         let start = header_end(&bytes).ok_or_else(|| corrupt(&path, 1, "no end of envelope"))?;
-        Ok(bytes[start..].to_vec())
+        bytes.drain(..start);
+        Ok(bytes)
+    }
+
+    /// The file of a spooled message and where its content starts (for
+    /// delivery, which reads it piece by piece).
+    pub fn content_file(&self, id: &str) -> Result<(PathBuf, u64), SpoolError> {
+        let path = self.directory.join(format!("{id}.msg"));
+        let file = File::open(&path).map_err(|source| missing(id, &path, source))?;
+        let (_, start) = read_envelope(&mut io::BufReader::new(file), &path)?;
+        Ok((path, start))
+    }
+
+    /// The first `limit` octets (at most) of a spooled message's content,
+    /// without reading the rest (for showing its headers).
+    pub fn head(&self, id: &str, limit: usize) -> Result<Vec<u8>, SpoolError> {
+        let path = self.directory.join(format!("{id}.msg"));
+        let file = File::open(&path).map_err(|source| missing(id, &path, source))?;
+        let mut reader = io::BufReader::new(file);
+        read_envelope(&mut reader, &path)?;
+        let mut head = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(reader, limit as u64), &mut head)
+            .map_err(|source| io_error(&path, source))?;
+        Ok(head)
     }
 
     /// Every spooled message with its statuses, in arrival order.
@@ -302,12 +322,14 @@ impl Spool {
         }
         let mut spooled = Vec::with_capacity(found.len());
         for (id, path) in found {
-            let bytes = fs::read(&path).map_err(|source| io_error(&path, source))?;
-            let start =
-                header_end(&bytes).ok_or_else(|| corrupt(&path, 1, "no end of envelope"))?;
-            let header = std::str::from_utf8(&bytes[..start - 1])
-                .map_err(|_| corrupt(&path, 1, "envelope is not UTF-8"))?;
-            let envelope = decode_envelope(header, &path)?;
+            // The envelope only: a message's content is not read to load it.
+            let file = File::open(&path).map_err(|source| io_error(&path, source))?;
+            let length = file
+                .metadata()
+                .map_err(|source| io_error(&path, source))?
+                .len();
+            let (header, start) = read_envelope(&mut io::BufReader::new(file), &path)?;
+            let envelope = decode_envelope(&header, &path)?;
             let mut message = Spooled {
                 id: id.clone(),
                 statuses: envelope
@@ -323,7 +345,7 @@ impl Spool {
                 envelope,
                 held: false,
                 warned: false,
-                size: (bytes.len() - start) as u64,
+                size: length.saturating_sub(start),
             };
             let status_path = self.directory.join(format!("{id}.status"));
             match fs::read_to_string(&status_path) {
@@ -448,6 +470,40 @@ fn corrupt(path: &Path, line: usize, reason: impl Into<String>) -> SpoolError {
         path: path.to_path_buf(),
         line,
         reason: reason.into(),
+    }
+}
+
+/// The longest envelope header read (a hundred recipients take ~30 KiB).
+const MAX_ENVELOPE: u64 = 16 << 20;
+
+/// Reads the envelope header of a message file up to its blank line; returns
+/// it (without the blank line) and where the content starts.
+fn read_envelope(reader: &mut impl io::BufRead, path: &Path) -> Result<(String, u64), SpoolError> {
+    let mut header = Vec::new();
+    let mut limited = io::Read::take(reader, MAX_ENVELOPE);
+    loop {
+        let before = header.len();
+        let read = io::BufRead::read_until(&mut limited, b'\n', &mut header)
+            .map_err(|source| io_error(path, source))?;
+        if read == 0 {
+            return Err(corrupt(path, 1, "no end of envelope"));
+        }
+        if header[before..] == *b"\n" {
+            header.truncate(before);
+            break;
+        }
+    }
+    let start = header.len() as u64 + 1;
+    let header =
+        String::from_utf8(header).map_err(|_| corrupt(path, 1, "envelope is not UTF-8"))?;
+    Ok((header, start))
+}
+
+/// The error for a message file that could not be opened or read.
+fn missing(id: &str, path: &Path, source: io::Error) -> SpoolError {
+    match source.kind() {
+        io::ErrorKind::NotFound => SpoolError::Missing(id.to_string()),
+        _ => io_error(path, source),
     }
 }
 

@@ -626,7 +626,10 @@ fn stress_shrinks_junk_and_error_limits() {
     assert!(session.gave_up(), "closed for its errors");
     let mut quitting = session_with(policy());
     feed(&mut quitting, "EHLO client.test\r\nQUIT\r\n");
-    assert!(quitting.is_closed() && !quitting.gave_up(), "QUIT is not giving up");
+    assert!(
+        quitting.is_closed() && !quitting.gave_up(),
+        "QUIT is not giving up"
+    );
     let mut session = session_with(policy());
     session.set_stressed(true);
     let events = feed(
