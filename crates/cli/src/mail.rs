@@ -163,6 +163,11 @@ impl MailConfig {
         if self.listen.is_empty() {
             return Err("listen: at least one address is needed".into());
         }
+        for (index, address) in self.listen.iter().enumerate() {
+            if self.listen[..index].contains(address) {
+                return Err(format!("listen: {address} is listed twice"));
+            }
+        }
         if self.hostname.trim().is_empty() {
             return Err("hostname must not be empty".into());
         }
@@ -758,6 +763,10 @@ mod tests {
             ("verify_cache_size = 0\n", "verify_cache_size = 0"),
             ("verify_negative_ttl = \"2d\"\n", "verify_negative_ttl"),
             ("max_message_size = 10000000000\n", "max_message_size"),
+            (
+                "listen = [\"127.0.0.1:25\", \"127.0.0.1:25\"]\n",
+                "listen: 127.0.0.1:25 is listed twice",
+            ),
         ] {
             let error = parse(&base.replace("{extra}", extra)).unwrap_err();
             assert!(error.contains(expected), "expected {expected:?} in {error}");
