@@ -1,9 +1,10 @@
 //! Fuzzes the inbound SMTP session: any bytes, fed in chunks whose sizes
-//! come from the input, with the spool answering Ok or Err and STARTTLS
-//! "completing", and recipient verification answering Accepted, Rejected or
-//! Unknown. It must not panic or hang, every reply must be well-formed wire
-//! text, and every message handed to the spool must be for a known (or
-//! verified) recipient of a relayed domain and hold no bare CR or LF.
+//! come from the input, with the spool opening and storing Ok or Err and
+//! STARTTLS "completing", and recipient verification answering Accepted,
+//! Rejected or Unknown. It must not panic or hang, every reply must be
+//! well-formed wire text, and every message committed to the spool must be
+//! for a known (or verified) recipient of a relayed domain and hold no bare
+//! CR or LF.
 
 #![no_main]
 
@@ -11,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use cutover_mail::{Admission, Event, Policy, Session, Verdict};
+use cutover_mail::{Admission, Event, Policy, Session, SpoolRefusal, Verdict};
 use libfuzzer_sys::fuzz_target;
 
 /// The policy: ourdom.test with alice and bob, small limits, TLS offered.
@@ -38,9 +39,17 @@ fn has_bare_line_end(bytes: &[u8]) -> bool {
     })
 }
 
-/// Checks the events and answers the ones that need an answer.
-fn check(session: &mut Session, events: Vec<Event>, shape: u8, now: SystemTime) {
+/// Checks the events and answers the ones that need an answer; `open` is
+/// the content of the message being received, if any.
+fn check(
+    session: &mut Session,
+    events: Vec<Event>,
+    shape: u8,
+    now: SystemTime,
+    open: &mut Option<Vec<u8>>,
+) {
     let store_ok = shape & 0x80 == 0;
+    let open_ok = shape & 0x10 == 0;
     let mut pending = events;
     while !pending.is_empty() {
         let mut next = Vec::new();
@@ -54,8 +63,8 @@ fn check(session: &mut Session, events: Vec<Event>, shape: u8, now: SystemTime) 
                         "bad reply {wire:?}"
                     );
                 }
-                Event::Message(message) => {
-                    for recipient in &message.envelope.recipients {
+                Event::Open(envelope) => {
+                    for recipient in &envelope.recipients {
                         let (local, domain) =
                             recipient.address.rsplit_once('@').expect("recipient has @");
                         assert!(
@@ -64,24 +73,42 @@ fn check(session: &mut Session, events: Vec<Event>, shape: u8, now: SystemTime) 
                             recipient.address
                         );
                     }
-                    assert!(!message.envelope.recipients.is_empty());
-                    assert!(!has_bare_line_end(&message.content), "bare CR/LF spooled");
+                    assert!(!envelope.recipients.is_empty());
+                    assert!(open.is_none(), "a message opened inside another");
+                    if open_ok {
+                        *open = Some(Vec::new());
+                        next.extend(session.opened(Ok(()), now));
+                    } else {
+                        next.extend(session.opened(Err(SpoolRefusal::Failed), now));
+                    }
+                }
+                Event::Data(bytes) => open
+                    .as_mut()
+                    .expect("data without an open message")
+                    .extend_from_slice(&bytes),
+                Event::Discard => *open = None,
+                Event::Commit => {
+                    let content = open.take().expect("commit without an open message");
+                    assert!(!has_bare_line_end(&content), "bare CR/LF spooled");
                     let outcome = if store_ok {
                         Ok("Q".to_string())
                     } else {
                         Err("disk".to_string())
                     };
-                    next.extend(session.stored(outcome, now));
+                    next.extend(session.stored(outcome));
                 }
                 Event::Verify(address) => {
                     let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-                    assert_eq!(domain, "asked.test", "verification outside a verified domain");
+                    assert_eq!(
+                        domain, "asked.test",
+                        "verification outside a verified domain"
+                    );
                     let verdict = match (shape >> 5) % 3 {
                         0 => Verdict::Accepted,
                         1 => Verdict::Rejected,
                         _ => Verdict::Unknown,
                     };
-                    next.extend(session.verified(verdict, now));
+                    next.extend(session.verified(verdict));
                 }
                 Event::StartTls => session.tls_started(),
                 Event::Close => {}
@@ -97,9 +124,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_323_045);
     let mut session = Session::new(policy(), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), false);
-    let chunk = usize::from(shape % 64) + 1;
+    let chunk = usize::from(shape % 16) + 1;
+    let mut open = None;
     for piece in rest.chunks(chunk) {
-        let events = session.feed(piece, now);
-        check(&mut session, events, shape, now);
+        let events = session.feed(piece);
+        check(&mut session, events, shape, now, &mut open);
     }
 });

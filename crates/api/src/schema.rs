@@ -237,9 +237,14 @@ pub fn of(name: &str) -> Option<Value> {
         "MailRetarget" => object(&[
             ("domain", s(), true),
             ("destination", s(), true),
+            ("release", b(), false),
             ("keep_held", b(), false),
         ]),
-        "MailActionResult" => object(&[("changed", arr(s()), true)]),
+        "MailActionResult" => object(&[
+            ("changed", arr(s()), true),
+            ("released", arr(s()), false),
+            ("held", arr(s()), false),
+        ]),
         "MigrationFileBody" => object(&[
             ("file_name", s(), true),
             ("text", s(), true),
@@ -488,10 +493,18 @@ mod tests {
             MailRetarget {
                 domain: "d".into(),
                 destination: "h:25".into(),
-                keep_held: false,
+                release: Some(true),
+                keep_held: None,
             },
         );
-        conforms("MailActionResult", MailActionResult { changed: vec![] });
+        conforms(
+            "MailActionResult",
+            MailActionResult {
+                changed: vec!["1".into()],
+                released: vec![],
+                held: vec!["2".into()],
+            },
+        );
         conforms(
             "MigrationFileBody",
             MigrationFileBody {

@@ -427,17 +427,27 @@ pub struct MailRetarget {
     pub domain: String,
     /// `host`, `host:port` or `[v6]:port`.
     pub destination: String,
-    /// Keep the domain's held mail held (default: it is released and goes
-    /// to the new destination at once, with the deferred mail).
-    #[serde(default)]
-    pub keep_held: bool,
+    /// Release the domain's held mail too (default: it stays held until
+    /// `POST /api/v1/mail/release`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<bool>,
+    /// The older form of `release` (`keep_held: false` releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_held: Option<bool>,
 }
 
-/// The answer of a mail action.
+/// The answer of a mail action: what it did, message by message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailActionResult {
-    /// The ids of the messages changed.
+    /// The messages it held (hold), released (release), or made due now
+    /// (flush, retarget).
     pub changed: Vec<String>,
+    /// Retarget with `release`: the messages it released.
+    #[serde(default)]
+    pub released: Vec<String>,
+    /// Retarget: the domain's messages still held, until released.
+    #[serde(default)]
+    pub held: Vec<String>,
 }
 
 /// `POST /api/v1/migrations` and `POST /api/v1/migrations/plan`: a

@@ -232,7 +232,8 @@ impl Config {
             )));
         }
         if let Some(mail) = &config.mail {
-            mail.validate().map_err(|e| error(format!("[mail]: {e}")))?;
+            mail.validate(Some(&text))
+                .map_err(|e| error(format!("[mail]: {e}")))?;
         }
         if let Some(http) = &config.http {
             http.validate().map_err(|e| error(format!("[http]: {e}")))?;

@@ -16,6 +16,8 @@
 //! listen = ["0.0.0.0:25"]
 //! hostname = "mx2.example.com"
 //! spool = "/var/lib/cutover/mail"
+//! max_connections = 1000            # sessions in all; past 3/4 of it: stress mode
+//! postmaster = "postmaster@example.com"   # where RCPT TO:<postmaster> goes
 //! [mail.tls]                      # STARTTLS offered when present; reloaded when the files change
 //! cert = "/etc/cutover/mx.pem"
 //! key = "/etc/cutover/mx.key"
@@ -27,16 +29,18 @@
 //! tls_required = false                        # STARTTLS required when delivering there
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use cutover_mail::address::{parse_forward_path, Mailbox};
 use cutover_mail::server::tls_from_pem;
 use cutover_mail::{Destination, Policy, Relay, RelayConfig, RelayDomain, Schedule, SmtpCourier};
 use serde::{de, Deserialize, Deserializer};
+use toml::Spanned;
 
 /// The `[mail]` section: the backup-MX relay.
 #[derive(Clone, Debug, Deserialize)]
@@ -65,6 +69,27 @@ pub struct MailConfig {
     /// Most simultaneous connections from one client address (more get 421).
     #[serde(default = "default_max_connections_per_client")]
     pub max_connections_per_client: usize,
+    /// Most simultaneous sessions in all (more get 421); past three
+    /// quarters of it the relay is under stress.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The command and data timeout under stress, e.g. "10s" (Postfix's).
+    #[serde(default = "default_stress_timeout", deserialize_with = "duration")]
+    pub stress_timeout: Duration,
+    /// Where `RCPT TO:<postmaster>` goes: a mailbox of a relayed domain
+    /// (default: postmaster@ the first `[[mail.domain]]`).
+    #[serde(default)]
+    pub postmaster: Option<String>,
+    /// The most recipients the destinations accepted that are remembered
+    /// (`verify = "destination"`); refused ones: a tenth of it.
+    #[serde(default = "default_verify_cache_size")]
+    pub verify_cache_size: usize,
+    /// How long a recipient the destination accepted is remembered, e.g. "31d".
+    #[serde(default = "default_verify_positive_ttl", deserialize_with = "duration")]
+    pub verify_positive_ttl: Duration,
+    /// How long a recipient the destination refused is remembered, e.g. "10m".
+    #[serde(default = "default_verify_negative_ttl", deserialize_with = "duration")]
+    pub verify_negative_ttl: Duration,
     /// Longest wait for a command, e.g. "5m" (RFC 5321 §4.5.3.2).
     #[serde(default = "default_command_timeout", deserialize_with = "duration")]
     pub command_timeout: Duration,
@@ -102,8 +127,8 @@ pub struct MailTls {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailDomain {
-    /// The domain relayed.
-    pub name: String,
+    /// The domain relayed, as written (with its place in the file).
+    pub name: Spanned<String>,
     /// Where its mail goes: "host", "host:port" or "[v6]:port".
     pub destination: String,
     /// Its recipients: "user@domain", "user", or "@domain" for any.
@@ -117,28 +142,133 @@ pub struct MailDomain {
     pub tls_required: bool,
 }
 
+/// The most sessions `max_connections` may allow (each holds a file descriptor).
+const MAX_CONNECTIONS: usize = 65_536;
+
+/// The most recipients `verify_cache_size` may remember.
+const MAX_VERIFY_CACHE: usize = 10_000_000;
+
+impl MailDomain {
+    /// The domain as the relay keys it: lower case, no final dot.
+    pub fn domain(&self) -> String {
+        normalize(self.name.get_ref())
+    }
+}
+
 impl MailConfig {
-    /// Checks what serde cannot: destinations, recipient lists, duplicates.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks what serde cannot: destinations, recipient lists, duplicates
+    /// (named with their line and column when `source`, the file's text, is
+    /// given), limits and the postmaster.
+    pub fn validate(&self, source: Option<&str>) -> Result<(), String> {
         if self.listen.is_empty() {
             return Err("listen: at least one address is needed".into());
+        }
+        for (index, address) in self.listen.iter().enumerate() {
+            if self.listen[..index].contains(address) {
+                return Err(format!("listen: {address} is listed twice"));
+            }
         }
         if self.hostname.trim().is_empty() {
             return Err("hostname must not be empty".into());
         }
-        let mut seen = BTreeSet::new();
+        let mut seen: BTreeMap<String, &MailDomain> = BTreeMap::new();
         for domain in &self.domain {
-            let name = domain.name.to_ascii_lowercase();
-            if !seen.insert(name.clone()) {
-                return Err(format!("domain {name} is configured twice"));
+            let name = domain.domain();
+            if let Some(first) = seen.get(&name) {
+                return Err(format!(
+                    "[[mail.domain]] name = {:?}{} is the same domain as name = {:?}{} \
+                     (names are compared without case and final dot): list each domain once",
+                    domain.name.get_ref(),
+                    place(source, &domain.name),
+                    first.name.get_ref(),
+                    place(source, &first.name),
+                ));
             }
+            seen.insert(name.clone(), domain);
             self.relay_domain(domain)?;
             domain
                 .destination
                 .parse::<Destination>()
                 .map_err(|error| format!("domain {name}: {error}"))?;
         }
+        let within = |key: &str, value: usize, low: usize, high: usize| {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{key} = {value}: expected {low} to {high}"))
+            }
+        };
+        within("max_connections", self.max_connections, 1, MAX_CONNECTIONS)?;
+        within("max_message_size", self.max_message_size, 1024, 1 << 30)?;
+        within(
+            "max_connections_per_client",
+            self.max_connections_per_client,
+            1,
+            self.max_connections,
+        )
+        .map_err(|error| format!("{error} (at most max_connections)"))?;
+        within(
+            "verify_cache_size",
+            self.verify_cache_size,
+            1,
+            MAX_VERIFY_CACHE,
+        )?;
+        let seconds = |key: &str, value: Duration, low: u64, high: u64| {
+            if (low..=high).contains(&value.as_secs()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{key} = {}s: expected {low}s to {high}s",
+                    value.as_secs()
+                ))
+            }
+        };
+        seconds("stress_timeout", self.stress_timeout, 1, 300)?;
+        seconds(
+            "verify_positive_ttl",
+            self.verify_positive_ttl,
+            60,
+            365 * 86_400,
+        )?;
+        seconds("verify_negative_ttl", self.verify_negative_ttl, 0, 86_400)?;
+        self.postmaster()?;
         Ok(())
+    }
+
+    /// The mailbox `RCPT TO:<postmaster>` goes to: `postmaster`, or
+    /// postmaster@ the first domain; it must be in a relayed domain.
+    pub fn postmaster(&self) -> Result<Option<Mailbox>, String> {
+        let Some(first) = self.domain.first() else {
+            return Ok(None);
+        };
+        let Some(configured) = &self.postmaster else {
+            return Ok(Some(Mailbox {
+                local: "postmaster".into(),
+                domain: first.domain(),
+            }));
+        };
+        let mailbox = parse_forward_path(configured, true)
+            .map_err(|error| format!("postmaster = {configured:?}: {error}"))?;
+        if !self
+            .domain
+            .iter()
+            .any(|domain| domain.domain() == mailbox.domain)
+        {
+            return Err(format!(
+                "postmaster = {configured:?}: {} is not a [[mail.domain]] (the relay \
+                 delivers only to its domains)",
+                mailbox.domain
+            ));
+        }
+        Ok(Some(mailbox))
+    }
+
+    /// Each domain's configured destination (for listings at rest).
+    pub fn routes(&self) -> BTreeMap<String, Destination> {
+        self.domain
+            .iter()
+            .filter_map(|domain| Some((domain.domain(), domain.destination.parse().ok()?)))
+            .collect()
     }
 
     /// The relay's config: policy, routes, limits and schedule.
@@ -146,9 +276,10 @@ impl MailConfig {
         let mut policy = Policy::new(self.hostname.clone());
         policy.max_message_size = self.max_message_size;
         policy.max_recipients = self.max_recipients;
+        policy.postmaster = self.postmaster()?;
         let mut config = RelayConfig::new(self.spool.clone(), policy);
         for domain in &self.domain {
-            let name = domain.name.to_ascii_lowercase();
+            let name = domain.domain();
             config
                 .policy
                 .domains
@@ -169,6 +300,11 @@ impl MailConfig {
         config.command_timeout = self.command_timeout;
         config.data_timeout = self.data_timeout;
         config.max_connections_per_client = self.max_connections_per_client;
+        config.max_connections = self.max_connections;
+        config.stress_timeout = self.stress_timeout;
+        config.verify_cache_size = self.verify_cache_size;
+        config.verify_positive_ttl = self.verify_positive_ttl;
+        config.verify_negative_ttl = self.verify_negative_ttl;
         if let Some(tls) = &self.tls {
             config.tls = Some(tls_from_pem(&tls.cert, &tls.key).map_err(|e| e.to_string())?);
         }
@@ -177,7 +313,7 @@ impl MailConfig {
 
     /// One domain's acceptance rules.
     fn relay_domain(&self, domain: &MailDomain) -> Result<RelayDomain, String> {
-        let name = domain.name.to_ascii_lowercase();
+        let name = domain.domain();
         let mut relayed = RelayDomain::default();
         match domain.verify.as_deref() {
             None => {}
@@ -193,7 +329,7 @@ impl MailConfig {
                 Some((local, at)) => (local, Some(at)),
                 None => (recipient.as_str(), None),
             };
-            if at.is_some_and(|at| !at.eq_ignore_ascii_case(&name)) {
+            if at.is_some_and(|at| normalize(at) != name) {
                 return Err(format!(
                     "domain {name}: recipient {recipient:?} is not in the domain"
                 ));
@@ -287,18 +423,23 @@ impl cutover_migrate::MailControl for MigrationMail {
     fn hold(&self, domain: &str) -> Result<String, String> {
         let selector = cutover_mail::queue::Selector::Domain(domain.to_string());
         let held = self.0.hold(selector).map_err(|e| e.to_string())?;
-        Ok(format!("{domain} held ({} queued message(s))", held.len()))
+        Ok(format!(
+            "{domain} held: {} queued message(s) held, and its mail arriving from now on",
+            held.len()
+        ))
     }
 
-    /// `cutover mail retarget DOMAIN DESTINATION`.
+    /// `cutover mail retarget DOMAIN DESTINATION` (holds kept: the
+    /// migration releases in a step of its own).
     fn retarget(&self, domain: &str, destination: &str) -> Result<String, String> {
-        let due = self
+        let retargeted = self
             .0
-            .retarget(domain, destination)
+            .retarget(domain, destination, false)
             .map_err(|e| e.to_string())?;
         Ok(format!(
-            "{domain} now goes to {destination} ({} message(s) due now)",
-            due.len()
+            "{domain} now goes to {destination}: {} message(s) due now, {} held until the release",
+            retargeted.due.len(),
+            retargeted.held.len()
         ))
     }
 
@@ -307,7 +448,7 @@ impl cutover_migrate::MailControl for MigrationMail {
         let selector = cutover_mail::queue::Selector::Domain(domain.to_string());
         let released = self.0.release(selector).map_err(|e| e.to_string())?;
         Ok(format!(
-            "{domain} released ({} message(s) due now)",
+            "{domain} released: {} message(s) released, due now",
             released.len()
         ))
     }
@@ -336,6 +477,26 @@ async fn watch_certificate(relay: Relay<SmtpCourier>, tls: MailTls) {
     }
 }
 
+/// A domain as the relay keys it: lower case, without the final dot.
+fn normalize(domain: &str) -> String {
+    domain
+        .strip_suffix('.')
+        .unwrap_or(domain)
+        .to_ascii_lowercase()
+}
+
+/// " (line L, column C)" of a spanned value in `source`, or nothing.
+fn place(source: Option<&str>, value: &Spanned<String>) -> String {
+    let Some(text) = source else {
+        return String::new();
+    };
+    let start = value.span().start.min(text.len());
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    format!(" (line {line}, column {column})")
+}
+
 /// Port 25 on every address.
 fn default_listen() -> Vec<SocketAddr> {
     vec![SocketAddr::from(([0, 0, 0, 0], 25))]
@@ -359,6 +520,31 @@ fn default_max_recipients() -> usize {
 /// Ten connections from one address at once.
 fn default_max_connections_per_client() -> usize {
     10
+}
+
+/// A thousand sessions at once.
+fn default_max_connections() -> usize {
+    1000
+}
+
+/// Ten seconds, Postfix's under stress.
+fn default_stress_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// A hundred thousand recipients.
+fn default_verify_cache_size() -> usize {
+    100_000
+}
+
+/// 31 days, Postfix's address_verify_positive_expire_time.
+fn default_verify_positive_ttl() -> Duration {
+    Duration::from_secs(31 * 86_400)
+}
+
+/// Ten minutes.
+fn default_verify_negative_ttl() -> Duration {
+    Duration::from_secs(600)
 }
 
 /// RFC 5321 §4.5.3.2: 5 minutes for a command.
@@ -415,7 +601,7 @@ mod tests {
     /// Parses a `[mail]` section.
     fn parse(text: &str) -> Result<MailConfig, String> {
         let config: MailConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        config.validate()?;
+        config.validate(Some(text))?;
         Ok(config)
     }
 
@@ -470,6 +656,121 @@ mod tests {
         );
         let error = mail.retarget("ourdom.test", "bad host:x").unwrap_err();
         assert!(error.contains("invalid destination"), "{error}");
+    }
+
+    /// The same domain twice, however it is spelt, is refused with both
+    /// spellings and their places in the file; the domain is keyed without
+    /// case and final dot, so `Example.COM.` is relayed as example.com.
+    #[test]
+    fn duplicate_domains_are_refused_naming_both() {
+        let text = "hostname = \"mx.test\"\n\
+                    [[domain]]\nname = \"example.com\"\ndestination = \"10.0.0.1\"\nrecipients = [\"a\"]\n\
+                    [[domain]]\nname = \"other.test\"\ndestination = \"10.0.0.3\"\nrecipients = [\"a\"]\n\
+                    [[domain]]\nname = \"Example.COM.\"\ndestination = \"10.0.0.2\"\nrecipients = [\"b\"]\n";
+        let error = parse(text).unwrap_err();
+        assert!(
+            error.contains("\"Example.COM.\" (line 11, column 8)")
+                && error.contains("\"example.com\" (line 3, column 8)")
+                && error.contains("list each domain once"),
+            "{error}"
+        );
+        let config = parse(
+            "hostname = \"mx.test\"\n[[domain]]\nname = \"Example.COM.\"\n\
+             destination = \"10.0.0.2\"\nrecipients = [\"b@example.com\"]\n",
+        )
+        .unwrap();
+        let relay = config.relay_config().unwrap();
+        assert!(
+            relay.policy.relays("example.com"),
+            "{:?}",
+            relay.policy.domains
+        );
+        assert!(relay.policy.knows("b", "example.com"));
+        assert!(relay.routes.contains_key("example.com"));
+    }
+
+    /// `RCPT TO:<postmaster>` goes to postmaster@ the first domain unless
+    /// `postmaster` names a mailbox of a relayed domain; any other is refused.
+    #[test]
+    fn postmaster_is_a_mailbox_of_a_relayed_domain() {
+        let base = "hostname = \"mx.test\"\n{extra}[[domain]]\nname = \"A.test\"\n\
+                    destination = \"10.0.0.1\"\nrecipients = [\"a\"]\n\
+                    [[domain]]\nname = \"b.test\"\ndestination = \"10.0.0.2\"\nrecipients = [\"b\"]\n";
+        let config = parse(&base.replace("{extra}", "")).unwrap();
+        let postmaster = config.relay_config().unwrap().policy.postmaster.unwrap();
+        assert_eq!(
+            (postmaster.local.as_str(), postmaster.domain.as_str()),
+            ("postmaster", "a.test")
+        );
+        let config =
+            parse(&base.replace("{extra}", "postmaster = \"hostmaster@B.test\"\n")).unwrap();
+        let postmaster = config.relay_config().unwrap().policy.postmaster.unwrap();
+        assert_eq!(
+            (postmaster.local.as_str(), postmaster.domain.as_str()),
+            ("hostmaster", "b.test")
+        );
+        for (extra, expected) in [
+            ("postmaster = \"root@ext.test\"\n", "not a [[mail.domain]]"),
+            ("postmaster = \"u%ext.test@a.test\"\n", "routing character"),
+            ("postmaster = \"nobody\"\n", "postmaster = \"nobody\""),
+        ] {
+            let error = parse(&base.replace("{extra}", extra)).unwrap_err();
+            assert!(error.contains(expected), "expected {expected:?} in {error}");
+        }
+    }
+
+    /// The session caps and the recipient memory have defaults, reach the
+    /// relay, and are refused outside their range.
+    #[test]
+    fn caps_have_defaults_and_ranges() {
+        let base = "hostname = \"mx.test\"\n{extra}[[domain]]\nname = \"a.test\"\n\
+                    destination = \"10.0.0.1\"\nrecipients = [\"a\"]\n";
+        let relay = parse(&base.replace("{extra}", ""))
+            .unwrap()
+            .relay_config()
+            .unwrap();
+        assert_eq!(relay.max_connections, 1000);
+        assert_eq!(relay.stress_timeout, Duration::from_secs(10));
+        assert_eq!(relay.verify_cache_size, 100_000);
+        assert_eq!(relay.verify_negative_ttl, Duration::from_secs(600));
+        assert_eq!(relay.verify_positive_ttl, Duration::from_secs(31 * 86_400));
+        let relay = parse(&base.replace(
+            "{extra}",
+            "max_connections = 50\nmax_connections_per_client = 5\nstress_timeout = \"2s\"\n\
+             verify_cache_size = 10\nverify_negative_ttl = \"1m\"\n",
+        ))
+        .unwrap()
+        .relay_config()
+        .unwrap();
+        assert_eq!(
+            (relay.max_connections, relay.max_connections_per_client),
+            (50, 5)
+        );
+        assert_eq!(relay.stress_timeout, Duration::from_secs(2));
+        assert_eq!(relay.verify_cache_size, 10);
+        assert_eq!(relay.verify_negative_ttl, Duration::from_secs(60));
+        for (extra, expected) in [
+            (
+                "max_connections = 0\n",
+                "max_connections = 0: expected 1 to 65536",
+            ),
+            ("max_connections = 100000\n", "expected 1 to 65536"),
+            (
+                "max_connections = 5\n",
+                "max_connections_per_client = 10: expected 1 to 5 (at most max_connections)",
+            ),
+            ("stress_timeout = \"0s\"\n", "stress_timeout = 0s"),
+            ("verify_cache_size = 0\n", "verify_cache_size = 0"),
+            ("verify_negative_ttl = \"2d\"\n", "verify_negative_ttl"),
+            ("max_message_size = 10000000000\n", "max_message_size"),
+            (
+                "listen = [\"127.0.0.1:25\", \"127.0.0.1:25\"]\n",
+                "listen: 127.0.0.1:25 is listed twice",
+            ),
+        ] {
+            let error = parse(&base.replace("{extra}", extra)).unwrap_err();
+            assert!(error.contains(expected), "expected {expected:?} in {error}");
+        }
     }
 
     /// Bad sections name the domain and what is wrong.

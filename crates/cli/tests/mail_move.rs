@@ -7,63 +7,11 @@
 
 mod mail_support;
 
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mail_support::{free_port, reply, wait_listening, Guard};
-
-/// Postfix's smtp-sink on `port`, dumping to `dump`.
-fn sink(directory: &Path, port: u16) -> (Guard, PathBuf) {
-    let dumps = directory.join(format!("sink-{port}"));
-    std::fs::create_dir_all(&dumps).unwrap();
-    let mut permissions = std::fs::metadata(&dumps).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o777);
-    std::fs::set_permissions(&dumps, permissions).unwrap();
-    let dump = dumps.join("dump");
-    let program = ["/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink"]
-        .into_iter()
-        .find(|path| Path::new(path).exists())
-        .expect("smtp-sink is not installed: apt-get install -y postfix");
-    let child = Command::new(program)
-        .args(["-u", "nobody", "-h", "sink.test", "-D"])
-        .arg(&dump)
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("64")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start smtp-sink");
-    let guard = Guard(child);
-    wait_listening(port, "smtp-sink");
-    (guard, dump)
-}
-
-/// The (recipient, subject) pairs in a sink dump, in arrival order.
-fn arrivals(dump: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(dump).unwrap_or_default();
-    text.split("X-Client-Addr: ")
-        .filter(|part| !part.trim().is_empty())
-        .filter_map(|part| {
-            let to = part
-                .lines()
-                .find_map(|line| line.strip_prefix("X-Rcpt-Args: <"))
-                .or_else(|| {
-                    part.lines()
-                        .find_map(|line| line.strip_prefix("X-Rcpt-To: <"))
-                })?;
-            let subject = part
-                .lines()
-                .find_map(|line| line.strip_prefix("Subject: "))?;
-            Some((
-                to.split('>').next().unwrap_or("").to_string(),
-                subject.to_string(),
-            ))
-        })
-        .collect()
-}
+use mail_support::{arrivals, free_port, send, sink, wait_listening, Guard};
 
 /// The test's files and the binary's invocations.
 struct Scene {
@@ -163,29 +111,7 @@ impl Scene {
 
     /// Sends one message to `to` with `subject`; asserts the 250.
     fn send(&self, to: &str, subject: &str) {
-        let stream = TcpStream::connect(("127.0.0.1", self.smtp)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut reply = || reply(&mut reader);
-        assert!(reply().starts_with("220"));
-        for (line, code) in [
-            ("EHLO client.test".to_string(), "250"),
-            ("MAIL FROM:<s@ext.test>".to_string(), "250"),
-            (format!("RCPT TO:<{to}>"), "250"),
-            ("DATA".to_string(), "354"),
-            (format!("Subject: {subject}\r\n\r\nbody\r\n."), "250"),
-            ("QUIT".to_string(), "221"),
-        ] {
-            writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-            let got = reply();
-            assert!(
-                got.starts_with(code),
-                "{line:?}: expected {code}, saw {got}"
-            );
-        }
+        send(self.smtp, to, subject);
     }
 }
 
@@ -223,9 +149,10 @@ fn the_move_through_the_cli_delivers_each_message_once_in_order() {
         "the human listing shows states and attempts:\n{listing}"
     );
     let held = scene.ok(&["hold", "--domain", "ourdom.test"]);
-    assert!(held.contains("message(s) held"), "hold: {held}");
+    assert!(held.starts_with("30 message(s) held\n"), "hold: {held}");
     let new = free_port();
     let (_sink, dump) = sink(scene.directory.path(), new);
+    // The default keeps the hold (`--keep-held`, the older spelling, too).
     let retarget = scene.ok(&[
         "retarget",
         "ourdom.test",
@@ -233,7 +160,9 @@ fn the_move_through_the_cli_delivers_each_message_once_in_order() {
         "--keep-held",
     ]);
     assert!(
-        retarget.contains(&format!("ourdom.test now goes to 127.0.0.1:{new}")),
+        retarget.contains(&format!("ourdom.test now goes to 127.0.0.1:{new}"))
+            && retarget.contains("0 message(s) due now")
+            && retarget.contains("30 message(s) held: they stay held"),
         "retarget: {retarget}"
     );
     let first = scene.queue()[0]["id"].as_str().unwrap().to_string();
@@ -250,7 +179,11 @@ fn the_move_through_the_cli_delivers_each_message_once_in_order() {
         "held mail must not be delivered, sink got {:?}",
         arrivals(&dump)
     );
-    scene.ok(&["release", "--domain", "ourdom.test"]);
+    let released = scene.ok(&["release", "--domain", "ourdom.test"]);
+    assert!(
+        released.starts_with("30 message(s) released (due now)\n"),
+        "release: {released}"
+    );
     scene.wait_queue("the queue to empty", |queue| queue.is_empty());
     let arrived = arrivals(&dump);
     assert_eq!(arrived.len(), 30, "each message exactly once: {arrived:?}");

@@ -1,6 +1,10 @@
 //! Forward paths (RCPT TO) read strictly, so that no open-relay trick gets
-//! through: source routes, percent hacks, bang paths, quoted local parts,
-//! a second `@` and address literals are refused before any domain check.
+//! through: source routes, percent hacks, bang paths, quoted local parts
+//! with anything special inside, a second `@` and address literals are
+//! refused before any domain check. A quoted local part that holds nothing
+//! special (`"alice"@example.com`) is the same mailbox as the unquoted one
+//! (RFC 5321 §4.1.2: the quoting is not part of the mailbox) and is read as
+//! such. A bare `postmaster` is for the session to map ([`is_postmaster`]).
 //!
 //! smtp-proto strips source routes and unquotes local parts, which hides
 //! exactly the tricks we must see; this module reads the raw path instead.
@@ -25,7 +29,8 @@ pub enum PathRefusal {
     /// `<@relay:user@domain>` (RFC 5321 §3.3 source route).
     #[error("source route in {0:?}")]
     SourceRoute(String),
-    /// `<"user@elsewhere"@domain>`.
+    /// `<"user@elsewhere"@domain>`: a quoted local part with anything a
+    /// dot-atom could not hold (the quotes alone are not refused).
     #[error("quoted local part in {0:?}")]
     Quoted(String),
     /// `%` (percent hack) or `!` (bang path) in the local part.
@@ -65,31 +70,53 @@ pub fn raw_path(arguments: &str) -> Option<&str> {
     Some(&arguments[start..start + length])
 }
 
+/// Whether a forward path is the bare `postmaster` of RFC 5321 §4.5.1
+/// (any case, no domain).
+pub fn is_postmaster(raw: &str) -> bool {
+    raw.eq_ignore_ascii_case("postmaster")
+}
+
+/// The local part and the rest of a path whose local part is one quoted
+/// string with nothing special inside (`"alice"@domain`): the quotes
+/// dropped. None when it is not that (no quotes, an escape, a quote inside).
+fn unquote(raw: &str) -> Option<(&str, &str)> {
+    let inner = raw.strip_prefix('"')?;
+    let end = inner.find('"')?;
+    let (local, rest) = (&inner[..end], &inner[end + 1..]);
+    let plain = !local.contains('\\') && !rest.contains('"') && rest.starts_with('@');
+    plain.then(|| (local, &rest[1..]))
+}
+
 /// Reads a forward path strictly (see the module documentation).
 pub fn parse_forward_path(raw: &str, smtputf8: bool) -> Result<Mailbox, PathRefusal> {
     let refuse = |make: fn(String) -> PathRefusal| Err(make(raw.to_string()));
     if raw.len() > 256 {
         return refuse(PathRefusal::TooLong);
     }
-    if raw.is_empty() || !raw.contains('@') && raw.eq_ignore_ascii_case("postmaster") {
+    if raw.is_empty() || is_postmaster(raw) {
         return refuse(PathRefusal::Empty);
     }
     if raw.starts_with('@') {
         return refuse(PathRefusal::SourceRoute);
     }
-    if raw.contains('"') {
+    let quoted = unquote(raw);
+    if raw.contains('"') && quoted.is_none() {
         return refuse(PathRefusal::Quoted);
     }
     if !smtputf8 && !raw.is_ascii() {
         return refuse(PathRefusal::NeedsSmtputf8);
     }
-    let Some((local, domain)) = raw.split_once('@') else {
+    let Some((local, domain)) = quoted.or_else(|| raw.split_once('@')) else {
         return refuse(PathRefusal::AtSigns);
     };
     if domain.contains('@') || local.is_empty() {
         return refuse(PathRefusal::AtSigns);
     }
     for character in local.chars() {
+        if quoted.is_some() && !is_local_character(character) {
+            // Inside quotes only what a dot-atom could hold is read as it.
+            return refuse(PathRefusal::Quoted);
+        }
         if character == '%' || character == '!' {
             return Err(PathRefusal::RoutingCharacter(raw.to_string(), character));
         }
@@ -98,6 +125,9 @@ pub fn parse_forward_path(raw: &str, smtputf8: bool) -> Result<Mailbox, PathRefu
         }
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        if quoted.is_some() {
+            return refuse(PathRefusal::Quoted);
+        }
         return Err(PathRefusal::Character(raw.to_string(), '.'));
     }
     if domain.starts_with('[') {
@@ -177,6 +207,41 @@ mod tests {
                 domain: "ourdom.test".into()
             })
         );
+    }
+
+    /// A quoted local part with nothing special inside is the unquoted
+    /// mailbox; anything special inside the quotes is refused as quoted.
+    #[test]
+    fn plain_quoted_local_part_is_the_same_mailbox() {
+        for raw in ["\"alice\"@OurDom.Test", "\"a.b+c\"@ourdom.test"] {
+            let mailbox = parse_forward_path(raw, false).unwrap();
+            assert_eq!(
+                parse_forward_path(&raw.replace('"', ""), false),
+                Ok(mailbox),
+                "{raw}"
+            );
+        }
+        for raw in [
+            "\"u@ext.test\"@ourdom.test",
+            "\"u%ext.test\"@ourdom.test",
+            "\"ext.test!u\"@ourdom.test",
+            "\"a b\"@ourdom.test",
+            "\"a\\\"b\"@ourdom.test",
+            "\"a\\b\"@ourdom.test",
+            "\".a\"@ourdom.test",
+            "\"a..b\"@ourdom.test",
+            "\"\"@ourdom.test",
+            "\"a\"b@ourdom.test",
+            "a\"b\"@ourdom.test",
+            "\"a\"@\"b\"@ourdom.test",
+            "\"alice\"@ext.test@ourdom.test",
+            "\"alice\"",
+        ] {
+            match parse_forward_path(raw, false) {
+                Err(PathRefusal::Quoted(_) | PathRefusal::AtSigns(_)) => {}
+                other => panic!("{raw}: expected a refusal as quoted, saw {other:?}"),
+            }
+        }
     }
 
     /// Non-ASCII needs SMTPUTF8; with it, a UTF-8 local part passes.

@@ -63,12 +63,16 @@ pub enum Request {
         target: Selector,
     },
     /// Send a domain's mail to a new destination from now on; its waiting
-    /// mail is due at once (held mail stays held until released).
+    /// mail that is not held is due at once. Held mail stays held until
+    /// released, here (`release`) or by a Release.
     Retarget {
         /// The domain.
         domain: String,
         /// `host`, `host:port` or `[v6]:port`.
         destination: String,
+        /// Release the domain's held mail too.
+        #[serde(default)]
+        release: bool,
     },
     /// Delete mail without a delivery status notification.
     Delete {
@@ -87,12 +91,26 @@ pub enum Answer {
     Queue(Vec<QueuedMessage>),
     /// One message.
     Message(QueuedMessage),
-    /// The ids of the messages the operation changed or deleted.
+    /// The ids of the messages the operation held, released, made due or
+    /// deleted (whichever it does).
     Changed(Vec<String>),
+    /// What a retarget did.
+    Retargeted(Retargeted),
     /// Counters and gauges.
     Metrics(MetricsView),
     /// The operation was refused: why.
     Error(String),
+}
+
+/// What a retarget did, message by message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retargeted {
+    /// Messages of the domain due now at the new destination.
+    pub due: Vec<String>,
+    /// Messages of the domain it released (asked to release).
+    pub released: Vec<String>,
+    /// Messages of the domain still held, until released.
+    pub held: Vec<String>,
 }
 
 /// One queued message as the controls show it: the HTTP API's type, so
@@ -228,27 +246,45 @@ impl MailControl {
         }
     }
 
-    /// Holds mail; returns the messages changed.
+    /// Holds mail; returns the messages with waiting recipients it held.
     pub fn hold(&self, target: Selector) -> Result<Vec<String>, ControlError> {
         self.changed(Request::Hold { target })
     }
 
-    /// Releases mail; returns the messages changed.
+    /// Releases mail; returns the messages it released (due now).
     pub fn release(&self, target: Selector) -> Result<Vec<String>, ControlError> {
         self.changed(Request::Release { target })
     }
 
-    /// Makes deferred mail due now; returns the messages changed.
+    /// Makes waiting mail that is not held due now; returns the messages due.
     pub fn flush(&self, target: Selector) -> Result<Vec<String>, ControlError> {
         self.changed(Request::Flush { target })
     }
 
-    /// Points `domain` at `destination`; returns the messages made due.
-    pub fn retarget(&self, domain: &str, destination: &str) -> Result<Vec<String>, ControlError> {
-        self.changed(Request::Retarget {
+    /// Points `domain` at `destination` (releasing its held mail when
+    /// `release`); says which messages are due, released, still held.
+    pub fn retarget(
+        &self,
+        domain: &str,
+        destination: &str,
+        release: bool,
+    ) -> Result<Retargeted, ControlError> {
+        let request = Request::Retarget {
             domain: domain.into(),
             destination: destination.into(),
-        })
+            release,
+        };
+        match self.request(&request)? {
+            Answer::Retargeted(retargeted) => Ok(retargeted),
+            other => Err(ControlError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Whether a relay runs on the spool (its control socket answers);
+    /// without one, controls work on the spool at rest and nothing is sent
+    /// until a relay starts.
+    pub fn is_running(&self) -> bool {
+        UnixStream::connect(self.spool.join(SOCKET)).is_ok()
     }
 
     /// Deletes mail without a DSN; returns the messages deleted.
@@ -381,7 +417,7 @@ fn at_rest(
     }
     let mut answer = applied.answer.unwrap_or(Answer::Changed(Vec::new()));
     if let Answer::Message(message) = &mut answer {
-        message.headers = spool.content(&message.id).ok().map(|c| headers(&c));
+        message.headers = spool.head(&message.id, HEAD).ok().map(|c| headers(&c));
     }
     Ok(answer)
 }
@@ -406,32 +442,41 @@ pub(crate) fn apply(queue: &mut Queue, request: &Request, now: SystemTime) -> Ap
                 return error;
             }
             applied.controls = matches!(target, Selector::Domain(_));
-            applied.changed = queue.hold(target);
-            Answer::Changed(applied.changed.clone())
+            let effect = queue.hold(target);
+            applied.changed = effect.changed;
+            Answer::Changed(effect.ids)
         }
         Request::Release { target } => {
             if let Some(error) = missing(queue, target) {
                 return error;
             }
             applied.controls = !matches!(target, Selector::Message(_));
-            applied.changed = queue.release(target, now);
-            Answer::Changed(applied.changed.clone())
+            let effect = queue.release(target, now);
+            applied.changed = effect.changed;
+            Answer::Changed(effect.ids)
         }
         Request::Flush { target } => {
             if let Some(error) = missing(queue, target) {
                 return error;
             }
-            applied.changed = queue.flush(target, now);
-            Answer::Changed(applied.changed.clone())
+            let effect = queue.flush(target, now);
+            applied.changed = effect.changed;
+            Answer::Changed(effect.ids)
         }
         Request::Retarget {
             domain,
             destination,
+            release,
         } => match destination.parse::<Destination>() {
             Ok(destination) if !domain.is_empty() => {
                 applied.controls = true;
-                applied.changed = queue.retarget(domain, destination, now);
-                Answer::Changed(applied.changed.clone())
+                let retargeted = queue.retarget(domain, destination, now, *release);
+                applied.changed = retargeted.changed;
+                Answer::Retargeted(Retargeted {
+                    due: retargeted.due,
+                    released: retargeted.released,
+                    held: retargeted.held,
+                })
             }
             Ok(_) => Answer::Error("retarget needs a domain".into()),
             Err(error) => Answer::Error(error.to_string()),
@@ -508,6 +553,9 @@ pub(crate) fn describe(queue: &Queue, spooled: &Spooled, now: SystemTime) -> Que
         headers: None,
     }
 }
+
+/// How much of a message is read to show its header section.
+pub(crate) const HEAD: usize = 8192 + 4;
 
 /// The header section of `content`, at most 8 KiB, lossy UTF-8.
 pub(crate) fn headers(content: &[u8]) -> String {

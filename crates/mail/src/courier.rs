@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ use crate::envelope::{DsnReturn, Envelope};
 mod wire;
 
 use crate::queue::{Destination, Outcome};
-pub use wire::{opportunistic_tls, wire_data, xtext};
+pub use wire::{opportunistic_tls, wire_data, xtext, Stuffer};
 
 /// One message to deliver: its envelope (only the recipients of this
 /// attempt) and content.
@@ -39,8 +40,26 @@ pub struct Parcel {
     /// The envelope, recipients limited to this attempt.
     pub envelope: Envelope,
     /// The content, as spooled.
-    pub content: Arc<Vec<u8>>,
+    pub content: Content,
 }
+
+/// Where a parcel's content is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// In memory.
+    Memory(Arc<Vec<u8>>),
+    /// In a spool file from `start` to its end, read piece by piece as it
+    /// is sent (a message is never whole in memory to be delivered).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Where the content starts (after the envelope).
+        start: u64,
+    },
+}
+
+/// The piece of a spool file read and sent at a time.
+const DATA_PIECE: usize = 64 * 1024;
 
 /// The delivery seam: deliver `parcels` to `destination`, one outcome per
 /// recipient of each parcel, in order. Implementations never panic on peer input.
@@ -426,7 +445,7 @@ impl SmtpCourier {
                 .map(|done| done.unwrap_or_else(|| outcome.clone()))
                 .collect());
         }
-        self.command(reader, &wire_data(&parcel.content)).await?;
+        self.send_data(reader, &parcel.content).await?;
         let reply = self.read_reply(reader).await?;
         let outcome = if reply.code == 250 {
             Outcome::Delivered
@@ -437,6 +456,51 @@ impl SmtpCourier {
             .into_iter()
             .map(|done| done.unwrap_or_else(|| outcome.clone()))
             .collect())
+    }
+
+    /// Sends a parcel's content as DATA bytes and the terminator; a file is
+    /// read and sent piece by piece. A file that cannot be read fails the
+    /// connection (temporarily) before the terminator, so nothing cut short
+    /// is ever delivered.
+    async fn send_data(
+        &self,
+        reader: &mut BufReader<Box<dyn Transport>>,
+        content: &Content,
+    ) -> Result<(), Failure> {
+        let (path, start) = match content {
+            Content::Memory(bytes) => return self.command(reader, &wire_data(bytes)).await,
+            Content::File { path, start } => (path, *start),
+        };
+        let unreadable = |error: std::io::Error| {
+            Failure::Temporary(format!("spool file {}: {error}", path.display()))
+        };
+        let file = Arc::new(std::fs::File::open(path).map_err(unreadable)?);
+        let mut stuffer = Stuffer::default();
+        let mut piece = vec![0u8; DATA_PIECE];
+        let mut wire = Vec::with_capacity(DATA_PIECE + DATA_PIECE / 8);
+        let mut offset = start;
+        loop {
+            // A read of the disk, off the async threads.
+            let reading = file.clone();
+            let (read, returned) = tokio::task::spawn_blocking(move || {
+                let read = std::os::unix::fs::FileExt::read_at(&*reading, &mut piece, offset);
+                (read, piece)
+            })
+            .await
+            .map_err(|error| unreadable(std::io::Error::other(error.to_string())))?;
+            piece = returned;
+            let read = read.map_err(unreadable)?;
+            if read == 0 {
+                break;
+            }
+            offset += read as u64;
+            wire.clear();
+            stuffer.push(&piece[..read], &mut wire);
+            self.command(reader, &wire).await?;
+        }
+        wire.clear();
+        stuffer.finish(&mut wire);
+        self.command(reader, &wire).await
     }
 
     /// RSET after a refused transaction.

@@ -1,5 +1,8 @@
 //! The DATA phase reader: finds the end-of-data line, removes dot-stuffing,
-//! and marks the message as refused on anything that could smuggle SMTP.
+//! counts the `Received:` fields of the header section, and marks the
+//! message as refused on anything that could smuggle SMTP. The content is
+//! handed on as it arrives ([`DataReader::take`]), so a message is never
+//! whole in memory: the session streams it to the spool.
 //!
 //! ```text
 //!   bytes ──► CRLF "." CRLF ? ──yes──► end (content complete)
@@ -36,8 +39,16 @@ pub enum Flaw {
 /// The reader of one message's data, fed bytes as they arrive.
 #[derive(Debug)]
 pub struct DataReader {
-    /// The content so far, unstuffed, with CRLF line ends.
+    /// The content read and not yet taken, unstuffed, with CRLF line ends.
     content: Vec<u8>,
+    /// Octets of content kept so far (taken or not).
+    size: usize,
+    /// Whether the current line is in the header section.
+    in_header: bool,
+    /// The first octets of the current line (to spot `Received:`).
+    line_head: [u8; 9],
+    /// `Received:` fields in the header section so far.
+    hops: usize,
     /// Whether the next byte starts a line (the previous two were CRLF).
     line_start: bool,
     /// Whether the current line began with a (removed) stuffing dot.
@@ -59,6 +70,10 @@ impl DataReader {
     pub fn new(max_size: usize, max_line: usize) -> Self {
         DataReader {
             content: Vec::new(),
+            size: 0,
+            in_header: true,
+            line_head: [0; 9],
+            hops: 0,
             line_start: true,
             dot_line: false,
             pending_cr: false,
@@ -72,14 +87,18 @@ impl DataReader {
     /// Reads from `bytes`; returns how many were consumed and whether the
     /// end-of-data line was found (the bytes after it are not consumed).
     pub fn ingest(&mut self, bytes: &[u8]) -> (usize, bool) {
-        for (index, &byte) in bytes.iter().enumerate() {
+        let mut index = 0;
+        while index < bytes.len() {
+            let byte = bytes[index];
             if self.pending_cr {
                 self.pending_cr = false;
                 if byte == b'\n' {
+                    index += 1;
                     if self.dot_line && self.line_length == 1 {
-                        return (index + 1, true);
+                        return (index, true);
                     }
                     self.emit(b"\r\n");
+                    self.end_line();
                     self.line_start = true;
                     self.dot_line = false;
                     self.line_length = 0;
@@ -94,20 +113,39 @@ impl DataReader {
                 if byte == b'.' {
                     self.dot_line = true;
                     self.line_length = 1;
+                    index += 1;
                     continue;
                 }
             }
             match byte {
-                b'\r' => self.pending_cr = true,
+                b'\r' => {
+                    self.pending_cr = true;
+                    index += 1;
+                }
                 b'\n' => {
                     self.note(Flaw::BareLineFeed);
                     self.emit(b"\n");
+                    self.end_line();
                     self.dot_line = false;
                     self.line_length = 0;
+                    index += 1;
                 }
                 _ => {
-                    self.emit(&[byte]);
-                    self.line_length += 1;
+                    // The run of ordinary octets up to the next CR or LF,
+                    // taken at once.
+                    let end = bytes[index..]
+                        .iter()
+                        .position(|&byte| byte == b'\r' || byte == b'\n')
+                        .map_or(bytes.len(), |offset| index + offset);
+                    let run = &bytes[index..end];
+                    self.emit(run);
+                    // Where the run starts in the unstuffed line.
+                    let position = self.line_length - usize::from(self.dot_line);
+                    for (slot, &byte) in self.line_head.iter_mut().skip(position).zip(run) {
+                        *slot = byte;
+                    }
+                    self.line_length += run.len();
+                    index = end;
                 }
             }
             if self.line_length + 2 > self.max_line {
@@ -117,21 +155,61 @@ impl DataReader {
         (bytes.len(), false)
     }
 
-    /// The content once the end was found, or the flaw that refuses it.
-    pub fn finish(self) -> Result<Vec<u8>, Flaw> {
+    /// The content read since the last call (empty once a flaw is seen:
+    /// a flawed message is refused whole, its bytes are not worth keeping).
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.content)
+    }
+
+    /// Whether a flaw already refuses the message.
+    pub fn is_flawed(&self) -> bool {
+        self.flaw.is_some()
+    }
+
+    /// The number of `Received:` fields in the header section so far.
+    pub fn hops(&self) -> usize {
+        self.hops
+    }
+
+    /// Octets of content kept so far.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Once the end was found: Ok, or the flaw that refuses the message.
+    pub fn finish(self) -> Result<(), Flaw> {
         match self.flaw {
             Some(flaw) => Err(flaw),
-            None => Ok(self.content),
+            None => Ok(()),
         }
     }
 
-    /// Keeps `bytes` unless that would pass the size limit.
+    /// Keeps `bytes` unless that would pass the size limit or a flaw
+    /// already refuses the message.
     fn emit(&mut self, bytes: &[u8]) {
-        if self.content.len() + bytes.len() > self.max_size {
+        if self.size + bytes.len() > self.max_size {
             self.note(Flaw::TooBig(self.max_size));
-        } else {
-            self.content.extend_from_slice(bytes);
         }
+        if self.flaw.is_some() {
+            self.content = Vec::new();
+            return;
+        }
+        self.size += bytes.len();
+        self.content.extend_from_slice(bytes);
+    }
+
+    /// A line ended: the header section ends at the first empty line, and
+    /// each of its lines starting `Received:` is a hop.
+    fn end_line(&mut self) {
+        if self.in_header {
+            let length = self.line_length - usize::from(self.dot_line);
+            if length == 0 {
+                self.in_header = false;
+            } else if length >= 9 && self.line_head.eq_ignore_ascii_case(b"received:") {
+                self.hops += 1;
+            }
+        }
+        self.line_head = [0; 9];
     }
 
     /// Records `flaw` unless an earlier one is already recorded.
@@ -148,7 +226,8 @@ mod tests {
     fn read(input: &[u8]) -> (usize, bool, Result<Vec<u8>, Flaw>) {
         let mut reader = DataReader::new(1 << 20, 1000);
         let (used, ended) = reader.ingest(input);
-        (used, ended, reader.finish())
+        let content = reader.take();
+        (used, ended, reader.finish().map(|()| content))
     }
 
     /// A plain message ends at CRLF.CRLF and is unstuffed.
@@ -192,13 +271,43 @@ mod tests {
     #[test]
     fn end_found_byte_by_byte() {
         let mut reader = DataReader::new(1 << 20, 1000);
-        let input = b"a\r\n.\r\n";
+        let input = b"a\r\n..b\r\n.\r\n";
+        let mut content = Vec::new();
         for (index, byte) in input.iter().enumerate() {
             let (used, ended) = reader.ingest(std::slice::from_ref(byte));
+            content.extend(reader.take());
             assert_eq!(used, 1);
             assert_eq!(ended, index == input.len() - 1, "at byte {index}");
         }
-        assert_eq!(reader.finish().unwrap(), b"a\r\n");
+        assert_eq!(reader.finish(), Ok(()));
+        assert_eq!(content, b"a\r\n.b\r\n", "taken piece by piece, unstuffed");
+        assert_eq!(reader_size(b"a\r\n..b\r\n.\r\n"), content.len());
+    }
+
+    /// The size of the content of `input`.
+    fn reader_size(input: &[u8]) -> usize {
+        let mut reader = DataReader::new(1 << 20, 1000);
+        reader.ingest(input);
+        reader.size()
+    }
+
+    /// `Received:` fields are counted in the header section only, across
+    /// splits, with dot-stuffing removed first; a flawed message keeps nothing.
+    #[test]
+    fn hops_are_counted_in_the_header_section() {
+        let input = b"Received: a\r\nRECEIVED: b\r\n\tfolded\r\n.Received: c\r\n\
+                      X-Received: no\r\nReceived:\r\n\r\nReceived: body\r\n.\r\n";
+        for split in [1, 2, 5, 9, 10, input.len()] {
+            let mut reader = DataReader::new(1 << 20, 1000);
+            for piece in input.chunks(split) {
+                reader.ingest(piece);
+            }
+            assert_eq!(reader.hops(), 4, "split {split}");
+        }
+        let mut reader = DataReader::new(1 << 20, 1000);
+        reader.ingest(b"a\nb\r\n");
+        assert!(reader.is_flawed());
+        assert!(reader.take().is_empty(), "a flawed message keeps no bytes");
     }
 
     /// Size and line limits are flaws, and the reader still finds the end.
@@ -207,6 +316,7 @@ mod tests {
         let mut reader = DataReader::new(10, 1000);
         let (_, ended) = reader.ingest(b"0123456789abc\r\n.\r\n");
         assert!(ended);
+        assert!(reader.size() <= 10, "kept {} octets", reader.size());
         assert_eq!(reader.finish(), Err(Flaw::TooBig(10)));
         let mut reader = DataReader::new(1000, 8);
         let (_, ended) = reader.ingest(b"0123456789\r\n.\r\n");

@@ -1,12 +1,17 @@
 //! Delivery status notifications (RFC 3464): the failure report sent to the
 //! sender when recipients fail for good, and the delay warning sent once
 //! while they are still being retried. Pure: the caller spools the result.
+//! A report returns the whole message only up to [`RETURNED`] octets (as
+//! Postfix's `bounce_size_limit`); a larger one returns its headers.
 
 use std::time::SystemTime;
 
 use crate::envelope::{DsnReturn, Envelope, Notify, Recipient};
 use crate::session::{rfc5322_date, Message};
 use crate::spool::Spooled;
+
+/// The largest message returned whole in a report, in octets.
+pub const RETURNED: usize = 50_000;
 
 /// Which kind of report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +24,13 @@ pub enum ReportKind {
 
 /// Builds the report for `recipients` (indexes into the envelope) of
 /// `spooled`, or None when nobody wants it: the null sender (never bounce a
-/// bounce), NOTIFY=NEVER, or NOTIFY without this condition.
+/// bounce), NOTIFY=NEVER, or NOTIFY without this condition. `content` is
+/// the message's content, or its first octets when `whole` is false (then
+/// only its headers are returned).
 pub fn report(
     spooled: &Spooled,
     content: &[u8],
+    whole: bool,
     recipients: &[usize],
     kind: ReportKind,
     hostname: &str,
@@ -115,7 +123,7 @@ pub fn report(
         }
         text.push_str(&format!("Last-Attempt-Date: {date}\r\n"));
     }
-    let headers_only = envelope.dsn_return == Some(DsnReturn::Headers);
+    let headers_only = envelope.dsn_return == Some(DsnReturn::Headers) || !whole;
     let original = if headers_only {
         let end = content
             .windows(4)
@@ -186,4 +194,86 @@ fn enhanced_status(error: &str) -> Option<&str> {
                 !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
             })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{DeliveryState, RecipientStatus};
+
+    /// A spooled message from s@ext.test to a@d.test (NOTIFY default).
+    fn spooled() -> Spooled {
+        Spooled {
+            id: "ID1".into(),
+            envelope: Envelope {
+                sender: "s@ext.test".into(),
+                recipients: vec![Recipient {
+                    address: "a@d.test".into(),
+                    domain: "d.test".into(),
+                    original: None,
+                    notify: Notify::default(),
+                }],
+                envelope_id: None,
+                dsn_return: None,
+                eight_bit: false,
+                smtputf8: false,
+                helo: "c.test".into(),
+                client: "192.0.2.1".parse().unwrap(),
+                received: SystemTime::UNIX_EPOCH,
+            },
+            statuses: vec![RecipientStatus {
+                state: DeliveryState::Failed,
+                attempts: 1,
+                next_attempt: SystemTime::UNIX_EPOCH,
+                last_error: Some("550 5.1.1 no such user".into()),
+            }],
+            held: false,
+            warned: false,
+            size: 0,
+        }
+    }
+
+    /// A message within the limit is returned whole; one read only in part
+    /// (larger than the limit) is returned as its headers.
+    #[test]
+    fn large_messages_are_returned_as_headers() {
+        let content = b"Subject: x\r\n\r\nthe body\r\n";
+        let report = report(
+            &spooled(),
+            content,
+            true,
+            &[0],
+            ReportKind::Failed,
+            "mx.test",
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let text = String::from_utf8(report.content).unwrap();
+        assert!(
+            text.contains("message/rfc822") && text.contains("the body"),
+            "{text}"
+        );
+        let report = report_of(content);
+        assert!(
+            report.contains("text/rfc822-headers")
+                && report.contains("Subject: x")
+                && !report.contains("the body"),
+            "{report}"
+        );
+    }
+
+    /// The report of a message read only in part.
+    fn report_of(content: &[u8]) -> String {
+        let report = report(
+            &spooled(),
+            content,
+            false,
+            &[0],
+            ReportKind::Failed,
+            "mx.test",
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        String::from_utf8(report.content).unwrap()
+    }
 }

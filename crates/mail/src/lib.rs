@@ -28,12 +28,13 @@ pub mod spool;
 
 pub use control::{
     Answer, ControlError, MailControl, MetricsView, QueuedMessage, QueuedRecipient, Request,
+    Retargeted,
 };
-pub use courier::{Courier, Parcel, Probe, SmtpCourier, TlsPolicy};
+pub use courier::{Content, Courier, Parcel, Probe, SmtpCourier, TlsPolicy};
 pub use envelope::{DsnReturn, Envelope, Notify, Recipient};
 pub use policy::{Admission, Policy, RelayDomain};
-pub use queue::{Batch, Destination, Item, Outcome, Queue, Schedule, Selector};
+pub use queue::{Batch, Destination, Effect, Item, Outcome, Queue, Schedule, Selector};
 pub use reply::Reply;
 pub use server::{Metrics, Relay, RelayConfig, RelayError};
-pub use session::{Event, Message, Session, Verdict};
-pub use spool::{DeliveryState, RecipientStatus, Spool, SpoolError, Spooled};
+pub use session::{Event, Message, Session, SpoolRefusal, Verdict};
+pub use spool::{DeliveryState, Incoming, RecipientStatus, Spool, SpoolError, Spooled};

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::address::Mailbox;
+
 /// The relay's acceptance policy, shared by every session.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -22,6 +24,13 @@ pub struct Policy {
     pub max_hops: usize,
     /// Most protocol errors in one session before it is closed.
     pub max_errors: usize,
+    /// Junk commands (NOOP, RSET, VRFY, HELP) a session may send between
+    /// two messages before each counts as an error (Postfix's
+    /// `smtpd_junk_command_limit`).
+    pub max_junk: usize,
+    /// Where `RCPT TO:<postmaster>` (no domain) goes: a mailbox of a relayed
+    /// domain (RFC 5321 §4.5.1); refused with 550 when None.
+    pub postmaster: Option<Mailbox>,
     /// Whether STARTTLS is offered (a certificate is configured).
     pub tls_available: bool,
 }
@@ -61,6 +70,8 @@ impl Policy {
             max_data_line: 1000,
             max_hops: 30,
             max_errors: 10,
+            max_junk: 100,
+            postmaster: None,
             tls_available: false,
         }
     }
@@ -97,10 +108,15 @@ impl Policy {
         self.admission(local, domain) == Admission::Known
     }
 
-    /// What to do with `local@domain` at RCPT time.
+    /// What to do with `local@domain` at RCPT time. `postmaster` (any
+    /// case) is known in every relayed domain (RFC 5321 §4.5.1).
     pub fn admission(&self, local: &str, domain: &str) -> Admission {
         match self.domains.get(&domain.to_ascii_lowercase()) {
-            Some(relayed) if relayed.any || relayed.recipients.contains(&local.to_lowercase()) => {
+            Some(relayed)
+                if relayed.any
+                    || local.eq_ignore_ascii_case("postmaster")
+                    || relayed.recipients.contains(&local.to_lowercase()) =>
+            {
                 Admission::Known
             }
             Some(relayed) if relayed.verify => Admission::Verify,

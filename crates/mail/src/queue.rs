@@ -10,9 +10,15 @@
 //!   Deferred ──backoff: first_retry·2^(n-1), ≤ max_retry, ±25% jitter──► attempt
 //!       └── older than delay_warning: one delay DSN; older than lifetime: Failed
 //!   hold / release: per message or per domain (held mail is never due)
-//!   retarget DOMAIN DEST: the domain's route changes, its deferred mail is due now
-//!   flush: deferred mail due now;  delete: gone without a DSN
+//!   retarget DOMAIN DEST: the domain's route changes, its waiting mail that
+//!       is not held is due now; held mail stays held unless asked to release
+//!   flush: waiting mail that is not held due now;  delete: gone without a DSN
 //! ```
+//!
+//! Every control says what it did, message by message ([`Effect`],
+//! [`RetargetEffect`]): the messages it held, released or made due, counted
+//! from the recipients still waiting before and after it, so that a count
+//! printed is what happened.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -172,6 +178,30 @@ pub struct Reports {
     pub failed: Vec<(String, Vec<usize>)>,
     /// Recipients late enough for a delay warning, per message.
     pub delayed: Vec<(String, Vec<usize>)>,
+}
+
+/// What a control did: the messages it held, released or made due (what
+/// it reports), and those whose own status changed (what the caller writes
+/// back to the spool).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effect {
+    /// Messages the control acted on, in arrival order.
+    pub ids: Vec<String>,
+    /// Messages whose status (held flag, next attempt) changed.
+    pub changed: Vec<String>,
+}
+
+/// What a retarget did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetargetEffect {
+    /// Messages of the domain due now at the new destination (not held).
+    pub due: Vec<String>,
+    /// Messages of the domain it released (when asked to).
+    pub released: Vec<String>,
+    /// Messages of the domain still held (released later, explicitly).
+    pub held: Vec<String>,
+    /// Messages whose status changed (to write back).
+    pub changed: Vec<String>,
 }
 
 /// One line of `cutover mail queue`.
@@ -464,17 +494,34 @@ impl Queue {
         (reports, changed)
     }
 
-    /// Holds the selected mail; returns the ids whose own flag changed.
-    pub fn hold(&mut self, selector: &Selector) -> Vec<String> {
-        if let Selector::Domain(domain) = selector {
-            self.held_domains.insert(domain.to_ascii_lowercase());
-            return Vec::new();
-        }
-        self.set_held(selector, true)
+    /// Holds the selected mail (a domain: also its mail yet to come);
+    /// reports the messages with a waiting recipient it held.
+    pub fn hold(&mut self, selector: &Selector) -> Effect {
+        let before = self.held_waiting();
+        let changed = match selector {
+            Selector::Domain(domain) => {
+                self.held_domains.insert(domain.to_ascii_lowercase());
+                Vec::new()
+            }
+            _ => self.set_held(selector, true),
+        };
+        let ids = self
+            .held_waiting()
+            .into_iter()
+            .filter(|(id, after)| {
+                (0..after.len())
+                    .any(|index| before[id][index] == Some(false) && after[index] == Some(true))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        Effect { ids, changed }
     }
 
-    /// Releases the selected mail (and the domain hold); it is due at once.
-    pub fn release(&mut self, selector: &Selector, now: SystemTime) -> Vec<String> {
+    /// Releases the selected mail (and the domain hold); what it releases
+    /// is due at once. Reports the messages with a waiting recipient it
+    /// released.
+    pub fn release(&mut self, selector: &Selector, now: SystemTime) -> Effect {
+        let before = self.held_waiting();
         match selector {
             Selector::Domain(domain) => {
                 self.held_domains.remove(&domain.to_ascii_lowercase());
@@ -483,54 +530,130 @@ impl Queue {
             Selector::Message(_) => {}
         }
         let mut changed = self.set_held(selector, false);
-        for id in self.flush(selector, now) {
-            if !changed.contains(&id) {
-                changed.push(id);
+        let mut ids = Vec::new();
+        for (id, after) in self.held_waiting() {
+            let released: Vec<usize> = (0..after.len())
+                .filter(|&index| before[&id][index] == Some(true) && after[index] == Some(false))
+                .collect();
+            if released.is_empty() {
+                continue;
             }
+            if let Some(spooled) = self.messages.get_mut(&id) {
+                for index in released {
+                    let status = &mut spooled.statuses[index];
+                    status.next_attempt = status.next_attempt.min(now);
+                }
+            }
+            if !changed.contains(&id) {
+                changed.push(id.clone());
+            }
+            ids.push(id);
         }
-        changed
+        Effect { ids, changed }
     }
 
-    /// Makes the selected deferred mail due at `now`; returns changed ids.
-    pub fn flush(&mut self, selector: &Selector, now: SystemTime) -> Vec<String> {
-        let mut changed = Vec::new();
+    /// Makes the selected waiting mail that is not held due at `now`;
+    /// reports every selected message due now.
+    pub fn flush(&mut self, selector: &Selector, now: SystemTime) -> Effect {
+        let mut effect = Effect::default();
+        let held_domains = &self.held_domains;
         for spooled in self.messages.values_mut() {
+            let mut due = false;
             let mut touched = false;
             for (index, status) in spooled.statuses.iter_mut().enumerate() {
                 let recipient = &spooled.envelope.recipients[index];
-                if selects(selector, &spooled.id, &recipient.domain)
-                    && matches!(
-                        status.state,
-                        DeliveryState::Scheduled | DeliveryState::Deferred
-                    )
-                    && status.next_attempt > now
-                {
+                let deliverable = selects(selector, &spooled.id, &recipient.domain)
+                    && waiting(status.state)
+                    && !spooled.held
+                    && !held_domains.contains(&recipient.domain);
+                if !deliverable {
+                    continue;
+                }
+                due = true;
+                if status.next_attempt > now {
                     status.next_attempt = now;
                     touched = true;
                 }
             }
+            if due {
+                effect.ids.push(spooled.id.clone());
+            }
             if touched {
-                changed.push(spooled.id.clone());
+                effect.changed.push(spooled.id.clone());
             }
         }
-        changed
+        effect
     }
 
     /// Sends `domain`'s mail to `destination` from now on, and its waiting
-    /// mail at once (holds stay: release is a separate, explicit step).
+    /// mail that is not held at once. Held mail stays held unless
+    /// `release` (then the domain hold is lifted and its messages released).
     pub fn retarget(
         &mut self,
         domain: &str,
         destination: Destination,
         now: SystemTime,
-    ) -> Vec<String> {
+        release: bool,
+    ) -> RetargetEffect {
         let domain = domain.to_ascii_lowercase();
         let mut destination = destination;
         destination.require_tls |= self
             .route(&domain)
             .is_some_and(|current| current.require_tls);
         self.overrides.insert(domain.clone(), destination);
-        self.flush(&Selector::Domain(domain), now)
+        let selector = Selector::Domain(domain);
+        let released = if release {
+            self.release(&selector, now)
+        } else {
+            Effect::default()
+        };
+        let flushed = self.flush(&selector, now);
+        let mut changed = released.changed;
+        for id in flushed.changed {
+            if !changed.contains(&id) {
+                changed.push(id);
+            }
+        }
+        let held = self
+            .held_waiting()
+            .into_iter()
+            .filter(|(id, recipients)| {
+                let envelope = &self.messages[id].envelope;
+                recipients
+                    .iter()
+                    .zip(&envelope.recipients)
+                    .any(|(held, recipient)| {
+                        *held == Some(true) && selects(&selector, id, &recipient.domain)
+                    })
+            })
+            .map(|(id, _)| id)
+            .collect();
+        RetargetEffect {
+            due: flushed.ids,
+            released: released.ids,
+            held,
+            changed,
+        }
+    }
+
+    /// Per message, per recipient: None when the recipient no longer
+    /// waits (delivered or failed), else whether it is held.
+    fn held_waiting(&self) -> BTreeMap<String, Vec<Option<bool>>> {
+        self.messages
+            .values()
+            .map(|spooled| {
+                let recipients = spooled
+                    .statuses
+                    .iter()
+                    .zip(&spooled.envelope.recipients)
+                    .map(|(status, recipient)| {
+                        waiting(status.state)
+                            .then(|| spooled.held || self.held_domains.contains(&recipient.domain))
+                    })
+                    .collect();
+                (spooled.id.clone(), recipients)
+            })
+            .collect()
     }
 
     /// Deletes the selected messages (no DSN); returns their ids.
@@ -604,6 +727,11 @@ impl Queue {
     }
 }
 
+/// Whether a recipient in `state` still waits for delivery.
+fn waiting(state: DeliveryState) -> bool {
+    matches!(state, DeliveryState::Scheduled | DeliveryState::Deferred)
+}
+
 /// Whether `selector` selects message `id` for a recipient in `domain`.
 fn selects(selector: &Selector, id: &str, domain: &str) -> bool {
     match selector {
@@ -617,4 +745,142 @@ fn selects(selector: &Selector, id: &str, domain: &str) -> bool {
 fn age(spooled: &Spooled, now: SystemTime) -> Duration {
     now.duration_since(spooled.envelope.received)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Envelope, Notify, Recipient};
+    use crate::spool::RecipientStatus;
+
+    /// A fixed instant.
+    fn t(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds)
+    }
+
+    /// A message `id` to these addresses, each deferred until t(600).
+    fn message(id: &str, to: &[&str]) -> Spooled {
+        Spooled {
+            id: id.into(),
+            envelope: Envelope {
+                sender: "s@ext.test".into(),
+                recipients: to
+                    .iter()
+                    .map(|address| Recipient {
+                        address: address.to_string(),
+                        domain: address.rsplit('@').next().unwrap().into(),
+                        original: None,
+                        notify: Notify::default(),
+                    })
+                    .collect(),
+                envelope_id: None,
+                dsn_return: None,
+                eight_bit: false,
+                smtputf8: false,
+                helo: "c.test".into(),
+                client: "192.0.2.1".parse().unwrap(),
+                received: t(0),
+            },
+            statuses: to
+                .iter()
+                .map(|_| RecipientStatus {
+                    state: DeliveryState::Deferred,
+                    attempts: 1,
+                    next_attempt: t(600),
+                    last_error: Some("connect: refused".into()),
+                })
+                .collect(),
+            held: false,
+            warned: false,
+            size: 10,
+        }
+    }
+
+    /// Three messages for a.test (one also for b.test), one for b.test, one
+    /// for a.test already delivered.
+    fn queue() -> Queue {
+        let routes = [
+            ("a.test".to_string(), "10.0.0.1:25".parse().unwrap()),
+            ("b.test".to_string(), "10.0.0.2:25".parse().unwrap()),
+        ]
+        .into();
+        let mut queue = Queue::new(Schedule::default(), routes);
+        queue.insert(message("1", &["x@a.test"]));
+        queue.insert(message("2", &["y@a.test", "z@b.test"]));
+        queue.insert(message("3", &["z@b.test"]));
+        queue.insert(message("4", &["x@a.test"]));
+        let mut done = message("5", &["x@a.test"]);
+        done.statuses[0].state = DeliveryState::Delivered;
+        queue.insert(done);
+        queue
+    }
+
+    /// The ids due at `now` for `domain`.
+    fn due(queue: &Queue, now: SystemTime) -> Vec<String> {
+        let mut ids: Vec<String> = queue
+            .due(now)
+            .into_iter()
+            .flat_map(|batch| batch.items.into_iter().map(|item| item.id))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Hold, retarget, release by domain: each reports what it did to the
+    /// messages still waiting, never 0 for 3 nor 3 for 0 — the review saw
+    /// "0 message(s) held" for a held domain and "199 due now" for held mail.
+    #[test]
+    fn hold_retarget_release_report_what_they_did() {
+        let mut queue = queue();
+        let domain = Selector::Domain("A.test".into());
+        let held = queue.hold(&domain);
+        assert_eq!(held.ids, ["1", "2", "4"], "waiting mail of a.test held");
+        assert!(held.changed.is_empty(), "a domain hold is in the controls");
+        assert_eq!(due(&queue, t(700)), ["2", "3"], "b.test still goes");
+        assert!(queue.hold(&domain).ids.is_empty(), "held already");
+        let retargeted = queue.retarget("a.test", "10.0.0.9:25".parse().unwrap(), t(10), false);
+        assert!(retargeted.due.is_empty(), "{retargeted:?}");
+        assert!(retargeted.released.is_empty());
+        assert_eq!(retargeted.held, ["1", "2", "4"]);
+        assert_eq!(
+            due(&queue, t(10)),
+            Vec::<String>::new(),
+            "nothing of a.test is due"
+        );
+        let released = queue.release(&domain, t(20));
+        assert_eq!(released.ids, ["1", "2", "4"], "released");
+        assert_eq!(due(&queue, t(20)), ["1", "2", "4"], "and due at once");
+        assert!(
+            queue.release(&domain, t(21)).ids.is_empty(),
+            "nothing held any more"
+        );
+        let flushed = queue.flush(&Selector::Domain("b.test".into()), t(30));
+        assert_eq!(flushed.ids, ["2", "3"]);
+        assert_eq!(flushed.changed, ["2", "3"]);
+    }
+
+    /// A retarget told to release releases and makes due in one step (a
+    /// message held by itself too: the domain's mail is released); holds
+    /// and releases of single messages report those messages.
+    #[test]
+    fn retarget_told_to_release_releases() {
+        let mut queue = queue();
+        queue.hold(&Selector::Domain("a.test".into()));
+        queue.hold(&Selector::Message("4".into()));
+        let retargeted = queue.retarget("a.test", "10.0.0.9:25".parse().unwrap(), t(10), true);
+        assert_eq!(retargeted.released, ["1", "2", "4"]);
+        assert_eq!(retargeted.due, ["1", "2", "4"]);
+        assert!(retargeted.held.is_empty());
+        assert_eq!(due(&queue, t(10)), ["1", "2", "4"]);
+        assert_eq!(
+            queue.route("a.test").map(|route| route.to_string()),
+            Some("10.0.0.9:25".into())
+        );
+        let held = queue.hold(&Selector::All);
+        assert_eq!(held.ids, ["1", "2", "3", "4"], "5 does not wait");
+        let released = queue.release(&Selector::Message("4".into()), t(11));
+        assert_eq!(released.ids, ["4"]);
+        assert_eq!(due(&queue, t(11)), ["4"]);
+    }
 }

@@ -1,13 +1,17 @@
 //! The relay's edge: the tokio listener that drives one session per
-//! connection (`inbound`: timeouts, STARTTLS, a cap per client, recipient
-//! verification), stores messages in the [`Spool`] before answering 250, the
+//! connection (`inbound`: timeouts, STARTTLS, a cap on sessions and one per
+//! client, stress mode, recipient verification), streams messages into the
+//! [`Spool`] and commits them before answering 250, the
 //! delivery loop (`delivery`) that hands due mail to the [`Courier`] and
 //! writes the outcomes back, and the control socket (`Relay::control`).
 //!
 //! ```text
-//!  TcpListener ─► connection task ─► Session ─Message─► spawn_blocking(Spool::store)
-//!                                        ▲                   │ Ok: Queue::insert, wake
-//!                                        └── stored(Ok|Err) ◄┘
+//!  TcpListener ─► slot? (max_connections) ─no─► 421, closed; refusals logged once per 10 s
+//!       │ yes
+//!       ▼
+//!  connection task ─► Session ─Open/Data/Commit─► spawn_blocking(Incoming, Spool::commit)
+//!                        ▲                           │ Ok: Queue::insert, wake
+//!                        └──── stored(Ok|Err) ◄──────┘
 //!  delivery loop: sweep (expiry, delay DSNs) ─► due batches ─► Courier (one
 //!                 task per destination) ─► Queue::record ─► Spool::update/remove
 //!                 ─► failure DSNs spooled ─► sleep until next due or woken
@@ -16,9 +20,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -26,7 +30,7 @@ use rustls::ServerConfig;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::timeout;
 
 use crate::control::{self, Answer, MetricsView, Request, CONTROLS, SOCKET};
@@ -40,7 +44,7 @@ mod delivery;
 mod inbound;
 
 use delivery::{delivery_round, persist};
-use inbound::connection;
+use inbound::{connection, Idlers, SessionSlot};
 
 /// A relay that cannot start or a control that cannot be applied.
 #[derive(Debug, Error)]
@@ -100,16 +104,33 @@ pub struct RelayConfig {
     pub command_timeout: Duration,
     /// Longest wait for more message data.
     pub data_timeout: Duration,
-    /// Most simultaneous connections from one client address.
+    /// Most simultaneous connections from one client address (an IPv6
+    /// client: its /64).
     pub max_connections_per_client: usize,
+    /// Most simultaneous sessions in all; more get 421 at once. Past three
+    /// quarters of it the relay is under stress.
+    pub max_connections: usize,
+    /// The command and data timeout under stress (Postfix: 10 s).
+    pub stress_timeout: Duration,
     /// How long a destination that failed a recipient probe is not asked
     /// again (its remembered verdicts answer meanwhile).
     pub verify_pause: Duration,
+    /// The most recipients the destinations accepted that are remembered
+    /// (refused ones: a tenth of it).
+    pub verify_cache_size: usize,
+    /// How long an accepted recipient is remembered.
+    pub verify_positive_ttl: Duration,
+    /// How long a refused recipient is remembered.
+    pub verify_negative_ttl: Duration,
+    /// The most recipient probes running at once.
+    pub verify_concurrency: usize,
 }
 
 impl RelayConfig {
-    /// A config with RFC 5321 §4.5.3.2 timeouts and 10 connections per client.
+    /// A config with RFC 5321 §4.5.3.2 timeouts, 10 connections per client,
+    /// 1000 in all, and the recipient memory's defaults.
     pub fn new(spool: impl Into<PathBuf>, policy: Policy) -> Self {
+        let book = RecipientBook::default();
         RelayConfig {
             spool: spool.into(),
             policy,
@@ -119,7 +140,13 @@ impl RelayConfig {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
             max_connections_per_client: 10,
+            max_connections: 1000,
+            stress_timeout: Duration::from_secs(10),
             verify_pause: Duration::from_secs(30),
+            verify_cache_size: book.capacity,
+            verify_positive_ttl: book.positive_ttl,
+            verify_negative_ttl: book.negative_ttl,
+            verify_concurrency: 16,
         }
     }
 }
@@ -172,6 +199,23 @@ struct Shared<C> {
     wake: Notify,
     /// Connections per client address.
     clients: Mutex<HashMap<IpAddr, usize>>,
+    /// Clients whose sessions sat idle past the stress timeout, and when:
+    /// refused while the relay is under stress (see `inbound`).
+    idlers: Mutex<Idlers>,
+    /// Sessions open now (each holds a [`SessionSlot`]).
+    sessions: AtomicUsize,
+    /// Whether the relay is under stress; sessions watch it.
+    pressure: watch::Sender<bool>,
+    /// Until when (milliseconds since `started`) the relay is under stress
+    /// whatever the count (it ran out of file descriptors).
+    stressed_until: AtomicU64,
+    /// When the relay was opened.
+    started: Instant,
+    /// The most sessions taken now: `max_connections`, or fewer for a while
+    /// after the process ran out of file descriptors (see `stress_for`).
+    ceiling: AtomicUsize,
+    /// Recipient probes that may start now.
+    probes: Semaphore,
     /// The timeouts and caps.
     config: RelayConfig,
     /// Messages accepted.
@@ -185,7 +229,7 @@ struct Shared<C> {
     /// Recipients verified with their destinations, remembered.
     book: Mutex<RecipientBook>,
     /// Where the book is persisted.
-    book_file: RecipientFile,
+    book_file: Mutex<RecipientFile>,
     /// The spool's lock, held as long as the relay lives.
     _lock: std::fs::File,
 }
@@ -200,10 +244,13 @@ impl<C: Courier> Relay<C> {
         let lock =
             control::try_lock(&config.spool)?.ok_or(RelayError::Locked(config.spool.clone()))?;
         let spool = Spool::open(&config.spool)?;
-        let book_file = RecipientFile::new(&config.spool);
+        let mut book_file = RecipientFile::new(&config.spool);
         let mut book = RecipientBook::default();
         book.pause = config.verify_pause;
-        if let Err(error) = book_file.load(&mut book) {
+        book.capacity = config.verify_cache_size.max(1);
+        book.positive_ttl = config.verify_positive_ttl;
+        book.negative_ttl = config.verify_negative_ttl;
+        if let Err(error) = book_file.load(&mut book, SystemTime::now()) {
             tracing::warn!(%error, "verified recipients not loaded; starting without them");
         }
         let mut queue = Queue::new(config.schedule, config.routes.clone());
@@ -228,13 +275,20 @@ impl<C: Courier> Relay<C> {
                 courier,
                 wake: Notify::new(),
                 clients: Mutex::new(HashMap::new()),
+                idlers: Mutex::new(Idlers::default()),
+                sessions: AtomicUsize::new(0),
+                pressure: watch::Sender::new(false),
+                stressed_until: AtomicU64::new(0),
+                started: Instant::now(),
+                ceiling: AtomicUsize::new(config.max_connections),
+                probes: Semaphore::new(config.verify_concurrency.max(1)),
                 config,
                 accepted: AtomicU64::new(0),
                 delivered: AtomicU64::new(0),
                 deferred: AtomicU64::new(0),
                 bounced: AtomicU64::new(0),
                 book: Mutex::new(book),
-                book_file,
+                book_file: Mutex::new(book_file),
                 _lock: lock,
             }),
         })
@@ -247,15 +301,58 @@ impl<C: Courier> Relay<C> {
             .map_err(|source| RelayError::Listen { address, source })
     }
 
-    /// Accepts connections on `listener` forever, one task each.
+    /// Accepts connections on `listener` forever, one task each, within
+    /// `max_connections` (more get 421 and are closed at once). A refused
+    /// or failed accept is logged once per 10 s with the count since, not
+    /// each time; running out of file descriptors puts the relay under
+    /// stress for 10 s, so that idle sessions give theirs back.
     pub async fn serve(&self, listener: TcpListener) {
+        let interval = Duration::from_secs(10);
+        let mut busy = Throttle::new(interval);
+        let mut failed = Throttle::new(interval);
         loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let shared = self.shared.clone();
-            tokio::spawn(async move { connection(shared, stream, peer).await });
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let Some(slot) = SessionSlot::take(&self.shared) else {
+                        // Best effort, never waiting: the socket buffer is empty.
+                        let _ = stream.try_write(BUSY);
+                        if let Some(count) = busy.note(Instant::now()) {
+                            tracing::warn!(
+                                "mail: {count} connection(s) refused with 421 since the last \
+                                 report: max_connections ({}) sessions open",
+                                self.shared.config.max_connections
+                            );
+                        }
+                        continue;
+                    };
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move { connection(shared, stream, peer, slot).await });
+                }
+                Err(error) => {
+                    let exhausted =
+                        matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                    if exhausted {
+                        self.shared.out_of_descriptors(interval);
+                    }
+                    if let Some(count) = failed.note(Instant::now()) {
+                        let ceiling = self.shared.ceiling.load(Ordering::Relaxed);
+                        tracing::warn!(
+                            %error,
+                            "mail: accepting a connection failed {count} time(s) since the last \
+                             report{}",
+                            if exhausted {
+                                format!(
+                                    "; under stress, taking at most {ceiling} sessions for 10 s \
+                                     (max_connections is above what the process can open)"
+                                )
+                            } else {
+                                String::new()
+                            }
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
         }
     }
 
@@ -292,28 +389,40 @@ impl<C: Courier> Relay<C> {
         lock(&self.shared.queue).list(SystemTime::now())
     }
 
-    /// Holds mail (`cutover mail hold`).
-    pub async fn hold(&self, selector: Selector) -> Result<(), RelayError> {
-        let changed = lock(&self.shared.queue).hold(&selector);
-        self.after_control(changed).await
+    /// Holds mail (`cutover mail hold`); returns the messages it held.
+    pub async fn hold(&self, selector: Selector) -> Result<Vec<String>, RelayError> {
+        let effect = lock(&self.shared.queue).hold(&selector);
+        self.after_control(effect.changed).await?;
+        Ok(effect.ids)
     }
 
-    /// Releases mail (`cutover mail release`); it is due at once.
-    pub async fn release(&self, selector: Selector) -> Result<(), RelayError> {
-        let changed = lock(&self.shared.queue).release(&selector, SystemTime::now());
-        self.after_control(changed).await
+    /// Releases mail (`cutover mail release`); it is due at once. Returns
+    /// the messages it released.
+    pub async fn release(&self, selector: Selector) -> Result<Vec<String>, RelayError> {
+        let effect = lock(&self.shared.queue).release(&selector, SystemTime::now());
+        self.after_control(effect.changed).await?;
+        Ok(effect.ids)
     }
 
-    /// Makes deferred mail due now (`cutover mail flush`).
-    pub async fn flush(&self, selector: Selector) -> Result<(), RelayError> {
-        let changed = lock(&self.shared.queue).flush(&selector, SystemTime::now());
-        self.after_control(changed).await
+    /// Makes waiting mail that is not held due now (`cutover mail flush`);
+    /// returns the messages due.
+    pub async fn flush(&self, selector: Selector) -> Result<Vec<String>, RelayError> {
+        let effect = lock(&self.shared.queue).flush(&selector, SystemTime::now());
+        self.after_control(effect.changed).await?;
+        Ok(effect.ids)
     }
 
-    /// Points `domain` at `destination` (`cutover mail retarget`).
-    pub async fn retarget(&self, domain: &str, destination: Destination) -> Result<(), RelayError> {
-        let changed = lock(&self.shared.queue).retarget(domain, destination, SystemTime::now());
-        self.after_control(changed).await
+    /// Points `domain` at `destination` (`cutover mail retarget`); held
+    /// mail stays held. Returns the messages due now.
+    pub async fn retarget(
+        &self,
+        domain: &str,
+        destination: Destination,
+    ) -> Result<Vec<String>, RelayError> {
+        let retargeted =
+            lock(&self.shared.queue).retarget(domain, destination, SystemTime::now(), false);
+        self.after_control(retargeted.changed).await?;
+        Ok(retargeted.due)
     }
 
     /// Deletes mail without a DSN (`cutover mail delete`).
@@ -371,7 +480,7 @@ impl<C: Courier> Relay<C> {
         if let Answer::Message(message) = &mut answer {
             let spool = self.shared.spool.clone();
             let id = message.id.clone();
-            if let Ok(content) = blocking(move || spool.content(&id)).await {
+            if let Ok(content) = blocking(move || spool.head(&id, control::HEAD)).await {
                 message.headers = Some(control::headers(&content));
             }
         }
@@ -423,6 +532,12 @@ impl<C: Courier> Relay<C> {
         let _ = writer.write_all(reply.as_bytes()).await;
     }
 
+    /// How many recipients the relay remembers from its destinations
+    /// (accepted and refused, expired ones not yet dropped included).
+    pub fn recipients_remembered(&self) -> usize {
+        lock(&self.shared.book).len()
+    }
+
     /// The counters and queue gauges.
     pub fn metrics(&self) -> Metrics {
         let queue = lock(&self.shared.queue);
@@ -450,6 +565,125 @@ impl<C: Courier> Relay<C> {
         persist(&self.shared, changed).await?;
         self.shared.wake.notify_one();
         Ok(())
+    }
+}
+
+/// The answer to a connection over `max_connections`.
+const BUSY: &[u8] = b"421 4.7.0 Too many connections, try again later\r\n";
+
+/// Counts occurrences of something logged at most once per interval: the
+/// first is reported at once, later ones with the count since the report.
+#[derive(Debug)]
+struct Throttle {
+    /// The interval.
+    interval: Duration,
+    /// When it was last reported.
+    last: Option<Instant>,
+    /// Occurrences not yet reported.
+    count: u64,
+}
+
+impl Throttle {
+    /// A throttle reporting at most once per `interval`.
+    fn new(interval: Duration) -> Self {
+        Throttle {
+            interval,
+            last: None,
+            count: 0,
+        }
+    }
+
+    /// One occurrence at `now`: Some(occurrences to report) when it is time.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        self.count += 1;
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < self.interval)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
+    }
+}
+
+/// File descriptors left for the spool, deliveries and probes when the
+/// process ran out of them: the sessions taken stay this far below.
+const DESCRIPTOR_RESERVE: usize = 32;
+
+impl<C> Shared<C> {
+    /// The process ran out of file descriptors: for `period`, the relay is
+    /// under stress (idle sessions go) and takes sessions only up to
+    /// [`DESCRIPTOR_RESERVE`] below those open now, so that the ones it
+    /// keeps can still store their mail.
+    fn out_of_descriptors(&self, period: Duration) {
+        let sessions = self.sessions.load(Ordering::Acquire);
+        let ceiling = sessions.saturating_sub(DESCRIPTOR_RESERVE).max(1);
+        self.ceiling.fetch_min(ceiling, Ordering::AcqRel);
+        let until = self.started.elapsed() + period;
+        self.stressed_until
+            .fetch_max(until.as_millis() as u64, Ordering::Relaxed);
+        self.update_pressure();
+    }
+
+    /// The most sessions taken now (`max_connections` again once the
+    /// period after running out of descriptors is over).
+    fn ceiling(&self) -> usize {
+        let forced =
+            self.stressed_until.load(Ordering::Relaxed) > self.started.elapsed().as_millis() as u64;
+        if !forced {
+            self.ceiling
+                .store(self.config.max_connections, Ordering::Release);
+        }
+        self.ceiling.load(Ordering::Acquire)
+    }
+
+    /// Re-evaluates the stress: on from three quarters of `max_connections`
+    /// (or while forced), off again below half of it.
+    fn update_pressure(&self) {
+        let sessions = self.sessions.load(Ordering::Acquire);
+        let maximum = self.config.max_connections;
+        let forced =
+            self.stressed_until.load(Ordering::Relaxed) > self.started.elapsed().as_millis() as u64;
+        self.pressure.send_if_modified(|stressed| {
+            let next = forced
+                || if *stressed {
+                    sessions * 2 >= maximum
+                } else {
+                    sessions * 4 >= maximum * 3
+                };
+            let changed = next != *stressed;
+            *stressed = next;
+            changed
+        });
+    }
+}
+
+impl<C: Send + Sync + 'static> Shared<C> {
+    /// Persists what a destination said of `address` at `now` (blocking
+    /// work off the async threads), rewriting the file when most of it is
+    /// superseded.
+    async fn remember(self: &Arc<Self>, address: &str, accepted: bool, now: SystemTime) {
+        let shared = self.clone();
+        let address = address.to_string();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut file = lock(&shared.book_file);
+            file.append(&address, accepted, now)?;
+            let entries = {
+                let book = lock(&shared.book);
+                file.due_for_rewrite(&book).then(|| book.entries(now))
+            };
+            match entries {
+                Some(entries) => file.rewrite(&entries),
+                None => Ok(()),
+            }
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot remember a verified recipient"),
+            Err(error) => tracing::warn!(%error, "cannot remember a verified recipient"),
+        }
     }
 }
 

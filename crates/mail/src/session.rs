@@ -8,15 +8,26 @@
 //!                └──── TLS up ──────┘ └──── stored(Ok → 250 | Err → 451) ◄─┘
 //!   STARTTLS: reply 220, drop every byte pipelined after it, Event::StartTls,
 //!             wait for tls_started(); the session then starts over (RFC 3207).
-//!   DATA end: Event::Message, wait for stored(): the 250 is only sent once
-//!             the server says the message is on disk.
+//!   DATA:     Event::Open (the envelope), wait for opened(): the server
+//!             creates the spool file first, so 354 is only sent once there
+//!             is a place to stream to (else 451, or 452 when disk is short).
+//!   data:     Event::Data with the content as it arrives (never the whole
+//!             message in memory), our Received header first.
+//!   DATA end: Event::Commit, wait for stored(): the 250 is only sent once
+//!             the server says the message is on disk. A refused message
+//!             (smuggling, size, hops) is Event::Discard and its 5xx.
 //!   RCPT in a verified domain (not listed): Event::Verify, wait for
 //!             verified(): 250, 550 or 450 as the destination (or the memory
 //!             of it) says; pipelined input waits meanwhile.
 //! ```
 //!
 //! Refused at RCPT with 5xx: every open-relay trick (see [`crate::address`]),
-//! other domains, unknown recipients (no backscatter). Refused with 500/501:
+//! other domains, unknown recipients (no backscatter). `RCPT TO:<postmaster>`
+//! (RFC 5321 §4.5.1) is the policy's postmaster, a fixed mailbox of a
+//! relayed domain, and `postmaster@` every relayed domain is accepted.
+//! Under stress (the server says so) the limits shrink as in Postfix's
+//! stress mode: one junk command (NOOP, RSET, VRFY, HELP) and the second
+//! error end the session. Refused with 500/501:
 //! command lines with bare CR, bare LF or NUL; parameters whose decoded value
 //! holds a control character (ORCPT, ENVID). Refused at the end of data:
 //! bare CR/LF (SMTP smuggling), too large, lines too long, too many hops.
@@ -27,7 +38,7 @@ use std::time::SystemTime;
 
 use smtp_proto::Request;
 
-use crate::address::{has_control, parse_forward_path, raw_path};
+use crate::address::{has_control, is_postmaster, parse_forward_path, raw_path, PathRefusal};
 use crate::data::DataReader;
 use crate::envelope::{DsnReturn, Envelope, Notify, Recipient};
 use crate::policy::{Admission, Policy};
@@ -46,8 +57,15 @@ pub enum Event {
     /// [`Session::tls_started`]. Every byte the server read but did not
     /// feed yet must be discarded too.
     StartTls,
-    /// Store this message durably, then call [`Session::stored`].
-    Message(Box<Message>),
+    /// Open a spool file for a message with this envelope, then call
+    /// [`Session::opened`].
+    Open(Box<Envelope>),
+    /// Append this content (unstuffed, CRLF line ends) to the open message.
+    Data(Vec<u8>),
+    /// The message is complete: make it durable, then call [`Session::stored`].
+    Commit,
+    /// The message is refused: drop what was written of it.
+    Discard,
     /// Ask the destination whether this recipient (`local@domain`) exists,
     /// then call [`Session::verified`].
     Verify(String),
@@ -55,7 +73,8 @@ pub enum Event {
     Close,
 }
 
-/// A complete message handed to the spool.
+/// A complete message in memory, for the spool's [`crate::Spool::store`]
+/// (delivery status notifications; received mail is streamed instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Its envelope.
@@ -73,6 +92,8 @@ enum Phase {
     Ready,
     /// MAIL accepted; recipients being collected.
     Mail,
+    /// DATA accepted; waiting for [`Session::opened`].
+    Opening,
     /// Reading message data.
     Data(DataReader),
     /// The message was handed out; waiting for [`Session::stored`].
@@ -94,6 +115,15 @@ pub enum Verdict {
     Rejected,
     /// The destination cannot be asked and never was: 450, try later.
     Unknown,
+}
+
+/// Why the spool could not open a file for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolRefusal {
+    /// Too little free space for a message of the largest size: 452 4.3.1.
+    Full,
+    /// Any other storage failure: 451 4.3.0.
+    Failed,
 }
 
 /// The transaction being built between MAIL and the end of DATA.
@@ -134,6 +164,12 @@ pub struct Session {
     discarding: bool,
     /// Protocol errors so far.
     errors: usize,
+    /// Junk commands (NOOP, RSET, VRFY, HELP) since the last message.
+    junk: usize,
+    /// Whether the server is under stress (smaller limits).
+    stressed: bool,
+    /// Whether the session was closed for too many errors.
+    gave_up: bool,
 }
 
 impl Session {
@@ -149,6 +185,9 @@ impl Session {
             input: Vec::new(),
             discarding: false,
             errors: 0,
+            junk: 0,
+            stressed: false,
+            gave_up: false,
         }
     }
 
@@ -162,43 +201,99 @@ impl Session {
         matches!(self.phase, Phase::Closed)
     }
 
+    /// Whether the session was closed for too many errors (junk commands
+    /// past their limit count as errors).
+    pub fn gave_up(&self) -> bool {
+        self.gave_up
+    }
+
     /// Whether the session is reading message data (for the data timeout).
     pub fn in_data(&self) -> bool {
         matches!(self.phase, Phase::Data(_))
     }
 
-    /// Feeds bytes from the client; `now` dates a Received header.
-    pub fn feed(&mut self, bytes: &[u8], now: SystemTime) -> Vec<Event> {
+    /// Whether the server is under stress: one junk command and the second
+    /// error end the session (Postfix's stress-mode limits).
+    pub fn set_stressed(&mut self, stressed: bool) {
+        self.stressed = stressed;
+    }
+
+    /// Feeds bytes from the client.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
         if matches!(self.phase, Phase::Closed | Phase::StartingTls) {
             return Vec::new();
         }
         self.input.extend_from_slice(bytes);
-        if matches!(self.phase, Phase::Storing | Phase::Verifying(_)) {
+        if matches!(
+            self.phase,
+            Phase::Storing | Phase::Verifying(_) | Phase::Opening
+        ) {
             return Vec::new();
         }
-        self.run(now)
+        self.run()
     }
 
-    /// The spool's answer for the message handed out: `Ok(queue id)` sends
+    /// The spool's answer to [`Event::Open`]: Ok sends 354 and our Received
+    /// header as the first data; a refusal sends 451 or 452 and ends the
+    /// transaction. `now` is the message's arrival time.
+    pub fn opened(&mut self, outcome: Result<(), SpoolRefusal>, now: SystemTime) -> Vec<Event> {
+        if !matches!(self.phase, Phase::Opening) {
+            return Vec::new();
+        }
+        let mut events = Vec::new();
+        match outcome {
+            Ok(()) => {
+                self.phase = Phase::Data(DataReader::new(
+                    self.policy.max_message_size,
+                    self.policy.max_data_line,
+                ));
+                let (helo, _) = self.helo.clone().unwrap_or_default();
+                let received = self.received_header(&helo, self.transaction.smtputf8, now);
+                events.push(Event::Reply(Reply::new(
+                    354,
+                    "",
+                    "End data with <CR><LF>.<CR><LF>",
+                )));
+                events.push(Event::Data(received.into_bytes()));
+            }
+            Err(refusal) => {
+                self.transaction = Transaction::default();
+                self.phase = Phase::Ready;
+                events.push(Event::Reply(match refusal {
+                    SpoolRefusal::Full => Reply::new(452, "4.3.1", "Insufficient system storage"),
+                    SpoolRefusal::Failed => {
+                        Reply::new(451, "4.3.0", "Temporary storage failure, try again later")
+                    }
+                }));
+            }
+        }
+        events.extend(self.run());
+        events
+    }
+
+    /// The spool's answer for the message committed: `Ok(queue id)` sends
     /// 250, `Err` sends 451. Processing of pipelined input resumes.
-    pub fn stored(&mut self, outcome: Result<String, String>, now: SystemTime) -> Vec<Event> {
+    pub fn stored(&mut self, outcome: Result<String, String>) -> Vec<Event> {
         if !matches!(self.phase, Phase::Storing) {
             return Vec::new();
         }
         let reply = match outcome {
-            Ok(id) => Reply::new(250, "2.0.0", format!("Ok: queued as {id}")),
+            Ok(id) => {
+                self.junk = 0;
+                Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
+            }
             Err(_) => Reply::new(451, "4.3.0", "Temporary storage failure, try again later"),
         };
         self.transaction = Transaction::default();
         self.phase = Phase::Ready;
         let mut events = vec![Event::Reply(reply)];
-        events.extend(self.run(now));
+        events.extend(self.run());
         events
     }
 
     /// The answer to [`Event::Verify`]: 250, 550 or 450 for the recipient,
     /// then processing of pipelined input resumes.
-    pub fn verified(&mut self, verdict: Verdict, now: SystemTime) -> Vec<Event> {
+    pub fn verified(&mut self, verdict: Verdict) -> Vec<Event> {
         let Phase::Verifying(recipient) = std::mem::replace(&mut self.phase, Phase::Mail) else {
             return Vec::new();
         };
@@ -219,7 +314,7 @@ impl Session {
             )),
         };
         let mut events = vec![reply];
-        events.extend(self.run(now));
+        events.extend(self.run());
         events
     }
 
@@ -241,19 +336,27 @@ impl Session {
     }
 
     /// Processes buffered input until it runs out or the session must wait.
-    fn run(&mut self, now: SystemTime) -> Vec<Event> {
+    fn run(&mut self) -> Vec<Event> {
         let mut events = Vec::new();
         let mut position = 0;
         loop {
             match &mut self.phase {
-                Phase::Closed | Phase::Storing | Phase::StartingTls | Phase::Verifying(_) => break,
+                Phase::Closed
+                | Phase::Storing
+                | Phase::StartingTls
+                | Phase::Verifying(_)
+                | Phase::Opening => break,
                 Phase::Data(reader) => {
                     let (used, ended) = reader.ingest(&self.input[position..]);
                     position += used;
+                    let content = reader.take();
+                    if !content.is_empty() {
+                        events.push(Event::Data(content));
+                    }
                     if !ended {
                         break;
                     }
-                    events.push(self.end_of_data(now));
+                    events.extend(self.end_of_data());
                 }
                 _ => {
                     let rest = &self.input[position..];
@@ -285,8 +388,9 @@ impl Session {
                     }
                 }
             }
-            if self.errors >= self.policy.max_errors && !self.is_closed() {
+            if self.errors >= self.error_limit() && !self.is_closed() {
                 self.phase = Phase::Closed;
+                self.gave_up = true;
                 events.push(Event::Reply(Reply::new(
                     421,
                     "4.7.0",
@@ -308,6 +412,30 @@ impl Session {
     /// Counts a protocol error and returns its reply as an event.
     fn error(&mut self, reply: Reply) -> Event {
         self.errors += 1;
+        Event::Reply(reply)
+    }
+
+    /// The errors that end the session: the policy's, two under stress.
+    fn error_limit(&self) -> usize {
+        if self.stressed {
+            self.policy.max_errors.min(2)
+        } else {
+            self.policy.max_errors
+        }
+    }
+
+    /// Counts a junk command; past the limit (the policy's, one under
+    /// stress) each counts as an error too. Returns its reply as an event.
+    fn junk(&mut self, reply: Reply) -> Event {
+        self.junk += 1;
+        let limit = if self.stressed {
+            self.policy.max_junk.min(1)
+        } else {
+            self.policy.max_junk
+        };
+        if self.junk > limit {
+            return self.error(reply);
+        }
         Event::Reply(reply)
     }
 
@@ -351,19 +479,19 @@ impl Session {
                     self.phase = Phase::Ready;
                 }
                 self.transaction = Transaction::default();
-                Event::Reply(Reply::new(250, "2.0.0", "Ok"))
+                self.junk(Reply::new(250, "2.0.0", "Ok"))
             }
-            Request::Noop { .. } => Event::Reply(Reply::new(250, "2.0.0", "Ok")),
+            Request::Noop { .. } => self.junk(Reply::new(250, "2.0.0", "Ok")),
             Request::Quit => {
                 self.phase = Phase::Closed;
                 Event::Reply(Reply::new(221, "2.0.0", "Bye"))
             }
-            Request::Vrfy { .. } => Event::Reply(Reply::new(
+            Request::Vrfy { .. } => self.junk(Reply::new(
                 252,
                 "2.5.2",
                 "Cannot VRFY, send some mail and we will see",
             )),
-            Request::Help { .. } => Event::Reply(Reply::new(
+            Request::Help { .. } => self.junk(Reply::new(
                 214,
                 "2.0.0",
                 "See RFC 5321; this is a backup MX relaying for its domains",
@@ -524,7 +652,16 @@ impl Session {
         if has_control(raw) {
             return self.error(Reply::new(501, "5.1.3", "Control character in recipient"));
         }
-        let mailbox = match parse_forward_path(raw, self.transaction.smtputf8) {
+        let parsed = if is_postmaster(raw) {
+            // RFC 5321 §4.5.1: the relay's own postmaster, a fixed mailbox.
+            self.policy
+                .postmaster
+                .clone()
+                .ok_or(PathRefusal::Empty(raw.to_string()))
+        } else {
+            parse_forward_path(raw, self.transaction.smtputf8)
+        };
+        let mailbox = match parsed {
             Ok(mailbox) => mailbox,
             Err(refusal) => return self.error(path_refusal(&refusal)),
         };
@@ -568,54 +705,45 @@ impl Session {
         if self.transaction.recipients.is_empty() {
             return self.error(Reply::new(554, "5.5.1", "No valid recipients"));
         }
-        self.phase = Phase::Data(DataReader::new(
-            self.policy.max_message_size,
-            self.policy.max_data_line,
-        ));
-        Event::Reply(Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"))
+        self.phase = Phase::Opening;
+        let (helo, _) = self.helo.clone().unwrap_or_default();
+        let transaction = &self.transaction;
+        Event::Open(Box::new(Envelope {
+            sender: transaction.sender.clone(),
+            recipients: transaction.recipients.clone(),
+            envelope_id: transaction.envelope_id.clone(),
+            dsn_return: transaction.dsn_return,
+            eight_bit: transaction.eight_bit,
+            smtputf8: transaction.smtputf8,
+            helo,
+            client: self.client,
+            // The server dates it when the file is open.
+            received: SystemTime::UNIX_EPOCH,
+        }))
     }
 
-    /// The end-of-data line was read: refuse the message or hand it out.
-    fn end_of_data(&mut self, now: SystemTime) -> Event {
+    /// The end-of-data line was read: refuse the message (its file is
+    /// dropped) or commit it.
+    fn end_of_data(&mut self) -> Vec<Event> {
         let Phase::Data(reader) = std::mem::replace(&mut self.phase, Phase::Ready) else {
             unreachable!("end_of_data is only called in the Data phase");
         };
-        let content = match reader.finish() {
-            Ok(content) => content,
-            Err(flaw) => {
-                self.transaction = Transaction::default();
-                return Event::Reply(flaw_refusal(flaw));
-            }
-        };
-        if hop_count(&content) > self.policy.max_hops {
-            self.transaction = Transaction::default();
-            return Event::Reply(Reply::new(
+        let hops = reader.hops();
+        let refusal = match reader.finish() {
+            Err(flaw) => Some(flaw_refusal(flaw)),
+            Ok(()) if hops > self.policy.max_hops => Some(Reply::new(
                 554,
                 "5.4.6",
                 "Too many hops, mail loop suspected",
-            ));
+            )),
+            Ok(()) => None,
+        };
+        if let Some(reply) = refusal {
+            self.transaction = Transaction::default();
+            return vec![Event::Discard, Event::Reply(reply)];
         }
-        let transaction = std::mem::take(&mut self.transaction);
-        let (helo, _) = self.helo.clone().unwrap_or_default();
-        let mut stored = self
-            .received_header(&helo, transaction.smtputf8, now)
-            .into_bytes();
-        stored.extend_from_slice(&content);
         self.phase = Phase::Storing;
-        Event::Message(Box::new(Message {
-            envelope: Envelope {
-                sender: transaction.sender,
-                recipients: transaction.recipients,
-                envelope_id: transaction.envelope_id,
-                dsn_return: transaction.dsn_return,
-                eight_bit: transaction.eight_bit,
-                smtputf8: transaction.smtputf8,
-                helo,
-                client: self.client,
-                received: now,
-            },
-            content: stored,
-        }))
+        vec![Event::Commit]
     }
 
     /// Our Received header (RFC 5321 §4.4), with the protocol of RFC 3848/6531.
@@ -646,13 +774,4 @@ pub fn rfc5322_date(now: SystemTime) -> String {
             .to_string(),
         Err(_) => "Thu, 01 Jan 1970 00:00:00 +0000".to_string(),
     }
-}
-
-/// The number of Received header fields in the header section of `content`.
-pub fn hop_count(content: &[u8]) -> usize {
-    content
-        .split(|&byte| byte == b'\n')
-        .take_while(|line| !line.is_empty() && *line != b"\r")
-        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
-        .count()
 }

@@ -5,6 +5,8 @@
 //!  spool/
 //!    <id>.msg      envelope header lines, a blank line, the content
 //!                  written once: create .tmp, write, fsync, rename, fsync dir
+//!                  (received mail streams into `incoming-….tmp` as it
+//!                  arrives: [`Incoming`]; the id is given at the rename)
 //!    <id>.status   one line per recipient (state, attempts, next, error)
 //!                  plus `held`/`warned`; rewritten the same atomic way
 //!    controls      held domains and destination overrides of the queue
@@ -12,7 +14,9 @@
 //! ```
 //!
 //! The rename of `<id>.msg` is the commit point: a message without a status
-//! file is scheduled for all recipients. Ids sort in arrival order.
+//! file is scheduled for all recipients. Ids sort in the order messages were
+//! committed (their 250s). A message refused, failed or cut off is never
+//! renamed: its `.tmp` is removed at once, or when the spool next opens.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -108,6 +112,25 @@ impl Spooled {
     }
 }
 
+/// A message being received: its spool file, written as the content
+/// arrives and renamed into the queue only by [`Incoming::commit`]. Dropped
+/// uncommitted, its file is removed.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The open temporary file.
+    file: File,
+    /// Its path.
+    temporary: PathBuf,
+    /// The envelope (dated when the file was opened).
+    envelope: Envelope,
+    /// Octets written to the file so far.
+    written: u64,
+    /// Where the content starts in the file.
+    content_start: u64,
+    /// Whether the file became a queued message (nothing to remove).
+    committed: bool,
+}
+
 /// The spool directory.
 #[derive(Debug)]
 pub struct Spool {
@@ -141,15 +164,61 @@ impl Spool {
 
     /// Stores `message` durably; only after this returns Ok may 250 be sent.
     pub fn store(&self, message: &Message, now: SystemTime) -> Result<Spooled, SpoolError> {
+        let mut incoming = self.open_incoming(message.envelope.clone())?;
+        incoming.append(&message.content)?;
+        self.commit(incoming, now)
+    }
+
+    /// Opens a file for a message arriving now with `envelope` (its
+    /// `received` time kept) and writes the envelope to it. Nothing is
+    /// queued until [`Spool::commit`].
+    pub fn open_incoming(&self, envelope: Envelope) -> Result<Incoming, SpoolError> {
+        let count = self.counter.fetch_add(1, Ordering::Relaxed);
+        let temporary = self
+            .directory
+            .join(format!("incoming-{count:X}-{:08X}.tmp", fastrand::u32(..)));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)
+            .map_err(|source| io_error(&temporary, source))?;
+        let mut incoming = Incoming {
+            file,
+            temporary,
+            envelope,
+            written: 0,
+            content_start: 0,
+            committed: false,
+        };
+        let mut header = encode_envelope(&incoming.envelope).into_bytes();
+        header.push(b'\n');
+        incoming.append(&header)?;
+        incoming.content_start = incoming.written;
+        Ok(incoming)
+    }
+
+    /// Makes `incoming` a queued message: fsync, rename to `<id>.msg` (the
+    /// commit point), fsync of the directory. Only after this returns Ok
+    /// may 250 be sent; on Err nothing of it is left to deliver.
+    pub fn commit(&self, mut incoming: Incoming, now: SystemTime) -> Result<Spooled, SpoolError> {
+        incoming
+            .file
+            .sync_all()
+            .map_err(|source| io_error(&incoming.temporary, source))?;
         let id = self.new_id(now);
-        let mut file = encode_envelope(&message.envelope).into_bytes();
-        file.extend_from_slice(b"\n");
-        file.extend_from_slice(&message.content);
-        self.write_atomically(&format!("{id}.msg"), &file)?;
+        let path = self.directory.join(format!("{id}.msg"));
+        fs::rename(&incoming.temporary, &path).map_err(|source| io_error(&path, source))?;
+        incoming.committed = true;
+        if let Err(error) = self.sync_directory() {
+            // The client is told 451 and will send again: a message left
+            // here would be delivered twice (best effort: the disk failed).
+            let _ = fs::remove_file(&path);
+            return Err(error);
+        }
+        let envelope = std::mem::replace(&mut incoming.envelope, empty_envelope());
         Ok(Spooled {
             id,
-            statuses: message
-                .envelope
+            statuses: envelope
                 .recipients
                 .iter()
                 .map(|_| RecipientStatus {
@@ -159,10 +228,10 @@ impl Spool {
                     last_error: None,
                 })
                 .collect(),
-            envelope: message.envelope.clone(),
+            envelope,
             held: false,
             warned: false,
-            size: message.content.len() as u64,
+            size: incoming.written - incoming.content_start,
         })
     }
 
@@ -208,12 +277,32 @@ impl Spool {
     /// The content of a spooled message.
     pub fn content(&self, id: &str) -> Result<Vec<u8>, SpoolError> {
         let path = self.directory.join(format!("{id}.msg"));
-        let bytes = fs::read(&path).map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => SpoolError::Missing(id.to_string()),
-            _ => io_error(&path, source),
-        })?;
+        let mut bytes = fs::read(&path).map_err(|source| missing(id, &path, source))?;
         let start = header_end(&bytes).ok_or_else(|| corrupt(&path, 1, "no end of envelope"))?;
-        Ok(bytes[start..].to_vec())
+        bytes.drain(..start);
+        Ok(bytes)
+    }
+
+    /// The file of a spooled message and where its content starts (for
+    /// delivery, which reads it piece by piece).
+    pub fn content_file(&self, id: &str) -> Result<(PathBuf, u64), SpoolError> {
+        let path = self.directory.join(format!("{id}.msg"));
+        let file = File::open(&path).map_err(|source| missing(id, &path, source))?;
+        let (_, start) = read_envelope(&mut io::BufReader::new(file), &path)?;
+        Ok((path, start))
+    }
+
+    /// The first `limit` octets (at most) of a spooled message's content,
+    /// without reading the rest (for showing its headers).
+    pub fn head(&self, id: &str, limit: usize) -> Result<Vec<u8>, SpoolError> {
+        let path = self.directory.join(format!("{id}.msg"));
+        let file = File::open(&path).map_err(|source| missing(id, &path, source))?;
+        let mut reader = io::BufReader::new(file);
+        read_envelope(&mut reader, &path)?;
+        let mut head = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(reader, limit as u64), &mut head)
+            .map_err(|source| io_error(&path, source))?;
+        Ok(head)
     }
 
     /// Every spooled message with its statuses, in arrival order.
@@ -233,12 +322,14 @@ impl Spool {
         }
         let mut spooled = Vec::with_capacity(found.len());
         for (id, path) in found {
-            let bytes = fs::read(&path).map_err(|source| io_error(&path, source))?;
-            let start =
-                header_end(&bytes).ok_or_else(|| corrupt(&path, 1, "no end of envelope"))?;
-            let header = std::str::from_utf8(&bytes[..start - 1])
-                .map_err(|_| corrupt(&path, 1, "envelope is not UTF-8"))?;
-            let envelope = decode_envelope(header, &path)?;
+            // The envelope only: a message's content is not read to load it.
+            let file = File::open(&path).map_err(|source| io_error(&path, source))?;
+            let length = file
+                .metadata()
+                .map_err(|source| io_error(&path, source))?
+                .len();
+            let (header, start) = read_envelope(&mut io::BufReader::new(file), &path)?;
+            let envelope = decode_envelope(&header, &path)?;
             let mut message = Spooled {
                 id: id.clone(),
                 statuses: envelope
@@ -254,7 +345,7 @@ impl Spool {
                 envelope,
                 held: false,
                 warned: false,
-                size: (bytes.len() - start) as u64,
+                size: length.saturating_sub(start),
             };
             let status_path = self.directory.join(format!("{id}.status"));
             match fs::read_to_string(&status_path) {
@@ -315,13 +406,7 @@ impl Spool {
             let _ = fs::remove_file(&temporary);
             return Err(io_error(&path, source));
         }
-        let synced = self.sync_directory();
-        if synced.is_err() && name.ends_with(".msg") {
-            // The client is told 451 and will send again: a message left
-            // here would be delivered twice (best effort: the disk failed).
-            let _ = fs::remove_file(&path);
-        }
-        synced
+        self.sync_directory()
     }
 
     /// fsync of the directory, so that renames and removals are durable.
@@ -329,6 +414,45 @@ impl Spool {
         File::open(&self.directory)
             .and_then(|directory| directory.sync_all())
             .map_err(|source| io_error(&self.directory, source))
+    }
+}
+
+impl Incoming {
+    /// Appends content to the file (pwrite: see `write_atomically`).
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), SpoolError> {
+        std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, self.written)
+            .map_err(|source| io_error(&self.temporary, source))?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Octets of content written so far.
+    pub fn size(&self) -> u64 {
+        self.written - self.content_start
+    }
+}
+
+impl Drop for Incoming {
+    /// Removes the file of a message that was not committed.
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temporary);
+        }
+    }
+}
+
+/// An envelope with nothing in it (what a committed [`Incoming`] keeps).
+fn empty_envelope() -> Envelope {
+    Envelope {
+        sender: String::new(),
+        recipients: Vec::new(),
+        envelope_id: None,
+        dsn_return: None,
+        eight_bit: false,
+        smtputf8: false,
+        helo: String::new(),
+        client: IpAddr::from([0, 0, 0, 0]),
+        received: SystemTime::UNIX_EPOCH,
     }
 }
 
@@ -346,6 +470,40 @@ fn corrupt(path: &Path, line: usize, reason: impl Into<String>) -> SpoolError {
         path: path.to_path_buf(),
         line,
         reason: reason.into(),
+    }
+}
+
+/// The longest envelope header read (a hundred recipients take ~30 KiB).
+const MAX_ENVELOPE: u64 = 16 << 20;
+
+/// Reads the envelope header of a message file up to its blank line; returns
+/// it (without the blank line) and where the content starts.
+fn read_envelope(reader: &mut impl io::BufRead, path: &Path) -> Result<(String, u64), SpoolError> {
+    let mut header = Vec::new();
+    let mut limited = io::Read::take(reader, MAX_ENVELOPE);
+    loop {
+        let before = header.len();
+        let read = io::BufRead::read_until(&mut limited, b'\n', &mut header)
+            .map_err(|source| io_error(path, source))?;
+        if read == 0 {
+            return Err(corrupt(path, 1, "no end of envelope"));
+        }
+        if header[before..] == *b"\n" {
+            header.truncate(before);
+            break;
+        }
+    }
+    let start = header.len() as u64 + 1;
+    let header =
+        String::from_utf8(header).map_err(|_| corrupt(path, 1, "envelope is not UTF-8"))?;
+    Ok((header, start))
+}
+
+/// The error for a message file that could not be opened or read.
+fn missing(id: &str, path: &Path, source: io::Error) -> SpoolError {
+    match source.kind() {
+        io::ErrorKind::NotFound => SpoolError::Missing(id.to_string()),
+        _ => io_error(path, source),
     }
 }
 

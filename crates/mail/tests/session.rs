@@ -44,20 +44,50 @@ fn codes(events: &[Event]) -> Vec<u16> {
     replies(events).iter().map(|reply| reply.code).collect()
 }
 
-/// The messages among `events`.
+/// The messages committed among `events`: each Open's envelope with the
+/// Data that followed it, up to its Commit (a Discard drops it).
 fn messages(events: &[Event]) -> Vec<Message> {
-    events
-        .iter()
-        .filter_map(|event| match event {
-            Event::Message(message) => Some((**message).clone()),
-            _ => None,
-        })
-        .collect()
+    let mut committed = Vec::new();
+    let mut open: Option<Message> = None;
+    for event in events {
+        match event {
+            Event::Open(envelope) => {
+                open = Some(Message {
+                    envelope: (**envelope).clone(),
+                    content: Vec::new(),
+                })
+            }
+            Event::Data(bytes) => {
+                let message = open.as_mut().expect("data outside a message");
+                message.content.extend_from_slice(bytes);
+            }
+            Event::Commit => committed.push(open.take().expect("commit without a message")),
+            Event::Discard => open = None,
+            _ => {}
+        }
+    }
+    committed
 }
 
-/// Feeds `input` and returns the events.
+/// `events` with every Open answered as the server does when the spool
+/// file opens (the answer's events follow the Open).
+fn opened(session: &mut Session, events: Vec<Event>) -> Vec<Event> {
+    let mut all = Vec::new();
+    for event in events {
+        let open = matches!(event, Event::Open(_));
+        all.push(event);
+        if open {
+            let answer = session.opened(Ok(()), now());
+            all.extend(opened(session, answer));
+        }
+    }
+    all
+}
+
+/// Feeds `input` and returns the events (spool files opening fine).
 fn feed(session: &mut Session, input: &str) -> Vec<Event> {
-    session.feed(input.as_bytes(), now())
+    let events = session.feed(input.as_bytes());
+    opened(session, events)
 }
 
 /// A session past EHLO and MAIL FROM.
@@ -100,8 +130,9 @@ fn pipelined_transaction_waits_for_the_spool() {
         assert!(ehlo.contains(capability), "EHLO lacks {capability}: {ehlo}");
     }
     let message = messages(&events).pop().expect("a message event");
-    assert!(
-        matches!(events.last(), Some(Event::Message(_))),
+    assert_eq!(
+        events.last(),
+        Some(&Event::Commit),
         "nothing after the message before stored()"
     );
     let envelope = &message.envelope;
@@ -125,7 +156,7 @@ fn pipelined_transaction_waits_for_the_spool() {
         "Received: from client.test ([192.0.2.1])\r\n\tby mx.relay.test (cutover) with ESMTP;\r\n\
          \tFri, 02 Jan 2026 03:04:05 +0000\r\nSubject: hi\r\n\r\n.body\r\n"
     );
-    let events = session.stored(Ok("Q1".into()), now());
+    let events = session.stored(Ok("Q1".into()));
     assert_eq!(codes(&events), [250, 221]);
     assert!(replies(&events)[0]
         .to_string()
@@ -142,7 +173,7 @@ fn storage_failure_is_451() {
         "RCPT TO:<alice@ourdom.test>\r\nDATA\r\nx\r\n.\r\n",
     );
     assert_eq!(messages(&events).len(), 1);
-    let events = session.stored(Err("disk full".into()), now());
+    let events = session.stored(Err("disk full".into()));
     assert_eq!(codes(&events), [451]);
     assert!(
         !replies(&events)[0].to_string().contains("disk full"),
@@ -379,7 +410,8 @@ fn byte_by_byte_feeding() {
         "EHLO c.test\r\nMAIL FROM:<a@ext.test>\r\nRCPT TO:<bob@ourdom.test>\r\nDATA\r\nhi\r\n.\r\n";
     let mut events = Vec::new();
     for byte in input.as_bytes() {
-        events.extend(session.feed(std::slice::from_ref(byte), now()));
+        let fed = session.feed(std::slice::from_ref(byte));
+        events.extend(opened(&mut session, fed));
     }
     assert_eq!(codes(&events), [250, 250, 250, 354]);
     assert_eq!(messages(&events).len(), 1);
@@ -410,22 +442,23 @@ fn verified_domain_asks_before_answering_rcpt() {
         Some(&E::Verify("carol@ourdom.test".into())),
         "carol is asked about; nothing after her is processed yet: {events:?}"
     );
-    let events = session.verified(Verdict::Accepted, now());
+    let events = session.verified(Verdict::Accepted);
     assert_eq!(codes(&events), [250]);
     assert_eq!(
         events.last(),
         Some(&E::Verify("mallory@ourdom.test".into()))
     );
-    let events = session.verified(Verdict::Rejected, now());
+    let events = session.verified(Verdict::Rejected);
     assert_eq!(codes(&events), [550]);
     assert_eq!(events.last(), Some(&E::Verify("dave@ourdom.test".into())));
-    let events = session.verified(Verdict::Unknown, now());
+    let answer = session.verified(Verdict::Unknown);
+    let mut events = opened(&mut session, answer);
     assert_eq!(
         codes(&events),
         [450, 354],
         "dave: try later; then DATA goes on"
     );
-    let events = feed(&mut session, "Subject: x\r\n\r\nx\r\n.\r\n");
+    events.extend(feed(&mut session, "Subject: x\r\n\r\nx\r\n.\r\n"));
     let message = messages(&events).pop().expect("the message is handed out");
     let to: Vec<&str> = message
         .envelope
@@ -438,4 +471,170 @@ fn verified_domain_asks_before_answering_rcpt() {
         ["alice@ourdom.test", "carol@ourdom.test"],
         "accepted only"
     );
+}
+
+/// A message is handed out as it arrives (RFC 5321 DATA streamed, never
+/// whole in memory): each Data event is at most what was fed since the
+/// last, and the pieces make the exact unstuffed content.
+#[test]
+fn message_data_is_streamed_as_it_arrives() {
+    let mut session = in_transaction();
+    let events = feed(&mut session, "RCPT TO:<alice@ourdom.test>\r\nDATA\r\n");
+    assert_eq!(codes(&events), [250, 354]);
+    let mut body = String::from("Subject: big\r\n\r\n");
+    for number in 0..20_000 {
+        body.push_str(&format!(".line {number:05} of a big message\r\n"));
+    }
+    let mut largest = 0;
+    let mut all = events;
+    for piece in body.as_bytes().chunks(4096) {
+        let events = session.feed(piece);
+        for event in &events {
+            if let Event::Data(bytes) = event {
+                largest = largest.max(bytes.len());
+            }
+        }
+        all.extend(events);
+    }
+    all.extend(feed(&mut session, ".\r\n"));
+    assert!(largest <= 4096, "a data event of {largest} octets");
+    assert_eq!(all.last(), Some(&Event::Commit));
+    let message = messages(&all).pop().expect("a message");
+    let content = String::from_utf8(message.content).unwrap();
+    let (received, rest) = content.split_at(content.find("Subject").unwrap());
+    assert!(
+        received.starts_with("Received: from client.test"),
+        "{received}"
+    );
+    assert_eq!(
+        rest,
+        body.replace("\r\n.line", "\r\nline"),
+        "unstuffed, whole"
+    );
+}
+
+/// The spool cannot open a file: 452 4.3.1 when it is short of space,
+/// 451 4.3.0 otherwise; no 354, the transaction is over, the session goes on.
+#[test]
+fn spool_refusing_a_file_is_452_or_451_at_data() {
+    use cutover_mail::SpoolRefusal;
+    for (refusal, expected) in [
+        (SpoolRefusal::Full, "452 4.3.1"),
+        (SpoolRefusal::Failed, "451 4.3.0"),
+    ] {
+        let mut session = in_transaction();
+        let events = session.feed(b"RCPT TO:<alice@ourdom.test>\r\nDATA\r\n");
+        assert_eq!(codes(&events), [250]);
+        assert!(matches!(events.last(), Some(Event::Open(_))), "{events:?}");
+        let events = session.opened(Err(refusal), now());
+        assert_eq!(replies(&events).len(), 1, "{events:?}");
+        assert!(
+            replies(&events)[0].to_string().starts_with(expected),
+            "{refusal:?}: {events:?}"
+        );
+        assert_eq!(
+            codes(&feed(&mut session, "DATA\r\n")),
+            [503],
+            "no transaction left"
+        );
+        assert_eq!(
+            codes(&feed(&mut session, "MAIL FROM:<a@ext.test>\r\n")),
+            [250]
+        );
+    }
+}
+
+/// RFC 5321 §4.5.1: `RCPT TO:<postmaster>` goes to the configured
+/// postmaster mailbox (550 when there is none), `postmaster@` a relayed
+/// domain is accepted even when not listed, and a plain quoted local part
+/// is the unquoted mailbox; none of it opens a relay.
+#[test]
+fn postmaster_and_plain_quoted_local_parts_are_accepted() {
+    let mut with_postmaster = policy();
+    with_postmaster.postmaster = Some(cutover_mail::address::Mailbox {
+        local: "postmaster".into(),
+        domain: "ourdom.test".into(),
+    });
+    let mut session = session_with(with_postmaster);
+    feed(
+        &mut session,
+        "EHLO client.test\r\nMAIL FROM:<s@ext.test>\r\n",
+    );
+    let events = feed(
+        &mut session,
+        "RCPT TO:<PostMaster>\r\nRCPT TO:<postmaster@OurDom.test>\r\n\
+         RCPT TO:<\"alice\"@ourdom.test>\r\nRCPT TO:<postmaster@ext.test>\r\n\
+         RCPT TO:<\"postmaster\"@ext.test>\r\nRCPT TO:<\"bob@ext.test\"@ourdom.test>\r\n\
+         DATA\r\nx\r\n.\r\n",
+    );
+    assert_eq!(
+        codes(&events),
+        [250, 250, 250, 550, 550, 550, 354],
+        "{events:?}"
+    );
+    let message = messages(&events).pop().expect("a message");
+    let to: Vec<&str> = message
+        .envelope
+        .recipients
+        .iter()
+        .map(|recipient| recipient.address.as_str())
+        .collect();
+    assert_eq!(
+        to,
+        [
+            "postmaster@ourdom.test",
+            "postmaster@ourdom.test",
+            "alice@ourdom.test"
+        ]
+    );
+    let mut session = in_transaction();
+    let events = feed(&mut session, "RCPT TO:<postmaster>\r\n");
+    assert_eq!(
+        codes(&events),
+        [550],
+        "no postmaster configured: {events:?}"
+    );
+}
+
+/// Under stress the session limits shrink as Postfix's: one junk command
+/// (NOOP, RSET, VRFY, HELP) is free, and the second error ends the session.
+/// Without stress a hundred are free.
+#[test]
+fn stress_shrinks_junk_and_error_limits() {
+    let mut session = session_with(policy());
+    feed(&mut session, "EHLO client.test\r\n");
+    let events = feed(&mut session, &"NOOP\r\n".repeat(100));
+    assert_eq!(
+        codes(&events),
+        [250; 100],
+        "a hundred junk commands are free"
+    );
+    let events = feed(&mut session, &"RSET\r\n".repeat(12));
+    assert_eq!(codes(&events).last(), Some(&421), "then each is an error");
+    let mut session = session_with(policy());
+    session.set_stressed(true);
+    feed(&mut session, "EHLO client.test\r\n");
+    assert_eq!(codes(&feed(&mut session, "NOOP\r\n")), [250]);
+    assert_eq!(
+        codes(&feed(&mut session, "NOOP\r\n")),
+        [250],
+        "an error, not yet fatal"
+    );
+    let events = feed(&mut session, "NOOP\r\n");
+    assert_eq!(codes(&events), [250, 421], "{events:?}");
+    assert!(session.is_closed());
+    assert!(session.gave_up(), "closed for its errors");
+    let mut quitting = session_with(policy());
+    feed(&mut quitting, "EHLO client.test\r\nQUIT\r\n");
+    assert!(
+        quitting.is_closed() && !quitting.gave_up(),
+        "QUIT is not giving up"
+    );
+    let mut session = session_with(policy());
+    session.set_stressed(true);
+    let events = feed(
+        &mut session,
+        "EHLO client.test\r\nMAIL FROM:<s@ext.test>\r\nRCPT TO:<x@ourdom.test>\r\nRCPT TO:<y@ourdom.test>\r\n",
+    );
+    assert_eq!(codes(&events), [250, 250, 550, 550, 421], "{events:?}");
 }

@@ -141,3 +141,83 @@ fn corrupt_envelope_names_file_and_line() {
         "{text}"
     );
 }
+
+/// The spool files in `directory`, sorted.
+fn files(directory: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(directory)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A message streamed in pieces (as the relay receives one) loads back
+/// whole after its commit; before the commit nothing is queued.
+#[test]
+fn streamed_message_commits_whole() {
+    let directory = tempfile::tempdir().unwrap();
+    let spool = Spool::open(directory.path()).unwrap();
+    let mut incoming = spool.open_incoming(message().envelope).unwrap();
+    let content: Vec<u8> = (0..100_000u32)
+        .flat_map(|number| format!("line {number}\r\n").into_bytes())
+        .collect();
+    for piece in content.chunks(7919) {
+        incoming.append(piece).unwrap();
+        assert!(spool.load().unwrap().is_empty(), "queued before the commit");
+    }
+    assert_eq!(incoming.size(), content.len() as u64);
+    let spooled = spool.commit(incoming, now()).unwrap();
+    assert_eq!(spooled.size, content.len() as u64);
+    let loaded = Spool::open(directory.path()).unwrap().load().unwrap();
+    assert_eq!(loaded, vec![spooled.clone()]);
+    assert_eq!(spool.content(&spooled.id).unwrap(), content);
+    assert_eq!(files(directory.path()), [format!("{}.msg", spooled.id)]);
+}
+
+/// A message not committed (refused, cut off, failed) leaves nothing: its
+/// file goes when it is dropped, or, after a crash, when the spool opens.
+#[test]
+fn uncommitted_message_leaves_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let spool = Spool::open(directory.path()).unwrap();
+    let mut incoming = spool.open_incoming(message().envelope).unwrap();
+    incoming.append(b"Subject: half\r\n").unwrap();
+    assert_eq!(
+        files(directory.path()).len(),
+        1,
+        "the file exists while it arrives"
+    );
+    drop(incoming);
+    assert!(
+        files(directory.path()).is_empty(),
+        "{:?}",
+        files(directory.path())
+    );
+    let mut crashed = spool.open_incoming(message().envelope).unwrap();
+    crashed.append(b"Subject: half\r\n").unwrap();
+    std::mem::forget(crashed);
+    let spool = Spool::open(directory.path()).unwrap();
+    assert!(
+        files(directory.path()).is_empty(),
+        "{:?}",
+        files(directory.path())
+    );
+    assert!(spool.load().unwrap().is_empty());
+}
+
+/// A commit that cannot rename (the spool directory vanished) is an error,
+/// and nothing of the message is left.
+#[test]
+fn failed_commit_is_an_error() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("spool");
+    let spool = Spool::open(&path).unwrap();
+    let mut incoming = spool.open_incoming(message().envelope).unwrap();
+    incoming.append(b"x\r\n").unwrap();
+    std::fs::rename(&path, directory.path().join("moved")).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    assert!(spool.commit(incoming, now()).is_err(), "expected an error");
+    assert!(files(&path).is_empty(), "{:?}", files(&path));
+    assert!(Spool::open(&path).unwrap().load().unwrap().is_empty());
+}

@@ -48,23 +48,28 @@ pub enum MailCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Hold mail: nothing selected is delivered until released.
+    /// Hold mail: nothing selected is delivered until released (a domain:
+    /// its mail arriving later too). Prints how many queued messages it held.
     Hold(Target),
-    /// Release held mail; it is delivered at once.
+    /// Release held mail; it is due at once. Prints how many it released.
     Release(Target),
-    /// Send a domain's mail to HOST[:PORT] from now on; its held and deferred
-    /// mail goes there at once (`--keep-held` keeps a hold until `release`).
-    /// Persists across restarts.
+    /// Send a domain's mail to HOST[:PORT] from now on; its deferred mail that
+    /// is not held goes there at once. Held mail STAYS HELD: release it with
+    /// `cutover mail release --domain DOMAIN` once the new server is ready,
+    /// or give --release. Persists across restarts.
     Retarget {
         /// The domain.
         domain: String,
         /// The new destination: host, host:port or [v6]:port (port 25 by default).
         destination: String,
-        /// Keep the domain's held mail held (release it later with `release`).
+        /// Release the domain's held mail too: it goes to the new destination at once.
         #[arg(long)]
+        release: bool,
+        /// Keep the domain's held mail held (the default; kept for scripts).
+        #[arg(long, hide = true, conflicts_with = "release")]
         keep_held: bool,
     },
-    /// Try deferred mail now.
+    /// Try waiting mail that is not held now.
     Flush(Target),
     /// Delete mail without a bounce (needs --yes).
     Delete {
@@ -114,11 +119,7 @@ pub fn run(args: &MailArgs, config_path: Option<&std::path::Path>) -> anyhow::Re
                 .mail
                 .context("the config has no [mail] section: give --spool DIR")?;
             // For listings of the spool at rest; the config was validated.
-            for domain in &mail.domain {
-                if let Ok(destination) = domain.destination.parse() {
-                    routes.insert(domain.name.to_ascii_lowercase(), destination);
-                }
-            }
+            routes = mail.routes();
             mail.spool
         }
     };
@@ -141,23 +142,41 @@ pub fn run(args: &MailArgs, config_path: Option<&std::path::Path>) -> anyhow::Re
                 print!("{}", render_message(&message));
             }
         }
-        MailCommand::Hold(target) => report("held", control.hold(target.selector())?),
-        MailCommand::Release(target) => report("released", control.release(target.selector())?),
-        MailCommand::Flush(target) => report("due now", control.flush(target.selector())?),
+        MailCommand::Hold(target) => {
+            let selector = target.selector();
+            report("held", control.hold(selector.clone())?);
+            if let Selector::Domain(domain) = &selector {
+                println!("mail for {domain} arriving from now on is held too");
+            }
+        }
+        MailCommand::Release(target) => {
+            report("released (due now)", control.release(target.selector())?);
+            at_rest(&control);
+        }
+        MailCommand::Flush(target) => {
+            report("due now", control.flush(target.selector())?);
+            at_rest(&control);
+        }
         MailCommand::Retarget {
             domain,
             destination,
-            keep_held,
+            release,
+            keep_held: _,
         } => {
-            let due = control.retarget(domain, destination)?;
+            let retargeted = control.retarget(domain, destination, *release)?;
             println!("{domain} now goes to {destination}");
-            report("due now", due);
-            if !*keep_held {
-                report(
-                    "released",
-                    control.release(Selector::Domain(domain.clone()))?,
+            if *release {
+                report("released", retargeted.released);
+            }
+            report("due now", retargeted.due);
+            if !retargeted.held.is_empty() {
+                report("held: they stay held", retargeted.held);
+                println!(
+                    "release them with `cutover mail release --domain {domain}` \
+                     once {destination} is ready"
                 );
             }
+            at_rest(&control);
         }
         MailCommand::Delete { target, yes } => {
             if !*yes {
@@ -179,6 +198,17 @@ fn describe(selector: &Selector) -> String {
         Selector::All => "every queued message".into(),
         Selector::Domain(domain) => format!("the mail for {domain}"),
         Selector::Message(id) => format!("message {id}"),
+    }
+}
+
+/// Says so when no relay runs: the spool was changed at rest, and nothing
+/// due is sent until the relay starts.
+fn at_rest(control: &MailControl) {
+    if !control.is_running() {
+        println!(
+            "no relay is running on {}: nothing is sent until it starts",
+            control.spool().display()
+        );
     }
 }
 

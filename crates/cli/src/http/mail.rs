@@ -110,7 +110,11 @@ async fn act(control: Control, body: Bytes, operation: Operation) -> ApiResult<M
         .map_err(control_error)
     })
     .await?;
-    Ok(Json(MailActionResult { changed }))
+    Ok(Json(MailActionResult {
+        changed,
+        released: Vec::new(),
+        held: Vec::new(),
+    }))
 }
 
 /// `POST /api/v1/mail/hold`.
@@ -143,27 +147,30 @@ pub async fn retarget(State(control): State<Control>, body: Bytes) -> ApiResult<
             request.destination
         )));
     }
-    let mail = control_of(&control)?;
-    let changed = blocking(move || {
-        let refused = |error| match error {
-            ControlError::Refused(reason) => ApiError::bad_request(reason),
-            other => control_error(other),
-        };
-        let mut changed = mail
-            .retarget(&request.domain, &request.destination)
-            .map_err(refused)?;
-        if !request.keep_held {
-            for id in mail
-                .release(Selector::Domain(request.domain.clone()))
-                .map_err(refused)?
-            {
-                if !changed.contains(&id) {
-                    changed.push(id);
-                }
-            }
+    // Held mail stays held unless asked: `release: true` (or the older
+    // `keep_held: false`); the two saying opposite things is an error.
+    let release = match (request.release, request.keep_held) {
+        (Some(release), Some(keep_held)) if release == keep_held => {
+            return Err(ApiError::bad_request(
+                "\"release\" and \"keep_held\" contradict each other: give one",
+            ))
         }
-        Ok(changed)
+        (Some(release), _) => release,
+        (None, Some(keep_held)) => !keep_held,
+        (None, None) => false,
+    };
+    let mail = control_of(&control)?;
+    let retargeted = blocking(move || {
+        mail.retarget(&request.domain, &request.destination, release)
+            .map_err(|error| match error {
+                ControlError::Refused(reason) => ApiError::bad_request(reason),
+                other => control_error(other),
+            })
     })
     .await?;
-    Ok(Json(MailActionResult { changed }))
+    Ok(Json(MailActionResult {
+        changed: retargeted.due,
+        released: retargeted.released,
+        held: retargeted.held,
+    }))
 }

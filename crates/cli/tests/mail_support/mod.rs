@@ -1,12 +1,13 @@
 //! What the mail tests of the `cutover` binary share: a guard for the
-//! processes they start, a free port, the wait for a listener, and reading
-//! one SMTP reply.
+//! processes they start, a free port, the wait for a listener, reading one
+//! SMTP reply, sending one message, and Postfix's smtp-sink as a destination.
 
 #![allow(dead_code)]
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process killed and reaped on drop.
@@ -48,5 +49,92 @@ pub fn reply(reader: &mut impl BufRead) -> String {
         if line.len() < 4 || line.as_bytes()[3] != b'-' {
             return all;
         }
+    }
+}
+
+/// Sends one message to `to` with `subject` through the relay on `port`;
+/// asserts every reply, the 250 for the message included.
+pub fn send(port: u16, to: &str, subject: &str) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    assert!(reply(&mut reader).starts_with("220"));
+    for (line, code) in [
+        ("EHLO client.test".to_string(), "250"),
+        ("MAIL FROM:<s@ext.test>".to_string(), "250"),
+        (format!("RCPT TO:<{to}>"), "250"),
+        ("DATA".to_string(), "354"),
+        (format!("Subject: {subject}\r\n\r\nbody\r\n."), "250"),
+        ("QUIT".to_string(), "221"),
+    ] {
+        writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        let got = reply(&mut reader);
+        assert!(
+            got.starts_with(code),
+            "{line:?}: expected {code}, saw {got}"
+        );
+    }
+}
+
+/// Postfix's smtp-sink on 127.0.0.1:`port`, dumping each message to the
+/// returned file.
+pub fn sink(directory: &Path, port: u16) -> (Guard, PathBuf) {
+    let dumps = directory.join(format!("sink-{port}"));
+    std::fs::create_dir_all(&dumps).unwrap();
+    let mut permissions = std::fs::metadata(&dumps).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o777);
+    std::fs::set_permissions(&dumps, permissions).unwrap();
+    let dump = dumps.join("dump");
+    let program = ["/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink"]
+        .into_iter()
+        .find(|path| Path::new(path).exists())
+        .expect("smtp-sink is not installed: apt-get install -y postfix");
+    let child = Command::new(program)
+        .args(["-u", "nobody", "-h", "sink.test", "-D"])
+        .arg(&dump)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("64")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smtp-sink");
+    let guard = Guard(child);
+    wait_listening(port, "smtp-sink");
+    (guard, dump)
+}
+
+/// The (recipient, subject) pairs in a sink dump, in arrival order.
+pub fn arrivals(dump: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(dump).unwrap_or_default();
+    text.split("X-Client-Addr: ")
+        .filter(|part| !part.trim().is_empty())
+        .filter_map(|part| {
+            let to = part
+                .lines()
+                .find_map(|line| line.strip_prefix("X-Rcpt-Args: <"))
+                .or_else(|| {
+                    part.lines()
+                        .find_map(|line| line.strip_prefix("X-Rcpt-To: <"))
+                })?;
+            let subject = part
+                .lines()
+                .find_map(|line| line.strip_prefix("Subject: "))?;
+            Some((
+                to.split('>').next().unwrap_or("").to_string(),
+                subject.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Waits until `done` holds (20 s at most), panicking with `what`.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

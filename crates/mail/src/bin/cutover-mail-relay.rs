@@ -5,7 +5,7 @@
 //! cutover-mail-relay --listen 127.0.0.1:2525 --spool DIR --hostname mx.example
 //!     --domain example.com=alice,bob --route example.com=10.0.0.2:25
 //!     [--route '*=smarthost:25'] [--retry-ms 60000] [--tls-cert PEM --tls-key PEM]
-//!     [--max-connections-per-client 10]
+//!     [--max-connections-per-client 10] [--max-connections 1000] [--stress-timeout-ms 10000]
 //! ```
 
 use std::net::SocketAddr;
@@ -34,6 +34,8 @@ fn arguments() -> Result<Arguments, String> {
     let mut certificate = None;
     let mut key = None;
     let mut max_connections = None;
+    let mut max_sessions = None;
+    let mut stress_timeout = None;
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         let value = words.next().ok_or(format!("{flag} needs a value"))?;
@@ -74,6 +76,20 @@ fn arguments() -> Result<Arguments, String> {
                         .map_err(|_| format!("bad --max-connections-per-client {value}"))?,
                 )
             }
+            "--max-connections" => {
+                max_sessions = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("bad --max-connections {value}"))?,
+                )
+            }
+            "--stress-timeout-ms" => {
+                stress_timeout = Some(Duration::from_millis(
+                    value
+                        .parse()
+                        .map_err(|_| format!("bad --stress-timeout-ms {value}"))?,
+                ))
+            }
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -86,6 +102,12 @@ fn arguments() -> Result<Arguments, String> {
     }
     if let Some(count) = max_connections {
         config.max_connections_per_client = count;
+    }
+    if let Some(count) = max_sessions {
+        config.max_connections = count;
+    }
+    if let Some(timeout) = stress_timeout {
+        config.stress_timeout = timeout;
     }
     if let (Some(certificate), Some(key)) = (certificate, key) {
         config.tls = Some(tls_from_pem(&certificate, &key).map_err(|e| e.to_string())?);

@@ -25,37 +25,64 @@ pub fn xtext(value: &str) -> String {
 /// CRLF, leading dots doubled, and the CRLF "." CRLF terminator added.
 pub fn wire_data(content: &[u8]) -> Vec<u8> {
     let mut wire = Vec::with_capacity(content.len() + content.len() / 40 + 5);
-    let mut line_start = true;
-    let mut index = 0;
-    while index < content.len() {
-        let byte = content[index];
-        if line_start && byte == b'.' {
-            wire.push(b'.');
-        }
-        match byte {
-            b'\r' => {
-                wire.extend_from_slice(b"\r\n");
-                if content.get(index + 1) == Some(&b'\n') {
-                    index += 1;
-                }
-                line_start = true;
-            }
-            b'\n' => {
-                wire.extend_from_slice(b"\r\n");
-                line_start = true;
-            }
-            _ => {
-                wire.push(byte);
-                line_start = false;
-            }
-        }
-        index += 1;
-    }
-    if !line_start {
-        wire.extend_from_slice(b"\r\n");
-    }
-    wire.extend_from_slice(b".\r\n");
+    let mut stuffer = Stuffer::default();
+    stuffer.push(content, &mut wire);
+    stuffer.finish(&mut wire);
     wire
+}
+
+/// [`wire_data`] piece by piece: content fed in any pieces gives the same
+/// bytes as fed whole, so a message is sent without being whole in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Stuffer {
+    /// Whether the next byte starts a line.
+    line_start: bool,
+    /// Whether the last byte was a CR (a LF right after it is its line end).
+    after_cr: bool,
+}
+
+impl Default for Stuffer {
+    /// At the start of the content.
+    fn default() -> Self {
+        Stuffer {
+            line_start: true,
+            after_cr: false,
+        }
+    }
+}
+
+impl Stuffer {
+    /// Appends the DATA bytes of `content` (the next piece) to `wire`.
+    pub fn push(&mut self, content: &[u8], wire: &mut Vec<u8>) {
+        for &byte in content {
+            if std::mem::take(&mut self.after_cr) && byte == b'\n' {
+                continue;
+            }
+            if self.line_start && byte == b'.' {
+                wire.push(b'.');
+            }
+            match byte {
+                b'\r' | b'\n' => {
+                    wire.extend_from_slice(b"\r\n");
+                    self.after_cr = byte == b'\r';
+                    self.line_start = true;
+                }
+                _ => {
+                    wire.push(byte);
+                    self.line_start = false;
+                }
+            }
+        }
+    }
+
+    /// Appends the end: a CRLF when the content did not end a line, then
+    /// the "." CRLF terminator.
+    pub fn finish(self, wire: &mut Vec<u8>) {
+        if !self.line_start {
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b".\r\n");
+    }
 }
 
 /// A TLS client config for opportunistic STARTTLS (like Postfix's
@@ -144,6 +171,23 @@ mod tests {
         assert_eq!(wire_data(b"x\r\n"), b"x\r\n.\r\n");
         let wire = wire_data(b"evil\n.\r\nMAIL FROM:<x@y>\r\n");
         assert_eq!(wire, b"evil\r\n..\r\nMAIL FROM:<x@y>\r\n.\r\n");
+    }
+
+    /// Fed in pieces of any size, the stuffer gives what wire_data gives
+    /// whole (a CR LF split between pieces is one line end).
+    #[test]
+    fn pieces_give_the_same_bytes() {
+        let content = b"a\r\n.b\rc\n\r\n..d\r\r\ne\n.\r\nf\r";
+        let whole = wire_data(content);
+        for size in 1..content.len() {
+            let mut stuffer = Stuffer::default();
+            let mut wire = Vec::new();
+            for piece in content.chunks(size) {
+                stuffer.push(piece, &mut wire);
+            }
+            stuffer.finish(&mut wire);
+            assert_eq!(wire, whole, "pieces of {size}");
+        }
     }
 
     /// xtext encodes the characters RFC 3461 reserves.

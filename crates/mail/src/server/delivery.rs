@@ -3,8 +3,9 @@
 //! destination), records the outcomes and writes them back to the spool.
 //!
 //! ```text
-//!  sweep ─► DSNs spooled ─► due batches ─► contents read (one blocking trip per batch)
-//!        ─► Courier::deliver (per destination) ─► Queue::record ─► failure DSNs
+//!  sweep ─► DSNs spooled ─► due batches ─► spool files found (one blocking
+//!        trip per batch) ─► Courier::deliver (per destination; each file read
+//!        and sent 64 KiB at a time) ─► Queue::record ─► failure DSNs
 //!        ─► persist: statuses rewritten, finished messages removed (one dir fsync)
 //! ```
 
@@ -15,10 +16,10 @@ use std::time::SystemTime;
 use tokio::task::JoinSet;
 
 use super::{blocking, lock, Shared};
-use crate::courier::{Courier, Parcel};
+use crate::courier::{Content, Courier, Parcel};
 use crate::dsn::{self, ReportKind};
-use crate::queue::{Outcome, Reports};
-use crate::spool::SpoolError;
+use crate::queue::{Item, Outcome, Reports};
+use crate::spool::{SpoolError, Spooled};
 
 /// Writes the statuses of `ids` to the spool, removing finished messages.
 pub(super) async fn persist<C>(
@@ -85,8 +86,10 @@ async fn send_reports<C>(shared: &Arc<Shared<C>>, reports: Reports) -> Result<()
         let spool = shared.spool.clone();
         let hostname = shared.policy.hostname.clone();
         let stored = blocking(move || {
-            let content = spool.content(&spooled.id)?;
-            match dsn::report(&spooled, &content, &recipients, kind, &hostname, now) {
+            // Never more of the message than a report returns.
+            let content = spool.head(&spooled.id, dsn::RETURNED + 1)?;
+            let whole = content.len() <= dsn::RETURNED;
+            match dsn::report(&spooled, &content, whole, &recipients, kind, &hostname, now) {
                 Some(report) => spool.store(&report, now).map(Some),
                 None => Ok(None),
             }
@@ -97,6 +100,50 @@ async fn send_reports<C>(shared: &Arc<Shared<C>>, reports: Reports) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Finds the spool files of a batch's messages in one trip to the blocking
+/// pool; returns the items found and their parcels, in order. Contents are
+/// not read here: the courier reads each file as it sends it.
+async fn parcels_of<C>(
+    shared: &Arc<Shared<C>>,
+    wanted: Vec<(Item, Spooled)>,
+) -> (Vec<Item>, Vec<Parcel>) {
+    let spool = shared.spool.clone();
+    let found = blocking(move || {
+        Ok(wanted
+            .into_iter()
+            .map(|(item, spooled)| {
+                let file = spool.content_file(&item.id);
+                (item, spooled, file)
+            })
+            .collect::<Vec<_>>())
+    })
+    .await
+    .unwrap_or_default();
+    let mut items = Vec::new();
+    let mut parcels = Vec::new();
+    for (item, spooled, file) in found {
+        let (path, start) = match file {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::error!(%error, id = %item.id, "reading spooled content");
+                continue;
+            }
+        };
+        let mut envelope = spooled.envelope.clone();
+        envelope.recipients = item
+            .recipients
+            .iter()
+            .map(|&index| spooled.envelope.recipients[index].clone())
+            .collect();
+        parcels.push(Parcel {
+            envelope,
+            content: Content::File { path, start },
+        });
+        items.push(item);
+    }
+    (items, parcels)
 }
 
 /// One round: sweep, deliver everything due, record. Returns whether any
@@ -124,38 +171,7 @@ pub(super) async fn delivery_round<C: Courier>(shared: &Arc<Shared<C>>) -> bool 
                 .filter_map(|item| queue.message(&item.id).cloned().map(|s| (item, s)))
                 .collect()
         };
-        // All the contents of a batch in one trip to the blocking pool.
-        let spool = shared.spool.clone();
-        let read = blocking(move || {
-            Ok(wanted
-                .into_iter()
-                .map(|(item, spooled)| {
-                    let content = spool.content(&item.id);
-                    (item, spooled, content)
-                })
-                .collect::<Vec<_>>())
-        })
-        .await
-        .unwrap_or_default();
-        let mut parcels = Vec::new();
-        let mut items = Vec::new();
-        for (item, spooled, content) in read {
-            let content = match content {
-                Ok(content) => Arc::new(content),
-                Err(error) => {
-                    tracing::error!(%error, id = %item.id, "reading spooled content");
-                    continue;
-                }
-            };
-            let mut envelope = spooled.envelope.clone();
-            envelope.recipients = item
-                .recipients
-                .iter()
-                .map(|&index| spooled.envelope.recipients[index].clone())
-                .collect();
-            parcels.push(Parcel { envelope, content });
-            items.push(item);
-        }
+        let (items, parcels) = parcels_of(shared, wanted).await;
         let shared = shared.clone();
         let destination = batch.destination;
         tasks.spawn(async move {

@@ -349,7 +349,7 @@ impl Mailboxes {
                             stream.set_nonblocking(false).unwrap();
                             let _ = Mailboxes::converse(stream, &known, &asked);
                         }
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                        Err(_) => std::thread::sleep(Duration::from_millis(1)),
                     }
                 }
             })

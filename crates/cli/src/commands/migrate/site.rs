@@ -75,6 +75,7 @@ pub(super) fn site_hazards(
         let relayed = site.mail.as_ref().and_then(|relay| {
             relay.domain.iter().find(|d| {
                 d.name
+                    .get_ref()
                     .trim_end_matches('.')
                     .eq_ignore_ascii_case(mv.domain.trim_end_matches('.'))
             })

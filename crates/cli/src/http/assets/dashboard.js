@@ -211,7 +211,9 @@ async function drawMail() {
         el("td", { class: "num" }, seconds(m.age_seconds)), el("td", {}, m.held ? "held" : ""),
         el("td", { class: "actions" },
           m.held ? el("button", { onclick: () => mailAction("release", { message: m.id }) }, "Release") : el("button", { onclick: () => mailAction("hold", { message: m.id }) }, "Hold"),
-          domains.map((d) => el("button", { onclick: () => mailAction("hold", { domain: d }) }, "Hold " + d)),
+          domains.map((d) => m.held
+            ? el("button", { onclick: () => mailAction("release", { domain: d }) }, "Release " + d)
+            : el("button", { onclick: () => mailAction("hold", { domain: d }) }, "Hold " + d)),
           domains.map((d) => el("button", { onclick: () => { $("r-domain").value = d; $("r-destination").focus(); } }, "Retarget " + d))));
     });
     replace("mail", el("table", {}, el("thead", {}, el("tr", {}, ["id", "from", "recipients", "age", "", ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows)));
