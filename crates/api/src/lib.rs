@@ -10,10 +10,12 @@
 //!
 //! Every error is [`ErrorBody`]: `{ "error": { "code": "...", "message": "..." } }`.
 
+pub mod duration;
 pub mod openapi;
 pub mod routes;
 pub mod schema;
 pub mod types;
+pub mod verify;
 
 pub use routes::{Method, Route, RouteId, Scope, ROUTES};
 pub use types::*;

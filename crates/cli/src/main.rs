@@ -12,13 +12,6 @@
 //! | 4      | refused: the change needs `--yes`                          |
 
 mod commands;
-mod config;
-#[cfg(test)]
-mod config_reference;
-mod http;
-mod mail;
-mod primary;
-mod scheduler;
 
 use std::process::ExitCode;
 
@@ -26,7 +19,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::commands::{Cli, Unconfirmed};
-use crate::config::ConfigError;
+use cutover_server::config::ConfigError;
 
 /// `cutover --version`: the crate version and, when built from a git
 /// checkout, `git describe` of it (set by build.rs).

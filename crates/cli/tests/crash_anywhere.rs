@@ -13,7 +13,7 @@
 //! ```
 //!
 //! `CUTOVER_CRASH_AT` is a test hook of the binary (see
-//! crates/cli/src/scheduler/crash.rs): `std::process::abort()` right there,
+//! crates/server/src/scheduler/crash.rs): `std::process::abort()` right there,
 //! which ends the process as `kill -9` does (no unwinding, no flushing).
 //! `intent:N` dies after the runner recorded its Nth write's intent, before
 //! the provider was called; `write:N` right after the provider applied it,

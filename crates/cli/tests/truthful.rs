@@ -553,7 +553,7 @@ fn help_and_man_page_say_what_the_binary_does() {
         &man,
         &[".SH \"EXIT STATUS\"", ".SH EXAMPLES", "needs \\-\\-yes"],
     );
-    let dashboard = include_str!("../src/http/assets/index.html");
+    let dashboard = include_str!("../../server/src/http/assets/index.html");
     assert!(
         !dashboard.contains("--at "),
         "the dashboard offers --at; the flag is --address"

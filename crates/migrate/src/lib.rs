@@ -21,10 +21,12 @@
 pub mod checks;
 pub mod effects;
 pub mod file;
+pub mod flush;
 pub mod observe;
 pub mod plan;
 pub mod provider;
 pub mod runner;
+pub mod words;
 
 pub use effects::{
     Checks, Clock, Flusher, MailControl, ManualClock, NoFlusher, NoMail, SystemClock,

@@ -40,8 +40,7 @@ use jiff::Timestamp;
 
 use self::stage::{fetch, Stage, NEW, OLD};
 use super::migrate::{print_audit, print_step};
-use super::serve;
-use crate::scheduler::Wiring;
+use cutover_server::scheduler::Wiring;
 
 /// The demo's zone: the service on the old address, with the TTL of an
 /// hour scaled down to 10 s.
@@ -110,7 +109,7 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
     store.create_zone(&parsed.zone, "demo: the zone before the move")?;
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::empty()));
     let mut served = Default::default();
-    serve::reload(&store, &catalog, &mut served);
+    cutover_server::reload::reload(&store, &catalog, &mut served);
     let server = spawn(
         ServerConfig {
             listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
@@ -158,7 +157,11 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
 
     heading("cutover migrate plan: the timeline, each wait explained");
     // The demo lists no caches to flush.
-    let wiring = Wiring::new(&file, &store_path, &crate::scheduler::Site::default())?;
+    let wiring = Wiring::new(
+        &file,
+        &store_path,
+        &cutover_server::scheduler::Site::default(),
+    )?;
     let zone = wiring.provider().read(&origin)?;
     let checks = ProbeChecks::new();
     let now = Timestamp::now();
@@ -453,7 +456,7 @@ impl Watcher {
                 if let Ok(now) = store.generation() {
                     if now != generation {
                         generation = now;
-                        serve::reload(&store, &catalog, &mut served);
+                        cutover_server::reload::reload(&store, &catalog, &mut served);
                     }
                 }
                 std::thread::sleep(Duration::from_millis(50));

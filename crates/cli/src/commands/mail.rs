@@ -18,7 +18,7 @@ use cutover_mail::queue::Selector;
 use cutover_mail::{MailControl, QueuedMessage};
 
 use crate::commands::{timestamp, Unconfirmed};
-use crate::config::Config;
+use cutover_server::config::Config;
 
 /// `cutover mail`.
 #[derive(Debug, Args)]

@@ -18,7 +18,6 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::scheduler::Site;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use cutover_migrate::checks::{observe, ProbeChecks};
@@ -28,19 +27,21 @@ use cutover_migrate::provider::ProviderSpec;
 use cutover_migrate::runner::Summary;
 use cutover_migrate::{plan, render, FileError, MigrationFile, Migrations, Plan, State, Warning};
 use cutover_provider::ProviderError;
+use cutover_server::scheduler::Site;
 use jiff::Timestamp;
 
 mod report;
 mod site;
 
 use self::report::{clock, label, print_control, print_started, print_summaries, show};
-pub use self::report::{evidence_lines, print_audit, print_step, seconds};
+pub use self::report::{print_audit, print_step};
 use self::site::{exposure, site_hazards};
 use super::{open_store, Cli, Need, Unconfirmed};
-use crate::config::{Config, ConfigError};
-use crate::scheduler::lease::Lease;
-use crate::scheduler::presence::{annotated, Presence};
-use crate::scheduler::Wiring;
+use cutover_migrate::words::seconds;
+use cutover_server::config::{Config, ConfigError};
+use cutover_server::scheduler::lease::Lease;
+use cutover_server::scheduler::presence::{annotated, Presence};
+use cutover_server::scheduler::Wiring;
 
 /// The `migrate` verbs.
 #[derive(Debug, Subcommand)]
@@ -313,8 +314,8 @@ fn make_plan(
     };
     let provider = match &parsed.provider {
         // The store is not the file's: its errors are not the file's either.
-        ProviderSpec::Embedded => crate::scheduler::provider(&parsed, store)?,
-        _ => crate::scheduler::provider(&parsed, store).map_err(|e| {
+        ProviderSpec::Embedded => cutover_server::scheduler::provider(&parsed, store)?,
+        _ => cutover_server::scheduler::provider(&parsed, store).map_err(|e| {
             let spot = parsed
                 .spots
                 .local_files

@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 use cutover_store::Store;
 use cutover_zone::{Name, ZoneDiff};
 
-use crate::config::{Config, ConfigError};
+use cutover_server::config::{Config, ConfigError};
 
 /// Move services between servers through DNS without downtime.
 #[derive(Debug, Parser)]
@@ -151,7 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let config = Config::find(cli.config.as_deref())?.ok_or_else(|| ConfigError {
-                path: crate::config::DEFAULT_PATHS.join(", "),
+                path: cutover_server::config::DEFAULT_PATHS.join(", "),
                 message: "no config file found (give one with --config FILE)".into(),
             })?;
             serve::run(&config, cli.store.as_deref())
@@ -173,7 +173,7 @@ fn store_place(cli: &Cli) -> anyhow::Result<(PathBuf, String)> {
                 PathBuf::from("./cutover.db"),
                 format!(
                     "the default: no --store, and no config at {}",
-                    crate::config::DEFAULT_PATHS.join(" or ")
+                    cutover_server::config::DEFAULT_PATHS.join(" or ")
                 ),
             ),
         },
@@ -236,27 +236,9 @@ pub fn diff_lines(diff: &ZoneDiff) -> String {
 }
 
 /// A duration from the command line: `500ms`, `2s`, `1.5s`, `3m`, `1h`, or
-/// a bare number of seconds.
+/// a bare number of seconds (the API's grammar, `cutover_api::duration`).
 pub fn duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 2s, 3m or 1h"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+    cutover_api::duration::parse(text)
 }
 
 /// A time as RFC 3339 in UTC, to the second.

@@ -134,7 +134,7 @@ fn commit(
     dry_run: bool,
     edit: &Edit,
 ) -> anyhow::Result<()> {
-    let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
+    let now = u32::try_from(cutover_server::primary::wall_clock()).unwrap_or(u32::MAX);
     let work_out = |zone: &Zone| -> anyhow::Result<Option<ZoneDiff>> {
         let outcome = operator::apply(zone, std::slice::from_ref(edit), now)
             .map_err(|e| anyhow!("{origin}: {e}"))?;

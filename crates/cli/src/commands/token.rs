@@ -3,7 +3,7 @@
 
 use clap::{Subcommand, ValueEnum};
 
-use crate::http::tokens::{TokenBook, TokenScope};
+use cutover_server::http::tokens::{TokenBook, TokenScope};
 
 /// The `token` verbs.
 #[derive(Debug, Subcommand)]

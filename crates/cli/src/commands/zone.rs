@@ -366,10 +366,10 @@ fn key_from_file(path: &Path) -> anyhow::Result<Key> {
 
 /// The key called `name` in the config's `[[key]]` list.
 fn key_from_config(config: Option<&Path>, name: &str) -> anyhow::Result<Key> {
-    let config = crate::config::Config::find(config)?.ok_or_else(|| {
+    let config = cutover_server::config::Config::find(config)?.ok_or_else(|| {
         anyhow::anyhow!(
             "--key-name {name}: no config file found ({})",
-            crate::config::DEFAULT_PATHS.join(", ")
+            cutover_server::config::DEFAULT_PATHS.join(", ")
         )
     })?;
     let wanted = zone_name(name)?;

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use cutover_migrate::{FileError, MigrationFile};
 
-use crate::scheduler::Site;
+use cutover_server::scheduler::Site;
 
 /// How the store can be read by others than its owner, if it can: its mode
 /// lets its group or everyone read it, and its folder lets them in.

@@ -5,6 +5,11 @@
 //! line and column, never silently ignored. The file carries a `version`
 //! (1 when absent) so later formats can be told apart.
 
+pub mod http;
+pub mod mail;
+#[cfg(test)]
+mod reference;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,13 +51,13 @@ pub struct Config {
     pub key: Vec<cutover_nameserver::tsig::KeyConfig>,
     /// The mail relay (backup MX); not run when the section is absent.
     #[serde(default)]
-    pub mail: Option<crate::mail::MailConfig>,
+    pub mail: Option<mail::MailConfig>,
     /// Caches `cutover flush` empties besides those found on this machine.
     #[serde(default)]
     pub flush: cutover_flush::Settings,
     /// The control plane (HTTP API, dashboard, /metrics); off when absent.
     #[serde(default)]
-    pub http: Option<crate::http::HttpConfig>,
+    pub http: Option<http::HttpConfig>,
 }
 
 /// The `[dns]` section.

@@ -29,9 +29,9 @@ use cutover_probe::service::http::Url;
 use cutover_store::Store;
 use cutover_zone::Name;
 
-use super::targets::{host_port, AllowRule, Host, Targets};
 use super::ApiError;
-use crate::commands::verify::{Service, VerifyArgs};
+use crate::targets::{host_port, AllowRule, Host, Targets};
+use cutover_api::verify::{Service, VerifyArgs};
 
 /// How long a built [`Targets`] is used before it is built again.
 const TARGETS_REUSE: Duration = Duration::from_secs(2);
@@ -312,8 +312,7 @@ fn unreadable(what: &str, text: &str) -> ApiError {
 
 /// Holds a check request against the targets (a probe token's).
 pub fn check_request(targets: &Targets, request: &CheckRequest) -> Result<(), ApiError> {
-    let zone = crate::commands::zone_name(&request.zone)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let zone = super::zones::zone_name(&request.zone)?;
     targets.domain(&zone).map_err(forbidden)?;
     let port = request.port.unwrap_or(53);
     for server in &request.servers {
@@ -395,8 +394,7 @@ pub fn verify_request(targets: &Targets, args: &VerifyArgs) -> Result<(), ApiErr
             mta_sts_port,
             ..
         } => {
-            let domain = crate::commands::zone_name(domain)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let domain = super::zones::zone_name(domain)?;
             targets.domain(&domain).map_err(forbidden)?;
             if let Some(entry) = resolver {
                 let resolver = Resolver::parse(entry).map_err(|_| unreadable("resolver", entry))?;

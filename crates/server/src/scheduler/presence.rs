@@ -149,11 +149,11 @@ pub fn attention(summary: &Summary, carrier: Carrier, now: Timestamp) -> Option<
         )),
         Carrier::Serve if late > GRACE => Some(format!(
             "overdue by {}: `cutover serve` runs on this store but has not run it (see its log)",
-            crate::commands::migrate::seconds(late)
+            cutover_migrate::words::seconds(late)
         )),
         Carrier::Run if late > GRACE => Some(format!(
             "overdue by {}: `cutover migrate run {}` runs but has not run it (see its output)",
-            crate::commands::migrate::seconds(late),
+            cutover_migrate::words::seconds(late),
             summary.id
         )),
         Carrier::Serve | Carrier::Run => None,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use crate::config::Config;
+use super::Config;
 
 /// The made-up key added to each table to make the loader list the real ones.
 const PROBE: &str = "cutover_reference_probe";

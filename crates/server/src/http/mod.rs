@@ -29,8 +29,6 @@ mod mail;
 mod metrics;
 mod migrations;
 mod probes;
-mod settings;
-mod targets;
 pub mod tokens;
 mod zones;
 
@@ -52,8 +50,8 @@ use cutover_store::{Store, StoreError};
 use self::budget::{Budget, Work};
 use self::connections::{Limits, Registry};
 use self::probes::Probes;
-pub use self::settings::HttpConfig;
 use self::tokens::TokenBook;
+pub use crate::config::http::HttpConfig;
 
 /// The most threads the control plane's blocking work (SQLite, the mail
 /// control socket) runs on.

@@ -95,7 +95,7 @@ pub async fn run_check(
 ) -> Result<CheckResult, ApiError> {
     let args = check_args(request)?;
     let timeout = match &request.timeout {
-        Some(text) => crate::commands::duration(text).map_err(ApiError::bad_request)?,
+        Some(text) => cutover_api::duration::parse(text).map_err(ApiError::bad_request)?,
         None => CHECK_TIMEOUT,
     };
     control.probes.check_timeout(timeout)?;

@@ -33,8 +33,9 @@ use cutover_migrate::runner::StepOutcome;
 use cutover_migrate::{Effects, MigrationFile, Migrations, NoMail, State, SystemClock, TickReport};
 use cutover_provider::Provider;
 
-use crate::commands::flush::CacheFlusher;
-use crate::mail::{MailConfig, MigrationMail};
+use crate::config::mail::MailConfig;
+use crate::relay::MigrationMail;
+use cutover_migrate::flush::CacheFlusher;
 
 /// What a migration acts on besides its provider: the config's local caches
 /// (`[flush]`) and mail relay (`[mail]`), for the flush and mail steps.
@@ -268,7 +269,7 @@ fn log_report(report: &TickReport) {
     for step in &report.did {
         let outcome = step.outcome.map_or("unfinished", |o| o.as_str());
         let mut said: Vec<String> = step.reason.iter().cloned().collect();
-        said.extend(crate::commands::migrate::evidence_lines(&step.evidence));
+        said.extend(cutover_migrate::words::evidence_lines(&step.evidence));
         match step.outcome {
             Some(StepOutcome::Failed | StepOutcome::Retrying) => {
                 tracing::warn!(migration = report.id, step = %step.kind, outcome, "{}", said.join("; "))

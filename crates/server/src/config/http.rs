@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{de, Deserialize, Deserializer};
 
-use super::targets::AllowRule;
+use crate::targets::AllowRule;
 
 /// The `[http]` section of the config.
 #[derive(Clone, Debug, Deserialize)]
@@ -101,7 +101,7 @@ fn default_probe_timeout() -> Duration {
 /// Deserializes a duration string ("10s", "500ms").
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
-    crate::config::parse_duration(&text).map_err(de::Error::custom)
+    super::parse_duration(&text).map_err(de::Error::custom)
 }
 
 /// Deserializes the `probe_allow` list.

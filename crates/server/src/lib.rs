@@ -1,0 +1,247 @@
+//! `cutover-server`: what runs inside `cutover serve`, apart from the
+//! command tree. One entry point, [`Server::start`], that the binary's
+//! `serve` calls and that tests use directly.
+//!
+//! ```text
+//!  Config (config: read by every other module, imports none of them)
+//!     │
+//!  Server::start ──▶ Store (open, checked writable)
+//!     ├─ reload    the watcher: store ──▶ checked snapshots ──ArcSwap<Catalog>──▶ nameserver
+//!     ├─ primary   UPDATE / NOTIFY / AXFR / IXFR / TSIG, routed from the nameserver
+//!     │              (Store::update_zone ──▶ snapshot published ──▶ NOERROR; NOTIFY out)
+//!     ├─ relay     the mail relay of [mail] on its own runtime
+//!     ├─ http      the control plane of [http]: API, dashboard, /metrics
+//!     └─ scheduler due migration steps, one thread (lease per migration)
+//!  RunningServer::wait_for_signal (SIGTERM / SIGINT) ──▶ shutdown: every part stopped
+//! ```
+//!
+//! The module graph has floors: `config` and `targets` import no other
+//! module of the crate; `limits`, `reload`, `primary`, `relay` and
+//! `scheduler` import only those floors (and `primary` for what it
+//! publishes); `http` sits on top. Nothing here imports the binary.
+
+pub mod config;
+pub mod http;
+pub mod limits;
+pub mod primary;
+pub mod relay;
+pub mod reload;
+pub mod scheduler;
+pub mod targets;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use cutover_nameserver::server::{spawn, ServerConfig, ServerHandle};
+use cutover_nameserver::Catalog;
+use cutover_store::Store;
+
+use crate::config::Config;
+use crate::primary::notifier::Notifier;
+use crate::primary::{key_ring, Served, StorePrimary};
+use crate::reload::{reload_and_notify, Refused, WATCH_INTERVAL};
+
+/// The daemon: the nameserver on the store's zones, the primary, the
+/// reload watcher, and the relay, control plane and scheduler as the
+/// config asks.
+pub struct Server;
+
+/// A started [`Server`]; every part stops when it is shut down or dropped.
+pub struct RunningServer {
+    /// The nameserver's workers.
+    dns: Option<ServerHandle>,
+    /// The mail relay, when `[mail]` is configured.
+    mail: Option<relay::MailService>,
+    /// The control plane, when `[http]` is configured.
+    http: Option<http::HttpServer>,
+    /// The migration scheduler.
+    scheduler: Option<scheduler::Scheduler>,
+    /// Set to stop the watcher.
+    stop: Arc<AtomicBool>,
+    /// The reload watcher's thread.
+    watcher: Option<JoinHandle<()>>,
+    /// The store file served.
+    store: PathBuf,
+}
+
+impl Server {
+    /// Opens the store (`store_override`, else the config's), loads and
+    /// checks every zone, and starts every part; errors (a store that
+    /// cannot be written, a busy port, a bad spool) come back before
+    /// anything is served.
+    pub fn start(config: &Config, store_override: Option<&Path>) -> anyhow::Result<RunningServer> {
+        limits::raise_descriptor_limit(config);
+        let store_path = store_override.unwrap_or(&config.store).to_path_buf();
+        let store = Store::open(&store_path)
+            .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+        if let Some(why) = store.read_only() {
+            anyhow::bail!(
+                "cutover serve needs to write the store {path}: it stores every UPDATE, runs the \
+                 migrations, and SQLite keeps its side files {path}-wal and {path}-shm beside it; \
+                 but {why}. Reading commands (zone list, export, show, diff) work on it as it is",
+                path = store_path.display(),
+            );
+        }
+        let stored = store.zones()?;
+        for policy in &config.zone {
+            if !stored.iter().any(|info| info.origin == policy.name) {
+                tracing::warn!(zone = %policy.name, "configured zone is not in the store; import it with `cutover zone import`");
+            }
+        }
+        let generation = store.generation()?;
+        let served: Served = Arc::new(Mutex::new(BTreeMap::new()));
+        let catalog = Arc::new(ArcSwap::from_pointee(Catalog::empty()));
+        let notifier = Notifier::start(config, &key_ring(config)?)?;
+        let mut refused = Refused::new();
+        reload_and_notify(&store, &catalog, &served, &mut refused, &notifier);
+        let primary = StorePrimary::new(
+            config,
+            &store_path,
+            Arc::clone(&catalog),
+            Arc::clone(&served),
+            notifier.clone(),
+        )?;
+        let server_config = ServerConfig {
+            primary: Some(Arc::new(primary)),
+            listen: config.dns.listen.clone(),
+            udp_workers: config.dns.udp_workers,
+            tcp_idle_timeout: config.dns.tcp_idle_timeout,
+            tcp_max_connections: config.dns.tcp_max_connections,
+            tcp_max_connections_per_client: config.dns.tcp_max_connections_per_client,
+            tcp_pressure_idle_timeout: config.dns.tcp_pressure_idle_timeout,
+            rrl: config.dns.rrl.as_ref().map(|rrl| rrl.to_server()),
+            ..ServerConfig::default()
+        };
+        let dns =
+            spawn(server_config, Arc::clone(&catalog)).context("cannot start the nameserver")?;
+        for addr in dns.local_addrs() {
+            tracing::info!("listening on {addr}");
+        }
+        let mut running = RunningServer {
+            dns: Some(dns),
+            mail: None,
+            http: None,
+            scheduler: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            watcher: None,
+            store: store_path.clone(),
+        };
+        // From here on an error drops `running`, which stops what started.
+        running.watcher = Some(watch(
+            store,
+            generation,
+            catalog,
+            served,
+            refused,
+            notifier,
+            Arc::clone(&running.stop),
+        )?);
+        running.mail = config
+            .mail
+            .as_ref()
+            .map(relay::MailService::start)
+            .transpose()?;
+        running.http = http::start(config, &store_path)?;
+        running.scheduler = Some(scheduler::Scheduler::start(
+            &store_path,
+            &scheduler::Site::of(Some(config)),
+        )?);
+        Ok(running)
+    }
+}
+
+/// Starts the reload watcher: every [`WATCH_INTERVAL`], when the store's
+/// generation moved, the changed zones are reloaded, checked and published.
+fn watch(
+    store: Store,
+    mut generation: u64,
+    catalog: Arc<ArcSwap<Catalog>>,
+    served: Served,
+    mut refused: Refused,
+    notifier: Notifier,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(WATCH_INTERVAL);
+                match store.generation() {
+                    Ok(now) if now != generation => {
+                        generation = now;
+                        reload_and_notify(&store, &catalog, &served, &mut refused, &notifier);
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!("cannot read the store generation: {error}"),
+                }
+            }
+        })
+        .context("cannot start the reload watcher")
+}
+
+impl RunningServer {
+    /// The nameserver's addresses (the port the system chose for `:0`).
+    pub fn dns_addrs(&self) -> Vec<SocketAddr> {
+        self.dns
+            .as_ref()
+            .map(|dns| dns.local_addrs())
+            .unwrap_or_default()
+    }
+
+    /// The store file served.
+    pub fn store(&self) -> &Path {
+        &self.store
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops every part.
+    pub fn wait_for_signal(self) -> anyhow::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the signal runtime")?;
+        runtime.block_on(async {
+            let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+            let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+            anyhow::Ok(())
+        })?;
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Stops every part: the scheduler, the control plane, the relay, the
+    /// watcher, then the nameserver.
+    pub fn shutdown(mut self) {
+        self.stop_parts();
+    }
+
+    /// Stops what is still running (idempotent).
+    fn stop_parts(&mut self) {
+        drop(self.scheduler.take());
+        drop(self.http.take());
+        drop(self.mail.take());
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(watcher) = self.watcher.take() {
+            let _ = watcher.join();
+        }
+        if let Some(dns) = self.dns.take() {
+            dns.shutdown();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop_parts();
+    }
+}

@@ -1,0 +1,174 @@
+//! The reload watcher of `cutover serve`: the published catalog follows
+//! the store, zone by zone, and a version that fails its checks is never
+//! served (the last good one stays).
+//!
+//! ```text
+//!  store ──for_each_record (rows streamed)──▶ SnapshotBuilder ──check──▶ Catalog ──ArcSwap──▶ answer path
+//!    ▲                                                                     ▲
+//!    └── every 250 ms: generation() changed? ──▶ reload the zones whose serial
+//!                                                 changed, publish a new Catalog
+//!  every serial change published ──▶ NOTIFY out to the zone's secondaries
+//! ```
+//!
+//! No `Zone` is built for serving: the store's rows go one at a time into
+//! the snapshot builder, so a load peaks at about the size of the snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use cutover_nameserver::snapshot::SnapshotBuilder;
+use cutover_nameserver::{Catalog, ZoneSnapshot};
+use cutover_store::{Store, StoreError, ZoneInfo};
+use cutover_zone::{Name, Serial};
+
+use crate::primary::notifier::Notifier;
+use crate::primary::Served;
+
+/// How often the store's generation is polled.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Reloads under the `served` lock the primary also publishes under, and
+/// sends a NOTIFY for every zone whose published serial changed.
+pub fn reload_and_notify(
+    store: &Store,
+    catalog: &ArcSwap<Catalog>,
+    served: &Served,
+    refused: &mut Refused,
+    notifier: &Notifier,
+) {
+    let mut served = served.lock().unwrap_or_else(PoisonError::into_inner);
+    let before = served.clone();
+    reload_checked(store, catalog, &mut served, refused);
+    for (origin, serial) in served.iter() {
+        if before.get(origin) != Some(serial) {
+            notifier.changed(origin);
+        }
+    }
+}
+
+/// The zones whose stored version was refused for serving, as the store
+/// listed them then: not tried (nor logged) again until that changes.
+pub type Refused = BTreeMap<Name, ZoneInfo>;
+
+/// Brings the published catalog in line with the store: zones whose serial
+/// changed are rebuilt, new ones added, deleted ones dropped. A zone that
+/// fails to load or to pass its checks keeps its old snapshot. `served`
+/// maps each zone to the serial published.
+pub fn reload(store: &Store, catalog: &ArcSwap<Catalog>, served: &mut BTreeMap<Name, Serial>) {
+    reload_checked(store, catalog, served, &mut Refused::new());
+}
+
+/// [`reload`], remembering in `refused` the versions refused for serving
+/// (a stored zone that does not pass its checks: the store was changed by
+/// hand), so they are logged once rather than on every change of the store.
+fn reload_checked(
+    store: &Store,
+    catalog: &ArcSwap<Catalog>,
+    served: &mut BTreeMap<Name, Serial>,
+    refused: &mut Refused,
+) {
+    let zones = match store.zones() {
+        Ok(zones) => zones,
+        Err(error) => {
+            tracing::error!("cannot list the zones in the store, keeping what is served: {error}");
+            return;
+        }
+    };
+    let mut next = Catalog::clone(&catalog.load());
+    let mut changed = false;
+    for info in &zones {
+        let old = served.get(&info.origin).copied();
+        if old == Some(info.serial) || refused.get(&info.origin) == Some(info) {
+            continue;
+        }
+        match load(store, info) {
+            Ok(Some(snapshot)) => {
+                let new = snapshot.serial();
+                let (records, bytes) = (snapshot.record_count(), snapshot.heap_size());
+                next = next.with_zone(Arc::new(snapshot));
+                served.insert(info.origin.clone(), new);
+                refused.remove(&info.origin);
+                changed = true;
+                match old {
+                    Some(old) => {
+                        tracing::info!(zone = %info.origin, records, bytes, "reloaded, serial {old} → {new}")
+                    }
+                    None => {
+                        tracing::info!(zone = %info.origin, records, bytes, "loaded, serial {new}")
+                    }
+                }
+            }
+            Ok(None) => {} // deleted between the listing and the load; the next poll drops it
+            Err(error) => {
+                refused.insert(info.origin.clone(), info.clone());
+                match old {
+                    Some(old) => tracing::error!(
+                        zone = %info.origin,
+                        "the stored version (serial {}) cannot be served, still serving serial {old}: {error:#}",
+                        info.serial
+                    ),
+                    None => tracing::error!(
+                        zone = %info.origin,
+                        "NOT SERVED: the stored version (serial {}) cannot be served and there is \
+                         no earlier good version; fix it (zone export, edit, zone import) or \
+                         restore the store: {error:#}",
+                        info.serial
+                    ),
+                }
+            }
+        }
+    }
+    refused.retain(|origin, _| zones.iter().any(|info| info.origin == *origin));
+    let gone: Vec<Name> = served
+        .keys()
+        .filter(|origin| !zones.iter().any(|info| info.origin == **origin))
+        .cloned()
+        .collect();
+    for origin in gone {
+        next = next.without_zone(&origin);
+        served.remove(&origin);
+        changed = true;
+        tracing::info!(zone = %origin, "removed from the store, no longer served");
+    }
+    if changed {
+        catalog.store(Arc::new(next));
+    }
+}
+
+/// Builds the snapshot of one zone straight from the store's rows and
+/// checks it (`ZoneSnapshot::check`, and the SOA serial against the
+/// store's); `None` when the zone was deleted since it was listed. A row
+/// the builder refuses or a check that fails (the store was damaged or
+/// changed by hand) fails the whole zone.
+fn load(store: &Store, info: &ZoneInfo) -> anyhow::Result<Option<ZoneSnapshot>> {
+    let records = usize::try_from(info.records).unwrap_or(usize::MAX);
+    let mut builder = SnapshotBuilder::with_capacity(&info.origin, records);
+    let mut refused = None;
+    let streamed = store.for_each_record(&info.origin, |owner, rtype, ttl, rdata| {
+        if refused.is_none() {
+            refused = builder.add(owner, rtype, ttl, rdata).err();
+        }
+    });
+    let stored_serial = match streamed {
+        Ok(serial) => serial,
+        Err(StoreError::ZoneNotFound(_)) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    if let Some(error) = refused {
+        anyhow::bail!("a stored record does not fit a snapshot: {error}");
+    }
+    let snapshot = builder.finish();
+    snapshot
+        .check()
+        .context("the stored zone fails its checks")?;
+    if snapshot.serial() != stored_serial {
+        anyhow::bail!(
+            "the zone's SOA says serial {}, but the store recorded serial {stored_serial}",
+            snapshot.serial()
+        );
+    }
+    Ok(Some(snapshot))
+}
