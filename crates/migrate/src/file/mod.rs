@@ -31,6 +31,7 @@ pub use secrets::{redact, SECRET_KEYS};
 use cutover_zone::{Name, Rdata, RecordType};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::provider::{KeySpec, ProviderSpec};
 
@@ -113,17 +114,19 @@ pub enum AfterTtl {
 }
 
 /// One service check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ServiceCheck)]
 pub struct Check {
     /// What is checked.
     pub kind: CheckKind,
     /// The address to pin to before the switch (default: every new address
     /// of the moves).
+    #[schema(value_type = Option<String>)]
     pub address: Option<IpAddr>,
 }
 
 /// The protocol of a service check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
     /// An HTTP(S) request that must return `expect_status`.
@@ -173,11 +176,13 @@ pub enum SwitchAt {
 }
 
 /// How the switch is verified.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Verify {
     /// Authoritative addresses to ask (empty: the zone's NS addresses).
+    #[schema(value_type = Vec<String>)]
     pub authorities: Vec<SocketAddr>,
     /// Resolvers that must answer the new values.
+    #[schema(value_type = Vec<String>)]
     pub resolvers: Vec<SocketAddr>,
     /// How many failed verifications before the automatic rollback.
     pub tries: u32,
@@ -194,7 +199,7 @@ pub struct Flush {
 
 /// The mail relay's part: hold a domain's mail before the switch, point it
 /// at the new server at the switch, release it once verified.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MailMove {
     /// The mail domain.
     pub domain: String,
