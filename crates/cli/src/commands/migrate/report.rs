@@ -499,6 +499,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `migrate show` and the plan print durations in one form
+    /// (`cutover_zone::duration::words`), which reads back as a duration.
+    #[test]
+    fn durations_read_as_in_the_plan() {
+        for (secs, text) in [
+            (42, "42s"),
+            (119, "1m 59s"),
+            (200, "3m 20s"),
+            (7_530, "2h 5m"),
+            (5 * 86_400 + 4 * 3600 + 59, "5d 4h"),
+        ] {
+            assert_eq!(seconds(Duration::from_secs(secs)), text, "{secs} s");
+        }
+        assert_eq!(
+            seconds(Duration::from_millis(41_600)),
+            "42s",
+            "to the nearest second"
+        );
+        assert_eq!(
+            cutover_migrate::plan::words(200),
+            seconds(Duration::from_secs(200)),
+            "the plan's words"
+        );
+    }
+
     #[test]
     fn mail_and_flush_evidence_read_as_words_old_and_new() {
         let new = json!({
