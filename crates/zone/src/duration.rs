@@ -44,6 +44,7 @@
 //! Every error names what was given and what is expected, with examples;
 //! the caller adds where (file:line:column, the config key, the option).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -207,15 +208,15 @@ fn read(text: &str, forms: Forms) -> Result<Reading, Problem> {
     if forms == Forms::Zone {
         return Err(Problem::Unreadable(forms));
     }
-    let parsed = match decimal(text) {
-        true => FRIENDLY.parse_span(format!("{text}s")),
-        false => FRIENDLY.parse_span(text),
+    let friendly = match decimal(text) {
+        true => Cow::Owned(format!("{text}s")),
+        false => Cow::Borrowed(text),
     };
-    match parsed {
+    match FRIENDLY.parse_span(friendly.as_ref()) {
         Ok(span) => from_span(span),
         // jiff flags some numbers too large as range errors, not all:
         // the same text with every number made 1 tells the two apart.
-        Err(_) if FRIENDLY.parse_span(ones(text)).is_ok() => Ok(Reading::TooLarge),
+        Err(_) if FRIENDLY.parse_span(ones(&friendly)).is_ok() => Ok(Reading::TooLarge),
         Err(_)
             if forms == Forms::Duration
                 && text.bytes().any(|b| b.is_ascii_uppercase())
@@ -227,17 +228,22 @@ fn read(text: &str, forms: Forms) -> Result<Reading, Problem> {
     }
 }
 
-/// `text` with each run of digits replaced by `1`.
+/// `text` with each whole number replaced by `1` (a fraction's digits
+/// are kept: too many of them is a form jiff refuses, not a size).
 fn ones(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut digits = false;
+    let mut previous = ' ';
+    let mut fraction = false;
     for c in text.chars() {
-        match (c.is_ascii_digit(), digits) {
-            (true, true) => {}
-            (true, false) => out.push('1'),
-            (false, _) => out.push(c),
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !previous.is_ascii_digit() {
+            fraction = matches!(previous, '.' | ',');
+            out.push(if fraction { c } else { '1' });
+        } else if fraction {
+            out.push(c);
         }
-        digits = c.is_ascii_digit();
+        previous = c;
     }
     out
 }
@@ -517,7 +523,21 @@ mod tests {
             duration("100ms", range.clone()),
             Ok(Duration::from_millis(100))
         );
-        for text in ["2h", "99ms", "0", "99999999999999999999", "9999999999999h"] {
+        assert!(
+            duration("1.0000000001s", range.clone())
+                .unwrap_err()
+                .to_string()
+                .starts_with("invalid duration"),
+            "ten digits of a second are a form jiff refuses, not a size"
+        );
+        for text in [
+            "2h",
+            "99ms",
+            "0",
+            "99999999999999999999",
+            "9999999999999h",
+            "99999999999999999999.5",
+        ] {
             assert_eq!(
                 duration(text, range.clone()).unwrap_err().to_string(),
                 format!("duration {text:?} is out of range: expected 100ms to 1h")
