@@ -610,6 +610,36 @@ fn checks_return_the_commands_observations() {
         result["report"]["newest_serial"], 2026112601,
         "expected the zone's serial, seen {result}"
     );
+    // A request's timeout is read as the command line reads one: "2s" as
+    // before, words and bare seconds too; nonsense is a 400 with the reason.
+    for timeout in ["1 second", "1500ms", "2"] {
+        let mut worded = request.clone();
+        worded["timeout"] = json!(timeout);
+        let (status, result) = site.call(
+            "POST",
+            "/api/v1/checks/check",
+            Some(&site.prober),
+            Some(&worded.to_string()),
+        );
+        assert_eq!(status, 200, "timeout {timeout:?}: seen {result}");
+    }
+    for (timeout, reason) in [
+        ("soon", "timeout: invalid duration \"soon\": expected seconds or a number with a unit, e.g. 90, 90s, 500ms"),
+        ("1 month", "months and years have no fixed length"),
+        ("0s", "timeout: duration \"0s\" is out of range: expected 1ms to 1d"),
+    ] {
+        let mut bad = request.clone();
+        bad["timeout"] = json!(timeout);
+        let seen = site.call(
+            "POST",
+            "/api/v1/checks/check",
+            Some(&site.prober),
+            Some(&bad.to_string()),
+        );
+        assert_error(&seen, 400, "bad_request", "a timeout that is no duration");
+        let message = seen.1["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(reason), "expected {reason:?}, seen {message:?}");
+    }
 
     // The nameserver's own TCP port is a target the probe token may reach.
     let verify = json!({"kind": "tcp", "args": [site.dns.to_string()]});

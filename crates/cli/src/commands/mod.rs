@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cutover_store::Store;
+use cutover_zone::duration::DurationError;
 use cutover_zone::{Name, ZoneDiff};
 
 use crate::config::{Config, ConfigError};
@@ -235,28 +236,20 @@ pub fn diff_lines(diff: &ZoneDiff) -> String {
     out
 }
 
-/// A duration from the command line: `500ms`, `2s`, `1.5s`, `3m`, `1h`, or
-/// a bare number of seconds.
-pub fn duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 2s, 3m or 1h"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+/// The longest `--timeout` and `--interval`: a day (a wait past it is a
+/// typing mistake, and every deadline computed from it fits the clock).
+pub const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
+/// `--timeout`: how long one step may take, from 1ms to [`MAX_WAIT`]
+/// (`500ms`, `2s`, `1.5`, `1m`), read by `cutover_zone::duration`.
+pub fn timeout(text: &str) -> Result<Duration, DurationError> {
+    cutover_zone::duration::duration(text, Duration::from_millis(1)..=MAX_WAIT)
+}
+
+/// `--interval`: the time between two rounds, from 100ms (no busy loop)
+/// to [`MAX_WAIT`].
+pub fn interval(text: &str) -> Result<Duration, DurationError> {
+    cutover_zone::duration::duration(text, Duration::from_millis(100)..=MAX_WAIT)
 }
 
 /// A time as RFC 3339 in UTC, to the second.

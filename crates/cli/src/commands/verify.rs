@@ -48,8 +48,9 @@ pub struct VerifyArgs {
     /// Print the observation and the findings as JSON.
     #[arg(long, global = true)]
     pub json: bool,
-    /// How long each step (connect, handshake, reply) may take (500ms, 5s…).
-    #[arg(long, global = true, default_value = "5s", value_parser = super::duration)]
+    /// How long each step (connect, handshake, reply) may take (500ms, 5s…;
+    /// 1ms to 1 day).
+    #[arg(long, global = true, default_value = "5s", value_parser = super::timeout)]
     pub timeout: Duration,
     /// Trust the CA certificates of this PEM file instead of Mozilla's roots.
     #[arg(long, global = true, value_name = "PEM")]

@@ -318,7 +318,7 @@ mod tests {
             "3 s late with serve: fine"
         );
         assert!(attention(&due_at(7, Some(ago(300))), Carrier::Serve, now)
-            .is_some_and(|a| a.starts_with("overdue by 5 min 0 s: `cutover serve` runs")));
+            .is_some_and(|a| a.starts_with("overdue by 5m: `cutover serve` runs")));
         assert_eq!(
             attention(&due_at(7, None), Carrier::Nobody, now),
             None,

@@ -301,7 +301,7 @@ pub const DEFAULT_TRIES: u32 = 3;
 /// Default time between verification tries (s).
 pub const DEFAULT_INTERVAL: u64 = 10;
 /// The largest TTL (RFC 2181 §8: 31 bits).
-pub const MAX_TTL: u32 = 0x7fff_ffff;
+pub const MAX_TTL: u32 = cutover_zone::duration::MAX_TTL;
 /// The largest TTL during the move (s): more than a day is no lowering.
 pub const MAX_DURING_TTL: u32 = 86_400;
 /// The longest observation (s): 30 days.
@@ -380,50 +380,4 @@ pub fn address_of(rdata: &Rdata) -> Option<IpAddr> {
         RecordType::AAAA => <[u8; 16]>::try_from(wire).ok().map(IpAddr::from),
         _ => None,
     }
-}
-
-/// Parses a duration: a number of seconds, or text such as `90s`, `10m`,
-/// `24h`, `3d`, `1w`, `1h30m`.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("expected a duration such as \"10s\", \"24h\" or \"3d\"".into());
-    }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => {
-                return Err(format!(
-                    "unexpected {c:?} in duration {text:?}: expected digits and units s, m, h, d, w (e.g. \"1h30m\")"
-                ))
-            }
-        };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("expected a number before {c:?} in duration {text:?}"))?;
-        digits.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
-    }
-    if !digits.is_empty() {
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("duration {text:?} is too long"))?;
-        total = total
-            .checked_add(n)
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
-    }
-    Ok(total)
 }

@@ -185,21 +185,10 @@ pub fn earlier(t: Timestamp, secs: u64) -> Timestamp {
         .unwrap_or(Timestamp::MIN)
 }
 
-/// A duration in words ("3d 2h", "90s", "1h 30m").
+/// A duration in words ("3d 2h", "1m 30s", "1h 30m"): the one form cutover
+/// prints durations in (`cutover_zone::duration::words`).
 pub fn words(secs: u64) -> String {
-    if secs == 0 {
-        return "0s".into();
-    }
-    let parts = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
-    let mut left = secs;
-    let mut out = Vec::new();
-    for (unit, suffix) in parts {
-        if left >= unit {
-            out.push(format!("{}{suffix}", left / unit));
-            left %= unit;
-        }
-    }
-    out.join(" ")
+    cutover_zone::duration::words(std::time::Duration::from_secs(secs))
 }
 
 impl RrsetText {
