@@ -4,16 +4,14 @@
 //! ```text
 //!   routes::ROUTES (method, path, scope, types) ──▶ the server's router (one handler per RouteId)
 //!          │                                     └─▶ openapi::document() ──▶ GET /api/v1/openapi.json
-//!          ▼
-//!   types (serde) ◀── shared ──▶ the CLI's remote client (`cutover --server URL …`)
+//!          ▼                                              ▲ schemas derived from the types (utoipa)
+//!   types (serde, ToSchema) ◀── shared ──▶ the CLI's remote client (`cutover --server URL …`)
 //! ```
 //!
 //! Every error is [`ErrorBody`]: `{ "error": { "code": "...", "message": "..." } }`.
 
-pub mod duration;
 pub mod openapi;
 pub mod routes;
-pub mod schema;
 pub mod types;
 pub mod verify;
 

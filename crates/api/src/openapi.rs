@@ -1,94 +1,74 @@
-//! The OpenAPI 3.1 document, generated from the route table: every route
-//! once, with its scope as a security requirement, its request body and
-//! its answers (the success type and the error body).
+//! The OpenAPI 3.1 document, generated: the operations from the route table
+//! (every route once, its scope as a security requirement and as
+//! `x-scope`, its request body, its answer and the errors it can give), the
+//! schemas from the types themselves (`#[derive(ToSchema)]`).
+//!
+//! ```text
+//!  ROUTES ──▶ paths: operation per route (scope, body, 200, errors by status)
+//!  types::schemas() (derived) ─┐
+//!  served (the server's: the   ├─▶ components.schemas
+//!    engine's documents) ──────┘
+//!  ErrorCode::ALL ──▶ components.responses: one per error status, body ErrorBody
+//! ```
 
-use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::routes::{is_bounded, Scope, ROUTES};
-use crate::types::{ErrorCode, TYPE_NAMES};
+use serde_json::Value;
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr,
+    Required, ResponseBuilder, ResponsesBuilder,
+};
 
-/// The document served at `/api/v1/openapi.json`.
-pub fn document(version: &str) -> Value {
-    let mut paths = Map::new();
+use crate::routes::{is_bounded, Method, Route, RouteId, Scope, ROUTES};
+use crate::types::{schemas, ErrorCode};
+
+/// The document served at `/api/v1/openapi.json`. `served` are the schemas
+/// of the bodies another crate owns ([`crate::types::SERVED_ELSEWHERE`]:
+/// the migration engine's documents, which the server supplies).
+pub fn document(version: &str, served: Vec<(String, RefOr<Schema>)>) -> OpenApi {
+    let mut paths = Paths::new();
     for route in ROUTES {
-        let entry = paths
-            .entry(route.path.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
-        let mut operation = Map::new();
-        operation.insert("operationId".into(), json!(format!("{:?}", route.id)));
-        operation.insert("summary".into(), json!(route.summary));
-        operation.insert("x-scope".into(), json!(route.scope.as_str()));
-        let parameters: Vec<Value> = path_parameters(route.path)
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        if !parameters.is_empty() {
-            operation.insert("parameters".into(), Value::Array(parameters));
-        }
-        if let Some(request) = route.request {
-            operation.insert(
-                "requestBody".into(),
-                json!({"required": true, "content": {"application/json": {"schema": schema_ref(request)}}}),
-            );
-        }
-        let success = if route.response.contains('/') {
-            json!({"description": "OK", "content": {route.response: {}}})
-        } else {
-            json!({"description": "OK", "content": {"application/json": {"schema": schema_ref(route.response)}}})
-        };
-        let mut responses = Map::new();
-        responses.insert("200".into(), success);
-        if is_bounded(route.id) {
-            responses.insert(
-                "429".into(),
-                json!({"description": "Over the work bounds (per token and in total): `too_many_requests`; try again after Retry-After seconds.",
-                    "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
-                    "content": {"application/json": {"schema": schema_ref("ErrorBody")}}}),
-            );
-        }
-        responses.insert("default".into(), json!({"description": "An error.", "content": {"application/json": {"schema": schema_ref("ErrorBody")}}}));
-        operation.insert("responses".into(), Value::Object(responses));
-        operation.insert(
-            "security".into(),
-            match route.scope {
-                Scope::Public => json!([]),
-                _ => json!([{"bearer": []}]),
-            },
+        paths.add_path_operation(
+            route.path,
+            vec![http_method(route.method)],
+            operation(route),
         );
-        if let Value::Object(methods) = entry {
-            methods.insert(
-                route.method.openapi_key().to_owned(),
-                Value::Object(operation),
-            );
-        }
     }
-    let mut schemas = Map::new();
-    for name in TYPE_NAMES {
-        let mut schema = crate::schema::of(name).unwrap_or_else(|| json!({"type": "object"}));
-        schema["description"] = json!(format!("cutover_api::types::{name}"));
-        schemas.insert((*name).to_owned(), schema);
+    let mut components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas())
+        .schemas_from_iter(served)
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token from `cutover token create NAME --scope read|probe|admin`; scopes nest \
+                         (admin ⊇ probe ⊇ read), and `x-scope` names what each operation needs.",
+                    ))
+                    .build(),
+            ),
+        );
+    for (status, codes) in by_status(ErrorCode::ALL) {
+        components = components.response(response_name(status), error_response(status, &codes));
     }
-    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
-    schemas.insert(
-        "ErrorBody".into(),
-        json!({
-            "type": "object",
-            "required": ["error"],
-            "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                "code": {"type": "string", "enum": codes},
-                "message": {"type": "string"}
-            }}}
-        }),
-    );
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "cutover control API", "version": version, "description": DESCRIPTION},
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                "description": "A token from `cutover token create NAME --scope read|probe|admin`; scopes nest (admin ⊇ probe ⊇ read), and `x-scope` names what each operation needs."}}
-        }
-    })
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("cutover control API")
+                .version(version)
+                .description(Some(DESCRIPTION))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(components.build()))
+        .build()
 }
 
 /// What the document says of the whole API.
@@ -98,9 +78,201 @@ zones and migrations name and to `[http] probe_allow`; an admin token may change
 anything. Every error, whatever refused the request, is `{\"error\": {\"code\", \"message\"}}`; \
 a 429 comes with Retry-After.";
 
-/// A reference to a schema of the components.
-fn schema_ref(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
+/// The OpenAPI method of a table method.
+fn http_method(method: Method) -> HttpMethod {
+    match method {
+        Method::Get => HttpMethod::Get,
+        Method::Post => HttpMethod::Post,
+        Method::Delete => HttpMethod::Delete,
+    }
+}
+
+/// One route as an operation.
+fn operation(route: &Route) -> utoipa::openapi::path::Operation {
+    let success = if route.response.contains('/') {
+        // A media type: text, or JSON that is no type of ours (this document).
+        let kind = if route.response == "application/json" {
+            Type::Object
+        } else {
+            Type::String
+        };
+        ResponseBuilder::new().description("OK").content(
+            route.response,
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(kind)))
+                .build(),
+        )
+    } else {
+        ResponseBuilder::new()
+            .description("OK")
+            .content("application/json", json_of(route.response))
+    };
+    let mut responses = ResponsesBuilder::new().response("200", success);
+    for (status, _) in by_status(error_codes(route)) {
+        responses = responses.response(
+            status.to_string(),
+            Ref::new(format!("#/components/responses/{}", response_name(status))),
+        );
+    }
+    let responses = responses.response(
+        "default",
+        ResponseBuilder::new()
+            .description(
+                "Any other error (405 `method_not_allowed` for a method the path does not serve, \
+                 500 `internal`), with the same body.",
+            )
+            .content("application/json", json_of("ErrorBody")),
+    );
+    let security = match route.scope {
+        Scope::Public => vec![],
+        _ => vec![SecurityRequirement::new("bearer", Vec::<String>::new())],
+    };
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some(format!("{:?}", route.id)))
+        .summary(Some(route.summary))
+        .description(Some(scope_sentence(route.scope)))
+        .responses(responses.build())
+        .securities(Some(security))
+        .extensions(Some(
+            ExtensionsBuilder::new()
+                .add("x-scope", route.scope.as_str())
+                .build(),
+        ));
+    for name in path_parameters(route.path) {
+        operation = operation.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
+    if let Some(request) = route.request {
+        operation = operation.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content("application/json", json_of(request))
+                .build(),
+        ));
+    }
+    operation.build()
+}
+
+/// Who may call an operation, in a sentence.
+fn scope_sentence(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Public => "No token needed.",
+        Scope::Read => "Needs a read, probe or admin token.",
+        Scope::Probe => "Needs a probe or admin token (a probe token only to the site's targets).",
+        Scope::Admin => "Needs an admin token.",
+    }
+}
+
+/// JSON content of the schema named `name`.
+fn json_of(name: &str) -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(name)))
+        .build()
+}
+
+/// The error codes a route can answer with, besides `internal` and 405
+/// (the `default` answer): what its scope, body, path and work allow.
+pub fn error_codes(route: &Route) -> BTreeSet<ErrorCode> {
+    let mut codes = BTreeSet::new();
+    if route.scope != Scope::Public {
+        codes.extend([
+            ErrorCode::Unauthenticated,
+            ErrorCode::BadToken,
+            ErrorCode::Forbidden,
+        ]);
+    }
+    if route.request.is_some() {
+        codes.extend([
+            ErrorCode::BadRequest,
+            ErrorCode::RequestTimeout,
+            ErrorCode::TooLarge,
+            ErrorCode::UnsupportedMediaType,
+        ]);
+    }
+    if path_parameters(route.path).next().is_some() {
+        codes.extend([ErrorCode::BadRequest, ErrorCode::NotFound]);
+    }
+    if is_bounded(route.id) {
+        codes.insert(ErrorCode::TooManyRequests);
+    }
+    use RouteId as R;
+    match route.id {
+        R::RecordChange
+        | R::MailHold
+        | R::MailRelease
+        | R::MailRetarget
+        | R::MailFlush
+        | R::MigrationPause
+        | R::MigrationResume
+        | R::MigrationAbort
+        | R::MigrationRollback => {
+            codes.insert(ErrorCode::Rejected);
+        }
+        _ => {}
+    }
+    if matches!(
+        route.id,
+        R::MailQueue | R::MailShow | R::MailHold | R::MailRelease | R::MailRetarget | R::MailFlush
+    ) {
+        codes.insert(ErrorCode::Unavailable);
+    }
+    if matches!(
+        route.id,
+        R::CheckRun
+            | R::VerifyRun
+            | R::MigrationPlan
+            | R::MigrationCreate
+            | R::MigrationPropagation
+    ) {
+        codes.insert(ErrorCode::TimedOut);
+    }
+    codes.remove(&ErrorCode::Internal);
+    codes
+}
+
+/// Codes grouped by their HTTP status.
+fn by_status(codes: impl IntoIterator<Item = ErrorCode>) -> BTreeMap<u16, Vec<ErrorCode>> {
+    let mut out: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for code in codes {
+        out.entry(code.status()).or_default().push(code);
+    }
+    out
+}
+
+/// The name of the shared error answer of a status.
+fn response_name(status: u16) -> String {
+    format!("Error{status}")
+}
+
+/// The error answer of a status: its codes, the error body, and for a 429
+/// the `Retry-After` header.
+fn error_response(status: u16, codes: &[ErrorCode]) -> utoipa::openapi::Response {
+    let words: Vec<String> = codes
+        .iter()
+        .map(|code| format!("`{}`", code.as_str()))
+        .collect();
+    let mut response = ResponseBuilder::new()
+        .description(format!("{status}: {}.", words.join(" or ")))
+        .content("application/json", json_of("ErrorBody"));
+    if status == 429 {
+        response = response.description(format!(
+            "{status}: `too_many_requests`: over the work bounds (per token and in total); \
+             try again after Retry-After seconds."
+        ));
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds to wait."))
+                .build(),
+        );
+    }
+    response.build()
 }
 
 /// The `{name}` segments of a path.
@@ -109,7 +281,7 @@ pub fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
 }
 
-/// Every (METHOD, path) the document lists, for the tests that hold it
+/// Every (METHOD, path) a document lists, for the tests that hold it
 /// against the router.
 pub fn operations(document: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -127,82 +299,4 @@ pub fn operations(document: &Value) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_document_lists_every_route_and_nothing_else() {
-        let document = document("test");
-        let mut expected: Vec<(String, String)> = ROUTES
-            .iter()
-            .map(|route| (route.method.as_str().to_owned(), route.path.to_owned()))
-            .collect();
-        expected.sort();
-        assert_eq!(
-            operations(&document),
-            expected,
-            "expected the table's routes, seen the document's"
-        );
-    }
-
-    #[test]
-    fn every_referenced_schema_exists() {
-        let document = document("test");
-        let text = document.to_string();
-        for piece in text.split("#/components/schemas/").skip(1) {
-            let name: String = piece.chars().take_while(|c| c.is_alphanumeric()).collect();
-            assert!(
-                document["components"]["schemas"].get(&name).is_some(),
-                "expected a schema {name}, seen none"
-            );
-        }
-    }
-
-    #[test]
-    fn bounded_routes_document_the_429_and_its_retry_after() {
-        let document = document("test");
-        let verify = &document["paths"]["/api/v1/checks/verify"]["post"];
-        assert_eq!(verify["x-scope"], "probe", "expected verify to need probe");
-        assert!(
-            verify["responses"]["429"]["headers"]["Retry-After"].is_object(),
-            "expected a 429 with Retry-After on verify, seen {}",
-            verify["responses"]
-        );
-        let zones = &document["paths"]["/api/v1/zones"]["get"];
-        assert!(
-            zones["responses"].get("429").is_none(),
-            "expected no 429 on the zone list, seen {}",
-            zones["responses"]
-        );
-        let codes = &document["components"]["schemas"]["ErrorBody"]["properties"]["error"]
-            ["properties"]["code"]["enum"];
-        for code in [
-            "too_many_requests",
-            "too_large",
-            "method_not_allowed",
-            "unsupported_media_type",
-        ] {
-            assert!(
-                codes
-                    .as_array()
-                    .is_some_and(|c| c.iter().any(|c| c == code)),
-                "expected {code} among the error codes, seen {codes}"
-            );
-        }
-    }
-
-    #[test]
-    fn path_parameters_are_declared() {
-        let document = document("test");
-        let operation = &document["paths"]["/api/v1/zones/{zone}/diff"]["get"];
-        assert_eq!(
-            operation["parameters"][0]["name"], "zone",
-            "expected the zone parameter"
-        );
-        assert_eq!(
-            path_parameters("/a/{x}/b/{y}").collect::<Vec<_>>(),
-            ["x", "y"],
-            "expected both parameters"
-        );
-    }
-}
+mod tests;

@@ -2,18 +2,22 @@
 //! shared by the server and the CLI's remote client.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::ToSchema;
 
 /// Every error answer: `{ "error": { "code": "...", "message": "..." } }`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
 }
 
 /// The inside of an [`ErrorBody`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable machine word: see [`ErrorCode`].
+    #[schema(schema_with = error_codes)]
     pub code: String,
     /// A sentence for people.
     pub message: String,
@@ -23,7 +27,7 @@ pub struct ErrorDetail {
 /// error the control plane gives is an [`ErrorBody`] with one of these,
 /// whatever refused the request (a handler, the router, the body reader,
 /// the work bounds).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ErrorCode {
     /// No `Authorization: Bearer` header (401).
     Unauthenticated,
@@ -151,16 +155,17 @@ impl ErrorBody {
 }
 
 /// `GET /api/v1/whoami`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
     /// The token's name.
     pub name: String,
     /// `read`, `probe` or `admin`.
+    #[schema(schema_with = token_scopes)]
     pub scope: String,
 }
 
 /// One zone in a listing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ZoneSummary {
     /// The apex, absolute.
     pub origin: String,
@@ -173,14 +178,14 @@ pub struct ZoneSummary {
 }
 
 /// `GET /api/v1/zones`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ZoneList {
     /// Every zone, by name.
     pub zones: Vec<ZoneSummary>,
 }
 
 /// One record in zone-file words.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RecordView {
     /// The owner, absolute.
     pub name: String,
@@ -194,7 +199,7 @@ pub struct RecordView {
 }
 
 /// `GET /api/v1/zones/{zone}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ZoneView {
     /// The apex.
     pub origin: String,
@@ -206,7 +211,7 @@ pub struct ZoneView {
 
 /// `GET /api/v1/zones/{zone}/export[?serial=S]`: the zone file, as
 /// `cutover zone export` writes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ZoneExport {
     /// The apex.
     pub origin: String,
@@ -217,7 +222,7 @@ pub struct ZoneExport {
 }
 
 /// One version in a zone's journal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VersionView {
     /// Its serial.
     pub serial: u32,
@@ -234,7 +239,7 @@ pub struct VersionView {
 }
 
 /// `GET /api/v1/zones/{zone}/versions`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VersionList {
     /// The zone.
     pub origin: String,
@@ -243,7 +248,7 @@ pub struct VersionList {
 }
 
 /// `GET /api/v1/zones/{zone}/diff` and the heart of a [`ChangeResult`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DiffView {
     /// The zone.
     pub origin: String,
@@ -258,7 +263,7 @@ pub struct DiffView {
 }
 
 /// What a [`RecordChange`] does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeAction {
     /// Add one record to its RRset.
@@ -270,7 +275,7 @@ pub enum ChangeAction {
 }
 
 /// `POST /api/v1/zones/{zone}/records`: what `cutover record add|set|delete` takes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordChange {
     /// Add, set or delete.
@@ -296,7 +301,7 @@ pub struct RecordChange {
 
 /// The answer to a [`RecordChange`] (a change that cannot be made is an
 /// error, 422, never an answer with `applied: false`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChangeResult {
     /// The diff (empty when the zone already held exactly this).
     pub diff: DiffView,
@@ -309,7 +314,7 @@ pub struct ChangeResult {
 }
 
 /// `POST /api/v1/checks/check`: the arguments of `cutover check`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
     /// The zone.
@@ -338,7 +343,7 @@ pub struct CheckRequest {
 }
 
 /// `POST /api/v1/checks/verify`: the arguments of `cutover verify`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The kind: http, smtp, tcp, mail, ….
@@ -349,7 +354,7 @@ pub struct VerifyRequest {
 }
 
 /// The answer of a check or verify: the command's JSON observations.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CheckResult {
     /// True when the command's verdict is good (exit status 0).
     pub ok: bool,
@@ -358,7 +363,7 @@ pub struct CheckResult {
 }
 
 /// One recipient of a queued message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MailRecipient {
     /// `local@domain`.
     pub address: String,
@@ -375,7 +380,7 @@ pub struct MailRecipient {
 }
 
 /// One queued message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MailMessage {
     /// The queue id.
     pub id: String,
@@ -397,7 +402,7 @@ pub struct MailMessage {
 }
 
 /// `GET /api/v1/mail/queue`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MailQueue {
     /// In arrival order.
     pub messages: Vec<MailMessage>,
@@ -405,7 +410,7 @@ pub struct MailQueue {
 
 /// `POST /api/v1/mail/hold|release|flush`: what it applies to. Exactly one
 /// of `all`, `domain`, `message`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MailAction {
     /// Every message.
@@ -420,7 +425,7 @@ pub struct MailAction {
 }
 
 /// `POST /api/v1/mail/retarget`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MailRetarget {
     /// The domain.
@@ -437,7 +442,7 @@ pub struct MailRetarget {
 }
 
 /// The answer of a mail action: what it did, message by message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MailActionResult {
     /// The messages it held (hold), released (release), or made due now
     /// (flush, retarget).
@@ -452,7 +457,7 @@ pub struct MailActionResult {
 
 /// `POST /api/v1/migrations` and `POST /api/v1/migrations/plan`: a
 /// migration file (TOML) as `cutover migrate plan|start FILE` reads it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationFileBody {
     /// The file's name, for the record (letters, digits, '-', '_', '.').
@@ -467,7 +472,7 @@ pub struct MigrationFileBody {
 }
 
 /// `POST /api/v1/migrations/{id}/pause|resume|abort|rollback`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationAction {
     /// Why, for the audit (default: "through the API by TOKEN").
@@ -477,19 +482,21 @@ pub struct MigrationAction {
 
 /// `GET /api/v1/migrations`: the engine's summaries, newest first (each
 /// as `cutover migrate list --json` prints it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MigrationList {
-    /// The summaries.
+    /// The summaries (`MigrationSummary`, a document of the migration engine).
+    #[schema(schema_with = migration_summaries)]
     pub migrations: Vec<serde_json::Value>,
 }
 
 /// Where one moving record stands at one server or resolver.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MatrixCell {
     /// "NAME TYPE".
     pub question: String,
     /// `new` (the values after the switch), `old` (before), `other`
     /// (neither), `error` (no answer) or `none` (not asked).
+    #[schema(schema_with = cell_states)]
     pub state: String,
     /// The values seen.
     pub records: Vec<String>,
@@ -498,19 +505,19 @@ pub struct MatrixCell {
 }
 
 /// One authoritative address or resolver of the matrix.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MatrixRow {
     /// `authoritative` or `resolver`.
     pub kind: String,
     /// Its label (address, or resolver name and address).
     pub label: String,
-    /// One cell per question, in the order of [`Propagation::questions`].
+    /// One cell per question, in the order of the matrix's `questions`.
     pub cells: Vec<MatrixCell>,
 }
 
 /// `GET /api/v1/migrations/{id}/propagation`: every authoritative address
 /// and resolver against every moving record, asked now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Propagation {
     /// The migration.
     pub migration: i64,
@@ -526,41 +533,80 @@ pub struct Propagation {
     pub all_released_in_seconds: Option<u64>,
 }
 
-/// Every type name the route table refers to, for the OpenAPI document.
-pub const TYPE_NAMES: &[&str] = &[
-    "ErrorBody",
-    "WhoAmI",
-    "ZoneList",
-    "ZoneView",
-    "ZoneExport",
-    "VersionList",
-    "DiffView",
-    "RecordChange",
-    "ChangeResult",
-    "CheckRequest",
-    "VerifyRequest",
-    "CheckResult",
-    "MailQueue",
-    "MailMessage",
-    "MailAction",
-    "MailRetarget",
-    "MailActionResult",
-    "MigrationFileBody",
-    "MigrationAction",
-    "MigrationList",
+/// The bodies the route table names that another crate owns and the
+/// server supplies to [`crate::openapi::document`] (the migration engine's
+/// documents, as the server gives them).
+pub const SERVED_ELSEWHERE: &[&str] = &[
     "MigrationCreated",
     "MigrationPlan",
     "MigrationDetail",
     "MigrationSummary",
     "MigrationAudit",
-    "Propagation",
-    "MatrixRow",
-    "MatrixCell",
-    "ZoneSummary",
-    "RecordView",
-    "VersionView",
-    "MailRecipient",
 ];
+
+/// Adds the schema of `T` and of every type it contains.
+fn add<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
+    out.push((T::name().into_owned(), T::schema()));
+    T::schemas(out);
+}
+
+/// The schemas of every body of this crate the route table names, and of
+/// the types inside them, each derived from its type (`ToSchema`).
+pub fn schemas() -> Vec<(String, RefOr<Schema>)> {
+    let mut out = Vec::new();
+    add::<ErrorBody>(&mut out);
+    add::<WhoAmI>(&mut out);
+    add::<ZoneList>(&mut out);
+    add::<ZoneView>(&mut out);
+    add::<ZoneExport>(&mut out);
+    add::<VersionList>(&mut out);
+    add::<DiffView>(&mut out);
+    add::<RecordChange>(&mut out);
+    add::<ChangeResult>(&mut out);
+    add::<CheckRequest>(&mut out);
+    add::<VerifyRequest>(&mut out);
+    add::<CheckResult>(&mut out);
+    add::<MailQueue>(&mut out);
+    add::<MailMessage>(&mut out);
+    add::<MailAction>(&mut out);
+    add::<MailRetarget>(&mut out);
+    add::<MailActionResult>(&mut out);
+    add::<MigrationFileBody>(&mut out);
+    add::<MigrationAction>(&mut out);
+    add::<MigrationList>(&mut out);
+    add::<Propagation>(&mut out);
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+/// A string that is one of `words`.
+fn one_of<'a>(words: impl IntoIterator<Item = &'a str>) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(words))
+        .build()
+}
+
+/// The schema of [`ErrorDetail::code`]: one of the codes.
+fn error_codes() -> Object {
+    one_of(ErrorCode::ALL.iter().map(|code| code.as_str()))
+}
+
+/// The schema of [`WhoAmI::scope`]: a token's scope.
+fn token_scopes() -> Object {
+    one_of(["read", "probe", "admin"])
+}
+
+/// The schema of [`MatrixCell::state`].
+fn cell_states() -> Object {
+    one_of(["new", "old", "other", "error", "none"])
+}
+
+/// The schema of [`MigrationList::migrations`]: the engine's summaries.
+fn migration_summaries() -> ArrayBuilder {
+    ArrayBuilder::new().items(Ref::from_schema_name("MigrationSummary"))
+}
 
 #[cfg(test)]
 mod tests {

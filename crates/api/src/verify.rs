@@ -9,6 +9,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use cutover_zone::duration::DurationError;
+
+/// The longest `--timeout` (and `--interval`): a day (a wait past it is a
+/// typing mistake, and every deadline computed from it fits the clock).
+pub const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
+/// `--timeout`: how long one step may take, from 1ms to [`MAX_WAIT`]
+/// (`500ms`, `2s`, `1.5`, `1m`), read by `cutover_zone::duration`.
+pub fn timeout(text: &str) -> Result<Duration, DurationError> {
+    cutover_zone::duration::duration(text, Duration::from_millis(1)..=MAX_WAIT)
+}
 
 /// The arguments of `cutover verify`.
 #[derive(Debug, Args)]
@@ -23,8 +34,9 @@ pub struct VerifyArgs {
     /// Print the observation and the findings as JSON.
     #[arg(long, global = true)]
     pub json: bool,
-    /// How long each step (connect, handshake, reply) may take (500ms, 5s…).
-    #[arg(long, global = true, default_value = "5s", value_parser = crate::duration::parse)]
+    /// How long each step (connect, handshake, reply) may take (500ms, 5s…;
+    /// 1ms to 1 day).
+    #[arg(long, global = true, default_value = "5s", value_parser = timeout)]
     pub timeout: Duration,
     /// Trust the CA certificates of this PEM file instead of Mozilla's roots.
     #[arg(long, global = true, value_name = "PEM")]

@@ -338,6 +338,93 @@ fn delete_needs_yes() {
     );
 }
 
+/// "Every word true" 13: `record set … --ttl 1h` failed with "invalid
+/// digit found in string"; TTLs on the command line are read as in the
+/// migration file (and zone files' BIND forms too).
+#[test]
+fn record_ttl_takes_units_and_refuses_nonsense_clearly() {
+    let scratch = Scratch::new();
+    scratch.import();
+    for (ttl, seconds) in [
+        ("1h", "3600"),
+        ("1W2D", "777600"),
+        ("90", "90"),
+        ("2 days", "172800"),
+    ] {
+        scratch.ok(&[
+            "record",
+            "set",
+            "example.com",
+            "www",
+            "A",
+            "198.51.100.7",
+            "--ttl",
+            ttl,
+        ]);
+        let exported = scratch.ok(&["zone", "export", "example.com"]);
+        let www = exported
+            .lines()
+            .find(|line| line.starts_with("www.example.com.") && line.contains(" A "))
+            .unwrap_or_else(|| panic!("no www A in:\n{exported}"));
+        assert_eq!(
+            www.split_whitespace().nth(1),
+            Some(seconds),
+            "--ttl {ttl}: {www}"
+        );
+    }
+    let serial = scratch.serial();
+    for (ttl, message) in [
+        (
+            "soon",
+            "invalid TTL \"soon\": expected seconds or a number with units, e.g. 3600, 1h, 1h30m, 2 days, 1w, or BIND's 1W2D3H",
+        ),
+        ("1.5s", "a TTL is whole seconds"),
+        (
+            "2147483648",
+            "TTL \"2147483648\" is out of range: a TTL is 0 to 2147483647 seconds (RFC 2181 §8)",
+        ),
+        ("-5", "invalid TTL"),
+    ] {
+        let arg = format!("--ttl={ttl}");
+        let out = scratch.run(&["record", "set", "example.com", "www", "A", "198.51.100.8", &arg]);
+        assert_fails(&out, 2, &["--ttl", message]);
+    }
+    assert_eq!(scratch.serial(), serial, "a refused TTL changed the zone");
+    // The other durations of the command line: one reader, with their range.
+    let out = scratch.run(&["check", "example.com", "www", "--timeout", "soon"]);
+    assert_fails(
+        &out,
+        2,
+        &[
+            "--timeout",
+            "invalid duration \"soon\"",
+            "e.g. 90, 90s, 500ms",
+        ],
+    );
+    let out = scratch.run(&[
+        "check",
+        "example.com",
+        "www",
+        "--watch",
+        "--interval",
+        "10ms",
+    ]);
+    assert_fails(
+        &out,
+        2,
+        &[
+            "--interval",
+            "duration \"10ms\" is out of range: expected 100ms to 1d",
+        ],
+    );
+    let out = scratch.run(&["verify", "tcp", "127.0.0.1:1", "--timeout", "2 weeks"]);
+    assert_fails(
+        &out,
+        2,
+        &["duration \"2 weeks\" is out of range: expected 1ms to 1d"],
+    );
+}
+
 #[test]
 fn a_bad_config_names_the_file_and_line_and_exits_2() {
     let scratch = Scratch::new();
@@ -351,13 +438,41 @@ fn a_bad_config_names_the_file_and_line_and_exits_2() {
         .output()
         .unwrap();
     assert_fails(&out, 2, &["cutover.toml", "line 4", "lisen"]);
-    let bad_duration = scratch.write("d.toml", "[dns]\ntcp_idle_timeout = \"10\"\n");
+    let bad_duration = scratch.write("d.toml", "[dns]\ntcp_idle_timeout = \"ten\"\n");
     let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .current_dir(scratch.dir.path())
         .args(["--config", bad_duration.to_str().unwrap(), "zone", "list"])
         .output()
         .unwrap();
-    assert_fails(&out, 2, &["d.toml", "line 2", "unit"]);
+    assert_fails(
+        &out,
+        2,
+        &[
+            "d.toml",
+            "line 2",
+            "[dns] tcp_idle_timeout: invalid duration \"ten\"",
+            "e.g. 90, 90s, 500ms",
+        ],
+    );
+    let bad_mail = scratch.write(
+        "m.toml",
+        "[mail]\nhostname = \"mx.test\"\nqueue_lifetime = \"1 month\"\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(scratch.dir.path())
+        .args(["--config", bad_mail.to_str().unwrap(), "zone", "list"])
+        .output()
+        .unwrap();
+    assert_fails(
+        &out,
+        2,
+        &[
+            "m.toml",
+            "line 3",
+            "queue_lifetime",
+            "months and years have no fixed length",
+        ],
+    );
     let missing = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .current_dir(scratch.dir.path())
         .args(["--config", "nope.toml", "serve"])

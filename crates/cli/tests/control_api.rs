@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use control::{assert_error, assert_schema, ok, raw, Site};
+use control::{assert_error, assert_schema, ok, raw, validate_openapi, Site};
 use serde_json::{json, Value};
 
 /// The zone's current serial, through the API.
@@ -30,6 +30,40 @@ fn the_document_and_the_router_list_the_same_routes() {
     let site = Site::start("");
     let (status, document) = site.call("GET", "/api/v1/openapi.json", None, None);
     assert_eq!(status, 200, "expected the document, seen {status}");
+    if let Err(said) = validate_openapi(&document) {
+        panic!("expected the served document valid OpenAPI, the validator said:\n{said}");
+    }
+    let text = document.to_string();
+    for needle in ["::", "cutover_api", "cutover_migrate", "crate::"] {
+        assert!(
+            !text.contains(needle),
+            "expected no Rust type path ({needle:?}) in the document, seen it near {:?}",
+            text.find(needle)
+                .map(|at| &text[at.saturating_sub(80)..(at + 40).min(text.len())])
+        );
+    }
+    for piece in text.split("#/components/schemas/").skip(1) {
+        let name: String = piece.chars().take_while(|c| c.is_alphanumeric()).collect();
+        assert!(
+            document["components"]["schemas"].get(&name).is_some(),
+            "expected every referenced schema in the document, seen {name} missing"
+        );
+    }
+    // The answers' check is strict: a key no schema declares, deep inside,
+    // is refused (every answer `Site::call` gets goes through it).
+    let undeclared = json!({"zones": [{"origin": "e.", "serial": 1, "records": 2,
+        "updated_at": "t", "undeclared": true}]});
+    assert!(
+        std::panic::catch_unwind(|| assert_schema("ZoneList", &undeclared)).is_err(),
+        "expected an undeclared nested key refused"
+    );
+    for name in cutover_api::types::SERVED_ELSEWHERE {
+        assert!(
+            document["components"]["schemas"][name]["properties"].is_object(),
+            "expected the served schema {name} in full, seen {}",
+            document["components"]["schemas"][name]
+        );
+    }
     let operations = cutover_api::openapi::operations(&document);
     assert_eq!(
         operations.len(),
@@ -576,6 +610,36 @@ fn checks_return_the_commands_observations() {
         result["report"]["newest_serial"], 2026112601,
         "expected the zone's serial, seen {result}"
     );
+    // A request's timeout is read as the command line reads one: "2s" as
+    // before, words and bare seconds too; nonsense is a 400 with the reason.
+    for timeout in ["1 second", "1500ms", "2"] {
+        let mut worded = request.clone();
+        worded["timeout"] = json!(timeout);
+        let (status, result) = site.call(
+            "POST",
+            "/api/v1/checks/check",
+            Some(&site.prober),
+            Some(&worded.to_string()),
+        );
+        assert_eq!(status, 200, "timeout {timeout:?}: seen {result}");
+    }
+    for (timeout, reason) in [
+        ("soon", "timeout: invalid duration \"soon\": expected seconds or a number with a unit, e.g. 90, 90s, 500ms"),
+        ("1 month", "months and years have no fixed length"),
+        ("0s", "timeout: duration \"0s\" is out of range: expected 1ms to 1d"),
+    ] {
+        let mut bad = request.clone();
+        bad["timeout"] = json!(timeout);
+        let seen = site.call(
+            "POST",
+            "/api/v1/checks/check",
+            Some(&site.prober),
+            Some(&bad.to_string()),
+        );
+        assert_error(&seen, 400, "bad_request", "a timeout that is no duration");
+        let message = seen.1["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(reason), "expected {reason:?}, seen {message:?}");
+    }
 
     // The nameserver's own TCP port is a target the probe token may reach.
     let verify = json!({"kind": "tcp", "args": [site.dns.to_string()]});

@@ -298,7 +298,7 @@ fn import_axfr_with_a_bind_key_file_equals_kdigs_axfr() {
         "--yes",
     ]);
     assert!(
-        stdout.contains("unchanged at serial 2024010101"),
+        stdout.contains("already holds exactly this; nothing written, serial stays 2024010101"),
         "re-import of the same zone: {stdout}"
     );
 }

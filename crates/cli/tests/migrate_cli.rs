@@ -169,7 +169,7 @@ fn start_list_show_pause_resume_and_abort() {
     );
     assert!(
         shown.contains("[NEXT]")
-            && shown.contains("(in 2 d")
+            && shown.contains("(in 2d")
             && shown.contains("audit log (0 record changes)"),
         "expected the next step in about 2-3 days and an empty audit log, saw:\n{shown}"
     );

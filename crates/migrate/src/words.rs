@@ -193,21 +193,48 @@ pub fn evidence_lines(evidence: &Value) -> Vec<String> {
     out
 }
 
-/// A duration in whole units: "42 s", "3 min 20 s", "2 h 5 min", "3 d 4 h".
+/// A duration to the nearest second, in at most two units past two
+/// minutes, in the form the plan uses (`cutover_zone::duration::words`):
+/// "42s", "1m 59s", "3m 20s", "2h 5m", "3d 4h".
 pub fn seconds(d: Duration) -> String {
     let s = d.as_secs() + u64::from(d.subsec_millis() >= 500);
-    match s {
-        0..=119 => format!("{s} s"),
-        120..=7199 => format!("{} min {} s", s / 60, s % 60),
-        7200..=172_799 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-        _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
-    }
+    let whole = match s {
+        0..=7199 => s,
+        7200..=172_799 => s - s % 60,
+        _ => s - s % 3600,
+    };
+    cutover_zone::duration::words(Duration::from_secs(whole))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `migrate show` and the plan print durations in one form
+    /// (`cutover_zone::duration::words`), which reads back as a duration.
+    #[test]
+    fn durations_read_as_in_the_plan() {
+        for (secs, text) in [
+            (42, "42s"),
+            (119, "1m 59s"),
+            (200, "3m 20s"),
+            (7_530, "2h 5m"),
+            (5 * 86_400 + 4 * 3600 + 59, "5d 4h"),
+        ] {
+            assert_eq!(seconds(Duration::from_secs(secs)), text, "{secs} s");
+        }
+        assert_eq!(
+            seconds(Duration::from_millis(41_600)),
+            "42s",
+            "to the nearest second"
+        );
+        assert_eq!(
+            crate::plan::words(200),
+            seconds(Duration::from_secs(200)),
+            "the plan's words"
+        );
+    }
 
     #[test]
     fn mail_and_flush_evidence_read_as_words_old_and_new() {

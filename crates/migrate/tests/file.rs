@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use cutover_migrate::file::{
-    parse_duration, AfterTtl, CheckKind, MigrationFile, Move, SwitchAt, DEFAULT_DURING_TTL,
+    AfterTtl, CheckKind, MigrationFile, Move, SwitchAt, DEFAULT_DURING_TTL,
 };
 use cutover_migrate::provider::ProviderSpec;
 
@@ -157,19 +157,47 @@ fn a_bad_switch_time_is_refused() {
     assert!(e.contains("RFC 3339"), "{e}");
 }
 
+/// Waits and TTLs are read by `cutover_zone::duration`, the reader of
+/// every duration in cutover: numbers are seconds, text takes units.
 #[test]
 fn durations_read_as_seconds() {
-    for (text, secs) in [
+    let head = "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n";
+    for (observe, secs) in [
         ("90", 90),
-        ("10s", 10),
-        ("1h30m", 5400),
-        ("3d", 259_200),
-        ("1w", 604_800),
+        ("\"90\"", 90),
+        ("\"10s\"", 10),
+        ("\"1h\"", 3600),
+        ("\"1h30m\"", 5400),
+        ("\"1h 30m\"", 5400),
+        ("\"2 days\"", 172_800),
+        ("\"3d\"", 259_200),
+        ("\"1w\"", 604_800),
     ] {
-        assert_eq!(parse_duration(text), Ok(secs), "{text}");
+        let text = format!("{head}[schedule]\nobserve = {observe}\n");
+        let file = MigrationFile::parse(&text, "m.toml").expect(&text);
+        assert_eq!(file.schedule.observe, secs, "observe = {observe}");
     }
-    assert!(parse_duration("10x").is_err(), "an unknown unit is refused");
-    assert!(parse_duration("").is_err(), "empty is refused");
+    // TTLs take BIND's forms too, in any case.
+    for (ttl, during, after) in [
+        ("during = \"1h\"\nafter = \"1W2D\"", 3600, 777_600),
+        ("during = \"5M\"\nafter = \"1d\"", 300, 86_400),
+        ("during = \"1h30\"\nafter = 86400", 3630, 86_400),
+    ] {
+        let text = format!("{head}[ttl]\n{ttl}\n");
+        let file = MigrationFile::parse(&text, "m.toml").expect(&text);
+        assert_eq!(file.ttl.during, during, "{ttl}");
+        assert_eq!(file.ttl.after, AfterTtl::Fixed(after), "{ttl}");
+    }
+    refused_at(&[
+        (&format!("{head}[schedule]\nobserve = ‸\"10x\"\n"), "schedule.observe: invalid duration \"10x\": expected seconds or a number with a unit, e.g. 90, 90s, 500ms, 5m, 1h30m, 2 days, 1w"),
+        (&format!("{head}[schedule]\nobserve = ‸\"\"\n"), "schedule.observe: invalid duration \"\""),
+        (&format!("{head}[schedule]\nmargin = ‸\"1.5s\"\n"), "schedule.margin: \"1.5s\" is not a whole number of seconds"),
+        (&format!("{head}[schedule]\nmargin = ‸\"1W\"\n"), "units are written in lower case"),
+        (&format!("{head}[verify]\ninterval = ‸\"1 month\"\n"), "months and years have no fixed length"),
+        (&format!("{head}[ttl]\nduring = ‸\"soon\"\n"), "ttl.during: invalid TTL \"soon\": expected seconds or a number with units, e.g. 3600, 1h, 1h30m, 2 days, 1w, or BIND's 1W2D3H"),
+        (&format!("{head}[ttl]\nafter = ‸\"1.5s\"\n"), "a TTL is whole seconds"),
+        (&format!("{head}[ttl]\nafter = ‸\"100000w\"\n"), "TTL \"100000w\" is out of range: a TTL is 0 to 2147483647 seconds (RFC 2181 §8)"),
+    ]);
 }
 
 #[test]

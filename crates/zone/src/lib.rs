@@ -16,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod diff;
+pub mod duration;
 pub mod edit;
 pub mod rdata;
 mod rules;

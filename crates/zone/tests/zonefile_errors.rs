@@ -106,12 +106,44 @@ fn other_classes_are_refused() {
 fn invalid_ttl() {
     assert_eq!(
         error_after_prelude("www 1x A 192.0.2.1"),
-        "x.zone:6:5: invalid TTL \"1x\""
+        "x.zone:6:5: invalid TTL \"1x\": expected seconds or numbers with units \
+         s, m, h, d, w (any case), e.g. 3600, 1h30m, 1W2D"
     );
     assert_eq!(
         error_after_prelude("$TTL 2147483648"),
-        "x.zone:6:6: TTL \"2147483648\" is larger than 2147483647"
+        "x.zone:6:6: TTL \"2147483648\" is out of range: a TTL is 0 to 2147483647 \
+         seconds (RFC 2181 §8)"
     );
+    // Forms only cutover's other readers take are not zone-file TTLs:
+    // named and knotd would refuse the file.
+    assert!(error_after_prelude("www 1hour A 192.0.2.1")
+        .starts_with("x.zone:6:5: invalid TTL \"1hour\": expected seconds"));
+    assert_eq!(
+        error_after_prelude("@ SOA ns hm 1 2 3 4 4294967296"),
+        "x.zone:6:21: minimum \"4294967296\" is larger than 4294967295"
+    );
+}
+
+#[test]
+fn ttls_in_bind_units_are_read_in_any_case() {
+    let parsed = parse_str(
+        "$ORIGIN example.com.\n$TTL 1W2D3H\n@ SOA ns hm 1 1h 15M 1w 5m\n NS ns\n\
+         ns 1h30m A 192.0.2.1\nwww 1H30 A 192.0.2.2\nmail A 192.0.2.3\n",
+        "x.zone",
+        None,
+    )
+    .expect("BIND's unit forms parse");
+    let ttl = |name: &str| {
+        let name = Name::from_ascii(name).unwrap();
+        parsed.zone.get(&name, RecordType::A).expect("an A").ttl
+    };
+    assert_eq!(ttl("ns.example.com."), 5400, "1h30m");
+    assert_eq!(
+        ttl("www.example.com."),
+        3630,
+        "1H30: the trailing number is seconds"
+    );
+    assert_eq!(ttl("mail.example.com."), 788_400, "$TTL 1W2D3H");
 }
 
 #[test]

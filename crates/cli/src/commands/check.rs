@@ -67,8 +67,8 @@ pub struct CheckArgs {
     /// The port of the authoritative servers.
     #[arg(long, default_value_t = 53)]
     pub port: u16,
-    /// How long to wait for each reply (500ms, 2s…).
-    #[arg(long, default_value = "2s", value_parser = super::duration)]
+    /// How long to wait for each reply (500ms, 2s…; 1ms to 1 day).
+    #[arg(long, default_value = "2s", value_parser = super::timeout)]
     pub timeout: Duration,
     /// How many times to ask again after a timeout.
     #[arg(long, default_value_t = 2)]
@@ -83,8 +83,8 @@ pub struct CheckArgs {
     /// Check again every --interval until everything agrees, then exit 0.
     #[arg(long)]
     pub watch: bool,
-    /// The time between two rounds of --watch.
-    #[arg(long, default_value = "2s", value_parser = super::duration)]
+    /// The time between two rounds of --watch (300ms, 2s, 1m…; 100ms to 1 day).
+    #[arg(long, default_value = "2s", value_parser = super::interval)]
     pub interval: Duration,
 }
 
@@ -940,7 +940,7 @@ mod tests {
     }
 
     #[test]
-    fn expectations_group_by_name_and_type_and_durations_parse() {
+    fn expectations_group_by_name_and_type() {
         let zone = name("example.test.");
         let values: Vec<String> = [
             "www",
@@ -961,11 +961,5 @@ mod tests {
         assert_eq!(grouped[0].rdatas.len(), 2, "two A values form one RRset");
         assert_eq!(grouped[1].question.name, zone, "@ is the apex");
         assert!(expectations(&["www".into(), "A".into(), "nope".into()], &zone).is_err());
-        assert_eq!(
-            super::super::duration("500ms"),
-            Ok(Duration::from_millis(500))
-        );
-        assert_eq!(super::super::duration("2"), Ok(Duration::from_secs(2)));
-        assert!(super::super::duration("2 weeks").is_err());
     }
 }

@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cutover_store::Store;
+use cutover_zone::duration::DurationError;
 use cutover_zone::{Name, ZoneDiff};
 
 use cutover_server::config::{Config, ConfigError};
@@ -235,10 +236,15 @@ pub fn diff_lines(diff: &ZoneDiff) -> String {
     out
 }
 
-/// A duration from the command line: `500ms`, `2s`, `1.5s`, `3m`, `1h`, or
-/// a bare number of seconds (the API's grammar, `cutover_api::duration`).
-pub fn duration(text: &str) -> Result<Duration, String> {
-    cutover_api::duration::parse(text)
+/// `--timeout`: how long one step may take, from 1ms to [`MAX_WAIT`]
+/// (`500ms`, `2s`, `1.5`, `1m`): the API's grammar, shared with
+/// `cutover verify`'s arguments.
+pub use cutover_api::verify::{timeout, MAX_WAIT};
+
+/// `--interval`: the time between two rounds, from 100ms (no busy loop)
+/// to [`MAX_WAIT`].
+pub fn interval(text: &str) -> Result<Duration, DurationError> {
+    cutover_zone::duration::duration(text, Duration::from_millis(100)..=MAX_WAIT)
 }
 
 /// A time as RFC 3339 in UTC, to the second.

@@ -44,8 +44,9 @@ pub struct Change {
     /// The record data, in zone-file form.
     #[arg(required = true, num_args = 1..)]
     pub(crate) data: Vec<String>,
-    /// TTL (default: the RRset's current TTL, else 3600).
-    #[arg(long)]
+    /// TTL: seconds or with units, e.g. 3600, 1h, 1h30m, 1d, 1W2D (default:
+    /// the RRset's current TTL, else 3600).
+    #[arg(long, value_name = "TTL", value_parser = cutover_zone::duration::ttl)]
     pub(crate) ttl: Option<u32>,
     /// Print the diff and change nothing.
     #[arg(long)]

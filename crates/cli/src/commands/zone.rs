@@ -260,7 +260,7 @@ fn store_import(store: &Store, zone: &Zone, comment: &str, choice: Choice) -> an
     let preview = store.preview_replace(zone)?;
     if preview.is_empty() {
         println!(
-            "{name}: the file holds what the store holds; nothing written, serial stays {}",
+            "{name}: the store already holds exactly this; nothing written, serial stays {}",
             preview.to
         );
         return Ok(());
@@ -284,7 +284,7 @@ fn store_import(store: &Store, zone: &Zone, comment: &str, choice: Choice) -> an
     let diff = store.replace_zone(zone, comment)?;
     if diff.is_empty() {
         println!(
-            "{name}: the file holds what the store holds; nothing written, serial stays {}",
+            "{name}: the store already holds exactly this; nothing written, serial stays {}",
             diff.to
         );
     } else {

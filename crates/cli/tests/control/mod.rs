@@ -183,7 +183,9 @@ impl Site {
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok((200, _)) = self.try_get("/api/v1/openapi.json") {
+            if let Ok((200, text)) = self.try_get("/api/v1/openapi.json") {
+                let served: Value = serde_json::from_str(&text).expect("the document is JSON");
+                DOCUMENT.get_or_init(|| served);
                 break;
             }
             assert!(
@@ -235,7 +237,8 @@ impl Site {
     }
 
     /// A request; returns the status and the body parsed as JSON (Null when
-    /// it is not JSON).
+    /// it is not JSON), once the body is checked against the schema the
+    /// OpenAPI document gives that route and status.
     pub fn call(
         &self,
         method: &str,
@@ -245,7 +248,9 @@ impl Site {
     ) -> (u16, Value) {
         let (status, _, text) = raw(&self.url(path), method, token, body)
             .unwrap_or_else(|e| panic!("{method} {path}: {e}; log:\n{}", self.log()));
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        check_answer(method, path, status, &value);
+        (status, value)
     }
 
     /// A request with a content type back; returns status, content type and text.
@@ -335,28 +340,148 @@ pub fn assert_error(seen: &(u16, Value), status: u16, code: &str, what: &str) {
     );
 }
 
-/// Asserts that an answer has every key its OpenAPI schema requires and no
-/// key the schema does not declare (top level).
-pub fn assert_schema(name: &str, value: &Value) {
-    let schema =
-        cutover_api::schema::of(name).unwrap_or_else(|| panic!("expected a schema {name}"));
-    let object = value
-        .as_object()
-        .unwrap_or_else(|| panic!("{name}: expected an object, seen {value}"));
-    let properties = schema["properties"].as_object().expect("properties");
-    for required in schema["required"].as_array().expect("required") {
-        let key = required.as_str().unwrap();
-        assert!(
-            object.contains_key(key),
-            "{name}: expected {key:?} in {value}"
-        );
+/// The OpenAPI document `cutover serve` serves (the same binary serves the
+/// same document), fetched when the first site starts.
+static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+
+/// The served OpenAPI document.
+pub fn document() -> &'static Value {
+    DOCUMENT
+        .get()
+        .expect("the OpenAPI document is fetched when a Site starts")
+}
+
+/// Runs the Python `openapi-spec-validator` (`.ci/run` installs it) on a
+/// document; `Err` with what it said. A validator that cannot run fails the
+/// test that asked.
+pub fn validate_openapi(document: &Value) -> Result<(), String> {
+    let dir = tempfile::tempdir().expect("a tempdir");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, document.to_string()).expect("the document is written");
+    let output = Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs (the OpenAPI validator is a Python module)");
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
-    if !["MigrationPlan", "MigrationSummary", "MigrationDetail"].contains(&name) {
-        for key in object.keys() {
-            assert!(
-                properties.contains_key(key),
-                "{name}: expected {key:?} declared in the schema"
-            );
+}
+
+/// Adds `additionalProperties: false` to every object schema that lists
+/// properties and says nothing of others, so that a key an answer has and
+/// its schema does not declare fails.
+fn close_objects(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            for value in map.values_mut() {
+                close_objects(value);
+            }
         }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
     }
+}
+
+/// Validates `value` against `schema` (a schema of the document, its
+/// references resolved in the document's components), every object closed.
+fn validate_against(schema: &Value, value: &Value, what: &str) {
+    let mut components = document()["components"].clone();
+    close_objects(&mut components);
+    let mut schema = schema.clone();
+    close_objects(&mut schema);
+    let mut root = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": components,
+    });
+    if let (Value::Object(root), Value::Object(schema)) = (&mut root, schema) {
+        root.extend(schema);
+    }
+    let validator = jsonschema::draft202012::new(&root)
+        .unwrap_or_else(|e| panic!("{what}: expected the schema to compile: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{e} (at {})", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what}: expected the answer to match its schema in the OpenAPI document, seen {errors:#?} in {value}"
+    );
+}
+
+/// Asserts that `value` matches the schema `name` of the served document
+/// in full: every key declared, every required key present, every type and
+/// enumeration respected, nested objects included.
+pub fn assert_schema(name: &str, value: &Value) {
+    assert!(
+        document()["components"]["schemas"].get(name).is_some(),
+        "expected a schema {name} in the document"
+    );
+    let schema = serde_json::json!({"$ref": format!("#/components/schemas/{name}")});
+    validate_against(&schema, value, name);
+}
+
+/// The operation of the document that serves `method path` (the template
+/// with the most fixed segments when several match), with its template.
+fn operation_of(method: &str, path: &str) -> Option<(String, &'static Value)> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    let paths = document()["paths"].as_object()?;
+    paths
+        .iter()
+        .filter_map(|(template, methods)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            let fits = parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(part, segment)| {
+                    part == segment || (part.starts_with('{') && !segment.is_empty())
+                });
+            let operation = methods.get(method.to_ascii_lowercase())?;
+            let fixed = parts.iter().filter(|p| !p.starts_with('{')).count();
+            fits.then_some((fixed, template.clone(), operation))
+        })
+        .max_by_key(|(fixed, _, _)| *fixed)
+        .map(|(_, template, operation)| (template, operation))
+}
+
+/// Checks an answer of the API against what the document says `method path`
+/// answers with `status`: the success type, the error body, or for a route
+/// the document does not list (404, 405), the error body.
+fn check_answer(method: &str, path: &str, status: u16, body: &Value) {
+    let what = format!("{method} {path} ({status})");
+    let Some((template, operation)) = operation_of(method, path) else {
+        assert!(
+            status >= 400,
+            "{what}: expected an error for a route the document does not list"
+        );
+        let error = serde_json::json!({"$ref": "#/components/schemas/ErrorBody"});
+        return validate_against(&error, body, &what);
+    };
+    let responses = &operation["responses"];
+    let mut response = responses
+        .get(status.to_string())
+        .unwrap_or(&responses["default"]);
+    if let Some(reference) = response["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/responses/");
+        response = &document()["components"]["responses"][name];
+    }
+    let Some(schema) = response["content"]
+        .get("application/json")
+        .map(|c| &c["schema"])
+    else {
+        return;
+    };
+    assert!(
+        !body.is_null(),
+        "{what}: expected JSON as {template} documents, seen none"
+    );
+    validate_against(schema, body, &what);
 }

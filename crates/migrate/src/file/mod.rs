@@ -31,6 +31,7 @@ pub use secrets::{redact, SECRET_KEYS};
 use cutover_zone::{Name, Rdata, RecordType};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::provider::{KeySpec, ProviderSpec};
 
@@ -113,17 +114,19 @@ pub enum AfterTtl {
 }
 
 /// One service check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ServiceCheck)]
 pub struct Check {
     /// What is checked.
     pub kind: CheckKind,
     /// The address to pin to before the switch (default: every new address
     /// of the moves).
+    #[schema(value_type = Option<String>)]
     pub address: Option<IpAddr>,
 }
 
 /// The protocol of a service check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
     /// An HTTP(S) request that must return `expect_status`.
@@ -173,11 +176,13 @@ pub enum SwitchAt {
 }
 
 /// How the switch is verified.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Verify {
     /// Authoritative addresses to ask (empty: the zone's NS addresses).
+    #[schema(value_type = Vec<String>)]
     pub authorities: Vec<SocketAddr>,
     /// Resolvers that must answer the new values.
+    #[schema(value_type = Vec<String>)]
     pub resolvers: Vec<SocketAddr>,
     /// How many failed verifications before the automatic rollback.
     pub tries: u32,
@@ -194,7 +199,7 @@ pub struct Flush {
 
 /// The mail relay's part: hold a domain's mail before the switch, point it
 /// at the new server at the switch, release it once verified.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MailMove {
     /// The mail domain.
     pub domain: String,
@@ -296,7 +301,7 @@ pub const DEFAULT_TRIES: u32 = 3;
 /// Default time between verification tries (s).
 pub const DEFAULT_INTERVAL: u64 = 10;
 /// The largest TTL (RFC 2181 §8: 31 bits).
-pub const MAX_TTL: u32 = 0x7fff_ffff;
+pub const MAX_TTL: u32 = cutover_zone::duration::MAX_TTL;
 /// The largest TTL during the move (s): more than a day is no lowering.
 pub const MAX_DURING_TTL: u32 = 86_400;
 /// The longest observation (s): 30 days.
@@ -375,50 +380,4 @@ pub fn address_of(rdata: &Rdata) -> Option<IpAddr> {
         RecordType::AAAA => <[u8; 16]>::try_from(wire).ok().map(IpAddr::from),
         _ => None,
     }
-}
-
-/// Parses a duration: a number of seconds, or text such as `90s`, `10m`,
-/// `24h`, `3d`, `1w`, `1h30m`.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("expected a duration such as \"10s\", \"24h\" or \"3d\"".into());
-    }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => {
-                return Err(format!(
-                    "unexpected {c:?} in duration {text:?}: expected digits and units s, m, h, d, w (e.g. \"1h30m\")"
-                ))
-            }
-        };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("expected a number before {c:?} in duration {text:?}"))?;
-        digits.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
-    }
-    if !digits.is_empty() {
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("duration {text:?} is too long"))?;
-        total = total
-            .checked_add(n)
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
-    }
-    Ok(total)
 }

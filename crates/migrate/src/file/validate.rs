@@ -8,8 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use cutover_nameserver::tsig::Key;
+use cutover_zone::duration;
 use cutover_zone::zonefile::rdata_from_text;
 use cutover_zone::{Name, RecordType};
 use jiff::Timestamp;
@@ -20,12 +22,22 @@ use super::raw::{
     RawVerify, VersionOnly,
 };
 use super::{
-    parse_duration, AfterTtl, Check, CheckKind, CheckSpots, FileError, Flush, MailMove,
-    MigrationFile, Move, MoveSpots, Schedule, Spot, Spots, SwitchAt, TtlPolicy, Verify,
-    DEFAULT_DURING_TTL, DEFAULT_INTERVAL, DEFAULT_MARGIN, DEFAULT_OBSERVE, DEFAULT_TRIES,
-    MAX_DURING_TTL, MAX_INTERVAL, MAX_MARGIN, MAX_OBSERVE, MAX_TRIES, MAX_TTL,
+    AfterTtl, Check, CheckKind, CheckSpots, FileError, Flush, MailMove, MigrationFile, Move,
+    MoveSpots, Schedule, Spot, Spots, SwitchAt, TtlPolicy, Verify, DEFAULT_DURING_TTL,
+    DEFAULT_INTERVAL, DEFAULT_MARGIN, DEFAULT_OBSERVE, DEFAULT_TRIES, MAX_DURING_TTL, MAX_INTERVAL,
+    MAX_MARGIN, MAX_OBSERVE, MAX_TRIES, MAX_TTL,
 };
 use crate::provider::{KeySpec, ProviderSpec, Secret, CLOUD_UNAVAILABLE, KINDS};
+
+/// What a number of seconds in the file is, which decides the text it
+/// takes: a TTL also in BIND's forms (`1W2D`), a wait in the friendly ones.
+#[derive(Clone, Copy, Debug)]
+enum Seconds {
+    /// A TTL (`[ttl] during`, `after`).
+    Ttl,
+    /// A wait (`[schedule] observe`, `margin`, `[verify] interval`).
+    Wait,
+}
 
 /// Parses and checks migration file text; `file` names it in errors.
 pub(super) fn parse(text: &str, file: &str) -> Result<MigrationFile, FileError> {
@@ -755,12 +767,34 @@ impl Place<'_> {
         Ok(())
     }
 
-    /// Seconds (a number or a duration text).
-    fn seconds(&self, value: &Spanned<toml::Value>, what: &str) -> Result<u64, FileError> {
+    /// Seconds: a number, or a TTL or duration as text (read by
+    /// `cutover_zone::duration`, as everywhere else in cutover).
+    fn seconds(
+        &self,
+        value: &Spanned<toml::Value>,
+        what: &str,
+        kind: Seconds,
+    ) -> Result<u64, FileError> {
         match value.get_ref() {
             toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
             toml::Value::String(s) => {
-                parse_duration(s).map_err(|m| self.on(value, format!("{what}: {m}")))
+                let error = |message: String| self.on(value, format!("{what}: {message}"));
+                match kind {
+                    Seconds::Ttl => duration::ttl(s)
+                        .map(u64::from)
+                        .map_err(|e| error(e.to_string())),
+                    Seconds::Wait => {
+                        let most = Duration::from_secs(u64::from(MAX_TTL));
+                        let time = duration::duration(s, Duration::ZERO..=most)
+                            .map_err(|e| error(e.to_string()))?;
+                        match time.subsec_nanos() {
+                            0 => Ok(time.as_secs()),
+                            _ => Err(error(format!(
+                                "{s:?} is not a whole number of seconds (e.g. 90s, 10m, 1h30m)"
+                            ))),
+                        }
+                    }
+                }
             }
             other => Err(self.on(
                 value,
@@ -774,10 +808,11 @@ impl Place<'_> {
         &self,
         value: &Spanned<toml::Value>,
         what: &str,
+        kind: Seconds,
         range: Range<u64>,
         why: &str,
     ) -> Result<u64, FileError> {
-        let s = self.seconds(value, what)?;
+        let s = self.seconds(value, what, kind)?;
         if !range.contains(&s) {
             return Err(self.on(
                 value,
@@ -806,6 +841,7 @@ impl Place<'_> {
                 let t = self.seconds_in(
                     v,
                     "ttl.during",
+                    Seconds::Ttl,
                     1..u64::from(MAX_DURING_TTL) + 1,
                     "the low TTL of the move: a TTL of 0 is not cached the same way by every resolver, and more than a day is no lowering",
                 )?;
@@ -824,6 +860,7 @@ impl Place<'_> {
                 let t = self.seconds_in(
                     v,
                     "ttl.after (\"original\" or a TTL)",
+                    Seconds::Ttl,
                     1..u64::from(MAX_TTL) + 1,
                     "a TTL fits 31 bits (RFC 2181 §8)",
                 )? as u32;
@@ -988,6 +1025,7 @@ impl Place<'_> {
             schedule.observe = self.seconds_in(
                 v,
                 "schedule.observe",
+                Seconds::Wait,
                 0..MAX_OBSERVE + 1,
                 "the watch at the low TTL before restoring it",
             )?;
@@ -996,6 +1034,7 @@ impl Place<'_> {
             schedule.margin = self.seconds_in(
                 v,
                 "schedule.margin",
+                Seconds::Wait,
                 0..MAX_MARGIN + 1,
                 "added to every wait for caches",
             )?;
@@ -1085,6 +1124,7 @@ impl Place<'_> {
             verify.interval = self.seconds_in(
                 v,
                 "verify.interval",
+                Seconds::Wait,
                 1..MAX_INTERVAL + 1,
                 "the time between verification tries",
             )?;

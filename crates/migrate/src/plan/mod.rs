@@ -24,6 +24,7 @@ use cutover_zone::zonefile::{rdata_from_text, rdata_to_text};
 use cutover_zone::{Name, RecordType, Rrset, Zone};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::file::{AfterTtl, Check, FileError, MailMove, MigrationFile, SwitchAt, Verify};
 use crate::observe::Observations;
@@ -33,13 +34,15 @@ pub use warnings::Warning;
 
 /// A migration's plan: what changes, the steps and when, and the warnings.
 /// Stored as JSON beside the migration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = MigrationPlan)]
 pub struct Plan {
     /// The zone (absolute, presentation form).
     pub zone: String,
     /// The provider, in words.
     pub provider: String,
     /// When the plan was made.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// Every RRset that changes.
     pub changes: Vec<RrsetChange>,
@@ -53,6 +56,7 @@ pub struct Plan {
     /// The service checks.
     pub checks: Vec<Check>,
     /// Where checks are pinned before the switch when they name no address.
+    #[schema(value_type = Vec<String>)]
     pub new_addresses: Vec<IpAddr>,
     /// How the switch is verified.
     pub verify: Verify,
@@ -63,7 +67,7 @@ pub struct Plan {
 }
 
 /// One RRset's journey: as it was, lowered, switched, restored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RrsetChange {
     /// Owner (absolute, presentation form).
     pub name: String,
@@ -81,7 +85,7 @@ pub struct RrsetChange {
 
 /// An RRset in presentation form (the plan is JSON; RDATA round-trips
 /// through the zone-file syntax).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RrsetText {
     /// The TTL.
     pub ttl: u32,
@@ -90,7 +94,7 @@ pub struct RrsetText {
 }
 
 /// What a step does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// Set every moving RRset's TTL to the low TTL, values unchanged.
@@ -114,11 +118,13 @@ pub enum StepKind {
 }
 
 /// One step of the timeline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = PlannedStep)]
 pub struct Step {
     /// What it does.
     pub kind: StepKind,
     /// When it is planned to run (the runner may run it later, never earlier).
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The least time after the previous step is done (s): a wait that a
     /// late previous step pushes back rather than shortens.
@@ -179,21 +185,10 @@ pub fn earlier(t: Timestamp, secs: u64) -> Timestamp {
         .unwrap_or(Timestamp::MIN)
 }
 
-/// A duration in words ("3d 2h", "90s", "1h 30m").
+/// A duration in words ("3d 2h", "1m 30s", "1h 30m"): the one form cutover
+/// prints durations in (`cutover_zone::duration::words`).
 pub fn words(secs: u64) -> String {
-    if secs == 0 {
-        return "0s".into();
-    }
-    let parts = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
-    let mut left = secs;
-    let mut out = Vec::new();
-    for (unit, suffix) in parts {
-        if left >= unit {
-            out.push(format!("{}{suffix}", left / unit));
-            left %= unit;
-        }
-    }
-    out.join(" ")
+    cutover_zone::duration::words(std::time::Duration::from_secs(secs))
 }
 
 impl RrsetText {

@@ -10,12 +10,13 @@ use cutover_zone::rdata::Soa;
 use cutover_zone::{Name, Rdata, RecordType, Rrset, Zone};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::RrsetChange;
 use crate::file::MigrationFile;
 
 /// Something the operator should know before starting.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "warning", rename_all = "snake_case")]
 pub enum Warning {
     /// The servers keep a higher TTL than asked: waits use the floor.
@@ -30,8 +31,10 @@ pub enum Warning {
     /// `switch_at` comes before the earliest safe time.
     SwitchTooEarly {
         /// The file's time.
+        #[schema(value_type = String, format = DateTime)]
         requested: Timestamp,
         /// The earliest safe time, used instead.
+        #[schema(value_type = String, format = DateTime)]
         earliest: Timestamp,
     },
     /// An SPF record names the old address; `spf = true` would move it too.
@@ -39,8 +42,10 @@ pub enum Warning {
         /// The owner of the SPF record.
         name: String,
         /// The old address.
+        #[schema(value_type = String)]
         from: IpAddr,
         /// The new address.
+        #[schema(value_type = String)]
         to: IpAddr,
     },
     /// An explicit move's values are already there.
@@ -93,6 +98,7 @@ pub enum Warning {
         /// The MX target that moves.
         target: String,
         /// The new address.
+        #[schema(value_type = String)]
         address: IpAddr,
         /// Whether an SPF record in the zone already names the new address.
         spf_covers: bool,

@@ -47,6 +47,7 @@ use std::sync::{Mutex, MutexGuard};
 use cutover_provider::Provider;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::effects::{Checks, Clock, Flusher, MailControl};
 use crate::plan::{Plan, RrsetText, StepKind};
@@ -54,7 +55,8 @@ use crate::plan::{Plan, RrsetText, StepKind};
 pub use db::RunnerError;
 
 /// Where a migration stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[schema(as = MigrationState)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Stored, nothing done yet.
@@ -90,7 +92,7 @@ pub enum State {
 }
 
 /// What the zone holds of the moving RRsets, as far as the runner changed it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// The original values at their original TTLs.
@@ -105,7 +107,9 @@ pub enum Phase {
 
 /// How one attempt of a step ended: the words every output uses (text,
 /// JSON, the dashboard, the metrics).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StepOutcome {
     /// It did what it does; the migration went on.
@@ -125,7 +129,7 @@ pub enum StepOutcome {
 }
 
 /// Who or what caused an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     /// The runner, by the plan and what it saw.
@@ -137,7 +141,7 @@ pub enum Cause {
 }
 
 /// What kind of thing an event records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The migration was stored.
@@ -152,11 +156,13 @@ pub enum EventKind {
 
 /// One thing that happened to a migration, as it happened. Events are only
 /// ever appended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = MigrationEvent)]
 pub struct Event {
     /// Row id: events are in the order they happened.
     pub id: i64,
     /// When.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Who or what caused it.
     pub cause: Cause,
@@ -219,7 +225,7 @@ pub struct Summary {
 }
 
 /// A recorded step (or attempt of one).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StepRecord {
     /// Row id.
     pub id: i64,
@@ -230,9 +236,11 @@ pub struct StepRecord {
     /// 1 for the first attempt.
     pub attempt: u32,
     /// When it started.
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
     /// When it ended (`None`: still open: running, interrupted by a crash,
     /// or left open to be redone after a provider error).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub done_at: Option<Timestamp>,
     /// How it ended (`None`: it has not, yet).
     pub outcome: Option<StepOutcome>,
@@ -243,11 +251,12 @@ pub struct StepRecord {
 }
 
 /// The last attempt of a step: when it ended, how, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Attempt {
     /// How it ended.
     pub outcome: StepOutcome,
     /// When (for an attempt left open, when it stopped).
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -257,17 +266,19 @@ pub struct Attempt {
 
 /// Where a planned step stands, for `show`: read from what was recorded,
 /// so a step that ran shows when, even after a rollback undid it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum StepStatus {
     /// Done at this time.
     Done {
         /// When.
+        #[schema(value_type = String, format = DateTime)]
         at: Timestamp,
     },
     /// Ran with nothing to do (or, with no time, no record of it is left).
     Skipped {
         /// When (`None`: no record).
+        #[schema(value_type = Option<String>, format = DateTime)]
         at: Option<Timestamp>,
         /// Why nothing was done.
         reason: Option<String>,
@@ -275,6 +286,7 @@ pub enum StepStatus {
     /// The next step; due at this time (`None`: paused, waiting for the operator).
     Next {
         /// When.
+        #[schema(value_type = Option<String>, format = DateTime)]
         due: Option<Timestamp>,
         /// Its last attempt, when it waits or is retried.
         last: Option<Attempt>,
@@ -282,11 +294,13 @@ pub enum StepStatus {
     /// Later; at this time by the real progress (while paused: the plan's time).
     Pending {
         /// When.
+        #[schema(value_type = String, format = DateTime)]
         at: Timestamp,
     },
     /// Its last attempt failed and the migration stopped or turned back.
     Failed {
         /// When.
+        #[schema(value_type = String, format = DateTime)]
         at: Timestamp,
         /// Why.
         reason: Option<String>,
@@ -296,7 +310,7 @@ pub enum StepStatus {
 }
 
 /// One planned step with where it stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TimelineEntry {
     /// The step.
     pub kind: StepKind,
@@ -328,7 +342,7 @@ pub struct Detail {
 }
 
 /// One record change in the audit log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
     /// Row id.
     pub id: i64,
@@ -345,8 +359,10 @@ pub struct AuditEntry {
     /// The RRset after (`None`: deleted).
     pub new: Option<RrsetText>,
     /// When it was decided (written before applying).
+    #[schema(value_type = String, format = DateTime)]
     pub intended_at: Timestamp,
     /// When the provider applied it (`None`: not applied).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub applied_at: Option<Timestamp>,
     /// "intended", "applied" or "refused".
     pub status: String,

@@ -32,10 +32,16 @@ pub struct HttpConfig {
     /// How long a client may take to send a request's headers (from the
     /// connection, or from the previous answer), and its TLS handshake;
     /// then the connection is closed (nginx's `client_header_timeout`).
-    #[serde(default = "default_header_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_header_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub header_timeout: Duration,
     /// How long a client may take to send a request's body; then 408.
-    #[serde(default = "default_body_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_body_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub body_timeout: Duration,
     /// Probes (check, verify, plan, start, propagation) running at once,
     /// from every token but admin ones; more get 429.
@@ -46,7 +52,10 @@ pub struct HttpConfig {
     pub max_probes_per_token: usize,
     /// The longest a probe may run; then it is stopped (504). A caller's
     /// `timeout` above it is refused (400).
-    #[serde(default = "default_probe_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_probe_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub probe_timeout: Duration,
     /// Targets a probe token may reach besides what the stored zones and
     /// migrations name: IPs, CIDR prefixes, names, `*.name`, each with an
@@ -98,12 +107,6 @@ fn default_probe_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-/// Deserializes a duration string ("10s", "500ms").
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    super::parse_duration(&text).map_err(de::Error::custom)
-}
-
 /// Deserializes the `probe_allow` list.
 fn allow_rules<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<AllowRule>, D::Error> {
     let texts = Vec::<String>::deserialize(deserializer)?;
@@ -140,8 +143,12 @@ impl HttpConfig {
             ("probe_timeout", self.probe_timeout),
         ] {
             if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&value) {
+                let words = cutover_zone::duration::words;
                 return Err(format!(
-                    "{key} = {value:?}: expected {MIN_TIMEOUT:?} to {MAX_TIMEOUT:?}"
+                    "{key} = {}: expected {} to {}",
+                    words(value),
+                    words(MIN_TIMEOUT),
+                    words(MAX_TIMEOUT)
                 ));
             }
         }
@@ -233,6 +240,34 @@ mod tests {
                 refused.as_ref().is_err_and(|e| e.starts_with(key)),
                 "expected {key} refused by name, seen {refused:?}"
             );
+        }
+    }
+
+    /// `[http]` timeouts are read as every duration of cutover is
+    /// (`cutover_zone::duration`): units, words or seconds.
+    #[test]
+    fn timeouts_take_units_words_or_seconds() {
+        let listen = "listen = \"127.0.0.1:8053\"\n";
+        let config: HttpConfig = toml::from_str(&format!(
+            "{listen}header_timeout = \"1m 30s\"\nbody_timeout = 5\nprobe_timeout = \"1h\"\n"
+        ))
+        .expect("durations in three forms");
+        assert_eq!(config.header_timeout, Duration::from_secs(90));
+        assert_eq!(config.body_timeout, Duration::from_secs(5));
+        assert_eq!(config.probe_timeout, Duration::from_secs(3600));
+        assert_eq!(
+            config.validate(),
+            Err("probe_timeout = 1h: expected 100ms to 10m".to_owned())
+        );
+        let error = toml::from_str::<HttpConfig>(&format!("{listen}body_timeout = \"soon\"\n"))
+            .unwrap_err()
+            .to_string();
+        for fragment in [
+            "line 2",
+            "body_timeout = \"soon\"",
+            "invalid duration \"soon\": expected seconds or a number with a unit",
+        ] {
+            assert!(error.contains(fragment), "expected {fragment:?} in {error}");
         }
     }
 }

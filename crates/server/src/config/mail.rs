@@ -28,7 +28,7 @@ use std::time::Duration;
 use cutover_mail::address::{parse_forward_path, Mailbox};
 use cutover_mail::server::tls_from_pem;
 use cutover_mail::{Destination, Policy, RelayConfig, RelayDomain, Schedule};
-use serde::{de, Deserialize, Deserializer};
+use serde::Deserialize;
 use toml::Spanned;
 
 /// The `[mail]` section: the backup-MX relay.
@@ -63,7 +63,10 @@ pub struct MailConfig {
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// The command and data timeout under stress, e.g. "10s" (Postfix's).
-    #[serde(default = "default_stress_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_stress_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub stress_timeout: Duration,
     /// Where `RCPT TO:<postmaster>` goes: a mailbox of a relayed domain
     /// (default: postmaster@ the first `[[mail.domain]]`).
@@ -74,31 +77,58 @@ pub struct MailConfig {
     #[serde(default = "default_verify_cache_size")]
     pub verify_cache_size: usize,
     /// How long a recipient the destination accepted is remembered, e.g. "31d".
-    #[serde(default = "default_verify_positive_ttl", deserialize_with = "duration")]
+    #[serde(
+        default = "default_verify_positive_ttl",
+        deserialize_with = "crate::config::duration"
+    )]
     pub verify_positive_ttl: Duration,
     /// How long a recipient the destination refused is remembered, e.g. "10m".
-    #[serde(default = "default_verify_negative_ttl", deserialize_with = "duration")]
+    #[serde(
+        default = "default_verify_negative_ttl",
+        deserialize_with = "crate::config::duration"
+    )]
     pub verify_negative_ttl: Duration,
     /// Longest wait for a command, e.g. "5m" (RFC 5321 §4.5.3.2).
-    #[serde(default = "default_command_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_command_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub command_timeout: Duration,
     /// Longest wait for more message data, e.g. "10m".
-    #[serde(default = "default_data_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_data_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub data_timeout: Duration,
     /// How long a message is retried before it bounces, e.g. "5d".
-    #[serde(default = "default_queue_lifetime", deserialize_with = "duration")]
+    #[serde(
+        default = "default_queue_lifetime",
+        deserialize_with = "crate::config::duration"
+    )]
     pub queue_lifetime: Duration,
     /// Age after which the sender gets one delay warning, e.g. "4h".
-    #[serde(default = "default_delay_warning", deserialize_with = "duration")]
+    #[serde(
+        default = "default_delay_warning",
+        deserialize_with = "crate::config::duration"
+    )]
     pub delay_warning: Duration,
     /// The wait after the first failed attempt (doubling from there), e.g. "1m".
-    #[serde(default = "default_first_retry", deserialize_with = "duration")]
+    #[serde(
+        default = "default_first_retry",
+        deserialize_with = "crate::config::duration"
+    )]
     pub first_retry: Duration,
     /// The longest wait between attempts, e.g. "1h".
-    #[serde(default = "default_max_retry", deserialize_with = "duration")]
+    #[serde(
+        default = "default_max_retry",
+        deserialize_with = "crate::config::duration"
+    )]
     pub max_retry: Duration,
     /// Longest wait to connect to a destination, e.g. "30s".
-    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub connect_timeout: Duration,
 }
 
@@ -206,9 +236,12 @@ impl MailConfig {
             if (low..=high).contains(&value.as_secs()) {
                 Ok(())
             } else {
+                let words = cutover_zone::duration::words;
                 Err(format!(
-                    "{key} = {}s: expected {low}s to {high}s",
-                    value.as_secs()
+                    "{key} = {}: expected {} to {}",
+                    words(value),
+                    words(Duration::from_secs(low)),
+                    words(Duration::from_secs(high))
                 ))
             }
         };
@@ -444,18 +477,6 @@ fn default_connect_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-/// A duration: "250ms", "10s", "5m", "1h" or "5d".
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    if let Some(days) = text.strip_suffix('d') {
-        let days: u64 = days
-            .parse()
-            .map_err(|_| de::Error::custom(format!("invalid duration {text:?}")))?;
-        return Ok(Duration::from_secs(days.saturating_mul(86_400)));
-    }
-    super::parse_duration(&text).map_err(de::Error::custom)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,6 +604,17 @@ mod tests {
         assert_eq!(relay.stress_timeout, Duration::from_secs(2));
         assert_eq!(relay.verify_cache_size, 10);
         assert_eq!(relay.verify_negative_ttl, Duration::from_secs(60));
+        // Durations are read by `cutover_zone::duration`: units, words, seconds.
+        let relay = parse(&base.replace(
+            "{extra}",
+            "queue_lifetime = \"1 week\"\nfirst_retry = 90\ndelay_warning = \"1h30m\"\n",
+        ))
+        .unwrap()
+        .relay_config()
+        .unwrap();
+        assert_eq!(relay.schedule.lifetime, Duration::from_secs(7 * 86_400));
+        assert_eq!(relay.schedule.first_retry, Duration::from_secs(90));
+        assert_eq!(relay.schedule.delay_warning, Duration::from_secs(5400));
         for (extra, expected) in [
             (
                 "max_connections = 0\n",
@@ -593,7 +625,22 @@ mod tests {
                 "max_connections = 5\n",
                 "max_connections_per_client = 10: expected 1 to 5 (at most max_connections)",
             ),
-            ("stress_timeout = \"0s\"\n", "stress_timeout = 0s"),
+            (
+                "stress_timeout = \"0s\"\n",
+                "stress_timeout = 0s: expected 1s to 5m",
+            ),
+            (
+                "delay_warning = \"soon\"\n",
+                "invalid duration \"soon\": expected seconds or a number with a unit",
+            ),
+            (
+                "queue_lifetime = \"1 month\"\n",
+                "months and years have no fixed length",
+            ),
+            (
+                "queue_lifetime = \"367d\"\n",
+                "duration \"367d\" is out of range: expected 0s to 366d",
+            ),
             ("verify_cache_size = 0\n", "verify_cache_size = 0"),
             ("verify_negative_ttl = \"2d\"\n", "verify_negative_ttl"),
             ("max_message_size = 10000000000\n", "max_message_size"),

@@ -405,27 +405,43 @@ fn default_max_rrset_records() -> usize {
     500
 }
 
-/// A duration written as a number and a unit: "250ms", "10s", "5m", "1h".
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number.parse().map_err(|_| {
-        format!("invalid duration {text:?}: expected a number and a unit, like \"10s\"")
-    })?;
-    let millis = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => {
-            return Err(format!(
-                "invalid duration {text:?}: the unit must be ms, s, m or h"
-            ))
-        }
-    };
-    Ok(Duration::from_millis(value.saturating_mul(millis)))
+/// The longest any duration in the config may be (366 days), where its key
+/// gives no shorter maximum: past it a value is a typing mistake, and every
+/// deadline computed from it fits the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
+/// Deserializes a duration of the config: text read by
+/// `cutover_zone::duration` ("250ms", "10s", "1h30m", "2 days", "90") or a
+/// whole number of seconds, at most [`MAX_DURATION`]. The key shows in the
+/// TOML error's excerpt, with the file, line and column.
+pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = deserializer.deserialize_any(DurationText)?;
+    cutover_zone::duration::duration(&text, Duration::ZERO..=MAX_DURATION)
+        .map_err(de::Error::custom)
+}
+
+/// Reads a duration's value as text: a string as written, a number as
+/// its seconds.
+struct DurationText;
+
+impl de::Visitor<'_> for DurationText {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as \"10s\", \"5m\" or \"1h30m\", or a number of seconds")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<String, E> {
+        Ok(text.to_owned())
+    }
+
+    fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<String, E> {
+        Ok(seconds.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<String, E> {
+        Ok(seconds.to_string())
+    }
 }
 
 /// Deserializes a whole number that must lie in `min..=max`; the error
@@ -447,35 +463,17 @@ where
     })
 }
 
-/// Deserializes a duration that must lie in `min..=max`; the error names
-/// the key and the range.
+/// Deserializes a duration that must lie in `min..=max` (text or seconds,
+/// as [`duration`]); the error names the key and the range.
 fn duration_within<'de, D: Deserializer<'de>>(
     deserializer: D,
     key: &str,
     min: Duration,
     max: Duration,
 ) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    let value = parse_duration(&text).map_err(|e| de::Error::custom(format!("{key}: {e}")))?;
-    if value < min || value > max {
-        return Err(de::Error::custom(format!(
-            "{key} = {text:?} is out of range: it must be at least {} and at most {}",
-            shown(min),
-            shown(max)
-        )));
-    }
-    Ok(value)
-}
-
-/// A duration as the config writes it ("250ms", "10s", "1h").
-fn shown(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    match millis {
-        m if m % 3_600_000 == 0 && m > 0 => format!("\"{}h\"", m / 3_600_000),
-        m if m % 60_000 == 0 && m > 0 => format!("\"{}m\"", m / 60_000),
-        m if m % 1000 == 0 => format!("\"{}s\"", m / 1000),
-        m => format!("\"{m}ms\""),
-    }
+    let text = deserializer.deserialize_any(DurationText)?;
+    cutover_zone::duration::duration(&text, min..=max)
+        .map_err(|e| de::Error::custom(format!("{key}: {e}")))
 }
 
 /// Deserializes a list that may hold at most `max` entries.
@@ -674,12 +672,46 @@ fn domain_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Name, D::Er
 mod tests {
     use super::*;
 
+    /// Config durations are read by `cutover_zone::duration`, as the
+    /// migration file's and the command line's are.
     #[test]
-    fn durations_need_a_unit() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("10").unwrap_err().contains("unit"));
-        assert!(parse_duration("s").is_err());
+    fn durations_take_units_words_or_seconds() {
+        for (value, expected) in [
+            ("\"10s\"", Duration::from_secs(10)),
+            ("\"250ms\"", Duration::from_millis(250)),
+            ("\"1h\"", Duration::from_secs(3600)),
+            ("\"30 minutes\"", Duration::from_secs(1800)),
+            ("\"90\"", Duration::from_secs(90)),
+            ("90", Duration::from_secs(90)),
+        ] {
+            let config = parse(&format!("[dns]\ntcp_idle_timeout = {value}\n"))
+                .unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(config.dns.tcp_idle_timeout, expected, "{value}");
+        }
+        let error = parse("[dns]\ntcp_idle_timeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("line 2, column 20"), "{error}");
+        assert!(
+            error.contains(
+                "[dns] tcp_idle_timeout: invalid duration \"soon\": expected seconds \
+                 or a number with a unit, e.g. 90, 90s, 500ms, 5m, 1h30m, 2 days, 1w"
+            ),
+            "{error}"
+        );
+        let error = parse("[dns]\ntcp_idle_timeout = \"2h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "[dns] tcp_idle_timeout: duration \"2h\" is out of range: expected 100ms to 1h"
+            ),
+            "{error}"
+        );
+        let error = parse("[dns]\ntcp_idle_timeout = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("a number of seconds"), "{error}");
     }
 
     /// Parses `text` as a config file.

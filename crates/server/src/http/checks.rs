@@ -95,7 +95,8 @@ pub async fn run_check(
 ) -> Result<CheckResult, ApiError> {
     let args = check_args(request)?;
     let timeout = match &request.timeout {
-        Some(text) => cutover_api::duration::parse(text).map_err(ApiError::bad_request)?,
+        Some(text) => cutover_api::verify::timeout(text)
+            .map_err(|e| ApiError::bad_request(format!("timeout: {e}")))?,
         None => CHECK_TIMEOUT,
     };
     control.probes.check_timeout(timeout)?;

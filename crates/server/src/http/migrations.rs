@@ -31,12 +31,13 @@ use cutover_api::{
     CheckRequest, ErrorCode, MatrixCell, MatrixRow, MigrationAction, MigrationFileBody,
     MigrationList, Propagation,
 };
-use cutover_migrate::{MigrationFile, Migrations, RunnerError};
+use cutover_migrate::{MigrationFile, Migrations, Plan, RunnerError};
 use futures_util::stream::{self, Stream};
 use serde_json::Value;
 
 use super::auth::Caller;
 use super::budget::Work;
+use super::documents::{AuditView, Created, DetailView};
 use super::tokens::TokenScope;
 use super::{blocking, parse_body, probes, ApiError, ApiResult, Control};
 use crate::scheduler::presence::annotated;
@@ -92,13 +93,11 @@ pub async fn list(State(control): State<Control>) -> ApiResult<MigrationList> {
 /// One migration's detail as JSON, its summary annotated.
 fn detail_json(control: &Control, id: i64) -> Result<Value, ApiError> {
     let detail = open(control)?.show(id).map_err(runner_error)?;
-    let mut value = to_json(&detail)?;
-    value["summary"] = annotated(
-        &detail.summary,
+    to_json(&DetailView::new(
+        detail,
         control.store.path(),
         jiff::Timestamp::now(),
-    );
-    Ok(value)
+    ))
 }
 
 /// `GET /api/v1/migrations/{id}`.
@@ -109,11 +108,14 @@ pub async fn show(State(control): State<Control>, Path(id): Path<String>) -> Api
 }
 
 /// `GET /api/v1/migrations/{id}/audit`.
-pub async fn audit(State(control): State<Control>, Path(id): Path<String>) -> ApiResult<Value> {
+pub async fn audit(State(control): State<Control>, Path(id): Path<String>) -> ApiResult<AuditView> {
     let id = migration_id(&id)?;
     let audit = blocking(move || {
         let entries = open(&control)?.audit(id).map_err(runner_error)?;
-        Ok(serde_json::json!({ "migration": id, "entries": to_json(&entries)? }))
+        Ok(AuditView {
+            migration: id,
+            entries,
+        })
     })
     .await?;
     Ok(Json(audit))
@@ -266,11 +268,20 @@ pub async fn plan(
     State(control): State<Control>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> ApiResult<Value> {
+) -> ApiResult<Plan> {
     let body: MigrationFileBody = parse_body(&body)?;
-    Ok(Json(
-        migrate_command(&control, &caller, "plan", &body).await?,
-    ))
+    let plan = migrate_command(&control, &caller, "plan", &body).await?;
+    Ok(Json(typed(plan, "plan")?))
+}
+
+/// The JSON a `cutover migrate VERB --json` child printed, read as its type
+/// (so the answer is exactly what the document's schema of that type says).
+fn typed<T: serde::de::DeserializeOwned>(value: Value, verb: &str) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::internal(format!(
+            "cutover migrate {verb} printed an unexpected document: {e}"
+        ))
+    })
 }
 
 /// `POST /api/v1/migrations`.
@@ -278,11 +289,10 @@ pub async fn create(
     State(control): State<Control>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> ApiResult<Value> {
+) -> ApiResult<Created> {
     let body: MigrationFileBody = parse_body(&body)?;
-    Ok(Json(
-        migrate_command(&control, &caller, "start", &body).await?,
-    ))
+    let created = migrate_command(&control, &caller, "start", &body).await?;
+    Ok(Json(typed(created, "start")?))
 }
 
 /// A set of values in a comparable form (lower case, no trailing dot).

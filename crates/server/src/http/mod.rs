@@ -24,6 +24,7 @@ mod budget;
 mod checks;
 mod connections;
 mod dashboard;
+mod documents;
 mod events;
 mod mail;
 mod metrics;
@@ -322,9 +323,13 @@ async fn not_found(request: Request) -> ApiError {
     )
 }
 
-/// `GET /api/v1/openapi.json`.
-async fn openapi() -> Json<serde_json::Value> {
-    Json(cutover_api::openapi::document(env!("CARGO_PKG_VERSION")))
+/// `GET /api/v1/openapi.json`: the route table's operations, with the
+/// schemas of the API's types and of the migration documents it serves.
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(cutover_api::openapi::document(
+        env!("CARGO_PKG_VERSION"),
+        documents::schemas(),
+    ))
 }
 
 /// Starts the control plane of `cutover serve` when `[http]` is configured.

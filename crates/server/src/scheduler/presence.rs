@@ -24,9 +24,12 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cutover_migrate::runner::Summary;
+use cutover_migrate::plan::StepKind;
+use cutover_migrate::runner::{Phase, Summary};
+use cutover_migrate::State;
 use jiff::Timestamp;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A held presence lock; released on drop (or when the process dies).
 #[derive(Debug)]
@@ -36,7 +39,7 @@ pub struct Presence {
 }
 
 /// Who carries a migration out now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Carrier {
     /// The scheduler of a `cutover serve` on this store.
@@ -160,22 +163,81 @@ pub fn attention(summary: &Summary, carrier: Carrier, now: Timestamp) -> Option<
     }
 }
 
+/// A migration's summary with who carries it out and what the operator must
+/// know: what `cutover migrate list|status --json` print and the API gives
+/// (its schema in the OpenAPI document is derived from this type).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = MigrationSummary)]
+pub struct Annotated {
+    /// Its id.
+    pub id: i64,
+    /// The zone.
+    pub zone: String,
+    /// The file it came from, as named at start.
+    pub file_name: String,
+    /// Where it stands.
+    pub state: State,
+    /// What the records hold.
+    pub phase: Phase,
+    /// Why it is paused, failed or rolled back.
+    pub reason: Option<String>,
+    /// The next step, if any.
+    pub next_step: Option<StepKind>,
+    /// When the next step falls due (`null` when nothing will run by itself).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_due: Option<Timestamp>,
+    /// When it was started.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// When it last changed.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    /// Who carries it out now.
+    pub carried_by: Carrier,
+    /// What the operator must know about who runs it (`null`: all is well).
+    pub attention: Option<String>,
+}
+
+impl Annotated {
+    /// The summary of a migration of the store at `store`, annotated at `now`.
+    pub fn new(summary: &Summary, store: &Path, now: Timestamp) -> Annotated {
+        let carried_by = carrier(store, summary.id);
+        let attention = attention(summary, carried_by, now);
+        // Every field by name: a field added to the engine's summary does
+        // not compile here until it is given (or left out) on purpose.
+        let Summary {
+            id,
+            zone,
+            file_name,
+            state,
+            phase,
+            reason,
+            next_step,
+            next_due,
+            created_at,
+            updated_at,
+        } = summary.clone();
+        Annotated {
+            id,
+            zone,
+            file_name,
+            state,
+            phase,
+            reason,
+            next_step,
+            next_due,
+            created_at,
+            updated_at,
+            carried_by,
+            attention,
+        }
+    }
+}
+
 /// A summary as JSON with who carries it out (`carried_by`: "serve",
 /// "run", "nobody") and what the operator must know (`attention`, or null).
 pub fn annotated(summary: &Summary, store: &Path, now: Timestamp) -> serde_json::Value {
-    let carried = carrier(store, summary.id);
-    let mut value = serde_json::to_value(summary).unwrap_or(serde_json::Value::Null);
-    if let Some(object) = value.as_object_mut() {
-        object.insert(
-            "carried_by".into(),
-            serde_json::to_value(carried).unwrap_or_default(),
-        );
-        object.insert(
-            "attention".into(),
-            attention(summary, carried, now).map_or(serde_json::Value::Null, Into::into),
-        );
-    }
-    value
+    serde_json::to_value(Annotated::new(summary, store, now)).unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]
@@ -256,7 +318,7 @@ mod tests {
             "3 s late with serve: fine"
         );
         assert!(attention(&due_at(7, Some(ago(300))), Carrier::Serve, now)
-            .is_some_and(|a| a.starts_with("overdue by 5 min 0 s: `cutover serve` runs")));
+            .is_some_and(|a| a.starts_with("overdue by 5m: `cutover serve` runs")));
         assert_eq!(
             attention(&due_at(7, None), Carrier::Nobody, now),
             None,

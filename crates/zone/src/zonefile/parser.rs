@@ -16,9 +16,10 @@ use std::rc::Rc;
 use hickory_proto::rr::Name;
 
 use super::lexer::{Entry, Lexer, Token};
-use super::presentation::{parse_name, parse_ttl, shorten};
+use super::presentation::{parse_name, shorten};
 use super::rdata_text::{parse_rdata, type_from_text, type_to_text};
 use super::{Parsed, ZoneFileError};
+use crate::duration::zone_ttl;
 use crate::zone::{Record, Zone, ZoneError};
 
 /// How deep `$INCLUDE` may nest.
@@ -191,7 +192,7 @@ impl Parser {
             "$TTL" => {
                 let token = argument("a TTL")?;
                 self.default_ttl =
-                    Some(parse_ttl(&token.text).map_err(|m| state.at(token).error(m))?);
+                    Some(zone_ttl(&token.text).map_err(|e| state.at(token).error(e.to_string()))?);
             }
             "$INCLUDE" => {
                 let token = argument("a file name")?;
@@ -265,7 +266,8 @@ impl Parser {
         let mut class_seen = false;
         while let Some(token) = tokens.get(index) {
             if ttl.is_none() && token.text.starts_with(|c: char| c.is_ascii_digit()) {
-                ttl = Some(parse_ttl(&token.text).map_err(|m| state.at(token).error(m))?);
+                ttl =
+                    Some(zone_ttl(&token.text).map_err(|e| state.at(token).error(e.to_string()))?);
             } else if let (false, Some(class)) = (class_seen, class_of(&token.text)) {
                 if let Class::Other = class {
                     return Err(state.at(token).error(format!(

@@ -1,5 +1,6 @@
 //! The presentation forms shared by every record type: domain names,
-//! character-strings, numbers, TTLs with units, hex and base64, both ways.
+//! character-strings, numbers, hex and base64, both ways (TTLs and other
+//! durations are read by [`crate::duration`]).
 //!
 //! Parsing functions take the token text as the lexer kept it (escapes as
 //! written) and return a message naming the bad input; the caller adds the
@@ -7,9 +8,6 @@
 
 use hickory_proto::rr::domain::Label;
 use hickory_proto::rr::Name;
-
-/// The largest TTL accepted (RFC 2181 §8: the top bit must be clear).
-pub const MAX_TTL: u32 = 0x7fff_ffff;
 
 /// Decodes the escapes of a token into bytes: `\DDD` is one byte in
 /// decimal, `\X` is X itself. Used for character-strings and labels.
@@ -234,62 +232,6 @@ pub fn parse_number(text: &str, what: &str, max: u32) -> Result<u32, String> {
     }
 }
 
-/// Parses a duration in seconds: a number, or numbers with units
-/// (`s`, `m`, `h`, `d`, `w`, any case) such as `1h30m` or `1w`.
-pub fn parse_duration(text: &str, what: &str) -> Result<u32, String> {
-    let bad = || format!("invalid {what} \"{}\"", shorten(text));
-    if text.is_empty() || !text.as_bytes()[0].is_ascii_digit() {
-        return Err(bad());
-    }
-    let mut total: u64 = 0;
-    let mut number: Option<u64> = None;
-    for b in text.bytes() {
-        if b.is_ascii_digit() {
-            let n = number.unwrap_or(0) * 10 + u64::from(b - b'0');
-            if n > u64::from(u32::MAX) {
-                return Err(format!(
-                    "{what} \"{}\" is larger than {}",
-                    shorten(text),
-                    u32::MAX
-                ));
-            }
-            number = Some(n);
-            continue;
-        }
-        let unit: u64 = match b.to_ascii_lowercase() {
-            b's' => 1,
-            b'm' => 60,
-            b'h' => 3600,
-            b'd' => 86_400,
-            b'w' => 604_800,
-            _ => return Err(bad()),
-        };
-        total += number.take().ok_or_else(bad)? * unit;
-        if total > u64::from(u32::MAX) {
-            return Err(format!(
-                "{what} \"{}\" is larger than {}",
-                shorten(text),
-                u32::MAX
-            ));
-        }
-    }
-    total += number.unwrap_or(0);
-    u32::try_from(total)
-        .map_err(|_| format!("{what} \"{}\" is larger than {}", shorten(text), u32::MAX))
-}
-
-/// Parses a TTL (a duration of at most [`MAX_TTL`]).
-pub fn parse_ttl(text: &str) -> Result<u32, String> {
-    let ttl = parse_duration(text, "TTL")?;
-    if ttl > MAX_TTL {
-        return Err(format!(
-            "TTL \"{}\" is larger than {MAX_TTL}",
-            shorten(text)
-        ));
-    }
-    Ok(ttl)
-}
-
 /// Parses hex digits (possibly split over several tokens, already joined).
 pub fn parse_hex(text: &str, what: &str) -> Result<Vec<u8>, String> {
     let digits = text.as_bytes();
@@ -391,20 +333,6 @@ mod tests {
         assert!(parse_name(&long, None)
             .unwrap_err()
             .contains("more than 255"));
-    }
-
-    #[test]
-    fn durations_with_units() {
-        assert_eq!(parse_ttl("1h30m").unwrap(), 5400);
-        assert_eq!(parse_ttl("1W").unwrap(), 604_800);
-        assert_eq!(parse_ttl("300").unwrap(), 300);
-        assert_eq!(parse_ttl("1d2h3m4s").unwrap(), 93_784);
-        assert!(parse_ttl("1x").is_err());
-        assert!(parse_ttl("h").is_err());
-        assert!(parse_ttl("99999999999").is_err());
-        assert!(parse_ttl("2147483648")
-            .unwrap_err()
-            .contains("larger than 2147483647"));
     }
 
     #[test]

@@ -13,10 +13,11 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::lexer::Token;
 use super::presentation::{
-    hex_to_text, name_to_text, parse_duration, parse_hex, parse_name, parse_number, parse_string,
-    shorten, string_to_text, unescape,
+    hex_to_text, name_to_text, parse_hex, parse_name, parse_number, parse_string, shorten,
+    string_to_text, unescape,
 };
 use super::svcb;
+use crate::duration::zone_seconds;
 use crate::rdata::{push_name, Rdata, DNAME, SPF};
 
 /// The record types with a text form here, by mnemonic and code.
@@ -145,7 +146,7 @@ impl<'a> Fields<'a> {
     /// A 32-bit duration (units allowed, as BIND and Knot accept in SOA).
     fn duration(&mut self, what: &str, wire: &mut Vec<u8>) -> Result<(), RdataTextError> {
         let token = self.take(what)?;
-        let n = parse_duration(&token.text, what).map_err(|m| self.error(m))?;
+        let n = zone_seconds(&token.text, what).map_err(|e| self.error(e.to_string()))?;
         wire.extend_from_slice(&n.to_be_bytes());
         Ok(())
     }
