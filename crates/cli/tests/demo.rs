@@ -41,6 +41,14 @@ fn demo_migrates_from_the_old_server_to_the_new_without_a_failed_request() {
         "migration 1: done (records restored)",
         "0 failed",
         "now: www resolves to 127.0.0.3 and \"served by the new server\"",
+        // The mail: taken by the backup MX while the old server is down,
+        // held at the switch, released to the new server once verified.
+        "its mail server (port",
+        "the backup MX: cutover's relay takes example.com's mail",
+        "mail hold example.com: example.com held:",
+        "mail retarget example.com to 127.0.0.3:",
+        "mail release example.com: example.com released:",
+        "without losing a message",
     ] {
         assert!(
             stdout.contains(expected),
@@ -61,6 +69,30 @@ fn demo_migrates_from_the_old_server_to_the_new_without_a_failed_request() {
     assert_eq!(
         audit, 12,
         "expected 12 applied changes in the audit log (4 RRsets lowered, switched, restored), saw {audit}:\n{stdout}"
+    );
+    // The mail queue grows while the old server is down and drains to the
+    // new one: the tally counts what was sent and what arrived.
+    let queued_while_held = stdout.lines().any(|l| {
+        l.contains("mail now:")
+            && l.contains("held), 0 delivered to the new server")
+            && !l.contains(" 0 queued")
+    });
+    assert!(
+        queued_while_held,
+        "expected mail queued and held, none delivered, between switch and release:\n{stdout}"
+    );
+    let tally = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("mail: ") && l.contains(" sent "))
+        .unwrap_or_else(|| panic!("expected the mail tally in:\n{stdout}"));
+    let numbers: Vec<u64> = tally
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (sent, delivered, lost) = (numbers[0], numbers[2], numbers[3]);
+    assert!(
+        sent >= 5 && delivered == sent && lost == 0,
+        "expected every message sent delivered to the new server, 0 lost: {tally:?}"
     );
     assert!(
         took < Duration::from_secs(90),

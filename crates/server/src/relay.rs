@@ -26,6 +26,8 @@ use crate::config::mail::{MailConfig, MailTls};
 pub struct MailService {
     /// The relay's runtime (its tasks stop when it is shut down).
     runtime: Option<tokio::runtime::Runtime>,
+    /// The addresses it listens on (the port the system chose for `:0`).
+    addresses: Vec<std::net::SocketAddr>,
 }
 
 impl MailService {
@@ -45,8 +47,11 @@ impl MailService {
         let mut courier = SmtpCourier::new(config.hostname.clone(), config.listen.clone());
         courier.connect_timeout = config.connect_timeout;
         let relay = Relay::open(relay_config, courier).context("cannot open the mail relay")?;
+        let mut addresses = Vec::new();
         for address in &config.listen {
             let listener = runtime.block_on(relay.listen(*address))?;
+            let address = listener.local_addr().unwrap_or(*address);
+            addresses.push(address);
             tracing::info!("mail relay listening on {address}");
             let serving = relay.clone();
             runtime.spawn(async move { serving.serve(listener).await });
@@ -65,7 +70,13 @@ impl MailService {
         }
         Ok(MailService {
             runtime: Some(runtime),
+            addresses,
         })
+    }
+
+    /// The addresses the relay listens on.
+    pub fn local_addrs(&self) -> &[std::net::SocketAddr] {
+        &self.addresses
     }
 }
 

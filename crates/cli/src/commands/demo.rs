@@ -1,6 +1,8 @@
 //! `cutover demo`: a whole migration on one machine in about half a minute,
 //! with nothing to install, each step printed as it happens with its
-//! evidence.
+//! evidence: the web site moves, and the mail with it (the seed's backup
+//! MX: mail taken while the old mail server is down, held through the
+//! switch, delivered to the new server once it is verified).
 //!
 //! ```text
 //!  temp store ◀── sample zone (www, mail, apex on 127.0.0.2; TTL 10 s)
@@ -9,7 +11,11 @@
 //!  cutover's nameserver on 127.0.0.1:P ◀── a client: resolve www (kept for its TTL), GET / every 200 ms
 //!      ▲                                         │
 //!      │ records changed by the runner           ▼
-//!  migration runner (ticks) ── checks ──▶ old 127.0.0.2 / new 127.0.0.3 (web + SMTP)
+//!  migration runner (ticks) ── checks ──▶ old 127.0.0.2 (web; mail down) / new 127.0.0.3 (web + mail)
+//!      │ hold · retarget · release
+//!      ▼
+//!  cutover's relay (backup MX) on 127.0.0.1:M ◀── a sender: one message every 400 ms
+//!      └── queued while 127.0.0.2 is down ──▶ delivered to 127.0.0.3 after the switch is verified
 //! ```
 //!
 //! Times are scaled down: a TTL of an hour becomes 10 s, the 60 s TTL of
@@ -38,8 +44,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::RData;
 use jiff::Timestamp;
 
-use self::stage::{fetch, Stage, NEW, OLD};
+use self::stage::{fetch, Host, Stage, NEW, OLD};
 use super::migrate::{print_audit, print_step};
+use cutover_server::relay::MailService;
 use cutover_server::scheduler::Wiring;
 
 /// The demo's zone: the service on the old address, with the TTL of an
@@ -85,7 +92,30 @@ fn migration_text(ns: SocketAddr, web_port: u16, smtp_port: u16) -> String {
          authorities = [\"{ns}\"]\n\
          resolvers = [\"{ns}\"]\n\
          tries = 3\n\
-         interval = \"1s\"\n"
+         interval = \"1s\"\n\n\
+         [mail]                    # the backup MX holds, retargets and releases example.com's mail\n\
+         domain = \"example.com\"\n\
+         from = \"{OLD}:{smtp_port}\"\n\
+         to = \"{NEW}:{smtp_port}\"\n"
+    )
+}
+
+/// The demo's config: the relay (backup MX) for example.com, delivering to
+/// the old mail server, which is down; retries scaled down like the TTLs.
+fn config_text(store: &Path, spool: &Path, smtp_port: u16) -> String {
+    format!(
+        "store = {store:?}\n\
+         [mail]\n\
+         listen = [\"127.0.0.1:0\"]\n\
+         hostname = \"mx2.example.com\"\n\
+         spool = {spool:?}\n\
+         first_retry = \"500ms\"\n\
+         max_retry = \"1s\"\n\
+         connect_timeout = \"1s\"\n\
+         [[mail.domain]]\n\
+         name = \"example.com\"\n\
+         destination = \"{OLD}:{smtp_port}\"\n\
+         recipients = [\"@example.com\"]\n"
     )
 }
 
@@ -138,15 +168,50 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
     let stage = Stage::start()?;
     for host in [&stage.old, &stage.new] {
         let body = fetch(host.address.into(), stage.web_port, "www.example.com")?;
+        let mail = match host.name {
+            "old" => format!("its mail server (port {}) is down", stage.smtp_port),
+            _ => format!("its mail server takes mail on port {}", stage.smtp_port),
+        };
         println!(
-            "   {:<3} {}: web on port {} says {body:?}, SMTP on port {}",
-            host.name, host.address, stage.web_port, stage.smtp_port
+            "   {:<3} {}: web on port {} says {body:?}; {mail}",
+            host.name, host.address, stage.web_port
         );
     }
     let client = Client::start(ns, stage.web_port);
     println!(
         "   a client now requests www every 200 ms, keeping each answer of the nameserver for its TTL"
     );
+
+    heading(
+        "the backup MX: cutover's relay takes example.com's mail while the old mail server is down",
+    );
+    let config_path = dir.join("cutover.toml");
+    std::fs::write(
+        &config_path,
+        config_text(&store_path, &dir.join("spool"), stage.smtp_port),
+    )?;
+    let config = cutover_server::config::Config::load(&config_path)?;
+    let mail_config = config
+        .mail
+        .clone()
+        .context("the demo's config has a [mail] section")?;
+    let relay = MailService::start(&mail_config)?;
+    let relay_addr = *relay
+        .local_addrs()
+        .first()
+        .context("the relay has no address")?;
+    let queue = cutover_mail::MailControl::new(mail_config.spool.clone());
+    println!(
+        "   relay on {relay_addr}, destination {OLD}:{} (the old mail server: nothing answers there)",
+        stage.smtp_port
+    );
+    let sender = Sender::start(relay_addr);
+    println!("   a sender now mails someone@example.com through it every 400 ms");
+    let mail = MailView {
+        sender: &sender,
+        queue: &queue,
+        new: &stage.new,
+    };
 
     heading("the migration file");
     let text = migration_text(ns, stage.web_port, stage.smtp_port);
@@ -157,11 +222,11 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
 
     heading("cutover migrate plan: the timeline, each wait explained");
     // The demo lists no caches to flush.
-    let wiring = Wiring::new(
-        &file,
-        &store_path,
-        &cutover_server::scheduler::Site::default(),
-    )?;
+    let site = cutover_server::scheduler::Site {
+        mail: Some(mail_config.clone()),
+        ..cutover_server::scheduler::Site::default()
+    };
+    let wiring = Wiring::new(&file, &store_path, &site)?;
     let zone = wiring.provider().read(&origin)?;
     let checks = ProbeChecks::new();
     let now = Timestamp::now();
@@ -174,7 +239,7 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
     let migrations = Migrations::open(&store_path)?;
     let id = migrations.start("demo.toml", &text, &planned, Timestamp::now())?;
     println!("   migration {id} stored with its plan");
-    let state = drive(&migrations, &wiring, id, &client, &stage)?;
+    let state = drive(&migrations, &wiring, id, &client, &mail)?;
 
     heading("the final report");
     let summary = migrations.status(id)?;
@@ -198,6 +263,18 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
     );
     let last = fetch_through(ns, stage.web_port)?;
     println!("   now: www resolves to {} and {last:?}", last_address(ns)?);
+    let mail_tally = mail.finish();
+    println!(
+        "   mail: {} sent (each answered 250 by the backup MX), {} delivered to the new server, {} lost{}",
+        mail_tally.sent,
+        mail_tally.delivered,
+        mail_tally.sent.saturating_sub(mail_tally.delivered),
+        match mail_tally.refused {
+            0 => String::new(),
+            n => format!(" ({n} refused by the relay, never accepted)"),
+        }
+    );
+    drop(relay);
     watcher.stop();
     server.shutdown();
     drop(stage);
@@ -213,9 +290,16 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
     if !last.contains("new") {
         bail!("www is not served by the new server at the end: {last:?}");
     }
+    if mail_tally.sent == 0 || mail_tally.delivered < mail_tally.sent {
+        bail!(
+            "{} of {} accepted messages did not reach the new mail server",
+            mail_tally.sent.saturating_sub(mail_tally.delivered),
+            mail_tally.sent
+        );
+    }
     println!(
-        "\ndone in {:.0} s: example.com moved from {OLD} to {NEW} without a failed request; \
-         every change is in the audit log.",
+        "\ndone in {:.0} s: example.com moved from {OLD} to {NEW} without a failed request \
+         and without losing a message; every change is in the audit log.",
         began.elapsed().as_secs_f64()
     );
     Ok(())
@@ -228,7 +312,7 @@ fn drive(
     wiring: &Wiring,
     id: i64,
     client: &Client,
-    stage: &Stage,
+    mail: &MailView<'_>,
 ) -> anyhow::Result<State> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -241,11 +325,11 @@ fn drive(
             std::thread::sleep(Duration::from_millis(300));
             let (seen, served) = client.last();
             println!("      a client now: {seen} → {served}");
+            println!("      mail now: {}", mail.now());
         }
         let runs_on =
             !report.state.is_final() && !matches!(report.state, State::Paused | State::RolledBack);
         let Some(due) = report.next_due.filter(|_| runs_on) else {
-            let _ = stage;
             return Ok(report.state);
         };
         if Instant::now() > deadline {
@@ -489,5 +573,165 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What the sender counted.
+#[derive(Clone, Copy, Debug, Default)]
+struct MailTally {
+    /// Messages the relay answered 250 to (stored, fsynced).
+    sent: u64,
+    /// Messages the relay refused or that failed before 250.
+    refused: u64,
+    /// Messages the new mail server took.
+    delivered: u64,
+}
+
+/// A sender mailing someone@example.com through the relay every 400 ms.
+struct Sender {
+    /// Accepted (250 after DATA), and refused or failed.
+    counts: Arc<[AtomicU64; 2]>,
+    /// Set to stop it.
+    stop: Arc<AtomicBool>,
+    /// The loop.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sender {
+    /// Starts sending to the relay at `relay`.
+    fn start(relay: SocketAddr) -> Sender {
+        let counts: Arc<[AtomicU64; 2]> = Arc::new(Default::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (Arc::clone(&counts), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                n += 1;
+                match send_one(relay, n) {
+                    Ok(()) => c[0].fetch_add(1, Ordering::SeqCst),
+                    Err(_) => c[1].fetch_add(1, Ordering::SeqCst),
+                };
+                std::thread::sleep(Duration::from_millis(400));
+            }
+        });
+        Sender {
+            counts,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// (accepted, refused) so far.
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.counts[0].load(Ordering::SeqCst),
+            self.counts[1].load(Ordering::SeqCst),
+        )
+    }
+
+    /// Stops sending; returns (accepted, refused).
+    fn stop(&mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.counts()
+    }
+}
+
+/// One message through the relay; `Ok` only on the 250 after DATA.
+fn send_one(relay: SocketAddr, n: u64) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect_timeout(&relay, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut out = stream.try_clone()?;
+    let mut replies = BufReader::new(stream);
+    let mut expect = |code: &str| -> anyhow::Result<()> {
+        loop {
+            let mut line = String::new();
+            replies.read_line(&mut line)?;
+            if line.len() < 4 || !line.starts_with(code) {
+                bail!("expected {code}, saw {line:?}");
+            }
+            if line.as_bytes()[3] == b' ' {
+                return Ok(());
+            }
+        }
+    };
+    expect("220")?;
+    for (command, code) in [
+        ("EHLO sender.example.net".to_string(), "250"),
+        ("MAIL FROM:<shop@sender.example.net>".to_string(), "250"),
+        ("RCPT TO:<someone@example.com>".to_string(), "250"),
+        ("DATA".to_string(), "354"),
+    ] {
+        write!(out, "{command}\r\n")?;
+        expect(code)?;
+    }
+    write!(
+        out,
+        "From: shop@sender.example.net\r\nTo: someone@example.com\r\n\
+         Subject: order {n}\r\n\r\nOrder {n}, sent during the move.\r\n.\r\n"
+    )?;
+    expect("250")?;
+    let _ = write!(out, "QUIT\r\n");
+    Ok(())
+}
+
+/// What the demo shows of the mail: the sender, the relay's queue, and the
+/// new mail server.
+struct MailView<'a> {
+    /// The sender.
+    sender: &'a Sender,
+    /// The relay's controls (its queue).
+    queue: &'a cutover_mail::MailControl,
+    /// The new server (its mail counter).
+    new: &'a Host,
+}
+
+impl MailView<'_> {
+    /// The mail in a sentence: sent, queued (held), delivered.
+    fn now(&self) -> String {
+        let (sent, _) = self.sender.counts();
+        let delivered = self.new.mail_received.load(Ordering::SeqCst);
+        match self.queue.queue() {
+            Ok(queue) => {
+                let held = queue.iter().filter(|m| m.held).count();
+                format!(
+                    "{sent} accepted by the backup MX, {} queued ({held} held), {delivered} delivered to the new server",
+                    queue.len()
+                )
+            }
+            Err(error) => format!(
+                "{sent} accepted by the backup MX, queue unreadable ({error}), {delivered} delivered"
+            ),
+        }
+    }
+
+    /// Stops the sender, waits (up to 20 s) for the queue to drain to the
+    /// new server, and counts.
+    fn finish(&self) -> MailTally {
+        // The sender is behind a shared reference: stop it through its flag.
+        self.sender.stop.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(500));
+        let (sent, refused) = self.sender.counts();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let delivered = self.new.mail_received.load(Ordering::SeqCst);
+            if delivered >= sent || Instant::now() > deadline {
+                return MailTally {
+                    sent,
+                    refused,
+                    delivered,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

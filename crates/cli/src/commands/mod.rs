@@ -79,8 +79,8 @@ pub enum Command {
     Key(key::KeyCommand),
     /// Run the nameserver on the zones in the store.
     Serve,
-    /// A whole migration on loopback in about a minute: a site and its mail
-    /// moved to new servers, each step with its evidence.
+    /// A whole migration on loopback in about half a minute: a site and its
+    /// mail moved to new servers, each step with its evidence.
     Demo,
     /// What every authoritative server and every cache answers for a zone.
     Check(check::CheckArgs),

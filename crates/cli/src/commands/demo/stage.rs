@@ -4,7 +4,8 @@
 //! ```text
 //!  127.0.0.2:WEB  GET /        ──▶ 200 "served by the old server"
 //!  127.0.0.3:WEB  GET /healthz ──▶ 200 "ok"
-//!  127.0.0.2:SMTP connect      ──▶ 220 old.example.com ESMTP demo
+//!  127.0.0.2:SMTP              ──▶ nothing listens: the old mail server is down
+//!  127.0.0.3:SMTP MAIL/RCPT/DATA ─▶ 250, each message counted (the new mail server)
 //! ```
 //!
 //! Linux routes all of 127.0.0.0/8 to the loopback interface, so both
@@ -32,6 +33,8 @@ pub struct Host {
     pub address: Ipv4Addr,
     /// Requests its web server answered.
     pub web_requests: Arc<AtomicU64>,
+    /// Messages its mail server took (250 after DATA).
+    pub mail_received: Arc<AtomicU64>,
 }
 
 /// Both servers, listening; stopped on drop.
@@ -60,11 +63,13 @@ impl Stage {
             name: "old",
             address: OLD,
             web_requests: Arc::new(AtomicU64::new(0)),
+            mail_received: Arc::new(AtomicU64::new(0)),
         };
         let new = Host {
             name: "new",
             address: NEW,
             web_requests: Arc::new(AtomicU64::new(0)),
+            mail_received: Arc::new(AtomicU64::new(0)),
         };
         let mut threads = Vec::new();
         for ((listener, host), mail) in webs.into_iter().zip([&old, &new]).zip(smtp) {
@@ -74,9 +79,15 @@ impl Stage {
             threads.push(std::thread::spawn(move || {
                 accept_loop(listener, &flag, move |s| web(s, name, &counter))
             }));
+            if name == "old" {
+                // The old mail server is down: its port refuses connections.
+                drop(mail);
+                continue;
+            }
+            let received = Arc::clone(&host.mail_received);
             let flag = Arc::clone(&stop);
             threads.push(std::thread::spawn(move || {
-                accept_loop(mail, &flag, move |s| smtp_banner(s, name))
+                accept_loop(mail, &flag, move |s| smtp_sink(s, name, &received))
             }));
         }
         Ok(Stage {
@@ -159,16 +170,18 @@ fn web(mut stream: TcpStream, name: &str, counter: &AtomicU64) {
     );
 }
 
-/// Greets, answers EHLO/HELO and QUIT, and refuses the rest (no mail is taken).
-fn smtp_banner(stream: TcpStream, name: &str) {
+/// A mail server that takes every message: 220, EHLO/HELO, MAIL, RCPT,
+/// DATA (to the lone dot, then 250 and the message counted), RSET, NOOP,
+/// QUIT.
+fn smtp_sink(stream: TcpStream, name: &str, received: &AtomicU64) {
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
     if write!(out, "220 {name}.example.com ESMTP cutover demo\r\n").is_err() {
         return;
     }
-    for line in BufReader::new(stream).lines() {
-        let Ok(line) = line else { return };
+    let mut lines = BufReader::new(stream).lines();
+    while let Some(Ok(line)) = lines.next() {
         let verb = line
             .split_whitespace()
             .next()
@@ -176,12 +189,33 @@ fn smtp_banner(stream: TcpStream, name: &str) {
             .to_ascii_uppercase();
         let reply = match verb.as_str() {
             "EHLO" | "HELO" => format!("250 {name}.example.com\r\n"),
+            "MAIL" | "RCPT" | "NOOP" | "RSET" => "250 ok\r\n".to_string(),
+            "DATA" => {
+                if out.write_all(b"354 end with a lone dot\r\n").is_err() {
+                    return;
+                }
+                let mut ended = false;
+                for line in lines.by_ref() {
+                    match line {
+                        Ok(line) if line == "." => {
+                            ended = true;
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+                if !ended {
+                    return;
+                }
+                received.fetch_add(1, Ordering::SeqCst);
+                "250 queued\r\n".to_string()
+            }
             "QUIT" => {
                 let _ = write!(out, "221 bye\r\n");
                 return;
             }
-            "NOOP" | "RSET" => "250 ok\r\n".to_string(),
-            _ => "502 the demo takes no mail\r\n".to_string(),
+            _ => "502 not here\r\n".to_string(),
         };
         if out.write_all(reply.as_bytes()).is_err() {
             return;
