@@ -249,6 +249,12 @@ fn run_carries_a_migration_out_in_the_foreground() {
         );
     }
     no_rust_words("migrate run", &stdout);
+    // In a pipe, the countdown is one plain line per wait: never a carriage
+    // return or an escape code redrawing a line.
+    assert!(
+        !stdout.contains('\r') && !stdout.contains('\u{1b}'),
+        "run in a pipe wrote a terminal control:\n{stdout:?}"
+    );
     let www = address(site.addr, "www.example.test.", false).expect("www answers");
     assert_eq!(
         www,
@@ -385,15 +391,20 @@ fn an_automatic_rollback_stays_in_the_history() {
         switch.trim_start().starts_with("[done]"),
         "expected the switch shown as done (it was, then reverted), saw {switch:?} in:\n{shown}"
     );
+    // One space between words: the columns are as wide as their widest cell.
     let events = shown
         .split("events (as they happened):")
         .nth(1)
-        .expect("an events section");
+        .expect("an events section")
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
     let order = [
         "automatic rolling back automatically: verification after the switch failed 1 time",
         "automatic revert: done",
-        "operator  resumed by the operator (rolled back → verifying new)",
-        "operator  rollback requested by the operator: the new site is not ready",
+        "operator resumed by the operator (rolled back → verifying new)",
+        "operator rollback requested by the operator: the new site is not ready",
         "automatic restore original: ",
     ];
     let mut from = 0;

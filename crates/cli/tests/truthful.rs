@@ -493,6 +493,99 @@ fn cutover_server_in_the_environment_does_not_break_local_commands() {
     }
 }
 
+/// `migrate list`, `migrate show` and `mail queue` print through
+/// `--server` what they print here, word for word and column for column
+/// (one function lays each out from the same data).
+#[test]
+fn migrations_and_the_mail_queue_print_the_same_through_the_api() {
+    let smtp = control::free_port(&[[127, 0, 0, 1]]);
+    let down = control::free_port(&[[127, 0, 0, 1]]);
+    let spool = tempfile::tempdir().unwrap();
+    let site = Site::start(&format!(
+        "[mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\nspool = {:?}\n\
+         first_retry = \"5m\"\nmax_retry = \"10m\"\nconnect_timeout = \"1s\"\n\
+         [[mail.domain]]\nname = \"ourdom.test\"\ndestination = \"127.0.0.1:{down}\"\nrecipients = [\"@ourdom.test\"]\n",
+        spool.path().join("spool")
+    ));
+    let admin = Some(site.admin.as_str());
+    // A migration whose switch is days away, paused at once: nothing about
+    // it changes between the two printings.
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72);
+    let file = format!(
+        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\n[[move]]\nfrom = \"127.0.0.2\"\nto = \"127.0.0.3\"\n\
+         [ttl]\nduring = 1\n[schedule]\nswitch_at = \"{}\"\nmargin = 1\nobserve = \"60s\"\n[verify]\nauthorities = [\"{}\"]\nresolvers = []\ntries = 1\ninterval = 1\n",
+        later.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        site.dns
+    );
+    let body = serde_json::json!({"file_name": "move-web.toml", "text": file}).to_string();
+    let (status, created) = site.call("POST", "/api/v1/migrations", admin, Some(&body));
+    assert_eq!(status, 200, "expected the migration started, saw {created}");
+    let id = created["id"].as_i64().expect("an id").to_string();
+    let (status, paused) = site.call(
+        "POST",
+        &format!("/api/v1/migrations/{id}/pause"),
+        admin,
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "expected it paused, saw {paused}");
+    // A message its destination refuses: deferred, next try in 5 minutes.
+    control::send_mail(
+        std::net::SocketAddr::from(([127, 0, 0, 1], smtp)),
+        "alice@ourdom.test",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, queue) = site.call("GET", "/api/v1/mail/queue", admin, None);
+        if queue["messages"][0]["recipients"][0]["state"] == "deferred" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected the message deferred within 10 s, saw {queue}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let url = format!("http://{}", site.http);
+    let config = site.config.display().to_string();
+    for args in [
+        &["migrate", "list"][..],
+        &["migrate", "show", &id][..],
+        &["migrate", "show", &id, "--json"][..],
+        &["mail", "queue"][..],
+        &["mail", "queue", "--json"][..],
+    ] {
+        let run = |prefix: &[&str]| {
+            let mut all = prefix.to_vec();
+            all.extend_from_slice(args);
+            let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+                .args(&all)
+                .env_remove("CUTOVER_SERVER")
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{all:?}: {}", text(&out.stderr));
+            text(&out.stdout)
+        };
+        // The queue's ages count seconds: a second may turn between the two.
+        let (mut remote, mut local) = (String::new(), String::new());
+        for _ in 0..3 {
+            remote = run(&["--server", &url, "--token", &site.reader]);
+            local = run(&["--config", &config]);
+            if remote == local {
+                break;
+            }
+        }
+        assert_eq!(
+            remote, local,
+            "{args:?}: expected the same output through the API as here"
+        );
+        assert!(
+            !remote.is_empty() && !remote.contains("no migrations") && !remote.contains("is empty"),
+            "{args:?}: expected something to compare, saw:\n{remote}"
+        );
+    }
+}
+
 #[test]
 fn read_only_commands_never_create_a_store() {
     let dir = tempfile::tempdir().unwrap();
