@@ -212,6 +212,83 @@ fn start_list_show_pause_resume_and_abort() {
     assert_eq!(missing.status.code(), Some(1), "an unknown id exits 1");
 }
 
+/// A migration's lock file (`STORE.migration-ID.lock`, the lease of its
+/// runner) is removed once the migration is final: by `abort` when no
+/// runner holds it, and when `cutover serve` starts for those left behind
+/// (by a crash, or by an abort while a runner held it); the files of
+/// migrations still going are kept.
+#[test]
+fn the_lock_files_of_finished_migrations_are_removed() {
+    let site = Site::new(30);
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72);
+    let schedule = format!(
+        "switch_at = \"{}\"\nobserve = \"24h\"",
+        later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let lock = |id: i64| {
+        site.dir
+            .path()
+            .join(format!("cutover.db.migration-{id}.lock"))
+    };
+    let leave = |id: i64| std::fs::write(lock(id), "").unwrap();
+    // Serve is down: nothing runs these migrations meanwhile.
+    let aborted = start_before_serve(&site, &file_for(&site, 8080, &schedule));
+    leave(aborted);
+    ok(
+        "abort",
+        site.run(&["migrate", "abort", &aborted.to_string(), "--yes"], &[]),
+    );
+    assert!(!lock(aborted).exists(), "abort leaves its lock file");
+    let going = start_before_serve(&site, &file_for(&site, 8080, &schedule));
+    let done_elsewhere = start_before_serve(&site, &file_for(&site, 8080, &schedule));
+    // Aborted while a runner held its lease: the file stays for now.
+    let runner = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(lock(done_elsewhere))
+        .unwrap();
+    runner.try_lock().unwrap();
+    ok(
+        "abort",
+        site.run(
+            &["migrate", "abort", &done_elsewhere.to_string(), "--yes"],
+            &[],
+        ),
+    );
+    assert!(
+        lock(done_elsewhere).exists(),
+        "expected the file kept while a runner holds its lease"
+    );
+    drop(runner);
+    leave(going);
+    leave(aborted);
+    leave(999);
+    let _serve = site.serve(&[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while [aborted, done_elsewhere, 999]
+        .iter()
+        .any(|&id| lock(id).exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not remove the lock files of finished migrations within 10 s; log:\n{}",
+            site.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        lock(going).exists(),
+        "the lock file of a migration going on"
+    );
+    assert!(
+        site.log()
+            .contains("removed 3 lock file(s) of finished migrations"),
+        "serve says what it tidied; log:\n{}",
+        site.log()
+    );
+}
+
 /// `run ID` carries a migration out in the foreground, printing each step
 /// with its evidence and exiting 0 when done.
 #[test]
@@ -254,6 +331,16 @@ fn run_carries_a_migration_out_in_the_foreground() {
     assert!(
         !stdout.contains('\r') && !stdout.contains('\u{1b}'),
         "run in a pipe wrote a terminal control:\n{stdout:?}"
+    );
+    // Done: its lock file is gone with it.
+    let lock = site
+        .dir
+        .path()
+        .join(format!("cutover.db.migration-{id}.lock"));
+    assert!(
+        !lock.exists(),
+        "the lock file of a finished migration is left: {}",
+        lock.display()
     );
     let www = address(site.addr, "www.example.test.", false).expect("www answers");
     assert_eq!(

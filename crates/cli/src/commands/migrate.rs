@@ -41,7 +41,7 @@ use self::site::{exposure, site_hazards};
 use super::countdown::{Countdown, Display, Stream};
 use super::{open_store, Cli, Need, Unconfirmed};
 use crate::config::{Config, ConfigError};
-use crate::scheduler::lease::Lease;
+use crate::scheduler::lease::{self, Lease};
 use crate::scheduler::presence::{annotated, Presence};
 use crate::scheduler::Wiring;
 
@@ -224,6 +224,14 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
             }
             let reason = args.reason.as_deref().unwrap_or(FROM_THE_COMMAND_LINE);
             let summary = migrations.abort(args.id, now, reason)?;
+            // Over: its lock file goes, unless a runner still holds it (that
+            // runner removes it as it sees the migration aborted).
+            if let Err(error) = lease::retire_if_free(&path, args.id) {
+                tracing::warn!(
+                    "migration {}: cannot remove its lock file: {error}",
+                    args.id
+                );
+            }
             print_control(&summary, &path, args.json)
         }
         MigrateCommand::Rollback(args) => {
@@ -412,9 +420,9 @@ pub fn run_foreground(
     json: bool,
 ) -> anyhow::Result<()> {
     let wiring = Wiring::for_stored(migrations, id, store, site)?;
-    let _lease = take_lease(store, id)?;
+    let lease = take_lease(store, id)?;
     // Says to `migrate status` elsewhere that this migration is being run.
-    let _presence = Presence::run(store, id)
+    let presence = Presence::run(store, id)
         .with_context(|| format!("cannot hold the lock of migration {id}"))?;
     let display = Display::choose(std::io::stdout().is_terminal(), json);
     loop {
@@ -428,6 +436,13 @@ pub fn run_foreground(
         }
         let Some(due) = report.next_due.filter(|_| runs_on(report.state)) else {
             let summary = migrations.status(id)?;
+            if summary.state.is_final() {
+                // Over: no runner takes it again, its lock file goes.
+                drop(presence);
+                if let Err(error) = lease.retire() {
+                    tracing::warn!("migration {id}: cannot remove its lock file: {error}");
+                }
+            }
             return finished(&summary, json);
         };
         let next = migrations.status(id)?.next_step;
