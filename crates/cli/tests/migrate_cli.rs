@@ -350,6 +350,47 @@ fn run_carries_a_migration_out_in_the_foreground() {
     );
 }
 
+/// On a terminal, `run` counts down to each step in place (a bar redrawn
+/// with a carriage return and cleared when the step runs), and the steps
+/// print as in a pipe.
+#[test]
+fn run_on_a_terminal_counts_down_in_place() {
+    let site = Site::new(2);
+    let _serve = site.serve(&[]);
+    let port = free_port(&[[127, 0, 0, 3]]);
+    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let file = file_for(&site, port, "observe = \"1s\"\nmargin = \"1s\"");
+    let id = start(&site, &file);
+    let out = std::process::Command::new("script")
+        .arg("-qec")
+        .arg(format!(
+            "{} --config {} migrate run {id}",
+            env!("CARGO_BIN_EXE_cutover"),
+            site.config.display()
+        ))
+        .arg("/dev/null")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("script(1) runs");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "run on a terminal:\n{tty:?}");
+    assert!(
+        tty.contains("   … wait for caches at")
+            && tty.contains(" s) [")
+            && tty.contains("\r\u{1b}[2K")
+            && tty.contains(&format!("migration {id}: done")),
+        "expected a countdown redrawn in place, then the steps:\n{tty:?}"
+    );
+    let cleared = tty
+        .split("\r\u{1b}[2K")
+        .last()
+        .expect("a cleared countdown");
+    assert!(
+        !cleared.contains(" s) [") && cleared.contains(&format!("migration {id}: done")),
+        "expected the last countdown cleared before the last steps:\n{cleared:?}"
+    );
+}
+
 /// Regression (issue "every word true", 3 and 4): `start` without a
 /// running `serve` said serve carries the migration out, and `status`
 /// showed its first step "3 s ago", then "5 min ago", forever. Now start

@@ -374,6 +374,50 @@ fn libc_sigpipe() -> i32 {
     13
 }
 
+/// A table is the same plain columns on a terminal and in a pipe; only on
+/// a terminal, and not with NO_COLOR, is its header bold.
+#[test]
+fn tables_are_plain_in_a_pipe_and_bold_only_on_a_terminal() {
+    let scratch = Scratch::new();
+    let piped = text(&scratch.run(&["zone", "list"]).stdout);
+    assert!(
+        piped.starts_with("ZONE ") && piped.contains("\ncorp.test. ") && !piped.contains('\u{1b}'),
+        "expected plain columns in a pipe, saw:\n{piped:?}"
+    );
+    let on_terminal = |no_color: bool| -> String {
+        let mut command = Command::new("script");
+        command
+            .current_dir(scratch.store())
+            .arg("-qec")
+            .arg(format!(
+                "{} --store cutover.db zone list",
+                env!("CARGO_BIN_EXE_cutover")
+            ))
+            .arg("/dev/null")
+            .env_remove("CUTOVER_SERVER");
+        if no_color {
+            command.env("NO_COLOR", "1");
+        } else {
+            command.env_remove("NO_COLOR");
+        }
+        text(&command.output().expect("script(1) runs").stdout).replace("\r\n", "\n")
+    };
+    let bold =
+        piped
+            .replacen("ZONE", "\u{1b}[1mZONE", 1)
+            .replacen("UPDATED\n", "UPDATED\u{1b}[0m\n", 1);
+    assert_eq!(
+        on_terminal(false),
+        bold,
+        "expected the header bold on a terminal"
+    );
+    assert_eq!(
+        on_terminal(true),
+        piped,
+        "expected no colour with NO_COLOR=1"
+    );
+}
+
 #[test]
 fn logs_are_plain_text_off_a_terminal_and_with_no_color() {
     // Off a terminal (serve's log goes to a file in the control tests).
