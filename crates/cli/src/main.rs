@@ -97,10 +97,14 @@ fn init_logging(default_level: &str) {
         .init();
 }
 
-/// Colour on stderr: only on a terminal, and never with `NO_COLOR` set to
-/// anything but the empty string (<https://no-color.org>).
+/// Colour on stderr (see [`colour_on`]).
 pub fn colour() -> bool {
-    use std::io::IsTerminal;
+    colour_on(&std::io::stderr())
+}
+
+/// Colour on `stream`: only on a terminal, and never with `NO_COLOR` set
+/// to anything but the empty string (<https://no-color.org>).
+pub fn colour_on(stream: &impl std::io::IsTerminal) -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-    std::io::stderr().is_terminal() && !no_color
+    stream.is_terminal() && !no_color
 }

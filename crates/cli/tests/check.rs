@@ -223,6 +223,7 @@ async fn watch_refreshes_until_the_lagging_server_catches_up_then_exits_zero() {
         .spawn()
         .expect("the cutover binary runs");
     let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
     let mut watcher = Guard {
         child,
         what: "cutover check --watch",
@@ -258,6 +259,20 @@ async fn watch_refreshes_until_the_lagging_server_catches_up_then_exits_zero() {
     assert!(
         out.trim_end().ends_with("verdict: everything agrees"),
         "the last round agrees:\n{out}"
+    );
+    // In a pipe: rounds one after the other and the waits as plain lines,
+    // never a carriage return or an escape code to redraw a line.
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).unwrap();
+    for (stream, text) in [("stdout", &out), ("stderr", &err)] {
+        assert!(
+            !text.contains('\r') && !text.contains('\u{1b}'),
+            "--watch in a pipe wrote a terminal control to {stream}:\n{text:?}"
+        );
+    }
+    assert!(
+        out.matches("verdict: NOT everything agrees").count() >= 2,
+        "expected every round printed after the last:\n{out}"
     );
 }
 

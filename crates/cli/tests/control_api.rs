@@ -6,11 +6,11 @@
 
 mod control;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use control::{assert_error, assert_schema, ok, raw, validate_openapi, Site};
+use control::{assert_error, assert_schema, ok, raw, send_mail, validate_openapi, Site};
 use serde_json::{json, Value};
 
 /// The zone's current serial, through the API.
@@ -678,42 +678,6 @@ fn checks_return_the_commands_observations() {
         (200, Some(false)),
         "expected a closed port to fail the check, seen {result}"
     );
-}
-
-/// Sends one message over SMTP; panics on any reply but the expected.
-fn send_mail(addr: std::net::SocketAddr, to: &str) {
-    let mut stream = TcpStream::connect(addr).expect("the relay accepts");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut reply = || {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("a reply line");
-            all.push_str(&line);
-            if line.len() < 4 || line.as_bytes()[3] == b' ' {
-                return all;
-            }
-        }
-    };
-    assert!(reply().starts_with("220"), "expected the banner");
-    for (command, code) in [
-        ("EHLO client.test\r\n", "250"),
-        ("MAIL FROM:<sender@client.test>\r\n", "250"),
-        (&format!("RCPT TO:<{to}>\r\n") as &str, "250"),
-        ("DATA\r\n", "354"),
-        ("Subject: move\r\n\r\nhello\r\n.\r\n", "250"),
-        ("QUIT\r\n", "221"),
-    ] {
-        stream.write_all(command.as_bytes()).unwrap();
-        let seen = reply();
-        assert!(
-            seen.starts_with(code),
-            "after {command:?}: expected {code}, seen {seen:?}"
-        );
-    }
 }
 
 #[test]

@@ -143,9 +143,32 @@ fn the_move_through_the_cli_delivers_each_message_once_in_order() {
                         .is_some_and(|error| error.contains("connect"))
             })
     });
+    // One line per recipient under a header naming the columns, each with
+    // its state and attempts: `grep ourdom.test` finds every one.
     let listing = scene.ok(&["queue"]);
+    let header: Vec<&str> = listing
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let deferred = listing
+        .lines()
+        .filter(|l| l.contains("ourdom.test") && l.split_whitespace().any(|w| w == "deferred"))
+        .count();
     assert!(
-        listing.contains("30 message(s)") && listing.contains("deferred attempts="),
+        listing.contains("30 message(s)")
+            && header.starts_with(&[
+                "ID",
+                "AGE",
+                "SIZE",
+                "HELD",
+                "SENDER",
+                "RECIPIENT",
+                "STATE",
+                "ATTEMPTS"
+            ])
+            && deferred == 30,
         "the human listing shows states and attempts:\n{listing}"
     );
     let held = scene.ok(&["hold", "--domain", "ourdom.test"]);

@@ -212,6 +212,83 @@ fn start_list_show_pause_resume_and_abort() {
     assert_eq!(missing.status.code(), Some(1), "an unknown id exits 1");
 }
 
+/// A migration's lock file (`STORE.migration-ID.lock`, the lease of its
+/// runner) is removed once the migration is final: by `abort` when no
+/// runner holds it, and when `cutover serve` starts for those left behind
+/// (by a crash, or by an abort while a runner held it); the files of
+/// migrations still going are kept.
+#[test]
+fn the_lock_files_of_finished_migrations_are_removed() {
+    let site = Site::new(30);
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72);
+    let schedule = format!(
+        "switch_at = \"{}\"\nobserve = \"24h\"",
+        later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let lock = |id: i64| {
+        site.dir
+            .path()
+            .join(format!("cutover.db.migration-{id}.lock"))
+    };
+    let leave = |id: i64| std::fs::write(lock(id), "").unwrap();
+    // Serve is down: nothing runs these migrations meanwhile.
+    let aborted = start_before_serve(&site, &file_for(&site, 8080, &schedule));
+    leave(aborted);
+    ok(
+        "abort",
+        site.run(&["migrate", "abort", &aborted.to_string(), "--yes"], &[]),
+    );
+    assert!(!lock(aborted).exists(), "abort leaves its lock file");
+    let going = start_before_serve(&site, &file_for(&site, 8080, &schedule));
+    let done_elsewhere = start_before_serve(&site, &file_for(&site, 8080, &schedule));
+    // Aborted while a runner held its lease: the file stays for now.
+    let runner = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(lock(done_elsewhere))
+        .unwrap();
+    runner.try_lock().unwrap();
+    ok(
+        "abort",
+        site.run(
+            &["migrate", "abort", &done_elsewhere.to_string(), "--yes"],
+            &[],
+        ),
+    );
+    assert!(
+        lock(done_elsewhere).exists(),
+        "expected the file kept while a runner holds its lease"
+    );
+    drop(runner);
+    leave(going);
+    leave(aborted);
+    leave(999);
+    let _serve = site.serve(&[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while [aborted, done_elsewhere, 999]
+        .iter()
+        .any(|&id| lock(id).exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not remove the lock files of finished migrations within 10 s; log:\n{}",
+            site.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        lock(going).exists(),
+        "the lock file of a migration going on"
+    );
+    assert!(
+        site.log()
+            .contains("removed 3 lock file(s) of finished migrations"),
+        "serve says what it tidied; log:\n{}",
+        site.log()
+    );
+}
+
 /// `run ID` carries a migration out in the foreground, printing each step
 /// with its evidence and exiting 0 when done.
 #[test]
@@ -249,11 +326,68 @@ fn run_carries_a_migration_out_in_the_foreground() {
         );
     }
     no_rust_words("migrate run", &stdout);
+    // In a pipe, the countdown is one plain line per wait: never a carriage
+    // return or an escape code redrawing a line.
+    assert!(
+        !stdout.contains('\r') && !stdout.contains('\u{1b}'),
+        "run in a pipe wrote a terminal control:\n{stdout:?}"
+    );
+    // Done: its lock file is gone with it.
+    let lock = site
+        .dir
+        .path()
+        .join(format!("cutover.db.migration-{id}.lock"));
+    assert!(
+        !lock.exists(),
+        "the lock file of a finished migration is left: {}",
+        lock.display()
+    );
     let www = address(site.addr, "www.example.test.", false).expect("www answers");
     assert_eq!(
         www,
         (IpAddr::V4(NEW), 2),
         "expected www on the new address, original TTL"
+    );
+}
+
+/// On a terminal, `run` counts down to each step in place (a bar redrawn
+/// with a carriage return and cleared when the step runs), and the steps
+/// print as in a pipe.
+#[test]
+fn run_on_a_terminal_counts_down_in_place() {
+    let site = Site::new(2);
+    let _serve = site.serve(&[]);
+    let port = free_port(&[[127, 0, 0, 3]]);
+    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let file = file_for(&site, port, "observe = \"1s\"\nmargin = \"1s\"");
+    let id = start(&site, &file);
+    let out = std::process::Command::new("script")
+        .arg("-qec")
+        .arg(format!(
+            "{} --config {} migrate run {id}",
+            env!("CARGO_BIN_EXE_cutover"),
+            site.config.display()
+        ))
+        .arg("/dev/null")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("script(1) runs");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "run on a terminal:\n{tty:?}");
+    assert!(
+        tty.contains("   … wait for caches at")
+            && tty.contains("s) [")
+            && tty.contains("\r\u{1b}[2K")
+            && tty.contains(&format!("migration {id}: done")),
+        "expected a countdown redrawn in place, then the steps:\n{tty:?}"
+    );
+    let cleared = tty
+        .split("\r\u{1b}[2K")
+        .last()
+        .expect("a cleared countdown");
+    assert!(
+        !cleared.contains("s) [") && cleared.contains(&format!("migration {id}: done")),
+        "expected the last countdown cleared before the last steps:\n{cleared:?}"
     );
 }
 
@@ -385,15 +519,20 @@ fn an_automatic_rollback_stays_in_the_history() {
         switch.trim_start().starts_with("[done]"),
         "expected the switch shown as done (it was, then reverted), saw {switch:?} in:\n{shown}"
     );
+    // One space between words: the columns are as wide as their widest cell.
     let events = shown
         .split("events (as they happened):")
         .nth(1)
-        .expect("an events section");
+        .expect("an events section")
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
     let order = [
         "automatic rolling back automatically: verification after the switch failed 1 time",
         "automatic revert: done",
-        "operator  resumed by the operator (rolled back → verifying new)",
-        "operator  rollback requested by the operator: the new site is not ready",
+        "operator resumed by the operator (rolled back → verifying new)",
+        "operator rollback requested by the operator: the new site is not ready",
         "automatic restore original: ",
     ];
     let mut from = 0;

@@ -374,6 +374,50 @@ fn libc_sigpipe() -> i32 {
     13
 }
 
+/// A table is the same plain columns on a terminal and in a pipe; only on
+/// a terminal, and not with NO_COLOR, is its header bold.
+#[test]
+fn tables_are_plain_in_a_pipe_and_bold_only_on_a_terminal() {
+    let scratch = Scratch::new();
+    let piped = text(&scratch.run(&["zone", "list"]).stdout);
+    assert!(
+        piped.starts_with("ZONE ") && piped.contains("\ncorp.test. ") && !piped.contains('\u{1b}'),
+        "expected plain columns in a pipe, saw:\n{piped:?}"
+    );
+    let on_terminal = |no_color: bool| -> String {
+        let mut command = Command::new("script");
+        command
+            .current_dir(scratch.store())
+            .arg("-qec")
+            .arg(format!(
+                "{} --store cutover.db zone list",
+                env!("CARGO_BIN_EXE_cutover")
+            ))
+            .arg("/dev/null")
+            .env_remove("CUTOVER_SERVER");
+        if no_color {
+            command.env("NO_COLOR", "1");
+        } else {
+            command.env_remove("NO_COLOR");
+        }
+        text(&command.output().expect("script(1) runs").stdout).replace("\r\n", "\n")
+    };
+    let bold =
+        piped
+            .replacen("ZONE", "\u{1b}[1mZONE", 1)
+            .replacen("UPDATED\n", "UPDATED\u{1b}[0m\n", 1);
+    assert_eq!(
+        on_terminal(false),
+        bold,
+        "expected the header bold on a terminal"
+    );
+    assert_eq!(
+        on_terminal(true),
+        piped,
+        "expected no colour with NO_COLOR=1"
+    );
+}
+
 #[test]
 fn logs_are_plain_text_off_a_terminal_and_with_no_color() {
     // Off a terminal (serve's log goes to a file in the control tests).
@@ -489,6 +533,99 @@ fn cutover_server_in_the_environment_does_not_break_local_commands() {
             text(&remote.stdout),
             text(&local.stdout),
             "{args:?}: expected the same output through the API as here"
+        );
+    }
+}
+
+/// `migrate list`, `migrate show` and `mail queue` print through
+/// `--server` what they print here, word for word and column for column
+/// (one function lays each out from the same data).
+#[test]
+fn migrations_and_the_mail_queue_print_the_same_through_the_api() {
+    let smtp = control::free_port(&[[127, 0, 0, 1]]);
+    let down = control::free_port(&[[127, 0, 0, 1]]);
+    let spool = tempfile::tempdir().unwrap();
+    let site = Site::start(&format!(
+        "[mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\nspool = {:?}\n\
+         first_retry = \"5m\"\nmax_retry = \"10m\"\nconnect_timeout = \"1s\"\n\
+         [[mail.domain]]\nname = \"ourdom.test\"\ndestination = \"127.0.0.1:{down}\"\nrecipients = [\"@ourdom.test\"]\n",
+        spool.path().join("spool")
+    ));
+    let admin = Some(site.admin.as_str());
+    // A migration whose switch is days away, paused at once: nothing about
+    // it changes between the two printings.
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72);
+    let file = format!(
+        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\n[[move]]\nfrom = \"127.0.0.2\"\nto = \"127.0.0.3\"\n\
+         [ttl]\nduring = 1\n[schedule]\nswitch_at = \"{}\"\nmargin = 1\nobserve = \"60s\"\n[verify]\nauthorities = [\"{}\"]\nresolvers = []\ntries = 1\ninterval = 1\n",
+        later.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        site.dns
+    );
+    let body = serde_json::json!({"file_name": "move-web.toml", "text": file}).to_string();
+    let (status, created) = site.call("POST", "/api/v1/migrations", admin, Some(&body));
+    assert_eq!(status, 200, "expected the migration started, saw {created}");
+    let id = created["id"].as_i64().expect("an id").to_string();
+    let (status, paused) = site.call(
+        "POST",
+        &format!("/api/v1/migrations/{id}/pause"),
+        admin,
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "expected it paused, saw {paused}");
+    // A message its destination refuses: deferred, next try in 5 minutes.
+    control::send_mail(
+        std::net::SocketAddr::from(([127, 0, 0, 1], smtp)),
+        "alice@ourdom.test",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, queue) = site.call("GET", "/api/v1/mail/queue", admin, None);
+        if queue["messages"][0]["recipients"][0]["state"] == "deferred" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected the message deferred within 10 s, saw {queue}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let url = format!("http://{}", site.http);
+    let config = site.config.display().to_string();
+    for args in [
+        &["migrate", "list"][..],
+        &["migrate", "show", &id][..],
+        &["migrate", "show", &id, "--json"][..],
+        &["mail", "queue"][..],
+        &["mail", "queue", "--json"][..],
+    ] {
+        let run = |prefix: &[&str]| {
+            let mut all = prefix.to_vec();
+            all.extend_from_slice(args);
+            let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+                .args(&all)
+                .env_remove("CUTOVER_SERVER")
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{all:?}: {}", text(&out.stderr));
+            text(&out.stdout)
+        };
+        // The queue's ages count seconds: a second may turn between the two.
+        let (mut remote, mut local) = (String::new(), String::new());
+        for _ in 0..3 {
+            remote = run(&["--server", &url, "--token", &site.reader]);
+            local = run(&["--config", &config]);
+            if remote == local {
+                break;
+            }
+        }
+        assert_eq!(
+            remote, local,
+            "{args:?}: expected the same output through the API as here"
+        );
+        assert!(
+            !remote.is_empty() && !remote.contains("no migrations") && !remote.contains("is empty"),
+            "{args:?}: expected something to compare, saw:\n{remote}"
         );
     }
 }

@@ -31,6 +31,8 @@ use cutover_probe::dns::{rdata_text, Client, Outcome, QueryOptions, Question};
 use cutover_zone::{zonefile, Name, Rdata, RecordType};
 use serde::Serialize;
 
+use super::countdown::{Countdown, Display, Stream};
+use super::table::{Table, Tone};
 use super::{timestamp, zone_name};
 
 /// How many earlier cache observations `--watch` keeps to spot stale caches.
@@ -395,67 +397,61 @@ impl Report {
         }
     }
 
-    /// The report as an aligned table, the zone-wide flags and the verdict.
-    fn table(&self) -> String {
-        let mut rows: Vec<[String; 8]> = vec![[
-            "SERVER/RESOLVER".into(),
-            "ADDRESS".into(),
-            "QUESTION".into(),
-            "SERIAL".into(),
-            "ANSWER".into(),
-            "TTL".into(),
-            "LETS GO".into(),
-            "FLAGS".into(),
-        ]];
+    /// The report as an aligned table, the zone-wide flags and the verdict;
+    /// with `colour`, the header bold and the rows with a flag red.
+    fn table(&self, colour: bool) -> String {
+        let mut table = Table::new([
+            "SERVER/RESOLVER",
+            "ADDRESS",
+            "QUESTION",
+            "SERIAL",
+            "ANSWER",
+            "TTL",
+            "LETS GO",
+            "FLAGS",
+        ]);
         let dash = || "-".to_string();
         let optional = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(dash);
+        let tone = |flags: &[String]| match flags.is_empty() {
+            true => Tone::Plain,
+            false => Tone::Alarm,
+        };
         for row in &self.servers {
-            rows.push([
-                format!("server {}", row.ns),
-                row.address.clone(),
-                row.question.clone(),
-                optional(row.serial),
-                row.answer.clone(),
-                optional(row.ttl),
-                dash(),
-                flags_text(&row.flags),
-            ]);
+            table.toned(
+                tone(&row.flags),
+                [
+                    format!("server {}", row.ns),
+                    row.address.clone(),
+                    row.question.clone(),
+                    optional(row.serial),
+                    row.answer.clone(),
+                    optional(row.ttl),
+                    dash(),
+                    flags_text(&row.flags),
+                ],
+            );
         }
         for row in &self.resolvers {
             let lets_go = match (&row.released_at, row.released_in_seconds) {
                 (Some(at), Some(seconds)) => format!("{} (in {seconds} s)", clock_part(at)),
                 _ => dash(),
             };
-            rows.push([
-                format!("resolver {}", row.resolver),
-                row.address.clone(),
-                row.question.clone(),
-                optional(row.serial),
-                row.answer.clone(),
-                optional(row.ttl_left),
-                lets_go,
-                flags_text(&row.flags),
-            ]);
-        }
-        let mut widths = [0usize; 8];
-        for row in &rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
+            table.toned(
+                tone(&row.flags),
+                [
+                    format!("resolver {}", row.resolver),
+                    row.address.clone(),
+                    row.question.clone(),
+                    optional(row.serial),
+                    row.answer.clone(),
+                    optional(row.ttl_left),
+                    lets_go,
+                    flags_text(&row.flags),
+                ],
+            );
         }
         let mut out = format!("{} checked at {}\n", self.zone, self.checked_at);
-        for row in &rows {
-            let mut line = String::new();
-            for (i, cell) in row.iter().enumerate() {
-                if i + 1 == row.len() {
-                    line.push_str(cell);
-                } else {
-                    line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
+        out.push_str(&table.render(colour));
         for flag in &self.flags {
             out.push_str(&format!("flag: {flag}\n"));
         }
@@ -497,6 +493,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let terminal = std::io::stdout().is_terminal();
+    let colour = crate::colour_on(&std::io::stdout());
     let mut history: Vec<CacheObservation> = Vec::new();
     loop {
         let round = runtime.block_on(observe(&plan, &client));
@@ -507,13 +504,14 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
         }
         let mut out = std::io::stdout().lock();
         if args.watch && terminal && !args.json {
-            // Clear the screen: the table replaces the previous one.
+            // Clear the screen (only a terminal): the table replaces the
+            // previous one. In a pipe each round follows the last.
             write!(out, "\x1b[H\x1b[2J")?;
         }
         if args.json {
             writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         } else {
-            write!(out, "{}", report.table())?;
+            write!(out, "{}", report.table(colour))?;
         }
         out.flush()?;
         drop(out);
@@ -526,42 +524,39 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
         countdown(
             args.interval,
             &report,
-            std::io::stderr().is_terminal() && !args.json,
-        )?;
+            // stderr: with --json too, the wait is said beside the documents.
+            Display::choose(std::io::stderr().is_terminal() && !args.json, false),
+        );
     }
 }
 
-/// Waits `interval` before the next round of `--watch`, showing on a
-/// terminal a countdown to the moment the old data is gone from every cache.
-fn countdown(interval: Duration, report: &Report, live: bool) -> anyhow::Result<()> {
+/// Waits `interval` before the next round of `--watch`, showing the
+/// countdown to the moment the old data is gone from every cache: on a
+/// terminal redrawn in place, elsewhere one line.
+fn countdown(interval: Duration, report: &Report, display: Display) {
     let release = report
         .old_data_released_in_seconds
         .or(report.all_released_in_seconds);
-    if !live {
-        if let Some(seconds) = release {
+    if display != Display::Live {
+        if let (Some(seconds), Display::Plain) = (release, display) {
             eprintln!("waiting: caches let go in {seconds} s; checking again");
         }
         std::thread::sleep(interval);
-        return Ok(());
+        return;
     }
     let started = std::time::Instant::now();
-    let mut err = std::io::stderr().lock();
+    let countdown = Countdown::start(Stream::Stderr, interval, 0);
     while started.elapsed() < interval {
         let elapsed = started.elapsed();
-        let next = interval.saturating_sub(elapsed).as_secs_f64().ceil() as u64;
-        let left = release.map(|s| s.saturating_sub(elapsed.as_secs()));
-        match left {
-            Some(left) => write!(
-                err,
-                "\r\x1b[Kcaches let go in {left} s · next check in {next} s"
-            )?,
-            None => write!(err, "\r\x1b[Knext check in {next} s")?,
-        }
-        err.flush()?;
-        std::thread::sleep(interval.saturating_sub(elapsed).min(Duration::from_secs(1)));
+        let left = interval.saturating_sub(elapsed);
+        let next = left.as_secs_f64().ceil() as u64;
+        let words = match release.map(|s| s.saturating_sub(elapsed.as_secs())) {
+            Some(gone) => format!("caches let go in {gone} s · next check in {next} s"),
+            None => format!("next check in {next} s"),
+        };
+        countdown.show(left, words);
+        std::thread::sleep(left.min(Duration::from_millis(250)));
     }
-    write!(err, "\r\x1b[K")?;
-    Ok(())
 }
 
 /// One round of queries: the servers (found or given) and the resolvers,
@@ -914,7 +909,7 @@ mod tests {
             report.old_data_released_at.as_deref(),
             Some("2023-11-14T22:14:02Z")
         );
-        let table = report.table();
+        let table = report.table(false);
         let line = table
             .lines()
             .find(|l| l.contains("127.0.0.2:53"))

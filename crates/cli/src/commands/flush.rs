@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use anyhow::bail;
 use cutover_flush::{Entry, Kind, Outcome, Report, Scope, Settings};
 
+use crate::commands::table::{Table, Tone};
 use cutover_server::config::Config;
 
 /// Arguments of `cutover flush`.
@@ -42,7 +43,8 @@ pub fn run(args: &FlushArgs, config: Option<&Config>) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(&report, &settings));
+        let colour = crate::colour_on(&std::io::stdout());
+        print!("{}", render(&report, &settings, colour));
     }
     let failed = report
         .caches
@@ -59,47 +61,42 @@ pub fn run(args: &FlushArgs, config: Option<&Config>) -> anyhow::Result<()> {
 }
 
 /// The report as text: one line per cache with its commands under it, then
-/// the platforms cutover cannot reach.
-pub fn render(report: &Report, settings: &Settings) -> String {
-    let mut out = String::new();
-    let width = report
-        .caches
-        .iter()
-        .map(|e| e.cache.name().len())
-        .max()
-        .unwrap_or(0);
+/// the platforms cutover cannot reach; with `colour`, a failed cache in red.
+pub fn render(report: &Report, settings: &Settings, colour: bool) -> String {
+    let mut caches = Table::bare();
     for entry in &report.caches {
-        let _ = writeln!(
-            out,
-            "{:<12} {:<width$}  {}",
-            status(entry),
-            entry.cache.name(),
-            detail(entry)
-        );
+        let mut lines = vec![detail(entry)];
         // A failure already names the command that failed.
         if matches!(entry.outcome, Outcome::Flushed | Outcome::WouldRun) {
-            for command in &entry.commands {
-                let _ = writeln!(out, "{:<12} {:<width$}  $ {command}", "", "");
-            }
+            lines.extend(entry.commands.iter().map(|command| format!("$ {command}")));
         }
+        let tone = match entry.outcome {
+            Outcome::Failed { .. } => Tone::Alarm,
+            _ => Tone::Plain,
+        };
+        caches.toned(
+            tone,
+            [
+                status(entry).to_owned(),
+                entry.cache.name().to_owned(),
+                lines.join("\n"),
+            ],
+        );
     }
+    let mut out = caches.render(colour);
     if !settings.local {
         out.push_str("(caches on this machine not looked for: [flush] local = false)\n");
     }
     out.push_str("\nElsewhere, out of cutover's reach — run these where the cache lives:\n");
-    let width = report
-        .advice
-        .iter()
-        .map(|a| a.platform.len())
-        .max()
-        .unwrap_or(0);
-    for advice in &report.advice {
-        let _ = write!(out, "  {:<width$}  {}", advice.platform, advice.command);
-        if !advice.note.is_empty() {
-            let _ = write!(out, "   ({})", advice.note);
+    let mut advice = Table::bare().indent(2);
+    for item in &report.advice {
+        let mut command = item.command.to_owned();
+        if !item.note.is_empty() {
+            let _ = write!(command, "   ({})", item.note);
         }
-        out.push('\n');
+        advice.row([item.platform.to_string(), command]);
     }
+    out.push_str(&advice.render(colour));
     out
 }
 
@@ -162,7 +159,7 @@ mod tests {
             ],
             advice: cutover_flush::advice::everywhere(),
         };
-        let text = render(&report, &Settings::default());
+        let text = render(&report, &Settings::default(), false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             &lines[..3],

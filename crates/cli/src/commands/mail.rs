@@ -17,6 +17,7 @@ use clap::{Args, Subcommand};
 use cutover_mail::queue::Selector;
 use cutover_mail::{MailControl, QueuedMessage};
 
+use crate::commands::table::{Table, Tone};
 use crate::commands::{timestamp, Unconfirmed};
 use cutover_server::config::Config;
 
@@ -131,7 +132,10 @@ pub fn run(args: &MailArgs, config_path: Option<&std::path::Path>) -> anyhow::Re
             if *json {
                 println!("{}", serde_json::to_string_pretty(&queue)?);
             } else {
-                print!("{}", render_queue(&queue));
+                print!(
+                    "{}",
+                    render_queue(&queue, crate::colour_on(&std::io::stdout()))
+                );
             }
         }
         MailCommand::Show { id, json } => {
@@ -230,42 +234,65 @@ fn age(seconds: u64) -> String {
     }
 }
 
-/// The queue as a table: one line per message, one indented per recipient.
-fn render_queue(queue: &[QueuedMessage]) -> String {
+/// The queue as a table, one line per recipient with its message's id,
+/// age, size, hold and sender, so that `grep DOMAIN` shows all of a
+/// domain's mail with where each recipient stands; then the count. The
+/// same here and through `--server`.
+pub fn render_queue(queue: &[QueuedMessage], colour: bool) -> String {
     if queue.is_empty() {
         return "mail queue is empty\n".into();
     }
-    let mut out = format!(
-        "{:<24} {:>5} {:>8} {:<4} sender\n",
-        "id", "age", "size", "held"
-    );
+    let mut table = Table::new([
+        "ID",
+        "AGE",
+        "SIZE",
+        "HELD",
+        "SENDER",
+        "RECIPIENT",
+        "STATE",
+        "ATTEMPTS",
+        "LAST ERROR",
+    ])
+    .right(&[1, 2, 7]);
     for message in queue {
         let sender = if message.sender.is_empty() {
             "<>"
         } else {
             &message.sender
         };
-        out.push_str(&format!(
-            "{:<24} {:>5} {:>8} {:<4} {sender}\n",
-            message.id,
-            age(message.age_seconds),
-            message.size,
-            if message.held { "yes" } else { "" },
-        ));
+        let columns = |recipient: &str, state: &str, attempts: String, error: &str| {
+            [
+                message.id.clone(),
+                age(message.age_seconds),
+                message.size.to_string(),
+                if message.held { "yes" } else { "no" }.to_owned(),
+                sender.to_owned(),
+                recipient.to_owned(),
+                state.to_owned(),
+                attempts,
+                error.to_owned(),
+            ]
+        };
+        if message.recipients.is_empty() {
+            table.row(columns("-", "-", "-".into(), ""));
+        }
         for recipient in &message.recipients {
-            out.push_str(&format!(
-                "    {} {} attempts={}{}\n",
-                recipient.address,
-                recipient.state,
-                recipient.attempts,
-                recipient
-                    .last_error
-                    .as_ref()
-                    .map(|error| format!(" last error: {error}"))
-                    .unwrap_or_default()
-            ));
+            let tone = match recipient.state.as_str() {
+                "failed" => Tone::Alarm,
+                _ => Tone::Plain,
+            };
+            table.toned(
+                tone,
+                columns(
+                    &recipient.address,
+                    &recipient.state,
+                    recipient.attempts.to_string(),
+                    recipient.last_error.as_deref().unwrap_or(""),
+                ),
+            );
         }
     }
+    let mut out = table.render(colour);
     out.push_str(&format!("{} message(s)\n", queue.len()));
     out
 }

@@ -34,12 +34,13 @@ mod report;
 mod site;
 
 use self::report::{clock, label, print_control, print_started, print_summaries, show};
-pub use self::report::{print_audit, print_step};
+pub use self::report::{print_audit, print_step, render_detail, render_summaries, Listed};
 use self::site::{exposure, site_hazards};
+use super::countdown::{Countdown, Display, Stream};
 use super::{open_store, Cli, Need, Unconfirmed};
 use cutover_migrate::words::seconds;
 use cutover_server::config::{Config, ConfigError};
-use cutover_server::scheduler::lease::Lease;
+use cutover_server::scheduler::lease::{self, Lease};
 use cutover_server::scheduler::presence::{annotated, Presence};
 use cutover_server::scheduler::Wiring;
 
@@ -182,7 +183,7 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
                 let all: Vec<_> = all.iter().map(|s| annotated(s, &path, now)).collect();
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                print_summaries(&all, "no migrations in this store", &path);
+                print_summaries(all, NO_MIGRATIONS, &path);
             }
             Ok(())
         }
@@ -199,7 +200,7 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
                 let shown: Vec<_> = shown.iter().map(|s| annotated(s, &path, now)).collect();
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
-                print_summaries(&shown, "no unfinished migrations", &path);
+                print_summaries(shown, "no unfinished migrations", &path);
             }
             Ok(())
         }
@@ -222,6 +223,14 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
             }
             let reason = args.reason.as_deref().unwrap_or(FROM_THE_COMMAND_LINE);
             let summary = migrations.abort(args.id, now, reason)?;
+            // Over: its lock file goes, unless a runner still holds it (that
+            // runner removes it as it sees the migration aborted).
+            if let Err(error) = lease::retire_if_free(&path, args.id) {
+                tracing::warn!(
+                    "migration {}: cannot remove its lock file: {error}",
+                    args.id
+                );
+            }
             print_control(&summary, &path, args.json)
         }
         MigrateCommand::Rollback(args) => {
@@ -262,6 +271,9 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+/// What `migrate list` says of a store without migrations (here and through `--server`).
+pub const NO_MIGRATIONS: &str = "no migrations in this store";
 
 /// The reason recorded for an operator's command given without one.
 const FROM_THE_COMMAND_LINE: &str = "on the command line";
@@ -407,11 +419,11 @@ pub fn run_foreground(
     json: bool,
 ) -> anyhow::Result<()> {
     let wiring = Wiring::for_stored(migrations, id, store, site)?;
-    let _lease = take_lease(store, id)?;
+    let lease = take_lease(store, id)?;
     // Says to `migrate status` elsewhere that this migration is being run.
-    let _presence = Presence::run(store, id)
+    let presence = Presence::run(store, id)
         .with_context(|| format!("cannot hold the lock of migration {id}"))?;
-    let terminal = std::io::stdout().is_terminal() && !json;
+    let display = Display::choose(std::io::stdout().is_terminal(), json);
     loop {
         let report = wiring.tick(migrations, id)?;
         if json {
@@ -422,14 +434,17 @@ pub fn run_foreground(
             }
         }
         let Some(due) = report.next_due.filter(|_| runs_on(report.state)) else {
-            return finished(&migrations.status(id)?, json);
+            let summary = migrations.status(id)?;
+            if summary.state.is_final() {
+                // Over: no runner takes it again, its lock file goes.
+                drop(presence);
+                if let Err(error) = lease.retire() {
+                    tracing::warn!("migration {id}: cannot remove its lock file: {error}");
+                }
+            }
+            return finished(&summary, json);
         };
         let next = migrations.status(id)?.next_step;
-        let display = match (json, terminal) {
-            (true, _) => Countdown::Silent,
-            (false, true) => Countdown::Live,
-            (false, false) => Countdown::OneLine,
-        };
         wait_until(due, next.map(|k| label(k.as_str())), display);
     }
 }
@@ -451,49 +466,33 @@ fn runs_on(state: State) -> bool {
     !state.is_final() && !matches!(state, State::Paused | State::RolledBack)
 }
 
-/// How a wait is shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Countdown {
-    /// Not at all (`--json`).
-    Silent,
-    /// One line when the wait begins (output is not a terminal).
-    OneLine,
-    /// A line rewritten every 250 ms (a terminal).
-    Live,
-}
-
-/// Sleeps until `due`, showing the countdown as `display` says.
-fn wait_until(due: Timestamp, next: Option<String>, display: Countdown) {
-    let terminal = display == Countdown::Live;
+/// Sleeps until `due`, showing the wait as `display` says: on a terminal a
+/// countdown redrawn in place, elsewhere one line when it begins.
+fn wait_until(due: Timestamp, next: Option<String>, display: Display) {
     let what = next.unwrap_or_else(|| "the next step".into());
+    // The wall clock, asked again at every turn: a wait can last days, and
+    // the step is due at a time, not after a duration.
     let left =
         |now: Timestamp| Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO);
     let first = left(Timestamp::now());
     if first.is_zero() {
         return;
     }
-    if display == Countdown::OneLine {
-        println!("   … {what} at {} (in {})", clock(due), seconds(first));
+    let words = |left: Duration| format!("… {what} at {} (in {})", clock(due), seconds(left));
+    if display == Display::Plain {
+        println!("   {}", words(first));
         let _ = std::io::stdout().flush();
     }
+    let countdown = (display == Display::Live).then(|| Countdown::start(Stream::Stdout, first, 3));
     loop {
         let remaining = left(Timestamp::now());
         if remaining.is_zero() {
             break;
         }
-        if terminal {
-            print!(
-                "\r   … {what} at {} (in {})   ",
-                clock(due),
-                seconds(remaining)
-            );
-            let _ = std::io::stdout().flush();
+        if let Some(countdown) = &countdown {
+            countdown.show(remaining, words(remaining));
         }
         std::thread::sleep(remaining.min(Duration::from_millis(250)));
-    }
-    if terminal {
-        print!("\r{:70}\r", "");
-        let _ = std::io::stdout().flush();
     }
 }
 

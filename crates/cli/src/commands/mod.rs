@@ -2,6 +2,7 @@
 //! finding the config and the store, reading names, printing diffs.
 
 pub mod check;
+pub mod countdown;
 pub mod demo;
 pub mod flush;
 pub mod key;
@@ -11,6 +12,7 @@ pub mod packaging;
 pub mod record;
 pub mod remote;
 pub mod serve;
+pub mod table;
 pub mod token;
 pub mod verify;
 pub mod zone;

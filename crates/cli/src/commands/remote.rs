@@ -19,11 +19,13 @@ use cutover_api::{
     ChangeAction, ChangeResult, ErrorBody, MailQueue, MigrationList, RecordChange, ZoneExport,
     ZoneList,
 };
+use cutover_migrate::runner::{AuditEntry, Detail};
+use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::mail::MailCommand;
-use super::migrate::MigrateCommand;
+use super::mail::{render_queue, MailCommand};
+use super::migrate::{render_detail, render_summaries, Listed, MigrateCommand, NO_MIGRATIONS};
 use super::record::RecordCommand;
 use super::zone::{ListedZone, ZoneCommand};
 use super::{Cli, Command};
@@ -155,6 +157,11 @@ pub fn refusal(cli: &Cli, server: &str, reach: Reach) -> anyhow::Error {
     }
 }
 
+/// Colour on standard output (a terminal, `NO_COLOR` unset).
+fn colour() -> bool {
+    crate::colour_on(&std::io::stdout())
+}
+
 /// Runs the command through the remote serve; commands it cannot carry are refused.
 pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
     let remote = Remote::new(server, cli.token.clone());
@@ -249,114 +256,59 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list.migrations)?);
                 return Ok(());
             }
-            if list.migrations.is_empty() {
-                println!("no migrations");
-            }
-            for m in &list.migrations {
-                println!(
-                    "{:>4}  {:<24} {:<14} next {} {}",
-                    m["id"],
-                    m["zone"].as_str().unwrap_or_default(),
-                    m["state"].as_str().unwrap_or_default(),
-                    m["next_step"].as_str().unwrap_or("-"),
-                    m["next_due"].as_str().unwrap_or("")
-                );
-                if let Some(note) = m["attention"].as_str() {
-                    println!("      ! {note}");
-                }
-            }
+            let listed = list
+                .migrations
+                .into_iter()
+                .map(|value| {
+                    let attention = value["attention"].as_str().map(str::to_owned);
+                    let summary = serde_json::from_value(value)
+                        .context("the server answered a migration this cutover cannot read")?;
+                    Ok(Listed { summary, attention })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            print!(
+                "{}",
+                render_summaries(&listed, NO_MIGRATIONS, Timestamp::now(), colour())
+            );
             Ok(())
         }
         Command::Migrate(MigrateCommand::Show(args)) => {
-            let detail: Value = remote.call("GET", &format!("/migrations/{}", args.id), None)?;
+            let id = args.id;
+            let mut migration: Value = remote.call("GET", &format!("/migrations/{id}"), None)?;
+            let audit: Value = remote.call("GET", &format!("/migrations/{id}/audit"), None)?;
+            let mut audit = audit;
+            let audit = audit["entries"].take();
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&detail)?);
+                let both = serde_json::json!({"migration": migration, "audit": audit});
+                println!("{}", serde_json::to_string_pretty(&both)?);
                 return Ok(());
             }
-            let summary = &detail["summary"];
-            println!(
-                "migration {} · {} · {}{}",
-                summary["id"],
-                summary["zone"].as_str().unwrap_or_default(),
-                summary["state"].as_str().unwrap_or_default(),
-                summary["reason"]
-                    .as_str()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
+            let attention = migration["summary"]["attention"]
+                .as_str()
+                .map(str::to_owned);
+            let unreadable = "the server answered a migration this cutover cannot read";
+            let detail: Detail = serde_json::from_value(migration.take()).context(unreadable)?;
+            let audit: Vec<AuditEntry> = serde_json::from_value(audit).context(unreadable)?;
+            print!(
+                "{}",
+                render_detail(
+                    &detail,
+                    &audit,
+                    attention.as_deref(),
+                    Timestamp::now(),
+                    colour()
+                )
             );
-            if let Some(note) = summary["attention"].as_str() {
-                println!("! {note}");
-            }
-            for entry in detail["timeline"].as_array().into_iter().flatten() {
-                let status = &entry["status"];
-                println!(
-                    "  {:<8} {:<16} {:<22} {}",
-                    status["status"].as_str().unwrap_or_default(),
-                    entry["kind"].as_str().unwrap_or_default(),
-                    status["at"]
-                        .as_str()
-                        .or(status["due"].as_str())
-                        .unwrap_or(""),
-                    entry["what"].as_str().unwrap_or_default()
-                );
-                if let Some(mail) = entry["mail"].as_str() {
-                    println!("  {:<48} {mail}", "");
-                }
-                let why = status["reason"]
-                    .as_str()
-                    .or(status["last"]["reason"].as_str());
-                if let Some(why) = why {
-                    let outcome = status["last"]["outcome"].as_str();
-                    println!(
-                        "  {:<48} {}{why}",
-                        "",
-                        outcome.map(|o| format!("{o}: ")).unwrap_or_default()
-                    );
-                }
-            }
-            println!("events:");
-            for event in detail["events"].as_array().into_iter().flatten() {
-                println!(
-                    "  {} {:<9} {}",
-                    event["at"].as_str().unwrap_or_default(),
-                    event["cause"].as_str().unwrap_or_default(),
-                    event["text"].as_str().unwrap_or_default()
-                );
-            }
             Ok(())
         }
         Command::Mail(args) => match &args.command {
             MailCommand::Queue { json } => {
                 let queue: MailQueue = remote.call("GET", "/mail/queue", None)?;
                 if *json {
-                    println!("{}", serde_json::to_string_pretty(&queue)?);
+                    println!("{}", serde_json::to_string_pretty(&queue.messages)?);
                     return Ok(());
                 }
-                if queue.messages.is_empty() {
-                    println!("the queue is empty");
-                }
-                for m in &queue.messages {
-                    println!(
-                        "{}  {}s  {} octets{}  from <{}>",
-                        m.id,
-                        m.age_seconds,
-                        m.size,
-                        if m.held { "  HELD" } else { "" },
-                        m.sender
-                    );
-                    for r in &m.recipients {
-                        println!(
-                            "    {} {} ({} attempts){}",
-                            r.address,
-                            r.state,
-                            r.attempts,
-                            r.last_error
-                                .as_deref()
-                                .map(|e| format!(": {e}"))
-                                .unwrap_or_default()
-                        );
-                    }
-                }
+                print!("{}", render_queue(&queue.messages, colour()));
                 Ok(())
             }
             _ => bail!("with --server, `mail` supports only `queue` (use the API for the rest)"),

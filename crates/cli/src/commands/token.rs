@@ -3,6 +3,7 @@
 
 use clap::{Subcommand, ValueEnum};
 
+use super::table::Table;
 use cutover_server::http::tokens::{TokenBook, TokenScope};
 
 /// The `token` verbs.
@@ -58,15 +59,17 @@ pub fn run(command: &TokenCommand, store: &std::path::Path) -> anyhow::Result<()
                 println!(
                     "no tokens (make one with `cutover token create NAME --scope read|probe|admin`)"
                 );
+                return Ok(());
             }
+            let mut table = Table::new(["NAME", "SCOPE", "CREATED"]);
             for token in tokens {
-                println!(
-                    "{:<24} {:<6} created {}",
+                table.row([
                     token.name,
-                    token.scope.as_str(),
-                    token.created_at
-                );
+                    token.scope.as_str().to_owned(),
+                    token.created_at.to_string(),
+                ]);
             }
+            table.print();
         }
         TokenCommand::Revoke { name } => {
             book.revoke(name)?;

@@ -29,6 +29,7 @@ use cutover_zone::Name;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::table::{Table, Tone};
 use super::timestamp;
 
 /// A certificate expiring sooner than this many days is worth a warning.
@@ -109,21 +110,22 @@ impl Verification {
         )
     }
 
-    /// The readable form: the target, the observation, the findings.
-    fn text(&self) -> String {
+    /// The readable form: the target, the observation, the findings (a
+    /// problem in red with `colour`).
+    fn text(&self, colour: bool) -> String {
         let mut out = format!("{} {}\n", self.service, self.target);
         for line in &self.lines {
             out.push_str(&format!("  {line}\n"));
         }
         out.push_str("findings:\n");
+        let mut findings = Table::bare().indent(2);
         for finding in &self.findings {
-            let mark = if finding.healthy {
-                "ok     "
-            } else {
-                "PROBLEM"
-            };
-            out.push_str(&format!("  {mark} {}\n", finding.sentence));
+            match finding.healthy {
+                true => findings.row(["ok", finding.sentence.as_str()]),
+                false => findings.toned(Tone::Alarm, ["PROBLEM", finding.sentence.as_str()]),
+            }
         }
+        out.push_str(&findings.render(colour));
         out.push_str(if self.healthy {
             "verdict: healthy\n"
         } else {
@@ -143,7 +145,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&verification)?);
     } else {
-        print!("{}", verification.text());
+        print!(
+            "{}",
+            verification.text(crate::colour_on(&std::io::stdout()))
+        );
     }
     if verification.healthy {
         Ok(())
@@ -736,9 +741,9 @@ mod tests {
         );
         assert!(good.healthy, "{:#?}", good.findings);
         assert!(
-            good.text().contains("issued by CN=test CA"),
+            good.text(false).contains("issued by CN=test CA"),
             "{}",
-            good.text()
+            good.text(false)
         );
         let expired = Verdict::Invalid("certificate expired".into());
         let bad = http_verification("t".into(), &url, &observation(200, expired, -3), None, None);

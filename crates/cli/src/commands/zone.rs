@@ -13,6 +13,7 @@ use cutover_nameserver::tsig::Key;
 use cutover_store::Store;
 use cutover_zone::{zonefile, Name, Serial, Zone, ZoneDiff};
 
+use super::table::Table;
 use super::{diff_lines, zone_name, Unconfirmed};
 
 /// The `zone` verbs.
@@ -429,13 +430,16 @@ pub fn print_list(zones: impl Iterator<Item = ListedZone>) {
         println!("no zones in the store");
         return;
     }
-    println!("{:<40} {:>10} {:>9}  UPDATED", "ZONE", "SERIAL", "RECORDS");
+    let mut table = Table::new(["ZONE", "SERIAL", "RECORDS", "UPDATED"]).right(&[1, 2]);
     for zone in zones {
-        println!(
-            "{:<40} {:>10} {:>9}  {}",
-            zone.origin, zone.serial, zone.records, zone.updated_at
-        );
+        table.row([
+            zone.origin,
+            zone.serial.to_string(),
+            zone.records.to_string(),
+            zone.updated_at,
+        ]);
     }
+    table.print();
 }
 
 /// Writes a zone file to `output`, or to standard output.
@@ -466,16 +470,23 @@ fn show(store: &Store, zone: &str) -> anyhow::Result<()> {
     }
     println!("records: {}", zone.record_count());
     println!("versions:");
+    let mut table = Table::new(["AT", "SERIALS", "ADDED", "REMOVED", "WHAT"])
+        .indent(2)
+        .right(&[2, 3]);
     for version in store.versions(&origin)? {
         let change = match version.from {
             Some(from) => format!("{from} → {}", version.serial),
             None => format!("created at {}", version.serial),
         };
-        println!(
-            "  {}  {change}  +{} -{}  {}",
-            version.at, version.added, version.removed, version.comment
-        );
+        table.row([
+            version.at.to_string(),
+            change,
+            format!("+{}", version.added),
+            format!("-{}", version.removed),
+            version.comment,
+        ]);
     }
+    table.print();
     Ok(())
 }
 

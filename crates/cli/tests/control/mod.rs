@@ -10,7 +10,8 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -484,4 +485,40 @@ fn check_answer(method: &str, path: &str, status: u16, body: &Value) {
         "{what}: expected JSON as {template} documents, seen none"
     );
     validate_against(schema, body, &what);
+}
+
+/// Sends one message over SMTP; panics on any reply but the expected.
+pub fn send_mail(addr: std::net::SocketAddr, to: &str) {
+    let mut stream = TcpStream::connect(addr).expect("the relay accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut reply = || {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("a reply line");
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] == b' ' {
+                return all;
+            }
+        }
+    };
+    assert!(reply().starts_with("220"), "expected the banner");
+    for (command, code) in [
+        ("EHLO client.test\r\n", "250"),
+        ("MAIL FROM:<sender@client.test>\r\n", "250"),
+        (&format!("RCPT TO:<{to}>\r\n") as &str, "250"),
+        ("DATA\r\n", "354"),
+        ("Subject: move\r\n\r\nhello\r\n.\r\n", "250"),
+        ("QUIT\r\n", "221"),
+    ] {
+        stream.write_all(command.as_bytes()).unwrap();
+        let seen = reply();
+        assert!(
+            seen.starts_with(code),
+            "after {command:?}: expected {code}, seen {seen:?}"
+        );
+    }
 }

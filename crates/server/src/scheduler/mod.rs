@@ -155,6 +155,7 @@ impl Scheduler {
     pub fn start(store: &Path, site: &Site) -> anyhow::Result<Scheduler> {
         let migrations = Migrations::open(store)
             .with_context(|| format!("cannot open the migrations in {}", store.display()))?;
+        lease::sweep_finished(store, &migrations);
         let presence = match presence::Presence::scheduler(store) {
             Ok(presence) => Some(presence),
             Err(error) => {
@@ -236,7 +237,7 @@ fn run_loop(migrations: &Migrations, store: &Path, site: &Site, stop: &AtomicBoo
                 continue;
             };
             // `cutover migrate run ID` elsewhere holds the lease: leave it to that.
-            let _lease = match lease::Lease::try_take(store, id) {
+            let held = match lease::Lease::try_take(store, id) {
                 Ok(Some(lease)) => lease,
                 Ok(None) => continue,
                 Err(error) => {
@@ -247,7 +248,11 @@ fn run_loop(migrations: &Migrations, store: &Path, site: &Site, stop: &AtomicBoo
             match wiring.tick(migrations, id) {
                 Ok(report) => {
                     log_report(&report);
-                    if let Some(due) = report.next_due {
+                    if report.state.is_final() {
+                        if let Err(error) = held.retire() {
+                            tracing::warn!("migration {id}: cannot remove its lock file: {error}");
+                        }
+                    } else if let Some(due) = report.next_due {
                         let left = due.duration_since(jiff::Timestamp::now());
                         let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
                         sleep = sleep.min(left.max(Duration::from_millis(50)));

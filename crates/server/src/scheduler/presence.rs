@@ -17,7 +17,12 @@
 //! taken, so two status commands asking at once never see each other as a
 //! runner. They are independent of the `flock` lease on the same
 //! migration file ([`super::lease`]). A lock file that does not exist means
-//! nothing ever ran there: asking creates nothing.
+//! nothing runs there (nothing ever did, or the migration is final and its
+//! file was removed): asking creates nothing.
+//!
+//! Hand-written over libc for that one reason: std's `File::lock` family
+//! and the fs4 and fd-lock crates take and release locks (flock), and none
+//! of them can ask whether a lock is held without taking it.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;

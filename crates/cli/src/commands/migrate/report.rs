@@ -5,7 +5,9 @@
 //! ```text
 //!  StepRecord ──print_step──▶ "12:00:01Z flush caches     waiting" + why + evidence_lines
 //!  StepRecord.evidence (JSON) ──evidence_lines──▶ "authority … answered: serial …", "ok   http://… status 200", "mail hold …", …
-//!  Detail + audit + carrier ──show──▶ header, timeline [done|skip|FAIL|NEXT|    |----], steps, events, audit log
+//!  Detail + audit + carrier ──render_detail──▶ header, timeline [done|skip|FAIL|NEXT|    |----], steps, events, audit log
+//!  Summary + attention ──render_summaries──▶ the table of `list|status`
+//!  (render_*: the same text from the store here and from the API through `--server`)
 //! ```
 //!
 //! Every word printed comes from a name of the engine's own vocabulary
@@ -15,10 +17,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cutover_migrate::runner::{AuditEntry, Event, StepRecord, StepStatus, Summary};
-use cutover_migrate::Migrations;
+use cutover_migrate::runner::{AuditEntry, Detail, Event, StepRecord, StepStatus, Summary};
+use cutover_migrate::{Migrations, State};
 use jiff::Timestamp;
 
+use crate::commands::table::{Table, Tone};
 use cutover_migrate::words::{evidence_lines, seconds};
 use cutover_server::scheduler::presence::{annotated, attention, carrier, Carrier};
 
@@ -43,20 +46,43 @@ pub(super) fn show(
         );
         return Ok(());
     }
+    let note = attention(&detail.summary, carrier(store, id), now);
+    print!(
+        "{}",
+        render_detail(
+            &detail,
+            &audit,
+            note.as_deref(),
+            now,
+            crate::colour_on(&std::io::stdout())
+        )
+    );
+    Ok(())
+}
+
+/// `show ID` as text, the same here and through `--server`: the header,
+/// what the operator must know (`note`), the timeline [done|skip|FAIL|NEXT|
+/// |----], the steps recorded with their evidence, the events and the audit log.
+pub fn render_detail(
+    detail: &Detail,
+    audit: &[AuditEntry],
+    note: Option<&str>,
+    now: Timestamp,
+    colour: bool,
+) -> String {
     let s = &detail.summary;
-    let carried = carrier(store, s.id);
-    println!(
-        "migration {} of {} ({}): {} — records {}",
+    let mut out = format!(
+        "migration {} of {} ({}): {} — records {}\n",
         s.id, s.zone, s.file_name, s.state, s.phase
     );
     if let Some(reason) = &s.reason {
-        println!("reason: {reason}");
+        out.push_str(&format!("reason: {reason}\n"));
     }
-    let note = attention(s, carried, now);
-    if let Some(note) = &note {
-        println!("! {note}");
+    if let Some(note) = note {
+        out.push_str(&format!("! {note}\n"));
     }
-    println!("\ntimeline:");
+    out.push_str("\ntimeline:\n");
+    let mut timeline = Table::bare().indent(2);
     for entry in &detail.timeline {
         let (mark, when, why) = match &entry.status {
             StepStatus::Done { at } => ("done", clock(*at), None),
@@ -65,9 +91,9 @@ pub(super) fn show(
             }
             StepStatus::Failed { at, reason } => ("FAIL", clock(*at), reason.clone()),
             StepStatus::Next { due, last } => {
-                let when = match (due, &note) {
+                let when = match (due, note) {
                     (Some(due), Some(_)) if *due <= now => format!("{} (overdue)", clock(*due)),
-                    (Some(due), _) => format!("{} ({})", clock(*due), relative(*due)),
+                    (Some(due), _) => format!("{} ({})", clock(*due), relative(*due, now)),
                     (None, _) => "when resumed".into(),
                 };
                 let why = last.as_ref().map(|a| {
@@ -86,57 +112,92 @@ pub(super) fn show(
             StepStatus::Pending { at } => ("    ", format!("{} (planned)", clock(*at)), None),
             StepStatus::NotRun => ("----", "will not run".into(), None),
         };
-        println!("  [{mark}] {when:<32} {}", entry.what);
-        if let Some(mail) = &entry.mail {
-            println!("  {:<39} {mail}", "");
-        }
-        if let Some(why) = why {
-            println!("  {:<39} {why}", "");
-        }
+        // What the step does, then under it what the relay is told and why
+        // it stands where it does.
+        let what: Vec<&str> = [
+            Some(entry.what.as_str()),
+            entry.mail.as_deref(),
+            why.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let tone = match entry.status {
+            StepStatus::Failed { .. } => Tone::Alarm,
+            _ => Tone::Plain,
+        };
+        timeline.toned(tone, [format!("[{mark}]"), when, what.join("\n")]);
     }
-    println!("\nsteps recorded:");
+    out.push_str(&timeline.render(colour));
+    out.push_str("\nsteps recorded:\n");
     for step in &detail.steps {
-        print_step(step);
+        out.push_str(&step_text(step));
     }
-    println!("\nevents (as they happened):");
-    print_events(&detail.events);
-    println!("\naudit log ({} record changes):", audit.len());
-    print_audit(&audit);
-    Ok(())
+    out.push_str("\nevents (as they happened):\n");
+    out.push_str(&events_text(&detail.events, colour));
+    out.push_str(&format!("\naudit log ({} record changes):\n", audit.len()));
+    out.push_str(&audit_text(audit, colour));
+    out
 }
 
 /// The events, one line each: time, cause, what happened.
-pub(super) fn print_events(events: &[Event]) {
+fn events_text(events: &[Event], colour: bool) -> String {
+    let mut table = Table::bare().indent(2);
     for event in events {
-        println!("  {} {:<9} {}", clock(event.at), event.cause, event.text);
+        table.row([clock(event.at), event.cause.to_string(), event.text.clone()]);
     }
+    table.render(colour)
 }
 
 /// The audit log, one line per change.
 pub fn print_audit(audit: &[AuditEntry]) {
+    print!(
+        "{}",
+        audit_text(audit, crate::colour_on(&std::io::stdout()))
+    );
+}
+
+/// The audit log as text: number, step, the change, whether and when it
+/// was applied.
+fn audit_text(audit: &[AuditEntry], colour: bool) -> String {
+    let side = |r: &Option<cutover_migrate::plan::RrsetText>| match r {
+        Some(r) => format!("{} {}", r.ttl, r.values.join(" ")),
+        None => "(absent)".into(),
+    };
+    let mut table = Table::bare().indent(2);
     for a in audit {
-        let side = |r: &Option<cutover_migrate::plan::RrsetText>| match r {
-            Some(r) => format!("{} {}", r.ttl, r.values.join(" ")),
-            None => "(absent)".into(),
-        };
-        println!(
-            "  #{:<3} {:<16} {} {}: {} → {}  [{}{}]",
-            a.id,
-            a.step,
-            a.name,
-            a.rtype,
-            side(&a.old),
-            side(&a.new),
-            a.status,
-            a.applied_at
-                .map(|t| format!(" at {}", clock(t)))
-                .unwrap_or_default()
-        );
+        table.row([
+            format!("#{}", a.id),
+            a.step.clone(),
+            format!(
+                "{} {}: {} → {}",
+                a.name,
+                a.rtype,
+                side(&a.old),
+                side(&a.new)
+            ),
+            format!(
+                "[{}{}]",
+                a.status,
+                a.applied_at
+                    .map(|t| format!(" at {}", clock(t)))
+                    .unwrap_or_default()
+            ),
+        ]);
     }
+    table.render(colour)
 }
 
 /// One recorded step: when, what, its outcome and why, then its evidence.
 pub fn print_step(step: &StepRecord) {
+    print!("{}", step_text(step));
+}
+
+/// One recorded step as lines. Not a table: `migrate run` prints each
+/// step as it ends, before the next is known, so the step's name is
+/// padded to the longest name of the engine's vocabulary ("restore
+/// original", 16) and every step lines up with the others all the same.
+fn step_text(step: &StepRecord) -> String {
     let at = step.done_at.unwrap_or(step.started_at);
     let outcome = match (step.outcome, step.done_at) {
         (Some(outcome), Some(_)) => outcome.as_str().to_string(),
@@ -146,8 +207,8 @@ pub fn print_step(step: &StepRecord) {
             "started, not finished (running, or cut short: redone on the next tick)".into()
         }
     };
-    println!(
-        "{} {:<16} {}{}",
+    let mut out = format!(
+        "{} {:<16} {}{}\n",
         clock(at),
         label(&step.kind),
         outcome,
@@ -158,52 +219,90 @@ pub fn print_step(step: &StepRecord) {
         }
     );
     if let Some(reason) = &step.reason {
-        println!("      {reason}");
+        out.push_str(&format!("      {reason}\n"));
     }
     for line in evidence_lines(&step.evidence) {
-        println!("      {line}");
+        out.push_str(&format!("      {line}\n"));
+    }
+    out
+}
+
+/// One migration of `migrate list|status`: its summary and what the
+/// operator must know of it, from the store or from the API.
+pub struct Listed {
+    /// The migration.
+    pub summary: Summary,
+    /// A migration nothing runs, a step overdue ([`attention`]).
+    pub attention: Option<String>,
+}
+
+impl Listed {
+    /// A migration of the store at `store`, with what its lock files say
+    /// of who runs it.
+    pub(super) fn here(summary: Summary, store: &Path, now: Timestamp) -> Listed {
+        let attention = attention(&summary, carrier(store, summary.id), now);
+        Listed { summary, attention }
     }
 }
 
 /// Summaries as a table, then what the operator must know of each (a
-/// migration nothing runs, a step overdue).
-pub(super) fn print_summaries(all: &[Summary], empty: &str, store: &Path) {
+/// migration nothing runs, a step overdue); `empty` when there are none.
+/// The same here and through `--server`.
+pub fn render_summaries(all: &[Listed], empty: &str, now: Timestamp, colour: bool) -> String {
     if all.is_empty() {
-        println!("{empty}");
-        return;
+        return format!("{empty}\n");
     }
-    let now = Timestamp::now();
-    println!(
-        "{:>4}  {:<20} {:<14} {:<9} {:<16} {:<22} file",
-        "id", "zone", "state", "records", "next", "due"
-    );
-    let mut notes = Vec::new();
-    for s in all {
-        let note = attention(s, carrier(store, s.id), now);
-        let due = match (s.next_due, &note) {
+    let mut table =
+        Table::new(["ID", "ZONE", "STATE", "RECORDS", "NEXT", "DUE", "FILE"]).right(&[0]);
+    let mut notes = String::new();
+    for Listed {
+        summary: s,
+        attention: note,
+    } in all
+    {
+        let due = match (s.next_due, note) {
             (Some(t), Some(_)) if t <= now => format!("{} (overdue)", clock(t)),
-            (Some(t), _) => format!("{} ({})", clock(t), relative(t)),
+            (Some(t), _) => format!("{} ({})", clock(t), relative(t, now)),
             (None, _) => "-".into(),
         };
-        println!(
-            "{:>4}  {:<20} {:<14} {:<9} {:<16} {:<22} {}",
-            s.id,
-            s.zone,
-            s.state.as_str(),
-            s.phase.as_str(),
-            s.next_step
-                .map(|k| label(k.as_str()))
-                .unwrap_or_else(|| "-".into()),
-            due,
-            s.file_name
+        let tone = match (note, s.state) {
+            (Some(_), _) | (None, State::Failed) => Tone::Alarm,
+            _ => Tone::Plain,
+        };
+        table.toned(
+            tone,
+            [
+                s.id.to_string(),
+                s.zone.clone(),
+                s.state.as_str().to_owned(),
+                s.phase.as_str().to_owned(),
+                s.next_step
+                    .map(|k| label(k.as_str()))
+                    .unwrap_or_else(|| "-".into()),
+                due,
+                s.file_name.clone(),
+            ],
         );
         if let Some(note) = note {
-            notes.push(format!("! migration {}: {note}", s.id));
+            notes.push_str(&format!("! migration {}: {note}\n", s.id));
         }
     }
-    for note in notes {
-        println!("{note}");
-    }
+    let mut out = table.render(colour);
+    out.push_str(&notes);
+    out
+}
+
+/// Prints [`render_summaries`] of the migrations of the store at `store`.
+pub(super) fn print_summaries(all: Vec<Summary>, empty: &str, store: &Path) {
+    let now = Timestamp::now();
+    let all: Vec<Listed> = all
+        .into_iter()
+        .map(|s| Listed::here(s, store, now))
+        .collect();
+    print!(
+        "{}",
+        render_summaries(&all, empty, now, crate::colour_on(&std::io::stdout()))
+    );
 }
 
 /// The outcome of pause/resume/abort/rollback: where the migration stands,
@@ -239,7 +338,7 @@ pub(super) fn print_started(summary: &Summary, store: &Path) {
     let id = summary.id;
     let due = match summary.next_due {
         Some(t) if t <= Timestamp::now() => "now".to_string(),
-        Some(t) => format!("at {} ({})", clock(t), relative(t)),
+        Some(t) => format!("at {} ({})", clock(t), relative(t, Timestamp::now())),
         None => "when resumed".into(),
     };
     match carrier(store, id) {
@@ -285,9 +384,9 @@ pub(super) fn clock(t: Timestamp) -> String {
     }
 }
 
-/// "in 5 s" / "12 s ago".
-pub(super) fn relative(t: Timestamp) -> String {
-    let secs = t.duration_since(Timestamp::now()).as_secs_f64();
+/// "in 5 s" / "12 s ago", from `now`.
+pub(super) fn relative(t: Timestamp, now: Timestamp) -> String {
+    let secs = t.duration_since(now).as_secs_f64();
     if secs >= 0.0 {
         format!("in {}", seconds(Duration::from_secs_f64(secs)))
     } else {
