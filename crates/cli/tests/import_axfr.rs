@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cutover_peers::{
+    start_on_free_ports, wait_bound, Ports, Socket, StartError, ANSWER_LIMIT, LOOPBACK,
+};
 use cutover_zone::{zonefile, Name, Zone};
 
 /// The transfer key's name.
@@ -42,12 +45,12 @@ struct Knot {
 }
 
 impl Knot {
-    /// Starts knotd, retrying on another port if the one picked was taken.
+    /// Starts knotd, started again on another port if the one picked was taken.
     fn start() -> Knot {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("example.test.zone"), zone_text()).unwrap();
-        for _ in 0..5 {
-            let port = free_port();
+        start_on_free_ports("knotd", |ports: &mut Ports| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("example.test.zone"), zone_text()).unwrap();
+            let port = ports.pick(&[LOOPBACK]);
             let config = format!(
                 "server:\n    rundir: {d}\n    listen: 127.0.0.1@{port}\n\
                  database:\n    storage: {d}\n\
@@ -59,25 +62,31 @@ impl Knot {
             );
             let config_path = dir.path().join("knot.conf");
             std::fs::write(&config_path, config).unwrap();
-            let peer = Peer(
+            let log = dir.path().join("knotd.log");
+            let mut peer = Peer(
                 Command::new("knotd")
                     .arg("-c")
                     .arg(&config_path)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                    .stderr(std::fs::File::create(&log).unwrap())
                     .spawn()
                     .unwrap_or_else(|e| panic!("cannot run knotd (is knot installed?): {e}")),
             );
-            if serves(SocketAddr::from(([127, 0, 0, 1], port))) {
-                return Knot {
-                    _peer: peer,
-                    port,
-                    _dir: dir,
-                };
+            let address = SocketAddr::from((LOOPBACK, port));
+            wait_bound("knotd", &mut peer.0, &Socket::dns(address), &log)?;
+            if !serves(address) {
+                return Err(StartError::Failed(format!(
+                    "knotd on {address} did not serve example.test. within {ANSWER_LIMIT:?}; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )));
             }
-        }
-        panic!("knotd did not start serving example.test. on 127.0.0.1 (5 tries)");
+            Ok(Knot {
+                _peer: peer,
+                port,
+                _dir: dir,
+            })
+        })
     }
 
     /// What `kdig AXFR` with the key gets from knotd, as a zone.
@@ -108,7 +117,7 @@ impl Knot {
 
 /// Polls until the server answers `example.test. SOA` with one answer.
 fn serves(address: SocketAddr) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + ANSWER_LIMIT;
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(300)))
@@ -127,15 +136,6 @@ fn serves(address: SocketAddr) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
-}
-
-/// A loopback port free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A name from text.

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, start_relay, tool, Client, Process, Sink};
+use common::{refusing_tcp, start_relay, tool, Client, Process, Sink};
 
 /// A relay for ourdom.test (alice, bob) routed to `destination`, with TLS.
 fn relay(directory: &std::path::Path, destination: u16) -> (Process, u16) {
@@ -15,7 +15,6 @@ fn relay(directory: &std::path::Path, destination: u16) -> (Process, u16) {
     let key = directory.join("key.pem");
     std::fs::write(&certificate, certified.cert.pem()).unwrap();
     std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let port = free_port();
     let arguments: Vec<String> = [
         "--spool",
         directory.join("spool").to_str().unwrap(),
@@ -35,7 +34,7 @@ fn relay(directory: &std::path::Path, destination: u16) -> (Process, u16) {
     .iter()
     .map(|word| word.to_string())
     .collect();
-    (start_relay(port, &arguments), port)
+    start_relay(&directory.join("spool"), &arguments)
 }
 
 /// Runs swaks against `port` with `arguments`; returns its transcript.
@@ -58,7 +57,8 @@ fn swaks(port: u16, arguments: &[&str]) -> String {
 #[test]
 fn open_relay_list_and_backscatter_get_5xx() {
     let directory = tempfile::tempdir().unwrap();
-    let (_relay, port) = relay(directory.path(), free_port());
+    let (_down, down) = refusing_tcp([127, 0, 0, 1]);
+    let (_relay, port) = relay(directory.path(), down.port());
     for to in [
         "u@ext.test",
         "u%ext.test@ourdom.test",
@@ -174,7 +174,8 @@ fn smuggling_refused_and_clean_mail_delivered() {
 #[test]
 fn starttls_injection_is_discarded() {
     let directory = tempfile::tempdir().unwrap();
-    let (_relay, port) = relay(directory.path(), free_port());
+    let (_down, down) = refusing_tcp([127, 0, 0, 1]);
+    let (_relay, port) = relay(directory.path(), down.port());
     let (mut client, greeting) = Client::connect(port).unwrap();
     assert!(greeting.starts_with("220 mx.relay.test"), "{greeting}");
     let ehlo = client.command("EHLO client.test").unwrap();

@@ -8,7 +8,10 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{free_port, relay_binary, start_relay, tool, wait_listening, Client, Process, Sink};
+use common::{
+    refusing_tcp, relay_binary, restart_relay, start_listening, start_on_free_ports, start_relay,
+    tool, Client, Ports, Process, Sink,
+};
 
 /// The relay arguments for ourdom.test routed to `sink`.
 fn arguments(spool: &std::path::Path, sink: u16) -> Vec<String> {
@@ -47,8 +50,8 @@ fn subjects(sink: &Sink) -> Vec<String> {
 fn smtp_source_load_arrives_in_full() {
     let directory = tempfile::tempdir().unwrap();
     let sink = Sink::start(directory.path(), &[]);
-    let port = free_port();
-    let _relay = start_relay(port, &arguments(&directory.path().join("spool"), sink.port));
+    let spool = directory.path().join("spool");
+    let (_relay, port) = start_relay(&spool, &arguments(&spool, sink.port));
     let status = Command::new(tool("smtp-source"))
         .args([
             "-s",
@@ -85,8 +88,8 @@ fn kill_9_mid_run_loses_nothing_acknowledged() {
     let directory = tempfile::tempdir().unwrap();
     let spool = directory.path().join("spool");
     let sink = Sink::start(directory.path(), &[]);
-    let port = free_port();
-    let relay = Arc::new(Mutex::new(start_relay(port, &arguments(&spool, sink.port))));
+    let (relay, port) = start_relay(&spool, &arguments(&spool, sink.port));
+    let relay = Arc::new(Mutex::new(relay));
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -131,7 +134,9 @@ fn kill_9_mid_run_loses_nothing_acknowledged() {
         let mut guard = relay.lock().unwrap();
         guard.kill();
         kills += 1;
-        *guard = start_relay(port, &arguments(&spool, sink.port));
+        // Again on its port (the senders know no other): a port from the
+        // range no socket bound to port 0 lands in, so still free.
+        *guard = restart_relay(&spool, port, &arguments(&spool, sink.port));
         drop(guard);
         if kills >= 10 {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -183,31 +188,31 @@ fn injected_storage_faults_give_451() {
         let directory = tempfile::tempdir().unwrap();
         let spool = directory.path().join("spool");
         std::fs::create_dir_all(&spool).unwrap();
-        let port = free_port();
         let syscall = injection.split(['=', ':']).nth(1).unwrap();
-        let child = Command::new(tool("strace"))
-            .process_group(0)
-            .args([
-                "-f",
-                "-qq",
-                "-o",
-                "/dev/null",
-                "-e",
-                &format!("trace={syscall}"),
-                "-e",
-                injection,
-            ])
-            .arg(relay_binary())
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(arguments(&spool, free_port()))
-            .spawn()
-            .expect("run strace");
-        // Killing strace alone would leave the traced relay running.
-        let _relay = ProcessGroup(Process {
-            child,
-            name: "relay under strace".into(),
+        let (_down, down) = refusing_tcp([127, 0, 0, 1]);
+        let (_relay, port) = start_on_free_ports("relay under strace", |ports: &mut Ports| {
+            let port = ports.pick(&[[127, 0, 0, 1]]);
+            let mut command = Command::new(tool("strace"));
+            command
+                .process_group(0)
+                .args([
+                    "-f",
+                    "-qq",
+                    "-o",
+                    "/dev/null",
+                    "-e",
+                    &format!("trace={syscall}"),
+                    "-e",
+                    injection,
+                ])
+                .arg(relay_binary())
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(arguments(&spool, down.port()));
+            let log = directory.path().join(format!("relay-{port}.log"));
+            // Killing strace alone would leave the traced relay running.
+            start_listening("relay under strace", port, command, &log)
+                .map(|process| (ProcessGroup(process), port))
         });
-        wait_listening(port, "relay under strace");
         let (mut client, _) = Client::connect(port).unwrap();
         client.command("EHLO client.test").unwrap();
         let reply = client
@@ -245,25 +250,23 @@ impl Drop for ProcessGroup {
 /// failing with EIO: three messages sent; returns each reply's first line.
 fn faulted_run(syscall: &str, when: u32, sink: &Sink, directory: &std::path::Path) -> Vec<String> {
     let spool = directory.join(format!("spool-{syscall}-{when}"));
-    let port = free_port();
-    let child = Command::new(tool("strace"))
-        .process_group(0)
-        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("trace={syscall}"))
-        .arg("-e")
-        .arg(format!("inject={syscall}:error=EIO:when={when}"))
-        .arg(relay_binary())
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(arguments(&spool, sink.port))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run strace");
-    let relay = ProcessGroup(Process {
-        child,
-        name: "relay under strace".into(),
+    let (relay, port) = start_on_free_ports("relay under strace", |ports: &mut Ports| {
+        let port = ports.pick(&[[127, 0, 0, 1]]);
+        let mut command = Command::new(tool("strace"));
+        command
+            .process_group(0)
+            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!("trace={syscall}"))
+            .arg("-e")
+            .arg(format!("inject={syscall}:error=EIO:when={when}"))
+            .arg(relay_binary())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(arguments(&spool, sink.port))
+            .stdout(std::process::Stdio::null());
+        let log = directory.join(format!("relay-{syscall}-{when}-{port}.log"));
+        start_listening("relay under strace", port, command, &log)
+            .map(|process| (ProcessGroup(process), port))
     });
-    wait_listening(port, "relay under strace");
     let mut replies = Vec::new();
     for number in 0..3 {
         let (mut client, _) = Client::connect(port).unwrap();

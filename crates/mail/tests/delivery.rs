@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{free_port, wait_listening, Client, Sink};
+use common::{refusing_tcp, Client, Sink};
 use cutover_mail::{
     DeliveryState, Destination, Policy, Relay, RelayConfig, Schedule, Selector, SmtpCourier,
 };
@@ -31,8 +31,12 @@ impl Running {
             .enable_all()
             .build()
             .unwrap();
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}").parse().unwrap();
+        // Bound here and held: the relay serves on this very listener.
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the relay's listener");
+        let address = listener.local_addr().expect("a bound listener");
+        let port = address.port();
         let mut config = RelayConfig::new(
             spool,
             Policy::new("mx.relay.test").relay("ourdom.test", ["alice", "bob"]),
@@ -46,12 +50,10 @@ impl Running {
         courier.connect_timeout = Duration::from_secs(2);
         courier.reply_timeout = Duration::from_secs(5);
         let relay = Relay::open(config, courier).expect("open relay");
-        let listener = runtime.block_on(relay.listen(address)).expect("listen");
         let serving = relay.clone();
         runtime.spawn(async move { serving.serve(listener).await });
         let delivering = relay.clone();
         runtime.spawn(async move { delivering.deliver().await });
-        wait_listening(port, "relay");
         Running {
             relay,
             port,
@@ -114,9 +116,10 @@ fn fast() -> Schedule {
 #[test]
 fn the_move_delivers_each_message_once_in_order() {
     let directory = tempfile::tempdir().unwrap();
+    let (_down, down) = refusing_tcp([127, 0, 0, 1]);
     let relay = Running::start(
         &directory.path().join("spool"),
-        &[("ourdom.test", free_port())],
+        &[("ourdom.test", down.port())],
         fast(),
     );
     for number in 1..=5 {
@@ -269,9 +272,10 @@ fn queue_lifetime_expiry_gives_a_dsn() {
         lifetime: Duration::from_secs(2),
         ..fast()
     };
+    let (_down, down) = refusing_tcp([127, 0, 0, 1]);
     let relay = Running::start(
         &directory.path().join("spool"),
-        &[("ourdom.test", free_port()), ("*", senders.port)],
+        &[("ourdom.test", down.port()), ("*", senders.port)],
         schedule,
     );
     relay.send("alice@ourdom.test", "too late");
@@ -319,8 +323,9 @@ fn restart_resumes_the_queue() {
     let directory = tempfile::tempdir().unwrap();
     let spool = directory.path().join("spool");
     let sink = Sink::start(directory.path(), &[]);
+    let (_down, down) = refusing_tcp([127, 0, 0, 1]);
     {
-        let relay = Running::start(&spool, &[("ourdom.test", free_port())], fast());
+        let relay = Running::start(&spool, &[("ourdom.test", down.port())], fast());
         relay
             .runtime
             .block_on(relay.relay.hold(Selector::All))
@@ -336,7 +341,7 @@ fn restart_resumes_the_queue() {
             .block_on(relay.relay.retarget("ourdom.test", destination(sink.port)))
             .unwrap();
     }
-    let relay = Running::start(&spool, &[("ourdom.test", free_port())], fast());
+    let relay = Running::start(&spool, &[("ourdom.test", down.port())], fast());
     assert_eq!(
         relay.relay.list().len(),
         2,

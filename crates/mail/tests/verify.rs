@@ -43,7 +43,7 @@ fn verifying(spool: &std::path::Path, port: u16) -> InProcess {
 fn recipients_verified_while_up_remembered_while_down() {
     let directory = tempfile::tempdir().unwrap();
     let spool = directory.path().join("spool");
-    let mx = Mailboxes::start(0, &["alice@ourdom.test", "carol@ourdom.test"]);
+    let mx = Mailboxes::start(&["alice@ourdom.test", "carol@ourdom.test"]);
     let port = mx.port;
     let relay = verifying(&spool, port);
     let reply = rcpt(relay.port, "alice@ourdom.test");
@@ -88,7 +88,7 @@ fn recipients_verified_while_up_remembered_while_down() {
         "after restart, mallory remembered: {reply}"
     );
     // Back up, carol is asked and accepted.
-    let mx = Mailboxes::start(port, &["alice@ourdom.test", "carol@ourdom.test"]);
+    let mx = Mailboxes::again(port, &["alice@ourdom.test", "carol@ourdom.test"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let reply = rcpt(relay.port, "carol@ourdom.test");
@@ -188,7 +188,7 @@ fn tls_required_refuses_clear_text_delivery() {
 fn made_up_recipients_are_not_remembered_without_bound() {
     let directory = tempfile::tempdir().unwrap();
     let spool = directory.path().join("spool");
-    let mx = Mailboxes::start(0, &["alice@ourdom.test"]);
+    let mx = Mailboxes::start(&["alice@ourdom.test"]);
     let mut config = RelayConfig::new(&spool, Policy::new("mx.relay.test").verified("ourdom.test"));
     config
         .routes

@@ -1,13 +1,11 @@
 //! The real checks against real peers: knotd as the authority, Unbound as
 //! the resolver, an HTTP server standing for the new web server.
 
-use std::net::SocketAddr;
-
 use cutover_migrate::checks::{observe, ProbeChecks};
 use cutover_migrate::file::{Check, CheckKind, MigrationFile, Verify};
 use cutover_migrate::{plan, Checks, StepKind};
 use cutover_peers::http::HttpServer;
-use cutover_peers::{free_port, Knot, Unbound};
+use cutover_peers::{hold_tcp_on, Knot, Unbound, LOOPBACK};
 use cutover_zone::zonefile::parse_str;
 use cutover_zone::{Name, RecordType};
 use jiff::Timestamp;
@@ -22,14 +20,13 @@ www 300 IN A 127.0.0.1\n";
 #[test]
 fn surveys_and_service_checks_see_what_real_servers_serve() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let auth: SocketAddr = ([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])).into();
-    let knot = runtime.block_on(Knot::start(auth, &[("example.test.", ZONE)]));
+    let knot = runtime.block_on(Knot::start(LOOPBACK, &[("example.test.", ZONE)]));
     let unbound = runtime.block_on(Unbound::start(
         &[("example.test", knot.addr)],
         "",
         "example.test.",
     ));
-    let web = HttpServer::start(([127, 0, 0, 1], 0).into(), "new");
+    let web = HttpServer::start(hold_tcp_on(LOOPBACK), "new");
     let verify = Verify {
         authorities: vec![knot.addr],
         resolvers: vec![unbound.addr],

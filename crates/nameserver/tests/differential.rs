@@ -14,7 +14,7 @@
 //! as such rather than as an answering difference.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use cutover_nameserver::server::{self, ServerConfig};
 use cutover_nameserver::{Catalog, Transport, ZoneSnapshot};
+use cutover_peers::{
+    start_on_free_ports, wait_bound, Ports, Socket, StartError, ANSWER_LIMIT, LOOPBACK,
+};
 use cutover_zone::{Name, Rdata, Record, RecordType, Zone};
 use hickory_proto::op::Message;
 
@@ -50,8 +53,8 @@ struct Knot {
     child: Child,
     /// Where it listens (UDP and TCP).
     addr: SocketAddr,
-    /// Config, rundir, storage and log.
-    dir: tempfile::TempDir,
+    /// Config, rundir, storage and log, kept while it runs.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Knot {
@@ -61,28 +64,20 @@ impl Drop for Knot {
     }
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1 right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket on 127.0.0.1");
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 impl Knot {
-    /// Starts knotd serving the test zones and waits until it answers.
+    /// Starts knotd serving the test zones on a free port and waits until
+    /// it answers (started again on another port if that one was taken).
     fn start() -> Knot {
-        for _attempt in 0..5 {
+        start_on_free_ports("knotd", |ports: &mut Ports| {
             let dir = tempfile::tempdir().expect("create a tempdir");
-            let port = free_port();
+            let addr = ports.on(LOOPBACK);
             let mut conf = format!(
-                "server:\n    listen: 127.0.0.1@{port}\n    rundir: {run}\n\
+                "server:\n    listen: {}@{}\n    rundir: {run}\n\
                  database:\n    storage: {run}\n\
                  log:\n  - target: stderr\n    any: info\n\
                  zone:\n",
+                addr.ip(),
+                addr.port(),
                 run = dir.path().display()
             );
             for (origin, file) in ZONES {
@@ -93,7 +88,8 @@ impl Knot {
             }
             let conf_path = dir.path().join("knot.conf");
             std::fs::write(&conf_path, conf).unwrap();
-            let log = std::fs::File::create(dir.path().join("knotd.log")).unwrap();
+            let log_path = dir.path().join("knotd.log");
+            let log = std::fs::File::create(&log_path).unwrap();
             let child = Command::new("knotd")
                 .arg("-c")
                 .arg(&conf_path)
@@ -105,31 +101,22 @@ impl Knot {
                 });
             let mut knot = Knot {
                 child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                dir,
+                addr,
+                _dir: dir,
             };
+            wait_bound("knotd", &mut knot.child, &Socket::dns(addr), &log_path)?;
             let probe = build_query(&Spec::parse("udp example.test SOA").unwrap());
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = knot.child.try_wait() {
-                    break;
-                }
-                if exchange(
-                    knot.addr,
-                    &probe,
-                    Transport::Udp,
-                    Duration::from_millis(200),
-                )
-                .is_some()
-                {
-                    return knot;
+            let deadline = Instant::now() + ANSWER_LIMIT;
+            while exchange(addr, &probe, Transport::Udp, Duration::from_millis(200)).is_none() {
+                if Instant::now() > deadline {
+                    return Err(StartError::Failed(format!(
+                        "knotd on {addr} did not answer within {ANSWER_LIMIT:?}; its log:\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    )));
                 }
             }
-            let log =
-                std::fs::read_to_string(knot.dir.path().join("knotd.log")).unwrap_or_default();
-            eprintln!("knotd on port {port} did not answer; retrying. Its log:\n{log}");
-        }
-        panic!("knotd did not start after 5 attempts");
+            Ok(knot)
+        })
     }
 }
 

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use cutover_nameserver::transfer::{fetch_axfr, Limits, TransferError};
 use cutover_nameserver::tsig::Key;
+use cutover_peers::{
+    start_on_free_ports, wait_bound, Ports, Socket, StartError, ANSWER_LIMIT, LOOPBACK,
+};
 use cutover_zone::{zonefile, Name, Zone};
 
 /// The transfer key's name.
@@ -45,15 +48,15 @@ struct Knot {
 
 impl Knot {
     /// Starts knotd serving `open.test.` (transfers to 127.0.0.1 unsigned)
-    /// and `example.test.` (transfers only with the key), retrying on
+    /// and `example.test.` (transfers only with the key), started again on
     /// another port when the one picked was taken meanwhile.
     fn start() -> Knot {
-        let dir = tempfile::tempdir().unwrap();
-        for zone in ["open.test.", "example.test."] {
-            std::fs::write(dir.path().join(format!("{zone}zone")), zone_text(zone)).unwrap();
-        }
-        for _ in 0..5 {
-            let port = free_port();
+        start_on_free_ports("knotd", |ports: &mut Ports| {
+            let dir = tempfile::tempdir().unwrap();
+            for zone in ["open.test.", "example.test."] {
+                std::fs::write(dir.path().join(format!("{zone}zone")), zone_text(zone)).unwrap();
+            }
+            let port = ports.pick(&[LOOPBACK]);
             let config = format!(
                 "server:\n    rundir: {d}\n    listen: 127.0.0.1@{port}\n\
                  database:\n    storage: {d}\n\
@@ -67,26 +70,31 @@ impl Knot {
             );
             let config_path = dir.path().join("knot.conf");
             std::fs::write(&config_path, config).unwrap();
-            let peer = Peer(
+            let log = dir.path().join("knotd.log");
+            let mut peer = Peer(
                 Command::new("knotd")
                     .arg("-c")
                     .arg(&config_path)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                    .stderr(std::fs::File::create(&log).unwrap())
                     .spawn()
                     .unwrap_or_else(|e| panic!("cannot run knotd (is knot installed?): {e}")),
             );
-            let address = SocketAddr::from(([127, 0, 0, 1], port));
-            if serves(address, "open.test.") && serves(address, "example.test.") {
-                return Knot {
-                    _peer: peer,
-                    address,
-                    dir,
-                };
+            let address = SocketAddr::from((LOOPBACK, port));
+            wait_bound("knotd", &mut peer.0, &Socket::dns(address), &log)?;
+            if !(serves(address, "open.test.") && serves(address, "example.test.")) {
+                return Err(StartError::Failed(format!(
+                    "knotd on {address} did not serve the test zones within {ANSWER_LIMIT:?}; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )));
             }
-        }
-        panic!("knotd did not start serving the test zones on 127.0.0.1 (5 tries)");
+            Ok(Knot {
+                _peer: peer,
+                address,
+                dir,
+            })
+        })
     }
 
     /// The zone knotd serves, read from the file we gave it.
@@ -98,9 +106,9 @@ impl Knot {
 }
 
 /// Polls until the server at `address` answers `zone SOA` with NOERROR and
-/// one answer, for up to 10 s.
+/// one answer, for up to [`ANSWER_LIMIT`].
 fn serves(address: SocketAddr, zone: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + ANSWER_LIMIT;
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(300)))
@@ -120,15 +128,6 @@ fn serves(address: SocketAddr, zone: &str) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
-}
-
-/// A loopback port free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A name from text.

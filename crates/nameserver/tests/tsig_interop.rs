@@ -8,7 +8,7 @@
 //! faketime): a missing one fails the test, it is never skipped.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -17,6 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cutover_nameserver::tsig::{
     sign_request, verify_request, Key, KeyRing, Rejection, ResponseError, ResponseStatus, Verified,
     BADKEY, BADSIG, BADTIME, FORMERR, NOTAUTH,
+};
+use cutover_peers::{
+    start_on_free_ports, wait_bound, Ports, Socket, StartError, ANSWER_LIMIT, LOOPBACK,
 };
 
 /// The shared key's name.
@@ -195,12 +198,13 @@ struct Knot {
 }
 
 impl Knot {
-    /// Starts knotd and waits until it answers for the zone.
+    /// Starts knotd on a free port and waits until it answers for the zone
+    /// (started again on another port if that one was taken).
     fn start() -> Knot {
-        let dir = tempfile::tempdir().unwrap();
-        write_zone(&dir.path().join("example.zone"));
-        for _ in 0..5 {
-            let port = free_port();
+        start_on_free_ports("knotd", |ports: &mut Ports| {
+            let dir = tempfile::tempdir().unwrap();
+            write_zone(&dir.path().join("example.zone"));
+            let port = ports.pick(&[LOOPBACK]);
             let config = format!(
                 "server:\n    rundir: {d}\n    listen: 127.0.0.1@{port}\n\
                  database:\n    storage: {d}\n\
@@ -212,28 +216,36 @@ impl Knot {
             );
             let config_path = dir.path().join("knot.conf");
             std::fs::write(&config_path, config).unwrap();
-            let peer = spawn("knotd", &["-c", config_path.to_str().unwrap()], None);
-            if wait_for_zone(port) {
-                return Knot {
-                    _peer: peer,
-                    port,
-                    _dir: dir,
-                };
+            let log = dir.path().join("knotd.log");
+            let child = Command::new("knotd")
+                .arg("-c")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run knotd (is knot installed?): {e}"));
+            let mut peer = Peer(child);
+            let addr = SocketAddr::from((LOOPBACK, port));
+            wait_bound("knotd", &mut peer.0, &Socket::dns(addr), &log)?;
+            if !wait_for_zone(port) {
+                return Err(StartError::Failed(format!(
+                    "knotd on {addr} did not serve example. within {ANSWER_LIMIT:?}; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )));
             }
-        }
-        panic!("knotd did not start serving example. on 127.0.0.1");
+            Ok(Knot {
+                _peer: peer,
+                port,
+                _dir: dir,
+            })
+        })
     }
 
     /// Sends `query` over UDP and returns the answer.
     fn udp(&self, query: &[u8]) -> Vec<u8> {
         udp_exchange(self.port, query).expect("knotd did not answer over UDP")
     }
-}
-
-/// A port that was free on 127.0.0.1 a moment ago (UDP and TCP).
-fn free_port() -> u16 {
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    tcp.local_addr().unwrap().port()
 }
 
 /// One UDP query and its answer, or `None` after a second.
@@ -251,7 +263,7 @@ fn udp_exchange(port: u16, query: &[u8]) -> Option<Vec<u8>> {
 
 /// Polls knotd until it answers the zone's SOA (NOERROR, one answer).
 fn wait_for_zone(port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + ANSWER_LIMIT;
     while Instant::now() < deadline {
         if let Some(answer) = udp_exchange(port, &query(1, 6)) {
             if rcode(&answer) == 0 && answer[7] == 1 {

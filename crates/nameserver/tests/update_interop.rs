@@ -10,12 +10,13 @@
 //! missing one fails the test, it is never skipped.
 
 use std::io::Write;
-use std::net::{IpAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use cutover_nameserver::update::{apply, response, Outcome, Policy, Rule, Update, UpdateRcode};
+use cutover_peers::{start_on_free_ports, wait_bound, Ports, Socket, ANSWER_LIMIT, LOOPBACK};
 use cutover_zone::zonefile::{parse_str, record_to_text};
 use cutover_zone::{Name, RecordType, Serial, Zone};
 
@@ -254,17 +255,6 @@ fn nsupdate_and_knsupdate_updates_apply_as_the_script_says() {
     assert_eq!(lines(&from_nsupdate), lines(&from_knsupdate));
 }
 
-/// A port free for UDP and TCP on 127.0.0.1 right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// Runs kdig with arguments; returns stdout.
 fn kdig(port: u16, args: &[&str]) -> String {
     let out = Command::new("kdig")
@@ -279,31 +269,37 @@ fn kdig(port: u16, args: &[&str]) -> String {
 
 #[test]
 fn knotd_given_the_same_nsupdate_script_ends_with_the_same_zone() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let zone_file = dir.path().join("example.com.zone");
-    std::fs::write(&zone_file, ZONE).unwrap();
-    let conf = format!(
-        "server:\n    listen: 127.0.0.1@{port}\n    rundir: {run}\n\
-         database:\n    storage: {run}\n\
-         log:\n  - target: stderr\n    any: info\n\
-         acl:\n  - id: u\n    address: 127.0.0.1\n    action: update\n  - id: t\n    address: 127.0.0.1\n    action: transfer\n\
-         zone:\n  - domain: example.com.\n    file: {file}\n    acl: [u, t]\n    zonefile-sync: -1\n",
-        run = dir.path().display(),
-        file = zone_file.display()
-    );
-    let conf_path = dir.path().join("knot.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let log_path = dir.path().join("knotd.log");
-    let child = Command::new("knotd")
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run knotd (package knot must be installed): {e}"));
-    let _knotd = Peer(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // knotd on a free port (started again on another if that one was taken).
+    let (_knotd, port, log_path, _dir) = start_on_free_ports("knotd", |ports: &mut Ports| {
+        let dir = tempfile::tempdir().unwrap();
+        let port = ports.pick(&[LOOPBACK]);
+        let zone_file = dir.path().join("example.com.zone");
+        std::fs::write(&zone_file, ZONE).unwrap();
+        let conf = format!(
+            "server:\n    listen: 127.0.0.1@{port}\n    rundir: {run}\n\
+             database:\n    storage: {run}\n\
+             log:\n  - target: stderr\n    any: info\n\
+             acl:\n  - id: u\n    address: 127.0.0.1\n    action: update\n  - id: t\n    address: 127.0.0.1\n    action: transfer\n\
+             zone:\n  - domain: example.com.\n    file: {file}\n    acl: [u, t]\n    zonefile-sync: -1\n",
+            run = dir.path().display(),
+            file = zone_file.display()
+        );
+        let conf_path = dir.path().join("knot.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let log_path = dir.path().join("knotd.log");
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run knotd (package knot must be installed): {e}"));
+        let mut knotd = Peer(child);
+        let addr = SocketAddr::from((LOOPBACK, port));
+        wait_bound("knotd", &mut knotd.0, &Socket::dns(addr), &log_path)?;
+        Ok((knotd, port, log_path, dir))
+    });
+    let deadline = Instant::now() + ANSWER_LIMIT;
     while kdig(
         port,
         &["+short", "+timeout=1", "+retry=0", "example.com.", "SOA"],
@@ -313,7 +309,7 @@ fn knotd_given_the_same_nsupdate_script_ends_with_the_same_zone() {
     {
         assert!(
             Instant::now() < deadline,
-            "knotd did not answer within 10 s: {}",
+            "knotd did not answer within {ANSWER_LIMIT:?}: {}",
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::daemon::{Authority, Daemon};
+use crate::ports::{start_on_free_ports_async, Ports, StartError};
 use crate::Guard;
 
 /// A named serving zones from files in its tempdir.
@@ -29,10 +30,22 @@ pub struct Bind {
 }
 
 impl Bind {
-    /// Starts named on `addr` serving `(origin, zone text)`, updatable and
-    /// transferable with the hmac-sha256 key `key` (name, base64 secret),
-    /// and waits until the first zone answers.
-    pub async fn start(addr: SocketAddr, zones: &[(&str, &str)], key: (&str, &str)) -> Bind {
+    /// Starts named on a free port of `ip` serving `(origin, zone text)`,
+    /// updatable and transferable with the hmac-sha256 key `key` (name,
+    /// base64 secret), and waits until the first zone answers.
+    pub async fn start(ip: [u8; 4], zones: &[(&str, &str)], key: (&str, &str)) -> Bind {
+        start_on_free_ports_async("named", async |ports: &mut Ports| {
+            Bind::try_start(ports.on(ip), zones, key).await
+        })
+        .await
+    }
+
+    /// As [`Bind::start`], on `addr` (a port from [`Ports`]).
+    pub async fn try_start(
+        addr: SocketAddr,
+        zones: &[(&str, &str)],
+        key: (&str, &str),
+    ) -> Result<Bind, StartError> {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let run = dir.path().display().to_string();
         let listen = if addr.is_ipv4() {
@@ -51,7 +64,7 @@ impl Bind {
         let conf = format!(
             "options {{\n    directory \"{run}\";\n    pid-file \"{run}/named.pid\";\n    \
              session-keyfile \"{run}/session.key\";\n    managed-keys-directory \"{run}\";\n    \
-             {listen}\n    recursion no;\n    dnssec-validation no;\n    notify no;\n}};\n\
+             {listen}\n    reuseport no;\n    recursion no;\n    dnssec-validation no;\n    notify no;\n}};\n\
              controls {{ }};\n\
              key \"{name}\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n",
             name = key.0,
@@ -72,14 +85,14 @@ impl Bind {
                     name = key.0,
                 )
             })
-            .await;
-        Bind {
+            .await?;
+        Ok(Bind {
             guard: launched.guard,
             addr,
             conf: launched.conf,
             key: (key.0.to_string(), key.1.to_string()),
             dir,
-        }
+        })
     }
 
     /// Runs `nsupdate` with the key against this server: `commands` are the

@@ -11,7 +11,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::daemon::Daemon;
-use crate::{free_port, wait_answering, Guard};
+use crate::ports::{
+    start_on_free_ports_async, wait_bound_async, Ports, Socket, StartError, LOOPBACK,
+};
+use crate::{answering, Guard};
 
 /// A named resolving through one forward zone, killed on drop.
 pub struct BindResolver {
@@ -28,14 +31,26 @@ pub struct BindResolver {
 }
 
 impl BindResolver {
-    /// Starts named on 127.0.0.1 forwarding `zone` to `upstream` (only), with
-    /// its control channel open to 127.0.0.1, and waits until it answers
-    /// `zone` SOA.
+    /// Starts named on free ports of 127.0.0.1 forwarding `zone` to
+    /// `upstream` (only), with its control channel open to 127.0.0.1, and
+    /// waits until it answers `zone` SOA.
     pub async fn start(zone: &str, upstream: SocketAddr) -> BindResolver {
+        start_on_free_ports_async("named (resolver)", async |ports: &mut Ports| {
+            BindResolver::try_start(ports, zone, upstream).await
+        })
+        .await
+    }
+
+    /// One start on ports from `ports`: see [`BindResolver::start`].
+    async fn try_start(
+        ports: &mut Ports,
+        zone: &str,
+        upstream: SocketAddr,
+    ) -> Result<BindResolver, StartError> {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let run = dir.path().display().to_string();
-        let port = free_port(&[[127, 0, 0, 1]]);
-        let control = free_port(&[[127, 0, 0, 1]]);
+        let port = ports.pick(&[LOOPBACK]);
+        let control = ports.pick(&[LOOPBACK]);
         // A fixed test secret: the channel listens on loopback only.
         let key = "key \"cutover-test-rndc\" {\n    algorithm hmac-sha256;\n    \
                    secret \"Y3V0b3ZlciB0ZXN0IHJuZGMga2V5LCBsb29wYmFjayE=\";\n};\n";
@@ -45,7 +60,7 @@ impl BindResolver {
             "options {{\n    directory \"{run}\";\n    pid-file \"{run}/named.pid\";\n    \
              session-keyfile \"{run}/session.key\";\n    managed-keys-directory \"{run}\";\n    \
              listen-on port {port} {{ 127.0.0.1; }};\n    listen-on-v6 {{ none; }};\n    \
-             recursion yes;\n    allow-recursion {{ 127.0.0.0/8; }};\n    \
+             reuseport no;\n    recursion yes;\n    allow-recursion {{ 127.0.0.0/8; }};\n    \
              dnssec-validation no;\n    notify no;\n}};\n\
              include \"{key}\";\n\
              controls {{ inet 127.0.0.1 port {control} allow {{ 127.0.0.1; }} keys {{ \"cutover-test-rndc\"; }}; }};\n\
@@ -55,14 +70,23 @@ impl BindResolver {
             key = key_file.display(),
         );
         let launched = Daemon::Named.launch(dir.path(), &conf, "named (resolver)");
-        let resolver = BindResolver {
+        let mut resolver = BindResolver {
             guard: launched.guard,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            control: SocketAddr::from(([127, 0, 0, 1], control)),
+            addr: SocketAddr::from((LOOPBACK, port)),
+            control: SocketAddr::from((LOOPBACK, control)),
             key_file,
             dir,
         };
-        wait_answering(resolver.addr, zone, true, &launched.log).await;
-        resolver
+        let mut sockets = Socket::dns(resolver.addr).to_vec();
+        sockets.push(Socket::Tcp(resolver.control));
+        wait_bound_async(
+            "named (resolver)",
+            &mut resolver.guard.child,
+            &sockets,
+            &launched.log,
+        )
+        .await?;
+        answering(resolver.addr, zone, true, &launched.log).await?;
+        Ok(resolver)
     }
 }

@@ -6,14 +6,16 @@
 //!  launcher ─conf text─▶ Daemon::launch(dir) ─▶ dir/knot.conf | named.conf
 //!                                               dir/knotd.log | named.log ◀─ stderr
 //!                                               Launched { guard, conf, log }
-//!  launcher ─▶ wait_answering(addr, zone, …, &log)   (the log shown on a timeout)
+//!  launcher ─▶ wait_bound(child, udp+tcp addr, &log)   (InUse: the launcher's caller starts again on another port)
+//!           ─▶ answering(addr, zone, …, &log)          (the log shown on a timeout)
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::{wait_answering, Guard};
+use crate::ports::{wait_bound_async, Socket, StartError};
+use crate::{answering, Guard};
 
 /// A daemon run in the foreground from a config file.
 #[derive(Clone, Copy)]
@@ -116,20 +118,28 @@ pub(crate) struct Authority<'a> {
 impl Authority<'_> {
     /// Writes each `(origin, zone text)` into the tempdir, appends the
     /// daemon's clause for it (`clause(origin, file)`) to `conf`, starts the
-    /// daemon and waits until the first zone answers.
+    /// daemon and waits until it holds its address (UDP and TCP) and the
+    /// first zone answers.
     pub(crate) async fn serve(
         self,
         mut conf: String,
         zones: &[(&str, &str)],
         clause: impl Fn(&str, &Path) -> String,
-    ) -> Launched {
+    ) -> Result<Launched, StartError> {
         for (origin, text) in zones {
             let file = write_zone(self.dir, origin, text);
             conf += &clause(origin, &file);
         }
-        let launched = self.daemon.launch(self.dir, &conf, self.what);
-        wait_answering(self.addr, zones[0].0, false, &launched.log).await;
-        launched
+        let mut launched = self.daemon.launch(self.dir, &conf, self.what);
+        wait_bound_async(
+            self.what,
+            &mut launched.guard.child,
+            &Socket::dns(self.addr),
+            &launched.log,
+        )
+        .await?;
+        answering(self.addr, zones[0].0, false, &launched.log).await?;
+        Ok(launched)
     }
 }
 

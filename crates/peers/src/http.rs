@@ -7,7 +7,9 @@
 //!  GET /healthz  ──▶ 200 "ok" while healthy, 503 "unhealthy" once told to fail
 //! ```
 //!
-//! It runs on a thread of its own (blocking sockets), so it serves the same
+//! The test binds the listener and hands it over (`hold_tcp` gives the old
+//! and the new server one port on two addresses), so no other test can take
+//! the port in between. It runs on a thread of its own (blocking sockets), so it serves the same
 //! way inside and outside a tokio runtime, and stops when dropped. Every
 //! request is counted, so a test can tell whether a server was still used.
 
@@ -43,10 +45,9 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Starts a server on `addr` whose `/` answers `name`; healthy at first.
-    pub fn start(addr: SocketAddr, name: &str) -> HttpServer {
-        let listener = TcpListener::bind(addr)
-            .unwrap_or_else(|e| panic!("bind the test HTTP server {name:?} on {addr}: {e}"));
+    /// Starts a server on `listener` (bound and held by the test, see
+    /// [`crate::hold_tcp`]) whose `/` answers `name`; healthy at first.
+    pub fn start(listener: TcpListener, name: &str) -> HttpServer {
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::bind::signed_update;
 use crate::daemon::{Authority, Daemon};
+use crate::ports::{start_on_free_ports_async, Ports, StartError};
 use crate::Guard;
 
 /// A knotd whose zones can be updated and transferred with a TSIG key.
@@ -29,10 +30,22 @@ pub struct KnotPrimary {
 }
 
 impl KnotPrimary {
-    /// Starts knotd on `addr` serving `(origin, zone text)`, updatable and
-    /// transferable with the hmac-sha256 key `key` (name, base64 secret),
-    /// and waits until the first zone answers.
-    pub async fn start(addr: SocketAddr, zones: &[(&str, &str)], key: (&str, &str)) -> KnotPrimary {
+    /// Starts knotd on a free port of `ip` serving `(origin, zone text)`,
+    /// updatable and transferable with the hmac-sha256 key `key` (name,
+    /// base64 secret), and waits until the first zone answers.
+    pub async fn start(ip: [u8; 4], zones: &[(&str, &str)], key: (&str, &str)) -> KnotPrimary {
+        start_on_free_ports_async("knotd", async |ports: &mut Ports| {
+            KnotPrimary::try_start(ports.on(ip), zones, key).await
+        })
+        .await
+    }
+
+    /// As [`KnotPrimary::start`], on `addr` (a port from [`Ports`]).
+    pub async fn try_start(
+        addr: SocketAddr,
+        zones: &[(&str, &str)],
+        key: (&str, &str),
+    ) -> Result<KnotPrimary, StartError> {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let conf = format!(
             "server:\n    listen: {}@{}\n    rundir: {run}\n\
@@ -62,14 +75,14 @@ impl KnotPrimary {
                     file.display()
                 )
             })
-            .await;
-        KnotPrimary {
+            .await?;
+        Ok(KnotPrimary {
             guard: launched.guard,
             addr,
             conf: launched.conf,
             key: (key.0.to_string(), key.1.to_string()),
             dir,
-        }
+        })
     }
 
     /// Runs `knsupdate` with the key against this server: `commands` are

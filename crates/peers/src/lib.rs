@@ -10,11 +10,12 @@ mod daemon;
 pub mod dnsmasq;
 pub mod http;
 pub mod knot_primary;
+pub mod ports;
 pub mod powerdns;
 pub mod secondary;
 pub mod unbound_control;
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -24,6 +25,11 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::daemon::{Authority, Daemon};
+pub use crate::ports::{
+    hold_tcp, hold_tcp_on, hold_udp_on, log_length, refusing_tcp, start_on_free_ports,
+    start_on_free_ports_async, wait_bound, wait_bound_async, wait_bound_from, Ports, Socket,
+    StartError, LOOPBACK,
+};
 
 /// A child process killed (and reaped) on drop.
 pub struct Guard {
@@ -40,44 +46,38 @@ impl Drop for Guard {
     }
 }
 
-/// A port free on every given loopback address, for UDP and TCP, right now.
-pub fn free_port(addresses: &[[u8; 4]]) -> u16 {
-    'pick: loop {
-        let first = UdpSocket::bind((std::net::Ipv4Addr::from(addresses[0]), 0))
-            .expect("bind a UDP socket on loopback");
-        let port = first.local_addr().unwrap().port();
-        let mut held = vec![];
-        for address in addresses {
-            if address != &addresses[0] {
-                match UdpSocket::bind((std::net::Ipv4Addr::from(*address), port)) {
-                    Ok(s) => held.push(s),
-                    Err(_) => continue 'pick,
-                }
-            }
-            match TcpListener::bind((std::net::Ipv4Addr::from(*address), port)) {
-                Ok(l) => drop(l),
-                Err(_) => continue 'pick,
-            }
-        }
-        return port;
-    }
-}
+/// How long a started DNS peer may take to answer (a deadline for a loaded
+/// machine, not a measurement).
+pub const ANSWER_LIMIT: Duration = Duration::from_secs(30);
 
 /// Waits until `server` answers `name SOA` with data (RD set when
 /// `recursion`), or panics naming the log.
 pub async fn wait_answering(server: SocketAddr, name: &str, recursion: bool, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    if let Err(e) = answering(server, name, recursion, log).await {
+        panic!("{e}");
+    }
+}
+
+/// Waits until `server` answers `name SOA` with data (RD set when
+/// `recursion`); `Failed` with the log after [`ANSWER_LIMIT`].
+pub async fn answering(
+    server: SocketAddr,
+    name: &str,
+    recursion: bool,
+    log: &Path,
+) -> Result<(), StartError> {
+    let deadline = Instant::now() + ANSWER_LIMIT;
     loop {
         let last = match soa_query(server, name, recursion).await {
-            Ok(()) => return,
+            Ok(()) => return Ok(()),
             Err(e) => e,
         };
         if Instant::now() > deadline {
-            panic!(
-                "{server} did not answer {name} SOA within 10 s (last: {last}); log {}:\n{}",
+            return Err(StartError::Failed(format!(
+                "{server} did not answer {name} SOA within {ANSWER_LIMIT:?} (last: {last}); log {}:\n{}",
                 log.display(),
                 std::fs::read_to_string(log).unwrap_or_default()
-            );
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -134,9 +134,19 @@ pub struct Knot {
 }
 
 impl Knot {
-    /// Starts knotd on `addr` serving `(origin, zone text)` and waits until
-    /// the first zone answers.
-    pub async fn start(addr: SocketAddr, zones: &[(&str, &str)]) -> Knot {
+    /// Starts knotd on a free port of `ip` serving `(origin, zone text)`
+    /// and waits until the first zone answers.
+    pub async fn start(ip: [u8; 4], zones: &[(&str, &str)]) -> Knot {
+        start_on_free_ports_async("knotd", async |ports: &mut Ports| {
+            Knot::try_start(ports.on(ip), zones).await
+        })
+        .await
+    }
+
+    /// Starts knotd on `addr` (a port from [`Ports`]) serving `(origin,
+    /// zone text)` and waits until it holds the port and the first zone
+    /// answers.
+    pub async fn try_start(addr: SocketAddr, zones: &[(&str, &str)]) -> Result<Knot, StartError> {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let conf = format!(
             "server:\n    listen: {}@{}\n    rundir: {run}\n\
@@ -161,13 +171,13 @@ impl Knot {
                     file.display()
                 )
             })
-            .await;
-        Knot {
+            .await?;
+        Ok(Knot {
             guard: launched.guard,
             addr,
             conf: launched.conf,
             dir,
-        }
+        })
     }
 
     /// Replaces a zone's file and reloads it with knotc.
@@ -195,31 +205,78 @@ pub struct Unbound {
     pub guard: Guard,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its remote control (plain TCP), when started with one.
+    pub control: Option<SocketAddr>,
+    /// Its log (stderr).
+    pub log: PathBuf,
     /// Its tempdir.
     pub dir: tempfile::TempDir,
 }
 
 impl Unbound {
-    /// Starts unbound on 127.0.0.1 with `stubs` (zone, address) and extra
-    /// server settings, and waits until it answers `probe` SOA.
+    /// Starts unbound on a free port of 127.0.0.1 with `stubs` (zone,
+    /// address) and extra server settings, and waits until it answers
+    /// `probe` SOA.
     pub async fn start(stubs: &[(&str, SocketAddr)], extra: &str, probe: &str) -> Unbound {
+        start_on_free_ports_async("unbound", async |ports: &mut Ports| {
+            Unbound::try_start(ports, stubs, extra, Some(probe), false).await
+        })
+        .await
+    }
+
+    /// As [`Unbound::start`], with its remote control open on another free
+    /// port ([`Unbound::control`], see [`unbound_control`]); without a
+    /// `probe` it returns once it holds its ports (its stubs may not
+    /// answer yet; [`Unbound::wait_answering`] waits for them later).
+    pub async fn start_controlled(
+        stubs: &[(&str, SocketAddr)],
+        extra: &str,
+        probe: Option<&str>,
+    ) -> Unbound {
+        start_on_free_ports_async("unbound", async |ports: &mut Ports| {
+            Unbound::try_start(ports, stubs, extra, probe, true).await
+        })
+        .await
+    }
+
+    /// Waits until it answers `name` SOA (recursion desired), or panics with its log.
+    pub async fn wait_answering(&self, name: &str) {
+        wait_answering(self.addr, name, true, &self.log).await;
+    }
+
+    /// One start on ports from `ports`: see [`Unbound::start_controlled`].
+    async fn try_start(
+        ports: &mut Ports,
+        stubs: &[(&str, SocketAddr)],
+        extra: &str,
+        probe: Option<&str>,
+        controlled: bool,
+    ) -> Result<Unbound, StartError> {
         let dir = tempfile::tempdir().expect("create a tempdir");
-        let port = free_port(&[[127, 0, 0, 1]]);
+        let port = ports.pick(&[LOOPBACK]);
+        let control = controlled.then(|| ports.on(LOOPBACK));
         let work = dir.path().display().to_string();
+        let (avoid_low, avoid_high) = ports::pick_range();
+        // No SO_REUSEPORT (a second process could share the port unseen),
+        // and no outgoing query from a port the tests pick from.
         let mut conf = format!(
             "server:\n    interface: 127.0.0.1@{port}\n    port: {port}\n    do-daemonize: no\n\
              chroot: \"\"\n    username: \"\"\n    directory: \"{work}\"\n\
              pidfile: \"{work}/unbound.pid\"\n    use-syslog: no\n    logfile: \"\"\n\
              do-not-query-localhost: no\n    access-control: 127.0.0.0/8 allow\n\
              module-config: \"iterator\"\n    local-zone: \"test.\" nodefault\n\
-             do-ip6: no\n    num-threads: 1\n"
+             do-ip6: no\n    num-threads: 1\n    so-reuseport: no\n\
+             outgoing-port-avoid: {avoid_low}-{avoid_high}\n"
         );
         for (zone, _) in stubs {
             conf += &format!("    domain-insecure: \"{zone}\"\n");
         }
         // Last in the server clause, so `extra` may also open clauses of its
-        // own (e.g. `unbound_control::clause`).
+        // own.
         conf += extra;
+        if let Some(control) = control {
+            conf += &unbound_control::clause(control.port());
+        }
         for (zone, addr) in stubs {
             conf += &format!(
                 "stub-zone:\n    name: \"{zone}\"\n    stub-addr: {}@{}\n",
@@ -241,16 +298,23 @@ impl Unbound {
             .unwrap_or_else(|e| {
                 panic!("cannot run unbound (package unbound must be installed): {e}")
             });
-        let unbound = Unbound {
+        let mut unbound = Unbound {
             guard: Guard {
                 child,
                 what: "unbound",
             },
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from((LOOPBACK, port)),
+            control,
+            log: log_path,
             dir,
         };
-        wait_answering(unbound.addr, probe, true, &log_path).await;
-        unbound
+        let mut sockets = Socket::dns(unbound.addr).to_vec();
+        sockets.extend(control.map(Socket::Tcp));
+        wait_bound_async("unbound", &mut unbound.guard.child, &sockets, &unbound.log).await?;
+        if let Some(probe) = probe {
+            answering(unbound.addr, probe, true, &unbound.log).await?;
+        }
+        Ok(unbound)
     }
 }
 
@@ -350,12 +414,15 @@ impl Drop for Task {
     }
 }
 
-/// An HTTPS server on `addr` answering every request with `response` (raw bytes).
-pub async fn https_server(addr: SocketAddr, leaf: &Leaf, response: Vec<u8>) -> Task {
+/// An HTTPS server on `listener` (bound and held by the test, see
+/// [`hold_tcp`]) answering every request with `response` (raw bytes).
+pub async fn https_server(listener: std::net::TcpListener, leaf: &Leaf, response: Vec<u8>) -> Task {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .unwrap_or_else(|e| panic!("bind the test HTTPS server on {addr}: {e}"));
+    listener
+        .set_nonblocking(true)
+        .expect("a listener can be made non-blocking");
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .expect("the test HTTPS server's listener joins the runtime");
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config(leaf));
     Task(tokio::spawn(async move {
         loop {
@@ -383,35 +450,58 @@ pub async fn https_server(addr: SocketAddr, leaf: &Leaf, response: Vec<u8>) -> T
     }))
 }
 
-/// Postfix's smtp-sink on `address`, accepting everything; waits until it listens.
-pub async fn smtp_sink(address: SocketAddr) -> Guard {
-    let mut command = Command::new("/usr/sbin/smtp-sink");
-    // smtp-sink refuses to run as root without a user to drop to.
-    if running_as_root() {
-        command.arg("-u").arg("nobody");
-    }
-    let child = command
-        .arg(address.to_string())
-        .arg("10")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run smtp-sink (package postfix must be installed): {e}")
-        });
-    let guard = Guard {
-        child,
-        what: "smtp-sink",
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while tokio::net::TcpStream::connect(address).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "smtp-sink did not listen on {address} within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    guard
+/// Postfix's smtp-sink accepting everything, killed on drop.
+pub struct SmtpSink {
+    /// The process.
+    pub guard: Guard,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its log (stderr).
+    pub log: PathBuf,
+    /// Holds the log.
+    _dir: tempfile::TempDir,
+}
+
+/// Postfix's smtp-sink on a free port of `ip`, accepting everything; waits
+/// until it listens.
+pub async fn smtp_sink(ip: [u8; 4]) -> SmtpSink {
+    start_on_free_ports_async("smtp-sink", async |ports: &mut Ports| {
+        let dir = tempfile::tempdir().expect("create a tempdir");
+        let addr = ports.on(ip);
+        let log = dir.path().join("smtp-sink.log");
+        let mut command = Command::new("/usr/sbin/smtp-sink");
+        // smtp-sink refuses to run as root without a user to drop to.
+        if running_as_root() {
+            command.arg("-u").arg("nobody");
+        }
+        let child = command
+            .arg(addr.to_string())
+            .arg("10")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create the smtp-sink log"))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run smtp-sink (package postfix must be installed): {e}")
+            });
+        let mut sink = SmtpSink {
+            guard: Guard {
+                child,
+                what: "smtp-sink",
+            },
+            addr,
+            log,
+            _dir: dir,
+        };
+        wait_bound_async(
+            "smtp-sink",
+            &mut sink.guard.child,
+            &[Socket::Tcp(addr)],
+            &sink.log,
+        )
+        .await?;
+        Ok(sink)
+    })
+    .await
 }
 
 /// True when the test runs as root (uid 0), read from /proc.

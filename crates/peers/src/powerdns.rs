@@ -14,7 +14,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::daemon::write_zone;
-use crate::{free_port, wait_answering, Guard};
+use crate::ports::{
+    start_on_free_ports_async, wait_bound_async, Ports, Socket, StartError, LOOPBACK,
+};
+use crate::{answering, Guard};
 
 /// Where Debian's pdns-backend-sqlite3 keeps the schema.
 const SCHEMAS: [&str; 2] = [
@@ -38,9 +41,22 @@ pub struct PowerDns {
 
 impl PowerDns {
     /// Creates the database, loads `(origin, zone text)` with pdnsutil,
-    /// starts pdns_server answering on `addr` (IPv4 loopback) with the API
-    /// on a free port, and waits until both answer.
-    pub async fn start(addr: SocketAddr, zones: &[(&str, &str)]) -> PowerDns {
+    /// starts pdns_server answering on a free port of `ip` (IPv4 loopback)
+    /// with the API on another, and waits until both answer.
+    pub async fn start(ip: [u8; 4], zones: &[(&str, &str)]) -> PowerDns {
+        start_on_free_ports_async("pdns_server", async |ports: &mut Ports| {
+            PowerDns::try_start(ports.on(ip), ports.pick(&[LOOPBACK]), zones).await
+        })
+        .await
+    }
+
+    /// One start answering on `addr` with the API on 127.0.0.1:`api_port`
+    /// (ports from [`Ports`]): see [`PowerDns::start`].
+    async fn try_start(
+        addr: SocketAddr,
+        api_port: u16,
+        zones: &[(&str, &str)],
+    ) -> Result<PowerDns, StartError> {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let db = dir.path().join("pdns.sqlite3");
         let schema = SCHEMAS
@@ -61,7 +77,6 @@ impl PowerDns {
             "sqlite3 could not load {schema}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let api_port = free_port(&[[127, 0, 0, 1]]);
         let api_key = "cutover-test-key".to_string();
         let conf = format!(
             "launch=gsqlite3\ngsqlite3-database={db}\n\
@@ -71,7 +86,7 @@ impl PowerDns {
              webserver-allow-from=127.0.0.0/8\n\
              socket-dir={run}\ndaemon=no\nguardian=no\nwrite-pid=no\ndisable-syslog=yes\n\
              cache-ttl=0\nquery-cache-ttl=0\nnegquery-cache-ttl=0\nzone-cache-refresh-interval=0\n\
-             loglevel=5\n",
+             reuseport=no\nloglevel=5\n",
             db = db.display(),
             ip = addr.ip(),
             port = addr.port(),
@@ -96,7 +111,7 @@ impl PowerDns {
             .unwrap_or_else(|e| {
                 panic!("cannot run pdns_server (package pdns-server must be installed): {e}")
             });
-        let pdns = PowerDns {
+        let mut pdns = PowerDns {
             guard: Guard {
                 child,
                 what: "pdns_server",
@@ -106,17 +121,27 @@ impl PowerDns {
             api_key,
             dir,
         };
-        wait_answering(addr, zones[0].0, false, &log_path).await;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", api_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the PowerDNS API on port {api_port} did not open within 10 s; log:\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
+        let api = SocketAddr::from((LOOPBACK, api_port));
+        let [udp, tcp] = Socket::dns(addr);
+        wait_bound_async(
+            "pdns_server",
+            &mut pdns.guard.child,
+            &[udp, tcp, Socket::Tcp(api)],
+            &log_path,
+        )
+        .await?;
+        answering(addr, zones[0].0, false, &log_path).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(api).is_err() {
+            if Instant::now() > deadline {
+                return Err(StartError::Failed(format!(
+                    "the PowerDNS API on {api} did not open within 30 s; log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                )));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        pdns
+        Ok(pdns)
     }
 
     /// Runs `pdnsutil` on this server's database; returns its stdout, panics

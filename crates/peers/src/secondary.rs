@@ -11,7 +11,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Launched};
+use crate::ports::{start_on_free_ports, wait_bound, Ports, Socket, StartError};
 use crate::Guard;
 
 /// A TSIG key as both servers' configs write it.
@@ -49,10 +50,23 @@ pub struct Secondary {
 }
 
 impl Secondary {
-    /// Starts knotd on `addr` as a secondary of `zone` from `primary`,
-    /// transfers and NOTIFYs signed with `key`. Returns at once: the
-    /// first transfer happens in the background ([`Secondary::wait_serial`]).
-    pub fn knot(addr: SocketAddr, zone: &str, primary: SocketAddr, key: &TsigKey) -> Secondary {
+    /// Starts knotd on a free port of `ip` as a secondary of `zone` from
+    /// `primary`, transfers and NOTIFYs signed with `key`. Returns once it
+    /// holds its port: the first transfer happens in the background
+    /// ([`Secondary::wait_serial`]).
+    pub fn knot(ip: [u8; 4], zone: &str, primary: SocketAddr, key: &TsigKey) -> Secondary {
+        start_on_free_ports("knotd (secondary)", |ports: &mut Ports| {
+            Secondary::try_knot(ports.on(ip), zone, primary, key)
+        })
+    }
+
+    /// One start of [`Secondary::knot`] on `addr`.
+    fn try_knot(
+        addr: SocketAddr,
+        zone: &str,
+        primary: SocketAddr,
+        key: &TsigKey,
+    ) -> Result<Secondary, StartError> {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let conf = format!(
             "server:\n    listen: {ip}@{port}\n    rundir: {d}\n\
@@ -75,22 +89,29 @@ impl Secondary {
             pport = primary.port(),
         );
         let launched = Daemon::Knotd.launch(dir.path(), &conf, "knotd");
-        Secondary {
-            guard: launched.guard,
-            flavour: Flavour::Knot,
-            addr,
-            log_path: launched.log,
-            dir,
-        }
+        Secondary::bound(launched, Flavour::Knot, addr, dir)
     }
 
-    /// Starts BIND's named on `addr` as a secondary of `zone` from
-    /// `primary`, transfers and NOTIFYs signed with `key`.
-    pub fn bind(addr: SocketAddr, zone: &str, primary: SocketAddr, key: &TsigKey) -> Secondary {
+    /// Starts BIND's named on a free port of `ip` as a secondary of `zone`
+    /// from `primary`, transfers and NOTIFYs signed with `key`; returns once
+    /// it holds its port.
+    pub fn bind(ip: [u8; 4], zone: &str, primary: SocketAddr, key: &TsigKey) -> Secondary {
+        start_on_free_ports("named (secondary)", |ports: &mut Ports| {
+            Secondary::try_bind(ports.on(ip), zone, primary, key)
+        })
+    }
+
+    /// One start of [`Secondary::bind`] on `addr`.
+    fn try_bind(
+        addr: SocketAddr,
+        zone: &str,
+        primary: SocketAddr,
+        key: &TsigKey,
+    ) -> Result<Secondary, StartError> {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let conf = format!(
             "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n\
-             \x20 listen-on port {port} {{ {ip}; }};\n  listen-on-v6 {{ none; }};\n\
+             \x20 listen-on port {port} {{ {ip}; }};\n  listen-on-v6 {{ none; }};\n  reuseport no;\n\
              \x20 recursion no;\n  notify no;\n  dnssec-validation no;\n\
              \x20 allow-query {{ any; }};\n  allow-transfer {{ 127.0.0.0/8; }};\n}};\n\
              controls {{ }};\n\
@@ -111,13 +132,30 @@ impl Secondary {
             pport = primary.port(),
         );
         let launched = Daemon::Named.launch(dir.path(), &conf, "named");
-        Secondary {
+        Secondary::bound(launched, Flavour::Bind, addr, dir)
+    }
+
+    /// The secondary `launched`, once it holds `addr` (UDP and TCP).
+    fn bound(
+        launched: Launched,
+        flavour: Flavour,
+        addr: SocketAddr,
+        dir: tempfile::TempDir,
+    ) -> Result<Secondary, StartError> {
+        let mut secondary = Secondary {
             guard: launched.guard,
-            flavour: Flavour::Bind,
+            flavour,
             addr,
             log_path: launched.log,
             dir,
-        }
+        };
+        wait_bound(
+            secondary.guard.what,
+            &mut secondary.guard.child,
+            &Socket::dns(addr),
+            &secondary.log_path,
+        )?;
+        Ok(secondary)
     }
 
     /// The log so far.

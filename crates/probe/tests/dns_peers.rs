@@ -26,7 +26,7 @@ use cutover_probe::authority::{self, AuthorityFlag, AuthorityTarget, Delegation}
 use cutover_probe::caches::{self, CacheFlag, CacheObservation, Resolver, SystemClock};
 use cutover_probe::dns::{Outcome, Query, Question, Recursion};
 use cutover_zone::{Name, Rdata, RecordType, Serial};
-use peers::{free_port, quick_client, Knot, Unbound};
+use peers::{quick_client, start_on_free_ports_async, Knot, Ports, Unbound};
 
 /// The parent zone: delegates example.test. to ns1 and ns2, with glue.
 const PARENT: &str = "$TTL 60\n@ SOA ns.test. hostmaster.test. 1 60 60 600 60\n@ NS ns.test.\n\
@@ -66,11 +66,20 @@ fn seconds_between(a: SystemTime, b: SystemTime) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survey_flags_the_lagging_server_and_caches_count_down_to_the_computed_release() {
-    let port = free_port(&[[127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]]);
+    // Three knotd on one port of three addresses (the probe asks every
+    // server on one port): started again on another port if one is taken.
+    let (first, second) = (child_zone(2, 1), child_zone(1, 100));
+    let (port, parent, ns1, ns2) =
+        start_on_free_ports_async("three knotd", async |ports: &mut Ports| {
+            let port = ports.pick(&[[127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]]);
+            let at = |last: u8| SocketAddr::from(([127, 0, 0, last], port));
+            let parent = Knot::try_start(at(3), &[("test.", PARENT)]).await?;
+            let ns1 = Knot::try_start(at(1), &[("example.test.", &first)]).await?;
+            let ns2 = Knot::try_start(at(2), &[("example.test.", &second)]).await?;
+            Ok((port, parent, ns1, ns2))
+        })
+        .await;
     let at = |last: u8| SocketAddr::from(([127, 0, 0, last], port));
-    let parent = Knot::start(at(3), &[("test.", PARENT)]).await;
-    let ns1 = Knot::start(at(1), &[("example.test.", &child_zone(2, 1))]).await;
-    let ns2 = Knot::start(at(2), &[("example.test.", &child_zone(1, 100))]).await;
     let stubs = [("test.", parent.addr), ("example.test.", ns1.addr)];
     let (plain, floor, stale) = tokio::join!(
         Unbound::start(&stubs, "", "example.test."),

@@ -6,14 +6,14 @@
 
 mod peers;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use cutover_probe::mail::{self, Dns, MailTarget, MtaSts, Severity, SpfResult, Topic};
 use cutover_probe::service::tls::{root_store, TlsRoots};
 use cutover_zone::Name;
-use peers::{free_port, https_server, quick_client, Knot, TestCa};
+use peers::{hold_tcp_on, https_server, quick_client, Knot, TestCa, LOOPBACK};
 
 /// The mail domain.
 const DOMAIN: &str = "$TTL 60\n@ SOA ns.example.test. h.example.test. 1 60 60 600 60\n@ NS ns\n\
@@ -36,9 +36,8 @@ const POLICY: &str = "version: STSv1\r\nmode: enforce\r\nmx: mx.example.test\r\n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_finds_spf_through_include_a_confirmed_ptr_and_an_mx_missing_from_mta_sts() {
-    let port = free_port(&[[127, 0, 0, 1]]);
     let knot = Knot::start(
-        SocketAddr::from(([127, 0, 0, 1], port)),
+        LOOPBACK,
         &[
             ("example.test.", DOMAIN),
             ("other.test.", OTHER),
@@ -47,13 +46,14 @@ async fn readiness_finds_spf_through_include_a_confirmed_ptr_and_an_mx_missing_f
     )
     .await;
     let ca = TestCa::new();
-    let https_port = free_port(&[[127, 0, 0, 2]]);
+    let https = hold_tcp_on([127, 0, 0, 2]);
+    let https_port = https.local_addr().unwrap().port();
     let response = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{POLICY}",
         POLICY.len()
     );
     let _policy = https_server(
-        SocketAddr::from(([127, 0, 0, 2], https_port)),
+        https,
         &ca.leaf(&["mta-sts.example.test"], 60),
         response.into_bytes(),
     )
@@ -182,9 +182,8 @@ const SPF_REVERSE: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spf_macros_ptr_and_exp_are_evaluated_against_knotd() {
-    let port = free_port(&[[127, 0, 0, 1]]);
     let knot = Knot::start(
-        SocketAddr::from(([127, 0, 0, 1], port)),
+        LOOPBACK,
         &[("spf.test.", SPF), ("2.0.192.in-addr.arpa.", SPF_REVERSE)],
     )
     .await;

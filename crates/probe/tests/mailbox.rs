@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use cutover_probe::service::mailbox::{self, MailboxRequest, Protocol};
 use cutover_probe::service::tls::{root_store, TlsRoots, Verdict};
-use peers::{free_port, server_config, Task, TestCa};
+use peers::{server_config, Task, TestCa};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// How a test server speaks: its banner, its capability reply, and whether
@@ -22,14 +22,14 @@ struct Script {
     tls: bool,
 }
 
-/// A one-connection IMAP or POP3 server following `script`.
-async fn mailbox_server(
-    addr: SocketAddr,
-    script: Script,
-    config: Arc<rustls::ServerConfig>,
-) -> Task {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    Task(tokio::spawn(async move {
+/// A one-connection IMAP or POP3 server following `script`, held bound on
+/// 127.0.0.2 (port chosen by the system and kept); its address.
+async fn mailbox_server(script: Script, config: Arc<rustls::ServerConfig>) -> (SocketAddr, Task) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.2", 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = Task(tokio::spawn(async move {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
@@ -80,19 +80,19 @@ async fn mailbox_server(
         let mut buf = [0u8; 512];
         let _ = tokio::io::AsyncReadExt::read(&mut tls, &mut buf).await;
         let _ = tls.write_all(b"* BYE logging out\r\n").await;
-    }))
+    }));
+    (addr, task)
 }
 
 /// Runs one probe against a fresh server following `script`.
 async fn probe(script: Script, starttls: bool) -> mailbox::MailboxObservation {
     let ca = TestCa::new();
-    let address = SocketAddr::from(([127, 0, 0, 2], free_port(&[[127, 0, 0, 2]])));
     let protocol = script.protocol;
     let name = match protocol {
         Protocol::Imap => "imap.example.test",
         Protocol::Pop3 => "pop.example.test",
     };
-    let _server = mailbox_server(address, script, server_config(&ca.leaf(&[name], 45))).await;
+    let (address, _server) = mailbox_server(script, server_config(&ca.leaf(&[name], 45))).await;
     let roots = root_store(&TlsRoots::CaFile(ca.file.clone())).unwrap();
     let request = MailboxRequest {
         protocol,

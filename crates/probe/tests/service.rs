@@ -8,34 +8,37 @@
 mod peers;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use cutover_probe::service::http::{self, HttpRequest, Url};
 use cutover_probe::service::smtp::{self, SmtpRequest};
 use cutover_probe::service::tcp;
 use cutover_probe::service::tls::{root_store, TlsRoots, Verdict};
 use cutover_probe::service::ServiceError;
-use peers::{free_port, https_server, server_config, Guard, Task, TestCa};
+use peers::{hold_tcp, https_server, refusing_tcp, server_config, smtp_sink, Task, TestCa};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_pinned_to_two_addresses_reports_certificates_redirects_and_differences() {
     let ca = TestCa::new();
-    let port = free_port(&[[127, 0, 0, 2], [127, 0, 0, 3]]);
-    let new = SocketAddr::from(([127, 0, 0, 2], port));
-    let old = SocketAddr::from(([127, 0, 0, 3], port));
+    let [new_listener, old_listener]: [std::net::TcpListener; 2] =
+        hold_tcp(&[[127, 0, 0, 2], [127, 0, 0, 3]])
+            .try_into()
+            .expect("two listeners");
+    let new = new_listener.local_addr().unwrap();
+    let old = old_listener.local_addr().unwrap();
+    let port = new.port();
     let _new_server = https_server(
-        new,
+        new_listener,
         &ca.leaf(&["www.example.test"], 30),
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nhello from new"
             .to_vec(),
     )
     .await;
     let _old_server = https_server(
-        old,
+        old_listener,
         &ca.leaf(&["www.example.test"], -3),
         b"HTTP/1.1 301 Moved\r\nLocation: https://www.example.test/moved\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nold\r\n0\r\n\r\n".to_vec(),
     )
@@ -126,7 +129,7 @@ async fn https_pinned_to_two_addresses_reports_certificates_redirects_and_differ
         .await
         .result
         .is_ok());
-    let closed = SocketAddr::from(([127, 0, 0, 2], free_port(&[[127, 0, 0, 2]])));
+    let (_held, closed) = refusing_tcp([127, 0, 0, 2]);
     assert!(tcp::connect(closed, Duration::from_secs(1))
         .await
         .result
@@ -135,38 +138,8 @@ async fn https_pinned_to_two_addresses_reports_certificates_redirects_and_differ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_sink_answers_banner_ehlo_and_accepts_a_rcpt() {
-    let port = free_port(&[[127, 0, 0, 1]]);
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut command = Command::new("/usr/sbin/smtp-sink");
-    // smtp-sink refuses to run as root without a user to drop to.
-    if running_as_root() {
-        command.arg("-u").arg("nobody");
-    }
-    let child = command
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("10")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run smtp-sink (package postfix must be installed): {e}")
-        });
-    let _sink = Guard {
-        child,
-        what: "smtp-sink",
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while tcp::connect(address, Duration::from_millis(200))
-        .await
-        .result
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "smtp-sink did not listen on {address} within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let sink = smtp_sink([127, 0, 0, 1]).await;
+    let address = sink.addr;
     let roots = root_store(&TlsRoots::WebPki).unwrap();
     let request = SmtpRequest {
         address,
@@ -193,24 +166,17 @@ async fn smtp_sink_answers_banner_ehlo_and_accepts_a_rcpt() {
     assert_eq!((mail.code, rcpt.code), (250, 250));
 }
 
-/// True when the test runs as root (uid 0), read from /proc.
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// A small SMTP server with STARTTLS: knows one recipient, records DATA.
+/// A small SMTP server with STARTTLS: knows one recipient, records DATA;
+/// held bound on 127.0.0.2 (port chosen by the system and kept). Its address.
 async fn starttls_server(
-    addr: SocketAddr,
     config: Arc<rustls::ServerConfig>,
     saw_data: Arc<AtomicBool>,
-) -> Task {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    Task(tokio::spawn(async move {
+) -> (SocketAddr, Task) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.2", 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = Task(tokio::spawn(async move {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
@@ -267,16 +233,15 @@ async fn starttls_server(
             };
             let _ = tls.get_mut().write_all(reply).await;
         }
-    }))
+    }));
+    (addr, task)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_is_upgraded_the_certificate_checked_and_an_unknown_rcpt_refused_without_data() {
     let ca = TestCa::new();
-    let address = SocketAddr::from(([127, 0, 0, 2], free_port(&[[127, 0, 0, 2]])));
     let saw_data = Arc::new(AtomicBool::new(false));
-    let _server = starttls_server(
-        address,
+    let (address, _server) = starttls_server(
         server_config(&ca.leaf(&["mx.example.test"], 90)),
         saw_data.clone(),
     )

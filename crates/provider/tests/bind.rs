@@ -3,19 +3,16 @@
 
 mod battery;
 
-use std::net::SocketAddr;
-
 use cutover_peers::bind::Bind;
-use cutover_peers::free_port;
+use cutover_peers::LOOPBACK;
 
 /// Every battery case, the server's own prerequisites, an ignored CNAME and an unknown key, against BIND.
 #[test]
 fn bind_via_rfc2136_passes_the_battery() {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
     let bind = battery::runtime().block_on(Bind::start(
-        addr,
+        LOOPBACK,
         &[(battery::ORIGIN, battery::ZONE_TEXT)],
         battery::KEY,
     ));
-    battery::rfc2136::run_against(addr, &|script| bind.nsupdate(script));
+    battery::rfc2136::run_against(bind.addr, &|script| bind.nsupdate(script));
 }

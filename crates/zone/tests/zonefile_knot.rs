@@ -2,11 +2,12 @@
 //! text of the every-type zone, `kdig AXFR` fetches it back, and the
 //! records Knot serves equal the zone we wrote.
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cutover_peers::{start_on_free_ports, wait_bound, Ports, Socket, ANSWER_LIMIT, LOOPBACK};
 use cutover_zone::zonefile::{parse_file, parse_str, write};
 
 /// A knotd process killed when the test ends, however it ends.
@@ -16,17 +17,6 @@ impl Drop for Knotd {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// A loopback port free for both UDP and TCP right now.
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
     }
 }
 
@@ -47,25 +37,33 @@ fn knotd_serves_exactly_the_zone_we_wrote() {
     let zone = parse_file(&path, None).unwrap().zone;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("example.com.zone"), write(&zone)).unwrap();
-    let port = free_port();
-    let d = dir.path().display();
-    let config = format!(
-        "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
-         database:\n    storage: \"{d}\"\n\
-         acl:\n  - id: local\n    address: 127.0.0.1\n    action: transfer\n\
-         zone:\n  - domain: example.com.\n    storage: \"{d}\"\n    file: \"example.com.zone\"\n    acl: local\n"
-    );
-    let config_path = dir.path().join("knot.conf");
-    std::fs::write(&config_path, config).unwrap();
-    let child = Command::new("knotd")
-        .arg("-c")
-        .arg(&config_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("knotd (knot) must be installed to run this test");
-    let _knotd = Knotd(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // knotd on a free port (started again on another if that one was taken).
+    let (_knotd, port, log) = start_on_free_ports("knotd", |ports: &mut Ports| {
+        let port = ports.pick(&[LOOPBACK]);
+        let d = dir.path().display();
+        let config = format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
+             database:\n    storage: \"{d}\"\n\
+             log:\n  - target: stderr\n    any: info\n\
+             acl:\n  - id: local\n    address: 127.0.0.1\n    action: transfer\n\
+             zone:\n  - domain: example.com.\n    storage: \"{d}\"\n    file: \"example.com.zone\"\n    acl: local\n"
+        );
+        let config_path = dir.path().join("knot.conf");
+        std::fs::write(&config_path, config).unwrap();
+        let log = dir.path().join(format!("knotd-{port}.log"));
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("knotd (knot) must be installed to run this test");
+        let mut knotd = Knotd(child);
+        let addr = SocketAddr::from((LOOPBACK, port));
+        wait_bound("knotd", &mut knotd.0, &Socket::dns(addr), &log)?;
+        Ok((knotd, port, log))
+    });
+    let deadline = Instant::now() + ANSWER_LIMIT;
     let axfr = loop {
         let out = kdig(
             port,
@@ -77,7 +75,8 @@ fn knotd_serves_exactly_the_zone_we_wrote() {
         }
         assert!(
             Instant::now() < deadline,
-            "expected knotd on port {port} to serve example.com. within 10 s; kdig said:\n{text}"
+            "expected knotd on port {port} to serve example.com. within {ANSWER_LIMIT:?}; kdig said:\n{text}\nknotd's log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     };

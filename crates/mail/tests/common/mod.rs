@@ -3,10 +3,16 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+// Not every test file uses each of these.
+#[allow(unused_imports)]
+pub use cutover_peers::{
+    log_length, refusing_tcp, start_on_free_ports, wait_bound_from, Ports, Socket, StartError,
+};
 
 /// A child process killed (SIGKILL) and reaped when the guard drops.
 pub struct Process {
@@ -14,9 +20,21 @@ pub struct Process {
     pub child: Child,
     /// What it is, for messages.
     pub name: String,
+    /// Its stderr, when it was started with one of its own (printed if the
+    /// test fails while it runs).
+    pub log: Option<PathBuf>,
 }
 
 impl Process {
+    /// A guard for `child` whose stderr goes to the test's.
+    pub fn new(child: Child, name: impl Into<String>) -> Process {
+        Process {
+            child,
+            name: name.into(),
+            log: None,
+        }
+    }
+
     /// Kills the process now (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -25,24 +43,51 @@ impl Process {
 }
 
 impl Drop for Process {
-    /// Kills and reaps the child.
+    /// Kills and reaps the child; shows its log when the test is failing.
     fn drop(&mut self) {
         self.kill();
+        if let (true, Some(log)) = (std::thread::panicking(), &self.log) {
+            eprintln!(
+                "{} log:\n{}",
+                self.name,
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
     }
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local address")
-        .port()
+/// A `--listen` process (the relay, maybe under strace) on 127.0.0.1:`port`:
+/// `command` is run with its stderr in `log`; `Ok` once it (or the process
+/// it runs) listens there, `InUse` when the port was taken.
+pub fn start_listening(
+    name: &str,
+    port: u16,
+    mut command: Command,
+    log: &Path,
+) -> Result<Process, StartError> {
+    let from = log_length(log);
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the log");
+    let child = command
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    let mut process = Process {
+        child,
+        name: format!("{name} :{port}"),
+        log: Some(log.to_path_buf()),
+    };
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_bound_from(name, &mut process.child, &[Socket::Tcp(address)], log, from)?;
+    Ok(process)
 }
 
-/// Waits until something accepts on `port`, panicking after 10 s.
+/// Waits until something accepts on `port`, panicking after 30 s.
 pub fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
@@ -83,40 +128,37 @@ pub struct Sink {
 
 impl Sink {
     /// Starts smtp-sink on a free loopback port with extra fault flags
-    /// (`-r RCPT` defers RCPT, `-f DATA` rejects DATA, `-q DATA` disconnects).
+    /// (`-r RCPT` defers RCPT, `-f DATA` rejects DATA, `-q DATA` disconnects),
+    /// again on another port if the one picked was taken.
     pub fn start(directory: &Path, faults: &[&str]) -> Sink {
-        let port = free_port();
-        Sink::start_on(directory, faults, port)
+        start_on_free_ports("smtp-sink", |ports: &mut Ports| {
+            Sink::try_start_on(directory, faults, ports.pick(&[[127, 0, 0, 1]]))
+        })
     }
 
-    /// Starts smtp-sink on `port`.
-    pub fn start_on(directory: &Path, faults: &[&str], port: u16) -> Sink {
+    /// Starts smtp-sink on `port`; `InUse` when the port was taken.
+    fn try_start_on(directory: &Path, faults: &[&str], port: u16) -> Result<Sink, StartError> {
         let dump_directory = directory.join(format!("sink-{port}"));
         std::fs::create_dir_all(&dump_directory).unwrap();
         let mut permissions = std::fs::metadata(&dump_directory).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o777);
         std::fs::set_permissions(&dump_directory, permissions).unwrap();
         let dump = dump_directory.join("dump");
-        let child = Command::new(tool("smtp-sink"))
+        let mut command = Command::new(tool("smtp-sink"));
+        command
             .args(["-u", "nobody", "-h", "sink.test", "-D"])
             .arg(&dump)
             .args(faults)
             .arg(format!("127.0.0.1:{port}"))
             .arg("64")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start smtp-sink");
-        let process = Process {
-            child,
-            name: format!("smtp-sink :{port}"),
-        };
-        wait_listening(port, "smtp-sink");
-        Sink {
+            .stdout(Stdio::null());
+        let log = dump_directory.join("smtp-sink.log");
+        let process = start_listening("smtp-sink", port, command, &log)?;
+        Ok(Sink {
             process,
             port,
             dump,
-        }
+        })
     }
 
     /// The transactions received so far, in arrival order.
@@ -157,22 +199,36 @@ pub fn relay_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cutover-mail-relay"))
 }
 
-/// Starts the relay binary with `arguments` and waits for its port.
-pub fn start_relay(port: u16, arguments: &[String]) -> Process {
-    let child = Command::new(relay_binary())
+/// Starts the relay binary with `arguments` on a free port (again on
+/// another if the one picked was taken) and waits until it listens; the
+/// process and its port. Its stderr goes to a log beside `spool`.
+pub fn start_relay(spool: &Path, arguments: &[String]) -> (Process, u16) {
+    start_on_free_ports("cutover-mail-relay", |ports: &mut Ports| {
+        let port = ports.pick(&[[127, 0, 0, 1]]);
+        try_relay(spool, port, arguments).map(|process| (process, port))
+    })
+}
+
+/// Starts the relay binary again on `port` (after it was killed there); the
+/// test fails if another process took the port meanwhile.
+pub fn restart_relay(spool: &Path, port: u16, arguments: &[String]) -> Process {
+    try_relay(spool, port, arguments)
+        .unwrap_or_else(|e| panic!("cutover-mail-relay did not start again on {port}: {e}"))
+}
+
+/// One start of the relay on `port`, its stderr appended to a log beside `spool`.
+fn try_relay(spool: &Path, port: u16, arguments: &[String]) -> Result<Process, StartError> {
+    let mut command = Command::new(relay_binary());
+    command
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .args(arguments)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start cutover-mail-relay");
-    let process = Process {
-        child,
-        name: format!("relay :{port}"),
-    };
-    wait_listening(port, "cutover-mail-relay");
-    process
+        .stdout(Stdio::null());
+    let log = spool.with_extension("relay.log");
+    if let Some(parent) = log.parent() {
+        std::fs::create_dir_all(parent).expect("create the relay log's folder");
+    }
+    start_listening("cutover-mail-relay", port, command, &log)
 }
 
 /// A blocking raw SMTP client for exact conversations.
@@ -270,21 +326,24 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// Starts a relay with `config` (controls served too) on a free port.
+    /// Starts a relay with `config` (controls served too) on a port it
+    /// binds and holds.
     pub fn start(config: cutover_mail::RelayConfig) -> InProcess {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}").parse().unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the relay's listener");
+        let address = listener.local_addr().expect("a bound listener");
+        let port = address.port();
         let mut courier =
             cutover_mail::SmtpCourier::new(config.policy.hostname.clone(), vec![address]);
         courier.connect_timeout = Duration::from_secs(2);
         courier.reply_timeout = Duration::from_secs(5);
         let relay = cutover_mail::Relay::open(config, courier).expect("open relay");
-        let listener = runtime.block_on(relay.listen(address)).expect("listen");
         let serving = relay.clone();
         runtime.spawn(async move { serving.serve(listener).await });
         let delivering = relay.clone();
@@ -331,9 +390,22 @@ pub struct Mailboxes {
 }
 
 impl Mailboxes {
-    /// Listens on `port` (0: any) knowing these addresses.
-    pub fn start(port: u16, known: &[&str]) -> Mailboxes {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the test MX");
+    /// Listens on a port of its own knowing these addresses.
+    pub fn start(known: &[&str]) -> Mailboxes {
+        Mailboxes::on(cutover_peers::hold_tcp_on([127, 0, 0, 1]), known)
+    }
+
+    /// Listens again on `port`, where an earlier one listened before it was
+    /// dropped (the MX back up); the port comes from the range no socket
+    /// bound to port 0 lands in, so it is still free.
+    pub fn again(port: u16, known: &[&str]) -> Mailboxes {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("bind the test MX again on {port}: {e}"));
+        Mailboxes::on(listener, known)
+    }
+
+    /// Listens on `listener` (bound and held by the test) knowing these addresses.
+    pub fn on(listener: TcpListener, known: &[&str]) -> Mailboxes {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let known: Vec<String> = known.iter().map(|k| k.to_lowercase()).collect();

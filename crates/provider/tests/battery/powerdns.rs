@@ -4,15 +4,16 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use cutover_peers::free_port;
 use cutover_peers::powerdns::PowerDns;
+use cutover_peers::LOOPBACK;
 
 /// A pdns_server serving the battery zone by DNS on the address returned.
 pub fn start() -> (SocketAddr, PowerDns) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
-    let pdns =
-        super::runtime().block_on(PowerDns::start(addr, &[(super::ORIGIN, super::ZONE_TEXT)]));
-    (addr, pdns)
+    let pdns = super::runtime().block_on(PowerDns::start(
+        LOOPBACK,
+        &[(super::ORIGIN, super::ZONE_TEXT)],
+    ));
+    (pdns.addr, pdns)
 }
 
 /// Someone else's edit: `label` A becomes one record of `address` with `ttl`.
