@@ -8,7 +8,7 @@ mod primary_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -72,12 +72,12 @@ fn send_tcp(server: SocketAddr, message: &[u8], wait: bool) -> Option<u8> {
     Some(buf[3] & 0x0f)
 }
 
-/// A free port and a config serving on it that lets the ops key update
-/// the zone, with `dns_extra` in `[dns]`.
-fn updatable(scratch: &Scratch, dns_extra: &str) -> (u16, PathBuf) {
-    let port = free_port(&[[127, 0, 0, 1]]);
-    let config = scratch.config(port, dns_extra, &format!("update_keys = [\"{OPS_KEY}\"]\n"));
-    (port, config)
+/// `cutover serve` on a free port with a config that lets the ops key
+/// update the zone, with `dns_extra` in `[dns]`, its log in `log`.
+fn updatable(scratch: &Scratch, dns_extra: &str, log: &Path) -> Serve {
+    Serve::start_free(log, |port| {
+        scratch.config(port, dns_extra, &format!("update_keys = [\"{OPS_KEY}\"]\n"))
+    })
 }
 
 /// What the store and the server show: (store serial, served serial, export).
@@ -92,8 +92,12 @@ fn state(scratch: &Scratch, serve: &Serve) -> (u32, Option<u32>, String) {
 #[test]
 fn refused_updates_change_nothing() {
     let scratch = Scratch::with_zone(5);
-    let (port, config) = updatable(&scratch, "max_update_records = 4\nmax_rrset_records = 3\n");
-    let serve = Serve::start(&config, port, &scratch.path("serve.log"));
+    let serve = updatable(
+        &scratch,
+        "max_update_records = 4\nmax_rrset_records = 3\n",
+        &scratch.path("serve.log"),
+    );
+    let port = serve.addr.port();
     let before = state(&scratch, &serve);
     assert_eq!(
         before.1,
@@ -186,11 +190,11 @@ fn refused_updates_change_nothing() {
 #[test]
 fn kill_9_while_applying_a_large_update_leaves_old_or_new() {
     let scratch = Scratch::with_zone(BASE_HOSTS);
-    let (port, config) = updatable(&scratch, "max_update_records = 5000\n");
     let log = scratch.path("serve.log");
 
     // Calibrate: how long one large update takes to be answered.
-    let serve = Serve::start(&config, port, &log);
+    let serve = updatable(&scratch, "max_update_records = 5000\n", &log);
+    let (config, port) = (serve.config.clone(), serve.addr.port());
     let count0 = record_count(&scratch);
     let started = Instant::now();
     let rcode = send_tcp(serve.addr, &large_update(0, BATCH), true);
@@ -259,8 +263,10 @@ fn kill_9_while_applying_a_large_update_leaves_old_or_new() {
 #[test]
 fn kill_at_each_fsync_of_the_commit_leaves_old_or_new_and_no_early_noerror() {
     let scratch = Scratch::with_zone(2_000);
-    let (port, config) = updatable(&scratch, "max_update_records = 5000\n");
     let log = scratch.path("serve.log");
+    let first = updatable(&scratch, "max_update_records = 5000\n", &log);
+    let (config, port) = (first.config.clone(), first.addr.port());
+    drop(first);
     for (round, when) in [(11usize, 1u32), (12, 2), (13, 3)] {
         let mut serve = Serve::start(&config, port, &log);
         let (serial, count) = (scratch.serial(), record_count(&scratch));

@@ -10,8 +10,8 @@ mod primary_support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -100,47 +100,16 @@ fn udp_from(from: Ipv4Addr) -> UdpSocket {
     UdpSocket::bind((from, 0)).unwrap()
 }
 
-/// Starts `cutover serve --config CONFIG` behind `prefix` (e.g. `prlimit
-/// …`), its log in `log`, and waits until it answers the zone's SOA.
-fn serve_with(prefix: &[&str], config: &Path, port: u16, log: &Path) -> Serve {
-    let file = std::fs::File::create(log).unwrap();
-    let binary = env!("CARGO_BIN_EXE_cutover");
-    let mut argv: Vec<&str> = prefix.to_vec();
-    argv.extend([binary, "serve", "--config", config.to_str().unwrap()]);
-    let child = Command::new(argv[0])
-        .args(&argv[1..])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", argv[0]));
-    let mut serve = Serve {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        log_path: log.to_owned(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while soa_serial(serve.addr, ORIGIN).is_none() {
-        if let Some(status) = serve.child.try_wait().unwrap() {
-            panic!("cutover serve exited with {status}; log:\n{}", serve.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no answer within 20 s; log:\n{}",
-            serve.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    serve
-}
-
-/// A config on a free port letting the ops key update the zone.
-fn updatable(scratch: &Scratch, name: &str, dns_extra: &str) -> (u16, PathBuf) {
-    let port = free_port(&[[127, 0, 0, 1]]);
-    let config = scratch.config(port, dns_extra, &format!("update_keys = [\"{OPS_KEY}\"]\n"));
-    let named = scratch.path(name);
-    std::fs::rename(&config, &named).unwrap();
-    (port, named)
+/// `cutover serve` behind `prefix` (e.g. `prlimit …`) on a free port, the
+/// ops key allowed to update the zone, `dns_extra` in `[dns]`, its config
+/// in `name` and its log in `log`; waits until it answers the zone's SOA.
+fn updatable(scratch: &Scratch, name: &str, dns_extra: &str, prefix: &[&str], log: &Path) -> Serve {
+    Serve::start_free_with(prefix, log, |port| {
+        let config = scratch.config(port, dns_extra, &format!("update_keys = [\"{OPS_KEY}\"]\n"));
+        let named = scratch.path(name);
+        std::fs::rename(&config, &named).unwrap();
+        named
+    })
 }
 
 /// The names of the zone as `zone export` shows them.
@@ -173,8 +142,7 @@ fn ticks_per_second() -> u64 {
 #[test]
 fn signed_updates_are_answered_through_a_flood_of_forged_ones() {
     let scratch = Scratch::with_zone(5);
-    let (port, config) = updatable(&scratch, "flood.toml", "");
-    let serve = serve_with(&[], &config, port, &scratch.path("serve.log"));
+    let serve = updatable(&scratch, "flood.toml", "", &[], &scratch.path("serve.log"));
     let server = serve.addr;
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -291,8 +259,13 @@ fn signed_updates_are_answered_through_a_flood_of_forged_ones() {
 #[test]
 fn updates_beside_a_record_set_loop_never_servfail() {
     let scratch = Scratch::with_zone(5);
-    let (port, config) = updatable(&scratch, "writers.toml", "");
-    let serve = serve_with(&[], &config, port, &scratch.path("serve.log"));
+    let serve = updatable(
+        &scratch,
+        "writers.toml",
+        "",
+        &[],
+        &scratch.path("serve.log"),
+    );
     let server = serve.addr;
     let store = scratch.path("cutover.db");
     let cli = std::thread::spawn(move || {
@@ -359,10 +332,8 @@ fn updates_beside_a_record_set_loop_never_servfail() {
 #[test]
 fn two_serves_on_one_store_take_every_update() {
     let scratch = Scratch::with_zone(5);
-    let (port_a, config_a) = updatable(&scratch, "a.toml", "");
-    let serve_a = serve_with(&[], &config_a, port_a, &scratch.path("a.log"));
-    let (port_b, config_b) = updatable(&scratch, "b.toml", "");
-    let serve_b = serve_with(&[], &config_b, port_b, &scratch.path("b.log"));
+    let serve_a = updatable(&scratch, "a.toml", "", &[], &scratch.path("a.log"));
+    let serve_b = updatable(&scratch, "b.toml", "", &[], &scratch.path("b.log"));
     let senders: Vec<_> = [(0u8, serve_a.addr), (1u8, serve_b.addr)]
         .into_iter()
         .map(|(side, server)| {
@@ -444,11 +415,11 @@ fn connect_from(from: Ipv4Addr, server: SocketAddr) -> std::io::Result<TcpStream
 fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
     let scratch = Scratch::with_zone(5);
     let dns = "tcp_max_connections = 1000\ntcp_max_connections_per_client = 1000\n";
-    let (port, config) = updatable(&scratch, "fds.toml", dns);
-    let serve = serve_with(
+    let serve = updatable(
+        &scratch,
+        "fds.toml",
+        dns,
         &["prlimit", "--nofile=64:64", "--"],
-        &config,
-        port,
         &scratch.path("serve.log"),
     );
     let pid = serve.child.id();
@@ -515,11 +486,11 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
 #[test]
 fn serve_raises_the_open_file_limit_to_the_hard_limit() {
     let scratch = Scratch::with_zone(1);
-    let (port, config) = updatable(&scratch, "limit.toml", "");
-    let serve = serve_with(
+    let serve = updatable(
+        &scratch,
+        "limit.toml",
+        "",
         &["prlimit", "--nofile=256:4096", "--"],
-        &config,
-        port,
         &scratch.path("serve.log"),
     );
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", serve.child.id())).unwrap();

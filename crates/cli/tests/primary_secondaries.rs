@@ -9,7 +9,6 @@
 
 mod primary_support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use primary_support::*;
@@ -20,25 +19,30 @@ const CONVERGE: Duration = Duration::from_secs(20);
 #[test]
 fn knot_and_bind_follow_signed_updates_by_notify_and_ixfr() {
     let scratch = Scratch::with_zone(50);
-    let port = free_port(&[[127, 0, 0, 1]]);
-    let knot_addr = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
-    let bind_addr = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
-    let config = scratch.config(
-        port,
-        "",
-        &format!(
-            "update_keys = [\"{OPS_KEY}\"]\ntransfer_keys = [\"{XFR_KEY}\"]\n\
-             notify = [\"{knot_addr}\", \"{bind_addr}\"]\nnotify_key = \"{XFR_KEY}\"\n"
-        ),
-    );
-    let serve = Serve::start(&config, port, &scratch.path("serve.log"));
     let key = TsigKey {
         name: XFR_KEY.into(),
         algorithm: "hmac-sha256".into(),
         secret: XFR_SECRET.into(),
     };
-    let knot = Secondary::knot(knot_addr, ORIGIN, serve.addr, &key);
-    let bind = Secondary::bind(bind_addr, ORIGIN, serve.addr, &key);
+    // serve NOTIFYs the secondaries and they transfer from it: the three
+    // start together, all again on other ports if one port was taken.
+    let (serve, knot, bind) = start_on_free_ports("serve, knotd and named", |ports: &mut Ports| {
+        let port = ports.pick(&[LOOPBACK]);
+        let knot_addr = ports.on(LOOPBACK);
+        let bind_addr = ports.on(LOOPBACK);
+        let config = scratch.config(
+            port,
+            "",
+            &format!(
+                "update_keys = [\"{OPS_KEY}\"]\ntransfer_keys = [\"{XFR_KEY}\"]\n\
+                 notify = [\"{knot_addr}\", \"{bind_addr}\"]\nnotify_key = \"{XFR_KEY}\"\n"
+            ),
+        );
+        let serve = Serve::try_start(&config, port, &scratch.path("serve.log"))?;
+        let knot = Secondary::try_knot(knot_addr, ORIGIN, serve.addr, &key)?;
+        let bind = Secondary::try_bind(bind_addr, ORIGIN, serve.addr, &key)?;
+        Ok((serve, knot, bind))
+    });
     knot.wait_serial(ORIGIN, 1, CONVERGE);
     bind.wait_serial(ORIGIN, 1, CONVERGE);
 
@@ -165,9 +169,9 @@ fn answer_lines(out: &str) -> Vec<&str> {
 #[test]
 fn transfers_follow_the_acl_and_ixfr_over_udp_is_the_soa() {
     let scratch = Scratch::with_zone(10);
-    let port = free_port(&[[127, 0, 0, 1]]);
-    let config = scratch.config(port, "", &format!("transfer_keys = [\"{XFR_KEY}\"]\n"));
-    let serve = Serve::start(&config, port, &scratch.path("serve.log"));
+    let serve = Serve::start_free(&scratch.path("serve.log"), |port| {
+        scratch.config(port, "", &format!("transfer_keys = [\"{XFR_KEY}\"]\n"))
+    });
 
     // Unsigned AXFR: not in the ACL.
     let out = kdig(serve.addr, &[ORIGIN, "AXFR"]);
@@ -270,20 +274,20 @@ fn notify_is_signed_and_retried_with_backoff_until_acknowledged() {
     use std::time::Instant;
 
     let scratch = Scratch::with_zone(0);
-    let port = free_port(&[[127, 0, 0, 1]]);
     let secondary = UdpSocket::bind("127.0.0.1:0").unwrap();
     secondary
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let config = scratch.config(
-        port,
-        "",
-        &format!(
-            "notify = [\"{}\"]\nnotify_key = \"{XFR_KEY}\"\n",
-            secondary.local_addr().unwrap()
-        ),
-    );
-    let serve = Serve::start(&config, port, &scratch.path("serve.log"));
+    let serve = Serve::start_free(&scratch.path("serve.log"), |port| {
+        scratch.config(
+            port,
+            "",
+            &format!(
+                "notify = [\"{}\"]\nnotify_key = \"{XFR_KEY}\"\n",
+                secondary.local_addr().unwrap()
+            ),
+        )
+    });
     let ring =
         KeyRing::from_keys([Key::from_text(XFR_KEY, "hmac-sha256", XFR_SECRET).unwrap()]).unwrap();
     let now = || {

@@ -110,43 +110,53 @@ struct Knot {
 }
 
 impl Knot {
-    /// Starts knotd and waits until it answers the zone.
+    /// Starts knotd on a free port (again on another if that one was taken)
+    /// and waits until it answers the zone.
     fn start() -> Knot {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("zone"), zone_text(0)).unwrap();
-        let port = free_port(&[[127, 0, 0, 1]]);
-        let conf = format!(
-            "server:\n    rundir: {d}\n    listen: 127.0.0.1@{port}\n\
-             database:\n    storage: {d}\n\
-             log:\n  - target: stderr\n    any: warning\n\
-             key:\n  - id: {XFR_KEY}\n    algorithm: hmac-sha256\n    secret: {XFR_SECRET}\n\
-             acl:\n  - id: a\n    key: {XFR_KEY}\n    action: transfer\n\
-             zone:\n  - domain: {ORIGIN}\n    storage: {d}\n    file: zone\n    acl: a\n",
-            d = dir.path().display()
-        );
-        std::fs::write(dir.path().join("knot.conf"), conf).unwrap();
-        let child = Command::new("knotd")
-            .arg("-c")
-            .arg(dir.path().join("knot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("knotd must be installed (package knot)");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let guard = Guard {
-            child,
-            what: "knotd",
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while soa_serial(addr, ORIGIN).is_none() {
-            assert!(std::time::Instant::now() < deadline, "knotd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Knot {
-            _guard: guard,
-            addr,
-            _dir: dir,
-        }
+        start_on_free_ports("knotd", |ports: &mut Ports| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("zone"), zone_text(0)).unwrap();
+            let port = ports.pick(&[LOOPBACK]);
+            let conf = format!(
+                "server:\n    rundir: {d}\n    listen: 127.0.0.1@{port}\n\
+                 database:\n    storage: {d}\n\
+                 log:\n  - target: stderr\n    any: warning\n\
+                 key:\n  - id: {XFR_KEY}\n    algorithm: hmac-sha256\n    secret: {XFR_SECRET}\n\
+                 acl:\n  - id: a\n    key: {XFR_KEY}\n    action: transfer\n\
+                 zone:\n  - domain: {ORIGIN}\n    storage: {d}\n    file: zone\n    acl: a\n",
+                d = dir.path().display()
+            );
+            std::fs::write(dir.path().join("knot.conf"), conf).unwrap();
+            let log = dir.path().join("knotd.log");
+            let child = Command::new("knotd")
+                .arg("-c")
+                .arg(dir.path().join("knot.conf"))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("knotd must be installed (package knot)");
+            let addr = SocketAddr::from((LOOPBACK, port));
+            let mut guard = Guard {
+                child,
+                what: "knotd",
+            };
+            wait_bound("knotd", &mut guard.child, &Socket::dns(addr), &log)?;
+            let deadline = std::time::Instant::now() + SERVE_LIMIT;
+            while soa_serial(addr, ORIGIN).is_none() {
+                if std::time::Instant::now() > deadline {
+                    return Err(StartError::Failed(format!(
+                        "knotd on {addr} did not answer within {SERVE_LIMIT:?}; its log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(Knot {
+                _guard: guard,
+                addr,
+                _dir: dir,
+            })
+        })
     }
 }
 
@@ -193,9 +203,9 @@ fn case(
 #[test]
 fn tsig_matrix_through_the_server_matches_knotd_on_udp_and_tcp() {
     let scratch = Scratch::with_zone(3000);
-    let port = free_port(&[[127, 0, 0, 1]]);
-    let config = scratch.config(port, "", &format!("transfer_keys = [\"{XFR_KEY}\"]\n"));
-    let serve = Serve::start(&config, port, &scratch.path("serve.log"));
+    let serve = Serve::start_free(&scratch.path("serve.log"), |port| {
+        scratch.config(port, "", &format!("transfer_keys = [\"{XFR_KEY}\"]\n"))
+    });
     let knot = Knot::start();
     let ours = serve.addr;
     let t = now();
@@ -327,9 +337,9 @@ fn tsig_matrix_through_the_server_matches_knotd_on_udp_and_tcp() {
 #[test]
 fn a_signed_axfr_stream_verifies_message_by_message() {
     let scratch = Scratch::with_zone(8000);
-    let port = free_port(&[[127, 0, 0, 1]]);
-    let config = scratch.config(port, "", &format!("transfer_keys = [\"{XFR_KEY}\"]\n"));
-    let serve = Serve::start(&config, port, &scratch.path("serve.log"));
+    let serve = Serve::start_free(&scratch.path("serve.log"), |port| {
+        scratch.config(port, "", &format!("transfer_keys = [\"{XFR_KEY}\"]\n"))
+    });
     // Our own client verifies every message of the stream.
     let mut m = query(9);
     let qtype_at = m.len() - 4;

@@ -6,9 +6,8 @@
 
 mod primary_support;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use primary_support::*;
@@ -87,8 +86,10 @@ fn a_store_on_a_read_only_filesystem_can_be_read_and_says_why_it_cannot_be_writt
         "the refusal must say why: {why}"
     );
 
-    let port = free_port(&[[127, 0, 0, 1]]);
-    let config = scratch.config(port, "", "");
+    // A port held (never listening) by the test: serve must refuse before
+    // it binds anything.
+    let (_held, held) = cutover_peers::refusing_tcp(LOOPBACK);
+    let config = scratch.config(held.port(), "", "");
     let serve = in_read_only(dir, &["--config", config.to_str().unwrap(), "serve"]);
     assert!(
         !serve.status.success(),
@@ -180,36 +181,6 @@ fn import(scratch: &Scratch, origin: &str) {
     scratch.ok(&["zone", "import", file.to_str().unwrap(), "--origin", origin]);
 }
 
-/// Starts `cutover serve` and waits until it answers `zone`'s SOA.
-fn serve_answering(config: &Path, port: u16, log: &Path, zone: &str) -> Serve {
-    let file = std::fs::File::create(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let mut serve = Serve {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        log_path: log.to_owned(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while soa_serial(serve.addr, zone).is_none() {
-        if let Some(status) = serve.child.try_wait().unwrap() {
-            panic!("serve exited with {status}:\n{}", serve.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no answer for {zone}:\n{}",
-            serve.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    serve
-}
-
 /// Sets the serial of `zone` (labels) to `serial` by hand: the zone row,
 /// the SOA's RDATA, and the generation, as someone with sqlite3 would.
 fn bump_serial_by_hand(db: &Connection, zone: &[u8], serial: u32) {
@@ -267,9 +238,9 @@ fn a_zone_changed_by_hand_into_something_broken_is_not_served() {
         .unwrap();
     assert_eq!(deleted, 1, "the SOA deleted");
 
-    let port = free_port(&[[127, 0, 0, 1]]);
-    let config = scratch.config(port, "", "");
-    let serve = serve_answering(&config, port, &scratch.path("serve.log"), "good.test.");
+    let serve = Serve::start_free_answering(&scratch.path("serve.log"), "good.test.", |port| {
+        scratch.config(port, "", "")
+    });
     assert_eq!(
         soa_serial(serve.addr, "good.test."),
         Some(1),

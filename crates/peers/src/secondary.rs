@@ -60,8 +60,9 @@ impl Secondary {
         })
     }
 
-    /// One start of [`Secondary::knot`] on `addr`.
-    fn try_knot(
+    /// One start of [`Secondary::knot`] on `addr` (a port from
+    /// [`crate::Ports`]): `InUse` when it was taken.
+    pub fn try_knot(
         addr: SocketAddr,
         zone: &str,
         primary: SocketAddr,
@@ -101,8 +102,9 @@ impl Secondary {
         })
     }
 
-    /// One start of [`Secondary::bind`] on `addr`.
-    fn try_bind(
+    /// One start of [`Secondary::bind`] on `addr` (a port from
+    /// [`crate::Ports`]): `InUse` when it was taken.
+    pub fn try_bind(
         addr: SocketAddr,
         zone: &str,
         primary: SocketAddr,

@@ -10,7 +10,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub use cutover_peers::secondary::{soa_serial, Secondary, TsigKey};
-pub use cutover_peers::{free_port, Guard};
+pub use cutover_peers::{
+    start_on_free_ports, wait_bound, Guard, Ports, Socket, StartError, LOOPBACK,
+};
 
 /// The zone the tests serve.
 pub const ORIGIN: &str = "example.com.";
@@ -121,40 +123,119 @@ pub struct Serve {
     pub child: Child,
     /// Where it answers.
     pub addr: SocketAddr,
+    /// Its config.
+    pub config: PathBuf,
     /// Its log file.
     pub log_path: PathBuf,
 }
 
+/// How long a started `cutover serve` may take to answer (a deadline for a
+/// loaded machine, not a measurement).
+pub const SERVE_LIMIT: Duration = Duration::from_secs(60);
+
 impl Serve {
-    /// Starts `cutover serve --config CONFIG` (log at info into `log`) and
-    /// waits until it answers the zone's SOA.
+    /// Starts `cutover serve` on a free port of 127.0.0.1: `config(port)`
+    /// writes the config listening there and returns its path. Started
+    /// again on another port when the one picked was taken.
+    pub fn start_free(log: &Path, config: impl FnMut(u16) -> PathBuf) -> Serve {
+        Serve::start_free_with(&[], log, config)
+    }
+
+    /// As [`Serve::start_free`], run behind `prefix` (e.g. `prlimit …`,
+    /// which runs the binary in its own process).
+    pub fn start_free_with(
+        prefix: &[&str],
+        log: &Path,
+        mut config: impl FnMut(u16) -> PathBuf,
+    ) -> Serve {
+        start_on_free_ports("cutover serve", |ports: &mut Ports| {
+            let port = ports.pick(&[LOOPBACK]);
+            Serve::try_start_with(prefix, &config(port), port, log, ORIGIN)
+        })
+    }
+
+    /// As [`Serve::start_free`], waiting until it answers `zone`'s SOA.
+    pub fn start_free_answering(
+        log: &Path,
+        zone: &str,
+        mut config: impl FnMut(u16) -> PathBuf,
+    ) -> Serve {
+        start_on_free_ports("cutover serve", |ports: &mut Ports| {
+            let port = ports.pick(&[LOOPBACK]);
+            Serve::try_start_with(&[], &config(port), port, log, zone)
+        })
+    }
+
+    /// Starts `cutover serve --config CONFIG` listening on `port` (log at
+    /// info into `log`) and waits until it answers the zone's SOA: a
+    /// restart on the port it had (a port from the range no socket bound to
+    /// port 0 lands in, so still free; the test fails if it was taken).
     pub fn start(config: &Path, port: u16, log: &Path) -> Serve {
+        Serve::try_start(config, port, log)
+            .unwrap_or_else(|e| panic!("cutover serve did not start again on {port}: {e}"))
+    }
+
+    /// [`Serve::start`]'s and [`Serve::start_free`]'s one start: `InUse`
+    /// when `port` was taken.
+    pub fn try_start(config: &Path, port: u16, log: &Path) -> Result<Serve, StartError> {
+        Serve::try_start_with(&[], config, port, log, ORIGIN)
+    }
+
+    /// One start behind `prefix`, waiting until it answers `zone`'s SOA:
+    /// `InUse` when `port` was taken.
+    fn try_start_with(
+        prefix: &[&str],
+        config: &Path,
+        port: u16,
+        log: &Path,
+        zone: &str,
+    ) -> Result<Serve, StartError> {
         let file = std::fs::File::create(log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .args(["serve", "--config", config.to_str().unwrap()])
+        let binary = env!("CARGO_BIN_EXE_cutover");
+        let mut argv: Vec<&str> = prefix.to_vec();
+        argv.extend([binary, "serve", "--config", config.to_str().unwrap()]);
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
-            .expect("the cutover binary runs");
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", argv[0]));
         let mut serve = Serve {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from((LOOPBACK, port)),
+            config: config.to_owned(),
             log_path: log.to_owned(),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while soa_serial(serve.addr, ORIGIN).is_none() {
+        wait_bound(
+            "cutover serve",
+            &mut serve.child,
+            &Socket::dns(serve.addr),
+            log,
+        )?;
+        let deadline = Instant::now() + SERVE_LIMIT;
+        while soa_serial(serve.addr, zone).is_none() {
             if let Some(status) = serve.child.try_wait().unwrap() {
-                panic!("cutover serve exited with {status}; log:\n{}", serve.log());
+                return Err(StartError::Failed(format!(
+                    "cutover serve exited with {status}; log:\n{}",
+                    serve.log()
+                )));
             }
-            assert!(
-                Instant::now() < deadline,
-                "cutover serve did not answer within 20 s; log:\n{}",
-                serve.log()
-            );
+            if Instant::now() > deadline {
+                return Err(StartError::Failed(format!(
+                    "cutover serve did not answer {zone} SOA within {SERVE_LIMIT:?}; log:\n{}",
+                    serve.log()
+                )));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        serve
+        Ok(serve)
+    }
+
+    /// Starts `cutover serve` again on the config and port this one had
+    /// (after it was killed), its log in `log`.
+    pub fn restart(&self, log: &Path) -> Serve {
+        Serve::start(&self.config, self.addr.port(), log)
     }
 
     /// The log so far.
