@@ -682,14 +682,18 @@ fn checks_return_the_commands_observations() {
 
 #[test]
 fn the_mail_queue_is_steered_through_the_api() {
-    let smtp = control::free_port(&[[127, 0, 0, 1]]);
-    let down = control::free_port(&[[127, 0, 0, 1]]);
+    // The destination is down: a port the test holds without listening.
+    let (_down, down) = control::refusing_tcp(control::LOOPBACK);
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
-    let site = Site::start(&format!(
-        "[mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\nspool = {spool:?}\nfirst_retry = \"30s\"\nmax_retry = \"60s\"\nconnect_timeout = \"1s\"\n\
-         [[mail.domain]]\nname = \"ourdom.test\"\ndestination = \"127.0.0.1:{down}\"\nrecipients = [\"@ourdom.test\"]\n"
-    ));
+    let mut smtp = 0;
+    let site = Site::start_picking(|ports| {
+        smtp = ports.pick(&[control::LOOPBACK]);
+        format!(
+            "[mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\nspool = {spool:?}\nfirst_retry = \"30s\"\nmax_retry = \"60s\"\nconnect_timeout = \"1s\"\n\
+             [[mail.domain]]\nname = \"ourdom.test\"\ndestination = \"{down}\"\nrecipients = [\"@ourdom.test\"]\n"
+        )
+    });
     let admin = Some(site.admin.as_str());
     let (status, queue) = site.call("GET", "/api/v1/mail/queue", Some(&site.reader), None);
     assert_eq!(
@@ -1353,23 +1357,30 @@ fn the_control_plane_speaks_https_when_given_a_certificate() {
     )
     .trim()
     .to_owned();
-    let dns = control::free_port(&[[127, 0, 0, 1]]);
-    let http = control::free_port(&[[127, 0, 0, 1]]);
     let config = dir.path().join("cutover.toml");
-    std::fs::write(
-        &config,
-        format!("store = {store:?}\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nudp_workers = 1\n[http]\nlisten = \"127.0.0.1:{http}\"\ntls_cert = {cert:?}\ntls_key = {key:?}\n"),
-    )
-    .unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(["--config", config.to_str().unwrap(), "serve"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
+    let log = dir.path().join("serve.log");
+    let (http, _serve) = control::start_on_free_ports("cutover serve", |ports| {
+        let dns = ports.on(control::LOOPBACK);
+        let http = ports.pick(&[control::LOOPBACK]);
+        std::fs::write(
+            &config,
+            format!("store = {store:?}\n[dns]\nlisten = [\"{dns}\"]\nudp_workers = 1\n[http]\nlisten = \"127.0.0.1:{http}\"\ntls_cert = {cert:?}\ntls_key = {key:?}\n"),
+        )
         .unwrap();
-    let _serve = control::Guard {
-        child,
-        what: "cutover serve",
-    };
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut serve = control::Guard {
+            child,
+            what: "cutover serve",
+        };
+        let [udp, tcp] = control::Socket::dns(dns);
+        let https = control::Socket::Tcp(std::net::SocketAddr::from((control::LOOPBACK, http)));
+        control::wait_bound("cutover serve", &mut serve.child, &[udp, tcp, https], &log)?;
+        Ok((http, serve))
+    });
     let curl = |url: &str, extra: &[&str]| {
         std::process::Command::new("curl")
             .args([
@@ -1388,7 +1399,7 @@ fn the_control_plane_speaks_https_when_given_a_certificate() {
     };
     let https = format!("https://localhost:{http}/api/v1/whoami");
     let auth = format!("Authorization: Bearer {token}");
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + control::SERVE_LIMIT;
     let answer = loop {
         let out = curl(&https, &["--cacert", cert.to_str().unwrap(), "-H", &auth]);
         if out.status.success() {
@@ -1396,7 +1407,8 @@ fn the_control_plane_speaks_https_when_given_a_certificate() {
         }
         assert!(
             Instant::now() < deadline,
-            "expected HTTPS within 15 s, seen {}",
+            "expected HTTPS within {:?}, seen {}",
+            control::SERVE_LIMIT,
             String::from_utf8_lossy(&out.stderr)
         );
         std::thread::sleep(Duration::from_millis(100));

@@ -20,7 +20,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use control::{ok, Site};
-use mail_support::{arrivals, free_port, send, sink, wait_listening, wait_until};
+use mail_support::{arrivals, refusing_tcp, send, sink, wait_listening, wait_until, LOOPBACK};
 use serde_json::{json, Value};
 
 /// The `[mail]` section: three domains whose destination is down.
@@ -92,13 +92,16 @@ fn arrived(dump: &std::path::Path, domain: &str) -> usize {
 
 #[test]
 fn every_count_printed_or_returned_is_what_happened() {
-    let smtp = free_port();
-    let dead = free_port();
+    // The destination is down: a port the test holds without listening.
+    let (_dead, dead) = refusing_tcp(LOOPBACK);
     let scratch = tempfile::tempdir().unwrap();
-    let mut site = Site::start(&mail_section(scratch.path(), smtp, dead));
+    let mut smtp = 0;
+    let mut site = Site::start_picking(|ports| {
+        smtp = ports.pick(&[LOOPBACK]);
+        mail_section(scratch.path(), smtp, dead.port())
+    });
     wait_listening(smtp, "the relay of cutover serve");
-    let sink_port = free_port();
-    let (_sink, dump) = sink(scratch.path(), sink_port);
+    let (_sink, dump, sink_port) = sink(scratch.path());
     let new = format!("127.0.0.1:{sink_port}");
     for (domain, messages) in [("ourdom.test", 6), ("other.test", 4), ("third.test", 3)] {
         for number in 0..messages {
@@ -262,16 +265,7 @@ fn every_count_printed_or_returned_is_what_happened() {
             && message["recipients"][0]["destination"] == new.as_str()),
         "released and retargeted at rest: {at_rest:#?}"
     );
-    let _serve = mail_support::Guard(
-        std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .arg("--config")
-            .arg(&site.config)
-            .arg("serve")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("cutover serve runs"),
-    );
+    site.serve_again();
     wait_listening(smtp, "the relay of cutover serve, again");
     wait_until("the 3 messages released at rest at the sink", || {
         arrived(&dump, "third.test") == 3

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mail_support::{free_port, wait_listening, Guard};
+use mail_support::{refusing_tcp, start_on_free_ports, wait_bound, Guard, Ports, Socket, LOOPBACK};
 
 /// `cutover serve` with a relay for ourdom.test (alice) whose destination
 /// never answers (mail stays queued), `extra` added to `[mail]`.
@@ -35,30 +35,57 @@ struct Relay {
     port: u16,
     /// The process.
     serve: Guard,
+    /// The destination's port, held without listening (it never answers).
+    _dead: socket2::Socket,
 }
 
 impl Relay {
-    /// Starts it; `files` limits the process's file descriptors (soft and hard).
+    /// Starts it on free ports (again on others if one was taken); `files`
+    /// limits the process's file descriptors (soft and hard).
     fn start(extra: &str, files: Option<u64>) -> Relay {
         let directory = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let dns = free_port();
-        let dead = free_port();
-        let config = directory.path().join("cutover.toml");
+        let (dead_socket, dead) = refusing_tcp(LOOPBACK);
+        let (port, serve) = start_on_free_ports("cutover serve", |ports: &mut Ports| {
+            let port = ports.pick(&[LOOPBACK]);
+            let dns = ports.on(LOOPBACK);
+            Relay::try_serve(directory.path(), extra, files, port, dns, dead)
+                .map(|serve| (port, serve))
+        });
+        Relay {
+            directory,
+            port,
+            serve,
+            _dead: dead_socket,
+        }
+    }
+
+    /// One start of `cutover serve` with the relay on `port`, the
+    /// nameserver on `dns`, the destination at `dead`: `InUse` when a port
+    /// was taken.
+    fn try_serve(
+        directory: &std::path::Path,
+        extra: &str,
+        files: Option<u64>,
+        port: u16,
+        dns: SocketAddr,
+        dead: SocketAddr,
+    ) -> Result<Guard, mail_support::StartError> {
+        let config = directory.join("cutover.toml");
         std::fs::write(
             &config,
             format!(
-                "store = {store:?}\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nudp_workers = 1\n\
+                "store = {store:?}\n[dns]\nlisten = [\"{dns}\"]\nudp_workers = 1\n\
                  [mail]\nlisten = [\"127.0.0.1:{port}\"]\nhostname = \"mx.relay.test\"\n\
                  spool = {spool:?}\nconnect_timeout = \"1s\"\n{extra}\n\
                  [[mail.domain]]\nname = \"ourdom.test\"\n\
-                 destination = \"127.0.0.1:{dead}\"\nrecipients = [\"alice\"]\n",
-                store = directory.path().join("cutover.db"),
-                spool = directory.path().join("spool"),
+                 destination = \"{dead}\"\nrecipients = [\"alice\"]\n",
+                store = directory.join("cutover.db"),
+                spool = directory.join("spool"),
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(directory.path().join("serve.log")).unwrap();
+        let log_path = directory.join("serve.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
         command
             .args(["--config", config.to_str().unwrap(), "serve"])
@@ -80,13 +107,11 @@ impl Relay {
                 });
             }
         }
-        let serve = Guard(command.spawn().expect("start cutover serve"));
-        wait_listening(port, "the relay of cutover serve");
-        Relay {
-            directory,
-            port,
-            serve,
-        }
+        let mut serve = Guard(command.spawn().expect("start cutover serve"));
+        let [udp, tcp] = Socket::dns(dns);
+        let smtp = Socket::Tcp(SocketAddr::from((LOOPBACK, port)));
+        wait_bound("cutover serve", &mut serve.0, &[udp, tcp, smtp], &log_path)?;
+        Ok(serve)
     }
 
     /// The relay process's id.
@@ -662,19 +687,24 @@ fn a_queue_of_large_messages_is_delivered_with_bounded_memory() {
     }
     let received = relay.memory("VmHWM");
     // The destination comes back: a sink that counts (no dump on disk).
-    let sink_port = free_port();
     let counted = relay.directory.path().join("sink.log");
-    let _sink = Guard(
-        Command::new("smtp-sink")
-            .args(["-c", "-u", "nobody"])
-            .arg(format!("127.0.0.1:{sink_port}"))
-            .arg("64")
-            .stdout(std::fs::File::create(&counted).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("smtp-sink runs (package postfix)"),
-    );
-    wait_listening(sink_port, "smtp-sink");
+    let errors = relay.directory.path().join("sink.errors");
+    let (_sink, sink_port) = start_on_free_ports("smtp-sink", |ports: &mut Ports| {
+        let sink_port = ports.pick(&[LOOPBACK]);
+        let mut sink = Guard(
+            Command::new("smtp-sink")
+                .args(["-c", "-u", "nobody"])
+                .arg(format!("127.0.0.1:{sink_port}"))
+                .arg("64")
+                .stdout(std::fs::File::create(&counted).unwrap())
+                .stderr(std::fs::File::create(&errors).unwrap())
+                .spawn()
+                .expect("smtp-sink runs (package postfix)"),
+        );
+        let address = SocketAddr::from((LOOPBACK, sink_port));
+        wait_bound("smtp-sink", &mut sink.0, &[Socket::Tcp(address)], &errors)?;
+        Ok((sink, sink_port))
+    });
     let config = relay.directory.path().join("cutover.toml");
     let retarget = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .args(["--config", config.to_str().unwrap(), "mail", "retarget"])

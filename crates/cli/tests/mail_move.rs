@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use mail_support::{arrivals, free_port, send, sink, wait_listening, Guard};
+use mail_support::{
+    arrivals, log_length, refusing_tcp, send, sink, start_on_free_ports, wait_bound_from, Guard,
+    Ports, Socket, StartError, LOOPBACK,
+};
 
 /// The test's files and the binary's invocations.
 struct Scene {
@@ -21,48 +24,52 @@ struct Scene {
     config: PathBuf,
     /// The relay's SMTP port.
     smtp: u16,
+    /// The nameserver's port.
+    dns: u16,
 }
 
 impl Scene {
-    /// A config relaying ourdom.test (alice, bob) to 127.0.0.1:`destination`.
-    fn new(destination: u16) -> Scene {
+    /// A config relaying ourdom.test (alice, bob) to 127.0.0.1:`destination`
+    /// on free ports, and `cutover serve` started on it (again on other
+    /// ports if one was taken).
+    fn start(destination: u16) -> (Scene, Guard) {
         let directory = tempfile::tempdir().unwrap();
-        let smtp = free_port();
-        let dns = free_port();
         let config = directory.path().join("cutover.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "store = {store:?}\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nudp_workers = 1\n\
-                 [mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\n\
-                 spool = {spool:?}\nfirst_retry = \"200ms\"\nmax_retry = \"1s\"\n\
-                 connect_timeout = \"2s\"\n\
-                 [[mail.domain]]\nname = \"ourdom.test\"\n\
-                 destination = \"127.0.0.1:{destination}\"\n\
-                 recipients = [\"alice@ourdom.test\", \"bob\"]\n",
-                store = directory.path().join("cutover.db"),
-                spool = directory.path().join("spool"),
-            ),
-        )
-        .unwrap();
-        Scene {
+        let (smtp, dns, serve) = start_on_free_ports("cutover serve", |ports: &mut Ports| {
+            let smtp = ports.pick(&[LOOPBACK]);
+            let dns = ports.pick(&[LOOPBACK]);
+            std::fs::write(
+                &config,
+                format!(
+                    "store = {store:?}\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nudp_workers = 1\n\
+                     [mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\n\
+                     spool = {spool:?}\nfirst_retry = \"200ms\"\nmax_retry = \"1s\"\n\
+                     connect_timeout = \"2s\"\n\
+                     [[mail.domain]]\nname = \"ourdom.test\"\n\
+                     destination = \"127.0.0.1:{destination}\"\n\
+                     recipients = [\"alice@ourdom.test\", \"bob\"]\n",
+                    store = directory.path().join("cutover.db"),
+                    spool = directory.path().join("spool"),
+                ),
+            )
+            .unwrap();
+            let serve = try_serve(directory.path(), &config, smtp, dns)?;
+            Ok((smtp, dns, serve))
+        });
+        let scene = Scene {
             directory,
             config,
             smtp,
-        }
+            dns,
+        };
+        (scene, serve)
     }
 
-    /// Starts `cutover serve` and waits for the mail port.
+    /// Starts `cutover serve` again on the scene's config and ports (after
+    /// it was stopped); the test fails if a port was taken meanwhile.
     fn serve(&self) -> Guard {
-        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .args(["--config", self.config.to_str().unwrap(), "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cutover serve");
-        let guard = Guard(child);
-        wait_listening(self.smtp, "the mail relay of cutover serve");
-        guard
+        try_serve(self.directory.path(), &self.config, self.smtp, self.dns)
+            .unwrap_or_else(|e| panic!("cutover serve did not start again: {e}"))
     }
 
     /// Runs `cutover --config C mail ARGS…`.
@@ -115,12 +122,47 @@ impl Scene {
     }
 }
 
+/// One start of `cutover serve` on `config` (its log appended to
+/// `directory/serve.log`), waiting until it holds the nameserver's and the
+/// relay's ports: `InUse` when one was taken.
+fn try_serve(
+    directory: &std::path::Path,
+    config: &std::path::Path,
+    smtp: u16,
+    dns: u16,
+) -> Result<Guard, StartError> {
+    let log = directory.join("serve.log");
+    let from = log_length(&log);
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start cutover serve");
+    let mut guard = Guard(child);
+    let [udp, tcp] = Socket::dns(std::net::SocketAddr::from((LOOPBACK, dns)));
+    let relay = Socket::Tcp(std::net::SocketAddr::from((LOOPBACK, smtp)));
+    wait_bound_from(
+        "cutover serve",
+        &mut guard.0,
+        &[udp, tcp, relay],
+        &log,
+        from,
+    )?;
+    Ok(guard)
+}
+
 /// The move, driven through the CLI against a running `cutover serve`.
 #[test]
 fn the_move_through_the_cli_delivers_each_message_once_in_order() {
-    let dead = free_port();
-    let scene = Scene::new(dead);
-    let serve = scene.serve();
+    // The destination is down: a port the test holds without listening.
+    let (_dead, dead) = refusing_tcp(LOOPBACK);
+    let (scene, serve) = Scene::start(dead.port());
     let mut sent = Vec::new();
     for number in 0..30 {
         let to = if number % 3 == 0 {
@@ -173,8 +215,7 @@ fn the_move_through_the_cli_delivers_each_message_once_in_order() {
     );
     let held = scene.ok(&["hold", "--domain", "ourdom.test"]);
     assert!(held.starts_with("30 message(s) held\n"), "hold: {held}");
-    let new = free_port();
-    let (_sink, dump) = sink(scene.directory.path(), new);
+    let (_sink, dump, new) = sink(scene.directory.path());
     // The default keeps the hold (`--keep-held`, the older spelling, too).
     let retarget = scene.ok(&[
         "retarget",

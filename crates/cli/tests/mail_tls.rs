@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mail_support::{free_port, reply, wait_listening, Guard};
+use mail_support::{reply, start_on_free_ports, wait_bound, Guard, Ports, Socket, LOOPBACK};
 
 /// Writes a self-signed certificate for `name` and its key as PEM files.
 fn certificate(directory: &std::path::Path, name: &str) -> Vec<u8> {
@@ -67,33 +67,39 @@ fn presented(port: u16) -> (Vec<u8>, String) {
 fn starttls_certificate_is_served_and_reloaded() {
     let directory = tempfile::tempdir().unwrap();
     let first = certificate(directory.path(), "mx.relay.test");
-    let smtp = free_port();
     let config = directory.path().join("cutover.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "store = {store:?}\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nudp_workers = 1\n\
-             [mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\n\
-             spool = {spool:?}\n[mail.tls]\ncert = {cert:?}\nkey = {key:?}\n\
-             [[mail.domain]]\nname = \"ourdom.test\"\ndestination = \"127.0.0.1:9\"\n\
-             recipients = [\"alice\"]\n",
-            store = directory.path().join("cutover.db"),
-            dns = free_port(),
-            spool = directory.path().join("spool"),
-            cert = directory.path().join("mail.crt"),
-            key = directory.path().join("mail.key"),
-        ),
-    )
-    .unwrap();
-    let _serve = Guard(
-        Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .args(["--config", config.to_str().unwrap(), "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cutover serve"),
-    );
-    wait_listening(smtp, "the relay");
+    let log = directory.path().join("serve.log");
+    let (smtp, _serve) = start_on_free_ports("cutover serve", |ports: &mut Ports| {
+        let smtp = ports.pick(&[LOOPBACK]);
+        let dns = ports.on(LOOPBACK);
+        std::fs::write(
+            &config,
+            format!(
+                "store = {store:?}\n[dns]\nlisten = [\"{dns}\"]\nudp_workers = 1\n\
+                 [mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\n\
+                 spool = {spool:?}\n[mail.tls]\ncert = {cert:?}\nkey = {key:?}\n\
+                 [[mail.domain]]\nname = \"ourdom.test\"\ndestination = \"127.0.0.1:9\"\n\
+                 recipients = [\"alice\"]\n",
+                store = directory.path().join("cutover.db"),
+                spool = directory.path().join("spool"),
+                cert = directory.path().join("mail.crt"),
+                key = directory.path().join("mail.key"),
+            ),
+        )
+        .unwrap();
+        let mut serve = Guard(
+            Command::new(env!("CARGO_BIN_EXE_cutover"))
+                .args(["--config", config.to_str().unwrap(), "serve"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("start cutover serve"),
+        );
+        let [udp, tcp] = Socket::dns(dns);
+        let relay = Socket::Tcp(std::net::SocketAddr::from((LOOPBACK, smtp)));
+        wait_bound("cutover serve", &mut serve.0, &[udp, tcp, relay], &log)?;
+        Ok((smtp, serve))
+    });
     let (seen, secured) = presented(smtp);
     assert!(
         seen == first,

@@ -542,15 +542,19 @@ fn cutover_server_in_the_environment_does_not_break_local_commands() {
 /// (one function lays each out from the same data).
 #[test]
 fn migrations_and_the_mail_queue_print_the_same_through_the_api() {
-    let smtp = control::free_port(&[[127, 0, 0, 1]]);
-    let down = control::free_port(&[[127, 0, 0, 1]]);
+    // The destination is down: a port the test holds without listening.
+    let (_down, down) = control::refusing_tcp(control::LOOPBACK);
     let spool = tempfile::tempdir().unwrap();
-    let site = Site::start(&format!(
-        "[mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\nspool = {:?}\n\
-         first_retry = \"5m\"\nmax_retry = \"10m\"\nconnect_timeout = \"1s\"\n\
-         [[mail.domain]]\nname = \"ourdom.test\"\ndestination = \"127.0.0.1:{down}\"\nrecipients = [\"@ourdom.test\"]\n",
-        spool.path().join("spool")
-    ));
+    let mut smtp = 0;
+    let site = Site::start_picking(|ports| {
+        smtp = ports.pick(&[control::LOOPBACK]);
+        format!(
+            "[mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\nspool = {:?}\n\
+             first_retry = \"5m\"\nmax_retry = \"10m\"\nconnect_timeout = \"1s\"\n\
+             [[mail.domain]]\nname = \"ourdom.test\"\ndestination = \"{down}\"\nrecipients = [\"@ourdom.test\"]\n",
+            spool.path().join("spool")
+        )
+    });
     let admin = Some(site.admin.as_str());
     // A migration whose switch is days away, paused at once: nothing about
     // it changes between the two printings.

@@ -1,6 +1,7 @@
 //! What the control-plane tests share: a store with a zone, `cutover serve`
-//! with `[http]` on a free port, tokens made with `cutover token create`, and
-//! a small HTTP client that returns the status and the JSON.
+//! with `[http]` on a free port (started again on other ports if one was
+//! taken), tokens made with `cutover token create`, and a small HTTP client
+//! that returns the status and the JSON.
 //!
 //! ```text
 //!  test ──cutover zone import / token create──▶ store
@@ -16,7 +17,12 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub use cutover_peers::{free_port, Guard};
+// Not every test file uses each of these.
+#[allow(unused_imports)]
+pub use cutover_peers::{
+    log_length, refusing_tcp, start_on_free_ports, wait_bound, wait_bound_from, Guard, Ports,
+    Socket, StartError, LOOPBACK,
+};
 use serde_json::Value;
 
 /// The test zone.
@@ -99,8 +105,29 @@ impl Site {
         )
     }
 
+    /// As [`Site::start`], with the config's end written by `extra` on the
+    /// ports of this try (e.g. `[mail] listen` on `ports.pick(…)`; every
+    /// port is picked again when serve found one taken).
+    pub fn start_picking(extra: impl FnMut(&mut Ports) -> String) -> Site {
+        Site::start_on(
+            std::path::Path::new(env!("CARGO_BIN_EXE_cutover")),
+            "",
+            extra,
+        )
+    }
+
     /// As [`Site::start_with`], `serve` run from `binary`.
     fn start_binary(binary: &std::path::Path, extra: &str, dns_extra: &str) -> Site {
+        Site::start_on(binary, dns_extra, |_| extra.to_owned())
+    }
+
+    /// The one start: a store, tokens, then serve from `binary` on free
+    /// ports with `dns_extra` in `[dns]` and `extra(ports)` at the end.
+    fn start_on(
+        binary: &std::path::Path,
+        dns_extra: &str,
+        mut extra: impl FnMut(&mut Ports) -> String,
+    ) -> Site {
         let dir = tempfile::tempdir().expect("a tempdir");
         let store = dir.path().join("cutover.db");
         let zone = dir.path().join("example.test.zone");
@@ -142,15 +169,20 @@ impl Site {
         )
         .trim()
         .to_owned();
-        let dns = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
-        let http = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
         let config = dir.path().join("cutover.toml");
-        std::fs::write(
-            &config,
-            format!("store = {store_arg:?}\n[dns]\nlisten = [\"{dns}\"]\nudp_workers = 1\n{dns_extra}[http]\nlisten = \"{http}\"\n{extra}"),
-        )
-        .unwrap();
-        let mut site = Site {
+        let (dns, http, serve) = start_on_free_ports("cutover serve", |ports: &mut Ports| {
+            let dns = ports.on(LOOPBACK);
+            let http = ports.on(LOOPBACK);
+            let extra = extra(ports);
+            std::fs::write(
+                &config,
+                format!("store = {store_arg:?}\n[dns]\nlisten = [\"{dns}\"]\nudp_workers = 1\n{dns_extra}[http]\nlisten = \"{http}\"\n{extra}"),
+            )
+            .unwrap();
+            let serve = spawn(binary, &config, dir.path(), dns, http)?;
+            Ok((dns, http, serve))
+        });
+        Site {
             dir,
             store,
             config,
@@ -160,43 +192,24 @@ impl Site {
             reader,
             prober,
             binary: binary.to_path_buf(),
-            serve: None,
-        };
-        site.serve = Some(site.spawn());
-        site
+            serve: Some(serve),
+        }
     }
 
-    /// Starts `cutover serve` and waits until the control plane answers.
-    fn spawn(&self) -> Guard {
-        let log = std::fs::File::create(self.dir.path().join("serve.log")).unwrap();
-        let child = Command::new(&self.binary)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("cutover serve runs");
-        let guard = Guard {
-            child,
-            what: "cutover serve",
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok((200, text)) = self.try_get("/api/v1/openapi.json") {
-                let served: Value = serde_json::from_str(&text).expect("the document is JSON");
-                DOCUMENT.get_or_init(|| served);
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the control plane did not answer within 15 s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        guard
+    /// Starts `cutover serve` again on this site's config and ports (after
+    /// the test stopped it); the ports are from the range no socket bound to
+    /// port 0 lands in, so still free, and the test fails if one was taken.
+    pub fn serve_again(&mut self) {
+        self.serve = None;
+        let serve = spawn(
+            &self.binary,
+            &self.config,
+            self.dir.path(),
+            self.dns,
+            self.http,
+        )
+        .unwrap_or_else(|e| panic!("cutover serve did not start again: {e}"));
+        self.serve = Some(serve);
     }
 
     /// The process id of `cutover serve`.
@@ -232,11 +245,6 @@ impl Site {
         format!("http://{}{path}", self.http)
     }
 
-    /// A GET without a token, or the transport error.
-    fn try_get(&self, path: &str) -> Result<(u16, String), String> {
-        raw(&self.url(path), "GET", None, None).map(|(status, _, body)| (status, body))
-    }
-
     /// A request; returns the status and the body parsed as JSON (Null when
     /// it is not JSON), once the body is checked against the schema the
     /// OpenAPI document gives that route and status.
@@ -265,6 +273,66 @@ impl Site {
         let mut all = vec!["--config", config.as_str()];
         all.extend_from_slice(args);
         cutover(&all)
+    }
+}
+
+/// How long a started `cutover serve` may take to answer (a deadline for a
+/// loaded machine, not a measurement).
+pub const SERVE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Starts `cutover serve` from `binary` on `config` (its log appended to
+/// `dir/serve.log`) and waits until it holds `dns` and `http` and the
+/// control plane answers; `InUse` when a port was taken.
+fn spawn(
+    binary: &std::path::Path,
+    config: &std::path::Path,
+    dir: &std::path::Path,
+    dns: SocketAddr,
+    http: SocketAddr,
+) -> Result<Guard, StartError> {
+    let log = dir.join("serve.log");
+    let from = log_length(&log);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let child = Command::new(binary)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("cutover serve runs");
+    let mut guard = Guard {
+        child,
+        what: "cutover serve",
+    };
+    let [udp, tcp] = Socket::dns(dns);
+    wait_bound_from(
+        "cutover serve",
+        &mut guard.child,
+        &[udp, tcp, Socket::Tcp(http)],
+        &log,
+        from,
+    )?;
+    let url = format!("http://{http}/api/v1/openapi.json");
+    let deadline = Instant::now() + SERVE_LIMIT;
+    loop {
+        if let Ok((200, _, text)) = raw(&url, "GET", None, None) {
+            let served: Value = serde_json::from_str(&text).expect("the document is JSON");
+            DOCUMENT.get_or_init(|| served);
+            return Ok(guard);
+        }
+        if Instant::now() > deadline {
+            return Err(StartError::Failed(format!(
+                "the control plane did not answer within {SERVE_LIMIT:?}; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -1,11 +1,12 @@
 //! What the mail tests of the `cutover` binary share: a guard for the
-//! processes they start, a free port, the wait for a listener, reading one
-//! SMTP reply, sending one message, and Postfix's smtp-sink as a destination.
+//! processes they start, the wait for a listener, reading one SMTP reply,
+//! sending one message, and Postfix's smtp-sink as a destination (on a
+//! checked port, started again on another if its port was taken).
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,18 +22,16 @@ impl Drop for Guard {
     }
 }
 
-/// A loopback port free right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)]
+pub use cutover_peers::{
+    log_length, refusing_tcp, start_on_free_ports, wait_bound, wait_bound_from, Ports, Socket,
+    StartError, LOOPBACK,
+};
 
-/// Waits until `port` accepts, 15 s at most.
+/// Waits until `port` accepts, 60 s at most (a deadline for a loaded
+/// machine, not a measurement).
 pub fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "{what} never listened on {port}");
         std::thread::sleep(Duration::from_millis(20));
@@ -79,9 +78,17 @@ pub fn send(port: u16, to: &str, subject: &str) {
     }
 }
 
-/// Postfix's smtp-sink on 127.0.0.1:`port`, dumping each message to the
-/// returned file.
-pub fn sink(directory: &Path, port: u16) -> (Guard, PathBuf) {
+/// Postfix's smtp-sink on a free port of 127.0.0.1, dumping each message
+/// to the returned file; its port.
+pub fn sink(directory: &Path) -> (Guard, PathBuf, u16) {
+    start_on_free_ports("smtp-sink", |ports: &mut Ports| {
+        let port = ports.pick(&[LOOPBACK]);
+        try_sink(directory, port).map(|(guard, dump)| (guard, dump, port))
+    })
+}
+
+/// One start of smtp-sink on `port`: `InUse` when it was taken.
+fn try_sink(directory: &Path, port: u16) -> Result<(Guard, PathBuf), StartError> {
     let dumps = directory.join(format!("sink-{port}"));
     std::fs::create_dir_all(&dumps).unwrap();
     let mut permissions = std::fs::metadata(&dumps).unwrap().permissions();
@@ -92,18 +99,20 @@ pub fn sink(directory: &Path, port: u16) -> (Guard, PathBuf) {
         .into_iter()
         .find(|path| Path::new(path).exists())
         .expect("smtp-sink is not installed: apt-get install -y postfix");
+    let log = dumps.join("smtp-sink.log");
     let child = Command::new(program)
         .args(["-u", "nobody", "-h", "sink.test", "-D"])
         .arg(&dump)
         .arg(format!("127.0.0.1:{port}"))
         .arg("64")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start smtp-sink");
-    let guard = Guard(child);
-    wait_listening(port, "smtp-sink");
-    (guard, dump)
+    let mut guard = Guard(child);
+    let address = SocketAddr::from((LOOPBACK, port));
+    wait_bound("smtp-sink", &mut guard.0, &[Socket::Tcp(address)], &log)?;
+    Ok((guard, dump))
 }
 
 /// The (recipient, subject) pairs in a sink dump, in arrival order.
