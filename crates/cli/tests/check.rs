@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use peers::{args, cutover, free_port, CutoverNs, Guard, Knot, Unbound};
+use peers::{args, cutover, start_on_free_ports_async, CutoverNs, Guard, Knot, Ports, Unbound};
 
 /// The parent zone: delegates example.test. to ns1 and ns2, with glue.
 const PARENT: &str = "$TTL 60\n@ SOA ns.test. hostmaster.test. 1 60 60 600 60\n@ NS ns.test.\n\
@@ -50,11 +50,18 @@ struct Peers {
 impl Peers {
     /// Starts cutover's nameserver, two knotd and Unbound.
     async fn start() -> Peers {
-        let port = free_port(&[[127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]]);
-        let at = |last: u8| SocketAddr::from(([127, 0, 0, last], port));
-        let parent = Knot::start(at(3), &[("test.", PARENT)]).await;
-        let ns1 = CutoverNs::start(at(1), &[("example.test.", &child_zone(2, 1))]).await;
-        let ns2 = Knot::start(at(2), &[("example.test.", &child_zone(1, 100))]).await;
+        // The three servers share a port (the NS records name hosts, not
+        // ports): started together, again on another port if one was taken.
+        let (port, parent, ns1, ns2) =
+            start_on_free_ports_async("the three nameservers", async |ports: &mut Ports| {
+                let port = ports.pick(&[[127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]]);
+                let at = |last: u8| SocketAddr::from(([127, 0, 0, last], port));
+                let parent = Knot::try_start(at(3), &[("test.", PARENT)]).await?;
+                let ns1 = CutoverNs::try_start(at(1), &[("example.test.", &child_zone(2, 1))]).await?;
+                let ns2 = Knot::try_start(at(2), &[("example.test.", &child_zone(1, 100))]).await?;
+                Ok((port, parent, ns1, ns2))
+            })
+            .await;
         let stubs = [("test.", parent.addr), ("example.test.", ns1.addr)];
         let unbound = Unbound::start(&stubs, "", "example.test.").await;
         Peers {

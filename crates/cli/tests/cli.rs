@@ -3,10 +3,11 @@
 //! change made by another process.
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use cutover_peers::{start_on_free_ports, wait_bound, Ports, Socket, LOOPBACK};
 
 /// A zone file for the tests.
 const ZONE: &str = "$ORIGIN example.com.
@@ -506,18 +507,6 @@ impl Drop for Server {
     }
 }
 
-/// A port free on 127.0.0.1 for both UDP and TCP at the time of the call.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on 127.0.0.1");
-}
-
 /// The A records of `name` as kdig sees them.
 fn kdig_a(port: u16, name: &str) -> String {
     let out = Command::new("kdig")
@@ -549,43 +538,33 @@ fn terminate(pid: u32) {
 fn serve_picks_up_a_record_set_from_another_process_and_exits_0_on_sigterm() {
     let scratch = Scratch::new();
     scratch.import();
-    let port = free_port();
     let store = scratch.path("cutover.db");
-    let config = scratch.write(
-        "cutover.toml",
-        &format!(
-            "store = {:?}\n[dns]\nlisten = [\"127.0.0.1:{port}\"]\nudp_workers = 1\ntcp_idle_timeout = \"2s\"\n[[zone]]\nname = \"example.com.\"\n",
-            store.to_str().unwrap()
-        ),
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .current_dir(scratch.dir.path())
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut server = Server { child };
-    let mut lines = BufReader::new(stderr).lines();
-    let started = Instant::now();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("serve exited before listening"))
-            .unwrap();
-        if line.contains("listening on") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "serve did not start listening"
+    let log_path = scratch.path("serve.log");
+    // A port picked, serve started on it and seen holding it; again on
+    // another port if it was taken meanwhile.
+    let (mut server, port) = start_on_free_ports("cutover serve", |ports: &mut Ports| {
+        let port = ports.pick(&[LOOPBACK]);
+        let config = scratch.write(
+            "cutover.toml",
+            &format!(
+                "store = {:?}\n[dns]\nlisten = [\"127.0.0.1:{port}\"]\nudp_workers = 1\ntcp_idle_timeout = \"2s\"\n[[zone]]\nname = \"example.com.\"\n",
+                store.to_str().unwrap()
+            ),
         );
-    }
-    // Keep draining stderr so the server never blocks on a full pipe.
-    let log =
-        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .current_dir(scratch.dir.path())
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = Server { child };
+        let addr = std::net::SocketAddr::from((LOOPBACK, port));
+        wait_bound("cutover serve", &mut server.child, &Socket::dns(addr), &log_path)?;
+        Ok((server, port))
+    });
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     assert_eq!(
         kdig_a(port, "www.example.com.").trim(),
         "192.0.2.10",
@@ -620,7 +599,7 @@ fn serve_picks_up_a_record_set_from_another_process_and_exits_0_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let log = log.join().unwrap();
+    let log = log();
     assert_eq!(
         status.code(),
         Some(0),

@@ -28,7 +28,7 @@
 
 mod migration;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use migration::*;
@@ -182,8 +182,9 @@ fn crash_line(log: &str) -> String {
 /// as intended after a restart.
 #[test]
 fn a_migration_killed_at_any_step_or_write_finishes_exactly_once_after_a_restart() {
-    let port = free_port(&[[127, 0, 0, 3]]);
-    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let listener = hold_tcp_on(NEW.octets());
+    let port = listener.local_addr().expect("a bound listener").port();
+    let _new = HttpServer::start(listener, "new");
     let mut points: Vec<Interruption> = Vec::new();
     for n in 1..=3 {
         points.push(Interruption::Hook(format!("intent:{n}")));
@@ -282,8 +283,9 @@ fn fsyncs_per_thread(trace: &std::path::Path) -> u32 {
 /// intended.
 #[test]
 fn a_migration_killed_at_every_fsync_finishes_exactly_once_after_a_restart() {
-    let port = free_port(&[[127, 0, 0, 3]]);
-    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let listener = hold_tcp_on(NEW.octets());
+    let port = listener.local_addr().expect("a bound listener").port();
+    let _new = HttpServer::start(listener, "new");
     // An uninterrupted run, to count the fsyncs.
     let reference = Site::new(ORIGINAL_TTL);
     let id = start_before_serve(

@@ -28,7 +28,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use peers::bind_resolver::BindResolver;
 use peers::dnsmasq::Dnsmasq;
-use peers::{args, cutover, free_port, unbound_control, Knot, Unbound};
+use peers::{args, cutover, refusing_tcp, Knot, Unbound};
 
 /// Runs `cutover --config CONFIG flush WORDS… --json`.
 async fn flush_json(config: &str, words: &[&str]) -> peers::Run {
@@ -62,18 +62,14 @@ impl Caches {
     /// Starts knotd, then Unbound and dnsmasq in front of it, both holding
     /// www.example.test. → 192.0.2.1 for an hour.
     async fn start() -> Caches {
-        let knot = Knot::start(
-            SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]]))),
-            &[("example.test.", &zone(1, 1))],
-        )
-        .await;
-        let control_port = free_port(&[[127, 0, 0, 1]]);
-        let unbound = Unbound::start(
+        let knot = Knot::start([127, 0, 0, 1], &[("example.test.", &zone(1, 1))]).await;
+        let unbound = Unbound::start_controlled(
             &[("example.test.", knot.addr)],
-            &unbound_control::clause(control_port),
-            "example.test.",
+            "",
+            Some("example.test."),
         )
         .await;
+        let control_port = unbound.control.expect("started with its control").port();
         let dnsmasq = Dnsmasq::start(knot.addr, "example.test.").await;
         let caches = Caches {
             knot,
@@ -246,7 +242,9 @@ async fn flush_empties_configured_unbound_and_dnsmasq() {
 async fn a_dead_control_channel_fails_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cutover.toml");
-    let dead = free_port(&[[127, 0, 0, 1]]);
+    // Bound, never listening: nobody answers there while it is held.
+    let (_held, dead) = refusing_tcp([127, 0, 0, 1]);
+    let dead = dead.port();
     std::fs::write(
         &config,
         format!(
@@ -348,11 +346,7 @@ async fn local_caches_are_found_in_proc_and_flushed_with_their_own_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_empties_a_bind_resolver_through_rndc() {
-    let knot = Knot::start(
-        SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]]))),
-        &[("example.test.", &zone(1, 1))],
-    )
-    .await;
+    let knot = Knot::start([127, 0, 0, 1], &[("example.test.", &zone(1, 1))]).await;
     let named = BindResolver::start("example.test", knot.addr).await;
     assert_eq!(
         address(named.addr, true).await,

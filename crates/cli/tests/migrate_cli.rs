@@ -5,7 +5,7 @@
 
 mod migration;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use migration::*;
@@ -297,8 +297,9 @@ fn run_carries_a_migration_out_in_the_foreground() {
     // A nameserver for the checks; its own scheduler leaves the migration
     // to `run`, which holds the migration's lease.
     let _serve = site.serve(&[]);
-    let port = free_port(&[[127, 0, 0, 3]]);
-    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let listener = hold_tcp_on(NEW.octets());
+    let port = listener.local_addr().expect("a bound listener").port();
+    let _new = HttpServer::start(listener, "new");
     let file = file_for(&site, port, "observe = \"1s\"\nmargin = \"1s\"");
     let id = start(&site, &file);
     let out = site.run(&["migrate", "run", &id.to_string()], &[]);
@@ -357,8 +358,9 @@ fn run_carries_a_migration_out_in_the_foreground() {
 fn run_on_a_terminal_counts_down_in_place() {
     let site = Site::new(2);
     let _serve = site.serve(&[]);
-    let port = free_port(&[[127, 0, 0, 3]]);
-    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let listener = hold_tcp_on(NEW.octets());
+    let port = listener.local_addr().expect("a bound listener").port();
+    let _new = HttpServer::start(listener, "new");
     let file = file_for(&site, port, "observe = \"1s\"\nmargin = \"1s\"");
     let id = start(&site, &file);
     let out = std::process::Command::new("script")
@@ -464,8 +466,9 @@ fn a_migration_nothing_runs_says_so() {
 fn an_automatic_rollback_stays_in_the_history() {
     let site = Site::new(2);
     let _serve = site.serve(&[]);
-    let port = free_port(&[[127, 0, 0, 3]]);
-    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let listener = hold_tcp_on(NEW.octets());
+    let port = listener.local_addr().expect("a bound listener").port();
+    let _new = HttpServer::start(listener, "new");
     // Verified through a resolver that never answers (a socket held and
     // never read): the switch cannot be verified, and one try rolls it back.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
@@ -562,8 +565,9 @@ fn an_automatic_rollback_stays_in_the_history() {
 fn rollback_after_the_switch_puts_the_old_values_back() {
     let site = Site::new(3);
     let _serve = site.serve(&[]);
-    let port = free_port(&[[127, 0, 0, 3]]);
-    let _new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
+    let listener = hold_tcp_on(NEW.octets());
+    let port = listener.local_addr().expect("a bound listener").port();
+    let _new = HttpServer::start(listener, "new");
     let file = file_for(&site, port, "observe = \"1h\"\nmargin = \"1s\"");
     let id = start(&site, &file);
     wait_state(&site, id, &["observing"], Duration::from_secs(40));

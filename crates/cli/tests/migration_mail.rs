@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use mail_support::{reply, wait_listening};
 use migration::{
-    arg, cutover, free_port, ok, show, start, status, wait_state, Guard, Site, NEW, OLD,
+    arg, cutover, ok, show, start, status, wait_bound, wait_state, Guard, Reservation, Site, Socket,
+    LOOPBACK, NEW, OLD,
 };
 
 /// The zone: the mail host on the old address, TTL 5 (so the switch comes
@@ -41,7 +42,8 @@ fn zone_text() -> String {
 }
 
 /// A site whose config also runs the relay for example.test, delivering to
-/// `OLD:mail_port`; returns it with the relay's SMTP port.
+/// `OLD:mail_port`; returns it with the relay's SMTP port (held, like the
+/// nameserver's, until serve starts).
 fn site(mail_port: u16) -> (Site, u16) {
     let dir = tempfile::tempdir().expect("a tempdir");
     let store = dir.path().join("cutover.db");
@@ -63,28 +65,20 @@ fn site(mail_port: u16) -> (Site, u16) {
             &[],
         ),
     );
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
-    let smtp = free_port(&[[127, 0, 0, 1]]);
-    let config = dir.path().join("cutover.toml");
-    std::fs::write(
-        &config,
+    let relay = Reservation::new(&[LOOPBACK]);
+    let smtp = relay.port;
+    let spool = dir.path().join("spool");
+    let mut site = Site::from_store(dir, store, |addr| {
         format!(
             "store = {store_arg:?}\n[dns]\nlisten = [\"{addr}\"]\nudp_workers = 1\n\
              [mail]\nlisten = [\"127.0.0.1:{smtp}\"]\nhostname = \"mx.relay.test\"\n\
              spool = {spool:?}\nfirst_retry = \"200ms\"\nmax_retry = \"500ms\"\n\
              connect_timeout = \"2s\"\n\
              [[mail.domain]]\nname = \"example.test\"\n\
-             destination = \"{OLD}:{mail_port}\"\nrecipients = [\"@example.test\"]\n",
-            spool = dir.path().join("spool"),
-        ),
-    )
-    .unwrap();
-    let site = Site {
-        dir,
-        store,
-        config,
-        addr,
-    };
+             destination = \"{OLD}:{mail_port}\"\nrecipients = [\"@example.test\"]\n"
+        )
+    });
+    site.hold_until_serve(relay);
     (site, smtp)
 }
 
@@ -102,7 +96,8 @@ fn migration_text(authority: SocketAddr, mail_port: u16) -> String {
     )
 }
 
-/// Postfix's smtp-sink on `address`, dumping each message to a file.
+/// Postfix's smtp-sink on `address` (a port the test held until now),
+/// dumping each message to a file.
 fn sink(directory: &Path, address: SocketAddr) -> (Guard, PathBuf) {
     let dumps = directory.join("sink");
     std::fs::create_dir_all(&dumps).unwrap();
@@ -110,26 +105,22 @@ fn sink(directory: &Path, address: SocketAddr) -> (Guard, PathBuf) {
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o777);
     std::fs::set_permissions(&dumps, permissions).unwrap();
     let dump = dumps.join("dump");
+    let log = dumps.join("smtp-sink.log");
     let child = Command::new("/usr/sbin/smtp-sink")
         .args(["-u", "nobody", "-h", "new.test", "-D"])
         .arg(&dump)
         .arg(address.to_string())
         .arg("64")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("smtp-sink runs (package postfix)");
-    let guard = Guard {
+    let mut guard = Guard {
         child,
         what: "smtp-sink",
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(address).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "smtp-sink never listened on {address}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    if let Err(e) = wait_bound("smtp-sink", &mut guard.child, &[Socket::Tcp(address)], &log) {
+        panic!("smtp-sink did not start on {address} (the port the migration names): {e}");
     }
     (guard, dump)
 }
@@ -200,11 +191,15 @@ fn audited(site: &Site, id: i64) -> Vec<String> {
 /// there exactly once, and the migration's record says so.
 #[test]
 fn a_migration_moves_the_mail_with_the_records() {
-    let mail_port = free_port(&[[127, 0, 0, 2], [127, 0, 0, 3]]);
+    // One port on both mail servers' addresses, held: the old one stays
+    // down (held, refusing) throughout, the new one is let go for smtp-sink.
+    let mail = Reservation::new(&[OLD.octets(), NEW.octets()]);
+    let mail_port = mail.port;
     let (site, smtp) = site(mail_port);
     let _serve = site.serve(&[]);
     wait_listening(smtp, "the mail relay of cutover serve");
-    let (_sink, dump) = sink(site.dir.path(), SocketAddr::from((NEW, mail_port)));
+    mail.release_on(NEW.octets());
+    let (_sink, dump) = sink(site.dir.path(), mail.on(NEW.octets()));
     let file = site.migration_file(&migration_text(site.addr, mail_port));
     // The plan says what the relay will be told, in words (issue "every
     // word true", 9: the mail steps were only in --json).

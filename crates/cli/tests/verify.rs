@@ -9,7 +9,7 @@ mod peers;
 
 use std::net::SocketAddr;
 
-use peers::{args, cutover, free_port, https_server, smtp_sink, Knot, TestCa};
+use peers::{args, cutover, hold_tcp, hold_tcp_on, https_server, refusing_tcp, smtp_sink, Knot, TestCa};
 
 /// The mail domain: two MX hosts, SPF through an include, MTA-STS announced.
 const DOMAIN: &str = "$TTL 60\n@ SOA ns.example.test. h.example.test. 1 60 60 600 60\n@ NS ns\n\
@@ -34,18 +34,20 @@ const POLICY: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_valid_certificate_passes_and_an_expired_one_fails() {
     let ca = TestCa::new();
-    let port = free_port(&[[127, 0, 0, 2], [127, 0, 0, 3]]);
+    let mut listeners = hold_tcp(&[[127, 0, 0, 2], [127, 0, 0, 3]]);
+    let port = listeners[0].local_addr().unwrap().port();
+    let (old, new) = (listeners.pop().unwrap(), listeners.pop().unwrap());
     let response =
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nhello from new"
             .to_vec();
     let _new = https_server(
-        SocketAddr::from(([127, 0, 0, 2], port)),
+        new,
         &ca.leaf(&["www.example.test"], 30),
         response.clone(),
     )
     .await;
     let _old = https_server(
-        SocketAddr::from(([127, 0, 0, 3], port)),
+        old,
         &ca.leaf(&["www.example.test"], -3),
         response,
     )
@@ -125,8 +127,8 @@ async fn https_with_a_valid_certificate_passes_and_an_expired_one_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_sink_passes_with_a_recipient_and_a_closed_port_fails() {
-    let address = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
-    let _sink = smtp_sink(address).await;
+    let sink = smtp_sink([127, 0, 0, 1]).await;
+    let address = sink.addr;
     let run = cutover(&args(&[
         "verify",
         "smtp",
@@ -176,7 +178,8 @@ async fn smtp_sink_passes_with_a_recipient_and_a_closed_port_fails() {
         "smtp-sink's port is open:\n{}",
         open.stdout
     );
-    let closed = SocketAddr::from(([127, 0, 0, 1], free_port(&[[127, 0, 0, 1]])));
+    // Bound, never listening: refuses connections for as long as it is held.
+    let (_held, closed) = refusing_tcp([127, 0, 0, 1]);
     let run = cutover(&args(&[
         "verify",
         "tcp",
@@ -200,9 +203,8 @@ async fn smtp_sink_passes_with_a_recipient_and_a_closed_port_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_readiness_passes_for_a_covered_ip_and_names_the_spf_fix_otherwise() {
-    let port = free_port(&[[127, 0, 0, 1]]);
     let knot = Knot::start(
-        SocketAddr::from(([127, 0, 0, 1], port)),
+        [127, 0, 0, 1],
         &[
             ("example.test.", DOMAIN),
             ("other.test.", OTHER),
@@ -211,13 +213,14 @@ async fn mail_readiness_passes_for_a_covered_ip_and_names_the_spf_fix_otherwise(
     )
     .await;
     let ca = TestCa::new();
-    let https_port = free_port(&[[127, 0, 0, 2]]);
+    let policy_listener = hold_tcp_on([127, 0, 0, 2]);
+    let https_port = policy_listener.local_addr().unwrap().port();
     let response = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{POLICY}",
         POLICY.len()
     );
     let _policy = https_server(
-        SocketAddr::from(([127, 0, 0, 2], https_port)),
+        policy_listener,
         &ca.leaf(&["mta-sts.example.test"], 60),
         response.into_bytes(),
     )

@@ -19,7 +19,7 @@
 
 mod migration;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use migration::*;
@@ -27,12 +27,18 @@ use migration::*;
 /// The original TTL of www, scaled down from an hour.
 const ORIGINAL_TTL: u32 = 10;
 
-/// The old and the new web server, on one free port of their own addresses.
+/// The old and the new web server, on one port of their own addresses,
+/// bound and held here before they serve.
 fn old_and_new() -> (u16, HttpServer, HttpServer) {
-    let port = free_port(&[[127, 0, 0, 2], [127, 0, 0, 3]]);
-    let old = HttpServer::start(SocketAddr::new(IpAddr::V4(OLD), port), "old");
-    let new = HttpServer::start(SocketAddr::new(IpAddr::V4(NEW), port), "new");
-    (port, old, new)
+    let [old, new]: [std::net::TcpListener; 2] = hold_tcp(&[OLD.octets(), NEW.octets()])
+        .try_into()
+        .expect("two listeners");
+    let port = old.local_addr().expect("a bound listener").port();
+    (
+        port,
+        HttpServer::start(old, "old"),
+        HttpServer::start(new, "new"),
+    )
 }
 
 /// Waits (at most 60 s) until migration `id` is done, failed, rolled back
@@ -302,7 +308,10 @@ fn a_failing_new_server_is_rolled_back_automatically_without_a_failed_request() 
 fn flushing_the_cache_at_the_switch_moves_clients_at_once() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let site = Site::new(ORIGINAL_TTL);
-    let control = free_port(&[[127, 0, 0, 1]]);
+    // Unbound first, on ports it holds (its stub, cutover, is not up yet),
+    // so that serve's config can name its control port.
+    let cache = unbound_controlled(&runtime, site.addr);
+    let control = cache.control.expect("Unbound's remote control").port();
     let mut config = std::fs::read_to_string(&site.config).unwrap();
     config = config.replacen(
         "[dns]",
@@ -313,11 +322,7 @@ fn flushing_the_cache_at_the_switch_moves_clients_at_once() {
     );
     std::fs::write(&site.config, config).unwrap();
     let _serve = site.serve(&[]);
-    let cache = unbound_with(
-        &runtime,
-        site.addr,
-        &cutover_peers::unbound_control::clause(control),
-    );
+    runtime.block_on(cache.wait_answering("example.test."));
     let (port, _old, _new) = old_and_new();
     let client = Client::start(cache.addr, site.addr, port);
 

@@ -27,8 +27,8 @@ use hickory_proto::rr::{Name, RecordType};
 use crate::daemon::{Authority, Daemon};
 pub use crate::ports::{
     hold_tcp, hold_tcp_on, hold_udp_on, log_length, refusing_tcp, start_on_free_ports,
-    start_on_free_ports_async, wait_bound, wait_bound_async, wait_bound_from, Ports, Socket,
-    StartError, LOOPBACK,
+    start_on_free_ports_async, wait_bound, wait_bound_async, wait_bound_from, Ports, Reservation,
+    Socket, StartError, LOOPBACK,
 };
 
 /// A child process killed (and reaped) on drop.

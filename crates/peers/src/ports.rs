@@ -171,14 +171,78 @@ pub fn hold_udp_on(ip: [u8; 4]) -> UdpSocket {
     panic!("no port free for UDP on {ip:?} in 64 tries")
 }
 
+/// A port held by the test (UDP and TCP, every address) from the moment it
+/// is picked until the process meant to serve on it starts: for a port
+/// that must be known long before (written into files the process reads
+/// and into records other peers keep) and cannot change afterwards. Call
+/// [`Reservation::release`] right before spawning the process. The TCP
+/// sockets are bound but never listen: while held, the port refuses
+/// connections as a server that is down does.
+#[derive(Debug)]
+pub struct Reservation {
+    /// The port.
+    pub port: u16,
+    /// The sockets holding it, by address.
+    held: Mutex<Vec<([u8; 4], UdpSocket, socket2::Socket)>>,
+}
+
+impl Reservation {
+    /// A port free for UDP and TCP on every one of `addresses`, held.
+    pub fn new(addresses: &[[u8; 4]]) -> Reservation {
+        for _ in 0..64 {
+            let port = pick_port(addresses);
+            let held: Vec<([u8; 4], UdpSocket, socket2::Socket)> = addresses
+                .iter()
+                .map_while(|address| {
+                    let udp = UdpSocket::bind((Ipv4Addr::from(*address), port)).ok()?;
+                    let tcp = bound_tcp(SocketAddr::from((*address, port))).ok()?;
+                    Some((*address, udp, tcp))
+                })
+                .collect();
+            if held.len() == addresses.len() {
+                return Reservation {
+                    port,
+                    held: Mutex::new(held),
+                };
+            }
+        }
+        panic!("no port free for UDP and TCP on all of {addresses:?} in 64 tries")
+    }
+
+    /// `ip:port`.
+    pub fn on(&self, ip: [u8; 4]) -> SocketAddr {
+        SocketAddr::from((ip, self.port))
+    }
+
+    /// Lets the port go on every address (the process about to start binds
+    /// it); a second call does nothing.
+    pub fn release(&self) {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Lets the port go on `ip` alone; the other addresses stay held.
+    pub fn release_on(&self, ip: [u8; 4]) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(address, _, _)| *address != ip);
+    }
+}
+
+/// A TCP socket bound to `addr` that does not listen (no SO_REUSEADDR, so
+/// no other socket can bind the port meanwhile).
+fn bound_tcp(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
 /// A TCP port of `ip` that refuses connections for as long as the socket
 /// lives: bound (so nobody else can take the port), never listening.
 pub fn refusing_tcp(ip: [u8; 4]) -> (socket2::Socket, SocketAddr) {
     for _ in 0..64 {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("create a TCP socket");
         let addr = SocketAddr::from((ip, pick_port(&[ip])));
-        if socket.bind(&addr.into()).is_ok() {
+        if let Ok(socket) = bound_tcp(addr) {
             return (socket, addr);
         }
     }
@@ -588,6 +652,22 @@ mod tests {
             TcpListener::bind(addr).is_err(),
             "expected {addr} to stay taken"
         );
+    }
+
+    #[test]
+    fn a_reservation_holds_its_port_refusing_until_let_go() {
+        let reservation = Reservation::new(&[LOOPBACK, [127, 0, 0, 2]]);
+        let (one, two) = (reservation.on(LOOPBACK), reservation.on([127, 0, 0, 2]));
+        assert!(TcpListener::bind(one).is_err() && UdpSocket::bind(one).is_err());
+        assert!(
+            std::net::TcpStream::connect_timeout(&one, Duration::from_secs(2)).is_err(),
+            "a held port refuses connections"
+        );
+        reservation.release_on([127, 0, 0, 2]);
+        assert!(TcpListener::bind(two).is_ok() && UdpSocket::bind(two).is_ok());
+        assert!(TcpListener::bind(one).is_err(), "{one} still held");
+        reservation.release();
+        assert!(TcpListener::bind(one).is_ok() && UdpSocket::bind(one).is_ok());
     }
 
     #[test]

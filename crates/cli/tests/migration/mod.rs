@@ -22,7 +22,11 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 pub use cutover_peers::http::{get, HttpServer};
-pub use cutover_peers::{free_port, Guard, Unbound};
+#[allow(unused_imports)]
+pub use cutover_peers::{
+    hold_tcp, hold_tcp_on, log_length, wait_bound, wait_bound_from, Guard, Reservation, Socket,
+    StartError, Unbound, LOOPBACK,
+};
 
 /// The old server's address.
 pub const OLD: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -73,7 +77,15 @@ pub struct Site {
     pub config: PathBuf,
     /// Where `cutover serve` listens.
     pub addr: SocketAddr,
+    /// The ports of `addr` and of the config's other listeners, held by
+    /// the test until serve first starts (the migrations the store keeps
+    /// name this address, so it never changes).
+    held: Vec<Reservation>,
 }
+
+/// How long a started `cutover serve` may take to bind and answer (a
+/// deadline for a loaded machine, not a measurement).
+pub const SERVE_LIMIT: Duration = Duration::from_secs(60);
 
 impl Site {
     /// Imports the zone with www at TTL `ttl` into a fresh store and writes
@@ -100,20 +112,35 @@ impl Site {
                 &[],
             ),
         );
-        let port = free_port(&[[127, 0, 0, 1]]);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let config = dir.path().join("cutover.toml");
-        std::fs::write(
-            &config,
-            format!("store = {store_arg:?}\n[dns]\nlisten = [\"{addr}\"]\nudp_workers = 1\n"),
-        )
-        .unwrap();
+        Site::from_store(dir, store, |addr| {
+            format!("store = {store_arg:?}\n[dns]\nlisten = [\"{addr}\"]\nudp_workers = 1\n")
+        })
+    }
+
+    /// A site over `dir` and its `store` (zones imported) whose config is
+    /// `config(addr)`, `addr` being where its nameserver will listen.
+    pub fn from_store(
+        dir: tempfile::TempDir,
+        store: PathBuf,
+        config: impl FnOnce(SocketAddr) -> String,
+    ) -> Site {
+        let port = Reservation::new(&[LOOPBACK]);
+        let addr = port.on(LOOPBACK);
+        let path = dir.path().join("cutover.toml");
+        std::fs::write(&path, config(addr)).unwrap();
         Site {
             dir,
             store,
-            config,
+            config: path,
             addr,
+            held: vec![port],
         }
+    }
+
+    /// Holds `port` (another listener of the config, e.g. `[mail] listen`)
+    /// until serve first starts.
+    pub fn hold_until_serve(&mut self, port: Reservation) {
+        self.held.push(port);
     }
 
     /// `cutover --config CONFIG ARGS…`.
@@ -124,14 +151,32 @@ impl Site {
         cutover(&all, env)
     }
 
-    /// Starts `cutover serve` (nameserver and scheduler) and waits until it answers.
+    /// Starts `cutover serve` (nameserver and scheduler) and waits until it
+    /// holds its port and answers; panics with its log when it exits, finds
+    /// its port taken or does not answer within [`SERVE_LIMIT`].
     pub fn serve(&self, env: &[(&str, &str)]) -> Guard {
-        let guard = self.spawn_serve(env);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let from = log_length(&self.log_path());
+        let mut guard = self.spawn_serve(env);
+        if let Err(e) = wait_bound_from(
+            "cutover serve",
+            &mut guard.child,
+            &Socket::dns(self.addr),
+            &self.log_path(),
+            from,
+        ) {
+            panic!(
+                "cutover serve did not start on {} (the site's port, named by its migrations, cannot change): {e}",
+                self.addr
+            );
+        }
+        let deadline = Instant::now() + SERVE_LIMIT;
         while lookup(self.addr, "example.test.", RecordType::SOA, false).is_err() {
+            if let Ok(Some(status)) = guard.child.try_wait() {
+                panic!("cutover serve exited ({status}); log:\n{}", self.log());
+            }
             assert!(
                 Instant::now() < deadline,
-                "cutover serve did not answer within 10 s; log:\n{}",
+                "cutover serve did not answer within {SERVE_LIMIT:?}; log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -139,9 +184,18 @@ impl Site {
         guard
     }
 
-    /// Starts `cutover serve` without waiting for it.
+    /// Where `cutover serve` logs (appended to by every start).
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    /// Starts `cutover serve` without waiting for it (the site's port,
+    /// held until now, is let go just before).
     pub fn spawn_serve(&self, env: &[(&str, &str)]) -> Guard {
-        let log = self.dir.path().join("serve.log");
+        for port in &self.held {
+            port.release();
+        }
+        let log = self.log_path();
         let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
         command
             .arg("--config")
@@ -395,24 +449,29 @@ pub fn wait_for(
     }
 }
 
-/// Starts Unbound stubbing example.test to `authority`, on a runtime of its
-/// own (the launcher is async).
-pub fn unbound(runtime: &tokio::runtime::Runtime, authority: SocketAddr) -> Unbound {
-    unbound_with(runtime, authority, "")
-}
+/// The server settings of the clients' cache: nothing fetched ahead,
+/// nothing served past its TTL.
+const CACHE: &str = "    prefetch: no\n    serve-expired: no\n";
 
-/// [`unbound`] with more configuration after the server clause (e.g. a
-/// `remote-control:` clause).
-pub fn unbound_with(
-    runtime: &tokio::runtime::Runtime,
-    authority: SocketAddr,
-    more: &str,
-) -> Unbound {
-    let extra = format!("    prefetch: no\n    serve-expired: no\n{more}");
+/// Starts Unbound stubbing example.test to `authority`, on a runtime of its
+/// own (the launcher is async), and waits until it answers through it.
+pub fn unbound(runtime: &tokio::runtime::Runtime, authority: SocketAddr) -> Unbound {
     runtime.block_on(Unbound::start(
         &[("example.test", authority)],
-        &extra,
+        CACHE,
         "example.test.",
+    ))
+}
+
+/// [`unbound`] with its remote control open ([`Unbound::control`]),
+/// returned once it holds its ports: `authority` need not run yet (a
+/// config naming the control port can be written first);
+/// [`Unbound::wait_answering`] waits for the stub later.
+pub fn unbound_controlled(runtime: &tokio::runtime::Runtime, authority: SocketAddr) -> Unbound {
+    runtime.block_on(Unbound::start_controlled(
+        &[("example.test", authority)],
+        CACHE,
+        None,
     ))
 }
 

@@ -55,8 +55,20 @@ pub struct CutoverNs {
 }
 
 impl CutoverNs {
-    /// Imports each `(origin, zone text)` and serves them on `addr`.
-    pub async fn start(addr: SocketAddr, zones: &[(&str, &str)]) -> CutoverNs {
+    /// Imports each `(origin, zone text)` and serves them on a free port of `ip`.
+    pub async fn start(ip: [u8; 4], zones: &[(&str, &str)]) -> CutoverNs {
+        start_on_free_ports_async("cutover serve", async |ports: &mut Ports| {
+            CutoverNs::try_start(ports.on(ip), zones).await
+        })
+        .await
+    }
+
+    /// Imports each `(origin, zone text)` and serves them on `addr` (a port
+    /// from [`Ports`]): `InUse` when the port was taken meanwhile.
+    pub async fn try_start(
+        addr: SocketAddr,
+        zones: &[(&str, &str)],
+    ) -> Result<CutoverNs, StartError> {
         let dir = tempfile::tempdir().expect("a tempdir for cutover serve");
         let store = dir.path().join("cutover.db");
         for (i, (origin, text)) in zones.iter().enumerate() {
@@ -95,15 +107,16 @@ impl CutoverNs {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("cutover serve runs");
-        let guard = Guard {
+        let mut guard = Guard {
             child,
             what: "cutover serve",
         };
+        wait_bound_async("cutover serve", &mut guard.child, &Socket::dns(addr), &log).await?;
         wait_answering(addr, zones[0].0, false, &log).await;
-        CutoverNs {
+        Ok(CutoverNs {
             guard,
             addr,
             _dir: dir,
-        }
+        })
     }
 }
