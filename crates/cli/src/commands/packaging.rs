@@ -80,7 +80,7 @@ pub const EXIT_STATUS: &[(u8, &str)] = &[
 /// Commands a newcomer starts with (the README's tour).
 pub const EXAMPLES: &[(&str, &str)] = &[
     ("Import a zone file into the store and list the zones", "cutover zone import example.com.zone\ncutover zone list"),
-    ("See what a change would do, then make it (the serial rises)", "cutover record set example.com www A 198.51.100.20 --ttl 60 --dry-run\ncutover record set example.com www A 198.51.100.20 --ttl 60"),
+    ("See what a change would do, then make it (the serial rises)", "cutover record set example.com blog A 192.0.2.40 --ttl 60 --dry-run\ncutover record set example.com blog A 192.0.2.40 --ttl 1h"),
     ("Serve every zone in the store", "cutover serve --config cutover.toml"),
     ("What every nameserver and resolver answers, until they all agree", "cutover check example.com www --expect www A 198.51.100.20 --watch"),
     ("Plan a migration, then start it", "cutover migrate plan move-web.toml\ncutover migrate start move-web.toml"),

@@ -114,6 +114,32 @@ pub async fn read(State(timeout): State<Duration>, request: Request, next: Next)
         .await
 }
 
+/// A handler that panics (a bug) answers the documented JSON error, 500,
+/// instead of dropping the connection; the panic is logged and the server
+/// goes on.
+pub async fn catch_panics(request: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    let route = format!("{} {}", request.method(), request.uri().path());
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            tracing::error!("{route}: the handler panicked ({what}); answered 500");
+            ApiError::internal(format!(
+                "{route} failed inside the server (a bug, logged); nothing else is affected"
+            ))
+            .into_response()
+        }
+    }
+}
+
 /// Turns any error answer that is not JSON into the documented JSON error,
 /// keeping its status and headers (Allow, Retry-After).
 pub async fn json_errors(request: Request, next: Next) -> Response {
@@ -158,6 +184,9 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use axum::routing::get;
+    use tower::ServiceExt;
+
     use super::*;
 
     #[test]
@@ -173,5 +202,31 @@ mod tests {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
             assert_eq!(is_json(&headers), json, "{value}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_the_json_error() {
+        async fn broken() -> &'static str {
+            panic!("the bug under test")
+        }
+        let router = axum::Router::new()
+            .route("/broken", get(broken))
+            .layer(axum::middleware::from_fn(catch_panics));
+        let response = router
+            .oneshot(
+                axum::http::Request::get("/broken")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        assert!(is_json(response.headers()), "expected the JSON error");
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let error: cutover_api::ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error.error.code, ErrorCode::Internal.as_str());
+        assert!(error.error.message.contains("GET /broken"), "{error:?}");
     }
 }

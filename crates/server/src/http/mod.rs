@@ -304,6 +304,7 @@ pub fn router(control: Control) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::map_response(no_store))
         .layer(axum::middleware::from_fn(body::json_errors))
+        .layer(axum::middleware::from_fn(body::catch_panics))
         .with_state(control)
 }
 

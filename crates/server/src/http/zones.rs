@@ -112,22 +112,7 @@ pub async fn export(
     RawQuery(query): RawQuery,
 ) -> ApiResult<ZoneExport> {
     let origin = zone_name(&zone)?;
-    let mut serial = None;
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("serial", value)) => serial = Some(serial_param("serial", value)?),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {pair:?} (use serial)"
-                )))
-            }
-        }
-    }
+    let [serial] = serial_params(query.as_deref(), ["serial"])?;
     let store = store(&control);
     let zone = blocking(move || {
         let zone = match serial {
@@ -185,6 +170,30 @@ fn serial_param(name: &str, value: &str) -> Result<Serial, ApiError> {
     })
 }
 
+/// The serials a query string gives for `names` (each at most once; any
+/// other parameter is refused, naming the ones this route takes).
+fn serial_params<const N: usize>(
+    query: Option<&str>,
+    names: [&str; N],
+) -> Result<[Option<Serial>; N], ApiError> {
+    let mut found = [None; N];
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let known = pair
+            .split_once('=')
+            .and_then(|(name, value)| Some((names.iter().position(|n| *n == name)?, value)));
+        match known {
+            Some((index, value)) => found[index] = Some(serial_param(names[index], value)?),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {pair:?} (use {})",
+                    names.join(" and ")
+                )))
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// `GET /api/v1/zones/{zone}/diff?from=S&to=S` (default: the last change).
 pub async fn diff(
     State(control): State<Control>,
@@ -192,23 +201,7 @@ pub async fn diff(
     RawQuery(query): RawQuery,
 ) -> ApiResult<DiffView> {
     let origin = zone_name(&zone)?;
-    let (mut from, mut to) = (None, None);
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("from", value)) => from = Some(serial_param("from", value)?),
-            Some(("to", value)) => to = Some(serial_param("to", value)?),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {pair:?} (use from and to)"
-                )))
-            }
-        }
-    }
+    let [from, to] = serial_params(query.as_deref(), ["from", "to"])?;
     let store = store(&control);
     let view = blocking(move || {
         let versions = store.versions(&origin)?;
