@@ -57,7 +57,8 @@ impl Peers {
                 let port = ports.pick(&[[127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]]);
                 let at = |last: u8| SocketAddr::from(([127, 0, 0, last], port));
                 let parent = Knot::try_start(at(3), &[("test.", PARENT)]).await?;
-                let ns1 = CutoverNs::try_start(at(1), &[("example.test.", &child_zone(2, 1))]).await?;
+                let ns1 =
+                    CutoverNs::try_start(at(1), &[("example.test.", &child_zone(2, 1))]).await?;
                 let ns2 = Knot::try_start(at(2), &[("example.test.", &child_zone(1, 100))]).await?;
                 Ok((port, parent, ns1, ns2))
             })

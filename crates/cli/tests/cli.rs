@@ -2,7 +2,6 @@
 //! store in a temporary directory, config errors, and `serve` picking up a
 //! change made by another process.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -561,7 +560,12 @@ fn serve_picks_up_a_record_set_from_another_process_and_exits_0_on_sigterm() {
             .unwrap();
         let mut server = Server { child };
         let addr = std::net::SocketAddr::from((LOOPBACK, port));
-        wait_bound("cutover serve", &mut server.child, &Socket::dns(addr), &log_path)?;
+        wait_bound(
+            "cutover serve",
+            &mut server.child,
+            &Socket::dns(addr),
+            &log_path,
+        )?;
         Ok((server, port))
     });
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();

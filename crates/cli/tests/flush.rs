@@ -63,12 +63,9 @@ impl Caches {
     /// www.example.test. → 192.0.2.1 for an hour.
     async fn start() -> Caches {
         let knot = Knot::start([127, 0, 0, 1], &[("example.test.", &zone(1, 1))]).await;
-        let unbound = Unbound::start_controlled(
-            &[("example.test.", knot.addr)],
-            "",
-            Some("example.test."),
-        )
-        .await;
+        let unbound =
+            Unbound::start_controlled(&[("example.test.", knot.addr)], "", Some("example.test."))
+                .await;
         let control_port = unbound.control.expect("started with its control").port();
         let dnsmasq = Dnsmasq::start(knot.addr, "example.test.").await;
         let caches = Caches {

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use mail_support::{reply, wait_listening};
 use migration::{
-    arg, cutover, ok, show, start, status, wait_bound, wait_state, Guard, Reservation, Site, Socket,
-    LOOPBACK, NEW, OLD,
+    arg, cutover, ok, show, start, status, wait_bound, wait_state, Guard, Reservation, Site,
+    Socket, LOOPBACK, NEW, OLD,
 };
 
 /// The zone: the mail host on the old address, TTL 5 (so the switch comes

@@ -15,10 +15,12 @@
 //! A README command this test does not know fails it: say what it should do
 //! in `expectation`.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use cutover_peers::{start_on_free_ports, wait_bound, Ports, Socket, LOOPBACK};
 
 /// The workspace root.
 fn root() -> PathBuf {
@@ -117,15 +119,6 @@ fn strip_comment(line: &str) -> String {
     line[..cut].trim().to_owned()
 }
 
-/// A free port on 127.0.0.1 (the example config's ports are rewritten to
-/// these; a start that loses its port to another process is retried).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The tour's directory: the examples, the config's ports made free.
 struct Tour {
     /// Removed on drop.
@@ -158,13 +151,13 @@ impl Tour {
             token: None,
             serve: None,
         };
-        tour.new_ports();
+        tour.new_ports(&mut Ports::new());
         tour
     }
 
     /// Gives the config new free ports (the example's fixed ones would
     /// collide with other tests and other processes).
-    fn new_ports(&mut self) {
+    fn new_ports(&mut self, ports: &mut Ports) -> [Socket; 4] {
         let path = self.dir.path().join("cutover.toml");
         let original = std::fs::read_to_string(root().join("examples/cutover.toml")).unwrap();
         for fixed in ["127.0.0.1:5353", "127.0.0.1:8053", "127.0.0.1:2525"] {
@@ -173,14 +166,16 @@ impl Tour {
                 "examples/cutover.toml no longer listens on {fixed}: update this test"
             );
         }
-        self.dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        self.http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let smtp = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        self.dns = ports.on(LOOPBACK);
+        self.http = ports.on(LOOPBACK);
+        let smtp = ports.on(LOOPBACK);
         let text = original
             .replace("127.0.0.1:5353", &self.dns.to_string())
             .replace("127.0.0.1:8053", &self.http.to_string())
             .replace("127.0.0.1:2525", &smtp.to_string());
         std::fs::write(path, text).unwrap();
+        let [udp, tcp] = Socket::dns(self.dns);
+        [udp, tcp, Socket::Tcp(self.http), Socket::Tcp(smtp)]
     }
 
     /// The words of a documented line with its placeholders filled in.
@@ -222,11 +217,12 @@ impl Tour {
         }
     }
 
-    /// Starts `cutover ARGS` (a serve) and waits until its nameserver and
-    /// control plane accept connections; a start that lost a port to
-    /// another process is retried on new ports.
+    /// Starts `cutover ARGS` (a serve) on new ports and waits until it
+    /// holds its nameserver's, control plane's and relay's sockets; a start
+    /// that lost a port to another process is tried again on others.
     fn start_serve(&mut self, args: &[String]) -> Child {
-        for attempt in 1..=5 {
+        start_on_free_ports("cutover serve", |ports: &mut Ports| {
+            let sockets = self.new_ports(ports);
             let log = self.dir.path().join("serve.log");
             let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
                 .current_dir(self.dir.path())
@@ -237,34 +233,15 @@ impl Tour {
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
                 .expect("cutover serve runs");
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let up = [self.dns, self.http].iter().all(|address| {
-                    TcpStream::connect_timeout(address, Duration::from_millis(200)).is_ok()
-                });
-                if up {
-                    return child;
+            match wait_bound("cutover serve", &mut child, &sockets, &log) {
+                Ok(()) => Ok(child),
+                Err(error) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    Err(error)
                 }
-                if let Some(status) = child.try_wait().unwrap() {
-                    let said = std::fs::read_to_string(&log).unwrap_or_default();
-                    assert!(
-                        said.contains("in use") && attempt < 5,
-                        "cutover {args:?} exited {status} before it answered:\n{said}"
-                    );
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "cutover {args:?} did not answer on {} and {} within 20 s:\n{}",
-                    self.dns,
-                    self.http,
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-                std::thread::sleep(Duration::from_millis(50));
             }
-            self.new_ports();
-        }
-        unreachable!("the loop returns or panics")
+        })
     }
 }
 

@@ -7,9 +7,9 @@
 
 mod peers;
 
-use std::net::SocketAddr;
-
-use peers::{args, cutover, hold_tcp, hold_tcp_on, https_server, refusing_tcp, smtp_sink, Knot, TestCa};
+use peers::{
+    args, cutover, hold_tcp, hold_tcp_on, https_server, refusing_tcp, smtp_sink, Knot, TestCa,
+};
 
 /// The mail domain: two MX hosts, SPF through an include, MTA-STS announced.
 const DOMAIN: &str = "$TTL 60\n@ SOA ns.example.test. h.example.test. 1 60 60 600 60\n@ NS ns\n\
@@ -40,18 +40,8 @@ async fn https_with_a_valid_certificate_passes_and_an_expired_one_fails() {
     let response =
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nhello from new"
             .to_vec();
-    let _new = https_server(
-        new,
-        &ca.leaf(&["www.example.test"], 30),
-        response.clone(),
-    )
-    .await;
-    let _old = https_server(
-        old,
-        &ca.leaf(&["www.example.test"], -3),
-        response,
-    )
-    .await;
+    let _new = https_server(new, &ca.leaf(&["www.example.test"], 30), response.clone()).await;
+    let _old = https_server(old, &ca.leaf(&["www.example.test"], -3), response).await;
     let url = format!("https://www.example.test:{port}/");
     let ca_file = ca.file.display().to_string();
     let verify = |address: &str, extra: &[&str]| {

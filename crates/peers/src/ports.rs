@@ -232,7 +232,11 @@ impl Reservation {
 /// A TCP socket bound to `addr` that does not listen (no SO_REUSEADDR, so
 /// no other socket can bind the port meanwhile).
 fn bound_tcp(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
     socket.bind(&addr.into())?;
     Ok(socket)
 }
