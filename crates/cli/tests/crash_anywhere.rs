@@ -218,6 +218,7 @@ fn a_migration_killed_at_any_step_or_write_finishes_exactly_once_after_a_restart
 /// of its Nth fsync (per thread), or runs it untouched (`None`) while
 /// writing every fsync to `trace`.
 fn serve_under_strace(site: &Site, kill_at: Option<u32>, trace: &std::path::Path) -> Guard {
+    site.let_ports_go();
     let log = std::fs::File::create(site.dir.path().join("serve.log")).unwrap();
     let mut command = std::process::Command::new("strace");
     command

@@ -304,6 +304,12 @@ fn every_documented_command_runs_as_written() {
         }
         match expect {
             Expect::Serve => {
+                // One serve at a time: the kept one holds the store's relay
+                // spool (started again by the next line that needs it).
+                if let Some(mut kept) = tour.serve.take() {
+                    let _ = kept.kill();
+                    let _ = kept.wait();
+                }
                 let mut serve = tour.start_serve(&words);
                 let _ = serve.kill();
                 let _ = serve.wait();

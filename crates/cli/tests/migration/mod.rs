@@ -189,12 +189,19 @@ impl Site {
         self.dir.path().join("serve.log")
     }
 
-    /// Starts `cutover serve` without waiting for it (the site's port,
-    /// held until now, is let go just before).
-    pub fn spawn_serve(&self, env: &[(&str, &str)]) -> Guard {
+    /// Lets the site's ports go, for a serve about to start (a second call
+    /// does nothing): every start of serve calls this, also one the test
+    /// spawns itself (e.g. under strace).
+    pub fn let_ports_go(&self) {
         for port in &self.held {
             port.release();
         }
+    }
+
+    /// Starts `cutover serve` without waiting for it (the site's port,
+    /// held until now, is let go just before).
+    pub fn spawn_serve(&self, env: &[(&str, &str)]) -> Guard {
+        self.let_ports_go();
         let log = self.log_path();
         let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
         command
