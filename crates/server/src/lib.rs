@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -51,6 +52,28 @@ use crate::reload::{reload_and_notify, Refused, WATCH_INTERVAL};
 /// reload watcher, and the relay, control plane and scheduler as the
 /// config asks.
 pub struct Server;
+
+/// How a server started in code differs from `cutover serve`'s; the
+/// default is serve's.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How often the reload watcher asks the store whether it changed
+    /// ([`WATCH_INTERVAL`] in serve).
+    pub watch_interval: Duration,
+    /// Whether the migration scheduler runs (it does in serve); off for a
+    /// caller that runs its migrations in the foreground itself, as
+    /// `cutover migrate run` does.
+    pub scheduler: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            watch_interval: WATCH_INTERVAL,
+            scheduler: true,
+        }
+    }
+}
 
 /// A started [`Server`]; every part stops when it is shut down or dropped.
 pub struct RunningServer {
@@ -76,6 +99,17 @@ impl Server {
     /// cannot be written, a busy port, a bad spool) come back before
     /// anything is served.
     pub fn start(config: &Config, store_override: Option<&Path>) -> anyhow::Result<RunningServer> {
+        Server::start_with(config, store_override, &Options::default())
+    }
+
+    /// [`Server::start`] with `options` (the demo: a faster watcher and no
+    /// scheduler, its migration run in the foreground); the config may be
+    /// one built in memory ([`Config::parse`]).
+    pub fn start_with(
+        config: &Config,
+        store_override: Option<&Path>,
+        options: &Options,
+    ) -> anyhow::Result<RunningServer> {
         limits::raise_descriptor_limit(config);
         let store_path = store_override.unwrap_or(&config.store).to_path_buf();
         let store = Store::open(&store_path)
@@ -140,6 +174,7 @@ impl Server {
             served,
             refused,
             notifier,
+            options.watch_interval,
             Arc::clone(&running.stop),
         )?);
         running.mail = config
@@ -148,16 +183,20 @@ impl Server {
             .map(relay::MailService::start)
             .transpose()?;
         running.http = http::start(config, &store_path)?;
-        running.scheduler = Some(scheduler::Scheduler::start(
-            &store_path,
-            &scheduler::Site::of(Some(config)),
-        )?);
+        if options.scheduler {
+            running.scheduler = Some(scheduler::Scheduler::start(
+                &store_path,
+                &scheduler::Site::of(Some(config)),
+            )?);
+        }
         Ok(running)
     }
 }
 
-/// Starts the reload watcher: every [`WATCH_INTERVAL`], when the store's
-/// generation moved, the changed zones are reloaded, checked and published.
+/// Starts the reload watcher: every `interval` ([`WATCH_INTERVAL`] in
+/// serve), when the store's generation moved, the changed zones are
+/// reloaded, checked and published.
+#[allow(clippy::too_many_arguments)]
 fn watch(
     store: Store,
     mut generation: u64,
@@ -165,13 +204,14 @@ fn watch(
     served: Served,
     mut refused: Refused,
     notifier: Notifier,
+    interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("reload".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(WATCH_INTERVAL);
+                std::thread::sleep(interval);
                 match store.generation() {
                     Ok(now) if now != generation => {
                         generation = now;
@@ -192,6 +232,21 @@ impl RunningServer {
             .as_ref()
             .map(|dns| dns.local_addrs())
             .unwrap_or_default()
+    }
+
+    /// The mail relay's addresses (the port the system chose for `:0`);
+    /// none without `[mail]`.
+    pub fn smtp_addrs(&self) -> Vec<SocketAddr> {
+        self.mail
+            .as_ref()
+            .map(|mail| mail.local_addrs().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The control plane's address (the port the system chose for `:0`);
+    /// `None` without `[http]`.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(http::HttpServer::local_addr)
     }
 
     /// The store file served.

@@ -222,14 +222,25 @@ impl Default for Dns {
 impl Config {
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let error = |message: String| ConfigError {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut config = Config::parse(&text, &path.display().to_string())?;
+        config.source = path.to_owned();
+        Ok(config)
+    }
+
+    /// Checks a config held in memory (the demo's, a test's) as
+    /// [`Config::load`] checks a file; `name` stands for the file in
+    /// errors, and `source` stays empty: there is no file.
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let error = |message: String| ConfigError {
+            path: name.to_owned(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        let mut config: Config =
-            toml::from_str(&text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
-        config.source = path.to_owned();
+        let config: Config =
+            toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
         if config.version != VERSION {
             return Err(error(format!(
                 "config version {} is not supported (this cutover reads version {VERSION})",
@@ -237,7 +248,7 @@ impl Config {
             )));
         }
         if let Some(mail) = &config.mail {
-            mail.validate(Some(&text))
+            mail.validate(Some(text))
                 .map_err(|e| error(format!("[mail]: {e}")))?;
         }
         if let Some(http) = &config.http {

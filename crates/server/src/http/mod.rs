@@ -368,9 +368,16 @@ pub struct HttpServer {
     stop: tokio::sync::watch::Sender<bool>,
     /// The server's thread.
     thread: Option<JoinHandle<()>>,
+    /// The address it listens on (the port the system chose for `:0`).
+    local_addr: SocketAddr,
 }
 
 impl HttpServer {
+    /// The address it listens on (the port the system chose for `:0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
     /// Binds `listen` and serves the control plane on a thread of its own.
     pub fn spawn(
         listen: SocketAddr,
@@ -424,6 +431,7 @@ impl HttpServer {
         Ok(HttpServer {
             stop,
             thread: Some(thread),
+            local_addr,
         })
     }
 }
