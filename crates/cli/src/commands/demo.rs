@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!  temp store ◀── sample zone (www, mail, apex on 127.0.0.2; TTL 10 s)
-//!      │ reload watcher (as in `cutover serve`)
+//!      │ Server::start (the daemon of `cutover serve`, its config built in memory;
+//!      │ no scheduler: the demo runs its migration in the foreground, as `migrate run` does)
 //!      ▼
 //!  cutover's nameserver on 127.0.0.1:P ◀── a client: resolve www (kept for its TTL), GET / every 200 ms
 //!      ▲                                         │
@@ -33,11 +34,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use arc_swap::ArcSwap;
 use cutover_migrate::checks::{observe, ProbeChecks};
 use cutover_migrate::{plan, render, MigrationFile, Migrations, State};
-use cutover_nameserver::server::{spawn, ServerConfig};
-use cutover_nameserver::Catalog;
+use cutover_server::config::Config;
+use cutover_server::{Options, Server};
 use cutover_store::Store;
 use cutover_zone::{zonefile, Name, RecordType};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
@@ -46,7 +46,6 @@ use jiff::Timestamp;
 
 use self::stage::{fetch, Host, Stage, NEW, OLD};
 use super::migrate::{print_audit, print_step};
-use cutover_server::relay::MailService;
 use cutover_server::scheduler::Wiring;
 
 /// The demo's zone: the service on the old address, with the TTL of an
@@ -100,11 +99,15 @@ fn migration_text(ns: SocketAddr, web_port: u16, smtp_port: u16) -> String {
     )
 }
 
-/// The demo's config: the relay (backup MX) for example.com, delivering to
-/// the old mail server, which is down; retries scaled down like the TTLs.
+/// The demo's config: the nameserver on a port of loopback the system
+/// picks, and the relay (backup MX) for example.com, delivering to the old
+/// mail server, which is down; retries scaled down like the TTLs.
 fn config_text(store: &Path, spool: &Path, smtp_port: u16) -> String {
     format!(
         "store = {store:?}\n\
+         [dns]\n\
+         listen = [\"127.0.0.1:0\"]\n\
+         udp_workers = 1\n\
          [mail]\n\
          listen = [\"127.0.0.1:0\"]\n\
          hostname = \"mx2.example.com\"\n\
@@ -137,23 +140,30 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
     let store_path = dir.join("cutover.db");
     let store = Store::open(&store_path)?;
     store.create_zone(&parsed.zone, "demo: the zone before the move")?;
-    let catalog = Arc::new(ArcSwap::from_pointee(Catalog::empty()));
-    let mut served = Default::default();
-    cutover_server::reload::reload(&store, &catalog, &mut served);
-    let server = spawn(
-        ServerConfig {
-            listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
-            udp_workers: 1,
-            ..ServerConfig::default()
+    // The stage first: the relay's destination is the old server's mail port.
+    let stage = Stage::start()?;
+    let config = Config::parse(
+        &config_text(&store_path, &dir.join("spool"), stage.smtp_port),
+        "the demo's config",
+    )?;
+    let mail_config = config
+        .mail
+        .clone()
+        .context("the demo's config has a [mail] section")?;
+    // The daemon of `cutover serve`: nameserver, primary, reload watcher
+    // (every 50 ms rather than 250, for the demo's short TTLs) and relay.
+    let server = Server::start_with(
+        &config,
+        None,
+        &Options {
+            watch_interval: Duration::from_millis(50),
+            scheduler: false,
         },
-        Arc::clone(&catalog),
-    )
-    .context("cannot start the nameserver")?;
+    )?;
     let ns = *server
-        .local_addrs()
+        .dns_addrs()
         .first()
         .context("the nameserver has no address")?;
-    let watcher = Watcher::start(store_path.clone(), Arc::clone(&catalog));
     println!(
         "   store {}, nameserver on {ns} (UDP and TCP)",
         store_path.display()
@@ -165,7 +175,6 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
     }
 
     heading("an old and a new server on two loopback addresses");
-    let stage = Stage::start()?;
     for host in [&stage.old, &stage.new] {
         let body = fetch(host.address.into(), stage.web_port, "www.example.com")?;
         let mail = match host.name {
@@ -185,19 +194,8 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
     heading(
         "the backup MX: cutover's relay takes example.com's mail while the old mail server is down",
     );
-    let config_path = dir.join("cutover.toml");
-    std::fs::write(
-        &config_path,
-        config_text(&store_path, &dir.join("spool"), stage.smtp_port),
-    )?;
-    let config = cutover_server::config::Config::load(&config_path)?;
-    let mail_config = config
-        .mail
-        .clone()
-        .context("the demo's config has a [mail] section")?;
-    let relay = MailService::start(&mail_config)?;
-    let relay_addr = *relay
-        .local_addrs()
+    let relay_addr = *server
+        .smtp_addrs()
         .first()
         .context("the relay has no address")?;
     let queue = cutover_mail::MailControl::new(mail_config.spool.clone());
@@ -274,8 +272,6 @@ fn tour(dir: &Path) -> anyhow::Result<()> {
             n => format!(" ({n} refused by the relay, never accepted)"),
         }
     );
-    drop(relay);
-    watcher.stop();
     server.shutdown();
     drop(stage);
     if state != State::Done {
@@ -513,46 +509,6 @@ impl Client {
             new: n(2),
             failed: n(3),
         }
-    }
-}
-
-/// The reload watcher of `cutover serve`, on a thread of its own, over a
-/// second connection to the store (as a separate process would see it).
-struct Watcher {
-    /// Set to stop it.
-    stop: Arc<AtomicBool>,
-    /// The loop.
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Watcher {
-    /// Starts polling the store's generation every 50 ms.
-    fn start(path: PathBuf, catalog: Arc<ArcSwap<Catalog>>) -> Watcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let Ok(store) = Store::open(&path) else {
-                return;
-            };
-            let mut served = Default::default();
-            let mut generation = 0;
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok(now) = store.generation() {
-                    if now != generation {
-                        generation = now;
-                        cutover_server::reload::reload(&store, &catalog, &mut served);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        Watcher { stop, thread }
-    }
-
-    /// Stops the watcher and waits for it.
-    fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
     }
 }
 
