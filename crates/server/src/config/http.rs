@@ -34,13 +34,13 @@ pub struct HttpConfig {
     /// then the connection is closed (nginx's `client_header_timeout`).
     #[serde(
         default = "default_header_timeout",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub header_timeout: Duration,
     /// How long a client may take to send a request's body; then 408.
     #[serde(
         default = "default_body_timeout",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub body_timeout: Duration,
     /// Probes (check, verify, plan, start, propagation) running at once,
@@ -54,7 +54,7 @@ pub struct HttpConfig {
     /// `timeout` above it is refused (400).
     #[serde(
         default = "default_probe_timeout",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub probe_timeout: Duration,
     /// Targets a probe token may reach besides what the stored zones and

@@ -65,7 +65,7 @@ pub struct MailConfig {
     /// The command and data timeout under stress, e.g. "10s" (Postfix's).
     #[serde(
         default = "default_stress_timeout",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub stress_timeout: Duration,
     /// Where `RCPT TO:<postmaster>` goes: a mailbox of a relayed domain
@@ -79,55 +79,55 @@ pub struct MailConfig {
     /// How long a recipient the destination accepted is remembered, e.g. "31d".
     #[serde(
         default = "default_verify_positive_ttl",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub verify_positive_ttl: Duration,
     /// How long a recipient the destination refused is remembered, e.g. "10m".
     #[serde(
         default = "default_verify_negative_ttl",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub verify_negative_ttl: Duration,
     /// Longest wait for a command, e.g. "5m" (RFC 5321 §4.5.3.2).
     #[serde(
         default = "default_command_timeout",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub command_timeout: Duration,
     /// Longest wait for more message data, e.g. "10m".
     #[serde(
         default = "default_data_timeout",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub data_timeout: Duration,
     /// How long a message is retried before it bounces, e.g. "5d".
     #[serde(
         default = "default_queue_lifetime",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub queue_lifetime: Duration,
     /// Age after which the sender gets one delay warning, e.g. "4h".
     #[serde(
         default = "default_delay_warning",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub delay_warning: Duration,
     /// The wait after the first failed attempt (doubling from there), e.g. "1m".
     #[serde(
         default = "default_first_retry",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub first_retry: Duration,
     /// The longest wait between attempts, e.g. "1h".
     #[serde(
         default = "default_max_retry",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub max_retry: Duration,
     /// Longest wait to connect to a destination, e.g. "30s".
     #[serde(
         default = "default_connect_timeout",
-        deserialize_with = "crate::config::duration"
+        deserialize_with = "crate::config::duration::duration"
     )]
     pub connect_timeout: Duration,
 }

@@ -29,6 +29,7 @@
 //! so the two never overwrite each other's catalog and the watcher does not
 //! rebuild a zone the primary already published.
 
+pub mod clock;
 pub mod notifier;
 
 use std::collections::BTreeMap;
@@ -51,6 +52,7 @@ use cutover_store::{Held, Store, StoreError, Updated};
 use cutover_zone::{edit, Name, RecordType, Serial, Zone};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+pub use self::clock::wall_clock;
 use crate::config::{Config, UpdatePrefix};
 use notifier::Notifier;
 
@@ -177,13 +179,6 @@ impl std::fmt::Debug for StorePrimary {
             .field("keys", &self.keys.len())
             .finish()
     }
-}
-
-/// The wall clock in seconds since the epoch.
-pub fn wall_clock() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The key ring of every `[[key]]` in the config.

@@ -19,7 +19,7 @@ use cutover_nameserver::primary::notify::{self, Reply, RETRY_DELAYS};
 use cutover_nameserver::tsig::{sign_request, Key, KeyRing, ResponseVerifier};
 use cutover_zone::Name;
 
-use super::wall_clock;
+use super::clock::wall_clock;
 use crate::config::Config;
 
 /// How often the thread looks at its socket and its schedule.
