@@ -16,19 +16,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use cutover_api::{ErrorCode, Scope, WhoAmI};
 
+use super::blocking::blocking;
 use super::budget::Work;
+use super::caller::Caller;
 use super::connections::Held;
-use super::tokens::TokenScope;
-use super::{blocking, ApiError, Control};
-
-/// Who made a request.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The token's name.
-    pub name: String,
-    /// Its scope.
-    pub scope: TokenScope,
-}
+use super::control::Control;
+use super::error::ApiError;
 
 /// The token in an `Authorization: Bearer …` header.
 fn bearer(request: &Request) -> Option<String> {

@@ -23,7 +23,7 @@ use axum::Json;
 use cutover_api::{ErrorBody, ErrorCode};
 use futures_util::StreamExt;
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// The largest request body the API takes (1 MiB: a migration file, a
 /// record change).

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use cutover_api::ErrorCode;
 
-use super::auth::Caller;
+use super::caller::Caller;
+use super::error::ApiError;
 use super::tokens::TokenScope;
-use super::ApiError;
 
 /// Event streams one token may hold open at once.
 pub const MAX_STREAMS_PER_TOKEN: usize = 16;

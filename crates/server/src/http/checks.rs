@@ -19,9 +19,11 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use cutover_api::{CheckRequest, CheckResult, VerifyRequest};
 
-use super::auth::Caller;
+use super::caller::Caller;
+use super::control::Control;
+use super::error::{parse_body, ApiError, ApiResult};
+use super::probes;
 use super::tokens::TokenScope;
-use super::{parse_body, probes, ApiError, ApiResult, Control};
 
 /// The services `verify` knows.
 const VERIFY_KINDS: &[&str] = &["http", "smtp", "tcp", "imap", "pop3", "mail"];

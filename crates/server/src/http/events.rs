@@ -14,7 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use cutover_api::{MailQueue, ZoneList, ZoneSummary};
 use futures_util::stream::{self, Stream};
 
-use super::Control;
+use super::control::Control;
 
 /// How often the state is looked at.
 const POLL: Duration = Duration::from_millis(500);

@@ -9,7 +9,9 @@ use cutover_api::{ErrorCode, MailAction, MailActionResult, MailMessage, MailQueu
 use cutover_mail::queue::Selector;
 use cutover_mail::{ControlError, MailControl};
 
-use super::{blocking, parse_body, ApiError, ApiResult, Control};
+use super::blocking::blocking;
+use super::control::Control;
+use super::error::{parse_body, ApiError, ApiResult};
 
 /// The controls of the configured relay, or 503 when mail is not configured.
 fn control_of(control: &Control) -> Result<MailControl, ApiError> {

@@ -40,7 +40,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::{blocking, Control};
+use super::blocking::blocking;
+use super::control::Control;
 
 /// One labelled series: its label pairs and its value.
 type Series<const N: usize> = ([(&'static str, String); N], u64);

@@ -35,11 +35,14 @@ use cutover_migrate::{MigrationFile, Migrations, Plan, RunnerError};
 use futures_util::stream::{self, Stream};
 use serde_json::Value;
 
-use super::auth::Caller;
+use super::blocking::blocking;
 use super::budget::Work;
+use super::caller::Caller;
+use super::control::Control;
 use super::documents::{AuditView, Created, DetailView};
+use super::error::{parse_body, ApiError, ApiResult};
+use super::probes;
 use super::tokens::TokenScope;
-use super::{blocking, parse_body, probes, ApiError, ApiResult, Control};
 use crate::scheduler::presence::annotated;
 
 /// How long a propagation matrix is answered again rather than asked anew.

@@ -17,14 +17,23 @@
 //!
 //! The server runs on its own thread and tokio runtime, so a slow request
 //! never delays the nameserver or the reload watcher.
+//!
+//! What the handlers share lives in leaves they import, never here:
+//! `control` (`Control`), `error` (`ApiError`, `ApiResult`, `parse_body`,
+//! `zone_name`), `blocking`, `caller` (`Caller`). This file declares the
+//! modules and builds the router and the server from them.
 
 mod auth;
+mod blocking;
 mod body;
 mod budget;
+mod caller;
 mod checks;
 mod connections;
+mod control;
 mod dashboard;
 mod documents;
+mod error;
 mod events;
 mod mail;
 mod metrics;
@@ -34,178 +43,23 @@ pub mod tokens;
 mod zones;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
+use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
-use cutover_api::{ErrorBody, ErrorCode, Method, RouteId, Scope, ROUTES};
-use cutover_store::{Store, StoreError};
+use cutover_api::{ErrorCode, Method, RouteId, Scope, ROUTES};
 
-use self::budget::{Budget, Work};
-use self::connections::{Limits, Registry};
-use self::probes::Probes;
-use self::tokens::TokenBook;
-pub use crate::config::http::HttpConfig;
-
-/// The most threads the control plane's blocking work (SQLite, the mail
-/// control socket) runs on.
-const BLOCKING_THREADS: usize = 16;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct Control {
-    /// The store (its own connection; `&Store` is `Sync`).
-    store: Arc<Store>,
-    /// The API tokens.
-    tokens: Arc<TokenBook>,
-    /// The relay's spool directory, when mail is configured.
-    mail_spool: Option<PathBuf>,
-    /// When the control plane started, for `cutover_uptime_seconds`.
-    started: std::time::Instant,
-    /// The last propagation matrix of each migration and when it was asked,
-    /// so open dashboards share one `cutover check` a second.
-    matrices: Arc<
-        std::sync::Mutex<
-            std::collections::HashMap<i64, (std::time::Instant, cutover_api::Propagation)>,
-        >,
-    >,
-    /// One propagation check per migration at a time: the others wait for
-    /// its matrix.
-    asking: Arc<std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
-    /// The work bounds (probes, event streams).
-    budget: Budget,
-    /// Probe targets, the probe timeout, the migration files' directory.
-    probes: Arc<Probes>,
-    /// `[http] body_timeout`.
-    body_timeout: Duration,
-    /// The open connections (for /metrics).
-    connections: Arc<Registry>,
-    /// serve's config file (absolute), passed to the `migrate plan|start`
-    /// children so they check the same site.
-    config: Option<PathBuf>,
-}
-
-impl Control {
-    /// Opens the store and the token table at `store_path`, with the bounds
-    /// of `http`; `dns_listen` are the nameserver's own addresses (probes
-    /// may ask them).
-    pub fn open(
-        store_path: &std::path::Path,
-        mail_spool: Option<PathBuf>,
-        http: &HttpConfig,
-        dns_listen: &[SocketAddr],
-    ) -> anyhow::Result<Control> {
-        let store = Store::open(store_path)
-            .with_context(|| format!("cannot open the store {}", store_path.display()))?;
-        let tokens = TokenBook::open(store_path)?;
-        Ok(Control {
-            store: Arc::new(store),
-            tokens: Arc::new(tokens),
-            mail_spool,
-            started: std::time::Instant::now(),
-            matrices: Arc::default(),
-            asking: Arc::default(),
-            budget: Budget::new(http.max_probes, http.max_probes_per_token),
-            probes: Arc::new(Probes::new(
-                http.probe_allow.clone(),
-                dns_listen,
-                http.probe_timeout,
-                http.migration_dir.clone(),
-            )),
-            body_timeout: http.body_timeout,
-            connections: Arc::new(Registry::new(http.max_connections)),
-            config: None,
-        })
-    }
-}
-
-/// An error answer: a code (which decides the status) and a sentence.
-#[derive(Debug)]
-pub struct ApiError {
-    /// What kind of failure.
-    code: ErrorCode,
-    /// For people.
-    message: String,
-    /// Seconds to wait before trying again (`Retry-After`), for a 429.
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    /// An error with this code and message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    /// The same error, telling the client when to try again.
-    pub fn retry_after(mut self, seconds: u64) -> ApiError {
-        self.retry_after = Some(seconds);
-        self
-    }
-
-    /// A 400 for input that does not parse or make sense.
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorCode::BadRequest, message)
-    }
-
-    /// A 500 for a failure on our side.
-    pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorCode::Internal, message)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> ApiError {
-        let code = match &error {
-            StoreError::ZoneNotFound(_) | StoreError::VersionNotFound { .. } => ErrorCode::NotFound,
-            StoreError::Invalid { .. }
-            | StoreError::Edit { .. }
-            | StoreError::Diff { .. }
-            | StoreError::SerialMismatch { .. }
-            | StoreError::SerialNotNewer { .. }
-            | StoreError::ZoneExists(_) => ErrorCode::Rejected,
-            _ => ErrorCode::Internal,
-        };
-        ApiError::new(code, error.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(ErrorBody::new(self.code, self.message))).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
-
-/// A handler's outcome.
-pub type ApiResult<T> = Result<Json<T>, ApiError>;
-
-/// Runs blocking work (SQLite, child processes, the mail control socket)
-/// off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
-}
+use self::blocking::BLOCKING_THREADS;
+use self::budget::Work;
+use self::connections::Limits;
+pub use self::control::Control;
+use self::error::ApiError;
 
 /// The route's bound, if its work is bounded per token and in total (the
 /// propagation matrix takes its own, only when it asks the servers).
@@ -218,12 +72,6 @@ fn work_of(id: RouteId) -> Option<Work> {
         RouteId::Events | RouteId::MigrationEvents => Some(Work::Stream),
         _ => None,
     }
-}
-
-/// A JSON body parsed by serde, with a JSON error when it does not parse.
-pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid: {e}")))
 }
 
 /// The axum method filter of a table method.

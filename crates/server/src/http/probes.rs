@@ -29,7 +29,7 @@ use cutover_probe::service::http::Url;
 use cutover_store::Store;
 use cutover_zone::Name;
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::targets::{host_port, AllowRule, Host, Targets};
 use cutover_api::verify::{Service, VerifyArgs};
 
@@ -86,14 +86,14 @@ impl Probes {
     pub async fn targets(&self, store: &Arc<Store>) -> Result<Arc<Targets>, ApiError> {
         let mut built = self.built.lock().await;
         let reader = store.clone();
-        let generation = super::blocking(move || Ok(reader.generation()?)).await?;
+        let generation = super::blocking::blocking(move || Ok(reader.generation()?)).await?;
         if let Some((at, seen, targets)) = built.as_ref() {
             if *seen == generation && at.elapsed() < TARGETS_REUSE {
                 return Ok(targets.clone());
             }
         }
         let (store, rules, own) = (store.clone(), self.rules.clone(), self.own.clone());
-        let targets = Arc::new(super::blocking(move || load(&store, rules, &own)).await?);
+        let targets = Arc::new(super::blocking::blocking(move || load(&store, rules, &own)).await?);
         *built = Some((Instant::now(), generation, targets.clone()));
         Ok(targets)
     }
@@ -312,7 +312,7 @@ fn unreadable(what: &str, text: &str) -> ApiError {
 
 /// Holds a check request against the targets (a probe token's).
 pub fn check_request(targets: &Targets, request: &CheckRequest) -> Result<(), ApiError> {
-    let zone = super::zones::zone_name(&request.zone)?;
+    let zone = super::error::zone_name(&request.zone)?;
     targets.domain(&zone).map_err(forbidden)?;
     let port = request.port.unwrap_or(53);
     for server in &request.servers {
@@ -394,7 +394,7 @@ pub fn verify_request(targets: &Targets, args: &VerifyArgs) -> Result<(), ApiErr
             mta_sts_port,
             ..
         } => {
-            let domain = super::zones::zone_name(domain)?;
+            let domain = super::error::zone_name(domain)?;
             targets.domain(&domain).map_err(forbidden)?;
             if let Some(entry) = resolver {
                 let resolver = Resolver::parse(entry).map_err(|_| unreadable("resolver", entry))?;

@@ -9,8 +9,6 @@
 //!     ──Store::apply (one fsynced transaction)──▶ serial bumped, journalled
 //! ```
 
-use std::str::FromStr;
-
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -23,15 +21,9 @@ use cutover_nameserver::update::Outcome;
 use cutover_store::{Store, StoreError};
 use cutover_zone::{zonefile, Name, Record, Serial, Zone, ZoneDiff};
 
-use super::{blocking, parse_body, ApiError, ApiResult, Control};
-
-/// A zone apex from a path segment (always absolute).
-pub fn zone_name(text: &str) -> Result<Name, ApiError> {
-    let mut name = Name::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("invalid zone name {text:?}: {e}")))?;
-    name.set_fqdn(true);
-    Ok(name)
-}
+use super::blocking::blocking;
+use super::control::Control;
+use super::error::{parse_body, zone_name, ApiError, ApiResult};
 
 /// A record in the API's words.
 pub fn record_view(record: &Record) -> RecordView {
