@@ -21,10 +21,6 @@ use clap::{CommandFactory, FromArgMatches};
 use crate::commands::{Cli, Unconfirmed};
 use cutover_server::config::ConfigError;
 
-/// `cutover --version`: the crate version and, when built from a git
-/// checkout, `git describe` of it (set by build.rs).
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("CUTOVER_GIT_DESCRIBE"));
-
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let mut cli = match Cli::from_arg_matches(&matches) {
@@ -99,12 +95,5 @@ fn init_logging(default_level: &str) {
 
 /// Colour on stderr (see [`colour_on`]).
 pub fn colour() -> bool {
-    colour_on(&std::io::stderr())
-}
-
-/// Colour on `stream`: only on a terminal, and never with `NO_COLOR` set
-/// to anything but the empty string (<https://no-color.org>).
-pub fn colour_on(stream: &impl std::io::IsTerminal) -> bool {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-    stream.is_terminal() && !no_color
+    commands::common::colour_on(&std::io::stderr())
 }

@@ -31,9 +31,9 @@ use cutover_probe::dns::{rdata_text, Client, Outcome, QueryOptions, Question};
 use cutover_zone::{zonefile, Name, Rdata, RecordType};
 use serde::Serialize;
 
+use super::common::{timestamp, zone_name};
 use super::countdown::{Countdown, Display, Stream};
 use super::table::{Table, Tone};
-use super::{timestamp, zone_name};
 
 /// How many earlier cache observations `--watch` keeps to spot stale caches.
 const HISTORY_LIMIT: usize = 4096;
@@ -70,7 +70,7 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 53)]
     pub port: u16,
     /// How long to wait for each reply (500ms, 2s…; 1ms to 1 day).
-    #[arg(long, default_value = "2s", value_parser = super::timeout)]
+    #[arg(long, default_value = "2s", value_parser = super::common::timeout)]
     pub timeout: Duration,
     /// How many times to ask again after a timeout.
     #[arg(long, default_value_t = 2)]
@@ -86,7 +86,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub watch: bool,
     /// The time between two rounds of --watch (300ms, 2s, 1m…; 100ms to 1 day).
-    #[arg(long, default_value = "2s", value_parser = super::interval)]
+    #[arg(long, default_value = "2s", value_parser = super::common::interval)]
     pub interval: Duration,
 }
 
@@ -493,7 +493,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let terminal = std::io::stdout().is_terminal();
-    let colour = crate::colour_on(&std::io::stdout());
+    let colour = crate::commands::common::colour_on(&std::io::stdout());
     let mut history: Vec<CacheObservation> = Vec::new();
     loop {
         let round = runtime.block_on(observe(&plan, &client));

@@ -43,7 +43,7 @@ pub fn run(args: &FlushArgs, config: Option<&Config>) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        let colour = crate::colour_on(&std::io::stdout());
+        let colour = crate::commands::common::colour_on(&std::io::stdout());
         print!("{}", render(&report, &settings, colour));
     }
     let failed = report

@@ -17,8 +17,8 @@ use clap::{Args, Subcommand};
 use cutover_mail::queue::Selector;
 use cutover_mail::{MailControl, QueuedMessage};
 
+use crate::commands::common::{timestamp, Unconfirmed};
 use crate::commands::table::{Table, Tone};
-use crate::commands::{timestamp, Unconfirmed};
 use cutover_server::config::Config;
 
 /// `cutover mail`.
@@ -134,7 +134,10 @@ pub fn run(args: &MailArgs, config_path: Option<&std::path::Path>) -> anyhow::Re
             } else {
                 print!(
                     "{}",
-                    render_queue(&queue, crate::colour_on(&std::io::stdout()))
+                    render_queue(
+                        &queue,
+                        crate::commands::common::colour_on(&std::io::stdout())
+                    )
                 );
             }
         }

@@ -36,8 +36,8 @@ mod site;
 use self::report::{clock, label, print_control, print_started, print_summaries, show};
 pub use self::report::{print_audit, print_step, render_detail, render_summaries, Listed};
 use self::site::{exposure, site_hazards};
+use super::common::Unconfirmed;
 use super::countdown::{Countdown, Display, Stream};
-use super::{open_store, Cli, Need, Unconfirmed};
 use cutover_migrate::words::seconds;
 use cutover_server::config::{Config, ConfigError};
 use cutover_server::scheduler::lease::{self, Lease};
@@ -132,24 +132,19 @@ pub struct ConfirmArgs {
     json: bool,
 }
 
-/// Runs one `migrate` verb.
-pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
-    let need = match command {
-        MigrateCommand::Plan(_) | MigrateCommand::Start(_) => Need::Create,
-        _ => Need::Existing,
-    };
-    let store = open_store(cli, need)?;
-    let path = store.path().to_path_buf();
-    drop(store);
+/// Runs one `migrate` verb on the store at `path` (made for `plan` and
+/// `start` when there was none), with the config named by `--config`.
+pub fn run(command: &MigrateCommand, path: &Path, config: Option<&Path>) -> anyhow::Result<()> {
+    let path = path.to_path_buf();
     let migrations = Migrations::open(&path)
         .with_context(|| format!("cannot open the migrations in {}", path.display()))?;
     // The caches a migration's flush step empties (`[flush]`) and the relay
     // its mail steps steer (`[mail]`).
-    let site = Site::of(Config::find(cli.config.as_deref())?.as_ref());
+    let site = Site::of(Config::find(config)?.as_ref());
     let now = Timestamp::now();
     match command {
         MigrateCommand::Plan(args) => {
-            let (_, _, plan) = make_plan(args, &path, &migrations, &site, cli.config.as_deref())?;
+            let (_, _, plan) = make_plan(args, &path, &migrations, &site, config)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
@@ -163,8 +158,7 @@ pub fn run(command: &MigrateCommand, cli: &Cli) -> anyhow::Result<()> {
             Ok(())
         }
         MigrateCommand::Start(args) => {
-            let (file_name, text, plan) =
-                make_plan(args, &path, &migrations, &site, cli.config.as_deref())?;
+            let (file_name, text, plan) = make_plan(args, &path, &migrations, &site, config)?;
             // Stamped when stored: planning (a survey of the servers) takes a while.
             let id = migrations.start(&file_name, &text, &plan, Timestamp::now())?;
             if args.json {

@@ -1,7 +1,10 @@
-//! The command tree of the `cutover` binary and what every command shares:
-//! finding the config and the store, reading names, printing diffs.
+//! The commands of the `cutover` binary: the modules, and [`run`], which
+//! finds the config and the store a command needs and runs it. The tree
+//! itself is in `tree`, what the commands share in `common`: no command
+//! imports this file.
 
 pub mod check;
+pub mod common;
 pub mod countdown;
 pub mod demo;
 pub mod flush;
@@ -14,107 +17,19 @@ pub mod remote;
 pub mod serve;
 pub mod table;
 pub mod token;
+pub mod tree;
 pub mod verify;
 pub mod zone;
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::CommandFactory;
 use cutover_store::Store;
-use cutover_zone::duration::DurationError;
-use cutover_zone::{Name, ZoneDiff};
 
+pub use self::common::Unconfirmed;
+pub use self::tree::{Cli, Command};
 use cutover_server::config::{Config, ConfigError};
-
-/// Move services between servers through DNS without downtime.
-#[derive(Debug, Parser)]
-#[command(name = "cutover", version = crate::VERSION, about)]
-#[command(
-    after_help = "Exit status: 0 done, 1 failed, 2 bad command line or config, \
-                        3 bad zone file, 4 refused without --yes."
-)]
-pub struct Cli {
-    /// The config file (default ./cutover.toml, then /etc/cutover/cutover.toml).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The store file, for commands that need only the store (default: the
-    /// config's `store`, else ./cutover.db).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub store: Option<PathBuf>,
-    /// Act through the HTTP API of a remote `cutover serve`, e.g.
-    /// http://127.0.0.1:8053 (zone list, record, migrate list|show, mail queue).
-    /// Given before the command (`cutover --server URL zone list`).
-    #[arg(long, value_name = "URL", env = "CUTOVER_SERVER")]
-    pub server: Option<String>,
-    /// The API token for --server.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "CUTOVER_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
-    /// True when `server` came from `CUTOVER_SERVER`, not the command line
-    /// (set by `main` from clap's value source).
-    #[arg(skip)]
-    pub server_from_env: bool,
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The top-level verbs.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Import, export, list, show, diff and delete zones.
-    #[command(subcommand)]
-    Zone(zone::ZoneCommand),
-    /// Add, replace and delete records (each change bumps the serial).
-    #[command(subcommand)]
-    Record(record::RecordCommand),
-    /// Generate TSIG keys.
-    #[command(subcommand)]
-    Key(key::KeyCommand),
-    /// Run the nameserver on the zones in the store.
-    Serve,
-    /// A whole migration on loopback in about half a minute: a site and its
-    /// mail moved to new servers, each step with its evidence.
-    Demo,
-    /// What every authoritative server and every cache answers for a zone.
-    Check(check::CheckArgs),
-    /// A service checked at an address of your choosing, before DNS points there.
-    Verify(verify::VerifyArgs),
-    /// Empty the DNS caches on this machine and those the config names.
-    Flush(flush::FlushArgs),
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(packaging::CompletionsArgs),
-    /// Print the man page (roff), or write every command's page into a directory.
-    Manpage(packaging::ManpageArgs),
-    /// The mail relay's queue and the move controls (hold, retarget, release…).
-    Mail(mail::MailArgs),
-    /// Plan, start, run and steer migrations (lower TTLs, switch, verify, roll back, restore).
-    #[command(subcommand)]
-    Migrate(migrate::MigrateCommand),
-    /// Bearer tokens of the HTTP API (create prints the token once).
-    #[command(subcommand)]
-    Token(token::TokenCommand),
-}
-
-/// A change that needs `--yes` and did not get it (exit status 4).
-#[derive(Debug)]
-pub struct Unconfirmed(pub String);
-
-impl fmt::Display for Unconfirmed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (add --yes to do it)", self.0)
-    }
-}
-
-impl std::error::Error for Unconfirmed {}
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -141,10 +56,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Flush(args) => flush::run(args, Config::find(cli.config.as_deref())?.as_ref()),
-        Command::Completions(args) => packaging::completions(args),
-        Command::Manpage(args) => packaging::manpage(args),
+        Command::Completions(args) => packaging::completions(args, Cli::command()),
+        Command::Manpage(args) => packaging::manpage(args, Cli::command()),
         Command::Mail(args) => mail::run(args, cli.config.as_deref()),
-        Command::Migrate(command) => migrate::run(command, &cli),
+        Command::Migrate(command) => {
+            let need = match command {
+                migrate::MigrateCommand::Plan(_) | migrate::MigrateCommand::Start(_) => {
+                    Need::Create
+                }
+                _ => Need::Existing,
+            };
+            let path = open_store(&cli, need)?.path().to_path_buf();
+            migrate::run(command, &path, cli.config.as_deref())
+        }
         Command::Token(command) => {
             let (path, from) = store_place(&cli)?;
             if !matches!(command, token::TokenCommand::Create { .. }) {
@@ -212,51 +136,4 @@ fn require_store(path: &std::path::Path, from: &str) -> anyhow::Result<()> {
         "no store at {} ({from}); give --store PATH or --config FILE, or make one with `cutover zone import`",
         path.display()
     )
-}
-
-/// A zone's apex from the command line (always absolute).
-pub fn zone_name(text: &str) -> anyhow::Result<Name> {
-    let mut name =
-        Name::from_str(text).map_err(|e| anyhow::anyhow!("invalid zone name {text:?}: {e}"))?;
-    name.set_fqdn(true);
-    Ok(name)
-}
-
-/// A diff as `-`/`+` lines, removed records first, each in zone-file form.
-pub fn diff_lines(diff: &ZoneDiff) -> String {
-    let mut out = String::new();
-    for record in &diff.removed {
-        out.push_str("- ");
-        out.push_str(&cutover_zone::zonefile::record_to_text(record));
-        out.push('\n');
-    }
-    for record in &diff.added {
-        out.push_str("+ ");
-        out.push_str(&cutover_zone::zonefile::record_to_text(record));
-        out.push('\n');
-    }
-    out
-}
-
-/// `--timeout`: how long one step may take, from 1ms to [`MAX_WAIT`]
-/// (`500ms`, `2s`, `1.5`, `1m`): the API's grammar, shared with
-/// `cutover verify`'s arguments.
-pub use cutover_api::verify::{timeout, MAX_WAIT};
-
-/// `--interval`: the time between two rounds, from 100ms (no busy loop)
-/// to [`MAX_WAIT`].
-pub fn interval(text: &str) -> Result<Duration, DurationError> {
-    cutover_zone::duration::duration(text, Duration::from_millis(100)..=MAX_WAIT)
-}
-
-/// A time as RFC 3339 in UTC, to the second.
-pub fn timestamp(time: SystemTime) -> String {
-    match jiff::Timestamp::try_from(time) {
-        Ok(t) => t
-            .round(jiff::Unit::Second)
-            .unwrap_or(t)
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
-        Err(_) => format!("{time:?}"),
-    }
 }

@@ -11,9 +11,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::CommandFactory;
-
-use super::Cli;
 
 /// Arguments of `cutover completions`.
 #[derive(Debug, clap::Args)]
@@ -23,9 +20,9 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// Prints the completion script for `args.shell` to standard output.
-pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
-    let mut command = Cli::command();
+/// Prints the completion script for `args.shell` of the command tree
+/// `command` (`Cli::command()`) to standard output.
+pub fn completions(args: &CompletionsArgs, mut command: clap::Command) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     clap_complete::generate(args.shell, &mut command, "cutover", &mut out);
     out.flush()?;
@@ -42,11 +39,11 @@ pub struct ManpageArgs {
 }
 
 /// Prints the man page, section 1, in roff to standard output, or writes
-/// the pages of every command into `args.dir`.
-pub fn manpage(args: &ManpageArgs) -> anyhow::Result<()> {
+/// the pages of every command into `args.dir`, for the command tree
+/// `command` (`Cli::command()`).
+pub fn manpage(args: &ManpageArgs, command: clap::Command) -> anyhow::Result<()> {
     // NAME reads "cutover - move services…", not the package description's "cutover: …".
-    let command =
-        Cli::command().about("move services between servers through DNS without downtime");
+    let command = command.about("move services between servers through DNS without downtime");
     if let Some(dir) = &args.dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         clap_mangen::generate_to(command, dir)

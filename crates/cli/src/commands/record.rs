@@ -19,7 +19,7 @@ use cutover_nameserver::update::Outcome;
 use cutover_store::{Store, StoreError};
 use cutover_zone::{zonefile, Name, Rdata, RecordType, Zone, ZoneDiff};
 
-use super::{diff_lines, zone_name};
+use super::common::{diff_lines, zone_name};
 
 /// The `record` verbs.
 #[derive(Debug, Subcommand)]

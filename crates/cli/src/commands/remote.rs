@@ -27,8 +27,8 @@ use serde_json::Value;
 use super::mail::{render_queue, MailCommand};
 use super::migrate::{render_detail, render_summaries, Listed, MigrateCommand, NO_MIGRATIONS};
 use super::record::RecordCommand;
+use super::tree::{Cli, Command};
 use super::zone::{ListedZone, ZoneCommand};
-use super::{Cli, Command};
 
 /// A client of one remote control plane.
 struct Remote {
@@ -159,7 +159,7 @@ pub fn refusal(cli: &Cli, server: &str, reach: Reach) -> anyhow::Error {
 
 /// Colour on standard output (a terminal, `NO_COLOR` unset).
 fn colour() -> bool {
-    crate::colour_on(&std::io::stdout())
+    crate::commands::common::colour_on(&std::io::stdout())
 }
 
 /// Runs the command through the remote serve; commands it cannot carry are refused.

@@ -109,7 +109,10 @@ impl Table {
     /// Prints the table on standard output, in colour when that is a
     /// terminal and `NO_COLOR` is unset.
     pub fn print(&mut self) {
-        print!("{}", self.render(crate::colour_on(&std::io::stdout())));
+        print!(
+            "{}",
+            self.render(crate::commands::common::colour_on(&std::io::stdout()))
+        );
     }
 
     /// True when no row was added.

@@ -29,8 +29,8 @@ use cutover_zone::Name;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::common::timestamp;
 use super::table::{Table, Tone};
-use super::timestamp;
 
 /// A certificate expiring sooner than this many days is worth a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -147,7 +147,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     } else {
         print!(
             "{}",
-            verification.text(crate::colour_on(&std::io::stdout()))
+            verification.text(crate::commands::common::colour_on(&std::io::stdout()))
         );
     }
     if verification.healthy {
@@ -263,7 +263,7 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<Verification> {
             resolver,
             mta_sts_port,
         } => {
-            let domain = super::zone_name(domain)?;
+            let domain = super::common::zone_name(domain)?;
             let resolver = match resolver {
                 Some(text) => caches::Resolver::parse(text)?.address,
                 None => caches::system_resolvers()?

@@ -13,8 +13,8 @@ use cutover_nameserver::tsig::Key;
 use cutover_store::Store;
 use cutover_zone::{zonefile, Name, Serial, Zone, ZoneDiff};
 
+use super::common::{diff_lines, zone_name, Unconfirmed};
 use super::table::Table;
-use super::{diff_lines, zone_name, Unconfirmed};
 
 /// The `zone` verbs.
 #[derive(Debug, Subcommand)]

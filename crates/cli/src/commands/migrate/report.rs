@@ -54,7 +54,7 @@ pub(super) fn show(
             &audit,
             note.as_deref(),
             now,
-            crate::colour_on(&std::io::stdout())
+            crate::commands::common::colour_on(&std::io::stdout())
         )
     );
     Ok(())
@@ -153,7 +153,10 @@ fn events_text(events: &[Event], colour: bool) -> String {
 pub fn print_audit(audit: &[AuditEntry]) {
     print!(
         "{}",
-        audit_text(audit, crate::colour_on(&std::io::stdout()))
+        audit_text(
+            audit,
+            crate::commands::common::colour_on(&std::io::stdout())
+        )
     );
 }
 
@@ -301,7 +304,12 @@ pub(super) fn print_summaries(all: Vec<Summary>, empty: &str, store: &Path) {
         .collect();
     print!(
         "{}",
-        render_summaries(&all, empty, now, crate::colour_on(&std::io::stdout()))
+        render_summaries(
+            &all,
+            empty,
+            now,
+            crate::commands::common::colour_on(&std::io::stdout())
+        )
     );
 }
 
