@@ -2,7 +2,8 @@
 //! says them in words): every crate sits on a floor and imports only
 //! crates on lower floors; the binary holds the command tree and no daemon
 //! code; neither the daemon crate nor the binary has an import circle
-//! between its modules.
+//! between its files (so none between its modules either), and the
+//! daemon's `config` reads none of the other modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -252,28 +253,44 @@ fn code_of(file: &Path) -> String {
 }
 
 #[test]
-fn no_import_circles_between_modules() {
-    for (crate_dir, module_root) in [("crates/server/src", ""), ("crates/cli/src", "commands")] {
+fn no_import_circles_between_files() {
+    for crate_dir in ["crates/server/src", "crates/cli/src"] {
         let source = root().join(crate_dir);
-        let graph = module_graph(&source, module_root);
-        if module_root.is_empty() {
-            // `targets` (pure rules) is the floor under `config`.
-            for (floor, may) in [("targets", &[][..]), ("config", &["targets"][..])] {
-                let imports = graph.get(floor).cloned().unwrap_or_default();
-                assert!(
-                    imports.iter().all(|i| may.contains(&i.as_str())),
-                    "{crate_dir}/{floor} imports {imports:?}: it is read by the other modules, \
-                     never the reverse"
-                );
+        let graph = file_graph(&source);
+        assert!(
+            graph.len() >= 20,
+            "expected the files of {crate_dir} in the graph, saw {graph:?}"
+        );
+        // The graph sees through `super::`: a child's `use super::{…}` of
+        // its parent's items is an import of the parent's file.
+        assert!(
+            graph.values().flatten().any(|f| f.ends_with("/mod.rs")),
+            "expected some file to import a mod.rs (the builder of its children)"
+        );
+        if crate_dir == "crates/server/src" {
+            // `targets` (pure rules) is the floor under `config`, which the
+            // other modules read and which reads none of them.
+            for (floor, may) in [
+                ("targets.rs", &["targets.rs"][..]),
+                ("config/", &["config/", "targets.rs"][..]),
+            ] {
+                for (file, imports) in graph.iter().filter(|(f, _)| f.starts_with(floor)) {
+                    let above: Vec<&String> = imports
+                        .iter()
+                        .filter(|i| !may.iter().any(|m| i.starts_with(m)))
+                        .collect();
+                    assert!(
+                        above.is_empty(),
+                        "{crate_dir}/{file} imports {above:?}: {floor} is read by the other \
+                         modules, never the reverse"
+                    );
+                }
             }
-            assert!(
-                graph.len() >= 6,
-                "expected the server's modules in the graph, saw {graph:?}"
-            );
         }
         if let Some(circle) = find_circle(&graph) {
             panic!(
-                "{crate_dir}: modules import each other in a circle: {}",
+                "{crate_dir}: files import each other in a circle: {} (move what they share \
+                 into a leaf file both import)",
                 circle.join(" → ")
             );
         }
@@ -294,68 +311,322 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The modules one level below `module_root` (the crate's top-level
-/// modules for "", `commands::X` for "commands") and which of them each
-/// imports (`crate::X…`, or `super::X` from inside `module_root`). A
-/// module's own submodules are part of it.
-fn module_graph(source: &Path, module_root: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let base = match module_root {
-        "" => source.to_path_buf(),
-        dir => source.join(dir),
+/// The module a file under `source` is: `lib.rs` and `main.rs` the crate
+/// root, `a/mod.rs` and `a.rs` the module `a`, `a/b.rs` the module `a::b`.
+fn module_of(relative: &Path) -> Vec<String> {
+    let mut path: Vec<String> = relative
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_owned()
+        })
+        .collect();
+    if path.last().is_some_and(|last| last == "mod")
+        || (path.len() == 1 && (path[0] == "lib" || path[0] == "main"))
+    {
+        path.pop();
+    }
+    path
+}
+
+/// Which file imports which, between the `.rs` files under `source`
+/// (named by their path below it, `http/mod.rs`): every path in the code
+/// that begins with `crate::`, `super::`, `self::` or the name of a module
+/// the file declares (`connections::serve`), in a `use` (groups expanded)
+/// or inline, resolved to the file of the deepest module it names
+/// (`crate::http::auth::Caller` is `http/auth.rs`; `super::ApiError` from
+/// `http/zones.rs` is `http/mod.rs`). A `mod x;` declaration is not an
+/// import. `#[cfg(test)] mod … { … }` blocks inside a file are left out: a
+/// file's unit tests may reach anywhere in the crate, and no code outside
+/// the block can reach back into them.
+fn file_graph(source: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let name = |file: &Path| {
+        let relative = file.strip_prefix(source).unwrap();
+        relative.to_string_lossy().into_owned()
     };
+    let files: BTreeMap<Vec<String>, String> = rust_files(source)
+        .iter()
+        .map(|file| (module_of(file.strip_prefix(source).unwrap()), name(file)))
+        .collect();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in rust_files(&base) {
-        let relative = file.strip_prefix(&base).unwrap();
-        let first = relative.components().next().unwrap();
-        let module = first
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_owned();
-        if module == "lib" || module == "main" || module == "mod" {
-            continue;
-        }
-        // Code only: a doc comment may name any module.
-        let text: String = std::fs::read_to_string(&file)
-            .unwrap()
-            .lines()
-            .filter(|line| !line.trim_start().starts_with("//"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let in_root_file = relative.components().count() == 1;
-        let mut imports = BTreeSet::new();
-        let prefix = match module_root {
-            "" => "crate::".to_owned(),
-            dir => format!("crate::{dir}::"),
-        };
-        for (i, _) in text.match_indices(&prefix) {
-            let rest = &text[i + prefix.len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            imports.insert(name);
-        }
-        // `super::X` names a sibling only from a file right under the root.
-        if in_root_file && !module_root.is_empty() {
-            for (i, _) in text.match_indices("super::") {
-                let rest = &text[i + "super::".len()..];
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                imports.insert(name);
-            }
-        }
-        let entry = graph.entry(module.clone()).or_default();
-        for name in imports {
-            let is_module = base.join(format!("{name}.rs")).exists() || base.join(&name).is_dir();
-            if name != module && is_module {
-                entry.insert(name);
+    for (module, file) in &files {
+        let tokens = tokens(&std::fs::read_to_string(source.join(file)).unwrap());
+        let tokens = without_test_modules(&tokens);
+        let imports = graph.entry(file.clone()).or_default();
+        for path in paths(&tokens, module) {
+            // The deepest module along the path that is a file.
+            let target = (0..=path.len())
+                .rev()
+                .find_map(|n| files.get(&path[..n]))
+                .expect("the crate root is a file");
+            if target != file {
+                imports.insert(target.clone());
             }
         }
     }
     graph
+}
+
+/// A token of Rust code, as far as paths go: an identifier, `::`, or one
+/// other character. Comments and literals are gone.
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    /// An identifier or keyword.
+    Ident(String),
+    /// `::`.
+    PathSep,
+    /// Any other character of code.
+    Punct(char),
+}
+
+/// The tokens of `text`, without comments, strings and characters.
+fn tokens(text: &str) -> Vec<Token> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            i += 2;
+            while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                i += 1;
+            }
+            i += 2;
+        } else if c == 'r' && (next == Some('"') || next == Some('#')) && {
+            let hashes = chars[i + 1..].iter().take_while(|&&h| h == '#').count();
+            chars.get(i + 1 + hashes) == Some(&'"')
+        } {
+            // A raw string: r"…", r#"…"#.
+            let hashes = chars[i + 1..].iter().take_while(|&&h| h == '#').count();
+            i += 2 + hashes;
+            let close: Vec<char> = std::iter::once('"')
+                .chain(std::iter::repeat_n('#', hashes))
+                .collect();
+            while i < chars.len() && !chars[i..].starts_with(&close) {
+                i += 1;
+            }
+            i += close.len();
+        } else if c == '"' {
+            let start = i + 1;
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            // A path in a string is code too: serde's
+            // `deserialize_with = "crate::config::duration"`.
+            let text: String = chars[start..i.min(chars.len())].iter().collect();
+            let segments: Vec<&str> = text.split("::").collect();
+            if segments.len() > 1
+                && ["crate", "super", "self"].contains(&segments[0])
+                && segments
+                    .iter()
+                    .all(|s| !s.is_empty() && s.chars().all(ident))
+            {
+                for (n, segment) in segments.iter().enumerate() {
+                    if n > 0 {
+                        out.push(Token::PathSep);
+                    }
+                    out.push(Token::Ident((*segment).to_owned()));
+                }
+            }
+            i += 1;
+        } else if c == '\'' {
+            // A character ('x', '\n', '\u{…}') or a lifetime ('a).
+            match (next, chars.get(i + 2)) {
+                (Some('\\'), _) => {
+                    i += 2;
+                    while i < chars.len() && chars[i] != '\'' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                (Some(_), Some('\'')) => i += 3,
+                _ => i += 1,
+            }
+        } else if ident(c) {
+            let start = i;
+            while i < chars.len() && ident(chars[i]) {
+                i += 1;
+            }
+            out.push(Token::Ident(chars[start..i].iter().collect()));
+        } else if c == ':' && next == Some(':') {
+            out.push(Token::PathSep);
+            i += 2;
+        } else {
+            if !c.is_whitespace() {
+                out.push(Token::Punct(c));
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `tokens` without the `#[cfg(test)] mod NAME { … }` blocks.
+fn without_test_modules(tokens: &[Token]) -> Vec<Token> {
+    let cfg_test: Vec<Token> = ["#", "[", "cfg", "(", "test", ")", "]"]
+        .iter()
+        .map(|t| match t.chars().next().unwrap() {
+            c if c.is_alphabetic() => Token::Ident((*t).to_owned()),
+            c => Token::Punct(c),
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if tokens[i..].starts_with(&cfg_test) {
+            let mut j = i + cfg_test.len();
+            if tokens.get(j) == Some(&Token::Ident("pub".into())) {
+                j += 1;
+            }
+            let is_block = tokens.get(j) == Some(&Token::Ident("mod".into()))
+                && tokens.get(j + 2) == Some(&Token::Punct('{'));
+            if is_block {
+                let mut depth = 0;
+                i = j + 2;
+                while i < tokens.len() {
+                    match tokens[i] {
+                        Token::Punct('{') => depth += 1,
+                        Token::Punct('}') => depth -= 1,
+                        _ => {}
+                    }
+                    i += 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                continue;
+            }
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    out
+}
+
+/// Every module path the code of the file that is `module` names, made
+/// absolute (from the crate root), with what follows the module (the item,
+/// and whatever lies below it) kept: `super::{ApiError, blocking}` in
+/// `http/zones.rs` gives `[http, ApiError]` and `[http, blocking]`.
+/// Inline `mod NAME { … }` blocks are followed, so that `super::` inside
+/// one names the file's own module.
+fn paths(tokens: &[Token], module: &[String]) -> Vec<Vec<String>> {
+    let ident = |i: usize| match tokens.get(i) {
+        Some(Token::Ident(name)) => Some(name.as_str()),
+        _ => None,
+    };
+    // The modules this file declares (`mod x;`): their names start paths.
+    let children: BTreeSet<&str> = (0..tokens.len())
+        .filter(|&i| ident(i) == Some("mod") && tokens.get(i + 2) == Some(&Token::Punct(';')))
+        .filter_map(|i| ident(i + 1))
+        .collect();
+    let mut out = Vec::new();
+    // The inline modules we are inside, with the brace depth each opened at.
+    let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut depth = 0;
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            Token::Punct('{') => {
+                depth += 1;
+                if ident(i.wrapping_sub(2)) == Some("mod") {
+                    inline.push((ident(i - 1).unwrap_or_default().to_owned(), depth));
+                }
+            }
+            Token::Punct('}') => {
+                if inline.last().is_some_and(|(_, at)| *at == depth) {
+                    inline.pop();
+                }
+                depth -= 1;
+            }
+            Token::Ident(head) => {
+                let starts_path = tokens.get(i + 1) == Some(&Token::PathSep)
+                    && !matches!(
+                        tokens.get(i.wrapping_sub(1)),
+                        Some(Token::PathSep | Token::Punct('$' | '.'))
+                    );
+                let here: Vec<String> = module
+                    .iter()
+                    .cloned()
+                    .chain(inline.iter().map(|(name, _)| name.clone()))
+                    .collect();
+                let base = match head.as_str() {
+                    "crate" => Some(Vec::new()),
+                    "self" => Some(here.clone()),
+                    "super" => Some(here[..here.len().saturating_sub(1)].to_vec()),
+                    child if inline.is_empty() && children.contains(child) => {
+                        Some(here.iter().cloned().chain([child.to_owned()]).collect())
+                    }
+                    _ => None,
+                };
+                if let (true, Some(mut base)) = (starts_path, base) {
+                    // `super::super::x`.
+                    let mut j = i + 2;
+                    while ident(j) == Some("super") && tokens.get(j + 1) == Some(&Token::PathSep) {
+                        base.pop();
+                        j += 2;
+                    }
+                    let (expanded, end) = expand(tokens, j, &base);
+                    out.extend(expanded);
+                    i = end;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The paths written from `tokens[start]` on, below `prefix`: `a::b`,
+/// `a::{b, c::d}`, `{self, e}`, `*`; returns them and where they end.
+fn expand(tokens: &[Token], start: usize, prefix: &[String]) -> (Vec<Vec<String>>, usize) {
+    let mut path = prefix.to_vec();
+    let mut i = start;
+    loop {
+        match tokens.get(i) {
+            Some(Token::Ident(name)) => {
+                if name != "self" {
+                    path.push(name.clone());
+                }
+                i += 1;
+            }
+            Some(Token::Punct('{')) => {
+                let mut out = Vec::new();
+                i += 1;
+                loop {
+                    match tokens.get(i) {
+                        Some(Token::Punct('}')) | None => return (out, i + 1),
+                        Some(Token::Punct(',')) => i += 1,
+                        _ => {
+                            let (inner, end) = expand(tokens, i, &path);
+                            out.extend(inner);
+                            // Skip an `as alias` up to the next `,` or `}`.
+                            i = end;
+                            while !matches!(tokens.get(i), Some(Token::Punct(',' | '}')) | None) {
+                                i += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            _ => return (vec![path], i),
+        }
+        if tokens.get(i) == Some(&Token::PathSep) {
+            i += 1;
+        } else {
+            return (vec![path], i);
+        }
+    }
 }
 
 /// A circle in the graph, as the modules along it, or `None`.
@@ -409,4 +680,67 @@ fn a_circle_is_found_where_there_is_one() {
     let mut acyclic = graph.clone();
     acyclic.get_mut("scheduler").unwrap().remove("http");
     assert_eq!(find_circle(&acyclic), None);
+}
+
+#[test]
+fn a_circle_between_files_is_found() {
+    let source = std::env::temp_dir().join(format!("cutover-architecture-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&source);
+    let write = |file: &str, text: &str| {
+        let path = source.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("lib.rs", "pub mod config;\npub mod http;\n");
+    write(
+        "config/mod.rs",
+        "pub mod duration;\npub mod http;\npub struct Config { pub http: Option<http::HttpConfig> }\n",
+    );
+    write("config/duration.rs", "pub fn duration() {}\n");
+    write(
+        "config/http.rs",
+        "#[serde(deserialize_with = \"crate::config::duration::duration\")]\npub struct HttpConfig;\n\
+         #[cfg(test)]\nmod tests {\n    use crate::http::Control;\n}\n",
+    );
+    write(
+        "http/mod.rs",
+        "mod zones;\nmod error;\nuse crate::config::{Config, http::HttpConfig};\n\
+         pub struct Control;\nfn router() { zones::list(); }\n",
+    );
+    write(
+        "http/error.rs",
+        "// use super::Control; (a comment)\npub struct ApiError;\n",
+    );
+    write(
+        "http/zones.rs",
+        "use super::{error::ApiError, Control};\npub fn list() { let _ = \"super::x\"; }\n",
+    );
+    let graph = file_graph(&source);
+    let edges =
+        |file: &str| -> Vec<&str> { graph[file].iter().map(String::as_str).collect::<Vec<_>>() };
+    // `mod x;` is not an import; a path in serde's string is; a test
+    // module, a comment and a plain string are left out.
+    assert_eq!(edges("lib.rs"), Vec::<&str>::new());
+    assert_eq!(edges("config/mod.rs"), ["config/http.rs"]);
+    assert_eq!(edges("config/http.rs"), ["config/duration.rs"]);
+    assert_eq!(
+        edges("http/mod.rs"),
+        ["config/http.rs", "config/mod.rs", "http/zones.rs"]
+    );
+    assert_eq!(edges("http/error.rs"), Vec::<&str>::new());
+    // `super::Control` is the parent's file; `super::error::ApiError` the sibling's.
+    assert_eq!(edges("http/zones.rs"), ["http/error.rs", "http/mod.rs"]);
+    let circle = find_circle(&graph).expect("http/mod.rs ↔ http/zones.rs is a circle");
+    assert!(
+        circle.contains(&"http/mod.rs".to_owned()) && circle.contains(&"http/zones.rs".to_owned())
+    );
+    // Control moved into a leaf both import: no circle.
+    write("http/control.rs", "pub struct Control;\n");
+    write(
+        "http/zones.rs",
+        "use super::{control::Control, error::ApiError};\npub fn list() {}\n",
+    );
+    let graph = file_graph(&source);
+    assert_eq!(find_circle(&graph), None, "{graph:?}");
+    std::fs::remove_dir_all(&source).unwrap();
 }

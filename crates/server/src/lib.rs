@@ -18,7 +18,10 @@
 //! The module graph has floors: `config` and `targets` import no other
 //! module of the crate; `limits`, `reload`, `primary`, `relay` and
 //! `scheduler` import only those floors (and `primary` for what it
-//! publishes); `http` sits on top. Nothing here imports the binary.
+//! publishes); `http` sits on top. Nothing here imports the binary. The
+//! same holds file by file: no two files import each other round a circle,
+//! and a `mod.rs` is imported by none of its children (what they share is
+//! in a leaf: `http/control.rs`, `http/error.rs`, `config/duration.rs`…).
 
 pub mod config;
 pub mod http;
