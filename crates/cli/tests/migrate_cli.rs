@@ -461,6 +461,34 @@ fn a_migration_nothing_runs_says_so() {
         "expected show to say the step is overdue and why, saw:\n{shown}"
     );
     no_rust_words("migrate show", &shown);
+    // `migrate show ID | head -3` (the case): three lines read, the
+    // pipe closed, the command ends quietly.
+    {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["--config", &site.config.display().to_string()])
+            .args(["migrate", "show", &id.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run cutover");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        for _ in 0..3 {
+            assert!(
+                lines.next().is_some_and(|l| l.is_ok()),
+                "expected three lines"
+            );
+        }
+        drop(lines);
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            (output.status.success() || output.status.signal() == Some(13)) && stderr.is_empty(),
+            "expected `migrate show | head -3` to end quietly, saw {:?}: {stderr}",
+            output.status
+        );
+    }
 
     // With serve running on the store, it carries the migration out.
     let _serve = site.serve(&[]);
