@@ -94,8 +94,10 @@ fn demo_migrates_from_the_old_server_to_the_new_without_a_failed_request() {
         sent >= 5 && delivered == sent && lost == 0,
         "expected every message sent delivered to the new server, 0 lost: {tally:?}"
     );
+    // The promise is "under a minute"; it takes about 20 s here, debug
+    // build and all, so a minute leaves room for a loaded machine.
     assert!(
-        took < Duration::from_secs(90),
-        "expected the demo to finish in about a minute, it took {took:?}"
+        took < Duration::from_secs(60),
+        "expected the demo to finish in under a minute, it took {took:?}"
     );
 }

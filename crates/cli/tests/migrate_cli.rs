@@ -402,7 +402,24 @@ fn run_on_a_terminal_counts_down_in_place() {
 fn a_migration_nothing_runs_says_so() {
     let site = Site::new(30);
     let file = file_for(&site, 8080, "observe = \"1h\"\nmargin = \"5s\"");
-    // Nothing answers for the zone yet: start refuses that without --force.
+    // Nothing answers for the zone yet: plan and start refuse that without --force.
+    let planned = ok(
+        "migrate plan",
+        site.run(&["migrate", "plan", &file, "--force"], &[]),
+    );
+    assert!(
+        planned.contains("! nothing is running migrations on this store: once started"),
+        "expected plan to warn that nothing would run it, saw:\n{planned}"
+    );
+    let output = site.run(&["migrate", "plan", &file, "--force", "--json"], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&output.stdout).is_ok()
+            && stderr.contains("warning: nothing is running migrations on this store"),
+        "expected the plan as JSON and the warning beside it on stderr, saw {:?}: {stderr}",
+        output.status
+    );
     let started = ok(
         "migrate start",
         site.run(&["migrate", "start", &file, "--force"], &[]),
@@ -444,6 +461,34 @@ fn a_migration_nothing_runs_says_so() {
         "expected show to say the step is overdue and why, saw:\n{shown}"
     );
     no_rust_words("migrate show", &shown);
+    // `migrate show ID | head -3` (the case): three lines read, the
+    // pipe closed, the command ends quietly.
+    {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["--config", &site.config.display().to_string()])
+            .args(["migrate", "show", &id.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run cutover");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        for _ in 0..3 {
+            assert!(
+                lines.next().is_some_and(|l| l.is_ok()),
+                "expected three lines"
+            );
+        }
+        drop(lines);
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            (output.status.success() || output.status.signal() == Some(13)) && stderr.is_empty(),
+            "expected `migrate show | head -3` to end quietly, saw {:?}: {stderr}",
+            output.status
+        );
+    }
 
     // With serve running on the store, it carries the migration out.
     let _serve = site.serve(&[]);
@@ -454,6 +499,37 @@ fn a_migration_nothing_runs_says_so() {
     assert!(
         !text.contains("overdue") && text.contains("(in "),
         "expected the next step counted down, nothing overdue, saw:\n{text}"
+    );
+    let planned = ok(
+        "migrate plan",
+        site.run(&["migrate", "plan", &file, "--force"], &[]),
+    );
+    assert!(
+        !planned.contains("nothing is running migrations"),
+        "expected no warning with serve running, saw:\n{planned}"
+    );
+}
+
+/// `migrate start --json` says who carries the migration out, as the text does.
+#[test]
+fn start_as_json_says_who_carries_it_out() {
+    let site = Site::new(30);
+    let file = file_for(&site, 8080, "observe = \"1h\"\nmargin = \"5s\"");
+    let started = ok(
+        "migrate start --json",
+        site.run(&["migrate", "start", &file, "--force", "--json"], &[]),
+    );
+    let started: serde_json::Value = serde_json::from_str(&started).expect("start's JSON");
+    assert_eq!(started["carried_by"], "nobody", "{started}");
+    assert!(
+        started["attention"]
+            .as_str()
+            .is_some_and(|a| a.contains("nothing is running this migration")),
+        "expected the JSON to say that nothing runs it, saw {started}"
+    );
+    assert!(
+        started["id"].is_i64() && started["plan"]["steps"].is_array(),
+        "{started}"
     );
 }
 

@@ -1,4 +1,4 @@
-//! The TSIG matrix of RELIABILITY.md through a running `cutover serve`,
+//! The TSIG fault matrix through a running `cutover serve`,
 //! over UDP and over TCP, each case compared with what knotd answers to the
 //! same message: wrong secret, unknown key, skewed clock (signed 400 s in
 //! the past, and `faketime -f -400s kdig`), TSIG not last, oversized MAC,

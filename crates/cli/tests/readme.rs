@@ -403,3 +403,103 @@ fn the_examples_the_tour_needs_exist() {
         );
     }
 }
+
+/// Every text file of the repository a newcomer reads (docs, sources,
+/// scripts, configs), skipping build output.
+fn repository_texts(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !matches!(name.as_str(), "target" | ".git" | "corpus" | "artifacts") {
+                repository_texts(&path, out);
+            }
+        } else if [
+            ".md", ".rs", ".toml", ".sh", ".py", ".html", ".js", ".service",
+        ]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+            || name == "run"
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// The `….md` names a text mentions (a path of letters, digits, `_./-`).
+fn documents_named(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(".md") {
+        let end = from + at + 3;
+        let next_is_word = bytes
+            .get(end)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        let mut start = from + at;
+        while start > 0 && {
+            let b = bytes[start - 1];
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-')
+        } {
+            start -= 1;
+        }
+        if !next_is_word && start < from + at {
+            found.push(text[start..end].to_owned());
+        }
+        from = end;
+    }
+    found
+}
+
+/// A document the repository names is in the repository: a plan the code
+/// outgrew (PRODUCT.md) or notes kept beside the checkout (RELIABILITY.md)
+/// once were cited by files a newcomer reads, and a clean clone has neither.
+#[test]
+fn every_document_the_repository_names_is_in_it() {
+    let root = root().canonicalize().unwrap();
+    let mut files = Vec::new();
+    repository_texts(&root, &mut files);
+    assert!(
+        files.len() > 100,
+        "expected the repository's files, found {}",
+        files.len()
+    );
+    let mut missing = Vec::new();
+    let mut named = 0;
+    // This file names missing documents on purpose, as examples.
+    for file in files
+        .iter()
+        .filter(|f| !f.ends_with("crates/cli/tests/readme.rs"))
+    {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for document in documents_named(&text) {
+            named += 1;
+            let here = file.parent().unwrap().join(&document);
+            if !root.join(&document).is_file() && !here.is_file() {
+                missing.push(format!(
+                    "{}: {document}",
+                    file.strip_prefix(&root).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        named >= 10,
+        "expected the docs to name each other, found {named}"
+    );
+    assert!(
+        missing.is_empty(),
+        "documents named but not in the repository:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn a_named_document_is_found_where_it_is_named() {
+    assert_eq!(
+        documents_named("see PRODUCT.md, ../shared/PEERS.md and docs/config.md; not x.mdx"),
+        ["PRODUCT.md", "../shared/PEERS.md", "docs/config.md"]
+    );
+}

@@ -380,6 +380,19 @@ fn flushing_the_cache_at_the_switch_moves_clients_at_once() {
         !shown.contains("flush caches     failed") && !shown.contains("\"Ok\""),
         "expected no failed flush and no raw Result in migrate show:\n{shown}"
     );
+    // Each wait is told in text with its reason, as in JSON.
+    for waited in detail["migration"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["kind"] == "flush_caches" && s["outcome"] == "waiting")
+    {
+        let reason = waited["reason"].as_str().expect("a wait has its reason");
+        assert!(
+            shown.contains("flush caches     waiting") && shown.contains(reason),
+            "expected the wait and its reason ({reason}) in migrate show's text:\n{shown}"
+        );
+    }
     let switch = switched_at(&samples, IpAddr::V4(NEW), Duration::ZERO).expect("a switch");
     let last_old = last_served_by(&samples, "old", Duration::MAX).unwrap_or_default();
     let lag = last_old.saturating_sub(switch);

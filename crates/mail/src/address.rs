@@ -164,7 +164,7 @@ mod tests {
     /// A check that a refusal is the expected kind.
     type Expectation = fn(&PathRefusal) -> bool;
 
-    /// Every open-relay trick of RELIABILITY.md is refused before the domain check.
+    /// Every open-relay trick (%-hack, bang paths, source routes, quoted @) is refused before the domain check.
     #[test]
     fn open_relay_tricks_are_refused() {
         let cases: [(&str, Expectation); 8] = [

@@ -52,7 +52,7 @@ fn swaks(port: u16, arguments: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 
-/// Every open-relay trick of RELIABILITY.md gets 5xx at RCPT (swaks
+/// Every open-relay trick (%-hack, bang path, source route, quoted @) gets 5xx at RCPT (swaks
 /// --quit-after RCPT), and so does an unknown user while the primary is down.
 #[test]
 fn open_relay_list_and_backscatter_get_5xx() {

@@ -182,7 +182,7 @@ fn storage_failure_is_451() {
     assert_eq!(codes(&feed(&mut session, "MAIL FROM:<>\r\n")), [250]);
 }
 
-/// Every open-relay trick of RELIABILITY.md, and a foreign domain, get 5xx at RCPT.
+/// Every open-relay trick (%-hack, bang path, source route, quoted @), and a foreign domain, get 5xx at RCPT.
 #[test]
 fn open_relay_tricks_get_5xx_at_rcpt() {
     for path in [

@@ -8,6 +8,7 @@ mod support;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 
+use cutover_migrate::runner::{Cause, EventKind};
 use cutover_migrate::{Clock, Migrations, State, StepKind};
 use cutover_zone::{Rdata, RecordType, Rrset};
 use support::*;
@@ -155,6 +156,29 @@ fn a_record_changed_by_someone_else_stops_the_switch() {
         refused.len(),
         2,
         "the switch's intents are marked refused: {refused:?}"
+    );
+    // The history says why: the change of state is an event caused by the
+    // conflict, with the evidence (issue "every word true", 6).
+    let detail = m.show(id).expect("show");
+    let stopped = detail
+        .events
+        .iter()
+        .find(|e| e.kind == EventKind::State && e.text.contains("failed"))
+        .unwrap_or_else(|| {
+            panic!(
+                "expected a state event for the failure: {:#?}",
+                detail.events
+            )
+        });
+    assert_eq!(
+        stopped.cause,
+        Cause::Conflict,
+        "expected the failure caused by the conflict, saw {stopped:?}"
+    );
+    assert!(
+        stopped.text.contains("on a conflict") || stopped.text.contains("changed by someone else"),
+        "expected the event to say the conflict, saw {:?}",
+        stopped.text
     );
     assert!(
         m.tick(id, &w.fx()).expect("tick").did.is_empty(),

@@ -41,7 +41,7 @@ use super::countdown::{Countdown, Display, Stream};
 use cutover_migrate::words::seconds;
 use cutover_server::config::{Config, ConfigError};
 use cutover_server::scheduler::lease::{self, Lease};
-use cutover_server::scheduler::presence::{annotated, Presence};
+use cutover_server::scheduler::presence::{annotated, scheduler_runs, Annotated, Presence};
 use cutover_server::scheduler::Wiring;
 
 /// The `migrate` verbs.
@@ -145,8 +145,16 @@ pub fn run(command: &MigrateCommand, path: &Path, config: Option<&Path>) -> anyh
     match command {
         MigrateCommand::Plan(args) => {
             let (_, _, plan) = make_plan(args, &path, &migrations, &site, config)?;
+            let unattended = (!scheduler_runs(&path)).then_some(
+                "nothing is running migrations on this store: once started, nothing happens \
+                 until `cutover serve` runs with this store, or `cutover migrate run ID` runs it here",
+            );
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
+                // The plan's JSON is the plan alone; the warning goes beside it.
+                if let Some(note) = unattended {
+                    eprintln!("warning: {note}");
+                }
             } else {
                 print!("{}", render(&plan));
                 println!(
@@ -154,6 +162,9 @@ pub fn run(command: &MigrateCommand, path: &Path, config: Option<&Path>) -> anyh
                     args.file.display(),
                     if args.force { " --force" } else { "" }
                 );
+                if let Some(note) = unattended {
+                    println!("! {note}.");
+                }
             }
             Ok(())
         }
@@ -162,7 +173,16 @@ pub fn run(command: &MigrateCommand, path: &Path, config: Option<&Path>) -> anyh
             // Stamped when stored: planning (a survey of the servers) takes a while.
             let id = migrations.start(&file_name, &text, &plan, Timestamp::now())?;
             if args.json {
-                println!("{}", serde_json::json!({"id": id, "plan": plan}));
+                let who = Annotated::new(&migrations.status(id)?, &path, Timestamp::now());
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": id,
+                        "plan": plan,
+                        "carried_by": who.carried_by,
+                        "attention": who.attention,
+                    })
+                );
             } else {
                 print!("{}", render(&plan));
                 println!("\nstarted migration {id}");

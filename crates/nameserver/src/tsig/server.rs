@@ -1,5 +1,5 @@
 //! The server side: verifying a received request and signing what is sent
-//! back, in the order RFC 8945 §5.2 gives and RELIABILITY.md insists on.
+//! back, in the order RFC 8945 §5.2 gives (the MAC checked before the time).
 //!
 //! ```text
 //!  request bytes ──find TSIG── none ─────────────────────────────▶ Unsigned (policy decides)

@@ -133,11 +133,17 @@ fn held(path: &Path) -> std::io::Result<bool> {
 pub fn carrier(store: &Path, id: i64) -> Carrier {
     if held(&super::lease::lock_path(store, id)).unwrap_or(false) {
         Carrier::Run
-    } else if held(&scheduler_path(store)).unwrap_or(false) {
+    } else if scheduler_runs(store) {
         Carrier::Serve
     } else {
         Carrier::Nobody
     }
+}
+
+/// True while the scheduler of a `cutover serve` holds the store at `store`
+/// (it carries out every migration no `migrate run` holds).
+pub fn scheduler_runs(store: &Path) -> bool {
+    held(&scheduler_path(store)).unwrap_or(false)
 }
 
 /// What an operator must know about who runs the migration, in words, or
