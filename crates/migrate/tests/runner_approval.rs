@@ -26,7 +26,7 @@ fn the_gate_holds_the_switch_until_approved_and_names_who_approved() {
     let w = World::new();
     let m = w.open();
     let id = w.start(&m, &gated("switch"));
-    match m.approve(id, w.clock.now(), "alice") {
+    match m.approve(id, w.clock.now(), "alice", None) {
         Err(RunnerError::NotAwaitingApproval { state, .. }) => assert_eq!(state, State::Planned),
         other => panic!("expected a refusal before the gate, saw {other:?}"),
     }
@@ -92,7 +92,7 @@ fn the_gate_holds_the_switch_until_approved_and_names_who_approved() {
     }
 
     let approved_at = w.clock.now();
-    let summary = m.approve(id, approved_at, "alice").expect("approve");
+    let summary = m.approve(id, approved_at, "alice", None).expect("approve");
     assert_eq!(
         summary.state,
         State::Switching,
@@ -109,7 +109,7 @@ fn the_gate_holds_the_switch_until_approved_and_names_who_approved() {
     assert_eq!(r.did[0].reason.as_deref(), Some("approved by alice"));
     assert_eq!(r.did[0].evidence["approved_by"], "alice");
     assert_eq!(w.www().1, ["198.51.100.20"], "switched once approved");
-    match m.approve(id, w.clock.now(), "bob") {
+    match m.approve(id, w.clock.now(), "bob", None) {
         Err(e @ RunnerError::NotAwaitingApproval { .. }) => assert_eq!(
             e.to_string(),
             format!(
@@ -172,7 +172,7 @@ fn a_gate_before_a_wait_is_asked_when_the_wait_is_over_and_never_shortens_it() {
     assert_eq!(kinds(&r), ["approval"]);
     assert_eq!(r.state, State::AwaitingApproval);
     w.clock.advance(600);
-    m.approve(id, w.clock.now(), "ops").expect("approve");
+    m.approve(id, w.clock.now(), "ops", None).expect("approve");
     let r = m.tick(id, &w.fx()).expect("tick");
     assert_eq!(
         kinds(&r),
@@ -198,7 +198,7 @@ fn paused_at_the_gate_it_asks_again_when_resumed_and_after_a_rollback_too() {
     assert_eq!(m.status(id).expect("status").state, State::AwaitingApproval);
     m.pause(id, w.clock.now(), "lunch").expect("pause");
     assert!(
-        m.approve(id, w.clock.now(), "alice").is_err(),
+        m.approve(id, w.clock.now(), "alice", None).is_err(),
         "a paused migration awaits no approval"
     );
     m.resume(id, w.clock.now()).expect("resume");
@@ -213,7 +213,8 @@ fn paused_at_the_gate_it_asks_again_when_resumed_and_after_a_rollback_too() {
         .filter(|s| s.kind == "approval" && s.outcome == Some(StepOutcome::Waiting))
         .count();
     assert_eq!(waits, 2, "each wait at the gate is recorded");
-    m.approve(id, w.clock.now(), "alice").expect("approve");
+    m.approve(id, w.clock.now(), "alice", None)
+        .expect("approve");
     let r = m.tick(id, &w.fx()).expect("tick");
     assert_eq!(kinds(&r), ["approval", "switch", "flush_caches"]);
 
@@ -238,7 +239,10 @@ fn paused_at_the_gate_it_asks_again_when_resumed_and_after_a_rollback_too() {
         ["192.0.2.10"],
         "not switched again without approval"
     );
-    m.approve(id, w.clock.now(), "bob").expect("approve");
+    m.approve(id, w.clock.now(), "bob", Some("checked by hand"))
+        .expect("approve");
+    let last = m.events(id).expect("events").pop().expect("an event");
+    assert_eq!(last.text, "approved by bob: checked by hand");
     let r = m.tick(id, &w.fx()).expect("tick");
     assert_eq!(r.did[0].reason.as_deref(), Some("approved by bob"));
     assert_eq!(w.www().1, ["198.51.100.20"]);

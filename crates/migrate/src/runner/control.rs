@@ -22,8 +22,8 @@ pub(super) enum Control<'a> {
     Abort(&'a str),
     /// Roll back, with a reason.
     Rollback(&'a str),
-    /// Approve the gate the migration waits at, by whom.
-    Approve(&'a str),
+    /// Approve the gate the migration waits at: by whom, and why.
+    Approve(&'a str, Option<&'a str>),
 }
 
 /// Applies an operator's command.
@@ -63,7 +63,8 @@ fn command_in(
         Control::Pause(reason) | Control::Abort(reason) | Control::Rollback(reason) => {
             Some(reason.to_string())
         }
-        Control::Resume | Control::Approve(_) => None,
+        Control::Approve(_, reason) => reason.map(str::to_string),
+        Control::Resume => None,
     };
     let mut kind = EventKind::State;
     let mut by = None;
@@ -123,7 +124,7 @@ fn command_in(
             m.attempts = 0;
             m.last_try_at = None;
         }
-        Control::Approve(who) => {
+        Control::Approve(who, _) => {
             let gate = match m.state {
                 State::AwaitingApproval => events::waiting_gate(conn, path, id, m.cursor)?,
                 _ => None,

@@ -240,15 +240,13 @@ pub(super) fn words(event: &Event) -> String {
         Cause::Conflict => " on a conflict",
     };
     let head = match event.kind {
-        EventKind::Approval => {
-            return format!(
-                "approved by {}",
-                event
-                    .by
-                    .as_deref()
-                    .unwrap_or("an operator whose name was not recorded")
-            )
-        }
+        EventKind::Approval => format!(
+            "approved by {}",
+            event
+                .by
+                .as_deref()
+                .unwrap_or("an operator whose name was not recorded")
+        ),
         EventKind::Started => {
             return match &event.reason {
                 Some(from) => format!("started{by} {from}"),

@@ -698,16 +698,22 @@ impl Migrations {
         )
     }
 
-    /// Approves the gate a migration awaits approval at (`by`: who, as
-    /// recorded in its event); the next tick goes past the gate. Refused
-    /// when the migration is not awaiting approval.
-    pub fn approve(&self, id: i64, now: Timestamp, by: &str) -> Result<Summary, RunnerError> {
+    /// Approves the gate a migration awaits approval at (`by`: who, and
+    /// `reason`, as recorded in its event); the next tick goes past the
+    /// gate. Refused when the migration is not awaiting approval.
+    pub fn approve(
+        &self,
+        id: i64,
+        now: Timestamp,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<Summary, RunnerError> {
         control::control(
             &mut self.conn(),
             &self.path,
             id,
             now,
-            control::Control::Approve(by),
+            control::Control::Approve(by, reason),
         )
     }
 
