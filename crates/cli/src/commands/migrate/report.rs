@@ -352,10 +352,15 @@ pub fn approved_text(summary: &Summary, events: &[Event], note: Option<&str>) ->
         .find(|e| e.kind == cutover_migrate::runner::EventKind::Approval);
     let mut out = match approval {
         Some(event) => format!(
-            "migration {}: {} at {}; it goes on ({})\n",
+            "migration {}: approved by {} at {}{}; it goes on ({})\n",
             summary.id,
-            event.text,
+            event.by.as_deref().unwrap_or("an operator"),
             clock(event.at),
+            event
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
             summary.state
         ),
         None => format!(
