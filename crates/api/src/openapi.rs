@@ -210,7 +210,8 @@ pub fn error_codes(route: &Route) -> BTreeSet<ErrorCode> {
         | R::MigrationPause
         | R::MigrationResume
         | R::MigrationAbort
-        | R::MigrationRollback => {
+        | R::MigrationRollback
+        | R::MigrationApprove => {
             codes.insert(ErrorCode::Rejected);
         }
         _ => {}

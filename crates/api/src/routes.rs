@@ -152,6 +152,8 @@ pub enum RouteId {
     MigrationAbort,
     /// Roll a migration back.
     MigrationRollback,
+    /// Approve the gate a migration awaits approval at.
+    MigrationApprove,
     /// Server-sent events of one migration.
     MigrationEvents,
 }
@@ -233,6 +235,7 @@ pub const ROUTES: &[Route] = &[
     route(R::MigrationResume, Post, "/api/v1/migrations/{id}/resume", Admin, "Go on with a paused migration.", Some("MigrationAction"), "MigrationSummary"),
     route(R::MigrationAbort, Post, "/api/v1/migrations/{id}/abort", Admin, "Stop for good, records left as they are.", Some("MigrationAction"), "MigrationSummary"),
     route(R::MigrationRollback, Post, "/api/v1/migrations/{id}/rollback", Admin, "Put the old values back (low TTL kept), then the original TTLs.", Some("MigrationAction"), "MigrationSummary"),
+    route(R::MigrationApprove, Post, "/api/v1/migrations/{id}/approve", Admin, "Approve the gate a migration awaits approval at (`approve = \"before_STEP\"`), recorded with the token's name; refused when it awaits none.", Some("MigrationAction"), "MigrationSummary"),
     route(R::MigrationEvents, Get, "/api/v1/migrations/{id}/events", Read, "Server-sent events: `migration` with the detail whenever it changes.", None, "text/event-stream"),
 ];
 

@@ -471,7 +471,7 @@ pub struct MigrationFileBody {
     pub force: bool,
 }
 
-/// `POST /api/v1/migrations/{id}/pause|resume|abort|rollback`.
+/// `POST /api/v1/migrations/{id}/pause|resume|abort|rollback|approve`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationAction {

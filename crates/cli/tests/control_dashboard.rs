@@ -334,3 +334,59 @@ fn the_dashboard_shows_the_timeline_and_the_propagation_matrix() {
         png.len()
     );
 }
+
+/// A migration held at its approval gate shows since when and, for an
+/// admin token, an Approve button; once approved (here through the API:
+/// this test reads the DOM, it does not click), who approved and when.
+#[test]
+fn the_dashboard_shows_the_approval_gate_and_who_approved() {
+    let site = Site::start("");
+    let text = format!(
+        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\napprove = \"before_lower_ttls\"\n\
+         [[move]]\nfrom = \"127.0.0.2\"\nto = \"127.0.0.3\"\n[ttl]\nduring = 1\n[schedule]\nmargin = 1\nobserve = \"300s\"\n\
+         [verify]\nauthorities = [\"{}\"]\nresolvers = []\ntries = 1\ninterval = 1\n",
+        site.dns
+    );
+    let body = json!({"file_name": "move-web.toml", "text": text}).to_string();
+    let (status, created) = site.call("POST", "/api/v1/migrations", Some(&site.admin), Some(&body));
+    assert_eq!(
+        status, 200,
+        "expected the migration started, seen {created}"
+    );
+    let id = created["id"].as_i64().expect("an id");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while summary(&site, id)["state"] != "awaiting_approval" {
+        assert!(
+            Instant::now() < deadline,
+            "expected the migration at its gate within 20 s, seen {}",
+            summary(&site, id)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waiting = dom_when(&site, "the approval gate", |dom| {
+        dom.contains(&format!("data-migration=\"{id}\"")) && dom.contains("data-awaiting-since")
+    });
+    assert!(
+        waiting.contains("data-action=\"approve\"") && waiting.contains("Awaiting approval since"),
+        "expected the Approve button and since when, DOM:\n{waiting}"
+    );
+    assert_eq!(
+        step_state(&waiting, "approval").as_deref(),
+        Some("next"),
+        "expected the gate next in the timeline"
+    );
+    let (status, approved) = site.call(
+        "POST",
+        &format!("/api/v1/migrations/{id}/approve"),
+        Some(&site.admin),
+        None,
+    );
+    assert_eq!(status, 200, "expected the approval, seen {approved}");
+    let after = dom_when(&site, "who approved", |dom| {
+        dom.contains("approved by ops at ")
+    });
+    assert!(
+        !after.contains("data-action=\"approve\""),
+        "expected no Approve button once approved, DOM:\n{after}"
+    );
+}

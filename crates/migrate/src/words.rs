@@ -107,6 +107,12 @@ pub fn evidence_lines(evidence: &Value) -> Vec<String> {
     ) {
         out.push(format!("waited from {since} until {until}"));
     }
+    if let (Some(since), Some(at)) = (
+        evidence["awaited_since"].as_str(),
+        evidence["approved_at"].as_str(),
+    ) {
+        out.push(format!("awaited approval from {since} until {at}"));
+    }
     for (role, servers) in [
         ("authority", &evidence["survey"]["authorities"]),
         ("resolver", &evidence["survey"]["resolvers"]),

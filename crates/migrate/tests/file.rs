@@ -397,3 +397,30 @@ fn a_relative_secret_file_is_taken_from_the_files_folder() {
     assert_eq!(file.spots.local_files.len(), 1, "{:?}", file.spots);
     assert!(file.spots.inline_secrets.is_empty());
 }
+
+/// `approve` names a planned step after `before_`: anything else is refused
+/// at its place with every gate it could be; a known one is read.
+#[test]
+fn an_approval_gate_names_a_planned_step() {
+    let moves = "[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n";
+    let top = "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n";
+    refused_at(&[
+        (&format!("{top}approve = ‸\"before_swich\"\n{moves}"), "unknown approval gate \"before_swich\": expected \"before_\" and a step's name, one of \"before_lower_ttls\", \"before_wait_for_caches\", \"before_verify_new\", \"before_note_serials\", \"before_switch\", \"before_flush_caches\", \"before_verify_switch\", \"before_observe\" or \"before_restore_ttls\""),
+        (&format!("{top}approve = ‸\"switch\"\n{moves}"), "unknown approval gate \"switch\""),
+        (&format!("{top}approve = ‸\"before_approval\"\n{moves}"), "unknown approval gate"),
+        (&format!("{top}approve = ‸true\n{moves}"), "invalid type"),
+    ]);
+    let file = MigrationFile::parse(
+        &format!("{top}approve = \"before_switch\"\n{moves}"),
+        "m.toml",
+    )
+    .expect("a known gate parses");
+    assert_eq!(file.approve, Some(cutover_migrate::StepKind::Switch));
+    assert_eq!(
+        file.spots.approve.map(|s| (s.line, s.column)),
+        Some((4, 11)),
+        "its place is kept"
+    );
+    let none = MigrationFile::parse(&format!("{top}{moves}"), "m.toml").expect("parses");
+    assert_eq!(none.approve, None, "no gate unless the file asks");
+}

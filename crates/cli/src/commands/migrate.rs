@@ -8,6 +8,8 @@
 //!  list | status [ID] | show ID          read the migration tables of the store, and who runs
 //!              each migration (scheduler::presence): a step nothing runs is "overdue", not "5 min ago"
 //!  pause | resume | abort --yes | rollback --yes   change its state (rollback is carried out right away)
+//!  approve ID  record the approval (by the local user) of the gate it awaits at (`approve = "before_STEP"`);
+//!              refused (exit 1) when it awaits none. `run` waits at the gate until someone approves.
 //! ```
 //!
 //! Exit status: 0 when the command did what it says (`run`: the migration
@@ -33,15 +35,19 @@ use jiff::Timestamp;
 mod report;
 mod site;
 
+pub use self::report::{
+    approved_text, print_audit, print_step, render_detail, render_summaries, Listed,
+};
 use self::report::{clock, label, print_control, print_started, print_summaries, show};
-pub use self::report::{print_audit, print_step, render_detail, render_summaries, Listed};
 use self::site::{exposure, site_hazards};
 use super::common::Unconfirmed;
 use super::countdown::{Countdown, Display, Stream};
 use cutover_migrate::words::seconds;
 use cutover_server::config::{Config, ConfigError};
 use cutover_server::scheduler::lease::{self, Lease};
-use cutover_server::scheduler::presence::{annotated, scheduler_runs, Annotated, Presence};
+use cutover_server::scheduler::presence::{
+    annotated, attention, carrier, scheduler_runs, Annotated, Presence,
+};
 use cutover_server::scheduler::Wiring;
 
 /// The `migrate` verbs.
@@ -67,6 +73,21 @@ pub enum MigrateCommand {
     Abort(ConfirmArgs),
     /// Put the old values back (low TTL kept), then the original TTLs (needs --yes).
     Rollback(ConfirmArgs),
+    /// Approve the gate a migration awaits approval at (`approve = "before_switch"`): it goes on.
+    Approve(ApproveArgs),
+}
+
+/// A migration id to approve, why, and the output format.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The migration's id.
+    pub(crate) id: i64,
+    /// Why, for the record (beside who approved).
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// A migration file and the output format.
@@ -227,6 +248,17 @@ pub fn run(command: &MigrateCommand, path: &Path, config: Option<&Path>) -> anyh
             let summary = migrations.resume(args.id, now)?;
             print_control(&summary, &path, args.json)
         }
+        MigrateCommand::Approve(args) => {
+            let summary =
+                migrations.approve(args.id, now, &local_user(), args.reason.as_deref())?;
+            if args.json {
+                return print_control(&summary, &path, true);
+            }
+            let events = migrations.events(args.id)?;
+            let note = attention(&summary, carrier(&path, args.id), now);
+            print!("{}", approved_text(&summary, &events, note.as_deref()));
+            Ok(())
+        }
         MigrateCommand::Abort(args) => {
             if !args.yes {
                 return Err(Unconfirmed(format!(
@@ -288,6 +320,18 @@ pub fn run(command: &MigrateCommand, path: &Path, config: Option<&Path>) -> anyh
 
 /// What `migrate list` says of a store without migrations (here and through `--server`).
 pub const NO_MIGRATIONS: &str = "no migrations in this store";
+
+/// Who approves on the command line: the local user, as the environment
+/// names them.
+fn local_user() -> String {
+    let name = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()));
+    match name {
+        Some(name) => format!("local user {}", name.trim()),
+        None => "a local user whose name the environment does not give".into(),
+    }
+}
 
 /// The reason recorded for an operator's command given without one.
 const FROM_THE_COMMAND_LINE: &str = "on the command line";
@@ -447,6 +491,10 @@ pub fn run_foreground(
                 print_step(step);
             }
         }
+        if report.state == State::AwaitingApproval {
+            await_approval(migrations, id, json)?;
+            continue;
+        }
         let Some(due) = report.next_due.filter(|_| runs_on(report.state)) else {
             let summary = migrations.status(id)?;
             if summary.state.is_final() {
@@ -461,6 +509,27 @@ pub fn run_foreground(
         let next = migrations.status(id)?.next_step;
         wait_until(due, next.map(|k| label(k.as_str())), display);
     }
+}
+
+/// Waits (reading the store twice a second) until migration `id` no longer
+/// awaits approval: approved elsewhere (`cutover migrate approve`, the
+/// dashboard, the API), paused, aborted or rolled back.
+fn await_approval(migrations: &Migrations, id: i64, json: bool) -> anyhow::Result<()> {
+    let summary = migrations.status(id)?;
+    if !json {
+        let since = summary
+            .awaiting_approval_since
+            .map(|t| format!(" since {}", clock(t)))
+            .unwrap_or_default();
+        println!(
+            "   … awaiting approval{since}: `cutover migrate approve {id}`, the dashboard's Approve button or POST /api/v1/migrations/{id}/approve lets it go on"
+        );
+        let _ = std::io::stdout().flush();
+    }
+    while migrations.status(id)?.state == State::AwaitingApproval {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(())
 }
 
 /// The lease of migration `id`, waiting up to 5 s for a scheduler's tick to

@@ -8,6 +8,7 @@
 //!  zone export ────────────▶ GET  /api/v1/zones/{zone}/export
 //!  record add|set|delete ──▶ POST /api/v1/zones/{zone}/records
 //!  migrate list | show ID ─▶ GET  /api/v1/migrations[/{id}]
+//!  migrate approve ID ─────▶ POST /api/v1/migrations/{id}/approve (who: the token's name)
 //!  mail queue ─────────────▶ GET  /api/v1/mail/queue
 //!  an error answer ────────▶ its message, exit status 1
 //! ```
@@ -16,16 +17,18 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use cutover_api::{
-    ChangeAction, ChangeResult, ErrorBody, MailQueue, MigrationList, RecordChange, ZoneExport,
-    ZoneList,
+    ChangeAction, ChangeResult, ErrorBody, MailQueue, MigrationAction, MigrationList, RecordChange,
+    ZoneExport, ZoneList,
 };
-use cutover_migrate::runner::{AuditEntry, Detail};
+use cutover_migrate::runner::{AuditEntry, Detail, Summary};
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::mail::{render_queue, MailCommand};
-use super::migrate::{render_detail, render_summaries, Listed, MigrateCommand, NO_MIGRATIONS};
+use super::migrate::{
+    approved_text, render_detail, render_summaries, Listed, MigrateCommand, NO_MIGRATIONS,
+};
 use super::record::RecordCommand;
 use super::tree::{Cli, Command};
 use super::zone::{ListedZone, ZoneCommand};
@@ -119,7 +122,9 @@ pub fn reach(command: &Command) -> Reach {
     match command {
         Command::Zone(ZoneCommand::List | ZoneCommand::Export { .. })
         | Command::Record(_)
-        | Command::Migrate(MigrateCommand::List(_) | MigrateCommand::Show(_))
+        | Command::Migrate(
+            MigrateCommand::List(_) | MigrateCommand::Show(_) | MigrateCommand::Approve(_),
+        )
         | Command::Mail(super::mail::MailArgs {
             command: MailCommand::Queue { .. },
             ..
@@ -145,7 +150,8 @@ pub fn refusal(cli: &Cli, server: &str, reach: Reach) -> anyhow::Error {
         true => format!("CUTOVER_SERVER is set to {server}"),
         false => format!("--server {server} was given"),
     };
-    let remote = "zone list, zone export, record add|set|delete, migrate list|show, mail queue";
+    let remote =
+        "zone list, zone export, record add|set|delete, migrate list|show|approve, mail queue";
     match reach {
         Reach::Here => anyhow!(
             "{source}, but this command runs on this machine, not through the API: drop --server"
@@ -298,6 +304,28 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                     Timestamp::now(),
                     colour()
                 )
+            );
+            Ok(())
+        }
+        Command::Migrate(MigrateCommand::Approve(args)) => {
+            let id = args.id;
+            let body = serde_json::to_string(&MigrationAction {
+                reason: args.reason.clone(),
+            })?;
+            let answer: Value =
+                remote.call("POST", &format!("/migrations/{id}/approve"), Some(body))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+                return Ok(());
+            }
+            let unreadable = "the server answered a migration this cutover cannot read";
+            let attention = answer["attention"].as_str().map(str::to_owned);
+            let summary: Summary = serde_json::from_value(answer).context(unreadable)?;
+            // Who approved and when, as the server recorded it.
+            let detail: Detail = remote.call("GET", &format!("/migrations/{id}"), None)?;
+            print!(
+                "{}",
+                approved_text(&summary, &detail.events, attention.as_deref())
             );
             Ok(())
         }

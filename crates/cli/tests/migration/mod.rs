@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
+#[allow(unused_imports)]
 pub use cutover_peers::http::{get, HttpServer};
 #[allow(unused_imports)]
 pub use cutover_peers::{

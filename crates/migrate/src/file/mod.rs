@@ -33,6 +33,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::plan::StepKind;
 use crate::provider::{KeySpec, ProviderSpec};
 
 /// The migration file format versions this build reads.
@@ -66,6 +67,9 @@ pub struct MigrationFile {
     pub flush: Flush,
     /// The mail relay's part in the move, if any.
     pub mail: Option<MailMove>,
+    /// The step that waits for an operator's approval before it runs
+    /// (`approve = "before_switch"`), if any.
+    pub approve: Option<StepKind>,
 }
 
 /// One thing that moves.
@@ -248,6 +252,8 @@ pub struct Spots {
     pub mail: Option<Spot>,
     /// The `[mail]` table's `from` value.
     pub mail_from: Option<Spot>,
+    /// The `approve` value, when written.
+    pub approve: Option<Spot>,
     /// Secrets written in the file: the key (`provider.api_key`) and the
     /// place of its value.
     pub inline_secrets: Vec<(String, Spot)>,

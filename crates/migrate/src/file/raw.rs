@@ -48,6 +48,9 @@ pub(super) struct RawV1 {
     /// `[mail]`.
     #[serde(default)]
     pub mail: Option<Spanned<RawMail>>,
+    /// `approve = "before_switch"`: the step an operator's approval gates.
+    #[serde(default)]
+    pub approve: Option<Spanned<String>>,
 }
 
 /// `provider = { kind = …, … }` as written: every key any kind takes; which

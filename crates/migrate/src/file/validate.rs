@@ -27,6 +27,7 @@ use super::{
     DEFAULT_INTERVAL, DEFAULT_MARGIN, DEFAULT_OBSERVE, DEFAULT_TRIES, MAX_DURING_TTL, MAX_INTERVAL,
     MAX_MARGIN, MAX_OBSERVE, MAX_TRIES, MAX_TTL,
 };
+use crate::plan::StepKind;
 use crate::provider::{KeySpec, ProviderSpec, Secret, CLOUD_UNAVAILABLE, KINDS};
 
 /// What a number of seconds in the file is, which decides the text it
@@ -176,6 +177,7 @@ impl Place<'_> {
         let verify = self.verify(raw.verify.as_ref())?;
         let flush = self.flush(raw.flush)?;
         let mail = raw.mail.as_ref().map(|m| self.mail(m)).transpose()?;
+        let approve = raw.approve.as_ref().map(|a| self.approve(a)).transpose()?;
         Ok(MigrationFile {
             name: self.file.to_string(),
             spots: self.spots,
@@ -189,6 +191,33 @@ impl Place<'_> {
             verify,
             flush,
             mail,
+            approve,
+        })
+    }
+
+    /// `approve = "before_STEP"`: the planned step an operator's approval
+    /// gates, by its name.
+    fn approve(&mut self, text: &Spanned<String>) -> Result<StepKind, FileError> {
+        self.spots.approve = Some(self.of(text));
+        let s = text.get_ref().trim();
+        let named = s.strip_prefix("before_").and_then(|step| {
+            StepKind::PLANNED
+                .into_iter()
+                .find(|kind| kind.as_str() == step)
+        });
+        named.ok_or_else(|| {
+            let expected: Vec<String> = StepKind::PLANNED
+                .iter()
+                .map(|kind| format!("before_{}", kind.as_str()))
+                .collect();
+            let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+            self.on(
+                text,
+                format!(
+                    "unknown approval gate {s:?}: expected \"before_\" and a step's name, one of {}",
+                    quoted(&expected)
+                ),
+            )
         })
     }
 

@@ -115,6 +115,25 @@ pub enum StepKind {
     Observe,
     /// Put the final TTLs back.
     RestoreTtls,
+    /// Wait for an operator's approval (`approve = "before_<step>"` in the
+    /// file) before the step after it: nothing after it runs until then.
+    Approval,
+}
+
+impl StepKind {
+    /// The steps a plan always has, in their order (the approval gate,
+    /// only where the file asks for it, is not among them).
+    pub const PLANNED: [StepKind; 9] = [
+        StepKind::LowerTtls,
+        StepKind::WaitForCaches,
+        StepKind::VerifyNew,
+        StepKind::NoteSerials,
+        StepKind::Switch,
+        StepKind::FlushCaches,
+        StepKind::VerifySwitch,
+        StepKind::Observe,
+        StepKind::RestoreTtls,
+    ];
 }
 
 /// One step of the timeline.
@@ -458,6 +477,9 @@ pub fn plan(
         },
         why: "low TTLs cost queries and resilience once the move is settled".into(),
     });
+    if let Some(gated) = file.approve {
+        gate(&mut steps, gated);
+    }
 
     Ok(Plan {
         zone: file.zone.to_string(),
@@ -473,6 +495,31 @@ pub fn plan(
         flush: file.flush.caches.clone(),
         mail: file.mail.clone(),
     })
+}
+
+/// Puts the approval gate before the step `gated`: the gate takes that
+/// step's time and wait (it is asked when the step falls due), and the step
+/// follows it at once when approved, never earlier than its own time.
+fn gate(steps: &mut Vec<Step>, gated: StepKind) {
+    let Some(index) = steps.iter().position(|s| s.kind == gated) else {
+        return;
+    };
+    let step = &mut steps[index];
+    let after_previous = std::mem::take(&mut step.after_previous);
+    let before = render::step_words(gated);
+    let gate = Step {
+        kind: StepKind::Approval,
+        at: step.at,
+        after_previous,
+        what: format!(
+            "wait for approval before the {before}: nothing more runs until `cutover migrate approve ID`, the dashboard's Approve button or POST /api/v1/migrations/ID/approve"
+        ),
+        why: format!(
+            "the migration file asks for it (approve = \"before_{}\"); the migration waits here, across restarts, for as long as it takes",
+            gated.as_str()
+        ),
+    };
+    steps.insert(index, gate);
 }
 
 #[cfg(test)]

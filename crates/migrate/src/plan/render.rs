@@ -71,6 +71,11 @@ pub fn mail_words(plan: &Plan, kind: StepKind) -> Option<String> {
     }
 }
 
+/// A step's name in words ("switch", "verify switch").
+pub(crate) fn step_words(kind: StepKind) -> String {
+    kind.as_str().replace('_', " ")
+}
+
 /// A time as people read it in a plan: to the second (the plan keeps the
 /// exact instant; waits are rounded up, so no step shows earlier than it runs).
 pub(crate) fn to_second(at: jiff::Timestamp) -> jiff::Timestamp {

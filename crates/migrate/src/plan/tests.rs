@@ -492,3 +492,63 @@ fn a_cname_over_other_data_is_refused_at_planning() {
         plan(&f, &zone(), &Observations::default(), now()).expect("retargeting a CNAME is fine");
     assert_eq!(plan.changes[0].after, vec!["web.example.net.".to_string()]);
 }
+
+#[test]
+fn an_approval_gate_takes_the_time_and_wait_of_the_step_it_gates() {
+    let without = plan(&web(""), &zone(), &Observations::default(), now()).expect("plan");
+    let gated = file(
+        "approve = \"before_verify_switch\"\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n[schedule]\nmargin = 60\nobserve = \"1h\"\n",
+    );
+    let with = plan(&gated, &zone(), &Observations::default(), now()).expect("plan");
+    assert_eq!(with.steps.len(), without.steps.len() + 1, "one step more");
+    let at = with
+        .steps
+        .iter()
+        .position(|s| s.kind == StepKind::Approval)
+        .expect("a gate");
+    assert_eq!(
+        with.steps[at + 1].kind,
+        StepKind::VerifySwitch,
+        "just before the step it gates"
+    );
+    let plain = step(&without, StepKind::VerifySwitch);
+    let gate = &with.steps[at];
+    assert_eq!(
+        (gate.at, gate.after_previous),
+        (plain.at, plain.after_previous),
+        "the gate falls due when the gated step would have"
+    );
+    let verify = &with.steps[at + 1];
+    assert_eq!(
+        (verify.at, verify.after_previous),
+        (plain.at, 0),
+        "the gated step follows the approval at once, never before its own time"
+    );
+    assert!(
+        gate.what
+            .starts_with("wait for approval before the verify switch")
+            && gate.what.contains("cutover migrate approve"),
+        "{}",
+        gate.what
+    );
+    assert!(
+        gate.why.contains("approve = \"before_verify_switch\""),
+        "{}",
+        gate.why
+    );
+    let text = render(&with);
+    assert!(
+        text.contains("wait for approval before the verify switch"),
+        "the rendered plan shows the gate:\n{text}"
+    );
+    let json = serde_json::to_value(&with).expect("json");
+    assert_eq!(
+        json["steps"][at]["kind"], "approval",
+        "and its JSON: {json}"
+    );
+    // Everything but the gate is as without it.
+    let mut others = with.steps.clone();
+    others.remove(at);
+    others[at].after_previous = plain.after_previous;
+    assert_eq!(others, without.steps);
+}

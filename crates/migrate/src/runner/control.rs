@@ -1,4 +1,5 @@
-//! What operators do to a migration (pause, resume, abort, roll back), and
+//! What operators do to a migration (pause, resume, abort, roll back,
+//! approve the gate it waits at), and
 //! how the runner keeps such a command when it arrives while a step runs.
 
 use std::path::Path;
@@ -21,6 +22,8 @@ pub(super) enum Control<'a> {
     Abort(&'a str),
     /// Roll back, with a reason.
     Rollback(&'a str),
+    /// Approve the gate the migration waits at: by whom, and why.
+    Approve(&'a str, Option<&'a str>),
 }
 
 /// Applies an operator's command.
@@ -60,8 +63,12 @@ fn command_in(
         Control::Pause(reason) | Control::Abort(reason) | Control::Rollback(reason) => {
             Some(reason.to_string())
         }
+        Control::Approve(_, reason) => reason.map(str::to_string),
         Control::Resume => None,
     };
+    let mut kind = EventKind::State;
+    let mut by = None;
+    let mut step_id = None;
     match command {
         Control::Pause(reason) => {
             if m.state.is_final() || matches!(m.state, State::RolledBack | State::RollingBack) {
@@ -78,14 +85,19 @@ fn command_in(
                 m.last_try_at = None;
             }
             State::RolledBack if m.phase == Phase::Lowered => {
-                // Try the switch again, from the checks of the new servers.
-                m.cursor = m
-                    .plan
-                    .steps
+                // Try the switch again, from the checks of the new servers
+                // (behind the approval gate before them, if the file asks
+                // for one: an approval of the first try does not count).
+                let steps = &m.plan.steps;
+                m.cursor = steps
                     .iter()
                     .position(|s| s.kind == StepKind::VerifyNew)
+                    .map(|at| match at.checked_sub(1) {
+                        Some(gate) if steps[gate].kind == StepKind::Approval => gate,
+                        _ => at,
+                    })
                     .unwrap_or(m.cursor);
-                m.state = State::VerifyingNew;
+                m.state = m.state_at(m.cursor);
                 m.reason = None;
                 m.attempts = 0;
                 m.last_try_at = None;
@@ -112,6 +124,24 @@ fn command_in(
             m.attempts = 0;
             m.last_try_at = None;
         }
+        Control::Approve(who, _) => {
+            let gate = match m.state {
+                State::AwaitingApproval => events::waiting_gate(conn, path, id, m.cursor)?,
+                _ => None,
+            };
+            let Some(gate) = gate else {
+                return Err(RunnerError::NotAwaitingApproval { id, state: m.state });
+            };
+            // Back where the gated step puts it: the next tick finds the
+            // approval, goes past the gate and runs the step.
+            m.state = m.state_at(m.cursor);
+            m.reason = None;
+            m.attempts = 0;
+            m.last_try_at = None;
+            kind = EventKind::Approval;
+            by = Some(who.to_string());
+            step_id = Some(gate);
+        }
     }
     save(conn, path, &m, now)?;
     events::append(
@@ -121,12 +151,13 @@ fn command_in(
         now,
         &NewEvent {
             cause: Cause::Operator,
-            kind: EventKind::State,
-            step_id: None,
-            step: None,
+            kind,
+            step_id,
+            step: step_id.map(|_| "approval".to_string()),
             outcome: None,
             from: Some(from),
             to: Some(m.state),
+            by,
             reason: said,
         },
     )?;

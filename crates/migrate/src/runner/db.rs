@@ -125,6 +125,11 @@ const UPGRADES: &[&str] = &[
                'step', id, kind, outcome, reason
         FROM migration_step WHERE done_at IS NOT NULL ORDER BY done_at, id;
     "#,
+    // 2: who did it, for the events a named person causes (an approval:
+    // the API token's name, or the local user on the command line).
+    r#"
+    ALTER TABLE migration_event ADD COLUMN actor TEXT;
+    "#,
 ];
 
 /// How long a connection waits for another writer.
@@ -151,6 +156,14 @@ pub enum RunnerError {
         id: i64,
         /// What is wrong.
         reason: String,
+    },
+    /// An approval was given to a migration that awaits none.
+    #[error("migration {id} is {state}, not awaiting approval: there is nothing to approve")]
+    NotAwaitingApproval {
+        /// The migration.
+        id: i64,
+        /// Its state.
+        state: State,
     },
     /// The operation does not apply in the migration's state.
     #[error("migration {id} is {state}: cannot {operation}")]
@@ -254,6 +267,7 @@ pub(super) fn kind_str(k: StepKind) -> &'static str {
         StepKind::VerifySwitch => "verify_switch",
         StepKind::Observe => "observe",
         StepKind::RestoreTtls => "restore_ttls",
+        StepKind::Approval => "approval",
     }
 }
 
@@ -354,6 +368,7 @@ pub(super) fn insert(
             outcome: None,
             from: None,
             to: Some(State::Planned),
+            by: None,
             reason: Some(format!("from {file_name}")),
         },
     )?;
@@ -550,6 +565,7 @@ pub(super) fn unfinished(
                 outcome: None,
                 from: Some(m.state),
                 to: Some(m.state),
+                by: None,
                 reason: Some(
                     "cut short: the process stopped before the step ended; redone from its record"
                         .into(),
@@ -780,6 +796,7 @@ fn commit_merged_by(
                 outcome: Some(ending.outcome),
                 from: stored,
                 to: Some(m.state),
+                by: None,
                 reason: ending.reason.clone(),
             },
         )?;
@@ -789,7 +806,12 @@ fn commit_merged_by(
     // says where the migration went).
     let notable = matches!(
         m.state,
-        State::Paused | State::RollingBack | State::RolledBack | State::Done | State::Failed
+        State::Paused
+            | State::AwaitingApproval
+            | State::RollingBack
+            | State::RolledBack
+            | State::Done
+            | State::Failed
     );
     if stored != Some(m.state) && (ending.is_none() || notable) {
         events::append(
@@ -805,6 +827,7 @@ fn commit_merged_by(
                 outcome: None,
                 from: stored,
                 to: Some(m.state),
+                by: None,
                 // Rolled back and done need no reason: the events before say why.
                 reason: m
                     .reason

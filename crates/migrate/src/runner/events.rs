@@ -5,6 +5,7 @@
 //!
 //! ```text
 //!  insert ──▶ started            control (pause|resume|abort|rollback) ──▶ state, cause operator
+//!                                control approve ──▶ approval, cause operator, by: who
 //!  finish / note ──▶ step (+ state when it needs the operator's eye)
 //!  update ──▶ state (the runner's own change: automatic, or a conflict)
 //! ```
@@ -12,7 +13,7 @@
 use std::path::Path;
 
 use jiff::Timestamp;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::{ms, state_of, ts, On, RunnerError};
 use super::{Cause, Event, EventKind, State, StepOutcome};
@@ -35,6 +36,8 @@ pub(super) struct NewEvent {
     pub to: Option<State>,
     /// Why, in words.
     pub reason: Option<String>,
+    /// Who, when a named person did it (an approval).
+    pub by: Option<String>,
 }
 
 /// Appends an event at `at`.
@@ -47,8 +50,8 @@ pub(super) fn append(
 ) -> Result<(), RunnerError> {
     conn.execute(
         "INSERT INTO migration_event (migration_id, at, cause, kind, step_id, step, outcome,
-             state_from, state_to, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             state_from, state_to, reason, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             migration,
             ms(at),
@@ -60,6 +63,7 @@ pub(super) fn append(
             event.from.map(State::as_str),
             event.to.map(State::as_str),
             event.reason,
+            event.by,
         ],
     )
     .on(path)?;
@@ -70,7 +74,7 @@ pub(super) fn append(
 pub(super) fn of(conn: &Connection, path: &Path, id: i64) -> Result<Vec<Event>, RunnerError> {
     let mut stmt = conn
         .prepare(
-            "SELECT id, at, cause, kind, step_id, step, outcome, state_from, state_to, reason
+            "SELECT id, at, cause, kind, step_id, step, outcome, state_from, state_to, reason, actor
              FROM migration_event WHERE migration_id = ?1 ORDER BY id",
         )
         .on(path)?;
@@ -89,6 +93,7 @@ pub(super) fn of(conn: &Connection, path: &Path, id: i64) -> Result<Vec<Event>, 
                 kind: match kind.as_str() {
                     "started" => EventKind::Started,
                     "step" => EventKind::Step,
+                    "approval" => EventKind::Approval,
                     _ => EventKind::State,
                 },
                 step_id: r.get(4)?,
@@ -100,6 +105,7 @@ pub(super) fn of(conn: &Connection, path: &Path, id: i64) -> Result<Vec<Event>, 
                 from: r.get::<_, Option<String>>(7)?.as_deref().and_then(state_of),
                 to: r.get::<_, Option<String>>(8)?.as_deref().and_then(state_of),
                 reason: r.get(9)?,
+                by: r.get(10)?,
                 text: String::new(),
             };
             event.text = words(&event);
@@ -107,6 +113,69 @@ pub(super) fn of(conn: &Connection, path: &Path, id: i64) -> Result<Vec<Event>, 
         })
         .on(path)?;
     rows.collect::<Result<Vec<_>, _>>().on(path)
+}
+
+/// An operator's approval of a gate: who, when, and since when the gate
+/// had waited.
+pub(super) struct Approved {
+    /// Who approved.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+    /// When the gate's waiting attempt that was approved ended.
+    pub since: Timestamp,
+}
+
+/// The approval of the gate at plan position `position`, if its latest
+/// ended attempt is a wait that an operator approved (an approval of an
+/// earlier pass, before a rollback and a resume, does not count).
+pub(super) fn approval(
+    conn: &Connection,
+    path: &Path,
+    migration: i64,
+    position: usize,
+) -> Result<Option<Approved>, RunnerError> {
+    conn.query_row(
+        "SELECT e.actor, e.at, s.done_at FROM migration_event e
+             JOIN migration_step s ON s.id = e.step_id
+         WHERE e.migration_id = ?1 AND e.kind = 'approval' AND s.outcome = 'waiting'
+           AND s.id = (SELECT max(id) FROM migration_step
+                       WHERE migration_id = ?1 AND kind = 'approval' AND position = ?2
+                         AND done_at IS NOT NULL)
+         ORDER BY e.id DESC LIMIT 1",
+        params![migration, position as i64],
+        |r| {
+            Ok(Approved {
+                by: r
+                    .get::<_, Option<String>>(0)?
+                    .unwrap_or_else(|| "an operator".into()),
+                at: ts(r.get(1)?),
+                since: ts(r.get(2)?),
+            })
+        },
+    )
+    .optional()
+    .on(path)
+}
+
+/// The gate's latest ended attempt at plan position `position` if it is a
+/// wait (the one an approval now refers to).
+pub(super) fn waiting_gate(
+    conn: &Connection,
+    path: &Path,
+    migration: i64,
+    position: usize,
+) -> Result<Option<i64>, RunnerError> {
+    conn.query_row(
+        "SELECT id, outcome FROM migration_step
+         WHERE migration_id = ?1 AND kind = 'approval' AND position = ?2 AND done_at IS NOT NULL
+         ORDER BY id DESC LIMIT 1",
+        params![migration, position as i64],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+    )
+    .optional()
+    .on(path)
+    .map(|row| row.and_then(|(id, outcome)| (outcome.as_deref() == Some("waiting")).then_some(id)))
 }
 
 /// How many step attempts ended with each outcome, by step, over every
@@ -148,6 +217,7 @@ fn kind_str(kind: EventKind) -> &'static str {
         EventKind::Started => "started",
         EventKind::Step => "step",
         EventKind::State => "state",
+        EventKind::Approval => "approval",
     }
 }
 
@@ -170,6 +240,13 @@ pub(super) fn words(event: &Event) -> String {
         Cause::Conflict => " on a conflict",
     };
     let head = match event.kind {
+        EventKind::Approval => format!(
+            "approved by {}",
+            event
+                .by
+                .as_deref()
+                .unwrap_or("an operator whose name was not recorded")
+        ),
         EventKind::Started => {
             return match &event.reason {
                 Some(from) => format!("started{by} {from}"),
@@ -186,6 +263,7 @@ pub(super) fn words(event: &Event) -> String {
         },
         EventKind::State => match (event.cause, event.from, event.to) {
             (_, _, Some(State::Paused)) => format!("paused{by}"),
+            (_, _, Some(State::AwaitingApproval)) => "awaiting approval".into(),
             (_, _, Some(State::Aborted)) => format!("aborted{by}"),
             (Cause::Operator, _, Some(State::RollingBack)) => {
                 "rollback requested by the operator".into()

@@ -8,6 +8,8 @@
 //!                              │         Paused ◀── pause ── any ────┤      RolledBack (switch reverted, TTL still low)
 //!                              │            └── resume ─▶ where it was                    │ resume ─▶ VerifyingNew
 //!                              │                                                          │ rollback ─▶ RollingBack
+//!   approval gate (`approve = "before_STEP"`): the gate falls due ─▶ AwaitingApproval (step outcome: waiting)
+//!                 ── approve (an event naming who) ─▶ where it was ─▶ the gate is done, STEP runs
 //!   rollback (any point) ─▶ RollingBack: revert the switch (low TTL kept), restore the original TTLs ─▶ RolledBack
 //!   abort (any point)    ─▶ Aborted: nothing more is done; records stay as they are
 //!   provider Conflict    ─▶ Failed: someone else changed a record; nothing was overwritten
@@ -81,6 +83,9 @@ pub enum State {
     Done,
     /// Stopped by the operator or by failing pre-switch checks; `resume` goes on.
     Paused,
+    /// Held at the approval gate the file asks for: nothing runs until an
+    /// operator approves (`approve`); waiting, not failing.
+    AwaitingApproval,
     /// A rollback is being carried out.
     RollingBack,
     /// The switch was reverted (automatically: TTL still low; manually: TTLs restored too).
@@ -152,6 +157,8 @@ pub enum EventKind {
     Step,
     /// The migration's state changed.
     State,
+    /// An operator approved the gate the migration waited at (`by`: who).
+    Approval,
 }
 
 /// One thing that happened to a migration, as it happened. Events are only
@@ -181,6 +188,10 @@ pub struct Event {
     pub to: Option<State>,
     /// Why, in words.
     pub reason: Option<String>,
+    /// Who did it, when it was a person with a name (an approval: the API
+    /// token's name, or the local user on the command line).
+    #[serde(default)]
+    pub by: Option<String>,
     /// The whole event in words ("paused by the operator: lunch").
     pub text: String,
 }
@@ -218,6 +229,9 @@ pub struct Summary {
     pub next_step: Option<StepKind>,
     /// When the next step falls due (`None` when nothing will run by itself).
     pub next_due: Option<Timestamp>,
+    /// Since when it waits at its approval gate (`None`: it does not).
+    #[serde(default)]
+    pub awaiting_approval_since: Option<Timestamp>,
     /// When it was started.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -466,7 +480,7 @@ impl std::fmt::Display for Phase {
 
 impl State {
     /// Every state, in the order of the type.
-    pub const ALL: [State; 15] = [
+    pub const ALL: [State; 16] = [
         State::Planned,
         State::Lowering,
         State::Waiting,
@@ -478,6 +492,7 @@ impl State {
         State::Restoring,
         State::Done,
         State::Paused,
+        State::AwaitingApproval,
         State::RollingBack,
         State::RolledBack,
         State::Aborted,
@@ -486,7 +501,11 @@ impl State {
 
     /// True when the runner has steps to run by itself in this state.
     pub fn runs_by_itself(self) -> bool {
-        !(self.is_final() || matches!(self, State::Paused | State::RolledBack))
+        !(self.is_final()
+            || matches!(
+                self,
+                State::Paused | State::AwaitingApproval | State::RolledBack
+            ))
     }
 
     /// True when nothing will happen any more.
@@ -505,6 +524,9 @@ impl State {
             StepKind::VerifySwitch => State::Verifying,
             StepKind::Observe => State::Observing,
             StepKind::RestoreTtls => State::Restoring,
+            // Held there once the gate falls due; until then the migration
+            // stands where the gated step puts it (`Migration::state_at`).
+            StepKind::Approval => State::AwaitingApproval,
         }
     }
 
@@ -522,6 +544,7 @@ impl State {
             State::Restoring => "restoring",
             State::Done => "done",
             State::Paused => "paused",
+            State::AwaitingApproval => "awaiting_approval",
             State::RollingBack => "rolling_back",
             State::RolledBack => "rolled_back",
             State::Aborted => "aborted",
@@ -672,6 +695,25 @@ impl Migrations {
             id,
             now,
             control::Control::Abort(reason),
+        )
+    }
+
+    /// Approves the gate a migration awaits approval at (`by`: who, and
+    /// `reason`, as recorded in its event); the next tick goes past the
+    /// gate. Refused when the migration is not awaiting approval.
+    pub fn approve(
+        &self,
+        id: i64,
+        now: Timestamp,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<Summary, RunnerError> {
+        control::control(
+            &mut self.conn(),
+            &self.path,
+            id,
+            now,
+            control::Control::Approve(by, reason),
         )
     }
 

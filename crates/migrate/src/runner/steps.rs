@@ -22,6 +22,7 @@ use rusqlite::Connection;
 use serde_json::json;
 
 use super::db::{self, kind_str, Ending, Intent, Migration, RunnerError, Stamp};
+use super::events;
 use super::verify::{judge_switch, pinned_checks, served_floor};
 use super::{Cause, Effects, Phase, State, StepOutcome, StepRecord, TickReport};
 use crate::observe::{CheckResult, Survey};
@@ -119,10 +120,7 @@ fn advance(m: &mut Migration) {
     m.attempts = 0;
     m.last_try_at = None;
     m.reason = None;
-    m.state = match m.plan.steps.get(m.cursor) {
-        Some(step) => State::before(step.kind),
-        None => State::Done,
-    };
+    m.state = m.state_at(m.cursor);
 }
 
 /// Runs the planned step at the cursor.
@@ -137,8 +135,8 @@ fn forward_step(
         db::update(conn, path, &mut m, Cause::Automatic, fx.clock)?;
         return Ok(None);
     };
-    if m.state != State::before(step.kind) {
-        m.state = State::before(step.kind);
+    if m.state != m.state_at(m.cursor) {
+        m.state = m.state_at(m.cursor);
         db::update(conn, path, &mut m, Cause::Automatic, fx.clock)?;
         if !m.runs_by_itself() {
             // An operator paused or aborted it just now.
@@ -209,6 +207,7 @@ fn forward_step(
             }
             record(conn, path, r.step_id).map(Some)
         }
+        StepKind::Approval => approval_step(conn, path, m, fx),
         StepKind::RestoreTtls => {
             let r = change_records(conn, path, &mut m, fx, kind, Phase::Restored)?;
             if let Some((outcome, evidence)) = r.applied {
@@ -284,6 +283,69 @@ fn forward_step(
             record(conn, path, step_id).map(Some)
         }
     }
+}
+
+/// The approval gate: done once an operator's approval of its wait is
+/// recorded (the step after it runs at once); else it waits, and the
+/// migration awaits approval: nothing runs by itself until an operator
+/// approves. The waiting attempt's event is what a notifier reads.
+fn approval_step(
+    conn: &mut Connection,
+    path: &Path,
+    mut m: Migration,
+    fx: &Effects<'_>,
+) -> Result<Option<StepRecord>, RunnerError> {
+    let kind = kind_str(StepKind::Approval);
+    let position = m.cursor;
+    let before = m
+        .plan
+        .steps
+        .get(position + 1)
+        .map_or("the end", |s| s.kind.as_str())
+        .replace('_', " ");
+    let approved = events::approval(conn, path, m.id, position)?;
+    let step_id = match db::unfinished(conn, path, &m, kind, fx.clock)? {
+        Some(id) => id,
+        None => db::begin(conn, path, &m, kind, Some(position), &[], fx.clock)?,
+    };
+    let (outcome, reason, evidence, stamp) = match approved {
+        Some(a) => {
+            advance(&mut m);
+            (
+                StepOutcome::Done,
+                format!("approved by {}", a.by),
+                json!({"before": before, "approved_by": a.by, "approved_at": a.at, "awaited_since": a.since}),
+                Stamp::Done,
+            )
+        }
+        None => {
+            m.attempts += 1;
+            m.state = State::AwaitingApproval;
+            m.reason = Some(format!(
+                "awaiting approval before the {before}: `cutover migrate approve {}`",
+                m.id
+            ));
+            (
+                StepOutcome::Waiting,
+                format!(
+                    "awaiting approval before the {before}; nothing more runs until it is approved"
+                ),
+                json!({"before": before, "awaiting_approval": true}),
+                Stamp::Nothing,
+            )
+        }
+    };
+    let ending = Ending {
+        step_id,
+        outcome,
+        reason: Some(reason),
+        evidence: &evidence,
+        audit: None,
+        cause: Cause::Automatic,
+        stamp,
+    };
+    db::finish(conn, path, &mut m, ending, fx.clock)?;
+    record(conn, path, step_id).map(Some)
 }
 
 /// A mail action's result as evidence: `{action, domain, to?, ok, detail}`.
@@ -720,6 +782,7 @@ fn run_check_step(
         StepKind::LowerTtls | StepKind::Switch | StepKind::RestoreTtls => {
             unreachable!("record-changing steps are run by change_records")
         }
+        StepKind::Approval => unreachable!("the approval gate is run by approval_step"),
     })
 }
 

@@ -25,7 +25,21 @@ impl Migration {
         }
         match self.plan.steps.get(self.cursor) {
             Some(_) if self.cursor == 0 && self.last_done_at.is_none() => State::Planned,
-            Some(step) => State::before(step.kind),
+            Some(_) => self.state_at(self.cursor),
+            None => State::Done,
+        }
+    }
+
+    /// The state while planned step `index` is the next: an approval gate
+    /// not yet reached stands where the step it gates puts the migration
+    /// (it awaits approval only once the gate falls due).
+    pub(super) fn state_at(&self, index: usize) -> State {
+        let steps = &self.plan.steps;
+        match steps.get(index).map(|s| s.kind) {
+            Some(StepKind::Approval) => steps
+                .get(index + 1)
+                .map_or(State::Done, |gated| State::before(gated.kind)),
+            Some(kind) => State::before(kind),
             None => State::Done,
         }
     }
@@ -37,10 +51,20 @@ impl Migration {
 
     /// The least delay of the step at the cursor after the previous one.
     fn delay(&self, index: usize) -> u64 {
-        let Some(step) = self.plan.steps.get(index) else {
+        let steps = &self.plan.steps;
+        let Some(step) = steps.get(index) else {
             return 0;
         };
-        match step.kind {
+        // An approval gate carries the wait of the step it gates, which
+        // then follows it at once.
+        let timed = match step.kind {
+            StepKind::Approval => steps.get(index + 1).map_or(step.kind, |s| s.kind),
+            _ if index > 0 && steps[index - 1].kind == StepKind::Approval => {
+                return step.after_previous
+            }
+            kind => kind,
+        };
+        match timed {
             // A TTL floor found after lowering pushes the verification back.
             StepKind::VerifySwitch => step.after_previous.max(u64::from(self.low_ttl) + 1),
             _ => step.after_previous,
@@ -84,6 +108,10 @@ impl Migration {
                 None
             },
             next_due: self.next_due(),
+            // The state and the stamp are written together as the gate
+            // starts to wait; nothing else writes while it waits.
+            awaiting_approval_since: (self.state == State::AwaitingApproval)
+                .then_some(self.updated_at),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

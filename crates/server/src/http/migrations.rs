@@ -8,6 +8,7 @@
 //!                                      it out and what needs attention: scheduler::presence)
 //!  pause / resume / abort / rollback ▶ Migrations::pause|… (the scheduler of
 //!                                      `cutover serve` carries the rollback out)
+//!  approve ─────────────────────────▶ Migrations::approve, by the token's name
 //!  plan / create ──parsed here: files under [http] migration_dir only (403);
 //!                  a probe token: its zone, provider, authorities and resolvers
 //!                  among the site's targets (403)
@@ -55,7 +56,9 @@ const POLL: Duration = Duration::from_millis(500);
 fn runner_error(error: RunnerError) -> ApiError {
     let code = match &error {
         RunnerError::NotFound(_) => ErrorCode::NotFound,
-        RunnerError::WrongState { .. } => ErrorCode::Rejected,
+        RunnerError::WrongState { .. } | RunnerError::NotAwaitingApproval { .. } => {
+            ErrorCode::Rejected
+        }
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, error.to_string())
@@ -135,6 +138,8 @@ enum Steer {
     Abort,
     /// Roll back.
     Rollback,
+    /// Approve the gate it awaits approval at.
+    Approve,
 }
 
 /// Runs a steering operation.
@@ -151,6 +156,7 @@ async fn steer(
     } else {
         parse_body(&body)?
     };
+    let said = action.reason.clone();
     let reason = action
         .reason
         .unwrap_or_else(|| format!("through the API by token {:?}", caller.name));
@@ -162,6 +168,8 @@ async fn steer(
             Steer::Resume => migrations.resume(id, now),
             Steer::Abort => migrations.abort(id, now, &reason),
             Steer::Rollback => migrations.rollback(id, now, &reason),
+            // Who approved is the token's name, recorded apart from the reason.
+            Steer::Approve => migrations.approve(id, now, &caller.name, said.as_deref()),
         }
         .map_err(runner_error)?;
         Ok(annotated(&summary, control.store.path(), now))
@@ -194,6 +202,8 @@ steering! {
     abort => Steer::Abort;
     /// `POST /api/v1/migrations/{id}/rollback`.
     rollback => Steer::Rollback;
+    /// `POST /api/v1/migrations/{id}/approve`.
+    approve => Steer::Approve;
 }
 
 /// Runs `cutover --store S migrate VERB FILE --json` on the body's file,

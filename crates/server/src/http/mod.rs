@@ -117,6 +117,7 @@ fn handler(id: RouteId, method: MethodFilter) -> MethodRouter<Control> {
         RouteId::MigrationResume => on(method, migrations::resume),
         RouteId::MigrationAbort => on(method, migrations::abort),
         RouteId::MigrationRollback => on(method, migrations::rollback),
+        RouteId::MigrationApprove => on(method, migrations::approve),
         RouteId::MigrationEvents => on(method, migrations::events),
     }
 }

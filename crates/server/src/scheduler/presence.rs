@@ -197,6 +197,9 @@ pub struct Annotated {
     /// When the next step falls due (`null` when nothing will run by itself).
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_due: Option<Timestamp>,
+    /// Since when it waits at its approval gate (`null`: it does not).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub awaiting_approval_since: Option<Timestamp>,
     /// When it was started.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -225,6 +228,7 @@ impl Annotated {
             reason,
             next_step,
             next_due,
+            awaiting_approval_since,
             created_at,
             updated_at,
         } = summary.clone();
@@ -237,6 +241,7 @@ impl Annotated {
             reason,
             next_step,
             next_due,
+            awaiting_approval_since,
             created_at,
             updated_at,
             carried_by,
@@ -266,6 +271,7 @@ mod tests {
             reason: None,
             next_step: None,
             next_due: due,
+            awaiting_approval_since: None,
             created_at: Timestamp::UNIX_EPOCH,
             updated_at: Timestamp::UNIX_EPOCH,
         }

@@ -78,6 +78,15 @@ pub fn render_detail(
     if let Some(reason) = &s.reason {
         out.push_str(&format!("reason: {reason}\n"));
     }
+    if let Some(since) = s.awaiting_approval_since {
+        out.push_str(&format!(
+            "awaiting approval since {} ({}): `cutover migrate approve {}`, the dashboard's Approve button or POST /api/v1/migrations/{}/approve lets it go on\n",
+            clock(since),
+            relative(since, now),
+            s.id,
+            s.id
+        ));
+    }
     if let Some(note) = note {
         out.push_str(&format!("! {note}\n"));
     }
@@ -94,6 +103,7 @@ pub fn render_detail(
                 let when = match (due, note) {
                     (Some(due), Some(_)) if *due <= now => format!("{} (overdue)", clock(*due)),
                     (Some(due), _) => format!("{} ({})", clock(*due), relative(*due, now)),
+                    (None, _) if s.state == State::AwaitingApproval => "when approved".into(),
                     (None, _) => "when resumed".into(),
                 };
                 let why = last.as_ref().map(|a| {
@@ -338,6 +348,38 @@ pub(super) fn print_control(summary: &Summary, store: &Path, json: bool) -> anyh
         println!("! {note}");
     }
     Ok(())
+}
+
+/// What `approve` did, from what the store recorded: who approved and
+/// when, where the migration stands now, and what the operator must know
+/// (`note`: nothing runs it). The same here and through `--server`.
+pub fn approved_text(summary: &Summary, events: &[Event], note: Option<&str>) -> String {
+    let approval = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == cutover_migrate::runner::EventKind::Approval);
+    let mut out = match approval {
+        Some(event) => format!(
+            "migration {}: approved by {} at {}{}; it goes on ({})\n",
+            summary.id,
+            event.by.as_deref().unwrap_or("an operator"),
+            clock(event.at),
+            event
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            summary.state
+        ),
+        None => format!(
+            "migration {}: {} (no approval is in its record)\n",
+            summary.id, summary.state
+        ),
+    };
+    if let Some(note) = note {
+        out.push_str(&format!("! {note}\n"));
+    }
+    out
 }
 
 /// After `start`: who carries the migration out, or that nothing will

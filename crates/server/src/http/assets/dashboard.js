@@ -2,7 +2,7 @@
 // sessionStorage and redraws every two seconds. No framework, no build step.
 "use strict";
 
-const state = { token: sessionStorage.getItem("cutover-token") || "", matrix: null, releaseAt: null, selectedZone: null };
+const state = { token: sessionStorage.getItem("cutover-token") || "", scope: null, matrix: null, releaseAt: null, selectedZone: null };
 
 // Settings may come in the URL fragment (#token=…&zone=…&names=…): the token
 // moves to sessionStorage and leaves the address bar.
@@ -71,6 +71,7 @@ async function whoami() {
     const me = await api("GET", "/whoami");
     $("who").textContent = me.name + " (" + me.scope + ")";
     $("who").className = me.scope === "admin" ? "badge admin" : "badge";
+    state.scope = me.scope;
     return true;
   } catch (error) {
     $("who").textContent = "token refused: " + error.message;
@@ -144,6 +145,25 @@ function stepNote(status) {
   return status.reason || null;
 }
 
+// Approves the gate a migration awaits approval at, once confirmed; the
+// approval is recorded with this token's name.
+async function approve(summary) {
+  if (!confirm("Approve migration #" + summary.id + " (" + summary.zone + ")? It goes on at once, recorded as approved by this token.")) return;
+  try { await api("POST", "/migrations/" + summary.id + "/approve", {}); await refresh(); } catch (error) { alert(error.message); }
+}
+
+// What a migration awaiting approval shows: since when, and the button
+// (an admin token's; others are told who can approve).
+function approvalBar(summary) {
+  if (summary.state !== "awaiting_approval") return null;
+  const since = summary.awaiting_approval_since ? " since " + when(summary.awaiting_approval_since) : "";
+  return el("p", { class: "warn approval", "data-awaiting-since": summary.awaiting_approval_since },
+    "Awaiting approval" + since + ". ",
+    state.scope === "admin"
+      ? el("button", { "data-action": "approve", onclick: () => approve(summary) }, "Approve")
+      : el("span", { class: "muted" }, "An admin token can approve it."));
+}
+
 function migrationCard(detail) {
   const summary = detail.summary;
   const steps = detail.timeline.map((entry) => {
@@ -153,18 +173,19 @@ function migrationCard(detail) {
     const outcome = entry.status.last ? entry.status.last.outcome : status;
     const note = stepNote(entry.status);
     return el("li", { class: "step " + status, "data-step": entry.kind, "data-state": status, "data-outcome": outcome, title: entry.why },
-      el("span", { class: "when" }, status === "next" && !entry.status.due ? "when resumed" : when(at)), el("strong", {}, entry.kind.replace(/_/g, " ")), " ", el("span", { class: "state" }, status.replace(/_/g, " ")),
+      el("span", { class: "when" }, status === "next" && !entry.status.due ? (summary.state === "awaiting_approval" ? "when approved" : "when resumed") : when(at)), el("strong", {}, entry.kind.replace(/_/g, " ")), " ", el("span", { class: "state" }, status.replace(/_/g, " ")),
       due !== null && !summary.attention ? el("span", { class: "countdown", "data-due": due }, " in " + seconds(due - Date.now() / 1000)) : null,
       el("div", { class: "what muted" }, entry.what),
       entry.mail ? el("div", { class: "mail muted", "data-mail": entry.kind }, entry.mail) : null,
       note ? el("div", { class: "why " + outcome }, note) : null);
   });
   const events = (detail.events || []).map((event) => el("li", { "data-event": event.kind, "data-cause": event.cause, "data-outcome": event.outcome || null, class: "event " + (event.outcome || event.kind) },
-    el("span", { class: "when" }, when(event.at)), el("span", { class: "cause" }, event.cause), " ", event.text));
+    el("span", { class: "when" }, when(event.at)), el("span", { class: "cause" }, event.cause), " ", event.kind === "approval" ? "approved by " + (event.by || "an operator") + " at " + when(event.at) + (event.reason ? ": " + event.reason : "") : event.text));
   return el("div", { class: "card", "data-migration": summary.id, "data-state": summary.state, "data-carried-by": summary.carried_by },
     el("h3", {}, "#" + summary.id + " · " + summary.zone + " · " + summary.file_name + " · ", el("span", { class: "state badge" }, summary.state.replace(/_/g, " ")),
       summary.reason ? el("span", { class: "warn" }, " " + summary.reason) : null),
     summary.attention ? el("p", { class: "bad attention", "data-attention": "" }, summary.attention) : null,
+    approvalBar(summary),
     el("ol", { class: "timeline" }, steps),
     el("details", { class: "events", open: "" }, el("summary", {}, "What happened (" + events.length + " events)"), el("ol", { class: "events" }, events)));
 }
