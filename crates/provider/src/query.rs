@@ -242,9 +242,16 @@ mod tests {
     /// A server on one port: UDP answers every query truncated (TC=1), TCP
     /// answers it in full with a marker byte; returns the address.
     fn truncating_server() -> SocketAddr {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).unwrap();
+        // The kernel picks a free UDP port; the same number over TCP may be
+        // another test's (a full run saw "Address already in use"): take another pair.
+        let (udp, tcp, addr) = (0..64)
+            .find_map(|_| {
+                let udp = UdpSocket::bind("127.0.0.1:0").ok()?;
+                let addr = udp.local_addr().ok()?;
+                let tcp = TcpListener::bind(addr).ok()?;
+                Some((udp, tcp, addr))
+            })
+            .expect("a port free for both UDP and TCP in 64 tries");
         std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             if let Ok((len, from)) = udp.recv_from(&mut buf) {
