@@ -230,7 +230,7 @@ pub const ROUTES: &[Route] = &[
     route(R::MigrationPlan, Post, "/api/v1/migrations/plan", Probe, "Plan a migration file; changes nothing (as `cutover migrate plan`).", Some("MigrationFileBody"), "MigrationPlan"),
     route(R::MigrationShow, Get, "/api/v1/migrations/{id}", Read, "One migration: summary, plan, timeline (done, next, when), steps with evidence.", None, "MigrationDetail"),
     route(R::MigrationAudit, Get, "/api/v1/migrations/{id}/audit", Read, "Every record change the migration made, old and new.", None, "MigrationAudit"),
-    route(R::MigrationPropagation, Get, "/api/v1/migrations/{id}/propagation", Read, "Every authoritative address and resolver against every moving record, asked now: old, new or other, with the TTL left.", None, "Propagation"),
+    route(R::MigrationPropagation, Get, "/api/v1/migrations/{id}/propagation", Read, "Every authoritative address and resolver against every moving record: old, new or other, with the TTL left, and how old the answers are. A read token gets the last answers known (the scheduler's or the last check's) and never makes the server ask; a probe or admin token asks again when they are over a second old.", None, "Propagation"),
     route(R::MigrationPause, Post, "/api/v1/migrations/{id}/pause", Admin, "Stop where it is; resume goes on.", Some("MigrationAction"), "MigrationSummary"),
     route(R::MigrationResume, Post, "/api/v1/migrations/{id}/resume", Admin, "Go on with a paused migration.", Some("MigrationAction"), "MigrationSummary"),
     route(R::MigrationAbort, Post, "/api/v1/migrations/{id}/abort", Admin, "Stop for good, records left as they are.", Some("MigrationAction"), "MigrationSummary"),
@@ -253,6 +253,21 @@ pub fn is_bounded(id: RouteId) -> bool {
             | RouteId::Events
             | RouteId::MigrationEvents
     )
+}
+
+/// The least scope of a caller for whom a route makes the server connect
+/// out (a probe, a provider, a DNS question); `None`: it never does, for
+/// anyone. The handlers ask this table, so a route cannot connect out for
+/// a scope the table does not say.
+pub fn connects_out_for(id: RouteId) -> Option<Scope> {
+    match id {
+        RouteId::CheckRun | RouteId::VerifyRun | RouteId::MigrationPlan => Some(Scope::Probe),
+        // A read token gets the last matrix known; a probe token may ask again.
+        RouteId::MigrationPropagation => Some(Scope::Probe),
+        // Planning reads the zone from the migration's provider.
+        RouteId::MigrationCreate => Some(Scope::Admin),
+        _ => None,
+    }
 }
 
 /// The route with this id.
@@ -346,6 +361,29 @@ mod tests {
             "expected check, verify and plan to need a probe token"
         );
         for id in probing {
+            assert!(is_bounded(id), "expected {id:?} bounded per token");
+        }
+        let connecting: Vec<(RouteId, Scope)> = ROUTES
+            .iter()
+            .filter_map(|route| connects_out_for(route.id).map(|scope| (route.id, scope)))
+            .collect();
+        assert_eq!(
+            connecting,
+            [
+                (RouteId::CheckRun, Scope::Probe),
+                (RouteId::VerifyRun, Scope::Probe),
+                (RouteId::MigrationCreate, Scope::Admin),
+                (RouteId::MigrationPlan, Scope::Probe),
+                (RouteId::MigrationPropagation, Scope::Probe),
+            ],
+            "expected only these routes to connect out, and never for a read token"
+        );
+        for (id, scope) in connecting {
+            let route = route_of(id).expect("listed");
+            assert!(
+                !Scope::Read.grants(scope) && scope >= route.scope,
+                "expected {id:?} to connect out for probe tokens or above only, seen {scope:?}"
+            );
             assert!(is_bounded(id), "expected {id:?} bounded per token");
         }
     }

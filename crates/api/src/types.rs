@@ -516,15 +516,26 @@ pub struct MatrixRow {
 }
 
 /// `GET /api/v1/migrations/{id}/propagation`: every authoritative address
-/// and resolver against every moving record, asked now.
+/// and resolver against every moving record, as last asked (a probe or
+/// admin token asks again when that is over a second ago; a read token
+/// never makes the server ask).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Propagation {
     /// The migration.
     pub migration: i64,
     /// The zone.
     pub zone: String,
-    /// When asked (RFC 3339).
-    pub checked_at: String,
+    /// When the answers were asked (RFC 3339; `None`: never).
+    pub checked_at: Option<String>,
+    /// Seconds since the answers were asked (`None`: never).
+    pub age_seconds: Option<u64>,
+    /// Where the answers come from: `check` (a check this route ran),
+    /// `scheduler` (the migration's own last survey) or `none` (nothing
+    /// asked yet: the rows are empty).
+    #[schema(schema_with = matrix_sources)]
+    pub source: String,
+    /// True when this request asked the servers itself.
+    pub refreshed: bool,
     /// The moving records, "NAME TYPE".
     pub questions: Vec<String>,
     /// Authoritative rows first, then resolvers.
@@ -601,6 +612,11 @@ fn token_scopes() -> Object {
 /// The schema of [`MatrixCell::state`].
 fn cell_states() -> Object {
     one_of(["new", "old", "other", "error", "none"])
+}
+
+/// The schema of [`Propagation::source`].
+fn matrix_sources() -> Object {
+    one_of(["check", "scheduler", "none"])
 }
 
 /// The schema of [`MigrationList::migrations`]: the engine's summaries.

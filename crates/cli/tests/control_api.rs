@@ -1046,10 +1046,11 @@ fn migrations_from_a_file_to_their_timeline() {
     // The server publishes the switch within its reload interval (250 ms).
     let deadline = Instant::now() + Duration::from_secs(5);
     let (status, matrix) = loop {
+        // A probe token asks the servers again (a reader would get the last matrix known).
         let (status, matrix) = site.call(
             "GET",
             &format!("/api/v1/migrations/{id}/propagation"),
-            Some(&site.reader),
+            Some(&site.prober),
             None,
         );
         if status != 200

@@ -451,10 +451,8 @@ fn a_read_or_probe_token_reaches_only_what_the_site_names() {
 #[test]
 fn six_hundred_slow_probes_leave_the_admin_answered_within_a_second() {
     let tarpit = Tarpit::start();
-    let site = Site::start(&format!(
-        "max_connections = 1024\nprobe_allow = [\"{}\"]\n",
-        tarpit.address
-    ));
+    // The defaults: [http] max_connections = 256 for 600 probes and the admin.
+    let site = Site::start(&format!("probe_allow = [\"{}\"]\n", tarpit.address));
     let tokens: Vec<String> = (0..5)
         .map(|i| site.token(&format!("flood{i}"), "probe"))
         .collect();
@@ -642,6 +640,163 @@ fn routes_that_run_the_binary_survive_an_upgrade_that_replaces_it() {
         replaced.status.code(),
         Some(97),
         "expected the path to hold the other program all along"
+    );
+}
+
+/// The datagrams waiting at `socket` (a resolver that never answers),
+/// read without blocking: the questions sent to it so far and not yet
+/// counted. A question sent before an HTTP answer came back is in the
+/// socket's queue by then (loopback delivers within `sendto`).
+fn questions_waiting(socket: &std::net::UdpSocket) -> usize {
+    socket.set_nonblocking(true).expect("a non-blocking socket");
+    let mut buffer = [0u8; 512];
+    let mut count = 0;
+    loop {
+        match socket.recv_from(&mut buffer) {
+            Ok(_) => count += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return count,
+            Err(e) => panic!("reading the resolver's socket: {e}"),
+        }
+    }
+}
+
+/// The DNS answers the site's nameserver gave, by /metrics.
+fn dns_answers(site: &Site) -> u64 {
+    let (_, _, text) = site.text("/metrics");
+    text.lines()
+        .filter(|line| line.starts_with("cutover_dns_answers_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_read_token_sees_the_last_matrix_and_never_makes_the_server_ask() {
+    let site = Site::start("");
+    // The migration's resolver: a held socket that counts what it is asked.
+    let resolver = cutover_peers::hold_udp_on(control::LOOPBACK);
+    let resolver_address = resolver.local_addr().unwrap();
+    // A switch three days ahead: the scheduler has nothing due meanwhile,
+    // so every question seen below is the propagation route's.
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72);
+    let text = format!(
+        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\n[[move]]\nfrom = \"127.0.0.2\"\nto = \"127.0.0.3\"\n\
+         [ttl]\nduring = 1\n[schedule]\nswitch_at = \"{}\"\nobserve = \"24h\"\n[verify]\nauthorities = [\"{}\"]\nresolvers = [\"{resolver_address}\"]\ntries = 1\ninterval = 1\n",
+        later.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        site.dns
+    );
+    // The resolver never answers: planning refuses it unless forced.
+    let forced = json!({"file_name": "move.toml", "text": text, "force": true}).to_string();
+    let (status, created) = site.call(
+        "POST",
+        "/api/v1/migrations",
+        Some(&site.admin),
+        Some(&forced),
+    );
+    assert_eq!(status, 200, "expected a migration started, seen {created}");
+    let id = created["id"].as_i64().expect("an id");
+    let path = format!("/api/v1/migrations/{id}/propagation");
+    questions_waiting(&resolver); // What planning asked.
+    let (status, detail) = site.call(
+        "GET",
+        &format!("/api/v1/migrations/{id}"),
+        Some(&site.admin),
+        None,
+    );
+    assert!(
+        status == 200 && detail["steps"].as_array().is_some_and(Vec::is_empty),
+        "expected no step run before the switch three days ahead, seen {detail}"
+    );
+
+    // A reader, before anyone asked: nothing known, nothing asked.
+    let answers_before = dns_answers(&site);
+    for _ in 0..20 {
+        let (status, matrix) = site.call("GET", &path, Some(&site.reader), None);
+        assert_eq!(
+            (
+                status,
+                matrix["source"].as_str(),
+                matrix["refreshed"].as_bool()
+            ),
+            (200, Some("none"), Some(false)),
+            "expected a reader told nothing was asked yet, seen {matrix}"
+        );
+        assert_eq!(
+            (matrix["questions"].clone(), matrix["rows"].clone()),
+            (json!(["www.example.test. A"]), json!([])),
+            "expected the moving record and no rows, seen {matrix}"
+        );
+    }
+    assert_eq!(
+        (
+            questions_waiting(&resolver),
+            dns_answers(&site) - answers_before
+        ),
+        (0, 0),
+        "expected 20 readers' calls to ask the resolver and the authority nothing"
+    );
+
+    // A probe token asks: the resolver and the authority are asked.
+    let (status, matrix) = site.call("GET", &path, Some(&site.prober), None);
+    assert_eq!(
+        (
+            status,
+            matrix["source"].as_str(),
+            matrix["refreshed"].as_bool()
+        ),
+        (200, Some("check"), Some(true)),
+        "expected a probe token's call to ask anew, seen {matrix}"
+    );
+    assert_eq!(
+        matrix["rows"][0]["cells"][0]["state"], "old",
+        "expected the authority on the old address, seen {matrix}"
+    );
+    let asked = questions_waiting(&resolver);
+    assert!(
+        asked >= 1,
+        "expected the probe token's check to ask the resolver, seen {asked} questions"
+    );
+    let answers_after_probe = dns_answers(&site);
+    assert!(
+        answers_after_probe > answers_before,
+        "expected the probe token's check to ask the authority"
+    );
+
+    // A reader afterwards: that matrix, with its age, and still nothing asked.
+    for _ in 0..20 {
+        let (status, seen) = site.call("GET", &path, Some(&site.reader), None);
+        assert_eq!(
+            (status, seen["source"].as_str(), seen["refreshed"].as_bool()),
+            (200, Some("check"), Some(false)),
+            "expected a reader given the last check's matrix, seen {seen}"
+        );
+        assert!(
+            seen["age_seconds"].as_u64().is_some() && seen["checked_at"] == matrix["checked_at"],
+            "expected the probe token's matrix with its age, seen {seen}"
+        );
+        assert_eq!(seen["rows"], matrix["rows"], "expected the same rows");
+    }
+    // Readers go on asking until the matrix is past the second a probe
+    // token's call would reuse it for: a reused matrix cannot explain the
+    // zero (10 s: the matrix ages in 1 s; the rest is a loaded machine).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut calls = 20;
+    loop {
+        let (_, seen) = site.call("GET", &path, Some(&site.reader), None);
+        calls += 1;
+        assert_eq!(seen["refreshed"], false, "expected no refresh, seen {seen}");
+        if seen["age_seconds"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected the matrix aged past a second within 10 s, seen {seen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        (questions_waiting(&resolver), dns_answers(&site) - answers_after_probe),
+        (0, 0),
+        "expected {calls} readers' calls after the check to ask the resolver and the authority nothing"
     );
 }
 

@@ -6,6 +6,7 @@
 //!  hundreds of idle sessions from 40-50 addresses (127.1.x.y), reconnecting ─────────────┤
 //!                                                        cutover serve [mail] ◀──────────┘
 //!  a real client from 127.0.0.1 ──EHLO … DATA … 250──▶  (RSS, fds, log lines measured)
+//!  DNS-over-TCP questions and an admin API request ─────▶  (answered while the relay is full)
 //! ```
 //!
 //! The figures are asserted with margins a debug build on a shared machine
@@ -37,31 +38,64 @@ struct Relay {
     serve: Guard,
     /// The destination's port, held without listening (it never answers).
     _dead: socket2::Socket,
+    /// The nameserver's address (UDP and TCP).
+    dns: SocketAddr,
+    /// The control plane's address, when `[http]` was configured.
+    http: Option<SocketAddr>,
+}
+
+/// What a relay's `serve` runs beside `[mail]`: more `[dns]` keys, and the
+/// control plane's `[http]` keys when it has one.
+#[derive(Default)]
+struct Beside<'a> {
+    /// Appended to `[dns]`.
+    dns: &'a str,
+    /// `[http]` with these keys (and a `listen` picked here), or none.
+    http: Option<&'a str>,
 }
 
 impl Relay {
     /// Starts it on free ports (again on others if one was taken); `files`
     /// limits the process's file descriptors (soft and hard).
     fn start(extra: &str, files: Option<u64>) -> Relay {
+        Relay::start_beside(extra, files, &Beside::default())
+    }
+
+    /// As [`Relay::start`], with `beside` run in the same `serve`.
+    fn start_beside(extra: &str, files: Option<u64>, beside: &Beside<'_>) -> Relay {
         let directory = tempfile::tempdir().unwrap();
         let (dead_socket, dead) = refusing_tcp(LOOPBACK);
-        let (port, serve) = start_on_free_ports("cutover serve", |ports: &mut Ports| {
+        let (port, dns, http, serve) = start_on_free_ports("cutover serve", |ports: &mut Ports| {
             let port = ports.pick(&[LOOPBACK]);
             let dns = ports.on(LOOPBACK);
-            Relay::try_serve(directory.path(), extra, files, port, dns, dead)
-                .map(|serve| (port, serve))
+            let http = beside.http.map(|keys| (ports.on(LOOPBACK), keys));
+            Relay::try_serve(
+                directory.path(),
+                extra,
+                files,
+                port,
+                dns,
+                dead,
+                beside.dns,
+                http,
+            )
+            .map(|serve| (port, dns, http.map(|(at, _)| at), serve))
         });
         Relay {
             directory,
             port,
             serve,
             _dead: dead_socket,
+            dns,
+            http,
         }
     }
 
     /// One start of `cutover serve` with the relay on `port`, the
-    /// nameserver on `dns`, the destination at `dead`: `InUse` when a port
-    /// was taken.
+    /// nameserver on `dns` (`dns_extra` in `[dns]`), the destination at
+    /// `dead`, and the control plane with its keys when `http` is given:
+    /// `InUse` when a port was taken.
+    #[allow(clippy::too_many_arguments)]
     fn try_serve(
         directory: &std::path::Path,
         extra: &str,
@@ -69,12 +103,18 @@ impl Relay {
         port: u16,
         dns: SocketAddr,
         dead: SocketAddr,
+        dns_extra: &str,
+        http: Option<(SocketAddr, &str)>,
     ) -> Result<Guard, mail_support::StartError> {
         let config = directory.join("cutover.toml");
+        let http_section = http.map_or(String::new(), |(at, keys)| {
+            format!("[http]\nlisten = \"{at}\"\n{keys}\n")
+        });
         std::fs::write(
             &config,
             format!(
-                "store = {store:?}\n[dns]\nlisten = [\"{dns}\"]\nudp_workers = 1\n\
+                "store = {store:?}\n[dns]\nlisten = [\"{dns}\"]\nudp_workers = 1\n{dns_extra}\
+                 {http_section}\
                  [mail]\nlisten = [\"127.0.0.1:{port}\"]\nhostname = \"mx.relay.test\"\n\
                  spool = {spool:?}\nconnect_timeout = \"1s\"\n{extra}\n\
                  [[mail.domain]]\nname = \"ourdom.test\"\n\
@@ -110,7 +150,9 @@ impl Relay {
         let mut serve = Guard(command.spawn().expect("start cutover serve"));
         let [udp, tcp] = Socket::dns(dns);
         let smtp = Socket::Tcp(SocketAddr::from((LOOPBACK, port)));
-        wait_bound("cutover serve", &mut serve.0, &[udp, tcp, smtp], &log_path)?;
+        let mut sockets = vec![udp, tcp, smtp];
+        sockets.extend(http.map(|(at, _)| Socket::Tcp(at)));
+        wait_bound("cutover serve", &mut serve.0, &sockets, &log_path)?;
         Ok(serve)
     }
 
@@ -629,6 +671,144 @@ fn idle_sessions_from_many_addresses_stay_within_the_cap() {
         (1..=3).contains(&refusals),
         "refusals logged {refusals} times in ~10 s (once per 10 s expected):\n{log}"
     );
+}
+
+/// One DNS question over a new TCP connection from 127.0.0.1 (the answer's
+/// RCODE, whatever it is, or why there was none), 10 s per step at most.
+fn tcp_question(server: SocketAddr, id: u16) -> Result<u8, String> {
+    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(10))
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut question = id.to_be_bytes().to_vec();
+    question.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    question.extend_from_slice(b"\x03www\x07example\x04test\x00\x00\x01\x00\x01");
+    let mut framed = (question.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&question);
+    stream
+        .write_all(&framed)
+        .map_err(|e| format!("write: {e}"))?;
+    let mut length = [0u8; 2];
+    stream
+        .read_exact(&mut length)
+        .map_err(|e| format!("read: {e}"))?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream
+        .read_exact(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
+    if answer.len() < 12 || answer[..2] != id.to_be_bytes() {
+        return Err(format!("not an answer to {id}: {answer:?}"));
+    }
+    Ok(answer[3] & 0x0f)
+}
+
+/// One `GET path` with `token` over a new connection: the status line, or why none.
+fn http_get(server: SocketAddr, path: &str, token: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(10))
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
+    let mut status = String::new();
+    BufReader::new(stream)
+        .read_line(&mut status)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(status.trim().to_string())
+}
+
+/// Issue 16 item 7, across services: idle SMTP sessions from 100 addresses
+/// (1,000 connections, more than the process may open) fill the relay's
+/// budget (200 sessions; the rest get 421) in a `serve` whose open-file
+/// limit is low (640, hard), and meanwhile DNS-over-TCP
+/// questions and an admin API request are answered, and no listener runs
+/// out of descriptors: each has its own budget inside the limit (the relay's
+/// idle sessions used to take every descriptor of the process).
+#[test]
+fn the_relays_idle_sessions_leave_dns_and_the_api_their_descriptors() {
+    // 200 + 64 + 32 connections and the 256 kept for the rest fit in 640.
+    let relay = Relay::start_beside(
+        "max_connections = 200\nstress_timeout = \"5m\"\n",
+        Some(640),
+        &Beside {
+            dns: "tcp_max_connections = 64\n",
+            http: Some("max_connections = 32\n"),
+        },
+    );
+    let http = relay.http.expect("the control plane");
+    let store = relay.directory.path().join("cutover.db");
+    let created = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["--store", store.to_str().unwrap()])
+        .args(["token", "create", "ops", "--scope", "admin"])
+        .output()
+        .expect("cutover token create runs");
+    assert!(created.status.success(), "token create: {created:?}");
+    let admin = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+
+    let siege = Siege::start(relay.port, 100, 10);
+    // The relay's budget is full once attackers are told it is.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while siege.said[1].load(Ordering::Relaxed) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the relay's budget was not filled within 60 s: {} connections; log:\n{}",
+            siege.opened.load(Ordering::Relaxed),
+            relay.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let busy_before = siege.said[1].load(Ordering::Relaxed);
+
+    let mut unanswered = Vec::new();
+    for id in 0..20u16 {
+        if let Err(why) = tcp_question(relay.dns, id) {
+            unanswered.push(format!("question {id}: {why}"));
+        }
+    }
+    let api = http_get(http, "/api/v1/zones", &admin);
+    let most = relay.descriptors();
+    // Sessions still refused after the questions: the budget stayed full.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while siege.said[1].load(Ordering::Relaxed) == busy_before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let busy_after = siege.said[1].load(Ordering::Relaxed);
+    let greeted = siege.said[0].load(Ordering::Relaxed);
+    drop(siege);
+    let log = relay.log();
+    eprintln!(
+        "{greeted} attacker sessions greeted, {busy_after} told busy; 20 TCP questions, \
+         {} unanswered; the API: {api:?}; serve held {most} descriptors of 640",
+        unanswered.len()
+    );
+    assert!(
+        unanswered.is_empty(),
+        "DNS over TCP must answer while the relay's budget is full: {unanswered:?}\nlog:\n{log}"
+    );
+    assert!(
+        api.as_ref()
+            .is_ok_and(|status| status.starts_with("HTTP/1.1 200")),
+        "the admin API must answer while the relay's budget is full: {api:?}\nlog:\n{log}"
+    );
+    assert!(
+        busy_after > busy_before,
+        "the relay's budget stayed full through the questions (busy {busy_before} then {busy_after})"
+    );
+    for failure in [
+        "Too many open files",
+        "accepting a connection failed",
+        "TCP accept failed",
+    ] {
+        assert!(
+            !log.contains(failure),
+            "no listener may run out of descriptors ({failure:?}):\n{log}"
+        );
+    }
 }
 
 /// The process out of file descriptors (a limit of 256 below the relay's

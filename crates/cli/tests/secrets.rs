@@ -2,10 +2,12 @@
 //! (a TSIG `[[key]]` secret, a PowerDNS `api_key`) and the config's
 //! `[[key]]` secrets appear in no answer of any API route, no event of the
 //! SSE streams, no metric, no line of serve's log and nothing `cutover
-//! migrate list|status|show` prints — while the migration itself, carried
+//! migrate list|status|show` prints (nor a secret given by environment
+//! variable, in what `migrate plan` prints or refuses) — while the migration itself, carried
 //! out by serve's scheduler from the stored file, uses the secret.
 //!
 //! ```text
+//!  migrate plan with [[key]] secret_env (set, unset, empty) and through the API (403)
 //!  POST /api/v1/migrations (rfc2136 provider → this serve, inline [[key]])
 //!       └─▶ serve's scheduler: UPDATEs signed with the key (the stored file keeps it)
 //!  every route of cutover_api::ROUTES, both SSE streams, /metrics, serve.log,
@@ -105,6 +107,65 @@ fn no_secret_of_the_config_or_a_migration_file_is_ever_shown() {
         }
     }
 
+    // The same key by environment variable: only its name is written; the
+    // plan reads the zone with it (a transfer signed by the key), refuses
+    // the variable unset or empty at its name, and through the API refuses
+    // any variable (serve's environment is not the caller's).
+    let env_file = file.replace(
+        &format!("secret = \"{TSIG}\""),
+        "secret_env = \"CUTOVER_OPS_SECRET\"",
+    );
+    let env_path = site.dir.path().join("env.toml");
+    std::fs::write(&env_path, &env_file).unwrap();
+    let config = site.config.display().to_string();
+    let plan_with = |value: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"));
+        command
+            .args(["--config", &config, "migrate", "plan"])
+            .arg(&env_path)
+            .arg("--json")
+            .env("RUST_LOG", "info")
+            .env_remove("CUTOVER_OPS_SECRET");
+        if let Some(value) = value {
+            command.env("CUTOVER_OPS_SECRET", value);
+        }
+        command.output().expect("the cutover binary runs")
+    };
+    let planned = plan_with(Some(TSIG));
+    let stdout = String::from_utf8_lossy(&planned.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&planned.stderr).into_owned();
+    assert!(
+        planned.status.success() && !stdout.contains("inline_secret"),
+        "the plan reads the zone with the key from the environment and warns of no inline secret: {stdout}\n{stderr}"
+    );
+    answers.push(("`migrate plan` (secret_env)".into(), stdout));
+    answers.push(("`migrate plan` (secret_env, stderr)".into(), stderr));
+    for (value, why) in [(None, "is not set"), (Some(""), "is empty")] {
+        let refused = plan_with(value);
+        let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+        assert!(
+            refused.status.code() == Some(2)
+                && stderr.contains(&format!(
+                    "env.toml:7:14: key.secret_env: the environment variable CUTOVER_OPS_SECRET {why}"
+                )),
+            "expected the variable refused at its name, saw {:?}: {stderr}",
+            refused.status.code()
+        );
+        answers.push((format!("`migrate plan` (secret_env {why})"), stderr));
+    }
+    let env_body = json!({"file_name": "env.toml", "text": env_file}).to_string();
+    for path in ["/api/v1/migrations/plan", "/api/v1/migrations"] {
+        let seen = site.call("POST", path, Some(admin), Some(&env_body));
+        assert_error(&seen, 403, "forbidden", "a variable of serve's environment");
+        assert!(
+            seen.1.to_string().contains("env.toml:7:14: key.secret_env")
+                && seen.1.to_string().contains("server's environment"),
+            "expected the variable refused at its name, saw {}",
+            seen.1
+        );
+        answers.push((format!("POST {path} (secret_env)"), seen.1.to_string()));
+    }
+
     // Plan and start through the API: the plan warns of the inline secret.
     let (status, plan) = site.call("POST", "/api/v1/migrations/plan", Some(admin), Some(&body));
     assert_eq!(status, 200, "the plan: {plan}; log:\n{}", site.log());
@@ -199,7 +260,6 @@ fn no_secret_of_the_config_or_a_migration_file_is_ever_shown() {
     }
 
     // The command line, local and through the API.
-    let config = site.config.display().to_string();
     let server = format!("http://{}", site.http);
     for args in [
         vec!["migrate", "list"],

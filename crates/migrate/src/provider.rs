@@ -6,7 +6,7 @@
 //!        │ (parsed with the file; "cloud" is refused: not compiled in)
 //!        ▼
 //!  ProviderSpec ──build(spec, keys, context)──▶ Box<dyn Provider>
-//!                     └─ secrets given by file are read here, each time
+//!                     └─ secrets given by file or environment variable are read here, each time
 //! ```
 
 use std::fmt;
@@ -67,13 +67,18 @@ pub enum ProviderSpec {
 }
 
 /// A secret (an API key or token): written in the file, or read from a
-/// file when the provider is built. Its `Debug` form never shows it.
+/// file or an environment variable when the provider is built. Its `Debug`
+/// form never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Secret {
     /// Written in the migration file (stored with the migration, shown nowhere).
     Inline(String),
     /// Read from this file, first line, surrounding blanks trimmed.
     File(PathBuf),
+    /// Read from this environment variable of the process that builds the
+    /// provider (`migrate plan|start|run`, `serve`'s scheduler), surrounding
+    /// blanks trimmed; never stored.
+    Env(String),
 }
 
 impl fmt::Debug for Secret {
@@ -81,7 +86,25 @@ impl fmt::Debug for Secret {
         match self {
             Secret::Inline(_) => f.write_str("Inline(\"(redacted)\")"),
             Secret::File(path) => f.debug_tuple("File").field(path).finish(),
+            Secret::Env(name) => f.debug_tuple("Env").field(name).finish(),
         }
+    }
+}
+
+/// The value of environment variable `name`, surrounding blanks trimmed;
+/// the error names the variable and `what` it should hold, never a value.
+pub fn env_secret(name: &str, what: &str) -> Result<String, String> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
+        Ok(_) => Err(format!(
+            "the environment variable {name} is empty: expected {what} in it"
+        )),
+        Err(std::env::VarError::NotPresent) => Err(format!(
+            "the environment variable {name} is not set: expected {what} in it"
+        )),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "the environment variable {name} is not UTF-8: expected {what} in it"
+        )),
     }
 }
 
@@ -90,6 +113,7 @@ impl Secret {
     pub fn reveal(&self, what: &str) -> Result<String, BuildError> {
         match self {
             Secret::Inline(text) => Ok(text.clone()),
+            Secret::Env(name) => env_secret(name, what).map_err(BuildError::Invalid),
             Secret::File(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     BuildError::Invalid(format!("cannot read {what} from {}: {e}", path.display()))
@@ -115,8 +139,8 @@ pub struct KeySpec {
     pub name: String,
     /// The algorithm (`hmac-sha256`, …).
     pub algorithm: String,
-    /// The secret, base64.
-    pub secret: String,
+    /// The secret, base64: inline, or the environment variable holding it.
+    pub secret: Secret,
 }
 
 impl fmt::Debug for KeySpec {
@@ -347,6 +371,9 @@ fn tsig_key(name: &str, key_file: Option<&Path>, keys: &[KeySpec]) -> Result<Key
         .iter()
         .find(|k| k.name.trim_end_matches('.').eq_ignore_ascii_case(&wanted))
         .ok_or_else(|| BuildError::Invalid(format!("no [[key]] named {name:?}")))?;
-    Key::from_text(&spec.name, &spec.algorithm, &spec.secret)
+    let secret = spec
+        .secret
+        .reveal(&format!("the secret of [[key]] {name:?}"))?;
+    Key::from_text(&spec.name, &spec.algorithm, &secret)
         .map_err(|e| BuildError::Invalid(format!("[[key]] {name:?}: {e}")))
 }

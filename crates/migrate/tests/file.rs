@@ -340,9 +340,9 @@ fn every_field_out_of_range_or_repeated_is_refused_at_its_place() {
         ("version = 1\nzone = \"example.com.\"\nprovider = { kind = ‸\"cloud\", service = \"cloudflare\", token_file = \"/etc/cf\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "provider kind \"cloud\" is not compiled into this cutover"),
         (&pdns("url = ‸\"http://u:p@127.0.0.1:8081\", api_key_file = \"/k\""), "provider.url holds credentials"),
         (&pdns("url = ‸\"http://127.0.0.1:8081/?api-key=k\", api_key_file = \"/k\""), "without a query or fragment"),
-        (&pdns("url = \"http://127.0.0.1:8081\", api_key = \"k\", api_key_file = ‸\"/k\""), "api_key_file or api_key, not both"),
+        (&pdns("url = \"http://127.0.0.1:8081\", api_key = \"k\", api_key_file = ‸\"/k\""), "give the API key once: api_key_file, api_key_env or api_key, not two"),
         (&pdns("url = \"http://127.0.0.1:8081\", api_key_file = \"/k\", server_id = ‸\"../zones\""), "provider.server_id \"../zones\""),
-        (&pdns("url = \"http://127.0.0.1:8081\", api_key_file = \"/k\", token = ‸\"t\""), "`token` does not apply to the powerdns provider (it takes url, api_key, api_key_file, server_id)"),
+        (&pdns("url = \"http://127.0.0.1:8081\", api_key_file = \"/k\", token = ‸\"t\""), "`token` does not apply to the powerdns provider (it takes url, api_key, api_key_file, api_key_env, server_id)"),
         (&pdns("url = \"http://127.0.0.1:8081\", api_key = ‸\"\""), "provider.api_key is empty"),
         (&rfc(&format!("{}{}", key("ops.", "hmac-sha256"), key("other.", "hmac-sha256").replace("name = ", "name = ‸"))), "[[key]] \"other.\" is not the provider's key"),
         (&rfc(&format!("{}{}", key("ops.", "hmac-sha256"), key("OPS", "hmac-sha256").replace("name = ", "name = ‸"))), "a [[key]] named OPS. is given twice"),
@@ -423,4 +423,106 @@ fn an_approval_gate_names_a_planned_step() {
     );
     let none = MigrationFile::parse(&format!("{top}{moves}"), "m.toml").expect("parses");
     assert_eq!(none.approve, None, "no gate unless the file asks");
+}
+
+/// A secret given by environment variable: only the variable's name is in
+/// the file; a bad name or a secret given twice is refused at its place, and
+/// a variable unset here is refused at its name, naming it and no value.
+#[test]
+fn a_secret_from_the_environment_is_refused_at_its_name_when_bad_or_unset() {
+    let pdns = |settings: &str| {
+        format!("version = 1\nzone = \"example.com.\"\nprovider = {{ kind = \"powerdns\", url = \"http://127.0.0.1:8081\", {settings} }}\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n")
+    };
+    let rfc = |secret: &str| {
+        format!("version = 1\nzone = \"example.com.\"\nprovider = {{ kind = \"rfc2136\", server = \"192.0.2.53:53\", key = \"ops.\" }}\n[[key]]\nname = \"ops.\"\nalgorithm = \"hmac-sha256\"\n{secret}[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n")
+    };
+    refused_at(&[
+        (
+            &pdns("api_key_env = ‸\"1PDNS\""),
+            "provider.api_key_env \"1PDNS\": expected an environment variable's name",
+        ),
+        (
+            &pdns("api_key_env = ‸\"PDNS-KEY\""),
+            "expected an environment variable's name",
+        ),
+        (
+            &pdns("api_key_env = ‸\"\""),
+            "provider.api_key_env is empty",
+        ),
+        (
+            &pdns("api_key = \"k\", api_key_env = ‸\"PDNS_KEY\""),
+            "give the API key once: api_key_file, api_key_env or api_key, not two",
+        ),
+        (
+            &pdns("api_key_file = \"/k\", api_key_env = ‸\"PDNS_KEY\""),
+            "not two",
+        ),
+        (
+            &pdns("server_id = \"localhost\", token_env = ‸\"T\""),
+            "`token_env` does not apply to the powerdns provider",
+        ),
+        (
+            &rfc("secret_env = ‸\"OPS KEY\"\n"),
+            "key.secret_env \"OPS KEY\": expected an environment variable's name",
+        ),
+        (
+            &rfc("secret = \"c2VjcmV0\"\nsecret_env = ‸\"OPS_KEY\"\n"),
+            "give the secret once: secret_env or secret, not both",
+        ),
+        (
+            &rfc("‸secret_envs = \"OPS_KEY\"\n"),
+            "unknown field `secret_envs`",
+        ),
+    ]);
+
+    let unset = "CUTOVER_TEST_SURELY_UNSET_7F3A";
+    let text = pdns(&format!("api_key_env = ‸\"{unset}\""));
+    let (line, column, text) = marked(&text);
+    let file = MigrationFile::parse(&text, "m.toml").expect("a variable's name parses");
+    match &file.provider {
+        ProviderSpec::Powerdns { api_key, .. } => assert_eq!(
+            api_key,
+            &cutover_migrate::provider::Secret::Env(unset.into())
+        ),
+        other => panic!("expected powerdns, saw {other:?}"),
+    }
+    assert!(file.spots.inline_secrets.is_empty(), "{:?}", file.spots);
+    assert!(file.spots.local_files.is_empty(), "{:?}", file.spots);
+    let refusals: Vec<String> = file
+        .env_refusals()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        refusals,
+        vec![format!("m.toml:{line}:{column}: provider.api_key_env: the environment variable {unset} is not set: expected the secret in it")],
+        "the unset variable is refused at its name"
+    );
+    let through_the_api: Vec<String> = file
+        .env_names_through_the_api()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        through_the_api.len() == 1
+            && through_the_api[0]
+                .starts_with(&format!("m.toml:{line}:{column}: provider.api_key_env: "))
+            && through_the_api[0].contains("server's environment"),
+        "a file sent through the API may name no variable: {through_the_api:?}"
+    );
+
+    // A variable this process has (the test runner always has PATH) is not
+    // refused, and its value is in no error or debug form.
+    let file = MigrationFile::parse(&rfc("secret_env = \"PATH\"\n"), "m.toml").expect("parses");
+    assert!(file.env_refusals().is_empty(), "PATH is set");
+    let path = std::env::var("PATH").expect("PATH");
+    assert!(
+        !format!("{file:?}").contains(&path),
+        "the value is not in the Debug form"
+    );
+    assert_eq!(
+        cutover_migrate::file::redact(&rfc("secret_env = \"PATH\"\n")),
+        rfc("secret_env = \"PATH\"\n"),
+        "a variable's name is not a secret: shown as written"
+    );
 }

@@ -479,7 +479,10 @@ fn every_type_matches_the_schema_derived_from_it() {
         Propagation {
             migration: 1,
             zone: "e.".into(),
-            checked_at: "t".into(),
+            checked_at: Some("t".into()),
+            age_seconds: Some(0),
+            source: "check".into(),
+            refreshed: true,
             questions: vec!["www A".into()],
             rows: vec![row],
             all_released_in_seconds: Some(3),

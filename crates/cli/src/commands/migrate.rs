@@ -103,8 +103,9 @@ pub struct FileArgs {
     /// cannot work is refused all the same.
     #[arg(long)]
     force: bool,
-    /// Refuse a file that names files of this machine (key_file,
-    /// api_key_file): set for files sent through the HTTP API.
+    /// Refuse a file that names files or environment variables of this
+    /// machine (key_file, api_key_file, api_key_env, …): set for files sent
+    /// through the HTTP API.
     #[arg(long, hide = true)]
     no_local_files: bool,
 }
@@ -357,6 +358,18 @@ fn make_plan(
     let name = file.display().to_string();
     let parsed = MigrationFile::parse(&text, &name)?;
     if args.no_local_files {
+        let refused = parsed.env_names_through_the_api();
+        if !refused.is_empty() {
+            return Err(Refusals(refused).into());
+        }
+    }
+    // A secret's variable unset or empty here: refused at its name, before
+    // anything is asked of the provider.
+    let unset = parsed.env_refusals();
+    if !unset.is_empty() {
+        return Err(Refusals(unset).into());
+    }
+    if args.no_local_files {
         let refused: Vec<FileError> = parsed
             .spots
             .local_files
@@ -445,7 +458,7 @@ fn make_plan(
         hazards.push(parsed.error_at(
             *spot,
             format!(
-                "{key} would be stored with the migration in {}, which {exposure}: give it by file (api_key_file, key_file) or make the store readable by its owner only (chmod 600)",
+                "{key} would be stored with the migration in {}, which {exposure}: give it by file (api_key_file, key_file) or environment variable (api_key_env, secret_env) or make the store readable by its owner only (chmod 600)",
                 store.display()
             ),
         ));

@@ -260,6 +260,10 @@ pub struct Spots {
     /// Local files the file names (`provider.key_file`, …): the key and
     /// the place of its value.
     pub local_files: Vec<(String, Spot)>,
+    /// Environment variables the file names for its secrets
+    /// (`provider.api_key_env`, …): the key, the variable's name, and the
+    /// place of the name.
+    pub env_secrets: Vec<(String, String, Spot)>,
 }
 
 /// Where one `[[move]]` was written.
@@ -354,6 +358,42 @@ impl MigrationFile {
             column: spot.column,
             message: message.into(),
         }
+    }
+
+    /// Each environment variable the file names for a secret that is unset
+    /// or empty in this process, refused at the place of its name (the
+    /// message names the variable, never a value).
+    pub fn env_refusals(&self) -> Vec<FileError> {
+        self.spots
+            .env_secrets
+            .iter()
+            .filter_map(|(key, name, spot)| {
+                crate::provider::env_secret(name, "the secret")
+                    .err()
+                    .map(|why| self.error_at(*spot, format!("{key}: {why}")))
+            })
+            .collect()
+    }
+
+    /// Each environment variable the file names for a secret, refused at
+    /// the place of its name: a file sent through the API would read the
+    /// server's environment, not its caller's.
+    pub fn env_names_through_the_api(&self) -> Vec<FileError> {
+        self.spots
+            .env_secrets
+            .iter()
+            .map(|(key, _, spot)| {
+                self.error_at(
+                    *spot,
+                    format!(
+                        "{key}: a migration file sent through the API cannot name an environment \
+                         variable (it would be read from the server's environment, not yours); \
+                         give the secret inline (stored with the migration, never shown) or by \
+                         file under [http] migration_dir"
+                    ),
+                )
+            })
+            .collect()
     }
 
     /// Every new address named by the moves (the `to` of address moves, the

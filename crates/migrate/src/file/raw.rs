@@ -72,6 +72,8 @@ pub(super) struct RawProvider {
     pub api_key: Option<Spanned<String>>,
     /// powerdns: a file holding the API key.
     pub api_key_file: Option<Spanned<String>>,
+    /// powerdns: the environment variable holding the API key.
+    pub api_key_env: Option<Spanned<String>>,
     /// powerdns: the server id in the API.
     pub server_id: Option<Spanned<String>>,
     /// cloud: which host.
@@ -80,6 +82,8 @@ pub(super) struct RawProvider {
     pub token: Option<Spanned<String>>,
     /// cloud: a file holding the API token.
     pub token_file: Option<Spanned<String>>,
+    /// cloud: the environment variable holding the API token.
+    pub token_env: Option<Spanned<String>>,
     /// cloud: the host's id of the zone.
     pub zone_id: Option<Spanned<String>>,
 }
@@ -93,7 +97,9 @@ pub(super) struct RawKey {
     /// The algorithm.
     pub algorithm: Spanned<String>,
     /// The secret, base64 (a secret).
-    pub secret: Spanned<String>,
+    pub secret: Option<Spanned<String>>,
+    /// The environment variable holding the secret (base64).
+    pub secret_env: Option<Spanned<String>>,
 }
 
 /// A `[[move]]` as written: by address or explicit.

@@ -10,7 +10,9 @@
 //! The stored copy of a migration file keeps what it was started with: the
 //! runner builds the provider from it again whenever `cutover serve`
 //! restarts. A secret given by file (`api_key_file`, `token_file`,
-//! `key_file`) is read then and never stored; a secret written inline is
+//! `key_file`) or by environment variable (`api_key_env`, `token_env`, a
+//! `[[key]]`'s `secret_env`: only the variable's name is written) is read
+//! then and never stored; a secret written inline is
 //! stored with the migration, in the store's file, and shown nowhere.
 
 use serde::Deserialize;

@@ -286,23 +286,25 @@ impl Place<'_> {
                 format!("provider: expected `kind`, one of {}", quoted(KINDS)),
             ));
         };
-        let fields: [(&str, &Option<Spanned<String>>); 11] = [
+        let fields: [(&str, &Option<Spanned<String>>); 13] = [
             ("server", &p.server),
             ("key", &p.key),
             ("key_file", &p.key_file),
             ("url", &p.url),
             ("api_key", &p.api_key),
             ("api_key_file", &p.api_key_file),
+            ("api_key_env", &p.api_key_env),
             ("server_id", &p.server_id),
             ("service", &p.service),
             ("token", &p.token),
             ("token_file", &p.token_file),
+            ("token_env", &p.token_env),
             ("zone_id", &p.zone_id),
         ];
         let takes: &[&str] = match kind.get_ref().as_str() {
             "embedded" => &[],
             "rfc2136" => &["server", "key", "key_file"],
-            "powerdns" => &["url", "api_key", "api_key_file", "server_id"],
+            "powerdns" => &["url", "api_key", "api_key_file", "api_key_env", "server_id"],
             "cloud" => return Err(self.on(kind, CLOUD_UNAVAILABLE)),
             other => {
                 return Err(self.on(
@@ -344,6 +346,14 @@ impl Place<'_> {
                 self.spots
                     .local_files
                     .push((name.to_string(), self.of(value)));
+            }
+        }
+        for (name, value) in [
+            ("provider.api_key_env", &p.api_key_env),
+            ("provider.token_env", &p.token_env),
+        ] {
+            if let Some(value) = value {
+                self.env_name(name, value)?;
             }
         }
         match kind.get_ref().as_str() {
@@ -476,25 +486,31 @@ impl Place<'_> {
         if authority.is_empty() {
             return Err(self.on(url, format!("provider.url {text:?} has no host")));
         }
-        let api_key = match (&p.api_key, &p.api_key_file) {
-            (Some(inline), None) => {
+        let api_key = match (&p.api_key, &p.api_key_file, &p.api_key_env) {
+            (Some(inline), None, None) => {
                 self.spots
                     .inline_secrets
                     .push(("provider.api_key".into(), self.of(inline)));
                 Secret::Inline(inline.get_ref().trim().to_string())
             }
-            (None, Some(file)) => Secret::File(PathBuf::from(file.get_ref().trim())),
-            (Some(_), Some(file)) => {
-                return Err(self.on(
-                    file,
-                    "give the API key once: api_key_file or api_key, not both",
-                ))
-            }
-            (None, None) => {
+            (None, Some(file), None) => Secret::File(PathBuf::from(file.get_ref().trim())),
+            (None, None, Some(name)) => Secret::Env(name.get_ref().trim().to_string()),
+            (None, None, None) => {
                 return Err(self.on(
                     spanned,
-                    "provider: expected `api_key_file = PATH` (a file holding the PowerDNS API key) or `api_key`",
+                    "provider: expected `api_key_file = PATH` (a file holding the PowerDNS API key), `api_key_env = NAME` (an environment variable holding it) or `api_key`",
                 ))
+            }
+            (inline, file, env) => {
+                let second = [env.as_ref(), file.as_ref(), inline.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .expect("two of three are given");
+                return Err(self.on(
+                    second,
+                    "give the API key once: api_key_file, api_key_env or api_key, not two",
+                ));
             }
         };
         if let Some(id) = &p.server_id {
@@ -561,6 +577,27 @@ impl Place<'_> {
         Ok(())
     }
 
+    /// An environment variable's name for the secret `key`: letters,
+    /// digits and `_`, not starting with a digit; noted with its place.
+    fn env_name(&mut self, key: &str, name: &Spanned<String>) -> Result<(), FileError> {
+        let text = name.get_ref().trim();
+        let valid = text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(self.on(
+                name,
+                format!("{key} {text:?}: expected an environment variable's name (letters, digits and '_', e.g. \"PDNS_API_KEY\")"),
+            ));
+        }
+        self.spots
+            .env_secrets
+            .push((key.to_string(), text.to_string(), self.of(name)));
+        Ok(())
+    }
+
     /// The inline `[[key]]`s: each a valid TSIG key, each name once.
     fn keys(&mut self, keys: &[Spanned<RawKey>]) -> Result<Vec<KeySpec>, FileError> {
         let mut out: Vec<KeySpec> = Vec::new();
@@ -571,23 +608,47 @@ impl Place<'_> {
             if !names.insert(key_name(k.name.get_ref())) {
                 return Err(self.on(&k.name, format!("a [[key]] named {name} is given twice")));
             }
-            Key::from_text(k.name.get_ref(), k.algorithm.get_ref(), k.secret.get_ref()).map_err(
-                |e| {
-                    let at = if e.to_string().contains("algorithm") {
-                        k.algorithm.span()
-                    } else {
-                        k.secret.span()
-                    };
-                    self.at(at.start, format!("[[key]] {name}: {e}"))
-                },
-            )?;
-            self.spots
-                .inline_secrets
-                .push(("key.secret".into(), self.of(&k.secret)));
+            let secret = match (&k.secret, &k.secret_env) {
+                (Some(secret), None) => {
+                    Key::from_text(k.name.get_ref(), k.algorithm.get_ref(), secret.get_ref())
+                        .map_err(|e| {
+                            let at = if e.to_string().contains("algorithm") {
+                                k.algorithm.span()
+                            } else {
+                                secret.span()
+                            };
+                            self.at(at.start, format!("[[key]] {name}: {e}"))
+                        })?;
+                    self.spots
+                        .inline_secrets
+                        .push(("key.secret".into(), self.of(secret)));
+                    Secret::Inline(secret.get_ref().trim().to_string())
+                }
+                (None, Some(env)) => {
+                    // The algorithm is checked now; the secret when it is read.
+                    Key::from_text(k.name.get_ref(), k.algorithm.get_ref(), "AAAA").map_err(
+                        |e| self.at(k.algorithm.span().start, format!("[[key]] {name}: {e}")),
+                    )?;
+                    self.env_name("key.secret_env", env)?;
+                    Secret::Env(env.get_ref().trim().to_string())
+                }
+                (Some(_), Some(env)) => {
+                    return Err(self.on(
+                        env,
+                        format!("[[key]] {name}: give the secret once: secret_env or secret, not both"),
+                    ))
+                }
+                (None, None) => {
+                    return Err(self.on(
+                        spanned,
+                        format!("[[key]] {name}: expected `secret_env = NAME` (an environment variable holding the base64 secret) or `secret`"),
+                    ))
+                }
+            };
             out.push(KeySpec {
                 name: k.name.get_ref().trim().to_string(),
                 algorithm: k.algorithm.get_ref().trim().to_string(),
-                secret: k.secret.get_ref().trim().to_string(),
+                secret,
             });
         }
         Ok(out)

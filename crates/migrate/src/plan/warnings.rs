@@ -140,11 +140,11 @@ impl fmt::Display for Warning {
                 f,
                 "{key} is written in the migration file (line {line}): it is stored with the migration, readable by whoever can read the store (never shown: every answer, event and log redacts it); prefer {}",
                 if key == "key.secret" {
-                    "the provider's key_file = PATH (a BIND or Knot key file)"
+                    "the provider's key_file = PATH (a BIND or Knot key file) or secret_env = NAME (an environment variable)"
                 } else if key == "provider.token" {
-                    "token_file = PATH"
+                    "token_file = PATH or token_env = NAME"
                 } else {
-                    "api_key_file = PATH (a file holding only the key)"
+                    "api_key_file = PATH (a file holding only the key) or api_key_env = NAME (an environment variable)"
                 }
             ),
             Warning::Forced { what } => write!(f, "forced: {what}"),

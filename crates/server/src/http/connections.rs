@@ -4,9 +4,11 @@
 //!
 //! ```text
 //!  accept ──Registry::admit──▶ under [http] max_connections ──────────────────────────▶ task
-//!              at the cap: the connection idle longest (no request in progress)
-//!              is closed to make room; every one busy: refused (closed at once,
-//!              counted, logged once per 10 s)
+//!              at the cap: the connection idle longest (no request in progress,
+//!              and its socket read to the end: waiting for its client) is closed
+//!              to make room; one whose task has not read what it was sent yet
+//!              is waited for (it may hold a request); every one busy: refused
+//!              (closed at once, counted, logged once per 10 s)
 //!  task: TLS handshake (header_timeout) ──▶ hyper: headers within header_timeout
 //!        (from the connection, or from the previous answer; else closed)
 //!        ──▶ request: busy ──▶ answer sent to its end: idle again
@@ -48,6 +50,11 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long open connections get to finish when the server stops.
 const DRAIN: Duration = Duration::from_secs(1);
 
+/// How often the accept loop looks again while it waits at the cap for a
+/// connection's task to read what it was sent (a wake-up is also sent when
+/// one does; this is the backstop).
+const ROOM_POLL: Duration = Duration::from_millis(20);
+
 /// The bounds of the connections.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -65,6 +72,11 @@ struct Slot {
     busy: usize,
     /// When it last had none.
     idle_since: Instant,
+    /// True once its task found nothing more to read since the last request
+    /// began (or since the accept): it waits for its client. Until then its
+    /// socket may hold a request no one read yet, so it is not closed to
+    /// make room.
+    drained: bool,
     /// Told when it must close to make room.
     evict: Arc<Notify>,
 }
@@ -96,6 +108,9 @@ pub struct Registry {
     /// Behind a lock taken per connection and per request, never per query
     /// of the nameserver.
     state: Mutex<State>,
+    /// Told when a connection was drained, went idle or closed (the accept
+    /// loop waiting at the cap looks again).
+    changed: Notify,
 }
 
 /// What the registry says of a new connection.
@@ -105,6 +120,9 @@ enum Admission {
     Admitted(u64, Arc<Notify>),
     /// Close it.
     Refused,
+    /// At the cap, with connections whose tasks have not read what they
+    /// were sent yet: ask again once one has.
+    Wait,
 }
 
 impl Registry {
@@ -113,6 +131,7 @@ impl Registry {
         Registry {
             max: max.max(1),
             state: Mutex::default(),
+            changed: Notify::new(),
         }
     }
 
@@ -121,15 +140,16 @@ impl Registry {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Admits a new connection, closing the one idle longest at the cap,
-    /// or refuses it when every open connection is busy.
+    /// Admits a new connection, closing the one idle longest at the cap;
+    /// waits while a connection's task has not read what it was sent yet;
+    /// refuses when every open connection is busy.
     fn admit(&self, now: Instant) -> Admission {
         let mut state = self.lock();
         if state.open.len() >= self.max {
             let idlest = state
                 .open
                 .iter()
-                .filter(|(_, slot)| slot.busy == 0)
+                .filter(|(_, slot)| slot.busy == 0 && slot.drained)
                 .min_by_key(|(_, slot)| slot.idle_since)
                 .map(|(id, _)| *id);
             match idlest.and_then(|id| state.open.remove(&id)) {
@@ -138,6 +158,9 @@ impl Registry {
                     state.evicted += 1;
                     state.evicted_total += 1;
                     self.log(&mut state, now);
+                }
+                None if state.open.values().any(|slot| slot.busy == 0) => {
+                    return Admission::Wait;
                 }
                 None => {
                     state.refused += 1;
@@ -155,6 +178,7 @@ impl Registry {
             Slot {
                 busy: 0,
                 idle_since: now,
+                drained: false,
                 evict: evict.clone(),
             },
         );
@@ -190,6 +214,20 @@ impl Registry {
     fn busy(&self, id: u64) {
         if let Some(slot) = self.lock().open.get_mut(&id) {
             slot.busy += 1;
+            slot.drained = false;
+        }
+    }
+
+    /// Connection `id`'s task found nothing more to read: it waits for its
+    /// client (true once per wait; a no-op when already known).
+    fn drained(&self, id: u64) {
+        let changed = self
+            .lock()
+            .open
+            .get_mut(&id)
+            .is_some_and(|slot| !std::mem::replace(&mut slot.drained, true));
+        if changed {
+            self.changed.notify_waiters();
         }
     }
 
@@ -201,11 +239,29 @@ impl Registry {
                 slot.idle_since = Instant::now();
             }
         }
+        self.changed.notify_waiters();
     }
 
     /// Connection `id` closed.
     fn leave(&self, id: u64) {
         self.lock().open.remove(&id);
+        self.changed.notify_waiters();
+    }
+
+    /// Admits a new connection as [`Registry::admit`] does, waiting (at
+    /// most until `stop`) while it says to; `None` when stopped.
+    async fn admit_waiting(&self, stop: &mut watch::Receiver<bool>) -> Option<Admission> {
+        loop {
+            let changed = self.changed.notified();
+            match self.admit(Instant::now()) {
+                Admission::Wait => {}
+                admission => return Some(admission),
+            }
+            tokio::select! {
+                _ = tokio::time::timeout(ROOM_POLL, changed) => {}
+                _ = stop.wait_for(|stop| *stop) => return None,
+            }
+        }
     }
 
     /// Connections open now.
@@ -384,6 +440,61 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for SendTimeout<T> {
     }
 }
 
+/// A connection's socket that tells the registry when a read finds nothing
+/// more (the connection then waits for its client and may make room).
+struct Watched<T> {
+    /// The socket.
+    inner: T,
+    /// The registry.
+    registry: Arc<Registry>,
+    /// The connection.
+    id: u64,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if poll.is_pending() {
+            self.registry.drained(self.id);
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Serves `app` on `listener` (over TLS with `tls`) until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -416,12 +527,15 @@ pub async fn serve(
                 continue;
             }
         };
-        let (id, evict) = match registry.admit(Instant::now()) {
-            Admission::Admitted(id, evict) => (id, evict),
-            Admission::Refused => {
+        // At the cap, a connection whose task has not read its socket yet
+        // is waited for (the kernel's backlog holds the next clients).
+        let (id, evict) = match registry.admit_waiting(&mut stop).await {
+            Some(Admission::Admitted(id, evict)) => (id, evict),
+            Some(Admission::Refused | Admission::Wait) => {
                 drop(tcp);
                 continue;
             }
+            None => return,
         };
         let leave = Leave {
             registry: registry.clone(),
@@ -436,6 +550,11 @@ pub async fn serve(
         tokio::spawn(async move {
             let _leave = leave;
             let _ = tcp.set_nodelay(true);
+            let tcp = Watched {
+                inner: tcp,
+                registry: registry.clone(),
+                id,
+            };
             let connection = async {
                 match acceptor {
                     None => connection(tcp, app, limits, id, registry, stop).await,
@@ -553,6 +672,16 @@ mod tests {
         let Admission::Admitted(second, _) = registry.admit(start + Duration::from_secs(1)) else {
             panic!("expected the second admitted");
         };
+        // Neither task has read its socket yet: either may hold a request.
+        assert!(
+            matches!(
+                registry.admit(start + Duration::from_secs(2)),
+                Admission::Wait
+            ),
+            "expected a wait while no connection was read to its end"
+        );
+        registry.drained(first);
+        registry.drained(second);
         let Admission::Admitted(third, _) = registry.admit(start + Duration::from_secs(2)) else {
             panic!("expected the third admitted in place of the idlest");
         };
@@ -571,6 +700,7 @@ mod tests {
             "expected a refusal when every connection is busy"
         );
         registry.idle(third);
+        registry.drained(third);
         assert!(
             matches!(
                 registry.admit(start + Duration::from_secs(4)),

@@ -13,7 +13,9 @@
 //!                  a probe token: its zone, provider, authorities and resolvers
 //!                  among the site's targets (403)
 //!                ──file in a tempdir──▶ /proc/self/exe --store S migrate plan|start FILE --json
-//!  propagation ──plan: names, types, authorities, resolvers──▶ cutover check --json
+//!  propagation ── read token ──▶ the last matrix known, asking no one: the newer of
+//!                 the last check's and the scheduler's last survey (step evidence), with its age
+//!              ── probe/admin ──plan: names, types, authorities, resolvers──▶ cutover check --json
 //!                 (one at a time per migration, reused for a second, within the budget)
 //!                 ──each cell: values == after ? new : values == before ? old : other
 //! ```
@@ -30,7 +32,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use cutover_api::{
     CheckRequest, ErrorCode, MatrixCell, MatrixRow, MigrationAction, MigrationFileBody,
-    MigrationList, Propagation,
+    MigrationList, Propagation, RouteId,
 };
 use cutover_migrate::{MigrationFile, Migrations, Plan, RunnerError};
 use futures_util::stream::{self, Stream};
@@ -482,22 +484,148 @@ pub fn matrix(id: i64, plan: &Value, report: &Value) -> Propagation {
     Propagation {
         migration: id,
         zone,
-        checked_at: report["checked_at"].as_str().unwrap_or_default().to_owned(),
+        checked_at: report["checked_at"].as_str().map(str::to_owned),
+        age_seconds: Some(0),
+        source: "check".into(),
+        refreshed: false,
         questions,
         rows,
         all_released_in_seconds: report["all_released_in_seconds"].as_u64(),
     }
 }
 
-/// The matrix of migration `id` if it was asked less than a second ago.
-fn recent_matrix(control: &Control, id: i64) -> Option<Propagation> {
-    control
+/// The last matrix a check of this route made for migration `id`, as it
+/// reads now: its age, and the caches' release counted down by it.
+fn checked_matrix(control: &Control, id: i64) -> Option<Propagation> {
+    let (asked, mut matrix) = control
         .matrices
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&id)
-        .filter(|(asked, _)| asked.elapsed() < MATRIX_REUSE)
-        .map(|(_, matrix)| matrix.clone())
+        .cloned()?;
+    let age = asked.elapsed().as_secs();
+    matrix.age_seconds = Some(age);
+    matrix.all_released_in_seconds = matrix
+        .all_released_in_seconds
+        .map(|left| left.saturating_sub(age));
+    matrix.refreshed = false;
+    Some(matrix)
+}
+
+/// The matrix of migration `id` if it was asked less than a second ago.
+fn recent_matrix(control: &Control, id: i64) -> Option<Propagation> {
+    let fresh = control
+        .matrices
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&id)
+        .is_some_and(|(asked, _)| asked.elapsed() < MATRIX_REUSE);
+    fresh.then(|| checked_matrix(control, id)).flatten()
+}
+
+/// The address of a survey's server: "ns1.example. (192.0.2.53:53)" gives
+/// "192.0.2.53:53", as a check's report names it.
+fn survey_address(server: &str) -> &str {
+    server
+        .rsplit_once(" (")
+        .and_then(|(_, address)| address.strip_suffix(')'))
+        .unwrap_or(server)
+}
+
+/// The scheduler's last survey of migration `detail` that asked the moving
+/// records (the newest step evidence holding answers), and when it ended.
+fn last_survey(detail: &Value) -> Option<(jiff::Timestamp, &Value)> {
+    let steps = detail["steps"].as_array()?;
+    steps.iter().rev().find_map(|step| {
+        let survey = &step["evidence"]["survey"];
+        let answered = ["authorities", "resolvers"].iter().any(|side| {
+            survey[*side].as_array().is_some_and(|views| {
+                views
+                    .iter()
+                    .any(|view| view["answers"].as_array().is_some_and(|a| !a.is_empty()))
+            })
+        });
+        let at = step["done_at"]
+            .as_str()
+            .or(step["started_at"].as_str())?
+            .parse()
+            .ok()?;
+        answered.then_some((at, survey))
+    })
+}
+
+/// A survey of the scheduler in the form of a `cutover check --json`
+/// report (servers and resolvers, one row per question), asked `at`.
+fn survey_report(survey: &Value, at: jiff::Timestamp) -> Value {
+    let rows = |side: &str, resolver: bool| -> Vec<Value> {
+        let mut rows = Vec::new();
+        for view in survey[side].as_array().into_iter().flatten() {
+            let server = view["server"].as_str().unwrap_or_default();
+            for answer in view["answers"].as_array().into_iter().flatten() {
+                let question = format!(
+                    "{} {}",
+                    answer["name"].as_str().unwrap_or_default(),
+                    answer["rtype"].as_str().unwrap_or_default()
+                );
+                let said = match answer["error"].as_str() {
+                    Some(error) => format!("error: {error}"),
+                    None => String::new(),
+                };
+                rows.push(if resolver {
+                    serde_json::json!({"resolver": server, "address": server, "question": question,
+                        "records": answer["values"], "ttl_left": answer["ttl"], "answer": said})
+                } else {
+                    serde_json::json!({"address": survey_address(server), "question": question,
+                        "records": answer["values"], "ttl": answer["ttl"], "answer": said})
+                });
+            }
+        }
+        rows
+    };
+    serde_json::json!({
+        "checked_at": at.to_string(),
+        "servers": rows("authorities", false),
+        "resolvers": rows("resolvers", true),
+    })
+}
+
+/// The last matrix known of migration `id`, asking no one: the newer of
+/// this route's last check and the scheduler's last survey, with its age;
+/// empty rows (`source: none`) when neither has asked yet.
+async fn last_known(control: &Control, id: i64) -> Result<Propagation, ApiError> {
+    let looker = control.clone();
+    let detail = blocking(move || to_json(&open(&looker)?.show(id).map_err(runner_error)?)).await?;
+    let checked = checked_matrix(control, id);
+    let now = jiff::Timestamp::now();
+    let surveyed = last_survey(&detail).map(|(at, survey)| {
+        let age = u64::try_from(now.duration_since(at).as_secs()).unwrap_or(0);
+        (age, at, survey)
+    });
+    match (checked, surveyed) {
+        (Some(checked), Some((age, _, _))) if checked.age_seconds <= Some(age) => Ok(checked),
+        (Some(checked), None) => Ok(checked),
+        (_, Some((age, at, survey))) => {
+            let mut matrix = matrix(id, &detail["plan"], &survey_report(survey, at));
+            matrix.source = "scheduler".into();
+            matrix.age_seconds = Some(age);
+            // What the resolvers held then, counted down by the survey's age.
+            matrix.all_released_in_seconds = matrix
+                .rows
+                .iter()
+                .filter(|row| row.kind == "resolver")
+                .flat_map(|row| row.cells.iter().filter_map(|cell| cell.ttl))
+                .max()
+                .map(|ttl| u64::from(ttl).saturating_sub(age));
+            Ok(matrix)
+        }
+        (None, None) => {
+            let mut matrix = matrix(id, &detail["plan"], &Value::Null);
+            matrix.source = "none".into();
+            matrix.checked_at = None;
+            matrix.age_seconds = None;
+            Ok(matrix)
+        }
+    }
 }
 
 /// Drops a migration's turn when its check ends, so that the turns held
@@ -526,6 +654,11 @@ pub async fn propagation(
     Path(id): Path<String>,
 ) -> ApiResult<Propagation> {
     let id = migration_id(&id)?;
+    let may_ask = cutover_api::routes::connects_out_for(RouteId::MigrationPropagation)
+        .is_some_and(|needed| caller.scope.api().grants(needed));
+    if !may_ask {
+        return Ok(Json(last_known(&control, id).await?));
+    }
     if let Some(matrix) = recent_matrix(&control, id) {
         return Ok(Json(matrix));
     }
@@ -586,12 +719,13 @@ pub async fn propagation(
         scope: TokenScope::Admin,
     };
     let result = super::checks::run_check(&control, &asker, &request).await?;
-    let matrix = matrix(id, &plan, &result.report);
+    let mut matrix = matrix(id, &plan, &result.report);
     control
         .matrices
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(id, (Instant::now(), matrix.clone()));
+    matrix.refreshed = true;
     Ok(Json(matrix))
 }
 
@@ -687,6 +821,51 @@ mod tests {
             matrix.questions,
             ["www.example.com. A"],
             "expected the moving record"
+        );
+    }
+
+    #[test]
+    fn the_schedulers_last_survey_reads_as_a_matrix() {
+        let plan = json!({
+            "zone": "example.com.",
+            "changes": [{"name": "www.example.com.", "rtype": "A", "before": {"ttl": 3600, "values": ["192.0.2.10"]}, "after": ["198.51.100.20"]}],
+            "verify": {"authorities": [], "resolvers": []}
+        });
+        let survey = |values: &str| {
+            json!({
+                "authorities": [{"server": "ns1.example.com. (127.0.0.1:53)", "serial": 7,
+                    "answers": [{"name": "www.example.com.", "rtype": "A", "ttl": 60, "values": [values], "error": null}]}],
+                "resolvers": [{"server": "127.0.0.1:5353", "serial": null,
+                    "answers": [{"name": "www.example.com.", "rtype": "A", "ttl": null, "values": [], "error": "timeout"}]}],
+                "problems": []
+            })
+        };
+        let detail = json!({"steps": [
+            {"done_at": "2026-01-01T00:00:00Z", "started_at": "2026-01-01T00:00:00Z", "evidence": {"survey": survey("192.0.2.10")}},
+            {"done_at": "2026-01-01T00:01:00Z", "started_at": "2026-01-01T00:01:00Z", "evidence": {"survey": survey("198.51.100.20")}},
+            {"done_at": null, "started_at": "2026-01-01T00:02:00Z", "evidence": {"survey": {"authorities": [{"server": "x", "answers": []}]}}}
+        ]});
+        let (at, last) = last_survey(&detail).expect("a survey with answers");
+        assert_eq!(
+            at.to_string(),
+            "2026-01-01T00:01:00Z",
+            "expected the newest survey that asked the moving records"
+        );
+        let matrix = matrix(7, &plan, &survey_report(last, at));
+        let states: Vec<(&str, &str)> = matrix
+            .rows
+            .iter()
+            .map(|row| (row.label.as_str(), row.cells[0].state.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            [("127.0.0.1:53", "new"), ("127.0.0.1:5353", "error")],
+            "expected the authority by its address, new, and the silent resolver as an error"
+        );
+        assert_eq!(
+            matrix.checked_at.as_deref(),
+            Some("2026-01-01T00:01:00Z"),
+            "expected the survey's time"
         );
     }
 }

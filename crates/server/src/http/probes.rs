@@ -7,6 +7,7 @@
 //!      ──what it connects to──▶ Targets::endpoint|domain ── refused ──▶ 403 + reason (admin tokens: not asked)
 //!      ──caller's timeout > [http] probe_timeout ──▶ 400
 //!  key_file / token_file ──lexically, then canonically, under [http] migration_dir? ── no ──▶ 403 (same words, found or not)
+//!  api_key_env / token_env / secret_env ──▶ 403 (the server's environment is not the caller's)
 //!  child: /proc/self/exe (the running binary, even after an upgrade replaced
 //!         the file) ──tokio, killed on drop──▶ stopped at probe_timeout ──▶ 504
 //!  Targets: rebuilt from the store and the migrations at most every 2 s (and
@@ -110,8 +111,13 @@ impl Probes {
         Ok(())
     }
 
-    /// Refuses a migration file that names a file outside `[http] migration_dir`.
+    /// Refuses a migration file that names a file outside `[http] migration_dir`
+    /// or any environment variable.
     pub fn check_files(&self, file: &MigrationFile) -> Result<(), ApiError> {
+        // The server's environment is not the caller's: no `*_env` secret.
+        if let Some(refused) = file.env_names_through_the_api().first() {
+            return Err(ApiError::new(ErrorCode::Forbidden, refused.to_string()));
+        }
         let named = match &file.provider {
             ProviderSpec::Rfc2136 {
                 key_file: Some(path),

@@ -201,9 +201,14 @@ function drawMatrix(matrix) {
       el("div", { class: "data" }, cell.records.join(" | ") || "–"),
       el("div", { class: "ttl" }, cell.state + (cell.ttl !== null ? (row.kind === "resolver" ? " · TTL left " : " · TTL ") + cell.ttl + "s" : ""))))));
   replace("matrix", el("table", { class: "matrix" }, el("thead", {}, head), el("tbody", {}, rows)));
-  const all = matrix.rows.every((row) => row.cells.every((cell) => cell.state === "new"));
+  const all = matrix.rows.length > 0 && matrix.rows.every((row) => row.cells.every((cell) => cell.state === "new"));
   state.releaseAt = matrix.all_released_in_seconds !== null ? Date.now() / 1000 + matrix.all_released_in_seconds : null;
-  $("matrix-summary").textContent = (all ? "Every server and cache gives the new values." : "Not everywhere yet.") + " Asked at " + when(matrix.checked_at) + ".";
+  // A read token sees the last answers known; it never makes the server ask.
+  const by = matrix.source === "scheduler" ? " by the scheduler" : "";
+  $("matrix-summary").dataset.source = matrix.source;
+  $("matrix-summary").textContent = matrix.source === "none"
+    ? "Not asked yet: the scheduler's next step or a probe token's visit asks."
+    : (all ? "Every server and cache gives the new values." : "Not everywhere yet.") + " Asked" + by + " at " + when(matrix.checked_at) + " (" + seconds(matrix.age_seconds) + " ago).";
   $("matrix-summary").className = all ? "good" : "warn";
 }
 
