@@ -382,10 +382,48 @@ pub fn observe(
     zone: &Zone,
     now: Timestamp,
 ) -> Observations {
+    observe_zones(checks, file, std::slice::from_ref(zone), now)
+}
+
+/// What the servers serve now for the RRsets a migration file touches in
+/// each of its zones, asked zone by zone and merged ([`Survey::merged`]):
+/// the input of [`crate::plan::plan_zones`].
+pub fn observe_zones(
+    checks: &dyn Checks,
+    file: &MigrationFile,
+    zones: &[Zone],
+    now: Timestamp,
+) -> Observations {
+    let per_zone = zones
+        .iter()
+        .map(|zone| {
+            let rrsets = asked(file, zone);
+            let verify = match file.zone_of(zone.origin()) {
+                Some(target) if !target.authorities.is_empty() => Verify {
+                    authorities: target.authorities.clone(),
+                    ..file.verify.clone()
+                },
+                _ => file.verify.clone(),
+            };
+            let survey = checks.survey(zone.origin(), &rrsets, &verify);
+            (zone.origin().to_string(), survey)
+        })
+        .collect();
+    Observations::from_survey(Survey::merged(per_zone), now)
+}
+
+/// The RRsets of `zone` a migration file touches.
+fn asked(file: &MigrationFile, zone: &Zone) -> Vec<(Name, RecordType)> {
     let mut rrsets: Vec<(Name, RecordType)> = Vec::new();
     for m in &file.moves {
         match m {
-            Move::Explicit { name, rtype, .. } => rrsets.push((name.clone(), *rtype)),
+            Move::Explicit { name, rtype, .. } => {
+                if zone.origin().zone_of(name)
+                    && file.zone_of(name).is_none_or(|z| z.name == *zone.origin())
+                {
+                    rrsets.push((name.clone(), *rtype))
+                }
+            }
             Move::Address { from, .. } => {
                 for (owner, node) in zone.nodes() {
                     for (rtype, set) in node.rrsets() {
@@ -403,5 +441,5 @@ pub fn observe(
     }
     rrsets.sort();
     rrsets.dedup();
-    Observations::from_survey(checks.survey(&file.zone, &rrsets, &file.verify), now)
+    rrsets
 }

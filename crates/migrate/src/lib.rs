@@ -25,6 +25,7 @@ pub mod flush;
 pub mod observe;
 pub mod plan;
 pub mod provider;
+pub mod routed;
 pub mod runner;
 pub mod words;
 

@@ -99,6 +99,44 @@ fn max_ttl<'a>(servers: &'a [ServerView], name: &str, rtype: &str) -> Option<(u3
         .max_by_key(|(t, _)| *t)
 }
 
+impl Survey {
+    /// One survey from one per zone: with several zones, each server is
+    /// named with the zone it was asked about ("127.0.0.1:53 for b.example.")
+    /// so that serials and answers of different zones stay apart; one zone's
+    /// survey is kept as it is.
+    pub fn merged(per_zone: Vec<(String, Survey)>) -> Survey {
+        let label = per_zone.len() > 1;
+        let mut out = Survey::default();
+        for (zone, survey) in per_zone {
+            let survey = if label {
+                survey.labelled(&zone)
+            } else {
+                survey
+            };
+            out.authorities.extend(survey.authorities);
+            out.resolvers.extend(survey.resolvers);
+            out.problems.extend(survey.problems);
+        }
+        out
+    }
+
+    /// The survey of one zone of several, each server named with the zone
+    /// ("127.0.0.1:53 for b.example.", unless its name holds it already),
+    /// each problem too.
+    pub fn labelled(mut self, zone: &str) -> Survey {
+        for view in self.authorities.iter_mut().chain(self.resolvers.iter_mut()) {
+            // A server already named after the zone keeps its name.
+            if !view.server.contains(zone) {
+                view.server = format!("{} for {zone}", view.server);
+            }
+        }
+        for p in &mut self.problems {
+            *p = format!("{zone}: {p}");
+        }
+        self
+    }
+}
+
 impl Observations {
     /// Observations from a survey made at `at`.
     pub fn from_survey(survey: Survey, at: Timestamp) -> Observations {

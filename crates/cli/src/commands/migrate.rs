@@ -27,7 +27,9 @@ use cutover_migrate::plan::preflight::{self, Active};
 use cutover_migrate::plan::Refusals;
 use cutover_migrate::provider::ProviderSpec;
 use cutover_migrate::runner::Summary;
-use cutover_migrate::{plan, render, FileError, MigrationFile, Migrations, Plan, State, Warning};
+use cutover_migrate::{
+    render, FileError, MigrationFile, Migrations, Observations, Plan, State, Survey, Warning,
+};
 use cutover_provider::ProviderError;
 use cutover_server::scheduler::Site;
 use jiff::Timestamp;
@@ -337,6 +339,40 @@ fn local_user() -> String {
 /// The reason recorded for an operator's command given without one.
 const FROM_THE_COMMAND_LINE: &str = "on the command line";
 
+/// One zone of a migration file, as its provider holds it; a zone the
+/// provider does not hold, or settings it refuses, at their place in the file.
+fn read_zone(
+    parsed: &MigrationFile,
+    target: &cutover_migrate::file::ZoneTarget,
+    provider: &dyn cutover_provider::Provider,
+) -> anyhow::Result<cutover_zone::Zone> {
+    match provider.read(&target.name) {
+        Ok(zone) => Ok(zone),
+        Err(e @ ProviderError::UnknownZone(_)) => Err(parsed
+            .error_at(target.spot, format!("{e} ({})", provider.describe()))
+            .into()),
+        Err(e @ ProviderError::Refused(_)) => {
+            let spot = parsed
+                .spots
+                .providers
+                .get(target.provider)
+                .copied()
+                .unwrap_or(parsed.spots.provider);
+            Err(parsed
+                .error_at(
+                    spot,
+                    format!("cannot read {}: {e} ({})", target.name, provider.describe()),
+                )
+                .into())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "cannot read {} from {}",
+            target.name,
+            provider.describe()
+        ))),
+    }
+}
+
 /// Reads a migration file, the zone from its provider and what the servers
 /// serve now, and plans; returns the name to store the file under, its
 /// text and the plan. Refused (exit 2, each reason at file:line:column):
@@ -356,7 +392,7 @@ fn make_plan(
         message: format!("cannot read the migration file: {e}"),
     })?;
     let name = file.display().to_string();
-    let parsed = MigrationFile::parse(&text, &name)?;
+    let mut parsed = MigrationFile::parse(&text, &name)?;
     if args.no_local_files {
         let refused = parsed.env_names_through_the_api();
         if !refused.is_empty() {
@@ -395,10 +431,13 @@ fn make_plan(
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| name.clone())
     };
-    let provider = match &parsed.provider {
+    let only_embedded = cutover_migrate::routed::specs(&parsed)
+        .iter()
+        .all(|spec| *spec == ProviderSpec::Embedded);
+    let provider = match only_embedded {
         // The store is not the file's: its errors are not the file's either.
-        ProviderSpec::Embedded => cutover_server::scheduler::provider(&parsed, store)?,
-        _ => cutover_server::scheduler::provider(&parsed, store).map_err(|e| {
+        true => cutover_server::scheduler::provider(&parsed, store)?,
+        false => cutover_server::scheduler::provider(&parsed, store).map_err(|e| {
             let spot = parsed
                 .spots
                 .local_files
@@ -407,35 +446,47 @@ fn make_plan(
             parsed.error_at(spot, format!("{e:#}"))
         })?,
     };
-    let zone = match provider.read(&parsed.zone) {
-        Ok(zone) => zone,
-        // The file names a zone the provider does not hold, or settings it refuses.
-        Err(e @ ProviderError::UnknownZone(_)) => {
-            return Err(parsed
-                .error_at(parsed.spots.zone, format!("{e} ({})", provider.describe()))
-                .into())
-        }
-        Err(e @ ProviderError::Refused(_)) => {
-            return Err(parsed
-                .error_at(
-                    parsed.spots.provider,
-                    format!("cannot read {}: {e} ({})", parsed.zone, provider.describe()),
-                )
-                .into())
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "cannot read {} from {}",
-                parsed.zone,
-                provider.describe()
-            )))
-        }
-    };
+    if parsed.every_zone.is_some() {
+        // `zones = "*"`: every zone of the store (the only provider that
+        // lists its zones; the file refuses the others).
+        let listed = cutover_store::Store::open(store)
+            .and_then(|s| s.zones())
+            .with_context(|| format!("cannot list the zones of {}", store.display()))?;
+        parsed.with_zones(listed.into_iter().map(|z| z.origin).collect())?;
+    }
+    let mut zones = Vec::new();
+    for target in &parsed.zones {
+        zones.push(read_zone(&parsed, target, &*provider)?);
+    }
     let now = Timestamp::now();
     // What cannot work is refused before the servers are asked anything.
-    cutover_migrate::plan::refuse(&parsed, &zone, now)?;
-    let observations = observe(&ProbeChecks::new(), &parsed, &zone, now);
-    let mut plan = plan(&parsed, &zone, &observations, now)?;
+    cutover_migrate::plan::refuse_zones(&parsed, &zones, now)?;
+    // Each zone's servers, asked about that zone's part of the file.
+    let checks = ProbeChecks::new();
+    let views: Vec<MigrationFile> = parsed
+        .zones
+        .iter()
+        .map(|target| cutover_migrate::plan::zone_view(&parsed, target))
+        .collect();
+    let observed: Vec<Observations> = views
+        .iter()
+        .zip(&zones)
+        .map(|(view, zone)| observe(&checks, view, zone, now))
+        .collect();
+    let observations = match observed.as_slice() {
+        [one] => one.clone(),
+        _ => Observations::from_survey(
+            Survey::merged(
+                zones
+                    .iter()
+                    .zip(&observed)
+                    .map(|(z, o)| (z.origin().to_string(), o.survey.clone()))
+                    .collect(),
+            ),
+            now,
+        ),
+    };
+    let mut plan = cutover_migrate::plan::plan_zones(&parsed, &zones, &observations, now)?;
     let details: Vec<(i64, String, Plan)> = migrations
         .list()?
         .into_iter()
@@ -450,7 +501,22 @@ fn make_plan(
             plan,
         })
         .collect();
-    let mut hazards = preflight::hazards(&parsed, &zone, &plan, &observations, &others);
+    let mut hazards: Vec<FileError> = Vec::new();
+    for ((view, zone), observed) in views.iter().zip(&zones).zip(&observed) {
+        // Each zone against its own changes and servers.
+        let mut part = plan.clone();
+        let origin = zone.origin().to_string();
+        part.changes
+            .retain(|c| plan.zone_of(c).eq_ignore_ascii_case(&origin));
+        if part.changes.is_empty() && parsed.many_zones() {
+            continue;
+        }
+        for hazard in preflight::hazards(view, zone, &part, observed, &others) {
+            if !hazards.contains(&hazard) {
+                hazards.push(hazard);
+            }
+        }
+    }
     hazards.extend(site_hazards(&parsed, site, config));
     if let (Some((key, spot)), Some(exposure)) =
         (parsed.spots.inline_secrets.first(), exposure(store))

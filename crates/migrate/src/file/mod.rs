@@ -46,10 +46,21 @@ pub struct MigrationFile {
     pub name: String,
     /// Where each part was written, for what is refused later.
     pub spots: Spots,
-    /// The zone whose records move (absolute).
+    /// The zone whose records move (absolute): the first of [`zones`](Self::zones),
+    /// the only one in a file that names one.
     pub zone: Name,
-    /// Where the zone's records live.
+    /// Where the first zone's records live: the first of
+    /// [`providers`](Self::providers).
     pub provider: ProviderSpec,
+    /// Every zone whose records move, in the file's order (`zone = …`,
+    /// then `zones = […]`, then each `[[zone]]`), each with its provider.
+    /// Empty only while `zones = "*"` waits for the provider's list
+    /// ([`MigrationFile::with_zones`]).
+    pub zones: Vec<ZoneTarget>,
+    /// The providers, each once, in the order the zones first name them.
+    pub providers: Vec<ProviderSpec>,
+    /// `zones = "*"` (every zone the provider holds), where it was written.
+    pub every_zone: Option<Spot>,
     /// TSIG keys given inline (`[[key]]`), for an `rfc2136` provider.
     pub keys: Vec<KeySpec>,
     /// What moves.
@@ -70,6 +81,20 @@ pub struct MigrationFile {
     /// The step that waits for an operator's approval before it runs
     /// (`approve = "before_switch"`), if any.
     pub approve: Option<StepKind>,
+}
+
+/// One zone of a migration and where its records live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneTarget {
+    /// The zone (absolute).
+    pub name: Name,
+    /// Its provider: an index into [`MigrationFile::providers`].
+    pub provider: usize,
+    /// Where the zone was named.
+    pub spot: Spot,
+    /// The authoritative addresses asked about this zone (a `[[zone]]`'s
+    /// `authorities`; empty: `[verify] authorities`).
+    pub authorities: Vec<SocketAddr>,
 }
 
 /// One thing that moves.
@@ -230,6 +255,8 @@ pub struct Spots {
     pub zone: Spot,
     /// The `provider` table.
     pub provider: Spot,
+    /// Each provider's table, in the order of [`MigrationFile::providers`].
+    pub providers: Vec<Spot>,
     /// Each `[[move]]`, in the file's order.
     pub moves: Vec<MoveSpots>,
     /// The `[ttl]` `during` value, when written.
@@ -345,9 +372,58 @@ impl MigrationFile {
         if let Some(dir) = Path::new(file).parent() {
             if !dir.as_os_str().is_empty() {
                 parsed.provider.resolve_paths(dir);
+                for p in &mut parsed.providers {
+                    p.resolve_paths(dir);
+                }
             }
         }
         Ok(parsed)
+    }
+
+    /// True when the file names more than one zone (or every zone of its
+    /// provider).
+    pub fn many_zones(&self) -> bool {
+        self.zones.len() > 1 || self.every_zone.is_some()
+    }
+
+    /// The listed zone a name is in: the longest that holds it.
+    pub fn zone_of(&self, name: &Name) -> Option<&ZoneTarget> {
+        self.zones
+            .iter()
+            .filter(|z| z.name.zone_of(name))
+            .max_by_key(|z| z.name.num_labels())
+    }
+
+    /// The zones of `zones = "*"`, as the provider lists them: each
+    /// becomes a zone of the migration through the file's provider. A
+    /// provider that holds none is refused at the place of `zones`.
+    pub fn with_zones(&mut self, listed: Vec<Name>) -> Result<(), FileError> {
+        let Some(spot) = self.every_zone else {
+            return Ok(());
+        };
+        let mut listed: Vec<Name> = listed.into_iter().filter(|n| !n.is_root()).collect();
+        listed.sort();
+        listed.dedup();
+        let Some(first) = listed.first() else {
+            return Err(self.error_at(
+                spot,
+                format!(
+                    "zones = \"*\": {} holds no zone: nothing to move",
+                    self.provider.describe()
+                ),
+            ));
+        };
+        self.zone = first.clone();
+        self.zones = listed
+            .into_iter()
+            .map(|name| ZoneTarget {
+                name,
+                provider: 0,
+                spot,
+                authorities: Vec::new(),
+            })
+            .collect();
+        Ok(())
     }
 
     /// An error at `spot` of this file.

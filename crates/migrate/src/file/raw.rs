@@ -20,10 +20,17 @@ pub(super) struct RawV1 {
     /// Always 1 here.
     #[allow(dead_code)]
     pub version: u32,
-    /// The zone.
-    pub zone: Spanned<String>,
-    /// The provider.
-    pub provider: Spanned<RawProvider>,
+    /// `zone = "example.com."` (one zone), or `[[zone]]` tables (each a
+    /// zone, with its own provider or the file's).
+    #[serde(default)]
+    pub zone: Option<Spanned<OneOrTables<RawZone>>>,
+    /// `zones = ["a.example.", …]` sharing the file's provider, or
+    /// `zones = "*"`: every zone the provider holds.
+    #[serde(default)]
+    pub zones: Option<Spanned<toml::Value>>,
+    /// The provider of every zone that names none of its own.
+    #[serde(default)]
+    pub provider: Option<Spanned<RawProvider>>,
     /// Inline TSIG keys.
     #[serde(default)]
     pub key: Vec<Spanned<RawKey>>,
@@ -51,6 +58,58 @@ pub(super) struct RawV1 {
     /// `approve = "before_switch"`: the step an operator's approval gates.
     #[serde(default)]
     pub approve: Option<Spanned<String>>,
+}
+
+/// A key that is either one value or an array of tables: `zone =
+/// "example.com."` and `[[zone]]` share a name. Read by hand (not an
+/// untagged enum, which buffers the value) so that every table keeps the
+/// places of its values and a wrong key is an error at its place.
+pub(super) enum OneOrTables<T> {
+    /// A string.
+    One(String),
+    /// An array of tables.
+    Tables(Vec<Spanned<T>>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrTables<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The visitor of both forms.
+        struct Either<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Either<T> {
+            type Value = OneOrTables<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a zone's name such as \"example.com.\", or [[zone]] tables")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(OneOrTables::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(t) = seq.next_element()? {
+                    out.push(t);
+                }
+                Ok(OneOrTables::Tables(out))
+            }
+        }
+        deserializer.deserialize_any(Either(std::marker::PhantomData))
+    }
+}
+
+/// A `[[zone]]` as written: a zone and, when it differs from the file's,
+/// its provider.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawZone {
+    /// The zone's name.
+    pub name: Spanned<String>,
+    /// Where its records live (default: the file's `provider`).
+    pub provider: Option<Spanned<RawProvider>>,
+    /// The authoritative addresses to ask about this zone (default:
+    /// `[verify] authorities`).
+    pub authorities: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `provider = { kind = …, … }` as written: every key any kind takes; which

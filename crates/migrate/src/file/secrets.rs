@@ -19,7 +19,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// The keys whose values are secrets, as a migration file writes them.
-pub const SECRET_KEYS: &[&str] = &["provider.api_key", "provider.token", "key.secret"];
+pub const SECRET_KEYS: &[&str] = &[
+    "provider.api_key",
+    "provider.token",
+    "key.secret",
+    "zone.provider.api_key",
+    "zone.provider.token",
+];
 
 /// What a redacted value becomes.
 const REDACTED: &str = "\"(redacted)\"";
@@ -33,6 +39,17 @@ struct SecretsOnly {
     /// The `[[key]]` tables.
     #[serde(default)]
     key: Vec<KeySecret>,
+    /// `zone = NAME`, or `[[zone]]` tables with providers of their own.
+    #[serde(default)]
+    zone: Option<super::raw::OneOrTables<ZoneSecrets>>,
+}
+
+/// A `[[zone]]`'s provider's secrets.
+#[derive(Deserialize)]
+struct ZoneSecrets {
+    /// Its provider table.
+    #[serde(default)]
+    provider: Option<ProviderSecrets>,
 }
 
 /// The provider's secrets.
@@ -60,7 +77,15 @@ pub fn redact(text: &str) -> String {
             .to_string();
     };
     let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
-    if let Some(provider) = &found.provider {
+    let zones = match &found.zone {
+        Some(super::raw::OneOrTables::Tables(tables)) => tables.as_slice(),
+        _ => &[],
+    };
+    let providers = zones
+        .iter()
+        .filter_map(|z| z.get_ref().provider.as_ref())
+        .chain(&found.provider);
+    for provider in providers {
         spans.extend(
             [&provider.api_key, &provider.token]
                 .into_iter()
@@ -113,6 +138,15 @@ mod tests {
         let text = "version = 1\n[provider]\nkind = \"cloud\"\nservice = \"x\"\ntoken = \"cloud-SECRET\"\n";
         let out = redact(text);
         assert!(!out.contains("cloud-SECRET"), "{out}");
+    }
+
+    #[test]
+    fn a_zone_tables_provider_secret_is_blanked() {
+        let text = "version = 1\n[[zone]]\nname = \"a.example.\"\nprovider = { kind = \"powerdns\", url = \"http://x\", api_key = \"zone-SECRET\" }\n[[zone]]\nname = \"b.example.\"\n";
+        let out = redact(text);
+        assert!(!out.contains("zone-SECRET"), "{out}");
+        assert_eq!(out.matches("(redacted)").count(), 1, "{out}");
+        assert!(out.contains("b.example."), "{out}");
     }
 
     #[test]

@@ -18,12 +18,12 @@ use jiff::Timestamp;
 use toml::Spanned;
 
 use super::raw::{
-    RawCheck, RawFlush, RawKey, RawMail, RawMove, RawProvider, RawSchedule, RawTtl, RawV1,
-    RawVerify, VersionOnly,
+    OneOrTables, RawCheck, RawFlush, RawKey, RawMail, RawMove, RawProvider, RawSchedule, RawTtl,
+    RawV1, RawVerify, RawZone, VersionOnly,
 };
 use super::{
     AfterTtl, Check, CheckKind, CheckSpots, FileError, Flush, MailMove, MigrationFile, Move,
-    MoveSpots, Schedule, Spot, Spots, SwitchAt, TtlPolicy, Verify, DEFAULT_DURING_TTL,
+    MoveSpots, Schedule, Spot, Spots, SwitchAt, TtlPolicy, Verify, ZoneTarget, DEFAULT_DURING_TTL,
     DEFAULT_INTERVAL, DEFAULT_MARGIN, DEFAULT_OBSERVE, DEFAULT_TRIES, MAX_DURING_TTL, MAX_INTERVAL,
     MAX_MARGIN, MAX_OBSERVE, MAX_TRIES, MAX_TTL,
 };
@@ -139,20 +139,25 @@ impl Place<'_> {
 
     /// Checks raw version-1 tables and types them.
     fn validate(mut self, raw: RawV1) -> Result<MigrationFile, FileError> {
-        self.spots.zone = self.of(&raw.zone);
-        let zone = self.name(&raw.zone, None)?;
-        if zone.is_root() {
-            return Err(self.on(
-                &raw.zone,
-                "the root zone cannot be migrated: expected a zone such as \"example.com.\"",
-            ));
-        }
         let keys = self.keys(&raw.key)?;
-        self.spots.provider = self.of(&raw.provider);
-        let provider = self.provider(&raw.provider, &raw.key)?;
+        let (zones, providers, every_zone) = self.zones(&raw)?;
+        self.keys_used(&providers, &raw.key)?;
+        let zone = zones
+            .first()
+            .map_or_else(Name::root, |z: &ZoneTarget| z.name.clone());
+        self.spots.zone = zones
+            .first()
+            .map(|z| z.spot)
+            .or(every_zone)
+            .unwrap_or_default();
+        self.spots.provider = self.spots.providers.first().copied().unwrap_or_default();
+        let provider = providers
+            .first()
+            .cloned()
+            .expect("a file that names a zone names its provider");
         let mut moves = Vec::new();
         for m in &raw.moves {
-            let (typed, spots) = self.move_of(m, &zone)?;
+            let (typed, spots) = self.move_of(m, &zones, every_zone)?;
             self.moves_agree(&moves, &typed, m)?;
             moves.push(typed);
             self.spots.moves.push(spots);
@@ -183,6 +188,9 @@ impl Place<'_> {
             spots: self.spots,
             zone,
             provider,
+            zones,
+            providers,
+            every_zone,
             keys,
             moves,
             ttl,
@@ -193,6 +201,261 @@ impl Place<'_> {
             mail,
             approve,
         })
+    }
+
+    /// The zones and their providers: `zone = NAME`, `zones = [NAMES]` or
+    /// `zones = "*"` through the file's `provider`, and `[[zone]]` tables
+    /// with a provider of their own or the file's. Each zone once; each
+    /// provider once (zones naming the same settings share it); a file
+    /// `provider` that no zone uses is refused.
+    #[allow(clippy::type_complexity)]
+    fn zones(
+        &mut self,
+        raw: &RawV1,
+    ) -> Result<(Vec<ZoneTarget>, Vec<ProviderSpec>, Option<Spot>), FileError> {
+        // (name as written, its provider table: None for the file's)
+        #[allow(clippy::type_complexity)]
+        let mut named: Vec<(
+            Spanned<String>,
+            Option<&Spanned<RawProvider>>,
+            Option<&Spanned<Vec<Spanned<String>>>>,
+        )> = Vec::new();
+        let mut every_zone = None;
+        let mut one_zone: Option<&Spanned<OneOrTables<RawZone>>> = None;
+        if let Some(zone) = &raw.zone {
+            match zone.get_ref() {
+                OneOrTables::One(name) => {
+                    one_zone = Some(zone);
+                    named.push((Spanned::new(zone.span(), name.clone()), None, None));
+                }
+                OneOrTables::Tables(tables) => {
+                    if tables.is_empty() {
+                        return Err(self.on(
+                            zone,
+                            "`zone` is empty: expected [[zone]] tables, each with `name`",
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(list) = &raw.zones {
+            if let Some(one) = one_zone {
+                return Err(self.on(
+                    list,
+                    format!(
+                        "`zones` and `zone` (line {}) both name zones: write every zone in `zones = [...]`, or one in `zone`",
+                        self.of(one).line
+                    ),
+                ));
+            }
+            match list.get_ref() {
+                toml::Value::String(s) if s.trim() == "*" => {
+                    every_zone = Some(self.of(list));
+                }
+                toml::Value::Array(items) => {
+                    if items.is_empty() {
+                        return Err(self.on(list, "`zones` is empty: expected the zones' names, e.g. [\"a.example.\", \"b.example.\"], or \"*\" for every zone of the provider"));
+                    }
+                    // The array's items carry no places of their own: find
+                    // each one's in the text, in order.
+                    let mut from = list.span().start;
+                    for item in items {
+                        let toml::Value::String(name) = item else {
+                            return Err(self.on(list, format!("`zones`: {item} is not a zone's name: expected strings, e.g. \"a.example.\"")));
+                        };
+                        let at = self.text[from..list.span().end]
+                            .find(&format!("{name:?}"))
+                            .or_else(|| self.text[from..list.span().end].find(name.as_str()))
+                            .map_or(from, |i| from + i);
+                        from = (at + name.len()).min(list.span().end);
+                        named.push((
+                            Spanned::new(at..at + name.len() + 2, name.clone()),
+                            None,
+                            None,
+                        ));
+                    }
+                }
+                other => {
+                    return Err(self.on(
+                        list,
+                        format!("`zones` = {other}: expected a list of zones, e.g. [\"a.example.\", \"b.example.\"], or \"*\" for every zone of the provider"),
+                    ))
+                }
+            }
+        }
+        if let Some(zone) = &raw.zone {
+            if let OneOrTables::Tables(tables) = zone.get_ref() {
+                if let Some(list) = raw.zones.as_ref().filter(|_| every_zone.is_some()) {
+                    return Err(self.on(
+                        &tables[0],
+                        format!("zones = \"*\" (line {}) already takes every zone of the provider: drop the [[zone]] tables, or list the zones", self.of(list).line),
+                    ));
+                }
+                for t in tables {
+                    named.push((
+                        t.get_ref().name.clone(),
+                        t.get_ref().provider.as_ref(),
+                        t.get_ref().authorities.as_ref(),
+                    ));
+                }
+            }
+        }
+        if named.is_empty() && every_zone.is_none() {
+            return Err(self.at(
+                0,
+                "expected the zone: `zone = \"example.com.\"`, `zones = [\"a.example.\", \"b.example.\"]` (or \"*\") with a `provider`, or [[zone]] tables",
+            ));
+        }
+        // The file's provider, checked once, when given.
+        let file_provider = match &raw.provider {
+            Some(p) => Some((self.provider(p, &raw.key)?, self.of(p))),
+            None => None,
+        };
+        let mut providers: Vec<ProviderSpec> = Vec::new();
+        let mut spots: Vec<Spot> = Vec::new();
+        let mut index_of = |spec: ProviderSpec, spot: Spot| {
+            if let Some(i) = providers.iter().position(|p| *p == spec) {
+                return i;
+            }
+            providers.push(spec);
+            spots.push(spot);
+            providers.len() - 1
+        };
+        let mut zones: Vec<ZoneTarget> = Vec::new();
+        let mut file_provider_used = every_zone.is_some();
+        if every_zone.is_some() {
+            let Some((spec, spot)) = &file_provider else {
+                return Err(self.at(0, "zones = \"*\" takes every zone of the file's `provider`: expected `provider = { kind = … }`"));
+            };
+            if *spec != ProviderSpec::Embedded {
+                let list = raw.zones.as_ref().expect("every_zone comes from `zones`");
+                return Err(self.on(
+                    list,
+                    format!(
+                        "zones = \"*\": the {} provider cannot list the zones it holds ({}): name them, e.g. zones = [\"a.example.\", \"b.example.\"]",
+                        spec.kind(),
+                        match spec {
+                            ProviderSpec::Rfc2136 { .. } => "RFC 2136 has no way to ask a server which zones it serves",
+                            _ => "this cutover does not ask its API for the list",
+                        }
+                    ),
+                ));
+            }
+            index_of(spec.clone(), *spot);
+        }
+        for (text, own, authorities) in &named {
+            let name = self.name(text, None)?;
+            if name.is_root() {
+                return Err(self.on(
+                    text,
+                    "the root zone cannot be migrated: expected a zone such as \"example.com.\"",
+                ));
+            }
+            if let Some(earlier) = zones.iter().find(|z| z.name == name) {
+                return Err(self.on(
+                    text,
+                    format!(
+                        "the zone {name} is already named at line {}: name each zone once",
+                        earlier.spot.line
+                    ),
+                ));
+            }
+            let provider = match own {
+                Some(table) => {
+                    let spec = self.provider(table, &raw.key)?;
+                    index_of(spec, self.of(table))
+                }
+                None => {
+                    let Some((spec, spot)) = &file_provider else {
+                        let message = match raw.zone.as_ref().map(|z| z.get_ref()) {
+                            Some(OneOrTables::Tables(_)) => format!(
+                                "[[zone]] {name}: expected `provider = {{ kind = … }}` in this table, or a `provider` for the whole file"
+                            ),
+                            _ => "expected `provider = { kind = \"embedded\" }` (or rfc2136, powerdns): where the zone's records live".to_string(),
+                        };
+                        return Err(self.on(text, message));
+                    };
+                    file_provider_used = true;
+                    index_of(spec.clone(), *spot)
+                }
+            };
+            let authorities = match authorities {
+                Some(list) if list.get_ref().is_empty() => {
+                    return Err(self.on(
+                        list,
+                        format!("[[zone]] {name}: `authorities` is empty: list the addresses that serve it, or leave it out to ask [verify] authorities"),
+                    ))
+                }
+                Some(list) => self.dns_addresses(list)?,
+                None => Vec::new(),
+            };
+            zones.push(ZoneTarget {
+                name,
+                provider,
+                spot: self.of(text),
+                authorities,
+            });
+        }
+        if let (Some(raw_provider), false) = (&raw.provider, file_provider_used) {
+            return Err(self.on(
+                raw_provider,
+                "this `provider` is used by no zone: every [[zone]] names its own; drop it, or leave `provider` out of a [[zone]] to use it",
+            ));
+        }
+        self.spots.providers = spots;
+        Ok((zones, providers, every_zone))
+    }
+
+    /// Every `[[key]]` is the key of an rfc2136 provider of the file.
+    fn keys_used(
+        &self,
+        providers: &[ProviderSpec],
+        keys: &[Spanned<RawKey>],
+    ) -> Result<(), FileError> {
+        let used: Vec<&String> = providers
+            .iter()
+            .filter_map(|p| match p {
+                ProviderSpec::Rfc2136 { key, .. } => Some(key),
+                _ => None,
+            })
+            .collect();
+        for k in keys {
+            let name = key_name(k.get_ref().name.get_ref());
+            if used.iter().any(|u| key_name(u) == name) {
+                continue;
+            }
+            let message = match (providers, used.as_slice()) {
+                (_, [one]) if providers.len() == 1 => format!(
+                    "[[key]] {:?} is not the provider's key {:?}: only that key is used",
+                    k.get_ref().name.get_ref(),
+                    one
+                ),
+                ([ProviderSpec::Embedded], _) => {
+                    "a [[key]] is used only by an rfc2136 provider; the embedded one takes none"
+                        .to_string()
+                }
+                ([ProviderSpec::Powerdns { .. }], _) => {
+                    "a [[key]] is used only by an rfc2136 provider; a powerdns one takes api_key_file"
+                        .to_string()
+                }
+                _ => format!(
+                    "[[key]] {:?} is the key of no rfc2136 provider of this file: only their keys are used",
+                    k.get_ref().name.get_ref()
+                ),
+            };
+            let at = if used.is_empty() {
+                self.of(k)
+            } else {
+                self.of(&k.get_ref().name)
+            };
+            return Err(FileError {
+                file: self.file.to_string(),
+                line: at.line,
+                column: at.column,
+                message,
+            });
+        }
+        Ok(())
     }
 
     /// `approve = "before_STEP"`: the planned step an operator's approval
@@ -357,17 +620,11 @@ impl Place<'_> {
             }
         }
         match kind.get_ref().as_str() {
-            "embedded" => {
-                if let Some(k) = keys.first() {
-                    return Err(self.on(
-                        k,
-                        "a [[key]] is used only by an rfc2136 provider; the embedded one takes none",
-                    ));
-                }
-                Ok(ProviderSpec::Embedded)
-            }
+            // Which [[key]] belongs to which provider is checked once all
+            // providers are read (`keys_used`).
+            "embedded" => Ok(ProviderSpec::Embedded),
             "rfc2136" => self.rfc2136(spanned, keys),
-            _ => self.powerdns(spanned, keys),
+            _ => self.powerdns(spanned),
         }
     }
 
@@ -397,18 +654,6 @@ impl Place<'_> {
             .iter()
             .filter(|k| key_name(k.get_ref().name.get_ref()) == wanted)
             .collect();
-        for k in keys {
-            if !matching.iter().any(|m| std::ptr::eq(*m, k)) {
-                return Err(self.on(
-                    &k.get_ref().name,
-                    format!(
-                        "[[key]] {:?} is not the provider's key {:?}: only that key is used",
-                        k.get_ref().name.get_ref(),
-                        key.get_ref()
-                    ),
-                ));
-            }
-        }
         match (&p.key_file, matching.first()) {
             (Some(file), Some(_)) => {
                 return Err(self.on(
@@ -442,18 +687,8 @@ impl Place<'_> {
     }
 
     /// The settings of a powerdns provider.
-    fn powerdns(
-        &mut self,
-        spanned: &Spanned<RawProvider>,
-        keys: &[Spanned<RawKey>],
-    ) -> Result<ProviderSpec, FileError> {
+    fn powerdns(&mut self, spanned: &Spanned<RawProvider>) -> Result<ProviderSpec, FileError> {
         let p = spanned.get_ref();
-        if let Some(k) = keys.first() {
-            return Err(self.on(
-                k,
-                "a [[key]] is used only by an rfc2136 provider; a powerdns one takes api_key_file",
-            ));
-        }
         let Some(url) = &p.url else {
             return Err(self.on(
                 spanned,
@@ -655,7 +890,12 @@ impl Place<'_> {
     }
 
     /// One `[[move]]`.
-    fn move_of(&self, m: &Spanned<RawMove>, zone: &Name) -> Result<(Move, MoveSpots), FileError> {
+    fn move_of(
+        &self,
+        m: &Spanned<RawMove>,
+        zones: &[ZoneTarget],
+        every_zone: Option<Spot>,
+    ) -> Result<(Move, MoveSpots), FileError> {
         let start = m.span().start;
         let at = self.spot(start);
         let m = m.get_ref();
@@ -710,10 +950,42 @@ impl Place<'_> {
                         "an explicit move needs `name`, `type` and `values`",
                     ));
                 };
-                let owner = self.name(name, Some(zone))?;
-                if !zone.zone_of(&owner) {
-                    return Err(self.on(name, format!("{owner} is not in the zone {zone}")));
+                if let Some(all) = every_zone {
+                    return Err(self.on(
+                        name,
+                        format!("zones = \"*\" (line {}) takes moves by address only (from, to): which zone a name is in is known only once the provider lists its zones; name the zones to set a name's records", all.line),
+                    ));
                 }
+                let owner = match zones {
+                    [one] => self.name(name, Some(&one.name))?,
+                    _ => {
+                        let written = name.get_ref().trim();
+                        if !written.ends_with('.') {
+                            return Err(self.on(
+                                name,
+                                format!("{written:?}: with several zones, write the name absolute (ending in '.'), e.g. \"www.{}\"", zones[0].name),
+                            ));
+                        }
+                        self.name(name, None)?
+                    }
+                };
+                let Some(zone) = zones
+                    .iter()
+                    .filter(|z| z.name.zone_of(&owner))
+                    .max_by_key(|z| z.name.num_labels())
+                    .map(|z| &z.name)
+                else {
+                    return Err(self.on(
+                        name,
+                        match zones {
+                            [one] => format!("{owner} is not in the zone {}", one.name),
+                            _ => format!(
+                                "{owner} is in none of the migration's zones ({})",
+                                zones.iter().map(|z| z.name.to_string()).collect::<Vec<_>>().join(", ")
+                            ),
+                        },
+                    ));
+                };
                 let rt: RecordType = rtype
                     .get_ref()
                     .trim()

@@ -10,12 +10,23 @@ use cutover_zone::{Rdata, RecordType, Rrset, Zone};
 use super::{warnings, RrsetChange, RrsetText, Warning};
 use crate::file::{address_of, AfterTtl, FileError, MigrationFile, Move};
 
+/// True when an A or AAAA record of the zone holds `address`.
+pub(super) fn holds(zone: &Zone, address: IpAddr) -> bool {
+    zone.nodes().any(|(_, node)| {
+        node.rrsets()
+            .any(|(_, set)| set.rdatas().iter().any(|r| address_of(r) == Some(address)))
+    })
+}
+
 /// The RRset changes the moves make; what the zone makes impossible is
-/// refused at the move's place in the file.
+/// refused at the move's place in the file. `each_move_here`: a move by
+/// address that no record of this zone holds is refused (one zone); with
+/// several, the caller asks that some zone holds it.
 pub(super) fn changes(
     file: &MigrationFile,
     zone: &Zone,
     warnings: &mut Vec<Warning>,
+    each_move_here: bool,
 ) -> Result<Vec<RrsetChange>, FileError> {
     let mut out: Vec<RrsetChange> = Vec::new();
     // A new RRset has no original TTL: it ends at an hour (or the low TTL
@@ -62,12 +73,8 @@ pub(super) fn changes(
             Move::Explicit { .. } => None,
         })
         .collect();
-    for (i, from, _, _) in &address_moves {
-        let holds = zone.nodes().any(|(_, node)| {
-            node.rrsets()
-                .any(|(_, set)| set.rdatas().iter().any(|r| address_of(r) == Some(*from)))
-        });
-        if !holds {
+    for (i, from, _, _) in address_moves.iter().filter(|_| each_move_here) {
+        if !holds(zone, *from) {
             return Err(file.error_at(
                 spot(*i),
                 format!(
@@ -122,6 +129,7 @@ pub(super) fn changes(
                         after: after.rdatas().iter().map(rdata_to_text).collect(),
                         final_ttl: final_ttl(Some(set)),
                         reason: reasons.join(", "),
+                        zone: None,
                     },
                     first,
                     &mut out,
@@ -178,6 +186,7 @@ pub(super) fn changes(
                 after: after.rdatas().iter().map(rdata_to_text).collect(),
                 final_ttl: final_ttl(before),
                 reason: "listed in the migration file".into(),
+                zone: None,
             },
             i,
             &mut out,

@@ -17,6 +17,7 @@ pub mod preflight;
 mod render;
 mod waits;
 mod warnings;
+mod zones;
 
 use std::net::IpAddr;
 
@@ -26,11 +27,14 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::file::{AfterTtl, Check, FileError, MailMove, MigrationFile, SwitchAt, Verify};
+use crate::file::{
+    AfterTtl, Check, FileError, MailMove, MigrationFile, Move, SwitchAt, Verify, ZoneTarget,
+};
 use crate::observe::Observations;
 
-pub use render::{mail_words, render};
+pub use render::{mail_words, render, touch_words, zones_words};
 pub use warnings::Warning;
+pub use zones::view as zone_view;
 
 /// A migration's plan: what changes, the steps and when, and the warnings.
 /// Stored as JSON beside the migration.
@@ -64,6 +68,38 @@ pub struct Plan {
     pub flush: Vec<String>,
     /// The mail relay's part.
     pub mail: Option<MailMove>,
+    /// Every zone whose records move, with its provider (an index into
+    /// `providers`); the first is `zone`. Empty in a plan made before
+    /// migrations had several zones: `zone` through `provider`.
+    #[serde(default)]
+    pub zones: Vec<PlanZone>,
+    /// Every provider, in words, in the order the zones first name them;
+    /// the first is `provider`.
+    #[serde(default)]
+    pub providers: Vec<String>,
+}
+
+/// One zone of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlanZone {
+    /// The zone (absolute, presentation form).
+    pub zone: String,
+    /// Its provider: an index into the plan's `providers`.
+    pub provider: usize,
+    /// The authoritative addresses asked about it, when its `[[zone]]`
+    /// lists its own (empty: `verify.authorities`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub authorities: Vec<std::net::SocketAddr>,
+}
+
+/// What a step changes or asks about: a provider and its zones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Touch {
+    /// The provider, in words.
+    pub provider: String,
+    /// Its zones the step touches.
+    pub zones: Vec<String>,
 }
 
 /// One RRset's journey: as it was, lowered, switched, restored.
@@ -81,6 +117,10 @@ pub struct RrsetChange {
     pub final_ttl: u32,
     /// Why it changes ("holds 192.0.2.10", "SPF term ip4:192.0.2.10", "listed in the file").
     pub reason: String,
+    /// The zone it is in (`None` in plans made before migrations had
+    /// several zones: the plan's `zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// An RRset in presentation form (the plan is JSON; RDATA round-trips
@@ -152,6 +192,15 @@ pub struct Step {
     pub what: String,
     /// Why then, in words.
     pub why: String,
+    /// The providers and zones it changes or asks about (empty: none, or a
+    /// plan made before migrations had several zones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub touches: Vec<Touch>,
+    /// A switch step: the provider (an index into the plan's `providers`)
+    /// whose zones it switches; one switch step per provider (`None`: every
+    /// zone, a plan made before several providers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<usize>,
 }
 
 /// Why no plan could be made.
@@ -286,13 +335,132 @@ impl RrsetChange {
 /// which needs no observation): callers ask it before probing the servers,
 /// so that a file that cannot work is refused at once.
 pub fn refuse(file: &MigrationFile, zone: &Zone, now: Timestamp) -> Result<(), PlanError> {
-    let changes = changes::changes(file, zone, &mut Vec::new())
-        .map_err(|e| PlanError::Refused(Refusals(vec![e])))?;
-    let refused = preflight::refusals(file, zone, &changes, now);
+    refuse_zones(file, std::slice::from_ref(zone), now)
+}
+
+/// [`refuse`] for a file of several zones: `zones` holds each of them as
+/// its provider holds it.
+pub fn refuse_zones(file: &MigrationFile, zones: &[Zone], now: Timestamp) -> Result<(), PlanError> {
+    gather(file, zones, now).map(|_| ())
+}
+
+/// One zone's part of a plan: the zone, its changes (tagged with it), and
+/// the warnings its changes gave.
+struct ZonePart<'a> {
+    /// The zone in the file.
+    target: ZoneTarget,
+    /// The file as if it named this zone alone.
+    view: MigrationFile,
+    /// The zone as the provider holds it.
+    zone: &'a Zone,
+    /// What changes in it.
+    changes: Vec<RrsetChange>,
+    /// Warnings about its changes.
+    warnings: Vec<Warning>,
+}
+
+/// Each zone's changes, every refusal of every zone at once.
+fn gather<'a>(
+    file: &MigrationFile,
+    zones: &'a [Zone],
+    now: Timestamp,
+) -> Result<Vec<ZonePart<'a>>, PlanError> {
+    let many = file.many_zones();
+    let mut parts = Vec::new();
+    for target in &file.zones {
+        let Some(zone) = zones.iter().find(|z| z.origin() == &target.name) else {
+            return Err(PlanError::WrongZone {
+                expected: target.name.to_string(),
+                found: zones
+                    .iter()
+                    .map(|z| z.origin().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        if zone.soa().is_none() {
+            return Err(PlanError::NoSoa(target.name.to_string()));
+        }
+        parts.push((target.clone(), zone));
+    }
+    if many {
+        // A move by address needs a record holding it in some zone, not in each.
+        for (i, m) in file.moves.iter().enumerate() {
+            let Move::Address { from, .. } = m else {
+                continue;
+            };
+            if !parts.iter().any(|(_, z)| changes::holds(z, *from)) {
+                let spot = file
+                    .spots
+                    .moves
+                    .get(i)
+                    .map(|m| m.subject)
+                    .unwrap_or_default();
+                return Err(PlanError::Refused(Refusals(vec![file.error_at(
+                    spot,
+                    format!(
+                        "no A or AAAA record in any of the {} zones holds {from}: nothing to move",
+                        parts.len()
+                    ),
+                )])));
+            }
+        }
+    }
+    let mut refused = Vec::new();
+    if many {
+        for (i, c) in file.checks.iter().enumerate() {
+            if let Some(host) = zones::check_host(&c.kind) {
+                if file.zone_of(&host).is_none() {
+                    let spot = file
+                        .spots
+                        .checks
+                        .get(i)
+                        .map(|s| s.target)
+                        .unwrap_or_default();
+                    refused.push(file.error_at(
+                        spot,
+                        format!(
+                            "{host} is in none of the migration's zones: no move changes where it leads, so after the switch this check would still reach the servers it reaches now; check a name that moves"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (target, zone) in parts {
+        let view = zones::view(file, &target);
+        let mut warnings = Vec::new();
+        let mut changes = changes::changes(&view, zone, &mut warnings, !many)
+            .map_err(|e| PlanError::Refused(Refusals(vec![e])))?;
+        refused.extend(preflight::refusals(&view, zone, &changes, now));
+        for c in &mut changes {
+            c.zone = Some(target.name.to_string());
+        }
+        out.push(ZonePart {
+            target,
+            view,
+            zone,
+            changes,
+            warnings,
+        });
+    }
     if refused.is_empty() {
-        Ok(())
+        Ok(out)
     } else {
         Err(PlanError::Refused(Refusals(refused)))
+    }
+}
+
+/// A zone's warning, named with its zone when the plan has several.
+fn in_zone(many: bool, zone: &Name, warning: Warning) -> Warning {
+    if many {
+        Warning::InZone {
+            zone: zone.to_string(),
+            about: Box::new(warning),
+        }
+    } else {
+        warning
     }
 }
 
@@ -303,22 +471,66 @@ pub fn plan(
     observed: &Observations,
     now: Timestamp,
 ) -> Result<Plan, PlanError> {
-    if zone.origin() != &file.zone {
+    if zone.origin() != &file.zone && !file.many_zones() {
         return Err(PlanError::WrongZone {
             expected: file.zone.to_string(),
             found: zone.origin().to_string(),
         });
     }
-    let soa = zone
-        .soa()
-        .ok_or_else(|| PlanError::NoSoa(file.zone.to_string()))?;
+    plan_zones(file, std::slice::from_ref(zone), observed, now)
+}
+
+/// Makes the plan of a file of several zones: `zones` holds each of them
+/// as its provider holds it, `observed` what the servers serve of all of
+/// them ([`crate::checks::observe_zones`]). One timeline: the wait after
+/// lowering counts from the longest TTL in any zone; one switch step per
+/// provider; the TTLs lowered and restored, and the switch verified, in
+/// every zone. Pure: everything it knows is passed in.
+pub fn plan_zones(
+    file: &MigrationFile,
+    zones: &[Zone],
+    observed: &Observations,
+    now: Timestamp,
+) -> Result<Plan, PlanError> {
+    let many = file.many_zones();
+    let parts = gather(file, zones, now)?;
     let mut warnings = Vec::new();
-    let changes = changes::changes(file, zone, &mut warnings)
-        .map_err(|e| PlanError::Refused(Refusals(vec![e])))?;
-    let refused = preflight::refusals(file, zone, &changes, now);
-    if !refused.is_empty() {
-        return Err(PlanError::Refused(Refusals(refused)));
+    let mut changes: Vec<RrsetChange> = Vec::new();
+    // The zones that change, and their providers in the order they are first named.
+    let mut plan_zones: Vec<PlanZone> = Vec::new();
+    let mut used: Vec<usize> = Vec::new();
+    for part in &parts {
+        for w in &part.warnings {
+            warnings.push(in_zone(many, &part.target.name, w.clone()));
+        }
+        if part.changes.is_empty() {
+            warnings.push(Warning::NothingMoves {
+                zone: part.target.name.to_string(),
+            });
+            continue;
+        }
+        let index = match used.iter().position(|p| *p == part.target.provider) {
+            Some(i) => i,
+            None => {
+                used.push(part.target.provider);
+                used.len() - 1
+            }
+        };
+        plan_zones.push(PlanZone {
+            zone: part.target.name.to_string(),
+            provider: index,
+            authorities: part.target.authorities.clone(),
+        });
+        changes.extend(part.changes.iter().cloned());
     }
+    let providers: Vec<String> = used.iter().map(|p| file.providers[*p].describe()).collect();
+    let first = parts
+        .iter()
+        .find(|p| !p.changes.is_empty())
+        .or(parts.first())
+        .ok_or_else(|| PlanError::Data("the migration names no zone".into()))?;
+    let plan_zone = first.target.name.to_string();
+    let plan_provider = file.providers[first.target.provider].describe();
     for (key, spot) in &file.spots.inline_secrets {
         warnings.push(Warning::InlineSecret {
             key: key.clone(),
@@ -347,7 +559,26 @@ pub fn plan(
     let margin = file.schedule.margin;
     let wait = u64::from(wait_ttl) + margin;
 
-    warnings::collect(file, zone, &changes, &soa, &mut warnings);
+    for part in &parts {
+        let soa = part.zone.soa().expect("gather refuses a zone without SOA");
+        let mut found = Vec::new();
+        warnings::collect(&part.view, part.zone, &part.changes, &soa, &mut found);
+        warnings.extend(
+            found
+                .into_iter()
+                .map(|w| in_zone(many, &part.target.name, w)),
+        );
+    }
+    let touch_all = zones::touches(&plan_zones, &providers, None);
+    let zone_count = plan_zones.len();
+    let in_zones = if many {
+        format!(
+            " in {zone_count} zone{}",
+            if zone_count == 1 { "" } else { "s" }
+        )
+    } else {
+        String::new()
+    };
 
     let mut steps = Vec::new();
     // Lower as late as the switch time allows: low TTLs cost queries.
@@ -370,11 +601,13 @@ pub fn plan(
         at: lower_at,
         after_previous: 0,
         what: format!(
-            "lower the TTL of {} RRset{} to {low_ttl}s, values unchanged",
+            "lower the TTL of {} RRset{}{in_zones} to {low_ttl}s, values unchanged",
             changes.len(),
             if changes.len() == 1 { "" } else { "s" }
         ),
         why: lower_why,
+        touches: touch_all.clone(),
+        provider: None,
     });
     let earliest = later(lower_at, wait);
     steps.push(Step {
@@ -383,6 +616,8 @@ pub fn plan(
         after_previous: wait,
         what: format!("wait {} until {}", words(wait), render::to_second(earliest)),
         why: format!("{wait_why}, plus a margin of {}", words(margin)),
+        touches: Vec::new(),
+        provider: None,
     });
     let switch_at = match file.schedule.switch_at {
         SwitchAt::Earliest => earliest,
@@ -415,21 +650,49 @@ pub fn plan(
         } else {
             "just before the switch: the new servers must answer before anyone is sent there".into()
         },
+        touches: Vec::new(),
+        provider: None,
     });
     steps.push(Step {
         kind: StepKind::NoteSerials,
         at: switch_at,
         after_previous: 0,
-        what: "note the SOA serial every authoritative address serves".into(),
+        what: if many {
+            format!("note the SOA serial every authoritative address serves for each of the {zone_count} zones")
+        } else {
+            "note the SOA serial every authoritative address serves".into()
+        },
         why: "after the switch, every authority must serve a newer serial".into(),
+        touches: touch_all.clone(),
+        provider: None,
     });
-    steps.push(Step {
-        kind: StepKind::Switch,
-        at: switch_at,
-        after_previous: 0,
-        what: format!("put the new values in place, TTL {low_ttl}s"),
-        why: "every cache now holds the old values for at most the low TTL".into(),
-    });
+    // One switch step per provider, one after the other at the same time.
+    for (index, described) in providers.iter().enumerate() {
+        let touch = zones::touches(&plan_zones, &providers, Some(index));
+        let count = touch.iter().map(|t| t.zones.len()).sum::<usize>();
+        let what = if many {
+            format!(
+                "put the new values in place in {count} zone{} through {described}, TTL {low_ttl}s ({})",
+                if count == 1 { "" } else { "s" },
+                if count == 1 {
+                    "one change set, all or nothing".to_string()
+                } else {
+                    "one change set per zone, each all or nothing: a zone is switched whole or not at all, the zones one after another".to_string()
+                }
+            )
+        } else {
+            format!("put the new values in place, TTL {low_ttl}s")
+        };
+        steps.push(Step {
+            kind: StepKind::Switch,
+            at: switch_at,
+            after_previous: 0,
+            what,
+            why: "every cache now holds the old values for at most the low TTL".into(),
+            touches: touch,
+            provider: Some(index),
+        });
+    }
     steps.push(Step {
         kind: StepKind::FlushCaches,
         at: switch_at,
@@ -440,6 +703,8 @@ pub fn plan(
             format!("flush {}", file.flush.caches.join(", "))
         },
         why: "local caches would otherwise serve the old values for up to the low TTL".into(),
+        touches: touch_all.clone(),
+        provider: None,
     });
     let verify_delay = u64::from(low_ttl) + 1;
     let verify_at = later(switch_at, verify_delay);
@@ -457,6 +722,8 @@ pub fn plan(
             "resolvers drop the old values within the low TTL ({low_ttl}s) after the switch; on {tries} failure{} the switch is reverted with the low TTL still in place",
             if tries == 1 { "" } else { "s" }
         ),
+        touches: touch_all.clone(),
+        provider: None,
     });
     let observe = file.schedule.observe;
     let observe_end = later(verify_at, observe);
@@ -466,6 +733,8 @@ pub fn plan(
         after_previous: observe,
         what: format!("observe for {}, then run the service checks once more", words(observe)),
         why: "problems that show only under real traffic can still be rolled back quickly while the TTL is low".into(),
+        touches: Vec::new(),
+        provider: None,
     });
     steps.push(Step {
         kind: StepKind::RestoreTtls,
@@ -476,14 +745,16 @@ pub fn plan(
             AfterTtl::Fixed(t) => format!("set the moved RRsets' TTL to {t}s"),
         },
         why: "low TTLs cost queries and resilience once the move is settled".into(),
+        touches: touch_all,
+        provider: None,
     });
     if let Some(gated) = file.approve {
         gate(&mut steps, gated);
     }
 
     Ok(Plan {
-        zone: file.zone.to_string(),
-        provider: file.provider.describe(),
+        zone: plan_zone,
+        provider: plan_provider,
         created_at: now,
         changes,
         low_ttl,
@@ -494,6 +765,8 @@ pub fn plan(
         verify: file.verify.clone(),
         flush: file.flush.caches.clone(),
         mail: file.mail.clone(),
+        zones: plan_zones,
+        providers,
     })
 }
 
@@ -518,6 +791,8 @@ fn gate(steps: &mut Vec<Step>, gated: StepKind) {
             "the migration file asks for it (approve = \"before_{}\"); the migration waits here, across restarts, for as long as it takes",
             gated.as_str()
         ),
+        touches: Vec::new(),
+        provider: None,
     };
     steps.insert(index, gate);
 }

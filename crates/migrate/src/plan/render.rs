@@ -3,12 +3,60 @@
 
 use std::fmt::Write;
 
-use super::{words, Plan, StepKind};
+use super::{words, Plan, StepKind, Touch};
+
+/// The zones and providers of a plan of several zones, in words ("3 zones
+/// through cutover's store: a.example., b.example., c.example."); `None`
+/// for a plan of one zone.
+pub fn zones_words(plan: &Plan) -> Option<String> {
+    if !plan.many_zones() {
+        return None;
+    }
+    let providers = plan.provider_list();
+    let per_provider: Vec<String> = super::zones::touches(&plan.zone_list(), &providers, None)
+        .iter()
+        .map(|t| {
+            format!(
+                "{} ({} zone{})",
+                t.provider,
+                t.zones.len(),
+                if t.zones.len() == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    Some(format!(
+        "{} zones through {}",
+        plan.zone_list().len(),
+        per_provider.join(" and ")
+    ))
+}
+
+/// What a step touches, in words ("cutover's store: a.example., b.example.;
+/// RFC 2136 at …: c.example."); `None` when it names nothing.
+pub fn touch_words(touches: &[Touch]) -> Option<String> {
+    if touches.is_empty() {
+        return None;
+    }
+    Some(
+        touches
+            .iter()
+            .map(|t| format!("{}: {}", t.provider, t.zones.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
 
 /// The plan in words, one step per paragraph.
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Migration of {} through {}", plan.zone, plan.provider);
+    match zones_words(plan) {
+        Some(zones) => {
+            let _ = writeln!(out, "Migration of {zones}");
+        }
+        None => {
+            let _ = writeln!(out, "Migration of {} through {}", plan.zone, plan.provider);
+        }
+    }
     let _ = writeln!(out, "planned at {}\n", to_second(plan.created_at));
     let _ = writeln!(out, "Changes ({}):", plan.changes.len());
     for c in &plan.changes {
@@ -40,6 +88,9 @@ pub fn render(plan: &Plan) -> String {
         };
         let _ = writeln!(out, "  {:>2}. {}{wait}", i + 1, to_second(step.at));
         let _ = writeln!(out, "      {}", step.what);
+        if let Some(touched) = touch_words(&step.touches).filter(|_| plan.many_zones()) {
+            let _ = writeln!(out, "      zones: {touched}");
+        }
         if let Some(mail) = mail_words(plan, step.kind) {
             let _ = writeln!(out, "      {mail}");
         }

@@ -19,6 +19,19 @@ use crate::file::MigrationFile;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "warning", rename_all = "snake_case")]
 pub enum Warning {
+    /// A warning about one zone of a migration of several.
+    InZone {
+        /// The zone.
+        zone: String,
+        /// The warning.
+        #[schema(value_type = Object)]
+        about: Box<Warning>,
+    },
+    /// A zone of the file in which nothing moves: it is left alone.
+    NothingMoves {
+        /// The zone.
+        zone: String,
+    },
     /// The servers keep a higher TTL than asked: waits use the floor.
     TtlFloor {
         /// The file's `ttl.during`.
@@ -108,6 +121,11 @@ pub enum Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Warning::InZone { zone, about } => write!(f, "{zone}: {about}"),
+            Warning::NothingMoves { zone } => write!(
+                f,
+                "{zone}: no record in it holds a moving address and no move names it: it is left alone"
+            ),
             Warning::TtlFloor { requested, served, source } => write!(
                 f,
                 "TTL floor: {requested}s was asked for, but {source}; every wait after the switch is computed from {served}s"

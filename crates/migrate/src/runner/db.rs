@@ -637,6 +637,31 @@ pub(super) fn begin(
     Ok(step_id)
 }
 
+/// Marks the intents of a step for these RRsets (owner, type) applied,
+/// with the clock's time as it is written: the zones a step of several
+/// zones changed before one of them failed.
+pub(super) fn applied(
+    conn: &mut Connection,
+    path: &Path,
+    step_id: i64,
+    rrsets: &[(String, String)],
+    clock: &dyn Clock,
+) -> Result<(), RunnerError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .on(path)?;
+    let now = clock.now();
+    for (name, rtype) in rrsets {
+        tx.execute(
+            "UPDATE migration_audit SET status = 'applied', applied_at = ?4
+             WHERE step_id = ?1 AND name = ?2 AND rtype = ?3 AND status = 'intended'",
+            params![step_id, name, rtype, ms(now)],
+        )
+        .on(path)?;
+    }
+    tx.commit().on(path)
+}
+
 /// Which of the migration's times an ending stamps with its own time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Stamp {

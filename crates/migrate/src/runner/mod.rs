@@ -334,6 +334,10 @@ pub struct TimelineEntry {
     pub why: String,
     /// What the mail relay is told at this step, in words (`None`: nothing).
     pub mail: Option<String>,
+    /// The providers and zones it changes or asks about, when the
+    /// migration has several zones (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub touches: Vec<crate::plan::Touch>,
     /// Where it stands.
     pub status: StepStatus,
 }

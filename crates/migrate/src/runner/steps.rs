@@ -72,14 +72,6 @@ pub(super) fn tick(
     })
 }
 
-/// The zone's origin.
-fn origin(m: &Migration) -> Result<Name, RunnerError> {
-    Name::from_ascii(&m.plan.zone).map_err(|e| RunnerError::Corrupt {
-        id: m.id,
-        reason: format!("zone {}: {e}", m.plan.zone),
-    })
-}
-
 /// A plan error as stored-data corruption.
 fn corrupt(id: i64) -> impl Fn(PlanError) -> RunnerError {
     move |e| RunnerError::Corrupt {
@@ -89,24 +81,71 @@ fn corrupt(id: i64) -> impl Fn(PlanError) -> RunnerError {
 }
 
 /// Each change's RRset in a phase.
-fn rrsets_in(plan: &Plan, origin: &Name, phase: Phase) -> Result<Vec<Option<Rrset>>, PlanError> {
+fn rrsets_in(plan: &Plan, phase: Phase) -> Result<Vec<Option<Rrset>>, PlanError> {
     plan.changes
         .iter()
-        .map(|c| match phase {
-            Phase::Original => c.original(origin),
-            Phase::Lowered => c.old_low(origin, plan.low_ttl),
-            Phase::Switched => c.new_at(origin, plan.low_ttl).map(Some),
-            Phase::Restored => c.new_at(origin, c.final_ttl).map(Some),
+        .map(|c| {
+            let origin = Name::from_ascii(plan.zone_of(c))
+                .map_err(|e| PlanError::Data(format!("zone {}: {e}", plan.zone_of(c))))?;
+            match phase {
+                Phase::Original => c.original(&origin),
+                Phase::Lowered => c.old_low(&origin, plan.low_ttl),
+                Phase::Switched => c.new_at(&origin, plan.low_ttl).map(Some),
+                Phase::Restored => c.new_at(&origin, c.final_ttl).map(Some),
+            }
         })
         .collect()
 }
 
-/// The RRsets of interest: every moving one.
-fn questions(plan: &Plan) -> Vec<(Name, RecordType)> {
+/// The RRsets of interest in one zone: every moving one.
+fn questions(plan: &Plan, zone: &str) -> Vec<(Name, RecordType)> {
     plan.changes
         .iter()
+        .filter(|c| plan.zone_of(c).eq_ignore_ascii_case(zone))
         .filter_map(|c| Some((c.owner().ok()?, c.record_type().ok()?)))
         .collect()
+}
+
+/// What every zone's servers say, asked zone by zone (with the moving
+/// RRsets when `asked`), each server named with its zone when the plan has
+/// several ([`Survey::merged`]).
+fn surveys(
+    m: &Migration,
+    fx: &Effects<'_>,
+    asked: bool,
+) -> Result<Vec<(String, Survey)>, RunnerError> {
+    let plan = &m.plan;
+    let mut out = Vec::new();
+    for z in plan.zone_list() {
+        let origin = Name::from_ascii(&z.zone).map_err(|e| RunnerError::Corrupt {
+            id: m.id,
+            reason: format!("zone {}: {e}", z.zone),
+        })?;
+        let questions = if asked {
+            questions(plan, &z.zone)
+        } else {
+            Vec::new()
+        };
+        let survey = fx.checks.survey(&origin, &questions, &plan.verify_of(&z));
+        let survey = if plan.many_zones() {
+            survey.labelled(&z.zone)
+        } else {
+            survey
+        };
+        out.push((z.zone, survey));
+    }
+    Ok(out)
+}
+
+/// Every zone's survey in one, for the evidence.
+fn together(per_zone: &[(String, Survey)]) -> Survey {
+    let mut out = Survey::default();
+    for (_, s) in per_zone {
+        out.authorities.extend(s.authorities.iter().cloned());
+        out.resolvers.extend(s.resolvers.iter().cloned());
+        out.problems.extend(s.problems.iter().cloned());
+    }
+    out
 }
 
 /// Loads the step row back, for the report.
@@ -146,22 +185,24 @@ fn forward_step(
     let kind = kind_str(step.kind);
     match step.kind {
         StepKind::LowerTtls => {
-            let r = change_records(conn, path, &mut m, fx, kind, Phase::Lowered)?;
+            let r = change_records(conn, path, &mut m, fx, kind, Phase::Lowered, None)?;
             if let Some((outcome, evidence)) = r.applied {
                 // A TTL floor: the servers keep more than the low TTL asked.
-                let survey = fx
-                    .checks
-                    .survey(&origin(&m)?, &questions(&m.plan), &m.plan.verify);
-                let applied = evidence["serial"]
-                    .as_u64()
-                    .and_then(|s| u32::try_from(s).ok());
+                let per_zone = surveys(&m, fx, true)?;
+                let mut floor = None;
+                for (zone, survey) in &per_zone {
+                    let applied = evidence["zone_serials"][zone.as_str()]
+                        .as_u64()
+                        .or_else(|| evidence["serial"].as_u64())
+                        .and_then(|s| u32::try_from(s).ok());
+                    floor = floor.max(served_floor(&m.plan, survey, applied));
+                }
                 let mut evidence = evidence;
-                if let Some(t) = served_floor(&m.plan, &survey, applied).filter(|t| *t > m.low_ttl)
-                {
+                if let Some(t) = floor.filter(|t| *t > m.low_ttl) {
                     m.low_ttl = t;
                     evidence["ttl_floor"] = json!(t);
                 }
-                evidence["survey"] = json!(survey);
+                evidence["survey"] = json!(together(&per_zone));
                 let reason = moved_reason(outcome, &evidence, m.low_ttl);
                 let moved = Moved {
                     step_id: r.step_id,
@@ -175,7 +216,13 @@ fn forward_step(
         }
         StepKind::Switch => {
             let mut mail = Vec::new();
-            if let Some(mv) = &m.plan.mail {
+            // With one switch step per provider, the mail moves at the first.
+            let mail_moves = m
+                .plan
+                .mail
+                .clone()
+                .filter(|_| step.provider.unwrap_or(0) == 0);
+            if let Some(mv) = &mail_moves {
                 mail.push(mail_evidence(
                     "hold",
                     &mv.domain,
@@ -183,9 +230,9 @@ fn forward_step(
                     fx.mail.hold(&mv.domain),
                 ));
             }
-            let r = change_records(conn, path, &mut m, fx, kind, Phase::Switched)?;
+            let r = change_records(conn, path, &mut m, fx, kind, Phase::Switched, step.provider)?;
             if let Some((outcome, mut evidence)) = r.applied {
-                if let Some(mv) = &m.plan.mail {
+                if let Some(mv) = &mail_moves {
                     mail.push(mail_evidence(
                         "retarget",
                         &mv.domain,
@@ -209,7 +256,7 @@ fn forward_step(
         }
         StepKind::Approval => approval_step(conn, path, m, fx),
         StepKind::RestoreTtls => {
-            let r = change_records(conn, path, &mut m, fx, kind, Phase::Restored)?;
+            let r = change_records(conn, path, &mut m, fx, kind, Phase::Restored, None)?;
             if let Some((outcome, evidence)) = r.applied {
                 let reason = moved_reason(outcome, &evidence, m.low_ttl);
                 let moved = Moved {
@@ -451,8 +498,11 @@ struct Applied {
     applied: Option<(StepOutcome, serde_json::Value)>,
 }
 
-/// Changes the moving RRsets from the migration's phase to `to`: intents
-/// first, then the provider, leaving the caller to finish the step.
+/// Changes the moving RRsets from the migration's phase to `to` (a switch:
+/// from the lowered values, the zones of provider `only`): intents first,
+/// then the provider, one change set per zone, leaving the caller to
+/// finish the step.
+#[allow(clippy::too_many_arguments)]
 fn change_records(
     conn: &mut Connection,
     path: &Path,
@@ -460,14 +510,24 @@ fn change_records(
     fx: &Effects<'_>,
     kind: &str,
     to: Phase,
+    only: Option<usize>,
 ) -> Result<Applied, RunnerError> {
-    let origin = origin(m)?;
-    let before = rrsets_in(&m.plan, &origin, m.phase).map_err(corrupt(m.id))?;
-    let after = rrsets_in(&m.plan, &origin, to).map_err(corrupt(m.id))?;
-    let mut changes = Vec::new();
+    // One switch step per provider: each goes from the lowered values, and
+    // the phase is "switched" from the first on (a revert of a zone not yet
+    // switched finds its values in place, which changes nothing).
+    let from = if kind == "switch" {
+        Phase::Lowered
+    } else {
+        m.phase
+    };
+    let before = rrsets_in(&m.plan, from).map_err(corrupt(m.id))?;
+    let after = rrsets_in(&m.plan, to).map_err(corrupt(m.id))?;
+    // Zone by zone, in the plan's order: (zone, its changes).
+    let mut by_zone: Vec<(String, Vec<Change>)> = Vec::new();
     let mut intents = Vec::new();
     for ((c, old), new) in m.plan.changes.iter().zip(before).zip(after) {
-        if old == new {
+        let zone = m.plan.zone_of(c).to_string();
+        if old == new || only.is_some_and(|p| m.plan.provider_of(&zone) != p) {
             continue;
         }
         let rtype = c.record_type().map_err(corrupt(m.id))?;
@@ -477,12 +537,19 @@ fn change_records(
             old: old.as_ref().map(RrsetText::of),
             new: new.as_ref().map(RrsetText::of),
         });
-        changes.push(Change {
+        let change = Change {
             name: c.owner().map_err(corrupt(m.id))?,
             rtype,
             expect: old,
             set: new,
-        });
+        };
+        match by_zone
+            .iter_mut()
+            .find(|(z, _)| z.eq_ignore_ascii_case(&zone))
+        {
+            Some((_, changes)) => changes.push(change),
+            None => by_zone.push((zone, vec![change])),
+        }
     }
     // A step interrupted by a crash is redone from its own intents.
     let position = (!matches!(kind, "revert" | "restore_original")).then_some(m.cursor);
@@ -494,33 +561,100 @@ fn change_records(
         .iter()
         .map(|i| json!({"name": i.name, "type": i.rtype, "old": i.old, "new": i.new}))
         .collect();
-    if changes.is_empty() {
+    if by_zone.is_empty() {
         return Ok(Applied {
             step_id,
             applied: Some((StepOutcome::Skipped, json!({"changes": []}))),
         });
     }
-    match fx.provider.apply(&origin, &changes) {
-        Ok(applied) => Ok(Applied {
+    let providers = m.plan.provider_list();
+    let provider_words = match only {
+        Some(p) if m.plan.many_zones() => providers
+            .get(p)
+            .cloned()
+            .unwrap_or_else(|| fx.provider.describe()),
+        _ => fx.provider.describe(),
+    };
+    let mut zone_serials = serde_json::Map::new();
+    let mut done_zones: Vec<String> = Vec::new();
+    let mut outcome = Ok(None);
+    for (zone, changes) in &by_zone {
+        let origin = Name::from_ascii(zone).map_err(|e| RunnerError::Corrupt {
+            id: m.id,
+            reason: format!("zone {zone}: {e}"),
+        })?;
+        match fx.provider.apply(&origin, changes) {
+            Ok(applied) => {
+                zone_serials.insert(zone.clone(), json!(applied.serial.map(|s| s.0)));
+                outcome = Ok(applied.serial.map(|s| s.0));
+                done_zones.push(zone.clone());
+            }
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    // The zones a failure leaves changed, in words.
+    let partial: Option<String> = (!done_zones.is_empty()).then(|| {
+        format!(
+            "{} of {} zones were changed before: {}",
+            done_zones.len(),
+            by_zone.len(),
+            done_zones.join(", ")
+        )
+    });
+    if outcome.is_err() && !done_zones.is_empty() {
+        // The zones changed before the failure are applied, and audited so.
+        let rrsets: Vec<(String, String)> = m
+            .plan
+            .changes
+            .iter()
+            .filter(|c| {
+                done_zones
+                    .iter()
+                    .any(|z| z.eq_ignore_ascii_case(m.plan.zone_of(c)))
+            })
+            .map(|c| (c.name.clone(), c.rtype.clone()))
+            .collect();
+        db::applied(conn, path, step_id, &rrsets, fx.clock)?;
+    }
+    let many = m.plan.many_zones();
+    let base = |extra: (&str, serde_json::Value)| {
+        let mut v = json!({"provider": provider_words, "changes": described});
+        if many {
+            v["zones"] = json!(by_zone.iter().map(|(z, _)| z.clone()).collect::<Vec<_>>());
+            v["zone_serials"] = json!(zone_serials);
+        }
+        v[extra.0] = extra.1;
+        v
+    };
+    match outcome {
+        // One zone: its serial; several: each zone's, in `zone_serials`.
+        Ok(serial) if !many => Ok(Applied {
+            step_id,
+            applied: Some((StepOutcome::Done, base(("serial", json!(serial))))),
+        }),
+        Ok(_) => Ok(Applied {
             step_id,
             applied: Some((
                 StepOutcome::Done,
-                json!({
-                    "provider": fx.provider.describe(),
-                    "changes": described,
-                    "serial": applied.serial.map(|s| s.0),
-                }),
+                base(("zones_changed", json!(done_zones.len()))),
             )),
         }),
         Err(e @ ProviderError::Conflict { .. }) => {
+            let before = partial
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
             m.state = State::Failed;
             m.rollback = None;
-            m.reason = Some(format!("stopped: {e}; nothing was overwritten"));
-            let evidence = json!({"provider": fx.provider.describe(), "changes": described, "conflict": e.to_string()});
+            m.reason = Some(format!("stopped: {e}; nothing was overwritten{before}"));
+            let evidence = base(("conflict", json!(e.to_string())));
             let ending = Ending {
                 step_id,
                 outcome: StepOutcome::Failed,
-                reason: Some(format!("{e}; nothing was overwritten")),
+                reason: Some(format!("{e}; nothing was overwritten{before}")),
                 evidence: &evidence,
                 audit: Some("refused"),
                 cause: Cause::Conflict,
@@ -543,11 +677,17 @@ fn change_records(
             m.reason = Some(format!(
                 "paused: {kind}: {e}; fix it and resume, or roll back"
             ));
-            let evidence = json!({"provider": fx.provider.describe(), "changes": described, "refused": e.to_string()});
+            let evidence = base(("refused", json!(e.to_string())));
+            let said = match &partial {
+                None => format!("{e}; nothing was changed; redone when resumed"),
+                Some(p) => format!(
+                    "{e}; nothing was changed in that zone ({p}); redone when resumed, which changes the zones already changed no more"
+                ),
+            };
             let ending = Ending {
                 step_id,
                 outcome: StepOutcome::Failed,
-                reason: Some(format!("{e}; nothing was changed; redone when resumed")),
+                reason: Some(said),
                 evidence: &evidence,
                 audit: None,
                 cause: Cause::Automatic,
@@ -565,14 +705,18 @@ fn change_records(
             // intents) after the interval.
             m.attempts += 1;
             m.reason = Some(format!("{kind}: {e}; retrying"));
-            let evidence = json!({"provider": fx.provider.describe(), "changes": described, "unreachable": e.to_string()});
+            let evidence = base(("unreachable", json!(e.to_string())));
             let ending = Ending {
                 step_id,
                 outcome: StepOutcome::Retrying,
                 reason: Some(format!(
-                    "{e}; whether the change was made is not known: redone (it is idempotent) after {}s, attempt {}",
+                    "{e}; whether the change was made is not known: redone (it is idempotent) after {}s, attempt {}{}",
                     m.plan.verify.interval.max(1),
-                    m.attempts
+                    m.attempts,
+                    partial
+                        .as_ref()
+                        .map(|p| format!(" ({p})"))
+                        .unwrap_or_default()
                 )),
                 evidence: &evidence,
                 audit: None,
@@ -594,7 +738,6 @@ fn run_check_step(
     m: &mut Migration,
     fx: &Effects<'_>,
 ) -> Result<Looked, RunnerError> {
-    let origin = origin(m)?;
     let plan = &m.plan;
     Ok(match kind {
         StepKind::WaitForCaches => Looked::Past(
@@ -627,7 +770,7 @@ fn run_check_step(
             }
         }
         StepKind::NoteSerials => {
-            let survey = fx.checks.survey(&origin, &questions(plan), &plan.verify);
+            let survey = together(&surveys(m, fx, true)?);
             m.serials = survey
                 .authorities
                 .iter()
@@ -668,7 +811,7 @@ fn run_check_step(
             // again every `verify.interval`) until every authority serves a
             // newer serial than noted; after `tries` looks, flush anyway
             // and say so.
-            let survey = fx.checks.survey(&origin, &[], &plan.verify);
+            let survey = together(&surveys(m, fx, false)?);
             let lagging = serials_not_risen(&m.serials, &survey);
             let tries = plan.verify.tries.max(1);
             let last_try = m.attempts + 1 >= tries;
@@ -683,7 +826,8 @@ fn run_check_step(
                     ),
                 ));
             }
-            let names: Vec<Name> = questions(plan).into_iter().map(|(n, _)| n).collect();
+            let mut names: Vec<Name> = plan.changes.iter().filter_map(|c| c.owner().ok()).collect();
+            names.dedup();
             let mut failures = Vec::new();
             let flushed: Vec<_> = plan
                 .flush
@@ -727,13 +871,17 @@ fn run_check_step(
             }
         }
         StepKind::VerifySwitch => {
-            let survey = fx.checks.survey(&origin, &questions(plan), &plan.verify);
+            let per_zone = surveys(m, fx, true)?;
             let results: Vec<CheckResult> = plan
                 .checks
                 .iter()
                 .map(|c| fx.checks.service(c, None, &plan.verify))
                 .collect();
-            let mut problems = judge_switch(plan, &m.serials, &survey);
+            let mut problems = Vec::new();
+            for (zone, survey) in &per_zone {
+                problems.extend(judge_switch(plan, Some(zone), &m.serials, survey));
+            }
+            let survey = together(&per_zone);
             problems.extend(
                 results
                     .iter()
@@ -809,7 +957,7 @@ fn rollback_step(
         m.state = State::RollingBack;
         db::update(conn, path, &mut m, Cause::Automatic, fx.clock)?;
     }
-    let r = change_records(conn, path, &mut m, fx, kind, to)?;
+    let r = change_records(conn, path, &mut m, fx, kind, to, None)?;
     if let Some((outcome, mut evidence)) = r.applied {
         if kind == "revert" {
             if let Some(mv) = &m.plan.mail {

@@ -35,15 +35,21 @@ fn normal(values: &[String]) -> Vec<String> {
     v
 }
 
-/// What is wrong after the switch: serials not risen, old values served.
+/// What is wrong after the switch: serials not risen, old values served
+/// (`zone`: the changes of that zone only, as asked of its servers; `None`:
+/// every change).
 pub(super) fn judge_switch(
     plan: &Plan,
+    zone: Option<&str>,
     serials: &BTreeMap<String, u32>,
     survey: &Survey,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     if survey.authorities.is_empty() {
-        problems.push("no authoritative server could be asked".to_string());
+        problems.push(match zone.filter(|_| plan.many_zones()) {
+            Some(zone) => format!("no authoritative server of {zone} could be asked"),
+            None => "no authoritative server could be asked".to_string(),
+        });
     }
     problems.extend(survey.problems.iter().cloned());
     for a in &survey.authorities {
@@ -62,7 +68,11 @@ pub(super) fn judge_switch(
         ("resolver", &survey.resolvers),
     ] {
         for s in servers {
-            for c in &plan.changes {
+            for c in plan
+                .changes
+                .iter()
+                .filter(|c| zone.is_none_or(|z| plan.zone_of(c).eq_ignore_ascii_case(z)))
+            {
                 let seen = s
                     .answers
                     .iter()
@@ -182,7 +192,7 @@ mod tests {
             resolvers: vec![view("r", None, "198.51.100.20")],
             problems: vec![],
         };
-        let problems = judge_switch(&plan(), &noted(), &survey);
+        let problems = judge_switch(&plan(), None, &noted(), &survey);
         assert!(problems.is_empty(), "expected none, saw {problems:?}");
     }
 
@@ -196,7 +206,7 @@ mod tests {
             resolvers: vec![view("r", None, "192.0.2.10")],
             problems: vec![],
         };
-        let problems = judge_switch(&plan(), &noted(), &survey);
+        let problems = judge_switch(&plan(), None, &noted(), &survey);
         assert_eq!(
             problems.len(),
             3,
@@ -245,7 +255,7 @@ mod tests {
 
     #[test]
     fn no_authority_at_all_is_a_failure() {
-        let problems = judge_switch(&plan(), &noted(), &Survey::default());
+        let problems = judge_switch(&plan(), None, &noted(), &Survey::default());
         assert_eq!(
             problems,
             vec!["no authoritative server could be asked".to_string()]

@@ -197,6 +197,11 @@ impl Migration {
                 what: step.what.clone(),
                 why: step.why.clone(),
                 mail: mail_words(&self.plan, step.kind),
+                touches: if self.plan.many_zones() {
+                    step.touches.clone()
+                } else {
+                    Vec::new()
+                },
                 status,
             });
         }

@@ -118,7 +118,16 @@ impl Probes {
         if let Some(refused) = file.env_names_through_the_api().first() {
             return Err(ApiError::new(ErrorCode::Forbidden, refused.to_string()));
         }
-        let named = match &file.provider {
+        // Every provider the file names: the file's, and each [[zone]]'s.
+        for spec in cutover_migrate::routed::specs(file) {
+            self.check_provider_files(spec)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a provider that names a file outside `[http] migration_dir`.
+    fn check_provider_files(&self, spec: &ProviderSpec) -> Result<(), ApiError> {
+        let named = match spec {
             ProviderSpec::Rfc2136 {
                 key_file: Some(path),
                 ..
@@ -225,9 +234,17 @@ fn load(store: &Store, rules: Vec<AllowRule>, own: &[SocketAddr]) -> Result<Targ
 /// from and to, the hosts it checks, its authorities, resolvers, provider
 /// and mail destinations.
 fn add_migration(targets: &mut Targets, file: &MigrationFile) {
-    targets.add_zone(&file.zone);
-    for (host, port) in provider_endpoints(&file.provider) {
-        targets.add_endpoint(host, port);
+    // `zones = "*"` names no zone until the store lists them: not the root.
+    if !file.zone.is_root() {
+        targets.add_zone(&file.zone);
+    }
+    for zone in &file.zones {
+        targets.add_zone(&zone.name);
+    }
+    for spec in cutover_migrate::routed::specs(file) {
+        for (host, port) in provider_endpoints(spec) {
+            targets.add_endpoint(host, port);
+        }
     }
     for moved in &file.moves {
         match moved {
@@ -265,7 +282,14 @@ fn add_migration(targets: &mut Targets, file: &MigrationFile) {
             }
         }
     }
-    for address in file.verify.authorities.iter().chain(&file.verify.resolvers) {
+    let own = file.zones.iter().flat_map(|z| &z.authorities);
+    for address in file
+        .verify
+        .authorities
+        .iter()
+        .chain(&file.verify.resolvers)
+        .chain(own)
+    {
         targets.add_endpoint(Host::Ip(address.ip()), address.port());
     }
     if let Some(mail) = &file.mail {
@@ -422,12 +446,18 @@ pub fn verify_request(targets: &Targets, args: &VerifyArgs) -> Result<(), ApiErr
 /// (a probe token's): its zone, its provider, its authorities and resolvers.
 pub fn migration_file(targets: &Targets, file: &MigrationFile) -> Result<(), ApiError> {
     targets.domain(&file.zone).map_err(forbidden)?;
-    if !matches!(file.provider, ProviderSpec::Embedded) {
-        let endpoints = provider_endpoints(&file.provider);
+    for zone in &file.zones {
+        targets.domain(&zone.name).map_err(forbidden)?;
+    }
+    for spec in cutover_migrate::routed::specs(file) {
+        if matches!(spec, ProviderSpec::Embedded) {
+            continue;
+        }
+        let endpoints = provider_endpoints(spec);
         if endpoints.is_empty() {
             return Err(forbidden(format!(
                 "provider ({}): cannot tell where it connects, so a probe token may not plan it",
-                file.provider.kind()
+                spec.kind()
             )));
         }
         for (host, port) in endpoints {
@@ -436,7 +466,14 @@ pub fn migration_file(targets: &Targets, file: &MigrationFile) -> Result<(), Api
                 .map_err(|e| forbidden(format!("provider: {e}")))?;
         }
     }
-    for address in file.verify.authorities.iter().chain(&file.verify.resolvers) {
+    let own = file.zones.iter().flat_map(|z| &z.authorities);
+    for address in file
+        .verify
+        .authorities
+        .iter()
+        .chain(&file.verify.resolvers)
+        .chain(own)
+    {
         targets
             .endpoint(&Host::Ip(address.ip()), address.port())
             .map_err(|e| forbidden(format!("verify: {e}")))?;

@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cutover_flush::Settings;
 use cutover_migrate::checks::ProbeChecks;
-use cutover_migrate::provider::{build, BuildContext};
+use cutover_migrate::provider::BuildContext;
 use cutover_migrate::runner::StepOutcome;
 use cutover_migrate::{Effects, MigrationFile, Migrations, NoMail, State, SystemClock, TickReport};
 use cutover_provider::Provider;
@@ -130,12 +130,14 @@ impl Wiring {
     }
 }
 
-/// The provider a migration file names; the embedded one over `store`.
+/// The provider a migration file names (with several, one that sends each
+/// zone to its own); the embedded one over `store`.
 pub fn provider(file: &MigrationFile, store: &Path) -> anyhow::Result<Box<dyn Provider>> {
     let context = BuildContext {
         store: Some(store.to_path_buf()),
     };
-    Ok(build(&file.provider, &file.keys, &context)?)
+    // Several providers (a [[zone]] of its own): each zone to its own.
+    Ok(cutover_migrate::routed::build_for(file, &context)?)
 }
 
 /// The scheduler thread of `cutover serve`; stopped (and joined) on drop.

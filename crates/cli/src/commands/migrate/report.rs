@@ -75,6 +75,9 @@ pub fn render_detail(
         "migration {} of {} ({}): {} — records {}\n",
         s.id, s.zone, s.file_name, s.state, s.phase
     );
+    if let Some(zones) = cutover_migrate::plan::zones_words(&detail.plan) {
+        out.push_str(&format!("zones: {zones}\n"));
+    }
     if let Some(reason) = &s.reason {
         out.push_str(&format!("reason: {reason}\n"));
     }
@@ -124,8 +127,11 @@ pub fn render_detail(
         };
         // What the step does, then under it what the relay is told and why
         // it stands where it does.
+        let touched =
+            cutover_migrate::plan::touch_words(&entry.touches).map(|t| format!("zones: {t}"));
         let what: Vec<&str> = [
             Some(entry.what.as_str()),
+            touched.as_deref(),
             entry.mail.as_deref(),
             why.as_deref(),
         ]
