@@ -361,6 +361,59 @@ fn moving(plan: &Value) -> (String, Moving, Vec<String>, Vec<String>, Vec<String
     )
 }
 
+/// A zone to check: its name, the names and types that move in it, the
+/// authorities to ask.
+type ZoneCheck = (String, Vec<String>, Vec<String>, Vec<String>);
+
+/// Each zone of a plan with the names and types that move in it and the
+/// authorities to ask (its own, or the plan's): one entry for a plan of one
+/// zone (or one made before migrations had several).
+fn zones_of(plan: &Value) -> Vec<ZoneCheck> {
+    let (zone, _, names, types, authorities) = moving(plan);
+    let zones = plan["zones"].as_array().cloned().unwrap_or_default();
+    if zones.len() <= 1 {
+        return vec![(zone, names, types, authorities)];
+    }
+    zones
+        .iter()
+        .map(|z| {
+            let origin = z["zone"].as_str().unwrap_or_default().to_owned();
+            let mut names = Vec::new();
+            let mut types = Vec::new();
+            for change in plan["changes"].as_array().into_iter().flatten() {
+                if !change["zone"]
+                    .as_str()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&origin))
+                {
+                    continue;
+                }
+                let name = change["name"].as_str().unwrap_or_default().to_owned();
+                let rtype = change["rtype"].as_str().unwrap_or_default().to_owned();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+                if !types.contains(&rtype) {
+                    types.push(rtype);
+                }
+            }
+            let own: Vec<String> = z["authorities"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let servers = if own.is_empty() {
+                authorities.clone()
+            } else {
+                own
+            };
+            (origin, names, types, servers)
+        })
+        .collect()
+}
+
 /// The state of one cell.
 fn cell_state(
     records: &[String],
@@ -685,7 +738,6 @@ pub async fn propagation(
         Ok(detail["plan"].clone())
     })
     .await?;
-    let (zone, _, names, types, authorities) = moving(&plan);
     let resolvers: Vec<String> = plan["verify"]["resolvers"]
         .as_array()
         .map(|a| {
@@ -694,32 +746,53 @@ pub async fn propagation(
                 .collect()
         })
         .unwrap_or_default();
-    let request = CheckRequest {
-        zone,
-        names: names
-            .iter()
-            .map(|name| {
-                if name.ends_with('.') {
-                    name.clone()
-                } else {
-                    format!("{name}.")
-                }
-            })
-            .collect(),
-        types,
-        resolvers,
-        servers: authorities,
-        timeout: Some("1s".into()),
-        ..CheckRequest::default()
-    };
     // The targets are the migration's own, which an admin stored: asked as
     // an admin would.
     let asker = Caller {
         name: caller.name.clone(),
         scope: TokenScope::Admin,
     };
-    let result = super::checks::run_check(&control, &asker, &request).await?;
-    let mut matrix = matrix(id, &plan, &result.report);
+    // One check per zone (a migration of several zones: each zone's names
+    // at its own authorities), the reports joined.
+    let mut report = serde_json::json!({"servers": [], "resolvers": []});
+    for (zone, names, types, authorities) in zones_of(&plan) {
+        let request = CheckRequest {
+            zone,
+            names: names
+                .iter()
+                .map(|name| {
+                    if name.ends_with('.') {
+                        name.clone()
+                    } else {
+                        format!("{name}.")
+                    }
+                })
+                .collect(),
+            types,
+            resolvers: resolvers.clone(),
+            servers: authorities,
+            timeout: Some("1s".into()),
+            ..CheckRequest::default()
+        };
+        let result = super::checks::run_check(&control, &asker, &request).await?;
+        for side in ["servers", "resolvers"] {
+            let rows = result.report[side].as_array().cloned().unwrap_or_default();
+            if let Some(all) = report[side].as_array_mut() {
+                all.extend(rows);
+            }
+        }
+        for (key, value) in result.report.as_object().into_iter().flatten() {
+            if report.get(key).is_none() {
+                report[key.as_str()] = value.clone();
+            }
+        }
+        // Every zone's caches must let go: the longest of them.
+        let released = result.report["all_released_in_seconds"].as_u64();
+        if let (Some(now), Some(before)) = (released, report["all_released_in_seconds"].as_u64()) {
+            report["all_released_in_seconds"] = now.max(before).into();
+        }
+    }
+    let mut matrix = matrix(id, &plan, &report);
     control
         .matrices
         .lock()
@@ -776,6 +849,45 @@ pub async fn events(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_plan_of_several_zones_is_checked_zone_by_zone_at_each_zones_authorities() {
+        let plan = json!({
+            "zone": "a.example.",
+            "zones": [
+                {"zone": "a.example.", "provider": 0},
+                {"zone": "k.example.", "provider": 1, "authorities": ["127.0.0.1:5353"]}
+            ],
+            "changes": [
+                {"name": "www.a.example.", "rtype": "A", "zone": "a.example.", "after": ["198.51.100.7"]},
+                {"name": "mx.a.example.", "rtype": "AAAA", "zone": "a.example.", "after": ["2001:db8::7"]},
+                {"name": "www.k.example.", "rtype": "A", "zone": "k.example.", "after": ["198.51.100.7"]}
+            ],
+            "verify": {"authorities": ["127.0.0.1:53"], "resolvers": []}
+        });
+        let zones = zones_of(&plan);
+        assert_eq!(
+            zones,
+            vec![
+                (
+                    "a.example.".to_string(),
+                    vec!["www.a.example.".to_string(), "mx.a.example.".to_string()],
+                    vec!["A".to_string(), "AAAA".to_string()],
+                    vec!["127.0.0.1:53".to_string()]
+                ),
+                (
+                    "k.example.".to_string(),
+                    vec!["www.k.example.".to_string()],
+                    vec!["A".to_string()],
+                    vec!["127.0.0.1:5353".to_string()]
+                ),
+            ],
+            "each zone's names at its own authorities"
+        );
+        let one =
+            json!({"zone": "a.example.", "changes": plan["changes"], "verify": plan["verify"]});
+        assert_eq!(zones_of(&one).len(), 1, "a plan of one zone: one check");
+    }
 
     #[test]
     fn cells_are_old_new_or_other_by_the_plan() {
