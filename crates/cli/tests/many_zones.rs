@@ -95,14 +95,15 @@ fn site() -> Site {
 }
 
 /// The migration file: every zone named, everything at the old address
-/// moving to the new one, TTL 2 during the move.
+/// moving to the new one, TTL 2 during the move, observed 6 s (the window
+/// in which the test sees it observing and rolls it back).
 fn file_text(zones_line: &str, authority: SocketAddr, resolver: SocketAddr, port: u16) -> String {
     format!(
         "version = 1\n{zones_line}\nprovider = {{ kind = \"embedded\" }}\n\
          [[move]]\nfrom = \"{OLD}\"\nto = \"{NEW}\"\n\
          [ttl]\nduring = 2\n\
          [[check]]\nhttp = \"http://www.example.test:{port}/healthz\"\nexpect_status = 200\n\
-         [schedule]\nobserve = \"3s\"\nmargin = \"1s\"\n\
+         [schedule]\nobserve = \"6s\"\nmargin = \"1s\"\n\
          [verify]\nauthorities = [\"{authority}\"]\nresolvers = [\"{resolver}\"]\ntries = 3\ninterval = \"1s\"\n"
     )
 }
