@@ -217,6 +217,21 @@ fn fifty_zones_move_by_address_in_one_timeline_roll_back_whole_and_no_request_fa
         "the plan's text says how many zones and through what:\n{text}"
     );
 
+    // A listed zone the store does not hold is refused at its place (exit 2).
+    let unknown = site.migration_file(&file_text(
+        "zones = [\"example.test.\", \"nowhere.test.\"]",
+        site.addr,
+        cache.addr,
+        port,
+    ));
+    let refused = site.run(&["migrate", "plan", &unknown], &[]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "refused: {said}");
+    assert!(
+        said.contains(&format!("{unknown}:2:27: ")) && said.contains("nowhere.test."),
+        "the unknown zone is named at its place: {said}"
+    );
+
     // The listed form: the first migration is rolled back after its switch.
     let listed = names
         .iter()
