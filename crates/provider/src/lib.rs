@@ -31,7 +31,6 @@
 
 use cutover_zone::{Name, RecordType, Rrset, Serial, Zone};
 
-#[cfg(feature = "cloud")]
 pub mod cloud;
 mod condition;
 pub mod embedded;

@@ -3,8 +3,6 @@
 //! cloud DNS host that runs on loopback. Reads go by DNS to the server's
 //! DNS port, as they would to a cloud host's nameservers.
 
-#![cfg(feature = "cloud")]
-
 mod battery;
 
 use std::net::Ipv4Addr;
