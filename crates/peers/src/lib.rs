@@ -10,6 +10,7 @@ mod daemon;
 pub mod dnsmasq;
 pub mod http;
 pub mod knot_primary;
+pub mod moto;
 pub mod ports;
 pub mod powerdns;
 pub mod secondary;

@@ -39,6 +39,7 @@ fn cloud_host_through_dns_update_passes_the_battery() {
         edit: &edit,
         dns: Some(addr),
         lists_zone: false,
+        serial_moves: true,
     });
 
     // A type the crate does not model is refused before anything is written.
