@@ -64,7 +64,20 @@ pub struct Moto {
 impl Moto {
     /// Starts moto; panics with the reason when python3 or moto is missing.
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// Starts moto checking credentials from the first request on: an
+    /// access key it does not know is refused (403 InvalidClientTokenId),
+    /// as AWS refuses one. Its helper cannot create zones then.
+    pub fn start_checking_credentials() -> Moto {
+        Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])
+    }
+
+    /// Starts moto with `env` added to its environment.
+    fn start_with(env: &[(&str, &str)]) -> Moto {
         let mut child = Command::new("python3")
+            .envs(env.iter().copied())
             .arg("-c")
             .arg(SCRIPT)
             .stdin(Stdio::piped())

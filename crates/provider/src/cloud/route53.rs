@@ -159,10 +159,22 @@ struct ApiRecord {
     value: String,
 }
 
-/// Route 53's error body (the parts read).
+/// Route 53's error body (the parts read): `<ErrorResponse><Error>` as
+/// AWS writes it, or `<ErrorResponse><Errors><Error>` as moto does.
 #[derive(Deserialize)]
 struct ErrorAnswer {
-    /// The error.
+    /// The error (AWS).
+    #[serde(rename = "Error")]
+    error: Option<ErrorBody>,
+    /// The errors (moto).
+    #[serde(rename = "Errors")]
+    errors: Option<ErrorList>,
+}
+
+/// A list of errors.
+#[derive(Deserialize)]
+struct ErrorList {
+    /// The first one.
     #[serde(rename = "Error")]
     error: ErrorBody,
 }
@@ -392,18 +404,25 @@ impl Route53Reader {
             return Ok(body);
         }
         let (code, message) = match quick_xml::de::from_str::<ErrorAnswer>(&body) {
-            Ok(e) => (e.error.code, e.error.message),
-            Err(_) => (String::new(), String::new()),
+            Ok(ErrorAnswer { error: Some(e), .. })
+            | Ok(ErrorAnswer {
+                errors: Some(ErrorList { error: e }),
+                ..
+            }) => (e.code, e.message),
+            _ => (String::new(), String::new()),
+        };
+        let said = match (code.is_empty(), message.is_empty()) {
+            (true, _) => format!("HTTP {status}"),
+            (false, true) => format!("HTTP {status} {code}"),
+            (false, false) => format!("HTTP {status} {code}: {message}"),
         };
         Err(match (status, code.as_str()) {
             (404, _) | (_, "NoSuchHostedZone") => ProviderError::UnknownZone(zone.clone()),
             (401 | 403, _) => ProviderError::Refused(format!(
-                "GET {shown}: Route 53 refused the credentials ({status} {code}: {message})"
+                "GET {shown}: Route 53 refused the credentials ({said})"
             )),
-            (400..=499, _) => {
-                ProviderError::Refused(format!("GET {shown}: {status} {code}: {message}"))
-            }
-            _ => ProviderError::Unreachable(format!("GET {shown}: {status} {code} {message}")),
+            (400..=499, _) => ProviderError::Refused(format!("GET {shown}: {said}")),
+            _ => ProviderError::Unreachable(format!("GET {shown}: {said}")),
         })
     }
 }
