@@ -74,6 +74,8 @@ pub struct CloudProvider {
     timeout: Duration,
     /// The runtime the async client runs on.
     runtime: tokio::runtime::Runtime,
+    /// The credentials' values, cut out of every error before it leaves.
+    secrets: Vec<String>,
 }
 
 /// What [`CloudProvider::connect`] takes: a service of
@@ -116,8 +118,18 @@ impl CloudProvider {
     ) -> Result<CloudProvider, ProviderError> {
         let updater = route53_updater(&access, access.zone_id.clone())?;
         let label = format!("Amazon Route 53 at {}", access.endpoint);
+        let secrets = [
+            Some(access.access_key_id.clone()),
+            Some(access.secret_access_key.clone()),
+            access.session_token.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let reader = Reader::Route53(Route53Reader::new(access, timeout));
-        CloudProvider::with_reader(updater, label, reader, timeout)
+        let mut provider = CloudProvider::with_reader(updater, label, reader, timeout)?;
+        provider.secrets = secrets;
+        Ok(provider)
     }
 
     /// The provider a migration file's `kind = "cloud"` table describes.
@@ -131,7 +143,13 @@ impl CloudProvider {
         })?;
         // Checks every required key and builds the client the same way for every service.
         let updater = services::updater(service, &settings.values, settings.timeout)?;
-        match service.reads {
+        let secrets: Vec<String> = service
+            .settings
+            .iter()
+            .filter(|s| s.secret)
+            .filter_map(|s| settings.values.get(s.key).cloned())
+            .collect();
+        let provider = match service.reads {
             Reads::Api => {
                 let get = |k: &str| settings.values.get(k).cloned();
                 let access = Route53Access {
@@ -150,6 +168,40 @@ impl CloudProvider {
                 settings.nameservers,
                 settings.timeout,
             ),
+        };
+        provider.map(|mut p| {
+            p.secrets = secrets;
+            p
+        })
+    }
+
+    /// `error` with every credential's value cut out: the hosts' answers
+    /// and the HTTP client's errors are not trusted to leave them out.
+    fn scrub(&self, error: ProviderError) -> ProviderError {
+        let clean = |text: String| {
+            self.secrets
+                .iter()
+                .filter(|s| s.len() >= 4)
+                .fold(text, |text, secret| {
+                    text.replace(secret.as_str(), "(redacted)")
+                })
+        };
+        match error {
+            ProviderError::Conflict {
+                name,
+                rtype,
+                expected,
+                found,
+            } => ProviderError::Conflict {
+                name,
+                rtype,
+                expected,
+                found,
+            },
+            ProviderError::UnknownZone(zone) => ProviderError::UnknownZone(zone),
+            ProviderError::Refused(why) => ProviderError::Refused(clean(why)),
+            ProviderError::Unreachable(why) => ProviderError::Unreachable(clean(why)),
+            ProviderError::Unsupported(why) => ProviderError::Unsupported(clean(why)),
         }
     }
 
@@ -170,6 +222,7 @@ impl CloudProvider {
             reader,
             timeout,
             runtime,
+            secrets: Vec::new(),
         })
     }
 
@@ -320,9 +373,11 @@ impl Provider for CloudProvider {
 
     fn read(&self, zone: &Name) -> Result<Zone, ProviderError> {
         match &self.reader {
-            Reader::Route53(api) => api.read_zone(zone),
+            Reader::Route53(api) => api.read_zone(zone).map_err(|e| self.scrub(e)),
             Reader::Dns(_) => Err(ProviderError::Unsupported(format!(
-                "{} cannot list the zone {zone}; its RRsets are read one by one over DNS",
+                "{} cannot list the zone {zone}; its RRsets are read one by one over DNS \
+                 (its API client gives no TTLs), so a migration that needs the whole zone \
+                 cannot be planned through it yet",
                 self.label
             ))),
         }
@@ -335,10 +390,19 @@ impl Provider for CloudProvider {
     ) -> Result<Vec<Option<Rrset>>, ProviderError> {
         keys.iter()
             .map(|(name, rtype)| self.read_one(zone, name, *rtype))
-            .collect()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.scrub(e))
     }
 
     fn apply(&self, zone: &Name, changes: &[Change]) -> Result<Applied, ProviderError> {
+        self.apply_unscrubbed(zone, changes)
+            .map_err(|e| self.scrub(e))
+    }
+}
+
+impl CloudProvider {
+    /// [`Provider::apply`], its errors as they come.
+    fn apply_unscrubbed(&self, zone: &Name, changes: &[Change]) -> Result<Applied, ProviderError> {
         condition::well_formed(zone, changes)?;
         for change in changes {
             record_type(change.rtype)?;
@@ -355,5 +419,32 @@ impl Provider for CloudProvider {
             Reader::Route53(_) => None,
         };
         Ok(Applied { serial })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_is_cut_out_of_every_error() {
+        let access = Route53Access {
+            access_key_id: "AKIDSCRUB".into(),
+            secret_access_key: "scrub-me-secret".into(),
+            session_token: None,
+            region: "us-east-1".into(),
+            zone_id: None,
+            endpoint: "http://127.0.0.1:1".into(),
+        };
+        let provider = CloudProvider::route53(access, Duration::from_secs(1)).unwrap();
+        let error = provider.scrub(ProviderError::Refused(
+            "the host said: bad key AKIDSCRUB with scrub-me-secret".into(),
+        ));
+        let text = error.to_string();
+        assert!(
+            !text.contains("AKIDSCRUB") && !text.contains("scrub-me-secret"),
+            "{text}"
+        );
+        assert!(text.contains("(redacted)"), "{text}");
     }
 }
