@@ -136,6 +136,7 @@ pub fn reach(command: &Command) -> Reach {
         | Command::Completions(_)
         | Command::Manpage(_)
         | Command::Demo
+        | Command::Provider(_)
         | Command::Serve => Reach::Here,
         Command::Zone(_) | Command::Migrate(_) | Command::Mail(_) | Command::Token(_) => {
             Reach::StoreOnly

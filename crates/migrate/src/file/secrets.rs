@@ -18,8 +18,18 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-/// The keys whose values are secrets, as a migration file writes them.
+/// The keys whose values are secrets, as a migration file writes them
+/// (besides a cloud host's credentials: every key its service marks as one).
 pub const SECRET_KEYS: &[&str] = &["provider.api_key", "provider.token", "key.secret"];
+
+/// Whether `key` of the provider table holds a secret: PowerDNS's
+/// `api_key`, or a credential of any cloud service.
+fn provider_secret(key: &str) -> bool {
+    key == "api_key"
+        || cutover_provider::cloud::services::all_keys()
+            .iter()
+            .any(|s| s.secret && s.key == key)
+}
 
 /// What a redacted value becomes.
 const REDACTED: &str = "\"(redacted)\"";
@@ -35,14 +45,8 @@ struct SecretsOnly {
     key: Vec<KeySecret>,
 }
 
-/// The provider's secrets.
-#[derive(Deserialize)]
-struct ProviderSecrets {
-    /// PowerDNS.
-    api_key: Option<Spanned<toml::Value>>,
-    /// Cloud hosts.
-    token: Option<Spanned<toml::Value>>,
-}
+/// The provider table, every key with its place (only the secret ones are used).
+type ProviderSecrets = std::collections::BTreeMap<String, Spanned<toml::Value>>;
 
 /// A `[[key]]`'s secret.
 #[derive(Deserialize)]
@@ -62,10 +66,10 @@ pub fn redact(text: &str) -> String {
     let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
     if let Some(provider) = &found.provider {
         spans.extend(
-            [&provider.api_key, &provider.token]
-                .into_iter()
-                .flatten()
-                .map(Spanned::span),
+            provider
+                .iter()
+                .filter(|(key, _)| provider_secret(key))
+                .map(|(_, value)| value.span()),
         );
     }
     spans.extend(
