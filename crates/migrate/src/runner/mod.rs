@@ -39,6 +39,7 @@
 mod control;
 mod db;
 mod events;
+pub mod observations;
 mod steps;
 mod verify;
 mod view;
@@ -728,6 +729,28 @@ impl Migrations {
             now,
             control::Control::Rollback(reason),
         )
+    }
+
+    /// What the servers served over migration `id`'s life, oldest first
+    /// (the dashboard's chart): runs of surveys that counted alike.
+    pub fn observations(&self, id: i64) -> Result<Vec<observations::Observation>, RunnerError> {
+        let conn = self.conn();
+        db::load(&conn, &self.path, id)?;
+        observations::of(&conn, &self.path, id)
+    }
+
+    /// Surveys the moving records of migration `id` and records what the
+    /// servers serve, when it runs by itself and nothing was observed for
+    /// [`observations::watch_every`]; `None` when not due (or nothing to
+    /// count). `cutover serve` calls it between steps, so the chart has
+    /// points while caches let go.
+    pub fn watch(
+        &self,
+        id: i64,
+        checks: &dyn Checks,
+        clock: &dyn Clock,
+    ) -> Result<Option<observations::Observation>, RunnerError> {
+        observations::watch(&self.conn, &self.path, id, checks, clock)
     }
 
     /// Runs every step of migration `id` that is due now (by `effects.clock`),
