@@ -18,6 +18,7 @@
 pub mod crash;
 pub mod lease;
 pub mod presence;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -147,6 +148,9 @@ pub struct Scheduler {
     /// Says to other processes that a scheduler runs on this store
     /// (released after the loop has ended: fields drop after `drop`).
     _presence: Option<presence::Presence>,
+    /// The surveys between steps, for the dashboard's chart (`None`: it
+    /// could not start, which stops no migration).
+    _watch: Option<watch::Watch>,
 }
 
 impl Scheduler {
@@ -166,6 +170,9 @@ impl Scheduler {
                 None
             }
         };
+        let watch = watch::Watch::start(store)
+            .inspect_err(|error| tracing::warn!("scheduler: no chart of the migrations: {error:#}"))
+            .ok();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let store = store.to_path_buf();
@@ -178,6 +185,7 @@ impl Scheduler {
             stop,
             thread: Some(thread),
             _presence: presence,
+            _watch: watch,
         })
     }
 }
