@@ -82,7 +82,42 @@ fn the_watch_and_the_steps_record_old_then_new_at_a_bounded_rate() {
         "expected the rows in time order, seen {rows:?}"
     );
 
-    // Paused: nothing runs by itself, the watch asks no one.
+    // Rolled back: watched until the caches have had the low TTL to let go
+    // of the new values, and two more intervals.
+    m.rollback(id, w.clock.now(), "test").expect("rollback");
+    for _ in 0..5 {
+        if m.status(id).expect("status").state == State::RolledBack {
+            break;
+        }
+        w.tick_when_due(&m, id);
+    }
+    assert_eq!(m.status(id).expect("status").state, State::RolledBack);
+    w.clock.advance(10);
+    let back = m
+        .watch(id, &w.checks, &w.clock)
+        .expect("watch")
+        .expect("a rolled-back migration is watched while caches let go");
+    assert_eq!(
+        (back.authorities, back.resolvers),
+        (old, old),
+        "expected the old values back, seen {back:?}"
+    );
+    let low = u64::from(m.show(id).expect("show").plan.low_ttl);
+    w.clock.advance(low + 20);
+    assert!(
+        !m.watching(id, w.clock.now()).expect("watching"),
+        "expected the watch over once the low TTL ({low} s) and two intervals passed"
+    );
+    assert_eq!(m.watch(id, &w.checks, &w.clock).expect("watch"), None);
+    assert!(m.watched(w.clock.now()).expect("watched").is_empty());
+}
+
+#[test]
+fn a_paused_migration_is_not_watched() {
+    let w = World::new();
+    let m = w.open();
+    let id = w.start(&m, FILE);
+    m.tick(id, &w.fx()).expect("lower");
     m.pause(id, w.clock.now(), "lunch").expect("pause");
     w.clock.advance(3600);
     let before = w.checks.surveys.load(std::sync::atomic::Ordering::SeqCst);
@@ -92,4 +127,5 @@ fn the_watch_and_the_steps_record_old_then_new_at_a_bounded_rate() {
         before,
         "expected no survey of a paused migration"
     );
+    assert!(!m.watching(id, w.clock.now()).expect("watching"));
 }

@@ -2,7 +2,9 @@
 //! migration: file, plan, state, cursor), `migration_step` (every step and
 //! attempt, started and ended, with its outcome, reason and evidence),
 //! `migration_audit` (every record change, written as an intent before it
-//! is applied) and `migration_event` (everything that happened, appended).
+//! is applied), `migration_event` (everything that happened, appended) and
+//! `migration_observation` (what the servers served, for the chart: see
+//! `observations`).
 //!
 //! ```text
 //!  open ──CREATE IF NOT EXISTS (the first tables)──▶ migration_schema.version < UPGRADES.len()?

@@ -739,8 +739,30 @@ impl Migrations {
         observations::of(&conn, &self.path, id)
     }
 
+    /// The migrations serve's watch asks for at `now`: those that run by
+    /// themselves, and those rolled back until the caches have let go
+    /// ([`observations::watched`] says how long).
+    pub fn watched(&self, now: Timestamp) -> Result<Vec<i64>, RunnerError> {
+        let conn = self.conn();
+        let mut out = Vec::new();
+        for id in db::ids(&conn, &self.path)? {
+            let m = db::load(&conn, &self.path, id)?;
+            if observations::watched(&m, now) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// True while serve's watch asks for migration `id` at `now` (its
+    /// observations may still grow).
+    pub fn watching(&self, id: i64, now: Timestamp) -> Result<bool, RunnerError> {
+        let m = db::load(&self.conn(), &self.path, id)?;
+        Ok(observations::watched(&m, now))
+    }
+
     /// Surveys the moving records of migration `id` and records what the
-    /// servers serve, when it runs by itself and nothing was observed for
+    /// servers serve, while the watch asks for it and nothing was observed for
     /// [`observations::watch_every`]; `None` when not due (or nothing to
     /// count). `cutover serve` calls it between steps, so the chart has
     /// points while caches let go.

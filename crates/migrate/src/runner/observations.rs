@@ -92,9 +92,7 @@ fn side_of(plan: &Plan, view: &ServerView) -> Option<bool> {
         let answer = view.answers.iter().find(|a| {
             a.name.trim_end_matches('.').eq_ignore_ascii_case(key) && a.rtype == change.rtype
         });
-        let Some(answer) = answer.filter(|a| a.error.is_none()) else {
-            return None;
-        };
+        let answer = answer.filter(|a| a.error.is_none())?;
         let seen = normal(&answer.values);
         all_new &= seen == normal(&change.after);
         let before = change.before.as_ref().map(|b| normal(&b.values));
@@ -262,8 +260,20 @@ fn record_capped(
     last(conn, path, id)
 }
 
-/// The watch: a survey of the moving records of migration `id` when it
-/// runs by itself and nothing was observed for [`watch_every`] (by any
+/// True while the watch asks for migration `m` at `now`: while it runs by
+/// itself, and after a rollback until every cache has had the low TTL to
+/// let go of the new values and two more surveys were due (so the chart
+/// shows the old values come back).
+pub(super) fn watched(m: &super::db::Migration, now: Timestamp) -> bool {
+    let settled = later(
+        m.updated_at,
+        u64::from(m.low_ttl) + 2 * watch_every(&m.plan),
+    );
+    m.runs_by_itself() || (m.state == super::State::RolledBack && now < settled)
+}
+
+/// The watch: a survey of the moving records of migration `id` while it
+/// is [`watched`] and nothing was observed for [`watch_every`] (by any
 /// process: the rows say when), recorded as `watch`. `None`: not due, or
 /// nothing to count. The survey runs with the store unlocked.
 pub(super) fn watch(
@@ -279,7 +289,7 @@ pub(super) fn watch(
         let m = super::db::load(&conn, path, id)?;
         let seen = last(&conn, path, id)?.map(|o| o.last_at);
         let due = seen.is_none_or(|at| clock.now() >= later(at, watch_every(&m.plan)));
-        if !(m.runs_by_itself() && due) {
+        if !(watched(&m, clock.now()) && due) {
             return Ok(None);
         }
         m
@@ -297,8 +307,14 @@ pub(super) fn watch(
         return Ok(None);
     }
     let survey = checks.survey(&zone, &questions, &m.plan.verify);
+    // Kept only if still watched when it is written: nothing is added for a
+    // migration paused meanwhile, nor once the watch is over.
+    let conn = lock();
     let at = clock.now();
-    record(&lock(), path, id, &m.plan, at, "watch", &survey)
+    if !watched(&super::db::load(&conn, path, id)?, at) {
+        return Ok(None);
+    }
+    record(&conn, path, id, &m.plan, at, "watch", &survey)
 }
 
 #[cfg(test)]

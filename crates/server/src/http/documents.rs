@@ -133,6 +133,10 @@ pub struct ObservationsView {
     pub every_seconds: u64,
     /// The most rows kept (the newest).
     pub max_rows: usize,
+    /// True while serve's watch still asks for this migration (it runs by
+    /// itself, or was rolled back and the caches have not all let go yet):
+    /// the observations may still grow.
+    pub watching: bool,
     /// The runs of surveys that counted alike, oldest first.
     pub observations: Vec<Observation>,
 }

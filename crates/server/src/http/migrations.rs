@@ -141,7 +141,11 @@ pub async fn observations(
         let migrations = open(&control)?;
         let plan = migrations.show(id).map_err(runner_error)?.plan;
         let observations = migrations.observations(id).map_err(runner_error)?;
+        let watching = migrations
+            .watching(id, jiff::Timestamp::now())
+            .map_err(runner_error)?;
         Ok(ObservationsView {
+            watching,
             migration: id,
             every_seconds: cutover_migrate::runner::observations::watch_every(&plan),
             max_rows: cutover_migrate::runner::observations::MAX_ROWS,

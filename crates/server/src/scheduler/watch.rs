@@ -1,11 +1,12 @@
 //! The watch: between steps, `cutover serve` asks the servers of every
-//! migration that runs by itself what they serve for the moving records, at
-//! most once per verification interval (`Migrations::watch`), so that the
-//! dashboard's chart of old and new values has points while caches let go.
-//! A thread of its own, so a silent server delays no step.
+//! migration that runs by itself (and of one rolled back, until the caches
+//! have let go) what they serve for the moving records, at most once per
+//! verification interval (`Migrations::watch`), so that the dashboard's
+//! chart of old and new values has points while caches let go. A thread of
+//! its own, so a silent server delays no step.
 //!
 //! ```text
-//!  every 250 ms: Migrations::active() ──▶ for each id: Migrations::watch(id, ProbeChecks, clock)
+//!  every 500 ms: Migrations::watched(now) ──▶ for each id: Migrations::watch(id, ProbeChecks, clock)
 //!      ──due? (the last observation is older than verify.interval)──▶ survey ──▶ migration_observation
 //! ```
 
@@ -19,7 +20,7 @@ use cutover_migrate::checks::ProbeChecks;
 use cutover_migrate::{Migrations, SystemClock};
 
 /// How often the watch looks for a migration whose survey is due.
-const LOOK: Duration = Duration::from_millis(250);
+const LOOK: Duration = Duration::from_millis(500);
 
 /// The watch thread; stopped (and joined) on drop.
 pub struct Watch {
@@ -60,10 +61,12 @@ impl Drop for Watch {
 fn run(migrations: &Migrations, stop: &AtomicBool) {
     let checks = ProbeChecks::new();
     while !stop.load(Ordering::SeqCst) {
-        let active = migrations.active().unwrap_or_else(|error| {
-            tracing::debug!("watch: cannot list the migrations: {error}");
-            Vec::new()
-        });
+        let active = migrations
+            .watched(jiff::Timestamp::now())
+            .unwrap_or_else(|error| {
+                tracing::debug!("watch: cannot list the migrations: {error}");
+                Vec::new()
+            });
         for id in active {
             if stop.load(Ordering::SeqCst) {
                 break;

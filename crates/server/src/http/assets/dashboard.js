@@ -340,7 +340,10 @@ function chart(detail, observed) {
   });
   const lines = marks.map((m) => svg("g", { class: "marker " + m.kind, "data-marker": m.kind, "data-at": m.at },
     svg("line", { x1: x(Date.parse(m.at)), x2: x(Date.parse(m.at)), y1: top, y2: top + plotH }),
-    svg("text", { x: Number(x(Date.parse(m.at))) + 4, y: top + 10 }, m.label + " " + when(m.at))));
+    // The label on the side with room for it.
+    Number(x(Date.parse(m.at))) > left + plotW * 0.75
+      ? svg("text", { x: Number(x(Date.parse(m.at))) - 4, y: top + 10, "text-anchor": "end" }, m.label + " " + when(m.at))
+      : svg("text", { x: Number(x(Date.parse(m.at))) + 4, y: top + 10 }, m.label + " " + when(m.at))));
   const legend = SERIES.map((s, i) => svg("g", { class: "legend series " + s.key, transform: "translate(" + (left + i * 170) + "," + (H - 14) + ")" },
     svg("line", { x1: 0, x2: 22, y1: -4, y2: -4 }), svg("text", { x: 27, y: 0 }, s.label)));
   const axis = [
@@ -353,7 +356,7 @@ function chart(detail, observed) {
     svg("svg", { class: "chart", role: "img", "aria-label": "servers on the old and new values over time", viewBox: "0 0 " + W + " " + H, width: W, height: H,
       "data-chart": summaryId(detail), "data-t0": t0, "data-t1": t1, "data-y-max": yMax, "data-left": left, "data-top": top, "data-plot-width": plotW, "data-plot-height": plotH },
     grid, axis, lines, series, legend),
-    el("figcaption", { class: "muted" }, rows.length + " observations (" + surveys + " surveys) of what the " + rows[rows.length - 1].authorities.total + " authorities and " + rows[rows.length - 1].resolvers.total + " resolvers serve; serve asks between steps every " + observed.every_seconds + " s while the migration runs."));
+    el("figcaption", { class: "muted" }, rows.length + " observations (" + surveys + " surveys) of what the " + rows[rows.length - 1].authorities.total + " authorities and " + rows[rows.length - 1].resolvers.total + " resolvers serve; " + (observed.watching ? "serve asks every " + observed.every_seconds + " s between steps." : "serve no longer asks (the migration stopped, or the caches have let go since the rollback).")));
 }
 
 function summaryId(detail) {
