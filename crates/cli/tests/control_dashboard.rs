@@ -428,10 +428,11 @@ fn wait_state(site: &Site, id: i64, want: &str, limit: Duration) {
     }
 }
 
-/// Clicks `action` on the card of migration `id`, checks the confirmation
-/// asks about this migration, accepts it, and returns what the card then
-/// reports: `{action, ok, state, text}`.
-fn click_and_confirm(browser: &browser::Browser, id: i64, action: &str, asks: &str) -> Value {
+/// Clicks `action` on the card of migration `id` and checks that the
+/// confirmation it opens asks `asks` of this migration (the dialog stays
+/// open: the page waits on it). Returns how many answers the page had
+/// shown before (see [`confirm_and_read`]).
+fn click_for_confirmation(browser: &browser::Browser, id: i64, action: &str, asks: &str) -> u64 {
     let button = format!("[data-migration=\"{id}\"] button[data-action=\"{action}\"]");
     browser.wait_for(
         &format!("the {action} button"),
@@ -442,22 +443,46 @@ fn click_and_confirm(browser: &browser::Browser, id: i64, action: &str, asks: &s
         ),
         |v| v == &Value::Bool(true),
     );
+    let before = answers_shown(browser);
     browser.click(&button);
     let dialog = browser.dialog_text();
     assert!(
         dialog.starts_with(&format!("{asks} migration #{id} ")),
         "expected the confirmation to ask {asks:?} of migration #{id}, seen {dialog:?}"
     );
+    before
+}
+
+/// The answers to controls the page has shown so far.
+fn answers_shown(browser: &browser::Browser) -> u64 {
+    browser
+        .eval("return [...document.querySelectorAll('p.result')].reduce((n, p) => Math.max(n, +p.dataset.seq), 0);", json!([]))
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Accepts the open confirmation and returns what the card of migration
+/// `id` then reports, once it shows an answer past the `before`th:
+/// `{action, ok, state, seq, text}`.
+fn confirm_and_read(browser: &browser::Browser, id: i64, action: &str, before: u64) -> Value {
     browser.accept_dialog();
     browser.wait_for(
         &format!("the answer to {action} on the card"),
         Duration::from_secs(20),
         &format!(
             "const p = document.querySelector('[data-migration=\"{id}\"] p.result');
-             return p && {{action: p.dataset.result, ok: p.dataset.ok, state: p.dataset.state || null, text: p.textContent}};"
+             return p && {{action: p.dataset.result, ok: p.dataset.ok, state: p.dataset.state || null, seq: +p.dataset.seq, text: p.textContent}};"
         ),
-        |v| v["action"] == action,
+        |v| v["action"] == action && v["seq"].as_u64().is_some_and(|seq| seq > before),
     )
+}
+
+/// Clicks `action` on the card of migration `id`, checks the confirmation
+/// asks about this migration, accepts it, and returns what the card then
+/// reports.
+fn click_and_confirm(browser: &browser::Browser, id: i64, action: &str, asks: &str) -> Value {
+    let before = click_for_confirmation(browser, id, action, asks);
+    confirm_and_read(browser, id, action, before)
 }
 
 /// What the chart of migration `id` draws: its scale, every point and every marker.
@@ -524,6 +549,32 @@ fn clicks_steer_a_migration_and_the_chart_draws_what_was_observed() {
         summary(&site, id)["state"],
         "paused",
         "expected the API to report it paused"
+    );
+    // A refusal is shown as the API said it: Resume clicked, and resumed
+    // through the API while the confirmation is open.
+    let before = click_for_confirmation(&browser, id, "resume", "Resume");
+    let (status, elsewhere) = site.call(
+        "POST",
+        &format!("/api/v1/migrations/{id}/resume"),
+        Some(&site.admin),
+        None,
+    );
+    assert_eq!(
+        status, 200,
+        "expected the resume through the API, seen {elsewhere}"
+    );
+    let refused = confirm_and_read(&browser, id, "resume", before);
+    let text = refused["text"].as_str().unwrap_or_default();
+    assert!(
+        refused["ok"] == "false"
+            && text.starts_with(&format!("Resume refused (422): migration {id} is "))
+            && text.ends_with(": cannot resume"),
+        "expected the card to show the API's refusal and nothing done, seen {refused}"
+    );
+    let paused = click_and_confirm(&browser, id, "pause", "Pause");
+    assert_eq!(
+        paused["state"], "paused",
+        "expected paused again, seen {paused}"
     );
     let resumed = click_and_confirm(&browser, id, "resume", "Resume");
     assert_eq!(

@@ -2,9 +2,9 @@
 // sessionStorage and redraws every two seconds. No framework, no build step.
 "use strict";
 
-// results: the last answer to a control per migration; open: a person's
-// own opening or closing of a migration's card.
-const state = { token: sessionStorage.getItem("cutover-token") || "", scope: null, matrix: null, releaseAt: null, selectedZone: null, results: {}, open: {} };
+// results: the last answer to a control per migration (answers counts
+// them); open: a person's own opening or closing of a migration's card.
+const state = { token: sessionStorage.getItem("cutover-token") || "", scope: null, matrix: null, releaseAt: null, selectedZone: null, results: {}, answers: 0, open: {} };
 
 // Settings may come in the URL fragment (#token=…&zone=…&names=…): the token
 // moves to sessionStorage and leaves the address bar.
@@ -187,10 +187,10 @@ async function steer(summary, action, button) {
   button.textContent = what.busy;
   try {
     const after = await api("POST", "/migrations/" + summary.id + "/" + action, {});
-    state.results[summary.id] = { action, ok: true, state: after.state,
+    state.results[summary.id] = { action, ok: true, state: after.state, seq: ++state.answers,
       text: what.label + ": the server says migration #" + summary.id + " is now " + after.state.replace(/_/g, " ") + " (" + new Date().toLocaleTimeString() + ")." };
   } catch (error) {
-    state.results[summary.id] = { action, ok: false, state: null,
+    state.results[summary.id] = { action, ok: false, state: null, seq: ++state.answers,
       text: what.label + " refused" + (error.status ? " (" + error.status + ")" : "") + ": " + error.message };
   }
   await refresh();
@@ -199,7 +199,7 @@ async function steer(summary, action, button) {
 // The buttons of an admin token for what applies now, and the last answer.
 function controls(summary) {
   const result = state.results[summary.id];
-  const said = result ? el("p", { class: "result " + (result.ok ? "good" : "bad"), "data-result": result.action, "data-ok": String(result.ok), "data-state": result.state }, result.text) : null;
+  const said = result ? el("p", { class: "result " + (result.ok ? "good" : "bad"), "data-result": result.action, "data-ok": String(result.ok), "data-state": result.state, "data-seq": result.seq }, result.text) : null;
   if (state.scope !== "admin") return said;
   const buttons = Object.keys(ACTIONS).filter((action) => ACTIONS[action].applies(summary)).map((action) =>
     el("button", { "data-action": action, class: action === "rollback" ? "danger" : null, onclick: (event) => steer(summary, action, event.currentTarget) }, ACTIONS[action].label));
