@@ -745,7 +745,7 @@ impl Migrations {
     pub fn watched(&self, now: Timestamp) -> Result<Vec<i64>, RunnerError> {
         let conn = self.conn();
         let mut out = Vec::new();
-        for id in db::ids(&conn, &self.path)? {
+        for id in observations::candidates(&conn, &self.path)? {
             let m = db::load(&conn, &self.path, id)?;
             if observations::watched(&m, now) {
                 out.push(id);

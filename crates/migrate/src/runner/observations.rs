@@ -272,6 +272,18 @@ pub(super) fn watched(m: &super::db::Migration, now: Timestamp) -> bool {
     m.runs_by_itself() || (m.state == super::State::RolledBack && now < settled)
 }
 
+/// The migrations that may be watched: those not done, aborted or failed
+/// (read without loading the finished ones' plans).
+pub(super) fn candidates(conn: &Connection, path: &Path) -> Result<Vec<i64>, RunnerError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT id FROM migration WHERE state NOT IN ('done', 'aborted', 'failed') ORDER BY id",
+        )
+        .on(path)?;
+    let rows = stmt.query_map([], |r| r.get(0)).on(path)?;
+    rows.collect::<Result<Vec<i64>, _>>().on(path)
+}
+
 /// The watch: a survey of the moving records of migration `id` while it
 /// is [`watched`] and nothing was observed for [`watch_every`] (by any
 /// process: the rows say when), recorded as `watch`. `None`: not due, or

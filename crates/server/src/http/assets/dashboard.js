@@ -312,7 +312,9 @@ function markers(events) {
 function chart(detail, observed) {
   if (!observed || observed.error) return el("p", { class: "bad chart-empty" }, "No chart: " + ((observed && observed.error) || "no answer"));
   const rows = observed.observations;
-  if (!rows.length) return el("p", { class: "muted chart-empty", "data-chart-empty": summaryId(detail) }, "No observations yet: serve asks the servers between steps, every " + observed.every_seconds + " s.");
+  if (!rows.length) return el("p", { class: "muted chart-empty", "data-chart-empty": summaryId(detail) }, observed.watching
+    ? "No observations yet: serve asks the servers between steps, every " + observed.every_seconds + " s."
+    : "No observations: none were recorded while this migration ran.");
   const marks = markers(detail.events);
   const times = rows.flatMap((r) => [Date.parse(r.at), Date.parse(r.last_at)]).concat(marks.map((m) => Date.parse(m.at)));
   const t0 = Math.min(...times);
