@@ -408,6 +408,59 @@ mod tests {
     }
 
     #[test]
+    fn a_server_on_new_values_for_one_record_and_old_for_another_is_neither() {
+        let mut plan = plan();
+        let mut apex = plan.changes[0].clone();
+        apex.name = "example.com.".into();
+        plan.changes.push(apex);
+        let answer = |name: &str, value: &str| Answered {
+            name: name.into(),
+            rtype: "A".into(),
+            ttl: Some(60),
+            values: vec![value.into()],
+            error: None,
+        };
+        let server = |www: &str, apex: &str| ServerView {
+            server: "s".into(),
+            serial: None,
+            answers: vec![
+                answer("www.example.com.", www),
+                answer("example.com.", apex),
+            ],
+        };
+        let survey = Survey {
+            authorities: vec![
+                server("198.51.100.20", "198.51.100.20"),
+                server("198.51.100.20", "192.0.2.10"),
+                server("192.0.2.10", "192.0.2.10"),
+            ],
+            resolvers: vec![ServerView {
+                server: "r".into(),
+                serial: None,
+                answers: vec![answer("www.example.com.", "198.51.100.20")],
+            }],
+            problems: vec![],
+        };
+        assert_eq!(
+            tally(&plan, &survey),
+            Some((
+                Tally {
+                    total: 3,
+                    old: 1,
+                    new: 1
+                },
+                Tally {
+                    total: 1,
+                    old: 0,
+                    new: 0
+                }
+            )),
+            "expected a server new for both records new, one old for both old, a mix neither, \
+             and a resolver that answered one record of two neither"
+        );
+    }
+
+    #[test]
     fn equal_counts_extend_a_row_and_the_oldest_rows_go_past_the_cap() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cutover.db");

@@ -7,6 +7,8 @@
 //!                  file text (stored) ──parse──▶ provider (built once per id) + ProbeChecks
 //!                  lease free? (`migrate run ID` holds it) ──▶ Migrations::tick(id, effects) ──▶ due steps run, recorded before and after
 //!                  ──▶ log what was done; sleep until the nearest next_due (at most 1 s)
+//!  beside it, in serve: the `watch` thread surveys running migrations between steps
+//!                  (at most once per verify.interval) for the dashboard's chart
 //!  stop flag (serve shuts down) ──▶ the loop ends after the current tick
 //!  for its whole life: a read lock on STORE.scheduler.lock (`presence`), by which
 //!  `migrate start|status|show` tell "serve carries it out" from "nothing runs it"
