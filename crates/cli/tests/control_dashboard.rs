@@ -51,6 +51,9 @@ fn chromium(site: &Site, mode: &str) -> String {
             "--hide-scrollbars",
             "--window-size=1400,1800",
             "--virtual-time-budget=6000",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(mode)
