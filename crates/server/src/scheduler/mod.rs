@@ -7,6 +7,8 @@
 //!                  file text (stored) ──parse──▶ provider (built once per id) + ProbeChecks
 //!                  lease free? (`migrate run ID` holds it) ──▶ Migrations::tick(id, effects) ──▶ due steps run, recorded before and after
 //!                  ──▶ log what was done; sleep until the nearest next_due (at most 1 s)
+//!  beside it, in serve: the `watch` thread surveys running migrations between steps
+//!                  (at most once per verify.interval) for the dashboard's chart
 //!  stop flag (serve shuts down) ──▶ the loop ends after the current tick
 //!  for its whole life: a read lock on STORE.scheduler.lock (`presence`), by which
 //!  `migrate start|status|show` tell "serve carries it out" from "nothing runs it"
@@ -18,6 +20,7 @@
 pub mod crash;
 pub mod lease;
 pub mod presence;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -147,6 +150,9 @@ pub struct Scheduler {
     /// Says to other processes that a scheduler runs on this store
     /// (released after the loop has ended: fields drop after `drop`).
     _presence: Option<presence::Presence>,
+    /// The surveys between steps, for the dashboard's chart (`None`: it
+    /// could not start, which stops no migration).
+    _watch: Option<watch::Watch>,
 }
 
 impl Scheduler {
@@ -166,6 +172,9 @@ impl Scheduler {
                 None
             }
         };
+        let watch = watch::Watch::start(store)
+            .inspect_err(|error| tracing::warn!("scheduler: no chart of the migrations: {error:#}"))
+            .ok();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let store = store.to_path_buf();
@@ -178,6 +187,7 @@ impl Scheduler {
             stop,
             thread: Some(thread),
             _presence: presence,
+            _watch: watch,
         })
     }
 }
