@@ -8,6 +8,7 @@
 //!                  lease free? (`migrate run ID` holds it) ──▶ Migrations::tick(id, effects) ──▶ due steps run, recorded before and after
 //!                  ──▶ log what was done; sleep until the nearest next_due (at most 1 s)
 //!  stop flag (serve shuts down) ──▶ the loop ends after the current tick
+//!  beside it, a thread of its own: notify::Worker (the files' and the config's [[notify]])
 //!  for its whole life: a read lock on STORE.scheduler.lock (`presence`), by which
 //!  `migrate start|status|show` tell "serve carries it out" from "nothing runs it"
 //! ```
@@ -28,6 +29,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cutover_flush::Settings;
 use cutover_migrate::checks::ProbeChecks;
+use cutover_migrate::notify;
 use cutover_migrate::provider::{build, BuildContext};
 use cutover_migrate::runner::StepOutcome;
 use cutover_migrate::{Effects, MigrationFile, Migrations, NoMail, State, SystemClock, TickReport};
@@ -45,6 +47,8 @@ pub struct Site {
     pub flush: Settings,
     /// The relay whose queue the mail steps hold, retarget and release.
     pub mail: Option<MailConfig>,
+    /// The config's `[[notify]]` targets: told of every migration of the store.
+    pub notify: Vec<cutover_migrate::notify::Target>,
 }
 
 impl Site {
@@ -53,6 +57,7 @@ impl Site {
         config.map_or_else(Site::default, |config| Site {
             flush: config.flush.clone(),
             mail: config.mail.clone(),
+            notify: config.notify_targets.clone(),
         })
     }
 }
@@ -147,6 +152,9 @@ pub struct Scheduler {
     /// Says to other processes that a scheduler runs on this store
     /// (released after the loop has ended: fields drop after `drop`).
     _presence: Option<presence::Presence>,
+    /// The notifications' delivery thread (the files' and the config's
+    /// `[[notify]]`), stopped on drop.
+    _notices: Option<notify::WorkerHandle>,
 }
 
 impl Scheduler {
@@ -166,6 +174,13 @@ impl Scheduler {
                 None
             }
         };
+        // Notifications go out on a thread of their own: a receiver that is
+        // slow or down never holds a step up.
+        let notices = notify::Worker::new(store, Arc::new(SystemClock))
+            .with_serve_targets(site.notify.clone())
+            .spawn()
+            .map_err(|e| tracing::warn!("notifications: cannot start their thread: {e}"))
+            .ok();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let store = store.to_path_buf();
@@ -178,6 +193,7 @@ impl Scheduler {
             stop,
             thread: Some(thread),
             _presence: presence,
+            _notices: notices,
         })
     }
 }
