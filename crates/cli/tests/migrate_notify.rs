@@ -1,0 +1,265 @@
+//! Notifications through the binary: `cutover serve` with a `[[notify]]`
+//! webhook in its config and a migration file with a Slack-compatible one;
+//! an HTTP server in the test (its port held from bind to end) receives
+//! them as the scheduler runs the migration past its approval gate, each
+//! webhook signed; `migrate show` says what was delivered; no secret is in
+//! any output, the serve log or the API.
+//!
+//! ```text
+//!  cutover serve (config [[notify]] webhook) ──scheduler──▶ migration (file [[notify]] slack)
+//!      └─ notify worker thread ──POST──▶ HookServer (TcpListener on port 0)
+//!  cutover migrate show ID ──▶ "notifications: N delivered, 0 not delivered"
+//! ```
+
+mod control;
+mod migration;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use control::{ok, Site};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// One request received: path, headers (names lowercased), body.
+#[derive(Clone, Debug)]
+struct Request {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("expected JSON, saw {:?}: {e}", self.body))
+    }
+}
+
+/// An HTTP server answering 200 to everything, recording what it got.
+fn hook_server() -> (SocketAddr, Arc<Mutex<Vec<Request>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let theirs = Arc::clone(&received);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            if let Some(request) = read_request(&stream) {
+                theirs.lock().unwrap().push(request);
+                let mut stream = stream;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        }
+    });
+    (addr, received)
+}
+
+/// One HTTP/1.1 request with a Content-Length body.
+fn read_request(stream: &TcpStream) -> Option<Request> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        path,
+        headers,
+        body: String::from_utf8(body).ok()?,
+    })
+}
+
+/// `migrate status ID --json`: the state.
+fn state(site: &Site, id: i64) -> String {
+    let out = ok(
+        "migrate status",
+        site.run(&["migrate", "status", &id.to_string(), "--json"]),
+    );
+    let all: Value = serde_json::from_str(&out).expect("JSON");
+    all[0]["state"].as_str().unwrap_or_default().to_string()
+}
+
+/// Waits (60 s at most) until `done()` holds.
+fn wait(site: &Site, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "expected {what} within 60 s; serve's log:\n{}",
+            site.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const SERVE_SECRET: &str = "serve-hmac-SECRET-5d1e";
+
+#[test]
+fn serve_tells_its_webhook_and_the_files_slack_and_show_says_what_was_delivered() {
+    let (hook, received) = hook_server();
+    let mut site = Site::start(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"http://{hook}/serve/path-SECRET\"\nsecret = \"{SERVE_SECRET}\"\n"
+    ));
+    let file = site.dir.path().join("move-web.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\napprove = \"before_switch\"\n\
+             [[move]]\nfrom = \"{}\"\nto = \"{}\"\n[ttl]\nduring = 1\n[schedule]\nmargin = 1\nobserve = \"1s\"\n\
+             [verify]\nauthorities = [\"{}\"]\nresolvers = []\ntries = 1\ninterval = 1\n\
+             [[notify]]\nkind = \"slack\"\nurl = \"http://{hook}/slack/T0/B0/slack-SECRET\"\non = [\"approval\", \"end\"]\n",
+            migration::OLD,
+            migration::NEW,
+            site.dns
+        ),
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    // A Slack URL is its own token: stored with the migration, so the store
+    // must be its owner's alone (else `migrate start` refuses it).
+    std::fs::set_permissions(
+        &site.store,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let started = ok(
+        "migrate start",
+        site.run(&["migrate", "start", &file, "--json"]),
+    );
+    let started: Value = serde_json::from_str(&started).expect("JSON");
+    let id = started["id"].as_i64().expect("an id");
+    let got = |path: &str, event: &str| {
+        received.lock().unwrap().iter().any(|r| {
+            r.path.starts_with(path)
+                && (r.json()["event"] == event
+                    || r.json()["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains(&format!("({event})"))))
+        })
+    };
+    wait(&site, "the approval on both URLs", || {
+        got("/serve/", "approval") && got("/slack/", "approval")
+    });
+    assert_eq!(state(&site, id), "awaiting_approval");
+    ok(
+        "migrate approve",
+        site.run(&["migrate", "approve", &id.to_string()]),
+    );
+    wait(&site, "the end on both URLs", || {
+        got("/serve/", "end") && got("/slack/", "end")
+    });
+    assert_eq!(state(&site, id), "done");
+
+    let all = received.lock().unwrap().clone();
+    let serve: Vec<&Request> = all
+        .iter()
+        .filter(|r| r.path.starts_with("/serve/"))
+        .collect();
+    let events: Vec<String> = serve
+        .iter()
+        .map(|r| r.json()["event"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(
+        events,
+        ["approval", "switch", "end"],
+        "expected serve's webhook told of the approval, the switch and the end, in order"
+    );
+    for r in &serve {
+        let stamp = r.header("x-cutover-timestamp");
+        let mut mac = Hmac::<Sha256>::new_from_slice(SERVE_SECRET.as_bytes()).unwrap();
+        mac.update(format!("{stamp}.{}", r.body).as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            r.header("x-cutover-signature"),
+            format!("sha256={hex}"),
+            "expected HMAC-SHA256 over \"{stamp}.\" and the body"
+        );
+        assert_eq!(r.json()["migration"], id);
+    }
+    let slack: Vec<&Request> = all
+        .iter()
+        .filter(|r| r.path.starts_with("/slack/"))
+        .collect();
+    assert_eq!(
+        slack.len(),
+        2,
+        "the file's slack asked for approval and end: {slack:#?}"
+    );
+    assert!(
+        slack
+            .iter()
+            .all(|r| r.json().as_object().is_some_and(|o| o.len() == 1)),
+        "a Slack body holds only its text: {slack:#?}"
+    );
+
+    let shown = ok(
+        "migrate show",
+        site.run(&["migrate", "show", &id.to_string()]),
+    );
+    assert!(
+        shown.contains("notifications: 5 delivered, 0 not delivered"),
+        "expected show to count the 5 notifications delivered, seen:\n{shown}"
+    );
+    assert!(
+        shown.contains(&format!("switch (m{id}-e"))
+            && shown.contains(&format!("to webhook to {hook}: delivered at")),
+        "expected each notification with its target by host, seen:\n{shown}"
+    );
+    let json = ok(
+        "migrate show --json",
+        site.run(&["migrate", "show", &id.to_string(), "--json"]),
+    );
+    let parsed: Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(
+        parsed["notifications"].as_array().map(Vec::len),
+        Some(5),
+        "{json}"
+    );
+    site.serve = None;
+    let log = site.log();
+    for secret in [SERVE_SECRET, "path-SECRET", "slack-SECRET"] {
+        for (what, text) in [
+            ("show", &shown),
+            ("show --json", &json),
+            ("serve's log", &log),
+        ] {
+            assert!(!text.contains(secret), "{secret} is in {what}:\n{text}");
+        }
+    }
+}
