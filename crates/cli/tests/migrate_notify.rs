@@ -247,16 +247,56 @@ fn serve_tells_its_webhook_and_the_files_slack_and_show_says_what_was_delivered(
     );
     let parsed: Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(
-        parsed["notifications"].as_array().map(Vec::len),
+        parsed["migration"]["notifications"]
+            .as_array()
+            .map(Vec::len),
         Some(5),
         "{json}"
     );
+    // The API gives the same, checked against its OpenAPI schema; and the
+    // remote `show` prints what the local one does.
+    let (status, detail) = site.call(
+        "GET",
+        &format!("/api/v1/migrations/{id}"),
+        Some(&site.reader),
+        None,
+    );
+    assert_eq!(status, 200);
+    let api = detail["notifications"]
+        .as_array()
+        .expect("notifications in the API");
+    assert_eq!(api.len(), 5, "{detail}");
+    assert!(
+        api.iter()
+            .all(|d| d["attempts"] == 1 && d["delivered_at"].is_string()),
+        "{api:#?}"
+    );
+    let url = format!("http://{}", site.http);
+    let remote = ok(
+        "remote migrate show",
+        control::cutover(&[
+            "--server",
+            &url,
+            "--token",
+            &site.reader,
+            "migrate",
+            "show",
+            &id.to_string(),
+        ]),
+    );
+    assert!(
+        remote.contains("notifications: 5 delivered, 0 not delivered"),
+        "expected the remote show to count them too, seen:\n{remote}"
+    );
+    let api_text = detail.to_string();
     site.serve = None;
     let log = site.log();
     for secret in [SERVE_SECRET, "path-SECRET", "slack-SECRET"] {
         for (what, text) in [
             ("show", &shown),
             ("show --json", &json),
+            ("the API", &api_text),
+            ("remote show", &remote),
             ("serve's log", &log),
         ] {
             assert!(!text.contains(secret), "{secret} is in {what}:\n{text}");

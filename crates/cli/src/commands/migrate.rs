@@ -39,7 +39,8 @@ mod report;
 mod site;
 
 pub use self::report::{
-    approved_text, print_audit, print_step, render_detail, render_summaries, Listed,
+    approved_text, notifications_text, print_audit, print_step, render_detail, render_summaries,
+    Listed,
 };
 use self::report::{clock, label, print_control, print_started, print_summaries, show};
 use self::site::{exposure, site_hazards};

@@ -10,6 +10,7 @@
 //!  schemas() ─▶ cutover_api::openapi::document (the names of SERVED_ELSEWHERE)
 //! ```
 
+use cutover_migrate::notify::Delivery;
 use cutover_migrate::runner::{AuditEntry, Detail, Event, StepRecord, TimelineEntry};
 use cutover_migrate::Plan;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,9 @@ pub struct DetailView {
     pub steps: Vec<StepRecord>,
     /// Everything that happened, in order.
     pub events: Vec<Event>,
+    /// Every notification of it (`[[notify]]`) and where it stands:
+    /// delivered, or attempts and the last error.
+    pub notifications: Vec<Delivery>,
 }
 
 impl DetailView {
@@ -57,6 +61,7 @@ impl DetailView {
             timeline,
             steps,
             events,
+            notifications: Vec::new(),
         }
     }
 }

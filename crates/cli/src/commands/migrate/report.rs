@@ -40,13 +40,13 @@ pub(super) fn show(
     if json {
         let mut migration = serde_json::to_value(&detail)?;
         migration["summary"] = annotated(&detail.summary, store, now);
+        // Where the API's answer has them.
+        migration["notifications"] = serde_json::to_value(&notifications)?;
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "migration": migration,
-                "audit": audit,
-                "notifications": notifications
-            }))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"migration": migration, "audit": audit})
+            )?
         );
         return Ok(());
     }
