@@ -48,6 +48,11 @@ impl Request {
 
 /// An HTTP server answering 200 to everything, recording what it got.
 fn hook_server() -> (SocketAddr, Arc<Mutex<Vec<Request>>>) {
+    hook_server_answering(200)
+}
+
+/// An HTTP server answering `status` to everything, recording what it got.
+fn hook_server_answering(status: u16) -> (SocketAddr, Arc<Mutex<Vec<Request>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -57,8 +62,9 @@ fn hook_server() -> (SocketAddr, Arc<Mutex<Vec<Request>>>) {
             if let Some(request) = read_request(&stream) {
                 theirs.lock().unwrap().push(request);
                 let mut stream = stream;
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} Scripted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 );
             }
         }
@@ -302,4 +308,86 @@ fn serve_tells_its_webhook_and_the_files_slack_and_show_says_what_was_delivered(
             assert!(!text.contains(secret), "{secret} is in {what}:\n{text}");
         }
     }
+}
+
+/// `migrate run ID` starts its own delivery thread for the file's targets:
+/// a webhook that takes everything gets the switch and the end; one that
+/// answers 500 to everything holds nothing up, and `run` says at its end,
+/// truthfully, that its notice was not delivered and why.
+#[test]
+fn migrate_run_delivers_and_says_what_it_could_not() {
+    let (good, received) = hook_server();
+    let (bad, refused) = hook_server_answering(500);
+    let site = migration::Site::new(2);
+    // A nameserver for the checks; its scheduler leaves the migration to
+    // `run`, which holds the migration's lease.
+    let _serve = site.serve(&[]);
+    let listener = cutover_peers::hold_tcp_on(migration::NEW.octets());
+    let port = listener.local_addr().expect("a bound listener").port();
+    let _new = migration::HttpServer::start(listener, "new");
+    let text = migration::migration_text(site.addr, site.addr, port).replace(
+        "[schedule]\nobserve = \"3s\"",
+        "[schedule]\nobserve = \"1s\"",
+    );
+    let file = site.migration_file(&format!(
+        "{text}[[notify]]\nkind = \"webhook\"\nurl = \"http://{good}/good\"\nsecret_env = \"HOOK_KEY\"\non = [\"switch\", \"end\"]\n\
+         [[notify]]\nkind = \"webhook\"\nurl = \"http://{bad}/bad\"\nsecret_env = \"HOOK_KEY\"\non = [\"end\"]\n"
+    ));
+    let env = [("HOOK_KEY", "run-hmac-SECRET-0b7")];
+    let out = site.run(&["migrate", "start", &file, "--json"], &env);
+    let started: Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_else(|e| {
+            panic!(
+                "migrate start --json: {e}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let id = started["id"].as_i64().expect("an id");
+    let began = Instant::now();
+    let out = site.run(&["migrate", "run", &id.to_string()], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "run exits 0 when done, whatever the notifications; stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.json()["event"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(
+        events,
+        ["switch", "end"],
+        "the good webhook got both, in order"
+    );
+    let tries = refused.lock().unwrap().len();
+    assert!(
+        tries >= 2,
+        "expected the failing webhook tried again during run's last 10 s, it was tried {tries} time(s)"
+    );
+    assert!(
+        stdout.contains("notifications: 2 delivered, 1 not delivered"),
+        "expected run to count what was delivered, seen:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "to webhook to {bad}: NOT delivered, {tries} attempts, last error HTTP 500 at"
+        )),
+        "expected the failure said with its attempts and error, seen:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("kept in the store"),
+        "expected run to say the notice is kept, seen:\n{stdout}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(60),
+        "run took {:?}",
+        began.elapsed()
+    );
+    assert!(
+        !stdout.contains("run-hmac-SECRET-0b7"),
+        "the secret is in run's output"
+    );
 }

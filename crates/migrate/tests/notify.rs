@@ -782,3 +782,28 @@ fn notify_tables_are_closed_and_their_errors_name_file_line_and_column() {
         "the variable is checked where the others are"
     );
 }
+
+#[test]
+fn a_store_whose_migrations_notify_nobody_is_never_written_by_the_worker() {
+    let w = World::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let m = w.open();
+    let id = start(&w, &m, FILE);
+    let worker = Worker::new(&w.db(), clock.clone());
+    m.tick(id, &w.fx_on(&*clock)).expect("lower");
+    let pass = worker.pass(&m).expect("pass");
+    assert_eq!(pass, Default::default(), "nothing to send");
+    let db = rusqlite::Connection::open(w.db()).expect("open");
+    let count = |table: &str| -> i64 {
+        db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    };
+    assert_eq!(
+        (
+            count("migration_notification"),
+            count("migration_notify_cursor")
+        ),
+        (0, 0),
+        "expected no row written (a fsync-counting crash test and a read-only store see no writes)"
+    );
+}

@@ -501,7 +501,8 @@ pub fn run_foreground(
     let display = Display::choose(std::io::stdout().is_terminal(), json);
     // The file's [[notify]] targets are told on a thread of their own: a
     // receiver that is slow or down never holds a step up.
-    let notices = notify::Worker::new(store, std::sync::Arc::new(SystemClock));
+    let notices =
+        notify::Worker::new(store, std::sync::Arc::new(SystemClock)).only_for(move |m| m == id);
     let _sending = notices
         .clone()
         .spawn()
@@ -522,6 +523,10 @@ pub fn run_foreground(
         }
         let Some(due) = report.next_due.filter(|_| runs_on(report.state)) else {
             let summary = migrations.status(id)?;
+            // Its last notices, while this process still says it runs it
+            // (serve leaves them to the process that has their secrets).
+            drop(_sending);
+            send_the_last_notices(&notices, migrations, id, json);
             if summary.state.is_final() {
                 // Over: no runner takes it again, its lock file goes.
                 drop(presence);
@@ -529,8 +534,6 @@ pub fn run_foreground(
                     tracing::warn!("migration {id}: cannot remove its lock file: {error}");
                 }
             }
-            drop(_sending);
-            send_the_last_notices(&notices, migrations, id, json);
             return finished(&summary, json);
         };
         let next = migrations.status(id)?.next_step;

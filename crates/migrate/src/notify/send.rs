@@ -37,7 +37,10 @@ pub(super) fn send(channel: &Channel, notice: &Notice, now: Timestamp) -> Result
         Channel::Webhook { url, secret } => {
             let key = secret
                 .reveal("the webhook's signing key")
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match e {
+                    crate::provider::BuildError::Invalid(why)
+                    | crate::provider::BuildError::Unavailable(why) => why,
+                })?;
             let body = notice.json();
             let stamp = now.as_second();
             let signature = sign(key.as_bytes(), stamp, body.as_bytes());

@@ -68,6 +68,12 @@ pub struct Worker {
     serve: Vec<Target>,
     /// Time between passes when nothing wakes the worker.
     poll: Duration,
+    /// How far each scope was read without a row to write (kept here: a
+    /// store with no `[[notify]]` anywhere is never written to).
+    read: Arc<Mutex<BTreeMap<&'static str, i64>>>,
+    /// Whether this worker sends the file targets' notices of a migration
+    /// (the process that runs it: its environment holds the secrets).
+    mine: Arc<dyn Fn(i64) -> bool + Send + Sync>,
 }
 
 /// A running worker: stopped (and joined) by [`WorkerHandle::stop`] or on drop.
@@ -86,7 +92,19 @@ impl Worker {
             clock,
             serve: Vec::new(),
             poll: Duration::from_secs(1),
+            mine: Arc::new(|_| true),
+            read: Arc::new(Mutex::new(BTreeMap::new())),
         }
+    }
+
+    /// Sends the migration files' notices only of the migrations `mine`
+    /// accepts (default: all): `migrate run ID` sends its migration's,
+    /// serve those of the migrations no `migrate run` carries out, so the
+    /// process that runs a migration, whose environment has its secrets,
+    /// is the one that signs its notices. serve's own targets are its alone.
+    pub fn only_for(mut self, mine: impl Fn(i64) -> bool + Send + Sync + 'static) -> Worker {
+        self.mine = Arc::new(mine);
+        self
     }
 
     /// Also `cutover serve`'s targets, for every migration of the store.
@@ -147,14 +165,26 @@ impl Worker {
                 outbox::last_event(conn, path)?,
             ))
         })?;
-        let after = match (scope, cursor) {
+        let read = self
+            .read
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(scope.key())
+            .copied();
+        let after = match (scope, cursor.max(read)) {
             (_, Some(c)) => c,
             (Scope::File, None) => 0,
             // serve's targets are told of what happens from now on, not of
             // a store's history.
             (Scope::Serve, None) => through,
         };
-        if through <= after && cursor.is_some() {
+        let remember = |through: i64| {
+            self.read
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(scope.key(), through);
+        };
+        if through <= after {
             return Ok(0);
         }
         let ids = migrations
@@ -199,9 +229,17 @@ impl Worker {
                 }
             }
         }
+        if rows.is_empty() {
+            // Nothing to send: remembered here, nothing written.
+            remember(through);
+            return Ok(0);
+        }
         let now = self.clock.now();
-        migrations
-            .with_conn(|conn, path| outbox::enqueue(conn, path, scope.key(), &rows, through, now))
+        let added = migrations.with_conn(|conn, path| {
+            outbox::enqueue(conn, path, scope.key(), &rows, through, now)
+        })?;
+        remember(through);
+        Ok(added)
     }
 
     /// Every due row this worker knows the target of, sent once; a
@@ -221,6 +259,9 @@ impl Worker {
                 continue;
             }
             let target = if let Some(i) = row.target.strip_prefix("file:") {
+                if !(self.mine)(row.migration_id) {
+                    continue;
+                }
                 let targets = files
                     .entry(row.migration_id)
                     .or_insert_with(|| Self::file_targets(migrations, row.migration_id));
@@ -291,17 +332,25 @@ impl Worker {
     /// The loop of [`Worker::spawn`].
     fn run(&self, signal: &(Mutex<bool>, Condvar)) {
         let mut migrations: Option<Migrations> = None;
+        // The last error logged: a store that stays broken is said once.
+        let mut said = String::new();
+        let mut say = |error: Option<String>| match error {
+            Some(error) if error != said => {
+                tracing::error!("notifications: {error}");
+                said = error;
+            }
+            Some(_) => {}
+            None => said.clear(),
+        };
         loop {
             if migrations.is_none() {
                 match Migrations::open(&self.store) {
                     Ok(m) => migrations = Some(m),
-                    Err(e) => tracing::error!("notifications: cannot open the store: {e}"),
+                    Err(e) => say(Some(format!("cannot open the store: {e}"))),
                 }
             }
             if let Some(m) = &migrations {
-                if let Err(e) = self.pass(m) {
-                    tracing::error!("notifications: {e}");
-                }
+                say(self.pass(m).err().map(|e| e.to_string()));
             }
             let (lock, wake) = signal;
             let stopped = lock.lock().unwrap_or_else(|e| e.into_inner());

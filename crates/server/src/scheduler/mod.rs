@@ -176,8 +176,11 @@ impl Scheduler {
         };
         // Notifications go out on a thread of their own: a receiver that is
         // slow or down never holds a step up.
+        let carried = store.to_path_buf();
         let notices = notify::Worker::new(store, Arc::new(SystemClock))
             .with_serve_targets(site.notify.clone())
+            // A migration `migrate run` carries out has its notices sent by it.
+            .only_for(move |id| presence::carrier(&carried, id) != presence::Carrier::Run)
             .spawn()
             .map_err(|e| tracing::warn!("notifications: cannot start their thread: {e}"))
             .ok();
