@@ -807,3 +807,36 @@ fn a_store_whose_migrations_notify_nobody_is_never_written_by_the_worker() {
         "expected no row written (a fsync-counting crash test and a read-only store see no writes)"
     );
 }
+
+#[test]
+fn serve_targets_are_told_of_what_happens_after_serve_first_looked_not_of_history() {
+    let hook = HookServer::start(Mode::Answer);
+    let w = World::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let m = w.open();
+    // History before serve's targets existed: a migration that awaited approval.
+    let old = start(&w, &m, &file_with(""));
+    run_until(&w, &m, old, &clock, |s| s == State::AwaitingApproval);
+    let target = cutover_migrate::MigrationFile::parse(
+        &format!(
+            "{FILE}[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\non = [\"approval\", \"switch\", \"end\"]\n",
+            hook.url("/serve")
+        ),
+        "m.toml",
+    )
+    .expect("file")
+    .notify;
+    let worker = Worker::new(&w.db(), clock.clone()).with_serve_targets(target);
+    worker.pass(&m).expect("first look");
+    m.approve(old, clock.now(), "alice", None).expect("approve");
+    run_until(&w, &m, old, &clock, |s| s == State::Done);
+    for _ in 0..3 {
+        worker.pass(&m).expect("pass");
+    }
+    let events = events_of(&hook.received());
+    assert_eq!(
+        events,
+        ["switch", "end"],
+        "expected serve's webhook told of what happened after it first looked (not the approval before), in order"
+    );
+}

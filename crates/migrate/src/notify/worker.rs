@@ -185,6 +185,8 @@ impl Worker {
                 .insert(scope.key(), through);
         };
         if through <= after {
+            // serve's first look: where its targets begin.
+            remember(after);
             return Ok(0);
         }
         let ids = migrations
