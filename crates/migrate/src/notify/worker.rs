@@ -408,3 +408,29 @@ pub fn backoff_from(at: Timestamp, attempts: u32) -> Timestamp {
 pub fn deliveries(migrations: &Migrations, id: i64) -> Result<Vec<Delivery>, RunnerError> {
     migrations.with_conn(|conn, path| outbox::of(conn, path, id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_from_a_second_to_fifteen_minutes_with_jitter() {
+        let at: Timestamp = "2026-03-01T00:00:00Z".parse().unwrap();
+        for (attempts, full_ms) in [
+            (1, 1_000),
+            (2, 2_000),
+            (3, 4_000),
+            (11, 900_000),
+            (40, 900_000),
+        ] {
+            for _ in 0..50 {
+                let ms = backoff_from(at, attempts).duration_since(at).as_millis();
+                assert!(
+                    (full_ms / 2..=full_ms).contains(&ms),
+                    "attempt {attempts}: expected between {} and {full_ms} ms, saw {ms}",
+                    full_ms / 2
+                );
+            }
+        }
+    }
+}
