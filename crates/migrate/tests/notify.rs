@@ -688,19 +688,33 @@ fn a_secret_given_by_environment_is_nowhere_in_the_store() {
     const VALUE: &str = "env-hmac-SECRET-91c2";
     std::env::set_var("CUTOVER_TEST_NOTIFY_SECRET", VALUE);
     let hook = HookServer::start(Mode::Answer);
+    std::env::set_var(
+        "CUTOVER_TEST_SLACK_URL",
+        hook.url("/slack/T0/B0/env-url-SECRET"),
+    );
     let w = World::new();
     let clock = Arc::new(ManualClock::new(t0()));
     let m = w.open();
     let text = file_with(&format!(
-        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nsecret_env = \"CUTOVER_TEST_NOTIFY_SECRET\"\non = [\"approval\"]\n",
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nsecret_env = \"CUTOVER_TEST_NOTIFY_SECRET\"\non = [\"approval\"]\n\
+         [[notify]]\nkind = \"slack\"\nurl_env = \"CUTOVER_TEST_SLACK_URL\"\non = [\"approval\"]\n",
         hook.url("/hook")
     ));
     let id = start(&w, &m, &text);
     run_until(&w, &m, id, &clock, |s| s == State::AwaitingApproval);
     let worker = Worker::new(&w.db(), clock.clone());
     let pass = worker.pass(&m).expect("pass");
-    assert_eq!(pass.delivered, 1, "{pass:?}: {:#?}", deliveries_of(&m, id));
+    assert_eq!(pass.delivered, 2, "{pass:?}: {:#?}", deliveries_of(&m, id));
+    assert_eq!(
+        deliveries_of(&m, id)[1].target,
+        "slack to the URL in $CUTOVER_TEST_SLACK_URL",
+        "a URL from the environment is shown by the variable's name"
+    );
     let got = hook.received();
+    assert_eq!(
+        got[1].path, "/slack/T0/B0/env-url-SECRET",
+        "posted to the variable's URL"
+    );
     let stamp = got[0].header("x-cutover-timestamp").unwrap();
     assert_eq!(
         got[0].header("x-cutover-signature").unwrap(),
@@ -711,11 +725,13 @@ fn a_secret_given_by_environment_is_nowhere_in_the_store() {
     for entry in std::fs::read_dir(w.dir.path()).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
-        assert!(
-            !bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()),
-            "the secret is in {}",
-            path.display()
-        );
+        for secret in [VALUE, "env-url-SECRET"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} is in {}",
+                path.display()
+            );
+        }
     }
 }
 

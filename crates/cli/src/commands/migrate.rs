@@ -547,8 +547,8 @@ const LAST_NOTICES: Duration = Duration::from_secs(10);
 
 /// Tries the migration's notifications not delivered yet for up to
 /// [`LAST_NOTICES`], then says how many were delivered and how many are
-/// left (they stay in the store: the next `cutover serve` or `migrate run`
-/// goes on trying).
+/// left (they stay in the store: `cutover serve`, or this `migrate run`
+/// again, goes on trying).
 fn send_the_last_notices(notices: &notify::Worker, migrations: &Migrations, id: i64, json: bool) {
     let deadline = std::time::Instant::now() + LAST_NOTICES;
     let left = loop {
@@ -571,7 +571,9 @@ fn send_the_last_notices(notices: &notify::Worker, migrations: &Migrations, id: 
         println!("   {}", report::delivery_line(d));
     }
     if pending > 0 {
-        println!("   (kept in the store: the next `cutover serve` or `cutover migrate run` goes on trying)");
+        println!(
+            "   (kept in the store: `cutover serve` on this store, or `cutover migrate run {id}` again, goes on trying)"
+        );
     }
 }
 

@@ -66,6 +66,10 @@ pub struct RawNotify {
     pub kind: Option<Spanned<String>>,
     /// webhook, slack: where to POST (a secret: a Slack URL is its token).
     pub url: Option<Spanned<String>>,
+    /// webhook, slack: a file whose first line is the URL.
+    pub url_file: Option<Spanned<String>>,
+    /// webhook, slack: the environment variable holding the URL.
+    pub url_env: Option<Spanned<String>>,
     /// webhook: the HMAC key, inline (a secret).
     pub secret: Option<Spanned<String>>,
     /// webhook: a file holding the HMAC key.

@@ -214,10 +214,11 @@ impl Place<'_> {
             match what {
                 Noted::Inline => self.spots.inline_secrets.push((key, spot)),
                 Noted::File => self.spots.local_files.push((key, spot)),
-                Noted::Env => self
-                    .spots
-                    .env_secrets
-                    .push(("notify.secret_env".into(), key, spot)),
+                Noted::Env(name_key) => {
+                    self.spots
+                        .env_secrets
+                        .push((name_key.to_string(), key, spot))
+                }
             }
         }
         Ok(target)

@@ -35,6 +35,8 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 pub(super) fn send(channel: &Channel, notice: &Notice, now: Timestamp) -> Result<(), String> {
     match channel {
         Channel::Webhook { url, secret } => {
+            let url = revealed_url(url)?;
+            let url = url.as_str();
             let key = secret
                 .reveal("the webhook's signing key")
                 .map_err(|e| match e {
@@ -55,12 +57,22 @@ pub(super) fn send(channel: &Channel, notice: &Notice, now: Timestamp) -> Result
                 ],
             )
         }
-        Channel::Slack { url } => post(url, &notice.slack(), &[]),
+        Channel::Slack { url } => post(&revealed_url(url)?, &notice.slack(), &[]),
         Channel::Email { smtp, from, to } => {
             let message = notice.email(from, to, now);
             mail(smtp, from, to, &message)
         }
     }
+}
+
+/// The URL, read from where it is given and checked (the error never holds it).
+fn revealed_url(url: &crate::provider::Secret) -> Result<String, String> {
+    let text = url.reveal("the URL").map_err(|e| match e {
+        crate::provider::BuildError::Invalid(why)
+        | crate::provider::BuildError::Unavailable(why) => why,
+    })?;
+    super::target::check_url(&text, "the URL")?;
+    Ok(text)
 }
 
 /// A JSON POST to `url`; any 2xx is taken.

@@ -71,15 +71,15 @@ impl fmt::Display for Happening {
 pub enum Channel {
     /// A JSON POST signed with HMAC-SHA256 (see [`super::sign`]).
     Webhook {
-        /// The URL (a secret: shown only as its host).
-        url: String,
+        /// The URL (shown only as its host).
+        url: Secret,
         /// The HMAC key.
         secret: Secret,
     },
     /// A Slack-compatible incoming webhook: `{"text": …}`.
     Slack {
         /// The URL (a secret: a Slack URL is its own token).
-        url: String,
+        url: Secret,
     },
     /// A plain-text e-mail through an SMTP server.
     Email {
@@ -120,13 +120,40 @@ fn host_of(url: &str) -> &str {
     rest.split(['/', '?', '#']).next().unwrap_or_default()
 }
 
+/// Where a URL is, in words without it: its host, or where it is read from.
+fn url_words(url: &Secret) -> String {
+    match url {
+        Secret::Inline(url) => host_of(url).to_string(),
+        Secret::File(path) => format!("the URL in {}", path.display()),
+        Secret::Env(name) => format!("the URL in ${name}"),
+    }
+}
+
+/// An `http://` or `https://` URL with a host and no `user:password@`; the
+/// error says what was expected (never the URL).
+pub(super) fn check_url(text: &str, key: &str) -> Result<(), String> {
+    let Some(rest) = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+    else {
+        return Err(format!("{key}: expected an http:// or https:// URL"));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return Err(format!(
+            "{key}: expected a host after http:// or https:// (and no user:password@)"
+        ));
+    }
+    Ok(())
+}
+
 impl Target {
     /// How the target is shown: "webhook to hooks.example.com", "e-mail to
     /// ops@example.com via 127.0.0.1:25" (never a URL's path or a secret).
     pub fn label(&self) -> String {
         match &self.channel {
-            Channel::Webhook { url, .. } => format!("webhook to {}", host_of(url)),
-            Channel::Slack { url } => format!("slack to {}", host_of(url)),
+            Channel::Webhook { url, .. } => format!("webhook to {}", url_words(url)),
+            Channel::Slack { url } => format!("slack to {}", url_words(url)),
             Channel::Email { smtp, to, .. } => format!("e-mail to {} via {smtp}", to.join(", ")),
         }
     }
@@ -136,23 +163,27 @@ impl Target {
         self.on.is_empty() || self.on.contains(&happening)
     }
 
-    /// A relative `secret_file` taken from `dir`.
+    /// A relative `secret_file` or `url_file` taken from `dir`.
     pub fn resolve_paths(&mut self, dir: &Path) {
-        if let Channel::Webhook {
-            secret: Secret::File(path),
-            ..
-        } = &mut self.channel
-        {
-            if path.is_relative() {
-                *path = dir.join(&*path);
+        let secrets: Vec<&mut Secret> = match &mut self.channel {
+            Channel::Webhook { url, secret } => vec![url, secret],
+            Channel::Slack { url } => vec![url],
+            Channel::Email { .. } => Vec::new(),
+        };
+        for secret in secrets {
+            if let Secret::File(path) = secret {
+                if path.is_relative() {
+                    *path = dir.join(&*path);
+                }
             }
         }
     }
 
     /// Types a raw `[[notify]]` table. An error is the byte offset in the
     /// text it was read from and what was expected; `noted` hears of each
-    /// secret (`notify.secret`, `notify.url`), file (`notify.secret_file`)
-    /// and environment variable (`notify.secret_env`) the table names,
+    /// secret written inline (`notify.secret`, a Slack `notify.url`), file
+    /// (`notify.secret_file`, `notify.url_file`) and environment variable
+    /// (`notify.secret_env`, `notify.url_env`: its name) the table names,
     /// with the offset of its value.
     pub fn from_raw(
         raw: &Spanned<RawNotify>,
@@ -176,35 +207,60 @@ impl Target {
             )),
             None => Ok(()),
         };
-        let url = || -> Result<String, (usize, String)> {
-            let Some(url) = &table.url else {
-                return Err((
+        let env_name = |e: &Spanned<String>, key: &str| -> Result<String, (usize, String)> {
+            let name = e.get_ref().trim();
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if valid {
+                Ok(name.to_string())
+            } else {
+                Err((at(e), format!("{key} {name:?}: expected an environment variable's name (letters, digits and '_')")))
+            }
+        };
+        // The URL: inline, from a file (first line) or from a variable.
+        let url = |noted: &mut dyn FnMut(Noted, &str, usize),
+                   inline_is_secret: bool|
+         -> Result<Secret, (usize, String)> {
+            match (&table.url, &table.url_file, &table.url_env) {
+                (Some(url), None, None) => {
+                    let text = url.get_ref().trim();
+                    check_url(text, "notify.url").map_err(|why| (at(url), why))?;
+                    if inline_is_secret {
+                        noted(Noted::Inline, "notify.url", at(url));
+                    }
+                    Ok(Secret::Inline(text.to_string()))
+                }
+                (None, Some(f), None) => {
+                    noted(Noted::File, "notify.url_file", at(f));
+                    Ok(Secret::File(PathBuf::from(f.get_ref().trim())))
+                }
+                (None, None, Some(e)) => {
+                    let name = env_name(e, "notify.url_env")?;
+                    noted(Noted::Env("notify.url_env"), &name, at(e));
+                    Ok(Secret::Env(name))
+                }
+                (None, None, None) => Err((
                     raw.span().start,
                     format!(
-                        "[[notify]] of kind {:?}: expected `url = \"https://…\"`",
+                        "[[notify]] of kind {:?}: expected `url = \"https://…\"`, `url_file = PATH` or `url_env = NAME`",
                         kind.get_ref().trim()
                     ),
-                ));
-            };
-            let text = url.get_ref().trim();
-            let Some(rest) = text
-                .strip_prefix("http://")
-                .or_else(|| text.strip_prefix("https://"))
-            else {
-                return Err((
-                    at(url),
-                    "notify.url: expected an http:// or https:// URL".into(),
-                ));
-            };
-            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            if host.is_empty() || host.contains('@') {
-                return Err((
-                    at(url),
-                    "notify.url: expected a host after http:// or https:// (and no user:password@)"
-                        .into(),
-                ));
+                )),
+                (u, f, e) => {
+                    let second = [e.as_ref(), f.as_ref(), u.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .next()
+                        .expect("two of three are given");
+                    Err((
+                        at(second),
+                        "give the URL once: url, url_file or url_env, not two".into(),
+                    ))
+                }
             }
-            Ok(text.to_string())
         };
         let mut on = Vec::new();
         if let Some(list) = &table.on {
@@ -238,7 +294,7 @@ impl Target {
                 if let Some(to) = &table.to {
                     return Err((to.span().start, "[[notify]] of kind \"webhook\" takes no `to`".into()));
                 }
-                let url = url()?;
+                let url = url(noted, false)?;
                 let secret = match (&table.secret, &table.secret_file, &table.secret_env) {
                     (Some(s), None, None) => {
                         if s.get_ref().trim().is_empty() {
@@ -252,17 +308,9 @@ impl Target {
                         Secret::File(PathBuf::from(f.get_ref().trim()))
                     }
                     (None, None, Some(e)) => {
-                        let name = e.get_ref().trim();
-                        let valid = name
-                            .chars()
-                            .next()
-                            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                        if !valid {
-                            return Err((at(e), format!("notify.secret_env {name:?}: expected an environment variable's name (letters, digits and '_')")));
-                        }
-                        noted(Noted::Env, name, at(e));
-                        Secret::Env(name.to_string())
+                        let name = env_name(e, "notify.secret_env")?;
+                        noted(Noted::Env("notify.secret_env"), &name, at(e));
+                        Secret::Env(name)
                     }
                     (None, None, None) => {
                         return Err((
@@ -298,15 +346,15 @@ impl Target {
                 if let Some(to) = &table.to {
                     return Err((to.span().start, "[[notify]] of kind \"slack\" takes no `to`".into()));
                 }
-                let url = url()?;
-                if let Some(written) = &table.url {
-                    noted(Noted::Inline, "notify.url", at(written));
+                Channel::Slack {
+                    url: url(noted, true)?,
                 }
-                Channel::Slack { url }
             }
             "email" => {
                 for (key, value) in [
                     ("url", &table.url),
+                    ("url_file", &table.url_file),
+                    ("url_env", &table.url_env),
                     ("secret", &table.secret),
                     ("secret_file", &table.secret_file),
                     ("secret_env", &table.secret_env),
@@ -368,6 +416,6 @@ pub enum Noted {
     Inline,
     /// A file holding a secret (its key).
     File,
-    /// An environment variable holding a secret (its name).
-    Env,
+    /// An environment variable holding a secret (its name; the key).
+    Env(&'static str),
 }
