@@ -12,6 +12,7 @@
 //! ```
 
 mod control;
+mod mail_support;
 mod migration;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -389,5 +390,70 @@ fn migrate_run_delivers_and_says_what_it_could_not() {
     assert!(
         !stdout.contains("run-hmac-SECRET-0b7"),
         "the secret is in run's output"
+    );
+}
+
+/// An e-mail notification through cutover's own relay: serve's config has
+/// `[mail]` relaying ops.test to smtp-sink and a `[[notify]]` e-mail to
+/// ops@ops.test through that relay; the approval notice arrives at the sink.
+#[test]
+fn an_email_goes_through_serves_own_relay() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (_sink, dump, sink_port) = mail_support::sink(scratch.path());
+    let spool = scratch.path().join("spool");
+    let site = Site::start_picking(|ports| {
+        let relay = ports.pick(&[control::LOOPBACK]);
+        format!(
+            "[mail]\nlisten = [\"127.0.0.1:{relay}\"]\nhostname = \"mx.relay.test\"\nspool = {spool:?}\n\
+             first_retry = \"200ms\"\nmax_retry = \"1s\"\n\
+             [[mail.domain]]\nname = \"ops.test\"\ndestination = \"127.0.0.1:{sink_port}\"\n\
+             recipients = [\"ops@ops.test\"]\n\
+             [[notify]]\nkind = \"email\"\nsmtp = \"127.0.0.1:{relay}\"\nfrom = \"cutover@relay.test\"\n\
+             to = [\"ops@ops.test\"]\non = [\"approval\"]\n"
+        )
+    });
+    let file = site.dir.path().join("move-web.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\napprove = \"before_switch\"\n\
+             [[move]]\nfrom = \"{}\"\nto = \"{}\"\n[ttl]\nduring = 1\n[schedule]\nmargin = 1\nobserve = \"1s\"\n\
+             [verify]\nauthorities = [\"{}\"]\nresolvers = []\ntries = 1\ninterval = 1\n",
+            migration::OLD,
+            migration::NEW,
+            site.dns
+        ),
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let started = ok(
+        "migrate start",
+        site.run(&["migrate", "start", &file, "--json"]),
+    );
+    let id = serde_json::from_str::<Value>(&started).expect("JSON")["id"]
+        .as_i64()
+        .expect("an id");
+    let subject = format!("cutover: migration {id} of example.test. (approval): awaiting approval");
+    wait(
+        &site,
+        "the approval e-mail at the sink, through the relay",
+        || {
+            std::fs::read_to_string(&dump)
+                .unwrap_or_default()
+                .contains(&subject)
+        },
+    );
+    let text = std::fs::read_to_string(&dump).unwrap_or_default();
+    assert!(
+        text.contains("X-Rcpt-Args: <ops@ops.test>") || text.contains("X-Rcpt-To: <ops@ops.test>"),
+        "expected the relay to deliver to ops@ops.test, the sink has:\n{text}"
+    );
+    let shown = ok(
+        "migrate show",
+        site.run(&["migrate", "show", &id.to_string()]),
+    );
+    assert!(
+        shown.contains("notifications: 1 delivered, 0 not delivered"),
+        "expected show to count the e-mail delivered (the relay's 250), seen:\n{shown}"
     );
 }
