@@ -51,6 +51,39 @@ pub(super) struct RawV1 {
     /// `approve = "before_switch"`: the step an operator's approval gates.
     #[serde(default)]
     pub approve: Option<Spanned<String>>,
+    /// `[[notify]]`: who is told what happens.
+    #[serde(default)]
+    pub notify: Vec<Spanned<RawNotify>>,
+}
+
+/// A `[[notify]]` as written: every key any kind takes; which ones a kind
+/// accepts is checked after. The same table is read from `cutover serve`'s
+/// config.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// `webhook`, `slack` or `email`.
+    pub kind: Option<Spanned<String>>,
+    /// webhook, slack: where to POST (a secret: a Slack URL is its token).
+    pub url: Option<Spanned<String>>,
+    /// webhook, slack: a file whose first line is the URL.
+    pub url_file: Option<Spanned<String>>,
+    /// webhook, slack: the environment variable holding the URL.
+    pub url_env: Option<Spanned<String>>,
+    /// webhook: the HMAC key, inline (a secret).
+    pub secret: Option<Spanned<String>>,
+    /// webhook: a file holding the HMAC key.
+    pub secret_file: Option<Spanned<String>>,
+    /// webhook: the environment variable holding the HMAC key.
+    pub secret_env: Option<Spanned<String>>,
+    /// email: the SMTP server, `host:port`.
+    pub smtp: Option<Spanned<String>>,
+    /// email: the sender address.
+    pub from: Option<Spanned<String>>,
+    /// email: the recipients.
+    pub to: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Which happenings (default: all).
+    pub on: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `provider = { kind = …, … }` as written: every key any kind takes; which
@@ -306,4 +339,13 @@ pub(super) struct RawMail {
     pub from: Spanned<String>,
     /// host:port after.
     pub to: Spanned<String>,
+}
+
+impl std::fmt::Debug for RawNotify {
+    /// The kind only: the table may hold a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawNotify")
+            .field("kind", &self.kind.as_ref().map(|k| k.get_ref()))
+            .finish_non_exhaustive()
+    }
 }

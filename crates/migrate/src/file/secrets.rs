@@ -10,8 +10,9 @@
 //! The stored copy of a migration file keeps what it was started with: the
 //! runner builds the provider from it again whenever `cutover serve`
 //! restarts. A secret given by file (`api_key_file`, `token_file`,
-//! `key_file`) or by environment variable (`api_key_env`, `token_env`, a
-//! `[[key]]`'s `secret_env`: only the variable's name is written) is read
+//! `key_file`, a `[[notify]]`'s `secret_file`) or by environment variable
+//! (`api_key_env`, `token_env`, a `[[key]]`'s or a `[[notify]]`'s
+//! `secret_env`: only the variable's name is written) is read
 //! then and never stored; a secret written inline is
 //! stored with the migration, in the store's file, and shown nowhere.
 
@@ -20,7 +21,13 @@ use toml::Spanned;
 
 /// The keys whose values are secrets, as a migration file writes them
 /// (besides a cloud host's credentials: every key its service marks as one).
-pub const SECRET_KEYS: &[&str] = &["provider.api_key", "provider.token", "key.secret"];
+pub const SECRET_KEYS: &[&str] = &[
+    "provider.api_key",
+    "provider.token",
+    "key.secret",
+    "notify.secret",
+    "notify.url",
+];
 
 /// Whether `key` of the provider table holds a secret: PowerDNS's
 /// `api_key`, or a credential of any cloud service.
@@ -43,6 +50,19 @@ struct SecretsOnly {
     /// The `[[key]]` tables.
     #[serde(default)]
     key: Vec<KeySecret>,
+    /// The `[[notify]]` tables.
+    #[serde(default)]
+    notify: Vec<NotifySecrets>,
+}
+
+/// A `[[notify]]`'s secrets: the webhook's signing key, and the URL (a
+/// Slack-compatible URL is its own token).
+#[derive(Deserialize)]
+struct NotifySecrets {
+    /// The HMAC key.
+    secret: Option<Spanned<toml::Value>>,
+    /// The URL.
+    url: Option<Spanned<toml::Value>>,
 }
 
 /// The provider table, every key with its place (only the secret ones are used).
@@ -78,6 +98,9 @@ pub fn redact(text: &str) -> String {
             .iter()
             .filter_map(|k| k.secret.as_ref().map(Spanned::span)),
     );
+    for n in &found.notify {
+        spans.extend([&n.secret, &n.url].into_iter().flatten().map(Spanned::span));
+    }
     spans.sort_by_key(|s| std::cmp::Reverse(s.start));
     let mut out = text.to_string();
     for span in spans {
@@ -117,6 +140,16 @@ mod tests {
         let text = "version = 1\n[provider]\nkind = \"cloud\"\nservice = \"x\"\ntoken = \"cloud-SECRET\"\n";
         let out = redact(text);
         assert!(!out.contains("cloud-SECRET"), "{out}");
+    }
+
+    #[test]
+    fn a_notify_secret_and_url_are_blanked() {
+        let text = "version = 1\n[[notify]]\nkind = \"webhook\"\nurl = \"https://h.example/hook-SECRET-URL\"\nsecret = \"hmac-SECRET\"\n[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.example/T0/B0/slack-SECRET\"\n";
+        let out = redact(text);
+        for secret in ["hook-SECRET-URL", "hmac-SECRET", "slack-SECRET"] {
+            assert!(!out.contains(secret), "{secret} left in:\n{out}");
+        }
+        assert_eq!(out.matches("(redacted)").count(), 3, "{out}");
     }
 
     #[test]

@@ -18,8 +18,8 @@ use jiff::Timestamp;
 use toml::Spanned;
 
 use super::raw::{
-    RawCheck, RawFlush, RawKey, RawMail, RawMove, RawProvider, RawSchedule, RawTtl, RawV1,
-    RawVerify, VersionOnly,
+    RawCheck, RawFlush, RawKey, RawMail, RawMove, RawNotify, RawProvider, RawSchedule, RawTtl,
+    RawV1, RawVerify, VersionOnly,
 };
 use super::{
     AfterTtl, Check, CheckKind, CheckSpots, FileError, Flush, MailMove, MigrationFile, Move,
@@ -27,6 +27,7 @@ use super::{
     DEFAULT_INTERVAL, DEFAULT_MARGIN, DEFAULT_OBSERVE, DEFAULT_TRIES, MAX_DURING_TTL, MAX_INTERVAL,
     MAX_MARGIN, MAX_OBSERVE, MAX_TRIES, MAX_TTL,
 };
+use crate::notify::{Noted, Target};
 use crate::plan::StepKind;
 use crate::provider::{KeySpec, ProviderSpec, Secret, KINDS};
 use cutover_provider::cloud::services;
@@ -179,6 +180,11 @@ impl Place<'_> {
         let flush = self.flush(raw.flush)?;
         let mail = raw.mail.as_ref().map(|m| self.mail(m)).transpose()?;
         let approve = raw.approve.as_ref().map(|a| self.approve(a)).transpose()?;
+        let notify = raw
+            .notify
+            .iter()
+            .map(|n| self.notify(n))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(MigrationFile {
             name: self.file.to_string(),
             spots: self.spots,
@@ -193,7 +199,30 @@ impl Place<'_> {
             flush,
             mail,
             approve,
+            notify,
         })
+    }
+
+    /// One `[[notify]]` table, its secrets, files and variables noted.
+    fn notify(&mut self, raw: &Spanned<RawNotify>) -> Result<Target, FileError> {
+        let mut noted: Vec<(Noted, String, usize)> = Vec::new();
+        let target = Target::from_raw(raw, &mut |what, key, offset| {
+            noted.push((what, key.to_string(), offset));
+        })
+        .map_err(|(offset, message)| self.at(offset, message))?;
+        for (what, key, offset) in noted {
+            let spot = self.spot(offset);
+            match what {
+                Noted::Inline => self.spots.inline_secrets.push((key, spot)),
+                Noted::File => self.spots.local_files.push((key, spot)),
+                Noted::Env(name_key) => {
+                    self.spots
+                        .env_secrets
+                        .push((name_key.to_string(), key, spot))
+                }
+            }
+        }
+        Ok(target)
     }
 
     /// `approve = "before_STEP"`: the planned step an operator's approval

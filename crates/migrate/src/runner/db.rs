@@ -152,6 +152,34 @@ const UPGRADES: &[&str] = &[
     ) STRICT;
     CREATE INDEX migration_observation_by_migration ON migration_observation (migration_id, id);
     "#,
+    // 4: the notification outbox, one row per notice and target,
+    // marked delivered only once the receiver took it; and how far each
+    // scope ("file": the migration files' targets, "serve": serve's) has
+    // turned events into rows.
+    r#"
+    CREATE TABLE migration_notification (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        migration_id INTEGER NOT NULL REFERENCES migration(id),
+        event_id     INTEGER NOT NULL REFERENCES migration_event(id),
+        target       TEXT NOT NULL,        -- file:N | serve:N:label
+        label        TEXT NOT NULL,        -- the target in words, without secrets
+        happening    TEXT NOT NULL,        -- wait | switch | failure | rollback | approval | end
+        notice       TEXT NOT NULL,        -- JSON, as sent (no secret)
+        created_at   INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL,
+        next_at      INTEGER NOT NULL,     -- unix ms: due (a claim pushes it out)
+        last_error   TEXT,
+        last_try_at  INTEGER,
+        delivered_at INTEGER,
+        UNIQUE (event_id, target)
+    ) STRICT;
+    CREATE INDEX migration_notification_due ON migration_notification (delivered_at, next_at);
+    CREATE INDEX migration_notification_by_migration ON migration_notification (migration_id, event_id);
+    CREATE TABLE migration_notify_cursor (
+        scope    TEXT PRIMARY KEY,
+        event_id INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// How long a connection waits for another writer.

@@ -56,6 +56,7 @@ use crate::effects::{Checks, Clock, Flusher, MailControl};
 use crate::plan::{Plan, RrsetText, StepKind};
 
 pub use db::RunnerError;
+pub use events::step_words;
 
 /// Where a migration stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -577,6 +578,12 @@ impl Migrations {
             conn: Mutex::new(conn),
             path: path.to_owned(),
         })
+    }
+
+    /// Runs `f` on this handle's connection (the notification outbox lives
+    /// in the same store file, beside the events it is made from).
+    pub(crate) fn with_conn<R>(&self, f: impl FnOnce(&mut rusqlite::Connection, &Path) -> R) -> R {
+        f(&mut self.conn(), &self.path)
     }
 
     /// The connection.

@@ -11,6 +11,7 @@
 //!  schemas() ─▶ cutover_api::openapi::document (the names of SERVED_ELSEWHERE)
 //! ```
 
+use cutover_migrate::notify::Delivery;
 use cutover_migrate::runner::observations::Observation;
 use cutover_migrate::runner::{AuditEntry, Detail, Event, StepOutcome, StepRecord, TimelineEntry};
 use cutover_migrate::Plan;
@@ -37,6 +38,9 @@ pub struct DetailView {
     pub steps: Vec<StepView>,
     /// Everything that happened, in order.
     pub events: Vec<Event>,
+    /// Every notification of it (`[[notify]]`) and where it stands:
+    /// delivered, or attempts and the last error.
+    pub notifications: Vec<Delivery>,
 }
 
 /// A recorded step (or attempt of one), with its evidence in the lines a
@@ -118,6 +122,7 @@ impl DetailView {
             timeline,
             steps: steps.into_iter().map(StepView::new).collect(),
             events,
+            notifications: Vec::new(),
         }
     }
 }

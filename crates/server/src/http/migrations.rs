@@ -102,12 +102,12 @@ pub async fn list(State(control): State<Control>) -> ApiResult<MigrationList> {
 
 /// One migration's detail as JSON, its summary annotated.
 fn detail_json(control: &Control, id: i64) -> Result<Value, ApiError> {
-    let detail = open(control)?.show(id).map_err(runner_error)?;
-    to_json(&DetailView::new(
-        detail,
-        control.store.path(),
-        jiff::Timestamp::now(),
-    ))
+    let migrations = open(control)?;
+    let detail = migrations.show(id).map_err(runner_error)?;
+    let mut view = DetailView::new(detail, control.store.path(), jiff::Timestamp::now());
+    view.notifications =
+        cutover_migrate::notify::deliveries(&migrations, id).map_err(runner_error)?;
+    to_json(&view)
 }
 
 /// `GET /api/v1/migrations/{id}`.
