@@ -156,6 +156,8 @@ pub enum RouteId {
     MigrationApprove,
     /// Server-sent events of one migration.
     MigrationEvents,
+    /// What the servers served over one migration (the dashboard's chart).
+    MigrationObservations,
 }
 
 /// One route of the API.
@@ -237,6 +239,7 @@ pub const ROUTES: &[Route] = &[
     route(R::MigrationRollback, Post, "/api/v1/migrations/{id}/rollback", Admin, "Put the old values back (low TTL kept), then the original TTLs.", Some("MigrationAction"), "MigrationSummary"),
     route(R::MigrationApprove, Post, "/api/v1/migrations/{id}/approve", Admin, "Approve the gate a migration awaits approval at (`approve = \"before_STEP\"`), recorded with the token's name; refused when it awaits none.", Some("MigrationAction"), "MigrationSummary"),
     route(R::MigrationEvents, Get, "/api/v1/migrations/{id}/events", Read, "Server-sent events: `migration` with the detail whenever it changes.", None, "text/event-stream"),
+    route(R::MigrationObservations, Get, "/api/v1/migrations/{id}/observations", Read, "What the servers served over the migration, oldest first: each run of surveys (a step's, or serve's watch between steps, at most once per verification interval) that counted alike, with how many authorities and resolvers gave the old values and the new. Reads the store; asks no one.", None, "MigrationObservations"),
 ];
 
 /// True for the routes whose work is bounded per token and in total

@@ -553,6 +553,7 @@ pub const SERVED_ELSEWHERE: &[&str] = &[
     "MigrationDetail",
     "MigrationSummary",
     "MigrationAudit",
+    "MigrationObservations",
 ];
 
 /// Adds the schema of `T` and of every type it contains.

@@ -2,8 +2,12 @@
 //! time-scaled migration runs (cutover serve's scheduler, Unbound as the
 //! resolver), and the DOM must show the timeline and the propagation matrix
 //! in the right states: before the switch (paused after the lowering: old
-//! everywhere) and after it (new everywhere). Screenshots are saved as
-//! test artifacts in `target/test-artifacts/`.
+//! everywhere) and after it (new everywhere). Then clicks, through
+//! chromedriver: Pause, Resume, Approve at the gate and Roll back, each
+//! confirmed and reported as the API answered; no button for a read token;
+//! and the chart drawn from the observations the API serves, with the
+//! switch and the rollback marked. Screenshots are saved as test artifacts
+//! in `target/test-artifacts/`.
 //!
 //! ```text
 //!  chromium --headless --dump-dom http://H/#token=… ──▶ dashboard.js ──▶ /api/v1/migrations…
@@ -11,6 +15,7 @@
 //!  cutover serve (scheduler) ◀── the migration ──▶ store ◀── Unbound (stub) caches www
 //! ```
 
+mod browser;
 mod control;
 
 use std::net::SocketAddr;
@@ -46,6 +51,9 @@ fn chromium(site: &Site, mode: &str) -> String {
             "--hide-scrollbars",
             "--window-size=1400,1800",
             "--virtual-time-budget=6000",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(mode)
@@ -388,5 +396,433 @@ fn the_dashboard_shows_the_approval_gate_and_who_approved() {
     assert!(
         !after.contains("data-action=\"approve\""),
         "expected no Approve button once approved, DOM:\n{after}"
+    );
+}
+
+/// The migration's events through the API.
+fn events(site: &Site, id: i64) -> Vec<Value> {
+    let (status, detail) = site.call(
+        "GET",
+        &format!("/api/v1/migrations/{id}"),
+        Some(&site.reader),
+        None,
+    );
+    assert_eq!(status, 200, "expected the migration, seen {detail}");
+    detail["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until the migration's state is `want` through the API (failing
+/// early when it stopped otherwise).
+fn wait_state(site: &Site, id: i64, want: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = summary(site, id);
+        if now["state"] == want {
+            return;
+        }
+        let stopped =
+            ["failed", "aborted", "done"].contains(&now["state"].as_str().unwrap_or_default());
+        assert!(
+            Instant::now() < deadline && !stopped,
+            "expected {want} within {limit:?}, seen {now}; log:\n{}",
+            site.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Clicks `action` on the card of migration `id` and checks that the
+/// confirmation it opens asks `asks` of this migration (the dialog stays
+/// open: the page waits on it). Returns how many answers the page had
+/// shown before (see [`confirm_and_read`]).
+fn click_for_confirmation(browser: &browser::Browser, id: i64, action: &str, asks: &str) -> u64 {
+    let button = format!("[data-migration=\"{id}\"] button[data-action=\"{action}\"]");
+    browser.wait_for(
+        &format!("the {action} button"),
+        Duration::from_secs(30),
+        &format!(
+            "return !!document.querySelector('{}');",
+            button.replace('\'', "\\'")
+        ),
+        |v| v == &Value::Bool(true),
+    );
+    let before = answers_shown(browser);
+    browser.click(&button);
+    let dialog = browser.dialog_text();
+    assert!(
+        dialog.starts_with(&format!("{asks} migration #{id} ")),
+        "expected the confirmation to ask {asks:?} of migration #{id}, seen {dialog:?}"
+    );
+    before
+}
+
+/// The answers to controls the page has shown so far.
+fn answers_shown(browser: &browser::Browser) -> u64 {
+    browser
+        .eval("return [...document.querySelectorAll('p.result')].reduce((n, p) => Math.max(n, +p.dataset.seq), 0);", json!([]))
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Accepts the open confirmation and returns what the card of migration
+/// `id` then reports, once it shows an answer past the `before`th:
+/// `{action, ok, state, seq, text}`.
+fn confirm_and_read(browser: &browser::Browser, id: i64, action: &str, before: u64) -> Value {
+    browser.accept_dialog();
+    browser.wait_for(
+        &format!("the answer to {action} on the card"),
+        Duration::from_secs(20),
+        &format!(
+            "const p = document.querySelector('[data-migration=\"{id}\"] p.result');
+             return p && {{action: p.dataset.result, ok: p.dataset.ok, state: p.dataset.state || null, seq: +p.dataset.seq, text: p.textContent}};"
+        ),
+        |v| v["action"] == action && v["seq"].as_u64().is_some_and(|seq| seq > before),
+    )
+}
+
+/// Clicks `action` on the card of migration `id`, checks the confirmation
+/// asks about this migration, accepts it, and returns what the card then
+/// reports.
+fn click_and_confirm(browser: &browser::Browser, id: i64, action: &str, asks: &str) -> Value {
+    let before = click_for_confirmation(browser, id, action, asks);
+    confirm_and_read(browser, id, action, before)
+}
+
+/// What the chart of migration `id` draws: its scale, every point and every marker.
+const CHART: &str = "const svg = document.querySelector('svg[data-chart=\"ID\"]');
+    if (!svg) return null;
+    const card = svg.closest('details.card');
+    return {
+      open: card.open,
+      scale: {t0: +svg.dataset.t0, t1: +svg.dataset.t1, yMax: +svg.dataset.yMax, left: +svg.dataset.left,
+              top: +svg.dataset.top, width: +svg.dataset.plotWidth, height: +svg.dataset.plotHeight},
+      series: [...svg.querySelectorAll('g[data-series]')].map((g) => g.dataset.series),
+      points: [...svg.querySelectorAll('circle')].map((c) => ({series: c.dataset.series, at: c.dataset.at,
+              value: +c.dataset.value, cx: +c.getAttribute('cx'), cy: +c.getAttribute('cy')})),
+      markers: [...svg.querySelectorAll('g[data-marker]')].map((g) => ({kind: g.dataset.marker, at: g.dataset.at,
+              x: +g.querySelector('line').getAttribute('x1')})),
+    };";
+
+/// Milliseconds since the epoch of an RFC 3339 time.
+fn millis(text: &str) -> f64 {
+    let at: jiff::Timestamp = text.parse().unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    at.as_millisecond() as f64
+}
+
+#[test]
+fn clicks_steer_a_migration_and_the_chart_draws_what_was_observed() {
+    let site = Site::start("");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let unbound = runtime.block_on(Unbound::start(
+        &[("example.test", site.dns)],
+        "    prefetch: no\n    serve-expired: no\n",
+        "example.test.",
+    ));
+    ask(unbound.addr);
+    let text = format!(
+        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\napprove = \"before_switch\"\n\
+         [[move]]\nfrom = \"127.0.0.2\"\nto = \"127.0.0.3\"\n\
+         [ttl]\nduring = 1\n[schedule]\nswitch_at = \"earliest\"\nmargin = 2\nobserve = \"300s\"\n\
+         [verify]\nauthorities = [\"{}\"]\nresolvers = [\"{}\"]\ntries = 5\ninterval = 1\n",
+        site.dns, unbound.addr
+    );
+    let body = json!({"file_name": "move-web.toml", "text": text}).to_string();
+    let (status, created) = site.call("POST", "/api/v1/migrations", Some(&site.admin), Some(&body));
+    assert_eq!(
+        status, 200,
+        "expected the migration started, seen {created}"
+    );
+    let id = created["id"].as_i64().expect("an id");
+
+    let browser = browser::Browser::start(site.dir.path());
+    let admin_url = format!("{}#token={}", site.url("/"), site.admin);
+    browser.open(&admin_url);
+
+    // Pause, confirmed: the card says what the API answered, and the API agrees.
+    let paused = click_and_confirm(&browser, id, "pause", "Pause");
+    assert_eq!(
+        (&paused["ok"], &paused["state"]),
+        (&json!("true"), &json!("paused")),
+        "expected the card to report the API's answer: paused, seen {paused}"
+    );
+    assert_eq!(
+        summary(&site, id)["state"],
+        "paused",
+        "expected the API to report it paused"
+    );
+    // A refusal is shown as the API said it: Resume clicked, and resumed
+    // through the API while the confirmation is open.
+    let before = click_for_confirmation(&browser, id, "resume", "Resume");
+    let (status, elsewhere) = site.call(
+        "POST",
+        &format!("/api/v1/migrations/{id}/resume"),
+        Some(&site.admin),
+        None,
+    );
+    assert_eq!(
+        status, 200,
+        "expected the resume through the API, seen {elsewhere}"
+    );
+    let refused = confirm_and_read(&browser, id, "resume", before);
+    let text = refused["text"].as_str().unwrap_or_default();
+    assert!(
+        refused["ok"] == "false"
+            && text.starts_with(&format!("Resume refused (422): migration {id} is "))
+            && text.ends_with(": cannot resume"),
+        "expected the card to show the API's refusal and nothing done, seen {refused}"
+    );
+    let paused = click_and_confirm(&browser, id, "pause", "Pause");
+    assert_eq!(
+        paused["state"], "paused",
+        "expected paused again, seen {paused}"
+    );
+    let resumed = click_and_confirm(&browser, id, "resume", "Resume");
+    assert_eq!(
+        resumed["ok"], "true",
+        "expected the resume taken, seen {resumed}"
+    );
+    assert_ne!(
+        summary(&site, id)["state"],
+        "paused",
+        "expected the API to report it going on"
+    );
+
+    // At the gate before the switch: Approve, recorded with the token's name.
+    wait_state(&site, id, "awaiting_approval", Duration::from_secs(30));
+    let approved = click_and_confirm(&browser, id, "approve", "Approve");
+    assert_eq!(
+        approved["ok"], "true",
+        "expected the approval taken, seen {approved}"
+    );
+    assert!(
+        events(&site, id)
+            .iter()
+            .any(|e| e["kind"] == "approval" && e["by"] == "ops"),
+        "expected an approval by ops among the events, seen {:?}",
+        events(&site, id)
+    );
+    wait_state(&site, id, "observing", Duration::from_secs(40));
+
+    // While it runs: the matrix first on the page, each step's evidence under it.
+    let top = browser.wait_for(
+        "the matrix at the top and the verification's evidence",
+        Duration::from_secs(20),
+        &format!(
+            "const first = document.querySelector('main > section:not([hidden])');
+             const lines = [...document.querySelectorAll('[data-migration=\"{id}\"] [data-evidence=\"verify_switch\"] li')].map((li) => li.textContent);
+             return {{first: first && first.id, lines}};"
+        ),
+        |v| v["lines"].as_array().is_some_and(|l| !l.is_empty()),
+    );
+    assert_eq!(
+        top["first"], "matrix-section",
+        "expected the propagation matrix first while a migration runs, seen {top}"
+    );
+    assert!(
+        top["lines"].as_array().is_some_and(|lines| lines
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.contains("127.0.0.3")))),
+        "expected the verification's evidence to name the new address, seen {top}"
+    );
+
+    // A read token: the same page, no button.
+    browser.open("about:blank");
+    browser.open(&format!("{}#token={}", site.url("/"), site.reader));
+    let read = browser.wait_for(
+        "the page as the read token sees it",
+        Duration::from_secs(20),
+        &format!(
+            "return {{who: document.getElementById('who').textContent,
+                      card: !!document.querySelector('[data-migration=\"{id}\"] .timeline'),
+                      buttons: [...document.querySelectorAll('#migrations button')].map((b) => b.textContent)}};"
+        ),
+        |v| v["who"] == "viewer (read)" && v["card"] == true,
+    );
+    assert_eq!(
+        read["buttons"],
+        json!([]),
+        "expected no button for a read token, seen {read}"
+    );
+    browser.open("about:blank");
+    browser.open(&admin_url);
+
+    // Roll back, confirmed: rolling back, then rolled back.
+    let rolled = click_and_confirm(&browser, id, "rollback", "Roll back");
+    assert_eq!(
+        (&rolled["ok"], &rolled["state"]),
+        (&json!("true"), &json!("rolling_back")),
+        "expected the card to report the API's answer: rolling back, seen {rolled}"
+    );
+    wait_state(&site, id, "rolled_back", Duration::from_secs(30));
+
+    // The chart, from what the API serves (rolled back: the watch has stopped,
+    // the observations no longer change).
+    let (status, observed) = site.call(
+        "GET",
+        &format!("/api/v1/migrations/{id}/observations"),
+        Some(&site.reader),
+        None,
+    );
+    assert_eq!(status, 200, "expected the observations, seen {observed}");
+    let rows = observed["observations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let count = |side: &str, field: &str| -> Vec<u64> {
+        rows.iter()
+            .map(|r| r[side][field].as_u64().unwrap_or(0))
+            .collect()
+    };
+    assert!(
+        count("authorities", "old").contains(&1) && count("authorities", "new").contains(&1),
+        "expected the authority seen on the old values and on the new, seen {observed}"
+    );
+    assert!(
+        count("resolvers", "new").contains(&1),
+        "expected the resolver seen on the new values, seen {observed}"
+    );
+    // The points the stored observations make: where each run began and ended.
+    let expected = |rows: &[Value]| -> Vec<(String, String, u64)> {
+        let mut points = Vec::new();
+        for row in rows {
+            for (series, side, field) in [
+                ("authorities-old", "authorities", "old"),
+                ("authorities-new", "authorities", "new"),
+                ("resolvers-old", "resolvers", "old"),
+                ("resolvers-new", "resolvers", "new"),
+            ] {
+                let value = row[side][field].as_u64().unwrap_or(0);
+                for at in [&row["at"], &row["last_at"]] {
+                    let point = (
+                        series.to_owned(),
+                        at.as_str().unwrap_or_default().to_owned(),
+                        value,
+                    );
+                    if !points.contains(&point) {
+                        points.push(point);
+                    }
+                }
+            }
+        }
+        points.sort();
+        points
+    };
+    let drawn = |chart: &Value| -> Vec<(String, String, u64)> {
+        let mut points: Vec<(String, String, u64)> = chart["points"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p["series"].as_str().unwrap_or_default().to_owned(),
+                    p["at"].as_str().unwrap_or_default().to_owned(),
+                    p["value"].as_u64().unwrap_or(u64::MAX),
+                )
+            })
+            .collect();
+        points.sort();
+        points
+    };
+    // The page redraws every 2 s: poll until it draws what the API serves now.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let chart = loop {
+        let chart = browser.eval(&CHART.replace("ID", &id.to_string()), json!([]));
+        let (_, now) = site.call(
+            "GET",
+            &format!("/api/v1/migrations/{id}/observations"),
+            Some(&site.reader),
+            None,
+        );
+        let rows = now["observations"].as_array().cloned().unwrap_or_default();
+        let marked = chart["markers"].as_array().is_some_and(|m| m.len() == 2);
+        if drawn(&chart) == expected(&rows) && marked {
+            break chart;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected the chart to draw every stored observation and 2 markers within 20 s;\n\
+             API points: {:?}\ndrawn points: {:?}\nchart: {chart}",
+            expected(&rows),
+            drawn(&chart)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        chart["series"],
+        json!([
+            "authorities-old",
+            "authorities-new",
+            "resolvers-old",
+            "resolvers-new"
+        ]),
+        "expected the four series, seen {chart}"
+    );
+    // Every point where the scale puts its time and count.
+    let scale = &chart["scale"];
+    let f = |key: &str| scale[key].as_f64().unwrap_or(f64::NAN);
+    for point in chart["points"].as_array().into_iter().flatten() {
+        let x = f("left")
+            + (millis(point["at"].as_str().unwrap_or_default()) - f("t0")) / (f("t1") - f("t0"))
+                * f("width");
+        let y = f("top")
+            + (1.0 - point["value"].as_f64().unwrap_or(f64::NAN) / f("yMax")) * f("height");
+        assert!(
+            (point["cx"].as_f64().unwrap_or(f64::NAN) - x).abs() < 0.02
+                && (point["cy"].as_f64().unwrap_or(f64::NAN) - y).abs() < 0.02,
+            "expected {point} at ({x:.2}, {y:.2}) on the scale {scale}"
+        );
+    }
+    // The switch and the rollback where the events put them.
+    let history = events(&site, id);
+    for (kind, steps) in [
+        ("switch", &["switch"][..]),
+        ("rollback", &["revert", "restore_original"][..]),
+    ] {
+        let at = history
+            .iter()
+            .find(|e| {
+                e["kind"] == "step"
+                    && steps.contains(&e["step"].as_str().unwrap_or_default())
+                    && e["outcome"] == "done"
+            })
+            .and_then(|e| e["at"].as_str())
+            .unwrap_or_else(|| panic!("expected a {kind} in the events, seen {history:?}"));
+        let marker = chart["markers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["kind"] == kind)
+            .unwrap_or_else(|| panic!("expected a {kind} marker, seen {chart}"));
+        let x = f("left") + (millis(at) - f("t0")) / (f("t1") - f("t0")) * f("width");
+        assert!(
+            marker["at"] == at && (marker["x"].as_f64().unwrap_or(f64::NAN) - x).abs() < 0.02,
+            "expected the {kind} marker at {at} (x {x:.2}), seen {marker}"
+        );
+    }
+    // Finished: folded until a person opens it.
+    assert_eq!(
+        chart["open"], false,
+        "expected the rolled-back migration folded, seen {chart}"
+    );
+    browser.click(&format!("[data-migration=\"{id}\"] > summary"));
+    browser.wait_for(
+        "the card opened by a click",
+        Duration::from_secs(10),
+        &format!("return document.querySelector('[data-migration=\"{id}\"]').open;"),
+        |v| v == &Value::Bool(true),
+    );
+    browser.eval(
+        &format!("document.querySelector('svg[data-chart=\"{id}\"]').scrollIntoView({{block: 'center'}});"),
+        json!([]),
+    );
+    let shot = artifacts().join("dashboard-chart.png");
+    let size = browser.screenshot(&shot);
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && size > 20_000,
+        "expected a PNG screenshot, seen {size} bytes"
     );
 }

@@ -781,7 +781,7 @@ fn checks_that_can_never_pass_are_refused_at_their_place() {
         ),
         (
             refusal_text(www, "during = 2", verify).replace("{ kind = \"embedded\" }", "{ kind = \"cloud\", service = \"cloudflare\", token_file = \"/etc/cutover/cf.token\" }"),
-            "3:21: provider kind \"cloud\" is not compiled into this cutover (no build of it drives the cloud hosts from a migration file yet): use kind = \"rfc2136\" or \"powerdns\" if the host offers them, or import the zone and use kind = \"embedded\"\n",
+            "3:12: provider.nameservers: expected the zone's authoritative servers to read from, e.g. [\"ns1.host.example:53\"] (Cloudflare is read by DNS)",
         ),
         // The migration file's own ranges (the security issue's item 13).
         (

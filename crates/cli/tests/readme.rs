@@ -54,6 +54,7 @@ fn expectation(words: &[String]) -> Expect {
         || starts("migrate start ")
         || starts("migrate run ")
         || starts("mail delete ")
+        || starts("provider test ")
     {
         Expect::World
     } else if starts("zone ")
@@ -62,6 +63,7 @@ fn expectation(words: &[String]) -> Expect {
         || starts("token ")
         || starts("migrate ")
         || starts("mail ")
+        || starts("provider list")
         || starts("--server ")
         || starts("demo")
         || starts("completions ")

@@ -22,6 +22,7 @@ pub mod checks;
 pub mod effects;
 pub mod file;
 pub mod flush;
+pub mod notify;
 pub mod observe;
 pub mod plan;
 pub mod provider;

@@ -2,8 +2,9 @@
 //! and the one place that turns them into a [`Provider`].
 //!
 //! ```text
-//!  provider = { kind = "embedded" | "rfc2136" | "powerdns", … }
-//!        │ (parsed with the file; "cloud" is refused: not compiled in)
+//!  provider = { kind = "embedded" | "rfc2136" | "powerdns" | "cloud", … }
+//!        │ (parsed with the file; a cloud host's keys are those of its
+//!        │  service in cutover_provider::cloud::services::SERVICES)
 //!        ▼
 //!  ProviderSpec ──build(spec, keys, context)──▶ Box<dyn Provider>
 //!                     └─ secrets given by file or environment variable are read here, each time
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_nameserver::tsig::Key;
+use cutover_provider::cloud::{services, CloudProvider, CloudSettings};
 use cutover_provider::embedded::EmbeddedProvider;
 use cutover_provider::powerdns::{PowerDnsConfig, PowerDnsProvider};
 use cutover_provider::rfc2136::Rfc2136Provider;
@@ -23,10 +25,27 @@ use cutover_provider::Provider;
 use cutover_store::Store;
 
 /// The provider kinds this build of cutover can use.
-pub const KINDS: &[&str] = &["embedded", "rfc2136", "powerdns"];
+pub const KINDS: &[&str] = &["embedded", "rfc2136", "powerdns", "cloud"];
 
-/// Why the cloud provider cannot be used, in one sentence.
-pub const CLOUD_UNAVAILABLE: &str = "provider kind \"cloud\" is not compiled into this cutover (no build of it drives the cloud hosts from a migration file yet): use kind = \"rfc2136\" or \"powerdns\" if the host offers them, or import the zone and use kind = \"embedded\"";
+/// What each kind is, in a few words (`cutover provider list`).
+pub const KIND_WORDS: &[(&str, &str)] = &[
+    ("embedded", "cutover's own store (the default); no settings"),
+    (
+        "rfc2136",
+        "any server taking RFC 2136 UPDATE signed with TSIG: server, key, key_file or a [[key]]",
+    ),
+    (
+        "powerdns",
+        "PowerDNS Authoritative's HTTP API: url, api_key (or api_key_file / api_key_env), server_id",
+    ),
+    (
+        "cloud",
+        "a cloud DNS host through its API: service, and the keys of that service",
+    ),
+];
+
+/// How long one request to a cloud host may take.
+const CLOUD_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where a zone's records live, as the migration file says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,17 +71,17 @@ pub enum ProviderSpec {
         /// The server id in the API (default `localhost`).
         server_id: Option<String>,
     },
-    /// A cloud DNS host, reached through its HTTP API (not compiled in:
-    /// a file naming it is refused).
+    /// A cloud DNS host, reached through its HTTP API (one of
+    /// `cutover_provider::cloud::services::SERVICES`).
     Cloud {
-        /// Which host (`cloudflare`, `route53`, `desec`, …).
+        /// Which host (`route53`, `cloudflare`, `desec`, …).
         service: String,
-        /// The API token.
-        token: Secret,
-        /// Another API endpoint than the service's (a local test endpoint).
-        url: Option<String>,
-        /// The host's own id of the zone, when it needs one.
-        zone_id: Option<String>,
+        /// Its credentials by key (`token`, `secret_access_key`, …).
+        secrets: Vec<(String, Secret)>,
+        /// Its other settings by key (`region`, `zone_id`, `url`, …).
+        settings: Vec<(String, String)>,
+        /// The zone's authoritative servers (hosts read by DNS).
+        nameservers: Vec<String>,
     },
 }
 
@@ -218,11 +237,32 @@ impl ProviderSpec {
                 }
                 Ok(())
             }
-            ProviderSpec::Cloud { service, .. } => {
-                if service.is_empty() {
-                    return Err(
-                        "provider.service: expected the host's name, e.g. \"cloudflare\"".into(),
-                    );
+            ProviderSpec::Cloud {
+                service,
+                secrets,
+                settings,
+                nameservers,
+            } => {
+                let Some(found) = services::service(service) else {
+                    return Err(format!(
+                        "provider.service {service:?}: expected one of {}",
+                        services::names()
+                    ));
+                };
+                for setting in found.settings.iter().filter(|s| s.required) {
+                    let given = if setting.key == "nameservers" {
+                        !nameservers.is_empty()
+                    } else if setting.secret {
+                        secrets.iter().any(|(k, _)| k == setting.key)
+                    } else {
+                        settings.iter().any(|(k, _)| k == setting.key)
+                    };
+                    if !given {
+                        return Err(format!(
+                            "provider.{}: expected {} ({} needs it)",
+                            setting.key, setting.what, found.title
+                        ));
+                    }
                 }
                 Ok(())
             }
@@ -232,6 +272,16 @@ impl ProviderSpec {
     /// Makes a relative secret file path relative to `dir` (the migration
     /// file's folder).
     pub fn resolve_paths(&mut self, dir: &Path) {
+        if let ProviderSpec::Cloud { secrets, .. } = self {
+            for (_, secret) in secrets {
+                if let Secret::File(path) = secret {
+                    if path.is_relative() {
+                        *path = dir.join(&*path);
+                    }
+                }
+            }
+            return;
+        }
         let path = match self {
             ProviderSpec::Rfc2136 {
                 key_file: Some(path),
@@ -239,10 +289,6 @@ impl ProviderSpec {
             }
             | ProviderSpec::Powerdns {
                 api_key: Secret::File(path),
-                ..
-            }
-            | ProviderSpec::Cloud {
-                token: Secret::File(path),
                 ..
             } => path,
             _ => return,
@@ -260,15 +306,40 @@ impl ProviderSpec {
                 format!("RFC 2136 at {server} with key {key}")
             }
             ProviderSpec::Powerdns { url, .. } => format!("PowerDNS API at {url}"),
-            ProviderSpec::Cloud { service, .. } => format!("{service} (cloud)"),
+            ProviderSpec::Cloud { service, .. } => match services::service(service) {
+                Some(found) => format!("{} (cloud: {service})", found.title),
+                None => format!("{service} (cloud)"),
+            },
+        }
+    }
+
+    /// The files the provider reads its secrets from, each with its key
+    /// (`provider.key_file`, `provider.token_file`, …).
+    pub fn secret_files(&self) -> Vec<(String, &PathBuf)> {
+        match self {
+            ProviderSpec::Rfc2136 {
+                key_file: Some(path),
+                ..
+            } => vec![("key_file".into(), path)],
+            ProviderSpec::Powerdns {
+                api_key: Secret::File(path),
+                ..
+            } => vec![("api_key_file".into(), path)],
+            ProviderSpec::Cloud { secrets, .. } => secrets
+                .iter()
+                .filter_map(|(key, secret)| match secret {
+                    Secret::File(path) => Some((format!("{key}_file"), path)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }
 
 /// Builds the provider a migration file names. The one place that knows
-/// every implementation; the cloud hosts (a feature of cutover-provider
-/// that no build of cutover wires in yet) are refused with
-/// [`BuildError::Unavailable`], as the file parser refuses them.
+/// every implementation. Secrets are read here (files, environment), used
+/// to build the client, and never put in an error.
 pub fn build(
     spec: &ProviderSpec,
     keys: &[KeySpec],
@@ -308,7 +379,46 @@ pub fn build(
             server: server_id.clone(),
             timeout_ms: None,
         }))),
-        ProviderSpec::Cloud { .. } => Err(BuildError::Unavailable(CLOUD_UNAVAILABLE.into())),
+        ProviderSpec::Cloud {
+            service,
+            secrets,
+            settings,
+            nameservers,
+        } => {
+            let found = services::service(service).ok_or_else(|| {
+                BuildError::Invalid(format!(
+                    "provider.service {service:?}: expected one of {}",
+                    services::names()
+                ))
+            })?;
+            let mut values = std::collections::BTreeMap::new();
+            for (key, secret) in secrets {
+                let what = found
+                    .settings
+                    .iter()
+                    .find(|s| s.key == key)
+                    .map_or("the credential", |s| s.what);
+                values.insert(
+                    key.clone(),
+                    secret.reveal(&format!("provider.{key} ({what})"))?,
+                );
+            }
+            for (key, value) in settings {
+                values.insert(key.clone(), value.clone());
+            }
+            let nameservers = nameservers
+                .iter()
+                .map(|n| socket_address(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            let provider = CloudProvider::connect(CloudSettings {
+                service: service.clone(),
+                values,
+                nameservers,
+                timeout: CLOUD_TIMEOUT,
+            })
+            .map_err(|e| BuildError::Invalid(e.to_string()))?;
+            Ok(Box::new(provider))
+        }
     }
 }
 

@@ -100,17 +100,34 @@ fn a_migration_over_the_store_ends_with_the_zone_as_intended() {
 fn build_refuses_what_it_cannot_make_and_names_why() {
     let cloud = ProviderSpec::Cloud {
         service: "cloudflare".into(),
-        token: Secret::File("/etc/cutover/cf.token".into()),
-        url: None,
-        zone_id: None,
+        secrets: vec![(
+            "token".into(),
+            Secret::File("/nonexistent/cutover/cf.token".into()),
+        )],
+        settings: Vec::new(),
+        nameservers: vec!["127.0.0.1:53".into()],
     };
     match build(&cloud, &[], &BuildContext::default()) {
-        Err(BuildError::Unavailable(why)) => assert!(
-            why.contains("\"cloud\" is not compiled into this cutover") && !why.contains('\n'),
-            "one sentence saying so: {why}"
+        Err(BuildError::Invalid(why)) => assert!(
+            why.contains("provider.token") && why.contains("/nonexistent/cutover/cf.token"),
+            "the key and the file are named: {why}"
         ),
-        Err(e) => panic!("expected Unavailable, got {e}"),
-        Ok(p) => panic!("expected Unavailable, got {}", p.describe()),
+        Err(e) => panic!("expected Invalid, got {e}"),
+        Ok(p) => panic!("expected an error, got {}", p.describe()),
+    }
+    let unknown = ProviderSpec::Cloud {
+        service: "nowhere-dns".into(),
+        secrets: Vec::new(),
+        settings: Vec::new(),
+        nameservers: Vec::new(),
+    };
+    match build(&unknown, &[], &BuildContext::default()) {
+        Err(BuildError::Invalid(why)) => assert!(
+            why.contains("\"nowhere-dns\"") && why.contains("\"route53\""),
+            "the unknown service and the supported ones: {why}"
+        ),
+        Err(e) => panic!("expected Invalid, got {e}"),
+        Ok(p) => panic!("expected an error, got {}", p.describe()),
     }
     match build(&ProviderSpec::Embedded, &[], &BuildContext::default()) {
         Err(BuildError::Invalid(why)) => assert!(why.contains("store"), "{why}"),

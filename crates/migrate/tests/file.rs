@@ -337,7 +337,7 @@ fn every_field_out_of_range_or_repeated_is_refused_at_its_place() {
         (&format!("{head}[verify]\nresolvers = ‸[]\n"), "verify.resolvers is empty and no authorities are listed"),
         // providers
         ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\", url = ‸\"http://x\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "`url` does not apply to the embedded provider (it takes no settings)"),
-        ("version = 1\nzone = \"example.com.\"\nprovider = { kind = ‸\"cloud\", service = \"cloudflare\", token_file = \"/etc/cf\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "provider kind \"cloud\" is not compiled into this cutover"),
+        ("version = 1\nzone = \"example.com.\"\nprovider = ‸{ kind = \"cloud\", service = \"cloudflare\", token_file = \"/etc/cf\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "provider.nameservers: expected the zone's authoritative servers"),
         (&pdns("url = ‸\"http://u:p@127.0.0.1:8081\", api_key_file = \"/k\""), "provider.url holds credentials"),
         (&pdns("url = ‸\"http://127.0.0.1:8081/?api-key=k\", api_key_file = \"/k\""), "without a query or fragment"),
         (&pdns("url = \"http://127.0.0.1:8081\", api_key = \"k\", api_key_file = ‸\"/k\""), "give the API key once: api_key_file, api_key_env or api_key, not two"),

@@ -1,8 +1,9 @@
 //! The real peers cutover's tests run against, on loopback: knotd as an
 //! authoritative server, Unbound as a caching resolver, Postfix's smtp-sink,
-//! and HTTPS servers with certificates from a test CA. Each runs in the
-//! foreground with its files under a tempdir and is killed when its guard is
-//! dropped; a missing peer fails the test loudly, it is never skipped.
+//! HTTPS servers with certificates from a test CA, and moto's Route 53
+//! (`moto`). Each runs in the foreground with its files under a tempdir and
+//! is killed when its guard is dropped; a missing peer fails the test
+//! loudly, it is never skipped.
 
 pub mod bind;
 pub mod bind_resolver;
@@ -10,6 +11,7 @@ mod daemon;
 pub mod dnsmasq;
 pub mod http;
 pub mod knot_primary;
+pub mod moto;
 pub mod ports;
 pub mod powerdns;
 pub mod secondary;

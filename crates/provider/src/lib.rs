@@ -21,7 +21,7 @@
 //! | [`embedded`] | cutover's own store | compared inside the store's write transaction |
 //! | [`rfc2136`] | any server taking RFC 2136 UPDATE with TSIG | prerequisites in the UPDATE itself |
 //! | [`powerdns`] | PowerDNS Authoritative's HTTP API | read, compare, then one atomic PATCH |
-//! | `cloud` (feature `cloud`) | cloud DNS hosts through `dns-update` | read by DNS, compare, write RRset by RRset |
+//! | `cloud` | cloud DNS hosts through `dns-update` (rustls) | read (Route 53: its API, TTLs included; others: DNS), compare, write RRset by RRset |
 //!
 //! Whatever the provider, [`readback`] asks the zone's authoritative servers
 //! what they now serve and reports TTLs raised above what was asked (a
@@ -31,7 +31,6 @@
 
 use cutover_zone::{Name, RecordType, Rrset, Serial, Zone};
 
-#[cfg(feature = "cloud")]
 pub mod cloud;
 mod condition;
 pub mod embedded;

@@ -3,8 +3,6 @@
 //! cloud DNS host that runs on loopback. Reads go by DNS to the server's
 //! DNS port, as they would to a cloud host's nameservers.
 
-#![cfg(feature = "cloud")]
-
 mod battery;
 
 use std::net::Ipv4Addr;
@@ -41,6 +39,7 @@ fn cloud_host_through_dns_update_passes_the_battery() {
         edit: &edit,
         dns: Some(addr),
         lists_zone: false,
+        serial_moves: true,
     });
 
     // A type the crate does not model is refused before anything is written.

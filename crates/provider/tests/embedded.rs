@@ -36,12 +36,14 @@ fn embedded_store_passes_the_battery() {
         edit: &edit,
         dns: None,
         lists_zone: true,
+        serial_moves: true,
     });
     battery::a_refused_change_set_writes_nothing(&battery::Subject {
         provider: &provider,
         edit: &edit,
         dns: None,
         lists_zone: true,
+        serial_moves: true,
     });
     let versions = store.versions(&battery::zone()).unwrap();
     assert!(

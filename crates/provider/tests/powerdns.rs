@@ -31,6 +31,7 @@ fn powerdns_api_passes_the_battery() {
         edit: &edit,
         dns: Some(addr),
         lists_zone: true,
+        serial_moves: true,
     });
 
     battery::a_refused_change_set_writes_nothing(&battery::Subject {
@@ -38,6 +39,7 @@ fn powerdns_api_passes_the_battery() {
         edit: &edit,
         dns: None,
         lists_zone: true,
+        serial_moves: true,
     });
     // A wrong API key is refused.
     let wrong = PowerDnsProvider::new(&PowerDnsConfig {

@@ -23,12 +23,14 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use cutover_migrate::checks::{observe, ProbeChecks};
+use cutover_migrate::notify;
 use cutover_migrate::plan::preflight::{self, Active};
 use cutover_migrate::plan::Refusals;
 use cutover_migrate::provider::ProviderSpec;
 use cutover_migrate::runner::Summary;
 use cutover_migrate::{
-    render, FileError, MigrationFile, Migrations, Observations, Plan, State, Survey, Warning,
+    render, FileError, MigrationFile, Migrations, Observations, Plan, State, Survey, SystemClock,
+    Warning,
 };
 use cutover_provider::ProviderError;
 use cutover_server::scheduler::Site;
@@ -38,7 +40,8 @@ mod report;
 mod site;
 
 pub use self::report::{
-    approved_text, print_audit, print_step, render_detail, render_summaries, Listed,
+    approved_text, notifications_text, print_audit, print_step, render_detail, render_summaries,
+    Listed,
 };
 use self::report::{clock, label, print_control, print_started, print_summaries, show};
 use self::site::{exposure, site_hazards};
@@ -561,6 +564,15 @@ pub fn run_foreground(
     let presence = Presence::run(store, id)
         .with_context(|| format!("cannot hold the lock of migration {id}"))?;
     let display = Display::choose(std::io::stdout().is_terminal(), json);
+    // The file's [[notify]] targets are told on a thread of their own: a
+    // receiver that is slow or down never holds a step up.
+    let notices =
+        notify::Worker::new(store, std::sync::Arc::new(SystemClock)).only_for(move |m| m == id);
+    let _sending = notices
+        .clone()
+        .spawn()
+        .map_err(|e| tracing::warn!("notifications: cannot start their thread: {e}"))
+        .ok();
     loop {
         let report = wiring.tick(migrations, id)?;
         if json {
@@ -576,6 +588,10 @@ pub fn run_foreground(
         }
         let Some(due) = report.next_due.filter(|_| runs_on(report.state)) else {
             let summary = migrations.status(id)?;
+            // Its last notices, while this process still says it runs it
+            // (serve leaves them to the process that has their secrets).
+            drop(_sending);
+            send_the_last_notices(&notices, migrations, id, json);
             if summary.state.is_final() {
                 // Over: no runner takes it again, its lock file goes.
                 drop(presence);
@@ -587,6 +603,42 @@ pub fn run_foreground(
         };
         let next = migrations.status(id)?.next_step;
         wait_until(due, next.map(|k| label(k.as_str())), display);
+    }
+}
+
+/// How long `run` goes on trying the migration's last notifications after
+/// it ended or stopped.
+const LAST_NOTICES: Duration = Duration::from_secs(10);
+
+/// Tries the migration's notifications not delivered yet for up to
+/// [`LAST_NOTICES`], then says how many were delivered and how many are
+/// left (they stay in the store: `cutover serve`, or this `migrate run`
+/// again, goes on trying).
+fn send_the_last_notices(notices: &notify::Worker, migrations: &Migrations, id: i64, json: bool) {
+    let deadline = std::time::Instant::now() + LAST_NOTICES;
+    let left = loop {
+        if let Err(e) = notices.pass(migrations) {
+            tracing::warn!("notifications: {e}");
+        }
+        let all = notify::deliveries(migrations, id).unwrap_or_default();
+        let left = all.iter().filter(|d| d.delivered_at.is_none()).count();
+        if left == 0 || std::time::Instant::now() >= deadline {
+            break (all.len() - left, left, all);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (delivered, pending, all) = left;
+    if json || all.is_empty() {
+        return;
+    }
+    println!("notifications: {delivered} delivered, {pending} not delivered");
+    for d in all.iter().filter(|d| d.delivered_at.is_none()) {
+        println!("   {}", report::delivery_line(d));
+    }
+    if pending > 0 {
+        println!(
+            "   (kept in the store: `cutover serve` on this store, or `cutover migrate run {id}` again, goes on trying)"
+        );
     }
 }
 

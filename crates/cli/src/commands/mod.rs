@@ -12,6 +12,7 @@ pub mod key;
 pub mod mail;
 pub mod migrate;
 pub mod packaging;
+pub mod provider;
 pub mod record;
 pub mod remote;
 pub mod serve;
@@ -75,6 +76,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 require_store(&path, &from)?;
             }
             token::run(command, &path)
+        }
+        Command::Provider(command) => {
+            let (path, _) = store_place(&cli)?;
+            provider::run(command, &path)
         }
         Command::Serve => {
             let config = Config::find(cli.config.as_deref())?.ok_or_else(|| ConfigError {

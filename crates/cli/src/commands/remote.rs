@@ -27,7 +27,8 @@ use serde_json::Value;
 
 use super::mail::{render_queue, MailCommand};
 use super::migrate::{
-    approved_text, render_detail, render_summaries, Listed, MigrateCommand, NO_MIGRATIONS,
+    approved_text, notifications_text, render_detail, render_summaries, Listed, MigrateCommand,
+    NO_MIGRATIONS,
 };
 use super::record::RecordCommand;
 use super::tree::{Cli, Command};
@@ -136,6 +137,7 @@ pub fn reach(command: &Command) -> Reach {
         | Command::Completions(_)
         | Command::Manpage(_)
         | Command::Demo
+        | Command::Provider(_)
         | Command::Serve => Reach::Here,
         Command::Zone(_) | Command::Migrate(_) | Command::Mail(_) | Command::Token(_) => {
             Reach::StoreOnly
@@ -293,6 +295,8 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                 .as_str()
                 .map(str::to_owned);
             let unreadable = "the server answered a migration this cutover cannot read";
+            let notifications: Vec<cutover_migrate::notify::Delivery> =
+                serde_json::from_value(migration["notifications"].take()).unwrap_or_default();
             let detail: Detail = serde_json::from_value(migration.take()).context(unreadable)?;
             let audit: Vec<AuditEntry> = serde_json::from_value(audit).context(unreadable)?;
             print!(
@@ -305,6 +309,7 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                     colour()
                 )
             );
+            print!("{}", notifications_text(&notifications));
             Ok(())
         }
         Command::Migrate(MigrateCommand::Approve(args)) => {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use super::{check, flush, key, mail, migrate, packaging, record, token, verify, zone};
+use super::{check, flush, key, mail, migrate, packaging, provider, record, token, verify, zone};
 
 /// Move services between servers through DNS without downtime.
 #[derive(Debug, Parser)]
@@ -79,4 +79,8 @@ pub enum Command {
     /// Bearer tokens of the HTTP API (create prints the token once).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Where zones live: the provider kinds and cloud hosts (list), and a
+    /// migration file's provider tried by reading through it (test).
+    #[command(subcommand)]
+    Provider(provider::ProviderCommand),
 }

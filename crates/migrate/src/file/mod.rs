@@ -16,7 +16,8 @@
 //! The typed file keeps the place of what it was read from ([`Spots`]), so
 //! that what only the zone or the servers can refuse later (a check that
 //! could never pass, a TTL that would rise) is still reported at its line
-//! and column. Secrets (`api_key`, `token`, a `[[key]]`'s `secret`) are
+//! and column. Secrets (`api_key`, `token`, a `[[key]]`'s `secret`, a
+//! `[[notify]]`'s `secret` and `url`) are
 //! never shown: [`redact`] blanks them out of the text wherever it goes.
 
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +27,7 @@ mod raw;
 mod secrets;
 mod validate;
 
+pub use raw::RawNotify;
 pub use secrets::{redact, SECRET_KEYS};
 
 use cutover_zone::{Name, Rdata, RecordType};
@@ -81,6 +83,8 @@ pub struct MigrationFile {
     /// The step that waits for an operator's approval before it runs
     /// (`approve = "before_switch"`), if any.
     pub approve: Option<StepKind>,
+    /// Who is told what happens (`[[notify]]`), in the file's order.
+    pub notify: Vec<crate::notify::Target>,
 }
 
 /// One zone of a migration and where its records live.
@@ -374,6 +378,9 @@ impl MigrationFile {
                 parsed.provider.resolve_paths(dir);
                 for p in &mut parsed.providers {
                     p.resolve_paths(dir);
+                }
+                for target in &mut parsed.notify {
+                    target.resolve_paths(dir);
                 }
             }
         }

@@ -58,6 +58,39 @@ pub(super) struct RawV1 {
     /// `approve = "before_switch"`: the step an operator's approval gates.
     #[serde(default)]
     pub approve: Option<Spanned<String>>,
+    /// `[[notify]]`: who is told what happens.
+    #[serde(default)]
+    pub notify: Vec<Spanned<RawNotify>>,
+}
+
+/// A `[[notify]]` as written: every key any kind takes; which ones a kind
+/// accepts is checked after. The same table is read from `cutover serve`'s
+/// config.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// `webhook`, `slack` or `email`.
+    pub kind: Option<Spanned<String>>,
+    /// webhook, slack: where to POST (a secret: a Slack URL is its token).
+    pub url: Option<Spanned<String>>,
+    /// webhook, slack: a file whose first line is the URL.
+    pub url_file: Option<Spanned<String>>,
+    /// webhook, slack: the environment variable holding the URL.
+    pub url_env: Option<Spanned<String>>,
+    /// webhook: the HMAC key, inline (a secret).
+    pub secret: Option<Spanned<String>>,
+    /// webhook: a file holding the HMAC key.
+    pub secret_file: Option<Spanned<String>>,
+    /// webhook: the environment variable holding the HMAC key.
+    pub secret_env: Option<Spanned<String>>,
+    /// email: the SMTP server, `host:port`.
+    pub smtp: Option<Spanned<String>>,
+    /// email: the sender address.
+    pub from: Option<Spanned<String>>,
+    /// email: the recipients.
+    pub to: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Which happenings (default: all).
+    pub on: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A key that is either one value or an array of tables: `zone =
@@ -135,7 +168,7 @@ pub(super) struct RawProvider {
     pub api_key_env: Option<Spanned<String>>,
     /// powerdns: the server id in the API.
     pub server_id: Option<Spanned<String>>,
-    /// cloud: which host.
+    /// cloud: which host (`route53`, `cloudflare`, …).
     pub service: Option<Spanned<String>>,
     /// cloud: the API token, inline (a secret).
     pub token: Option<Spanned<String>>,
@@ -143,8 +176,120 @@ pub(super) struct RawProvider {
     pub token_file: Option<Spanned<String>>,
     /// cloud: the environment variable holding the API token.
     pub token_env: Option<Spanned<String>>,
-    /// cloud: the host's id of the zone.
+    /// cloud: the host's id of the zone (Route 53's hosted zone id).
     pub zone_id: Option<Spanned<String>>,
+    /// cloud, route53: the IAM access key id, inline (a secret).
+    pub access_key_id: Option<Spanned<String>>,
+    /// cloud, route53: the IAM access key id: a file holding it.
+    pub access_key_id_file: Option<Spanned<String>>,
+    /// cloud, route53: the IAM access key id: the environment variable holding it.
+    pub access_key_id_env: Option<Spanned<String>>,
+    /// cloud, route53: the IAM secret access key, inline (a secret).
+    pub secret_access_key: Option<Spanned<String>>,
+    /// cloud, route53: the IAM secret access key: a file holding it.
+    pub secret_access_key_file: Option<Spanned<String>>,
+    /// cloud, route53: the IAM secret access key: the environment variable holding it.
+    pub secret_access_key_env: Option<Spanned<String>>,
+    /// cloud, route53: the session token of temporary credentials, inline (a secret).
+    pub session_token: Option<Spanned<String>>,
+    /// cloud, route53: the session token of temporary credentials: a file holding it.
+    pub session_token_file: Option<Spanned<String>>,
+    /// cloud, route53: the session token of temporary credentials: the environment variable holding it.
+    pub session_token_env: Option<Spanned<String>>,
+    /// cloud, ovh: the application key, inline (a secret).
+    pub application_key: Option<Spanned<String>>,
+    /// cloud, ovh: the application key: a file holding it.
+    pub application_key_file: Option<Spanned<String>>,
+    /// cloud, ovh: the application key: the environment variable holding it.
+    pub application_key_env: Option<Spanned<String>>,
+    /// cloud, ovh: the application secret, inline (a secret).
+    pub application_secret: Option<Spanned<String>>,
+    /// cloud, ovh: the application secret: a file holding it.
+    pub application_secret_file: Option<Spanned<String>>,
+    /// cloud, ovh: the application secret: the environment variable holding it.
+    pub application_secret_env: Option<Spanned<String>>,
+    /// cloud, ovh: the consumer key, inline (a secret).
+    pub consumer_key: Option<Spanned<String>>,
+    /// cloud, ovh: the consumer key: a file holding it.
+    pub consumer_key_file: Option<Spanned<String>>,
+    /// cloud, ovh: the consumer key: the environment variable holding it.
+    pub consumer_key_env: Option<Spanned<String>>,
+    /// cloud, azure: the service principal's client secret, inline (a secret).
+    pub client_secret: Option<Spanned<String>>,
+    /// cloud, azure: the service principal's client secret: a file holding it.
+    pub client_secret_file: Option<Spanned<String>>,
+    /// cloud, azure: the service principal's client secret: the environment variable holding it.
+    pub client_secret_env: Option<Spanned<String>>,
+    /// cloud, route53: the signing region.
+    pub region: Option<Spanned<String>>,
+    /// cloud, ovh: which OVH API.
+    pub endpoint: Option<Spanned<String>>,
+    /// cloud, azure: the tenant id.
+    pub tenant_id: Option<Spanned<String>>,
+    /// cloud, azure: the client id.
+    pub client_id: Option<Spanned<String>>,
+    /// cloud, azure: the subscription id.
+    pub subscription_id: Option<Spanned<String>>,
+    /// cloud, azure: the resource group.
+    pub resource_group: Option<Spanned<String>>,
+    /// cloud, hosts read by DNS: the zone's authoritative servers.
+    pub nameservers: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+impl RawProvider {
+    /// Every text key as written, with its name.
+    pub fn fields(&self) -> Vec<(&'static str, &Option<Spanned<String>>)> {
+        vec![
+            ("server", &self.server),
+            ("key", &self.key),
+            ("key_file", &self.key_file),
+            ("url", &self.url),
+            ("api_key", &self.api_key),
+            ("api_key_file", &self.api_key_file),
+            ("api_key_env", &self.api_key_env),
+            ("server_id", &self.server_id),
+            ("service", &self.service),
+            ("token", &self.token),
+            ("token_file", &self.token_file),
+            ("token_env", &self.token_env),
+            ("zone_id", &self.zone_id),
+            ("access_key_id", &self.access_key_id),
+            ("access_key_id_file", &self.access_key_id_file),
+            ("access_key_id_env", &self.access_key_id_env),
+            ("secret_access_key", &self.secret_access_key),
+            ("secret_access_key_file", &self.secret_access_key_file),
+            ("secret_access_key_env", &self.secret_access_key_env),
+            ("session_token", &self.session_token),
+            ("session_token_file", &self.session_token_file),
+            ("session_token_env", &self.session_token_env),
+            ("application_key", &self.application_key),
+            ("application_key_file", &self.application_key_file),
+            ("application_key_env", &self.application_key_env),
+            ("application_secret", &self.application_secret),
+            ("application_secret_file", &self.application_secret_file),
+            ("application_secret_env", &self.application_secret_env),
+            ("consumer_key", &self.consumer_key),
+            ("consumer_key_file", &self.consumer_key_file),
+            ("consumer_key_env", &self.consumer_key_env),
+            ("client_secret", &self.client_secret),
+            ("client_secret_file", &self.client_secret_file),
+            ("client_secret_env", &self.client_secret_env),
+            ("region", &self.region),
+            ("endpoint", &self.endpoint),
+            ("tenant_id", &self.tenant_id),
+            ("client_id", &self.client_id),
+            ("subscription_id", &self.subscription_id),
+            ("resource_group", &self.resource_group),
+        ]
+    }
+
+    /// The text key named `name`, when written.
+    pub fn field(&self, name: &str) -> Option<&Spanned<String>> {
+        self.fields()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.as_ref())
+    }
 }
 
 /// A `[[key]]` as written.
@@ -253,4 +398,13 @@ pub(super) struct RawMail {
     pub from: Spanned<String>,
     /// host:port after.
     pub to: Spanned<String>,
+}
+
+impl std::fmt::Debug for RawNotify {
+    /// The kind only: the table may hold a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawNotify")
+            .field("kind", &self.kind.as_ref().map(|k| k.get_ref()))
+            .finish_non_exhaustive()
+    }
 }

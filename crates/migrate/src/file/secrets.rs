@@ -10,22 +10,35 @@
 //! The stored copy of a migration file keeps what it was started with: the
 //! runner builds the provider from it again whenever `cutover serve`
 //! restarts. A secret given by file (`api_key_file`, `token_file`,
-//! `key_file`) or by environment variable (`api_key_env`, `token_env`, a
-//! `[[key]]`'s `secret_env`: only the variable's name is written) is read
+//! `key_file`, a `[[notify]]`'s `secret_file`) or by environment variable
+//! (`api_key_env`, `token_env`, a `[[key]]`'s or a `[[notify]]`'s
+//! `secret_env`: only the variable's name is written) is read
 //! then and never stored; a secret written inline is
 //! stored with the migration, in the store's file, and shown nowhere.
 
 use serde::Deserialize;
 use toml::Spanned;
 
-/// The keys whose values are secrets, as a migration file writes them.
+/// The keys whose values are secrets, as a migration file writes them
+/// (besides a cloud host's credentials: every key its service marks as one).
 pub const SECRET_KEYS: &[&str] = &[
     "provider.api_key",
     "provider.token",
     "key.secret",
     "zone.provider.api_key",
     "zone.provider.token",
+    "notify.secret",
+    "notify.url",
 ];
+
+/// Whether `key` of the provider table holds a secret: PowerDNS's
+/// `api_key`, or a credential of any cloud service.
+fn provider_secret(key: &str) -> bool {
+    key == "api_key"
+        || cutover_provider::cloud::services::all_keys()
+            .iter()
+            .any(|s| s.secret && s.key == key)
+}
 
 /// What a redacted value becomes.
 const REDACTED: &str = "\"(redacted)\"";
@@ -42,6 +55,9 @@ struct SecretsOnly {
     /// `zone = NAME`, or `[[zone]]` tables with providers of their own.
     #[serde(default)]
     zone: Option<super::raw::OneOrTables<ZoneSecrets>>,
+    /// The `[[notify]]` tables.
+    #[serde(default)]
+    notify: Vec<NotifySecrets>,
 }
 
 /// A `[[zone]]`'s provider's secrets.
@@ -52,14 +68,18 @@ struct ZoneSecrets {
     provider: Option<ProviderSecrets>,
 }
 
-/// The provider's secrets.
+/// A `[[notify]]`'s secrets: the webhook's signing key, and the URL (a
+/// Slack-compatible URL is its own token).
 #[derive(Deserialize)]
-struct ProviderSecrets {
-    /// PowerDNS.
-    api_key: Option<Spanned<toml::Value>>,
-    /// Cloud hosts.
-    token: Option<Spanned<toml::Value>>,
+struct NotifySecrets {
+    /// The HMAC key.
+    secret: Option<Spanned<toml::Value>>,
+    /// The URL.
+    url: Option<Spanned<toml::Value>>,
 }
+
+/// The provider table, every key with its place (only the secret ones are used).
+type ProviderSecrets = std::collections::BTreeMap<String, Spanned<toml::Value>>;
 
 /// A `[[key]]`'s secret.
 #[derive(Deserialize)]
@@ -87,10 +107,10 @@ pub fn redact(text: &str) -> String {
         .chain(&found.provider);
     for provider in providers {
         spans.extend(
-            [&provider.api_key, &provider.token]
-                .into_iter()
-                .flatten()
-                .map(Spanned::span),
+            provider
+                .iter()
+                .filter(|(key, _)| provider_secret(key))
+                .map(|(_, value)| value.span()),
         );
     }
     spans.extend(
@@ -99,6 +119,9 @@ pub fn redact(text: &str) -> String {
             .iter()
             .filter_map(|k| k.secret.as_ref().map(Spanned::span)),
     );
+    for n in &found.notify {
+        spans.extend([&n.secret, &n.url].into_iter().flatten().map(Spanned::span));
+    }
     spans.sort_by_key(|s| std::cmp::Reverse(s.start));
     let mut out = text.to_string();
     for span in spans {
@@ -147,6 +170,16 @@ mod tests {
         assert!(!out.contains("zone-SECRET"), "{out}");
         assert_eq!(out.matches("(redacted)").count(), 1, "{out}");
         assert!(out.contains("b.example."), "{out}");
+    }
+
+    #[test]
+    fn a_notify_secret_and_url_are_blanked() {
+        let text = "version = 1\n[[notify]]\nkind = \"webhook\"\nurl = \"https://h.example/hook-SECRET-URL\"\nsecret = \"hmac-SECRET\"\n[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.example/T0/B0/slack-SECRET\"\n";
+        let out = redact(text);
+        for secret in ["hook-SECRET-URL", "hmac-SECRET", "slack-SECRET"] {
+            assert!(!out.contains(secret), "{secret} left in:\n{out}");
+        }
+        assert_eq!(out.matches("(redacted)").count(), 3, "{out}");
     }
 
     #[test]

@@ -18,8 +18,8 @@ use jiff::Timestamp;
 use toml::Spanned;
 
 use super::raw::{
-    OneOrTables, RawCheck, RawFlush, RawKey, RawMail, RawMove, RawProvider, RawSchedule, RawTtl,
-    RawV1, RawVerify, RawZone, VersionOnly,
+    OneOrTables, RawCheck, RawFlush, RawKey, RawMail, RawMove, RawNotify, RawProvider, RawSchedule,
+    RawTtl, RawV1, RawVerify, RawZone, VersionOnly,
 };
 use super::{
     AfterTtl, Check, CheckKind, CheckSpots, FileError, Flush, MailMove, MigrationFile, Move,
@@ -27,8 +27,10 @@ use super::{
     DEFAULT_INTERVAL, DEFAULT_MARGIN, DEFAULT_OBSERVE, DEFAULT_TRIES, MAX_DURING_TTL, MAX_INTERVAL,
     MAX_MARGIN, MAX_OBSERVE, MAX_TRIES, MAX_TTL,
 };
+use crate::notify::{Noted, Target};
 use crate::plan::StepKind;
-use crate::provider::{KeySpec, ProviderSpec, Secret, CLOUD_UNAVAILABLE, KINDS};
+use crate::provider::{KeySpec, ProviderSpec, Secret, KINDS};
+use cutover_provider::cloud::services;
 
 /// What a number of seconds in the file is, which decides the text it
 /// takes: a TTL also in BIND's forms (`1W2D`), a wait in the friendly ones.
@@ -183,6 +185,11 @@ impl Place<'_> {
         let flush = self.flush(raw.flush)?;
         let mail = raw.mail.as_ref().map(|m| self.mail(m)).transpose()?;
         let approve = raw.approve.as_ref().map(|a| self.approve(a)).transpose()?;
+        let notify = raw
+            .notify
+            .iter()
+            .map(|n| self.notify(n))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(MigrationFile {
             name: self.file.to_string(),
             spots: self.spots,
@@ -200,6 +207,7 @@ impl Place<'_> {
             flush,
             mail,
             approve,
+            notify,
         })
     }
 
@@ -458,6 +466,28 @@ impl Place<'_> {
         Ok(())
     }
 
+    /// One `[[notify]]` table, its secrets, files and variables noted.
+    fn notify(&mut self, raw: &Spanned<RawNotify>) -> Result<Target, FileError> {
+        let mut noted: Vec<(Noted, String, usize)> = Vec::new();
+        let target = Target::from_raw(raw, &mut |what, key, offset| {
+            noted.push((what, key.to_string(), offset));
+        })
+        .map_err(|(offset, message)| self.at(offset, message))?;
+        for (what, key, offset) in noted {
+            let spot = self.spot(offset);
+            match what {
+                Noted::Inline => self.spots.inline_secrets.push((key, spot)),
+                Noted::File => self.spots.local_files.push((key, spot)),
+                Noted::Env(name_key) => {
+                    self.spots
+                        .env_secrets
+                        .push((name_key.to_string(), key, spot))
+                }
+            }
+        }
+        Ok(target)
+    }
+
     /// `approve = "before_STEP"`: the planned step an operator's approval
     /// gates, by its name.
     fn approve(&mut self, text: &Spanned<String>) -> Result<StepKind, FileError> {
@@ -549,26 +579,12 @@ impl Place<'_> {
                 format!("provider: expected `kind`, one of {}", quoted(KINDS)),
             ));
         };
-        let fields: [(&str, &Option<Spanned<String>>); 13] = [
-            ("server", &p.server),
-            ("key", &p.key),
-            ("key_file", &p.key_file),
-            ("url", &p.url),
-            ("api_key", &p.api_key),
-            ("api_key_file", &p.api_key_file),
-            ("api_key_env", &p.api_key_env),
-            ("server_id", &p.server_id),
-            ("service", &p.service),
-            ("token", &p.token),
-            ("token_file", &p.token_file),
-            ("token_env", &p.token_env),
-            ("zone_id", &p.zone_id),
-        ];
+        let fields = p.fields();
         let takes: &[&str] = match kind.get_ref().as_str() {
             "embedded" => &[],
             "rfc2136" => &["server", "key", "key_file"],
             "powerdns" => &["url", "api_key", "api_key_file", "api_key_env", "server_id"],
-            "cloud" => return Err(self.on(kind, CLOUD_UNAVAILABLE)),
+            "cloud" => return self.cloud(spanned, keys),
             other => {
                 return Err(self.on(
                     kind,
@@ -600,10 +616,18 @@ impl Place<'_> {
                 }
             }
         }
+        if let Some(list) = &p.nameservers {
+            return Err(self.on(
+                list,
+                format!(
+                    "`nameservers` does not apply to the {} provider (only to cloud hosts read by DNS)",
+                    kind.get_ref()
+                ),
+            ));
+        }
         for (name, value) in [
             ("provider.key_file", &p.key_file),
             ("provider.api_key_file", &p.api_key_file),
-            ("provider.token_file", &p.token_file),
         ] {
             if let Some(value) = value {
                 self.spots
@@ -611,10 +635,7 @@ impl Place<'_> {
                     .push((name.to_string(), self.of(value)));
             }
         }
-        for (name, value) in [
-            ("provider.api_key_env", &p.api_key_env),
-            ("provider.token_env", &p.token_env),
-        ] {
+        for (name, value) in [("provider.api_key_env", &p.api_key_env)] {
             if let Some(value) = value {
                 self.env_name(name, value)?;
             }
@@ -626,6 +647,213 @@ impl Place<'_> {
             "rfc2136" => self.rfc2136(spanned, keys),
             _ => self.powerdns(spanned),
         }
+    }
+
+    /// The settings of a cloud provider: its service, and only the keys
+    /// that service takes (a credential as `KEY`, `KEY_file` or `KEY_env`).
+    fn cloud(
+        &mut self,
+        spanned: &Spanned<RawProvider>,
+        keys: &[Spanned<RawKey>],
+    ) -> Result<ProviderSpec, FileError> {
+        let p = spanned.get_ref();
+        if let Some(k) = keys.first() {
+            return Err(self.on(
+                k,
+                "a [[key]] is used only by an rfc2136 provider; a cloud one takes its credentials in the provider table",
+            ));
+        }
+        let Some(name) = &p.service else {
+            return Err(self.on(
+                spanned,
+                format!(
+                    "provider.service: expected the cloud host, one of {}",
+                    services::names()
+                ),
+            ));
+        };
+        let Some(service) = services::service(name.get_ref().trim()) else {
+            return Err(self.on(
+                name,
+                format!(
+                    "unknown cloud service {:?}: expected one of {}",
+                    name.get_ref(),
+                    services::names()
+                ),
+            ));
+        };
+        let mut takes: Vec<String> = vec!["service".into()];
+        for setting in service.settings {
+            takes.push(setting.key.into());
+            if setting.secret {
+                takes.push(format!("{}_file", setting.key));
+                takes.push(format!("{}_env", setting.key));
+            }
+        }
+        for (key, value) in p.fields() {
+            let Some(value) = value else { continue };
+            if !takes.iter().any(|t| t == key) {
+                return Err(self.on(
+                    value,
+                    format!(
+                        "`{key}` does not apply to cloud service \"{}\" (it takes {})",
+                        service.name,
+                        takes.join(", ")
+                    ),
+                ));
+            }
+            if value.get_ref().trim().is_empty() {
+                return Err(self.on(value, format!("provider.{key} is empty")));
+            }
+        }
+        let reads_dns = service.settings.iter().any(|s| s.key == "nameservers");
+        let mut nameservers = Vec::new();
+        match (&p.nameservers, reads_dns) {
+            (Some(list), false) => {
+                return Err(self.on(
+                    list,
+                    format!(
+                        "`nameservers` does not apply to cloud service \"{}\": it is read through its API",
+                        service.name
+                    ),
+                ))
+            }
+            (Some(list), true) => {
+                if list.get_ref().is_empty() {
+                    return Err(self.on(
+                        list,
+                        "provider.nameservers is empty: expected the zone's authoritative servers, e.g. [\"ns1.host.example:53\"]",
+                    ));
+                }
+                for server in list.get_ref() {
+                    self.server_address(server).map_err(|mut e| {
+                        e.message = e.message.replace("provider.server", "provider.nameservers");
+                        e
+                    })?;
+                    nameservers.push(server.get_ref().trim().to_string());
+                }
+            }
+            (None, _) => {}
+        }
+        let mut secrets = Vec::new();
+        let mut settings = Vec::new();
+        for setting in service.settings {
+            if setting.key == "nameservers" {
+                if setting.required && nameservers.is_empty() {
+                    return Err(self.on(
+                        spanned,
+                        format!(
+                            "provider.nameservers: expected {} ({} is read by DNS)",
+                            setting.what, service.title
+                        ),
+                    ));
+                }
+                continue;
+            }
+            if !setting.secret {
+                match p.field(setting.key) {
+                    Some(value) => {
+                        let text = value.get_ref().trim();
+                        if setting.key == "url" {
+                            self.cloud_url(value)?;
+                        }
+                        settings.push((
+                            setting.key.to_string(),
+                            text.trim_end_matches('/').to_string(),
+                        ));
+                    }
+                    None if setting.required => {
+                        return Err(self.on(
+                            spanned,
+                            format!(
+                                "provider.{}: expected {} ({} needs it)",
+                                setting.key, setting.what, service.title
+                            ),
+                        ))
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            let key = setting.key;
+            let file_key = format!("{key}_file");
+            let env_key = format!("{key}_env");
+            let inline = p.field(key);
+            let file = p.field(&file_key);
+            let env = p.field(&env_key);
+            let secret = match (inline, file, env) {
+                (Some(inline), None, None) => {
+                    self.spots
+                        .inline_secrets
+                        .push((format!("provider.{key}"), self.of(inline)));
+                    Secret::Inline(inline.get_ref().trim().to_string())
+                }
+                (None, Some(file), None) => {
+                    self.spots
+                        .local_files
+                        .push((format!("provider.{file_key}"), self.of(file)));
+                    Secret::File(PathBuf::from(file.get_ref().trim()))
+                }
+                (None, None, Some(name)) => {
+                    self.env_name(&format!("provider.{env_key}"), name)?;
+                    Secret::Env(name.get_ref().trim().to_string())
+                }
+                (None, None, None) if setting.required => {
+                    return Err(self.on(
+                        spanned,
+                        format!(
+                            "provider: expected `{file_key} = PATH` (a file holding {what}), `{env_key} = NAME` (an environment variable holding it) or `{key}` ({} needs it)",
+                            service.title,
+                            what = setting.what,
+                        ),
+                    ))
+                }
+                (None, None, None) => continue,
+                (inline, file, env) => {
+                    let second = [env, file, inline]
+                        .into_iter()
+                        .flatten()
+                        .next()
+                        .expect("two of three are given");
+                    return Err(self.on(
+                        second,
+                        format!("give {} once: {file_key}, {env_key} or {key}, not two", setting.what),
+                    ));
+                }
+            };
+            secrets.push((key.to_string(), secret));
+        }
+        Ok(ProviderSpec::Cloud {
+            service: service.name.to_string(),
+            secrets,
+            settings,
+            nameservers,
+        })
+    }
+
+    /// A cloud host's `url`: http(s), no credentials, query or fragment.
+    fn cloud_url(&self, url: &Spanned<String>) -> Result<(), FileError> {
+        let text = url.get_ref().trim();
+        let Some(rest) = text
+            .strip_prefix("http://")
+            .or_else(|| text.strip_prefix("https://"))
+        else {
+            return Err(self.on(
+                url,
+                format!("provider.url {text:?}: expected an http:// or https:// URL"),
+            ));
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        if rest.contains(['?', '#']) || authority.contains('@') {
+            return Err(self.on(
+                url,
+                "provider.url: expected the API's base URL, without credentials, a query or a fragment (they would be shown wherever the URL is)",
+            ));
+        }
+        if authority.is_empty() {
+            return Err(self.on(url, format!("provider.url {text:?} has no host")));
+        }
+        Ok(())
     }
 
     /// The settings of an rfc2136 provider.

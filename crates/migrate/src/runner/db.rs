@@ -2,7 +2,9 @@
 //! migration: file, plan, state, cursor), `migration_step` (every step and
 //! attempt, started and ended, with its outcome, reason and evidence),
 //! `migration_audit` (every record change, written as an intent before it
-//! is applied) and `migration_event` (everything that happened, appended).
+//! is applied), `migration_event` (everything that happened, appended) and
+//! `migration_observation` (what the servers served, for the chart: see
+//! `observations`).
 //!
 //! ```text
 //!  open ──CREATE IF NOT EXISTS (the first tables)──▶ migration_schema.version < UPGRADES.len()?
@@ -129,6 +131,54 @@ const UPGRADES: &[&str] = &[
     // the API token's name, or the local user on the command line).
     r#"
     ALTER TABLE migration_event ADD COLUMN actor TEXT;
+    "#,
+    // 3: what the servers served over the migration, for the dashboard's
+    // chart (`observations`): one row per run of surveys that counted
+    // alike, the newest MAX_ROWS kept per migration.
+    r#"
+    CREATE TABLE migration_observation (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        migration_id    INTEGER NOT NULL REFERENCES migration(id) ON DELETE CASCADE,
+        at              INTEGER NOT NULL,  -- unix ms: the run's first survey
+        last_at         INTEGER NOT NULL,  -- unix ms: its last survey
+        surveys         INTEGER NOT NULL,  -- how many surveys the run holds
+        source          TEXT NOT NULL,     -- the step that asked first, or 'watch'
+        authorities     INTEGER NOT NULL,
+        authorities_old INTEGER NOT NULL,
+        authorities_new INTEGER NOT NULL,
+        resolvers       INTEGER NOT NULL,
+        resolvers_old   INTEGER NOT NULL,
+        resolvers_new   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX migration_observation_by_migration ON migration_observation (migration_id, id);
+    "#,
+    // 4: the notification outbox, one row per notice and target,
+    // marked delivered only once the receiver took it; and how far each
+    // scope ("file": the migration files' targets, "serve": serve's) has
+    // turned events into rows.
+    r#"
+    CREATE TABLE migration_notification (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        migration_id INTEGER NOT NULL REFERENCES migration(id),
+        event_id     INTEGER NOT NULL REFERENCES migration_event(id),
+        target       TEXT NOT NULL,        -- file:N | serve:N:label
+        label        TEXT NOT NULL,        -- the target in words, without secrets
+        happening    TEXT NOT NULL,        -- wait | switch | failure | rollback | approval | end
+        notice       TEXT NOT NULL,        -- JSON, as sent (no secret)
+        created_at   INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL,
+        next_at      INTEGER NOT NULL,     -- unix ms: due (a claim pushes it out)
+        last_error   TEXT,
+        last_try_at  INTEGER,
+        delivered_at INTEGER,
+        UNIQUE (event_id, target)
+    ) STRICT;
+    CREATE INDEX migration_notification_due ON migration_notification (delivered_at, next_at);
+    CREATE INDEX migration_notification_by_migration ON migration_notification (migration_id, event_id);
+    CREATE TABLE migration_notify_cursor (
+        scope    TEXT PRIMARY KEY,
+        event_id INTEGER NOT NULL
+    ) STRICT;
     "#,
 ];
 
@@ -724,8 +774,30 @@ pub(super) fn finish(
         )
         .on(path)?;
     }
+    observe_step(&tx, path, m, now, &ending)?;
     stamp(m, ending.stamp, now);
     commit_merged(tx, path, m, now, Some(&ending))
+}
+
+/// Records the survey of a step's evidence, if it asked the moving
+/// records, among the migration's observations (the dashboard's chart).
+fn observe_step(
+    conn: &Connection,
+    path: &Path,
+    m: &Migration,
+    now: Timestamp,
+    ending: &Ending<'_>,
+) -> Result<(), RunnerError> {
+    let Some(survey) = ending
+        .evidence
+        .get("survey")
+        .and_then(|s| serde_json::from_value::<crate::observe::Survey>(s.clone()).ok())
+    else {
+        return Ok(());
+    };
+    let source = step_kind(conn, path, ending.step_id)?;
+    super::observations::record(conn, path, m.id, &m.plan, now, &source, &survey)?;
+    Ok(())
 }
 
 /// Records how an attempt of a step that stays open ended (a provider that

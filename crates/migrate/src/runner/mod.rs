@@ -39,6 +39,7 @@
 mod control;
 mod db;
 mod events;
+pub mod observations;
 mod steps;
 mod verify;
 mod view;
@@ -55,6 +56,7 @@ use crate::effects::{Checks, Clock, Flusher, MailControl};
 use crate::plan::{Plan, RrsetText, StepKind};
 
 pub use db::RunnerError;
+pub use events::step_words;
 
 /// Where a migration stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -582,6 +584,12 @@ impl Migrations {
         })
     }
 
+    /// Runs `f` on this handle's connection (the notification outbox lives
+    /// in the same store file, beside the events it is made from).
+    pub(crate) fn with_conn<R>(&self, f: impl FnOnce(&mut rusqlite::Connection, &Path) -> R) -> R {
+        f(&mut self.conn(), &self.path)
+    }
+
     /// The connection.
     fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
@@ -732,6 +740,50 @@ impl Migrations {
             now,
             control::Control::Rollback(reason),
         )
+    }
+
+    /// What the servers served over migration `id`'s life, oldest first
+    /// (the dashboard's chart): runs of surveys that counted alike.
+    pub fn observations(&self, id: i64) -> Result<Vec<observations::Observation>, RunnerError> {
+        let conn = self.conn();
+        db::load(&conn, &self.path, id)?;
+        observations::of(&conn, &self.path, id)
+    }
+
+    /// The migrations serve's watch asks for at `now`: those that run by
+    /// themselves, and those rolled back until the caches have let go
+    /// ([`observations::watched`] says how long).
+    pub fn watched(&self, now: Timestamp) -> Result<Vec<i64>, RunnerError> {
+        let conn = self.conn();
+        let mut out = Vec::new();
+        for id in observations::candidates(&conn, &self.path)? {
+            let m = db::load(&conn, &self.path, id)?;
+            if observations::watched(&m, now) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// True while serve's watch asks for migration `id` at `now` (its
+    /// observations may still grow).
+    pub fn watching(&self, id: i64, now: Timestamp) -> Result<bool, RunnerError> {
+        let m = db::load(&self.conn(), &self.path, id)?;
+        Ok(observations::watched(&m, now))
+    }
+
+    /// Surveys the moving records of migration `id` and records what the
+    /// servers serve, while the watch asks for it and nothing was observed for
+    /// [`observations::watch_every`]; `None` when not due (or nothing to
+    /// count). `cutover serve` calls it between steps, so the chart has
+    /// points while caches let go.
+    pub fn watch(
+        &self,
+        id: i64,
+        checks: &dyn Checks,
+        clock: &dyn Clock,
+    ) -> Result<Option<observations::Observation>, RunnerError> {
+        observations::watch(&self.conn, &self.path, id, checks, clock)
     }
 
     /// Runs every step of migration `id` that is due now (by `effects.clock`),

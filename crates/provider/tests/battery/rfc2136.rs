@@ -28,6 +28,7 @@ pub fn run_against(addr: SocketAddr, send: &dyn Fn(&str)) {
         edit: &edit,
         dns: Some(addr),
         lists_zone: true,
+        serial_moves: true,
     });
 
     prerequisites_keep_a_late_edit(&provider, &edit);

@@ -62,6 +62,13 @@ pub struct Config {
     /// The control plane (HTTP API, dashboard, /metrics); off when absent.
     #[serde(default)]
     pub http: Option<http::HttpConfig>,
+    /// `[[notify]]`, as written: told of every migration the scheduler
+    /// runs (typed into [`Config::notify_targets`] when read).
+    #[serde(default)]
+    pub notify: Vec<toml::Spanned<cutover_migrate::file::RawNotify>>,
+    /// The `[[notify]]` tables, typed (not a key of the file).
+    #[serde(skip)]
+    pub notify_targets: Vec<cutover_migrate::notify::Target>,
 }
 
 /// The `[dns]` section.
@@ -232,6 +239,12 @@ impl Config {
         })?;
         let mut config = Config::parse(&text, &path.display().to_string())?;
         config.source = path.to_owned();
+        // A [[notify]]'s secret_file is taken from the config's folder.
+        if let Some(dir) = path.parent() {
+            for target in &mut config.notify_targets {
+                target.resolve_paths(dir);
+            }
+        }
         Ok(config)
     }
 
@@ -243,8 +256,22 @@ impl Config {
             path: name.to_owned(),
             message,
         };
-        let config: Config =
+        let mut config: Config =
             toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_string()))?;
+        config.notify_targets = config
+            .notify
+            .iter()
+            .map(|raw| {
+                cutover_migrate::notify::Target::from_raw(raw, &mut |_, _, _| {}).map_err(
+                    |(offset, message)| {
+                        let before = &text[..offset.min(text.len())];
+                        let line = before.matches('\n').count() + 1;
+                        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                        error(format!("line {line}, column {column}: {message}"))
+                    },
+                )
+            })
+            .collect::<Result<_, _>>()?;
         if config.version != VERSION {
             return Err(error(format!(
                 "config version {} is not supported (this cutover reads version {VERSION})",
@@ -862,5 +889,24 @@ mod tests {
             .expect("companions left at their defaults are clamped by the server, not refused");
         assert_eq!(clamped.dns.tcp_max_connections_per_client, 32);
         assert_eq!(limits.dns.rrl.unwrap().table_size, 16_777_216);
+    }
+
+    #[test]
+    fn notify_tables_are_typed_and_a_bad_one_names_line_and_column() {
+        let config = parse(
+            "[[notify]]\nkind = \"webhook\"\nurl = \"https://h.example/x\"\nsecret_env = \"HOOK\"\non = [\"end\"]\n",
+        )
+        .expect("a webhook");
+        assert_eq!(config.notify_targets.len(), 1);
+        assert_eq!(config.notify_targets[0].label(), "webhook to h.example");
+        let error = parse(
+            "\n[[notify]]\nkind = \"email\"\nsmtp = \"relay\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("line 4, column 8: notify.smtp \"relay\": expected \"host:port\""),
+            "{error}"
+        );
     }
 }

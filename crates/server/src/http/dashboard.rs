@@ -1,7 +1,14 @@
 //! The dashboard at `/`: one HTML page, a style sheet and a script, embedded
 //! in the binary (`include_str!`), no framework, nothing fetched from
 //! elsewhere. The page reads the JSON API with the token the operator types
-//! (kept in `sessionStorage`) and polls it every two seconds.
+//! (kept in `sessionStorage`) and polls it every two seconds: the
+//! propagation matrix at the top while a migration runs; each migration
+//! with its timeline, each step's evidence and its events (finished ones
+//! folded); an admin token's Pause, Resume, Approve and Roll back buttons
+//! where they apply, each confirmed, the API's answer shown as it came; and
+//! the chart of old and new values over time, drawn as inline SVG from
+//! `GET /api/v1/migrations/{id}/observations`, with the switch and the
+//! rollback from the events.
 
 use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};

@@ -5,12 +5,15 @@
 //! ```text
 //!  Migrations::show ─▶ DetailView (summary annotated) ─▶ GET /migrations/{id}, its events
 //!  Migrations::audit ─▶ AuditView ──────────────────────▶ GET /migrations/{id}/audit
+//!  Migrations::observations ─▶ ObservationsView ─────────▶ GET /migrations/{id}/observations
 //!  `migrate plan|start --json` ─▶ Plan | Created ───────▶ POST /migrations/plan, /migrations
 //!  presence::Annotated ─────────────────────────────────▶ list, steering answers
 //!  schemas() ─▶ cutover_api::openapi::document (the names of SERVED_ELSEWHERE)
 //! ```
 
-use cutover_migrate::runner::{AuditEntry, Detail, Event, StepRecord, TimelineEntry};
+use cutover_migrate::notify::Delivery;
+use cutover_migrate::runner::observations::Observation;
+use cutover_migrate::runner::{AuditEntry, Detail, Event, StepOutcome, StepRecord, TimelineEntry};
 use cutover_migrate::Plan;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::{RefOr, Schema};
@@ -31,10 +34,72 @@ pub struct DetailView {
     pub file_text: String,
     /// The timeline, with what is done, next and when.
     pub timeline: Vec<TimelineEntry>,
-    /// Every recorded step and attempt, in order.
-    pub steps: Vec<StepRecord>,
+    /// Every recorded step and attempt, in order, with its evidence in words.
+    pub steps: Vec<StepView>,
     /// Everything that happened, in order.
     pub events: Vec<Event>,
+    /// Every notification of it (`[[notify]]`) and where it stands:
+    /// delivered, or attempts and the last error.
+    pub notifications: Vec<Delivery>,
+}
+
+/// A recorded step (or attempt of one), with its evidence in the lines a
+/// person reads, as `cutover migrate show` prints them.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = MigrationStep)]
+pub struct StepView {
+    /// Row id.
+    pub id: i64,
+    /// The step ("lower_ttls", …, "revert", "restore_original").
+    pub kind: String,
+    /// The planned step's index (`None`: a rollback step).
+    pub position: Option<usize>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When it started.
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: jiff::Timestamp,
+    /// When it ended (`None`: still open).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub done_at: Option<jiff::Timestamp>,
+    /// How it ended (`None`: it has not, yet).
+    pub outcome: Option<StepOutcome>,
+    /// Why, in words.
+    pub reason: Option<String>,
+    /// What it saw and did.
+    pub evidence: serde_json::Value,
+    /// The evidence in words.
+    pub evidence_lines: Vec<String>,
+}
+
+impl StepView {
+    /// The view of a recorded step.
+    fn new(record: StepRecord) -> StepView {
+        // Every field by name, as in `DetailView::new`.
+        let StepRecord {
+            id,
+            kind,
+            position,
+            attempt,
+            started_at,
+            done_at,
+            outcome,
+            reason,
+            evidence,
+        } = record;
+        StepView {
+            evidence_lines: cutover_migrate::words::evidence_lines(&evidence),
+            id,
+            kind,
+            position,
+            attempt,
+            started_at,
+            done_at,
+            outcome,
+            reason,
+            evidence,
+        }
+    }
 }
 
 impl DetailView {
@@ -55,10 +120,30 @@ impl DetailView {
             plan,
             file_text,
             timeline,
-            steps,
+            steps: steps.into_iter().map(StepView::new).collect(),
             events,
+            notifications: Vec::new(),
         }
     }
+}
+
+/// What the servers served over a migration
+/// (`GET /api/v1/migrations/{id}/observations`).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = MigrationObservations)]
+pub struct ObservationsView {
+    /// The migration.
+    pub migration: i64,
+    /// At most one survey of serve's watch per this many seconds.
+    pub every_seconds: u64,
+    /// The most rows kept (the newest).
+    pub max_rows: usize,
+    /// True while serve's watch still asks for this migration (it runs by
+    /// itself, or was rolled back and the caches have not all let go yet):
+    /// the observations may still grow.
+    pub watching: bool,
+    /// The runs of surveys that counted alike, oldest first.
+    pub observations: Vec<Observation>,
 }
 
 /// Every record change a migration made (`GET /api/v1/migrations/{id}/audit`).
@@ -97,6 +182,7 @@ pub fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<DetailView>(&mut out);
     add::<Annotated>(&mut out);
     add::<AuditView>(&mut out);
+    add::<ObservationsView>(&mut out);
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.dedup_by(|a, b| a.0 == b.0);
     out

@@ -9,6 +9,8 @@
 //!  pause / resume / abort / rollback ▶ Migrations::pause|… (the scheduler of
 //!                                      `cutover serve` carries the rollback out)
 //!  approve ─────────────────────────▶ Migrations::approve, by the token's name
+//!  observations ────────────────────▶ Migrations::observations (stored: the steps' surveys and
+//!                                      the scheduler's watch; asks no one)
 //!  plan / create ──parsed here: files under [http] migration_dir only (403);
 //!                  a probe token: its zone, provider, authorities and resolvers
 //!                  among the site's targets (403)
@@ -42,7 +44,7 @@ use super::blocking::blocking;
 use super::budget::Work;
 use super::caller::Caller;
 use super::control::Control;
-use super::documents::{AuditView, Created, DetailView};
+use super::documents::{AuditView, Created, DetailView, ObservationsView};
 use super::error::{parse_body, ApiError, ApiResult};
 use super::probes;
 use super::tokens::TokenScope;
@@ -100,12 +102,12 @@ pub async fn list(State(control): State<Control>) -> ApiResult<MigrationList> {
 
 /// One migration's detail as JSON, its summary annotated.
 fn detail_json(control: &Control, id: i64) -> Result<Value, ApiError> {
-    let detail = open(control)?.show(id).map_err(runner_error)?;
-    to_json(&DetailView::new(
-        detail,
-        control.store.path(),
-        jiff::Timestamp::now(),
-    ))
+    let migrations = open(control)?;
+    let detail = migrations.show(id).map_err(runner_error)?;
+    let mut view = DetailView::new(detail, control.store.path(), jiff::Timestamp::now());
+    view.notifications =
+        cutover_migrate::notify::deliveries(&migrations, id).map_err(runner_error)?;
+    to_json(&view)
 }
 
 /// `GET /api/v1/migrations/{id}`.
@@ -127,6 +129,31 @@ pub async fn audit(State(control): State<Control>, Path(id): Path<String>) -> Ap
     })
     .await?;
     Ok(Json(audit))
+}
+
+/// `GET /api/v1/migrations/{id}/observations`.
+pub async fn observations(
+    State(control): State<Control>,
+    Path(id): Path<String>,
+) -> ApiResult<ObservationsView> {
+    let id = migration_id(&id)?;
+    let view = blocking(move || {
+        let migrations = open(&control)?;
+        let plan = migrations.show(id).map_err(runner_error)?.plan;
+        let observations = migrations.observations(id).map_err(runner_error)?;
+        let watching = migrations
+            .watching(id, jiff::Timestamp::now())
+            .map_err(runner_error)?;
+        Ok(ObservationsView {
+            watching,
+            migration: id,
+            every_seconds: cutover_migrate::runner::observations::watch_every(&plan),
+            max_rows: cutover_migrate::runner::observations::MAX_ROWS,
+            observations,
+        })
+    })
+    .await?;
+    Ok(Json(view))
 }
 
 /// Which steering operation a route runs.

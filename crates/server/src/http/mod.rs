@@ -119,6 +119,7 @@ fn handler(id: RouteId, method: MethodFilter) -> MethodRouter<Control> {
         RouteId::MigrationRollback => on(method, migrations::rollback),
         RouteId::MigrationApprove => on(method, migrations::approve),
         RouteId::MigrationEvents => on(method, migrations::events),
+        RouteId::MigrationObservations => on(method, migrations::observations),
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use cutover_api::{CheckRequest, ErrorCode};
 use cutover_migrate::file::{address_of, CheckKind, Move};
-use cutover_migrate::provider::{ProviderSpec, Secret};
+use cutover_migrate::provider::ProviderSpec;
 use cutover_migrate::{MigrationFile, Migrations};
 use cutover_probe::caches::{self, Resolver};
 use cutover_probe::service::http::Url;
@@ -120,31 +120,16 @@ impl Probes {
         }
         // Every provider the file names: the file's, and each [[zone]]'s.
         for spec in cutover_migrate::routed::specs(file) {
-            self.check_provider_files(spec)?;
+            for (key, path) in spec.secret_files() {
+                self.check_secret_file(&key, path)?;
+            }
         }
         Ok(())
     }
 
-    /// Refuses a provider that names a file outside `[http] migration_dir`.
-    fn check_provider_files(&self, spec: &ProviderSpec) -> Result<(), ApiError> {
-        let named = match spec {
-            ProviderSpec::Rfc2136 {
-                key_file: Some(path),
-                ..
-            } => Some(("key_file", path)),
-            ProviderSpec::Powerdns {
-                api_key: Secret::File(path),
-                ..
-            } => Some(("api_key_file", path)),
-            ProviderSpec::Cloud {
-                token: Secret::File(path),
-                ..
-            } => Some(("token_file", path)),
-            _ => None,
-        };
-        let Some((key, path)) = named else {
-            return Ok(());
-        };
+    /// A secret file a migration sent through the API names: only under
+    /// `[http] migration_dir`.
+    fn check_secret_file(&self, key: &str, path: &Path) -> Result<(), ApiError> {
         let refused = |why: String| Err(ApiError::new(ErrorCode::Forbidden, why));
         let Some(dir) = &self.migration_dir else {
             return refused(format!(
@@ -312,7 +297,11 @@ fn provider_endpoints(provider: &ProviderSpec) -> Vec<(Host, u16)> {
             .into_iter()
             .collect(),
         ProviderSpec::Powerdns { url, .. } => url_endpoint(url).into_iter().collect(),
-        ProviderSpec::Cloud { url, .. } => url.iter().filter_map(|u| url_endpoint(u)).collect(),
+        ProviderSpec::Cloud { settings, .. } => settings
+            .iter()
+            .filter(|(key, _)| key == "url")
+            .filter_map(|(_, u)| url_endpoint(u))
+            .collect(),
     }
 }
 

@@ -7,7 +7,10 @@
 //!                  file text (stored) ──parse──▶ provider (built once per id) + ProbeChecks
 //!                  lease free? (`migrate run ID` holds it) ──▶ Migrations::tick(id, effects) ──▶ due steps run, recorded before and after
 //!                  ──▶ log what was done; sleep until the nearest next_due (at most 1 s)
+//!  beside it, in serve: the `watch` thread surveys running migrations between steps
+//!                  (at most once per verify.interval) for the dashboard's chart
 //!  stop flag (serve shuts down) ──▶ the loop ends after the current tick
+//!  beside it, a thread of its own: notify::Worker (the files' and the config's [[notify]])
 //!  for its whole life: a read lock on STORE.scheduler.lock (`presence`), by which
 //!  `migrate start|status|show` tell "serve carries it out" from "nothing runs it"
 //! ```
@@ -18,6 +21,7 @@
 pub mod crash;
 pub mod lease;
 pub mod presence;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,6 +32,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cutover_flush::Settings;
 use cutover_migrate::checks::ProbeChecks;
+use cutover_migrate::notify;
 use cutover_migrate::provider::BuildContext;
 use cutover_migrate::runner::StepOutcome;
 use cutover_migrate::{Effects, MigrationFile, Migrations, NoMail, State, SystemClock, TickReport};
@@ -45,6 +50,8 @@ pub struct Site {
     pub flush: Settings,
     /// The relay whose queue the mail steps hold, retarget and release.
     pub mail: Option<MailConfig>,
+    /// The config's `[[notify]]` targets: told of every migration of the store.
+    pub notify: Vec<cutover_migrate::notify::Target>,
 }
 
 impl Site {
@@ -53,6 +60,7 @@ impl Site {
         config.map_or_else(Site::default, |config| Site {
             flush: config.flush.clone(),
             mail: config.mail.clone(),
+            notify: config.notify_targets.clone(),
         })
     }
 }
@@ -149,6 +157,12 @@ pub struct Scheduler {
     /// Says to other processes that a scheduler runs on this store
     /// (released after the loop has ended: fields drop after `drop`).
     _presence: Option<presence::Presence>,
+    /// The surveys between steps, for the dashboard's chart (`None`: it
+    /// could not start, which stops no migration).
+    _watch: Option<watch::Watch>,
+    /// The notifications' delivery thread (the files' and the config's
+    /// `[[notify]]`), stopped on drop.
+    _notices: Option<notify::WorkerHandle>,
 }
 
 impl Scheduler {
@@ -168,6 +182,19 @@ impl Scheduler {
                 None
             }
         };
+        let watch = watch::Watch::start(store)
+            .inspect_err(|error| tracing::warn!("scheduler: no chart of the migrations: {error:#}"))
+            .ok();
+        // Notifications go out on a thread of their own: a receiver that is
+        // slow or down never holds a step up.
+        let carried = store.to_path_buf();
+        let notices = notify::Worker::new(store, Arc::new(SystemClock))
+            .with_serve_targets(site.notify.clone())
+            // A migration `migrate run` carries out has its notices sent by it.
+            .only_for(move |id| presence::carrier(&carried, id) != presence::Carrier::Run)
+            .spawn()
+            .map_err(|e| tracing::warn!("notifications: cannot start their thread: {e}"))
+            .ok();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let store = store.to_path_buf();
@@ -180,6 +207,8 @@ impl Scheduler {
             stop,
             thread: Some(thread),
             _presence: presence,
+            _watch: watch,
+            _notices: notices,
         })
     }
 }

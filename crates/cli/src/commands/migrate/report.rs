@@ -17,6 +17,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use cutover_migrate::notify::Delivery;
 use cutover_migrate::runner::{AuditEntry, Detail, Event, StepRecord, StepStatus, Summary};
 use cutover_migrate::{Migrations, State};
 use jiff::Timestamp;
@@ -34,10 +35,13 @@ pub(super) fn show(
 ) -> anyhow::Result<()> {
     let detail = migrations.show(id)?;
     let audit = migrations.audit(id)?;
+    let notifications = cutover_migrate::notify::deliveries(migrations, id)?;
     let now = Timestamp::now();
     if json {
         let mut migration = serde_json::to_value(&detail)?;
         migration["summary"] = annotated(&detail.summary, store, now);
+        // Where the API's answer has them.
+        migration["notifications"] = serde_json::to_value(&notifications)?;
         println!(
             "{}",
             serde_json::to_string_pretty(
@@ -57,7 +61,59 @@ pub(super) fn show(
             crate::commands::common::colour_on(&std::io::stdout())
         )
     );
+    print!("{}", notifications_text(&notifications));
     Ok(())
+}
+
+/// The notifications of a migration, for `show`: how many were delivered,
+/// and each one not delivered with its attempts and last error (nothing
+/// when the file and serve name no target).
+pub fn notifications_text(all: &[Delivery]) -> String {
+    if all.is_empty() {
+        return String::new();
+    }
+    let delivered = all.iter().filter(|d| d.delivered_at.is_some()).count();
+    let mut out = format!(
+        "\nnotifications: {delivered} delivered, {} not delivered\n",
+        all.len() - delivered
+    );
+    for d in all {
+        out.push_str(&format!("  {}\n", delivery_line(d)));
+    }
+    out
+}
+
+/// One notification in words: "approval to webhook to h:8080: 3
+/// attempts, last error HTTP 500 at 12:01:02, next try at 12:01:06".
+pub fn delivery_line(d: &Delivery) -> String {
+    let attempts = match d.attempts {
+        1 => "1 attempt".to_string(),
+        n => format!("{n} attempts"),
+    };
+    match d.delivered_at {
+        Some(at) => format!(
+            "{} ({}) to {}: delivered at {} ({attempts})",
+            d.event,
+            d.notice,
+            d.target,
+            clock(at)
+        ),
+        None => {
+            let last = match (&d.last_error, d.last_try_at) {
+                (Some(e), Some(at)) => format!(", last error {e} at {}", clock(at)),
+                (Some(e), None) => format!(", last error {e}"),
+                _ => String::new(),
+            };
+            let next = d
+                .next_at
+                .map(|t| format!(", next try at {}", clock(t)))
+                .unwrap_or_default();
+            format!(
+                "{} ({}) to {}: NOT delivered, {attempts}{last}{next}",
+                d.event, d.notice, d.target
+            )
+        }
+    }
 }
 
 /// `show ID` as text, the same here and through `--server`: the header,

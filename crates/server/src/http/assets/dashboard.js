@@ -2,7 +2,9 @@
 // sessionStorage and redraws every two seconds. No framework, no build step.
 "use strict";
 
-const state = { token: sessionStorage.getItem("cutover-token") || "", scope: null, matrix: null, releaseAt: null, selectedZone: null };
+// results: the last answer to a control per migration (answers counts
+// them); open: a person's own opening or closing of a migration's card.
+const state = { token: sessionStorage.getItem("cutover-token") || "", scope: null, matrix: null, releaseAt: null, selectedZone: null, results: {}, answers: 0, open: {} };
 
 // Settings may come in the URL fragment (#token=…&zone=…&names=…): the token
 // moves to sessionStorage and leaves the address bar.
@@ -118,6 +120,8 @@ function split(text) {
   return (text || "").split(/[\s,]+/).filter(Boolean);
 }
 
+// Finished: nothing more runs by itself (a migration rolled back with its
+// TTL still low may be resumed, and says so with its Resume button).
 const FINAL = ["done", "aborted", "rolled_back", "failed"];
 
 async function drawMigrations() {
@@ -130,7 +134,9 @@ async function drawMigrations() {
   }
   if (!list.migrations.length) { message("migrations", "No migrations."); return []; }
   const details = await Promise.all(list.migrations.slice(0, 5).map((m) => api("GET", "/migrations/" + m.id)));
-  replace("migrations", details.map(migrationCard));
+  // The chart's data; a migration whose observations cannot be read shows why.
+  const observed = await Promise.all(details.map((d) => api("GET", "/migrations/" + d.summary.id + "/observations").catch((error) => ({ error: error.message }))));
+  replace("migrations", details.map((detail, i) => migrationCard(detail, observed[i])));
   return details;
 }
 
@@ -145,49 +151,218 @@ function stepNote(status) {
   return status.reason || null;
 }
 
-// Approves the gate a migration awaits approval at, once confirmed; the
-// approval is recorded with this token's name.
-async function approve(summary) {
-  if (!confirm("Approve migration #" + summary.id + " (" + summary.zone + ")? It goes on at once, recorded as approved by this token.")) return;
-  try { await api("POST", "/migrations/" + summary.id + "/approve", {}); await refresh(); } catch (error) { alert(error.message); }
+// The operator's controls, as the API names them. `applies` says when the
+// engine takes the action in a migration's state (the API refuses the rest).
+const ACTIONS = {
+  approve: {
+    label: "Approve", busy: "Approving…",
+    applies: (s) => s.state === "awaiting_approval",
+    confirm: (s) => "Approve migration #" + s.id + " (" + s.zone + ")? It goes on at once, recorded as approved by this token.",
+  },
+  pause: {
+    label: "Pause", busy: "Pausing…",
+    applies: (s) => !["done", "aborted", "failed", "paused", "rolled_back", "rolling_back"].includes(s.state),
+    confirm: (s) => "Pause migration #" + s.id + " (" + s.zone + ")? Nothing more runs until it is resumed; the records stay as they are.",
+  },
+  resume: {
+    label: "Resume", busy: "Resuming…",
+    applies: (s) => s.state === "paused" || (s.state === "rolled_back" && s.phase === "lowered"),
+    confirm: (s) => s.state === "rolled_back"
+      ? "Resume migration #" + s.id + " (" + s.zone + ")? It tries the switch again, from the checks of the new servers."
+      : "Resume migration #" + s.id + " (" + s.zone + ")? It goes on from where it stopped; no wait is shortened.",
+  },
+  rollback: {
+    label: "Roll back", busy: "Rolling back…",
+    applies: (s) => !["done", "aborted", "failed", "rolling_back"].includes(s.state) && !(s.state === "rolled_back" && s.phase === "original"),
+    confirm: (s) => "Roll back migration #" + s.id + " (" + s.zone + ")? The old values are put back (the low TTL kept), then the original TTLs.",
+  },
+};
+
+// Asks the API for `action` once confirmed, and keeps what it answered (the
+// state it reports, or its error message) to show on the migration's card.
+async function steer(summary, action, button) {
+  const what = ACTIONS[action];
+  if (!confirm(what.confirm(summary))) return;
+  button.disabled = true;
+  button.textContent = what.busy;
+  try {
+    const after = await api("POST", "/migrations/" + summary.id + "/" + action, {});
+    state.results[summary.id] = { action, ok: true, state: after.state, seq: ++state.answers,
+      text: what.label + ": the server says migration #" + summary.id + " is now " + after.state.replace(/_/g, " ") + " (" + new Date().toLocaleTimeString() + ")." };
+  } catch (error) {
+    state.results[summary.id] = { action, ok: false, state: null, seq: ++state.answers,
+      text: what.label + " refused" + (error.status ? " (" + error.status + ")" : "") + ": " + error.message };
+  }
+  await refresh();
 }
 
-// What a migration awaiting approval shows: since when, and the button
-// (an admin token's; others are told who can approve).
+// The buttons of an admin token for what applies now, and the last answer.
+function controls(summary) {
+  const result = state.results[summary.id];
+  const said = result ? el("p", { class: "result " + (result.ok ? "good" : "bad"), "data-result": result.action, "data-ok": String(result.ok), "data-state": result.state, "data-seq": result.seq }, result.text) : null;
+  if (state.scope !== "admin") return said;
+  const buttons = Object.keys(ACTIONS).filter((action) => ACTIONS[action].applies(summary)).map((action) =>
+    el("button", { "data-action": action, class: action === "rollback" ? "danger" : null, onclick: (event) => steer(summary, action, event.currentTarget) }, ACTIONS[action].label));
+  return [buttons.length ? el("div", { class: "controls" }, buttons) : null, said];
+}
+
+// What a migration awaiting approval shows: since when (the Approve button
+// is among the controls, for an admin token; others are told who can).
 function approvalBar(summary) {
   if (summary.state !== "awaiting_approval") return null;
   const since = summary.awaiting_approval_since ? " since " + when(summary.awaiting_approval_since) : "";
   return el("p", { class: "warn approval", "data-awaiting-since": summary.awaiting_approval_since },
     "Awaiting approval" + since + ". ",
-    state.scope === "admin"
-      ? el("button", { "data-action": "approve", onclick: () => approve(summary) }, "Approve")
-      : el("span", { class: "muted" }, "An admin token can approve it."));
+    state.scope === "admin" ? null : el("span", { class: "muted" }, "An admin token can approve it."));
 }
 
-function migrationCard(detail) {
+// The evidence of a step's last attempt, in the lines `migrate show` prints.
+function evidence(rows, kind) {
+  const last = rows[rows.length - 1];
+  if (!last || !last.evidence_lines || !last.evidence_lines.length) return null;
+  const head = "evidence" + (rows.length > 1 ? " of attempt " + last.attempt + " (" + rows.length + " recorded)" : "") + (last.done_at ? ", " + when(last.done_at) : "");
+  return el("div", { class: "evidence", "data-evidence": kind },
+    el("div", { class: "muted" }, head),
+    el("ul", {}, last.evidence_lines.map((line) => el("li", {}, line))));
+}
+
+// The rollback's own steps (revert, restore_original), with their evidence.
+function rollbackSteps(detail) {
+  const rows = (detail.steps || []).filter((row) => row.position === null || row.position === undefined).filter((row) => ["revert", "restore_original"].includes(row.kind));
+  if (!rows.length) return null;
+  return [el("h4", {}, "Rollback"), el("ol", { class: "timeline" }, rows.map((row) => el("li", { class: "step " + (row.outcome || "running"), "data-step": row.kind, "data-state": row.outcome || "running" },
+    el("span", { class: "when" }, when(row.done_at || row.started_at)), el("strong", {}, row.kind.replace(/_/g, " ")), " ", el("span", { class: "state" }, row.outcome || "running"),
+    row.reason ? el("div", { class: "why " + row.outcome }, row.reason) : null,
+    evidence([row], row.kind))))];
+}
+
+function migrationCard(detail, observed) {
   const summary = detail.summary;
-  const steps = detail.timeline.map((entry) => {
+  const steps = detail.timeline.map((entry, index) => {
     const status = entry.status.status;
     const at = entry.status.at || entry.status.due;
     const due = status === "next" && entry.status.due ? Date.parse(entry.status.due) / 1000 : null;
     const outcome = entry.status.last ? entry.status.last.outcome : status;
     const note = stepNote(entry.status);
+    // Its recorded attempts (rows from before positions were stored match by kind).
+    const rows = (detail.steps || []).filter((row) => row.position === index || ((row.position === null || row.position === undefined) && row.kind === entry.kind));
     return el("li", { class: "step " + status, "data-step": entry.kind, "data-state": status, "data-outcome": outcome, title: entry.why },
       el("span", { class: "when" }, status === "next" && !entry.status.due ? (summary.state === "awaiting_approval" ? "when approved" : "when resumed") : when(at)), el("strong", {}, entry.kind.replace(/_/g, " ")), " ", el("span", { class: "state" }, status.replace(/_/g, " ")),
       due !== null && !summary.attention ? el("span", { class: "countdown", "data-due": due }, " in " + seconds(due - Date.now() / 1000)) : null,
       el("div", { class: "what muted" }, entry.what),
       entry.mail ? el("div", { class: "mail muted", "data-mail": entry.kind }, entry.mail) : null,
-      note ? el("div", { class: "why " + outcome }, note) : null);
+      note ? el("div", { class: "why " + outcome }, note) : null,
+      evidence(rows, entry.kind));
   });
   const events = (detail.events || []).map((event) => el("li", { "data-event": event.kind, "data-cause": event.cause, "data-outcome": event.outcome || null, class: "event " + (event.outcome || event.kind) },
     el("span", { class: "when" }, when(event.at)), el("span", { class: "cause" }, event.cause), " ", event.kind === "approval" ? "approved by " + (event.by || "an operator") + " at " + when(event.at) + (event.reason ? ": " + event.reason : "") : event.text));
-  return el("div", { class: "card", "data-migration": summary.id, "data-state": summary.state, "data-carried-by": summary.carried_by },
-    el("h3", {}, "#" + summary.id + " · " + summary.zone + " · " + summary.file_name + " · ", el("span", { class: "state badge" }, summary.state.replace(/_/g, " ")),
-      summary.reason ? el("span", { class: "warn" }, " " + summary.reason) : null),
+  // Finished migrations start folded, running ones open; a person's own
+  // opening or closing is kept across redraws.
+  const finished = FINAL.includes(summary.state);
+  const open = state.open[summary.id] !== undefined ? state.open[summary.id] : !finished;
+  return el("details", { class: "card" + (finished ? " finished" : ""), "data-migration": summary.id, "data-state": summary.state, "data-carried-by": summary.carried_by, open: open ? "" : null },
+    el("summary", { onclick: (event) => { state.open[summary.id] = !event.currentTarget.parentElement.open; } },
+      el("h3", {}, "#" + summary.id + " · " + summary.zone + " · " + summary.file_name + " · ", el("span", { class: "state badge" }, summary.state.replace(/_/g, " ")),
+        summary.reason ? el("span", { class: "warn" }, " " + summary.reason) : null)),
     summary.attention ? el("p", { class: "bad attention", "data-attention": "" }, summary.attention) : null,
     approvalBar(summary),
+    controls(summary),
+    chart(detail, observed),
     el("ol", { class: "timeline" }, steps),
+    rollbackSteps(detail),
     el("details", { class: "events", open: "" }, el("summary", {}, "What happened (" + events.length + " events)"), el("ol", { class: "events" }, events)));
+}
+
+// An SVG element with attributes and children.
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value !== undefined && value !== null) node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+// The chart's series: authorities and resolvers on the old and new values.
+const SERIES = [
+  { key: "authorities-old", side: "authorities", field: "old", label: "authorities, old values" },
+  { key: "authorities-new", side: "authorities", field: "new", label: "authorities, new values" },
+  { key: "resolvers-old", side: "resolvers", field: "old", label: "resolvers, old values" },
+  { key: "resolvers-new", side: "resolvers", field: "new", label: "resolvers, new values" },
+];
+
+// The switch and the rollback, from the migration's events: when the step
+// that changed the records was done.
+function markers(events) {
+  const found = [];
+  const switched = (events || []).find((e) => e.kind === "step" && e.step === "switch" && e.outcome === "done");
+  if (switched) found.push({ kind: "switch", label: "switch", at: switched.at });
+  const back = (events || []).find((e) => e.kind === "step" && (e.step === "revert" || e.step === "restore_original") && e.outcome === "done");
+  if (back) found.push({ kind: "rollback", label: "rolled back", at: back.at });
+  return found;
+}
+
+// How many authorities and resolvers served the old and the new values
+// over time, from the observations stored for the migration (each run of
+// surveys that counted alike: a point where it began and one where it
+// ended), with the switch and the rollback as vertical lines.
+function chart(detail, observed) {
+  if (!observed || observed.error) return el("p", { class: "bad chart-empty" }, "No chart: " + ((observed && observed.error) || "no answer"));
+  const rows = observed.observations;
+  if (!rows.length) return el("p", { class: "muted chart-empty", "data-chart-empty": summaryId(detail) }, observed.watching
+    ? "No observations yet: serve asks the servers between steps, every " + observed.every_seconds + " s."
+    : "No observations: none were recorded while this migration ran.");
+  const marks = markers(detail.events);
+  const times = rows.flatMap((r) => [Date.parse(r.at), Date.parse(r.last_at)]).concat(marks.map((m) => Date.parse(m.at)));
+  const t0 = Math.min(...times);
+  const t1 = Math.max(t0 + 1000, ...times);
+  const yMax = Math.max(1, ...rows.map((r) => Math.max(r.authorities.total, r.resolvers.total)));
+  const W = 720, H = 230, left = 44, right = 16, top = 14, bottom = 58;
+  const plotW = W - left - right, plotH = H - top - bottom;
+  const x = (t) => (left + (t - t0) / (t1 - t0) * plotW).toFixed(2);
+  const y = (v) => (top + (1 - v / yMax) * plotH).toFixed(2);
+  const grid = [];
+  for (let v = 0; v <= yMax; v += Math.max(1, Math.ceil(yMax / 5))) {
+    grid.push(svg("line", { class: "grid", x1: left, x2: left + plotW, y1: y(v), y2: y(v) }));
+    grid.push(svg("text", { class: "tick", x: left - 6, y: Number(y(v)) + 4, "text-anchor": "end" }, String(v)));
+  }
+  const series = SERIES.map((s) => {
+    const points = [];
+    for (const r of rows) {
+      points.push({ at: r.at, value: r[s.side][s.field] });
+      if (r.last_at !== r.at) points.push({ at: r.last_at, value: r[s.side][s.field] });
+    }
+    return svg("g", { class: "series " + s.key, "data-series": s.key },
+      svg("polyline", { points: points.map((p) => x(Date.parse(p.at)) + "," + y(p.value)).join(" ") }),
+      points.map((p) => svg("circle", { r: 3, cx: x(Date.parse(p.at)), cy: y(p.value), "data-series": s.key, "data-at": p.at, "data-value": p.value },
+        svg("title", {}, s.label + ": " + p.value + " at " + when(p.at)))));
+  });
+  const lines = marks.map((m) => svg("g", { class: "marker " + m.kind, "data-marker": m.kind, "data-at": m.at },
+    svg("line", { x1: x(Date.parse(m.at)), x2: x(Date.parse(m.at)), y1: top, y2: top + plotH }),
+    // The label on the side with room for it.
+    Number(x(Date.parse(m.at))) > left + plotW * 0.75
+      ? svg("text", { x: Number(x(Date.parse(m.at))) - 4, y: top + 10, "text-anchor": "end" }, m.label + " " + when(m.at))
+      : svg("text", { x: Number(x(Date.parse(m.at))) + 4, y: top + 10 }, m.label + " " + when(m.at))));
+  const legend = SERIES.map((s, i) => svg("g", { class: "legend series " + s.key, transform: "translate(" + (left + i * 170) + "," + (H - 14) + ")" },
+    svg("line", { x1: 0, x2: 22, y1: -4, y2: -4 }), svg("text", { x: 27, y: 0 }, s.label)));
+  const axis = [
+    svg("line", { class: "axis", x1: left, x2: left + plotW, y1: top + plotH, y2: top + plotH }),
+    svg("text", { class: "tick", x: left, y: top + plotH + 16 }, when(new Date(t0).toISOString())),
+    svg("text", { class: "tick", x: left + plotW, y: top + plotH + 16, "text-anchor": "end" }, when(new Date(t1).toISOString())),
+  ];
+  const surveys = rows.reduce((n, r) => n + r.surveys, 0);
+  return el("figure", { class: "chart" },
+    svg("svg", { class: "chart", role: "img", "aria-label": "servers on the old and new values over time", viewBox: "0 0 " + W + " " + H, width: W, height: H,
+      "data-chart": summaryId(detail), "data-t0": t0, "data-t1": t1, "data-y-max": yMax, "data-left": left, "data-top": top, "data-plot-width": plotW, "data-plot-height": plotH },
+    grid, axis, lines, series, legend),
+    el("figcaption", { class: "muted" }, rows.length + " observations (" + surveys + " surveys) of what the " + rows[rows.length - 1].authorities.total + " authorities and " + rows[rows.length - 1].resolvers.total + " resolvers serve; " + (observed.watching ? "serve asks every " + observed.every_seconds + " s between steps." : "serve no longer asks (the migration stopped, or the caches have let go since the rollback).")));
+}
+
+function summaryId(detail) {
+  return String(detail.summary.id);
 }
 
 // The propagation matrix of a running migration: a row per authoritative
@@ -217,6 +392,8 @@ async function drawMatrixNow() {
   try {
     const list = await api("GET", "/migrations");
     const running = list.migrations.find((m) => !FINAL.includes(m.state));
+    // At the top while a migration runs; out of the way otherwise.
+    $("matrix-section").hidden = !running;
     if (!running) { message("matrix", ""); $("matrix-summary").textContent = "No running migration."; return; }
     drawMatrix(await api("GET", "/migrations/" + running.id + "/propagation"));
   } catch (error) { message("matrix", error.message, "bad"); }

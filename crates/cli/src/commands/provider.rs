@@ -1,0 +1,316 @@
+//! `cutover provider list`: the kinds of provider a migration file can
+//! name, and the cloud hosts with the keys each takes.
+//! `cutover provider test FILE`: builds the file's provider and reads
+//! through it what the migration would read, changing nothing.
+//!
+//! ```text
+//!  FILE ──MigrationFile──▶ build (secrets read here, shown nowhere) ──▶ Provider
+//!       ──read(zone): the whole zone ─────────────────┐
+//!         └ Unsupported (read RRset by RRset): the apex and the explicit moves' RRsets
+//!                                                     └──▶ NAME TYPE TTL VALUE (or --json)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use cutover_migrate::file::Move;
+use cutover_migrate::provider::{ProviderSpec, KIND_WORDS};
+use cutover_migrate::MigrationFile;
+use cutover_provider::cloud::services::{Reads, SERVICES};
+use cutover_provider::ProviderError;
+use cutover_zone::zonefile::rdata_to_text;
+use cutover_zone::{Name, RecordType, Rrset};
+use serde::Serialize;
+
+use super::table::Table;
+
+/// The `provider` verbs.
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// The provider kinds and cloud hosts a migration file can name, with the keys each takes.
+    List(ListArgs),
+    /// Read the records a migration file's provider holds for its zone, changing nothing.
+    Test(TestArgs),
+}
+
+/// `provider list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `provider test FILE`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The migration file whose provider is tried.
+    pub file: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One key of a cloud service, as listed.
+#[derive(Serialize)]
+struct KeyView {
+    /// The key.
+    key: &'static str,
+    /// What it holds.
+    what: &'static str,
+    /// A credential (also `KEY_file` / `KEY_env`).
+    secret: bool,
+    /// Whether it must be given.
+    required: bool,
+}
+
+/// One cloud service, as listed.
+#[derive(Serialize)]
+struct ServiceView {
+    /// `service = "…"`.
+    service: &'static str,
+    /// The host's name.
+    title: &'static str,
+    /// `api` or `dns`.
+    reads: &'static str,
+    /// Its keys.
+    keys: Vec<KeyView>,
+}
+
+/// One record found by `provider test`.
+#[derive(Serialize)]
+struct RecordView {
+    /// Owner, absolute.
+    name: String,
+    /// Type mnemonic.
+    #[serde(rename = "type")]
+    rtype: String,
+    /// TTL in seconds.
+    ttl: u32,
+    /// The data in zone-file form.
+    value: String,
+}
+
+/// What `provider test` found.
+#[derive(Serialize)]
+struct TestView {
+    /// The provider, described.
+    provider: String,
+    /// The zone.
+    zone: String,
+    /// True when the whole zone was listed; false when only `asked` was read.
+    listed: bool,
+    /// The RRsets asked for when the zone cannot be listed ("NAME TYPE").
+    asked: Vec<String>,
+    /// The records found.
+    records: Vec<RecordView>,
+}
+
+/// Runs a `provider` verb; `store` is where an embedded provider's zone is.
+pub fn run(command: &ProviderCommand, store: &Path) -> anyhow::Result<()> {
+    match command {
+        ProviderCommand::List(args) => list(args.json),
+        ProviderCommand::Test(args) => test(args, store),
+    }
+}
+
+/// `provider list`.
+fn list(json: bool) -> anyhow::Result<()> {
+    let services: Vec<ServiceView> = SERVICES
+        .iter()
+        .map(|s| ServiceView {
+            service: s.name,
+            title: s.title,
+            reads: match s.reads {
+                Reads::Api => "api",
+                Reads::Dns => "dns",
+            },
+            keys: s
+                .settings
+                .iter()
+                .map(|k| KeyView {
+                    key: k.key,
+                    what: k.what,
+                    secret: k.secret,
+                    required: k.required,
+                })
+                .collect(),
+        })
+        .collect();
+    if json {
+        let kinds: Vec<_> = KIND_WORDS
+            .iter()
+            .map(|(kind, words)| serde_json::json!({ "kind": kind, "takes": words }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "kinds": kinds, "services": services })
+            )?
+        );
+        return Ok(());
+    }
+    let mut kinds = Table::new(["KIND", "WHAT"]);
+    for (kind, words) in KIND_WORDS {
+        kinds.row([*kind, *words]);
+    }
+    kinds.print();
+    println!();
+    println!("Cloud hosts (kind = \"cloud\", service = …), read through their API or by DNS from `nameservers`; a credential is given as KEY_file = PATH, KEY_env = NAME or KEY = \"…\" (stored with the migration, never shown):");
+    let mut table = Table::new(["SERVICE", "HOST", "READS", "NEEDS", "OPTIONAL"]);
+    for s in &services {
+        let keys = |required: bool| {
+            let named: Vec<String> = s
+                .keys
+                .iter()
+                .filter(|k| k.required == required)
+                .map(|k| match k.secret {
+                    true => format!("{} (credential)", k.key),
+                    false => k.key.to_string(),
+                })
+                .collect();
+            match named.is_empty() {
+                true => "-".to_string(),
+                false => named.join(", "),
+            }
+        };
+        table.row([
+            s.service.to_string(),
+            s.title.to_string(),
+            s.reads.to_string(),
+            keys(true),
+            keys(false),
+        ]);
+    }
+    table.print();
+    Ok(())
+}
+
+/// `provider test FILE`.
+fn test(args: &TestArgs, store: &Path) -> anyhow::Result<()> {
+    let file = MigrationFile::read(&args.file)?;
+    let unset = file.env_refusals();
+    if let Some(first) = unset.into_iter().next() {
+        return Err(first.into());
+    }
+    if matches!(file.provider, ProviderSpec::Embedded) && !store.exists() {
+        anyhow::bail!(
+            "the embedded provider reads the store {}, which does not exist (give --store)",
+            store.display()
+        );
+    }
+    let provider = cutover_server::scheduler::provider(&file, store)
+        .map_err(|e| file.error_at(file.spots.provider, format!("{e:#}")))?;
+    let describe = provider.describe();
+    let zone = &file.zone;
+    let (listed, asked, rrsets) = match provider.read(zone) {
+        Ok(z) => {
+            let mut rrsets = Vec::new();
+            for (name, node) in z.nodes() {
+                for (rtype, rrset) in node.rrsets() {
+                    rrsets.push((name.clone(), rtype, rrset.clone()));
+                }
+            }
+            (true, Vec::new(), rrsets)
+        }
+        Err(ProviderError::Unsupported(_)) => {
+            let keys = touched(&file);
+            let found = provider
+                .read_rrsets(zone, &keys)
+                .with_context(|| format!("cannot read {zone} through {describe}"))?;
+            let asked = keys.iter().map(|(n, t)| format!("{n} {t}")).collect();
+            let rrsets = keys
+                .into_iter()
+                .zip(found)
+                .filter_map(|((name, rtype), rrset)| rrset.map(|r| (name, rtype, r)))
+                .collect();
+            (false, asked, rrsets)
+        }
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("cannot read {zone} through {describe}"))
+            )
+        }
+    };
+    let records: Vec<RecordView> = rrsets
+        .iter()
+        .flat_map(|(name, rtype, rrset)| views(name, *rtype, rrset))
+        .collect();
+    let view = TestView {
+        provider: describe,
+        zone: zone.to_string(),
+        listed,
+        asked,
+        records,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    match view.listed {
+        true => println!(
+            "{}: read {} records of {} (the whole zone); nothing was changed.",
+            view.provider,
+            view.records.len(),
+            view.zone
+        ),
+        false => println!(
+            "{}: cannot list {}; read the {} RRsets the file names ({}): {} records; nothing was changed.",
+            view.provider,
+            view.zone,
+            view.asked.len(),
+            view.asked.join(", "),
+            view.records.len()
+        ),
+    }
+    let mut table = Table::new(["NAME", "TYPE", "TTL", "VALUE"]).right(&[2]);
+    for r in &view.records {
+        table.row([
+            r.name.clone(),
+            r.rtype.clone(),
+            r.ttl.to_string(),
+            r.value.clone(),
+        ]);
+    }
+    table.print();
+    Ok(())
+}
+
+/// The RRsets a migration reads when its provider cannot list the zone:
+/// the apex's SOA, NS, A, AAAA and MX, and each explicit move's RRset
+/// (an address move's records can only be found by listing).
+fn touched(file: &MigrationFile) -> Vec<(Name, RecordType)> {
+    let mut keys: Vec<(Name, RecordType)> = [
+        RecordType::SOA,
+        RecordType::NS,
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::MX,
+    ]
+    .into_iter()
+    .map(|t| (file.zone.clone(), t))
+    .collect();
+    for m in &file.moves {
+        if let Move::Explicit { name, rtype, .. } = m {
+            if !keys.contains(&(name.clone(), *rtype)) {
+                keys.push((name.clone(), *rtype));
+            }
+        }
+    }
+    keys
+}
+
+/// The records of one RRset, as printed.
+fn views(name: &Name, rtype: RecordType, rrset: &Rrset) -> Vec<RecordView> {
+    rrset
+        .rdatas()
+        .iter()
+        .map(|rdata| RecordView {
+            name: name.to_string(),
+            rtype: rtype.to_string(),
+            ttl: rrset.ttl,
+            value: rdata_to_text(rdata),
+        })
+        .collect()
+}
