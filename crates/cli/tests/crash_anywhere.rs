@@ -79,7 +79,9 @@ fn one_run(interruption: &Interruption, web_port: u16) -> Result<(), String> {
     let id = start_before_serve(&site, &file);
     let first_dead = match interruption {
         Interruption::Hook(point) => {
-            let mut serve = site.spawn_serve(&[("CUTOVER_CRASH_AT", point.as_str())]);
+            // Bound or not, it must end at the crash point (a port still in
+            // use after every start is reported below with the log).
+            let (mut serve, _bound) = site.start_serve(&[("CUTOVER_CRASH_AT", point.as_str())]);
             let status = wait_exit(
                 &mut serve.child,
                 Duration::from_secs(40),

@@ -84,6 +84,10 @@ pub struct Site {
     held: Vec<Reservation>,
 }
 
+/// How many times [`Site::start_serve`] starts serve on the site's port
+/// when it finds the port in use for a moment.
+pub const SERVE_STARTS: u32 = 10;
+
 /// How long a started `cutover serve` may take to bind and answer (a
 /// deadline for a loaded machine, not a measurement).
 pub const SERVE_LIMIT: Duration = Duration::from_secs(60);
@@ -156,15 +160,8 @@ impl Site {
     /// holds its port and answers; panics with its log when it exits, finds
     /// its port taken or does not answer within [`SERVE_LIMIT`].
     pub fn serve(&self, env: &[(&str, &str)]) -> Guard {
-        let from = log_length(&self.log_path());
-        let mut guard = self.spawn_serve(env);
-        if let Err(e) = wait_bound_from(
-            "cutover serve",
-            &mut guard.child,
-            &Socket::dns(self.addr),
-            &self.log_path(),
-            from,
-        ) {
+        let (mut guard, bound) = self.start_serve(env);
+        if let Err(e) = bound {
             panic!(
                 "cutover serve did not start on {} (the site's port, named by its migrations, cannot change): {e}",
                 self.addr
@@ -183,6 +180,39 @@ impl Site {
             std::thread::sleep(Duration::from_millis(50));
         }
         guard
+    }
+
+    /// Starts `cutover serve` and waits until it holds the site's port or
+    /// exits. A start that found the port in use is made again on the same
+    /// port (the site's migrations name it), up to [`SERVE_STARTS`] times:
+    /// the port was held for this site, so what holds it for a moment is a
+    /// copy of the test's own socket, inherited by a child another test
+    /// thread was starting (a forked child keeps the parent's descriptors
+    /// until it executes its program). Returns the last start and how it
+    /// went: bound, or why not (a serve that exited for another reason,
+    /// e.g. at a crash point, is the caller's to judge).
+    pub fn start_serve(&self, env: &[(&str, &str)]) -> (Guard, Result<(), StartError>) {
+        let mut attempt = 1;
+        loop {
+            let from = log_length(&self.log_path());
+            let mut guard = self.spawn_serve(env);
+            let bound = wait_bound_from(
+                "cutover serve",
+                &mut guard.child,
+                &Socket::dns(self.addr),
+                &self.log_path(),
+                from,
+            );
+            match bound {
+                Err(StartError::InUse(_)) if attempt < SERVE_STARTS => {
+                    let _ = guard.child.kill();
+                    let _ = guard.child.wait();
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                bound => return (guard, bound),
+            }
+        }
     }
 
     /// Where `cutover serve` logs (appended to by every start).
