@@ -96,6 +96,9 @@ fn provider_list_names_every_kind_and_the_keys_of_each_cloud_host() {
         "cloudflare",
         "token (credential)",
         "nameservers",
+        "google",
+        "service_account_json (credential)",
+        "pdns",
     ] {
         assert!(shown.contains(word), "provider list names {word}: {shown}");
     }

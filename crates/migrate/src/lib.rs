@@ -24,6 +24,7 @@ pub mod file;
 pub mod flush;
 pub mod notify;
 pub mod observe;
+pub mod partial;
 pub mod plan;
 pub mod provider;
 pub mod routed;

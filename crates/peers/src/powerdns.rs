@@ -44,8 +44,14 @@ impl PowerDns {
     /// starts pdns_server answering on a free port of `ip` (IPv4 loopback)
     /// with the API on another, and waits until both answer.
     pub async fn start(ip: [u8; 4], zones: &[(&str, &str)]) -> PowerDns {
+        PowerDns::start_with(ip, zones, "").await
+    }
+
+    /// [`PowerDns::start`] with `extra` lines added to pdns.conf (e.g.
+    /// `disable-axfr=yes\n`: a host that transfers its zones to no one).
+    pub async fn start_with(ip: [u8; 4], zones: &[(&str, &str)], extra: &str) -> PowerDns {
         start_on_free_ports_async("pdns_server", async |ports: &mut Ports| {
-            PowerDns::try_start(ports.on(ip), ports.pick(&[LOOPBACK]), zones).await
+            PowerDns::try_start(ports.on(ip), ports.pick(&[LOOPBACK]), zones, extra).await
         })
         .await
     }
@@ -56,6 +62,7 @@ impl PowerDns {
         addr: SocketAddr,
         api_port: u16,
         zones: &[(&str, &str)],
+        extra: &str,
     ) -> Result<PowerDns, StartError> {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let db = dir.path().join("pdns.sqlite3");
@@ -86,7 +93,7 @@ impl PowerDns {
              webserver-allow-from=127.0.0.0/8\n\
              socket-dir={run}\ndaemon=no\nguardian=no\nwrite-pid=no\ndisable-syslog=yes\n\
              cache-ttl=0\nquery-cache-ttl=0\nnegquery-cache-ttl=0\nzone-cache-refresh-interval=0\n\
-             reuseport=no\nloglevel=5\n",
+             reuseport=no\nloglevel=5\n{extra}",
             db = db.display(),
             ip = addr.ip(),
             port = addr.port(),

@@ -1,4 +1,4 @@
-//! The battery against the cloud provider (feature `cloud`): dns-update's
+//! The battery against the cloud provider: dns-update's
 //! PowerDNS backend pointed at a local pdns_server, the nearest thing to a
 //! cloud DNS host that runs on loopback. Reads go by DNS to the server's
 //! DNS port, as they would to a cloud host's nameservers.
@@ -16,7 +16,8 @@ use dns_update::DnsUpdater;
 /// Every battery case, an unmodelled type, MX and TXT, and the documented non-atomic write.
 #[test]
 fn cloud_host_through_dns_update_passes_the_battery() {
-    let (addr, pdns) = battery::powerdns::start();
+    // A host that transfers its zones to no one: read RRset by RRset.
+    let (addr, pdns) = battery::powerdns::start_with("disable-axfr=yes\n");
     let updater = DnsUpdater::new_pdns(
         &pdns.api_key,
         Some(&pdns.api_url),
@@ -123,5 +124,40 @@ fn cloud_host_through_dns_update_passes_the_battery() {
             .unwrap(),
         vec![changes[0].set.clone()],
         "the first RRset was written before the host refused the second"
+    );
+}
+
+/// A host whose servers transfer the zone to this machine is listed whole
+/// by AXFR, TTLs included, as it serves it.
+#[test]
+fn a_cloud_host_that_transfers_the_zone_is_listed_whole() {
+    let (addr, pdns) = battery::powerdns::start();
+    let updater = DnsUpdater::new_pdns(
+        &pdns.api_key,
+        Some(&pdns.api_url),
+        Some("localhost"),
+        Some(Duration::from_secs(10)),
+    )
+    .expect("a dns-update PowerDNS client");
+    let provider = CloudProvider::new(
+        updater,
+        "PowerDNS as a cloud host",
+        vec![addr],
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let zone = provider
+        .read(&battery::zone())
+        .unwrap_or_else(|e| panic!("expected the zone by AXFR, saw {e}"));
+    assert!(zone.soa().is_some(), "the zone listed has its SOA");
+    assert_eq!(
+        zone.get(&battery::name("www"), RecordType::A),
+        Some(&battery::a(3600, [192, 0, 2, 10])),
+        "www A with its TTL, as served"
+    );
+    assert!(
+        zone.record_count() >= 12,
+        "expected the whole zone (at least 12 records), read {}",
+        zone.record_count()
     );
 }

@@ -24,6 +24,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use cutover_migrate::checks::{observe, ProbeChecks};
 use cutover_migrate::notify;
+use cutover_migrate::partial;
 use cutover_migrate::plan::preflight::{self, Active};
 use cutover_migrate::plan::Refusals;
 use cutover_migrate::provider::ProviderSpec;
@@ -344,13 +345,31 @@ const FROM_THE_COMMAND_LINE: &str = "on the command line";
 
 /// One zone of a migration file, as its provider holds it; a zone the
 /// provider does not hold, or settings it refuses, at their place in the file.
+///
+/// A provider that cannot list the zone (a cloud host read by DNS that
+/// does not transfer it) gives the apex and the RRsets the file names, with
+/// the warning that says so; a move by address then cannot be planned.
 fn read_zone(
     parsed: &MigrationFile,
     target: &cutover_migrate::file::ZoneTarget,
     provider: &dyn cutover_provider::Provider,
-) -> anyhow::Result<cutover_zone::Zone> {
+) -> anyhow::Result<(cutover_zone::Zone, Option<Warning>)> {
     match provider.read(&target.name) {
-        Ok(zone) => Ok(zone),
+        Ok(zone) => Ok((zone, None)),
+        Err(ProviderError::Unsupported(why)) => {
+            let view = cutover_migrate::plan::zone_view(parsed, target);
+            if let Some(refused) = partial::refusal(&view, &why) {
+                return Err(refused.into());
+            }
+            let read = partial::read(provider, &view).with_context(|| {
+                format!(
+                    "cannot read {} RRset by RRset from {}",
+                    target.name,
+                    provider.describe()
+                )
+            })?;
+            Ok((read.zone, Some(read.warning)))
+        }
         Err(e @ ProviderError::UnknownZone(_)) => Err(parsed
             .error_at(target.spot, format!("{e} ({})", provider.describe()))
             .into()),
@@ -458,8 +477,11 @@ fn make_plan(
         parsed.with_zones(listed.into_iter().map(|z| z.origin).collect())?;
     }
     let mut zones = Vec::new();
+    let mut partly_read = Vec::new();
     for target in &parsed.zones {
-        zones.push(read_zone(&parsed, target, &*provider)?);
+        let (zone, partly) = read_zone(&parsed, target, &*provider)?;
+        zones.push(zone);
+        partly_read.extend(partly);
     }
     let now = Timestamp::now();
     // What cannot work is refused before the servers are asked anything.
@@ -490,6 +512,7 @@ fn make_plan(
         ),
     };
     let mut plan = cutover_migrate::plan::plan_zones(&parsed, &zones, &observations, now)?;
+    plan.warnings.extend(partly_read);
     let details: Vec<(i64, String, Plan)> = migrations
         .list()?
         .into_iter()

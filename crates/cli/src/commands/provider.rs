@@ -6,7 +6,7 @@
 //! ```text
 //!  FILE ──MigrationFile──▶ build (secrets read here, shown nowhere) ──▶ Provider
 //!       ──read(zone): the whole zone ─────────────────┐
-//!         └ Unsupported (read RRset by RRset): the apex and the explicit moves' RRsets
+//!         └ Unsupported (read RRset by RRset): the apex and the explicit moves' RRsets (partial::keys)
 //!                                                     └──▶ NAME TYPE TTL VALUE (or --json)
 //! ```
 
@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use cutover_migrate::file::Move;
 use cutover_migrate::provider::{ProviderSpec, KIND_WORDS};
 use cutover_migrate::MigrationFile;
 use cutover_provider::cloud::services::{Reads, SERVICES};
@@ -215,7 +214,7 @@ fn test(args: &TestArgs, store: &Path) -> anyhow::Result<()> {
             (true, Vec::new(), rrsets)
         }
         Err(ProviderError::Unsupported(_)) => {
-            let keys = touched(&file);
+            let keys = cutover_migrate::partial::keys(&file);
             let found = provider
                 .read_rrsets(zone, &keys)
                 .with_context(|| format!("cannot read {zone} through {describe}"))?;
@@ -275,30 +274,6 @@ fn test(args: &TestArgs, store: &Path) -> anyhow::Result<()> {
     }
     table.print();
     Ok(())
-}
-
-/// The RRsets a migration reads when its provider cannot list the zone:
-/// the apex's SOA, NS, A, AAAA and MX, and each explicit move's RRset
-/// (an address move's records can only be found by listing).
-fn touched(file: &MigrationFile) -> Vec<(Name, RecordType)> {
-    let mut keys: Vec<(Name, RecordType)> = [
-        RecordType::SOA,
-        RecordType::NS,
-        RecordType::A,
-        RecordType::AAAA,
-        RecordType::MX,
-    ]
-    .into_iter()
-    .map(|t| (file.zone.clone(), t))
-    .collect();
-    for m in &file.moves {
-        if let Move::Explicit { name, rtype, .. } = m {
-            if !keys.contains(&(name.clone(), *rtype)) {
-                keys.push((name.clone(), *rtype));
-            }
-        }
-    }
-    keys
 }
 
 /// The records of one RRset, as printed.

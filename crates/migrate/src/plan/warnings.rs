@@ -27,6 +27,16 @@ pub enum Warning {
         #[schema(value_type = Object)]
         about: Box<Warning>,
     },
+    /// The provider cannot list the zone: the plan was made from the
+    /// RRsets it read one by one, and the rest of the zone was not looked at.
+    PartialRead {
+        /// The zone.
+        zone: String,
+        /// The provider, in words.
+        provider: String,
+        /// The RRsets read (`NAME TYPE`).
+        read: Vec<String>,
+    },
     /// A zone of the file in which nothing moves: it is left alone.
     NothingMoves {
         /// The zone.
@@ -122,6 +132,12 @@ impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Warning::InZone { zone, about } => write!(f, "{zone}: {about}"),
+            Warning::PartialRead { zone, provider, read } => write!(
+                f,
+                "{zone}: {provider} cannot list the zone, so the plan was made from the {} RRsets read one by one ({}); the zone's other records were not looked at (a record elsewhere leading to a moving name is not warned about)",
+                read.len(),
+                read.join(", ")
+            ),
             Warning::NothingMoves { zone } => write!(
                 f,
                 "{zone}: no record in it holds a moving address and no move names it: it is left alone"

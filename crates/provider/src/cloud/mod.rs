@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!  read        ──Route 53──▶ ListResourceRecordSets, every page (route53.rs)
-//!              └─others────▶ Unsupported (they are read RRset by RRset)
+//!              └─others────▶ AXFR, unsigned, from the zone's servers (first that allows it)
+//!                            └─none──▶ Unsupported (the zone is read RRset by RRset)
 //!  read_rrsets ──Route 53──▶ ListResourceRecordSets at (name, type), TTL included
 //!              └─others────▶ DNS, RD=0, to the zone's authoritative servers (first that answers)
 //!  apply ──read_rrsets──▶ condition::pending ──▶ nothing left: done (a redo)
@@ -21,7 +22,11 @@
 //!   old TTL (how long caches keep the old address), so reads do not take it.
 //! - **Every other host: DNS**, from the servers the file names
 //!   (`nameservers`), so a read sees what the host's servers serve, which
-//!   on anycast networks can lag a write by seconds to a minute.
+//!   on anycast networks can lag a write by seconds to a minute. The whole
+//!   zone is listed by AXFR when a server allows this machine to transfer
+//!   it (hosts that feed secondaries do); when none does, only named
+//!   RRsets can be read, and a migration that must search the zone (a move
+//!   by address) cannot be planned through it (`cutover_migrate::partial`).
 //!
 //! Weaker than the other providers, and said so:
 //! - **Read, compare, write, with no prerequisite**: the condition is
@@ -46,6 +51,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cutover_nameserver::transfer::{fetch_axfr, Limits};
 use cutover_zone::{Name, Rdata, RecordType, Rrset, Zone};
 use dns_update::{DnsRecord, DnsRecordType, DnsUpdater, MXRecord, SRVRecord};
 use hickory_proto::rr::RData;
@@ -247,6 +253,32 @@ impl CloudProvider {
         Err(last.unwrap_or_else(|| ProviderError::Unreachable("no server".into())))
     }
 
+    /// The whole zone by AXFR from the first of `servers` that allows it
+    /// (hosts that serve secondaries, or a host's own servers allowing
+    /// this machine); else `Unsupported`, saying what each server said,
+    /// and the zone is read RRset by RRset.
+    fn transfer(&self, zone: &Name, servers: &[SocketAddr]) -> Result<Zone, ProviderError> {
+        let limits = Limits {
+            max_records: 2_000_000,
+            max_bytes: 1 << 30,
+            idle: self.timeout,
+            total: self.timeout * 20,
+        };
+        let mut said = Vec::new();
+        for server in servers {
+            match fetch_axfr(*server, zone, None, limits) {
+                Ok(transfer) => return Ok(transfer.zone),
+                Err(e) => said.push(e.to_string()),
+            }
+        }
+        Err(self.scrub(ProviderError::Unsupported(format!(
+            "{} cannot list the zone {zone}: its API client gives no TTLs and no server \
+             transferred the zone ({})",
+            self.label,
+            said.join("; ")
+        ))))
+    }
+
     /// Writes one change through the API.
     fn write(&self, zone: &Name, change: &Change) -> Result<(), ProviderError> {
         let rtype = record_type(change.rtype)?;
@@ -374,12 +406,7 @@ impl Provider for CloudProvider {
     fn read(&self, zone: &Name) -> Result<Zone, ProviderError> {
         match &self.reader {
             Reader::Route53(api) => api.read_zone(zone).map_err(|e| self.scrub(e)),
-            Reader::Dns(_) => Err(ProviderError::Unsupported(format!(
-                "{} cannot list the zone {zone}; its RRsets are read one by one over DNS \
-                 (its API client gives no TTLs), so a migration that needs the whole zone \
-                 cannot be planned through it yet",
-                self.label
-            ))),
+            Reader::Dns(servers) => self.transfer(zone, servers),
         }
     }
 

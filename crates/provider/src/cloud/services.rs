@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dns_update::providers::azuredns::{AzureDnsConfig, AzureEnvironment};
+use dns_update::providers::google_cloud_dns::GoogleCloudDnsConfig;
 use dns_update::providers::ovh::OvhEndpoint;
 use dns_update::providers::route53::Route53Config;
 use dns_update::DnsUpdater;
@@ -162,6 +163,61 @@ pub const SERVICES: &[Service] = &[
         reads: Reads::Dns,
     },
     Service {
+        name: "google",
+        title: "Google Cloud DNS",
+        settings: &[
+            Setting {
+                key: "service_account_json",
+                what: "the service account's JSON key (usually service_account_json_file = \"/path/key.json\")",
+                secret: true,
+                required: true,
+            },
+            Setting {
+                key: "project_id",
+                what: "the Google Cloud project id",
+                secret: false,
+                required: true,
+            },
+            Setting {
+                key: "managed_zone",
+                what: "the managed zone's name (default: found by the zone's name)",
+                secret: false,
+                required: false,
+            },
+            NAMESERVERS,
+        ],
+        reads: Reads::Dns,
+    },
+    // dns-update's PowerDNS client, as the other hosts are driven (reads
+    // by DNS, writes RRset by RRset); `kind = "powerdns"` is cutover's own
+    // client, which reads TTLs through the API and applies with conditions.
+    Service {
+        name: "pdns",
+        title: "PowerDNS Authoritative",
+        settings: &[
+            Setting {
+                key: "api_key",
+                what: "the API key (X-API-Key)",
+                secret: true,
+                required: true,
+            },
+            Setting {
+                key: "url",
+                what: "the API's base URL, e.g. \"http://127.0.0.1:8081\"",
+                secret: false,
+                required: true,
+            },
+            Setting {
+                key: "server_id",
+                what: "the server id in the API's paths (default localhost)",
+                secret: false,
+                required: false,
+            },
+            NAMESERVERS,
+        ],
+        reads: Reads::Dns,
+    },
+    Service {
         name: "azure",
         title: "Azure DNS",
         settings: &[
@@ -285,6 +341,23 @@ pub fn updater(
                 timeout,
             )
         }
+        "google" => {
+            google_key_checked(&get("service_account_json"))?;
+            DnsUpdater::new_google_cloud_dns(GoogleCloudDnsConfig {
+                service_account_json: get("service_account_json"),
+                project_id: get("project_id"),
+                managed_zone: opt("managed_zone"),
+                private_zone: false,
+                impersonate_service_account: None,
+                request_timeout: timeout,
+            })
+        }
+        "pdns" => DnsUpdater::new_pdns(
+            get("api_key"),
+            Some(get("url")),
+            Some(opt("server_id").unwrap_or_else(|| "localhost".into())),
+            timeout,
+        ),
         "azure" => DnsUpdater::new_azuredns(AzureDnsConfig {
             tenant_id: get("tenant_id"),
             client_id: get("client_id"),
@@ -302,6 +375,27 @@ pub fn updater(
         }
     }
     .map_err(failed)
+}
+
+/// A Google service account key is JSON with `client_email` and
+/// `private_key`: checked when the client is built, so a wrong file is
+/// refused at planning rather than at the switch. The error never quotes it.
+fn google_key_checked(json: &str) -> Result<(), ProviderError> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+        ProviderError::Refused(format!(
+            "provider.service_account_json is not JSON (line {}, column {}): expected the service account's key file as Google gives it",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    for field in ["client_email", "private_key"] {
+        if !value.get(field).is_some_and(|v| v.is_string()) {
+            return Err(ProviderError::Refused(format!(
+                "provider.service_account_json has no \"{field}\": expected the service account's key file as Google gives it"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// dns-update's error in words that hold no request data.
@@ -338,6 +432,9 @@ mod tests {
                         "endpoint" => "ovh-eu",
                         "region" => "us-east-1",
                         "url" => "http://127.0.0.1:1",
+                        "service_account_json" => {
+                            r#"{"client_email":"a@b.iam.gserviceaccount.com","private_key":"k"}"#
+                        }
                         _ => "x",
                     };
                     (s.key.to_string(), value.to_string())
@@ -358,5 +455,32 @@ mod tests {
         .err()
         .expect("refused");
         assert!(err.to_string().contains("provider.access_key_id"), "{err}");
+    }
+
+    #[test]
+    fn a_google_key_that_is_not_one_is_refused_without_quoting_it() {
+        let mut values = BTreeMap::from([
+            (
+                "service_account_json".to_string(),
+                "secret-not-json".to_string(),
+            ),
+            ("project_id".to_string(), "p".to_string()),
+        ]);
+        let google = service("google").unwrap();
+        let err = updater(google, &values, Duration::from_secs(1))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("is not JSON"), "{err}");
+        assert!(!err.contains("secret-not-json"), "{err}");
+        values.insert(
+            "service_account_json".into(),
+            r#"{"client_email":"x"}"#.into(),
+        );
+        let err = updater(google, &values, Duration::from_secs(1))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("no \"private_key\""), "{err}");
     }
 }

@@ -9,9 +9,16 @@ use cutover_peers::LOOPBACK;
 
 /// A pdns_server serving the battery zone by DNS on the address returned.
 pub fn start() -> (SocketAddr, PowerDns) {
-    let pdns = super::runtime().block_on(PowerDns::start(
+    start_with("")
+}
+
+/// [`start`] with `extra` lines in pdns.conf (`disable-axfr=yes\n`: a host
+/// that transfers its zones to no one).
+pub fn start_with(extra: &str) -> (SocketAddr, PowerDns) {
+    let pdns = super::runtime().block_on(PowerDns::start_with(
         LOOPBACK,
         &[(super::ORIGIN, super::ZONE_TEXT)],
+        extra,
     ));
     (pdns.addr, pdns)
 }
