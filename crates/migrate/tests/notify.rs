@@ -334,6 +334,17 @@ fn a_run_tells_the_webhook_signed_and_slack_of_waits_approval_switch_and_end() {
         }
         assert_eq!(body["migration"], id, "{body}");
         assert_eq!(body["zone"], "example.com.", "{body}");
+        let expected_state = match body["event"].as_str() {
+            Some("switch") => "flushing",
+            Some("approval") => "awaiting_approval",
+            Some("end") => "done",
+            _ => "",
+        };
+        assert!(
+            body["state"].is_string()
+                && (expected_state.is_empty() || body["state"] == expected_state),
+            "expected every notice to carry the migration's state ({expected_state:?} for this one), saw {body}"
+        );
         ids.push(body["id"].as_str().unwrap().to_string());
     }
     let mut unique = ids.clone();

@@ -64,7 +64,8 @@ pub struct Notice {
     pub event: Happening,
     /// The step it concerns, if any ("switch").
     pub step: Option<String>,
-    /// The migration's state after it ("awaiting_approval").
+    /// The migration's state after it ("awaiting_approval"; after the
+    /// switch, "flushing", the state the switch moved it to).
     pub state: Option<String>,
     /// What happened, in words.
     pub message: String,
@@ -136,9 +137,23 @@ pub fn notice_of(detail: &Detail, event: &Event) -> Option<Notice> {
         zone: summary.zone.clone(),
         event: happening,
         step: event.step.clone(),
-        state: event.to.map(|s| s.as_str().to_string()),
+        state: state_after(detail, event).map(|s| s.as_str().to_string()),
         message,
         time: event.at,
+    })
+}
+
+/// The migration's state just after `event`: the state the last event
+/// up to it (itself included) moved it to. A step event records no state
+/// of its own; the state change a step makes is recorded just before it.
+fn state_after(detail: &Detail, event: &Event) -> Option<State> {
+    event.to.or_else(|| {
+        detail
+            .events
+            .iter()
+            .filter(|e| e.id <= event.id)
+            .filter_map(|e| e.to)
+            .last()
     })
 }
 
