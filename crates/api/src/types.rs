@@ -523,7 +523,7 @@ pub struct MatrixRow {
 pub struct Propagation {
     /// The migration.
     pub migration: i64,
-    /// The zone.
+    /// The zone ("a.example. and 49 more zones" when it moves several).
     pub zone: String,
     /// When the answers were asked (RFC 3339; `None`: never).
     pub checked_at: Option<String>,

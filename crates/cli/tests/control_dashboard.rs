@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use control::Site;
+use control::{ok, Site, ZONE};
 use cutover_peers::Unbound;
 use serde_json::{json, Value};
 
@@ -349,8 +349,46 @@ fn the_dashboard_shows_the_timeline_and_the_propagation_matrix() {
 #[test]
 fn the_dashboard_shows_the_approval_gate_and_who_approved() {
     let site = Site::start("");
+    // A second zone, so the card names both.
+    let shop = site.dir.path().join("shop.test.zone");
+    std::fs::write(&shop, ZONE.replace("example.test.", "shop.test.")).unwrap();
+    ok(
+        "zone import shop.test.",
+        site.run(&[
+            "zone",
+            "import",
+            shop.to_str().unwrap(),
+            "--origin",
+            "shop.test.",
+        ]),
+    );
+    // Served before the plan asks the authority about it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = Command::new("kdig")
+            .args([
+                "+short",
+                "+retry=0",
+                "+time=2",
+                "+norec",
+                &format!("@{}", site.dns.ip()),
+                "-p",
+            ])
+            .arg(site.dns.port().to_string())
+            .args(["www.shop.test.", "A"])
+            .output()
+            .expect("kdig runs");
+        if String::from_utf8_lossy(&answer.stdout).trim() == "127.0.0.2" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected serve to answer for shop.test. within 20 s, kdig said {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let text = format!(
-        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\napprove = \"before_lower_ttls\"\n\
+        "version = 1\nzones = [\"example.test.\", \"shop.test.\"]\nprovider = {{ kind = \"embedded\" }}\napprove = \"before_lower_ttls\"\n\
          [[move]]\nfrom = \"127.0.0.2\"\nto = \"127.0.0.3\"\n[ttl]\nduring = 1\n[schedule]\nmargin = 1\nobserve = \"300s\"\n\
          [verify]\nauthorities = [\"{}\"]\nresolvers = []\ntries = 1\ninterval = 1\n",
         site.dns
@@ -377,6 +415,12 @@ fn the_dashboard_shows_the_approval_gate_and_who_approved() {
     assert!(
         waiting.contains("data-action=\"approve\"") && waiting.contains("Awaiting approval since"),
         "expected the Approve button and since when, DOM:\n{waiting}"
+    );
+    assert!(
+        waiting.contains("example.test. and 1 more zone")
+            && waiting.contains("data-zones=\"2\"")
+            && waiting.contains("Zones: example.test., shop.test."),
+        "expected the card to name both zones, DOM:\n{waiting}"
     );
     assert_eq!(
         step_state(&waiting, "approval").as_deref(),

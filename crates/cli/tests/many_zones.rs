@@ -268,6 +268,20 @@ fn fifty_zones_move_by_address_in_one_timeline_roll_back_whole_and_no_request_fa
         switched.is_empty(),
         "while observing, every zone holds the new address at the low TTL; not: {switched:?}"
     );
+    assert_eq!(
+        observing["zones"].as_array().map(Vec::len),
+        Some(ZONES),
+        "the summary names every zone: {observing}"
+    );
+    let list = ok("migrate list", site.run(&["migrate", "list"], &[]));
+    let row = list
+        .lines()
+        .find(|l| l.trim_start().starts_with(&first.to_string()))
+        .unwrap_or_else(|| panic!("migration {first} is listed: {list}"));
+    assert!(
+        row.contains(&format!("example.test. and {} more zones", ZONES - 1)),
+        "the list says how many zones it moves: {row}"
+    );
     let detail = show(&site, first);
     let verified = detail["migration"]["steps"]
         .as_array()

@@ -58,8 +58,11 @@ pub struct Notice {
     pub migration: i64,
     /// The migration file's name, as it was started.
     pub name: String,
-    /// The zone.
+    /// The zone (the first, when it moves several).
     pub zone: String,
+    /// Every zone it moves (`zone` first).
+    #[serde(default)]
+    pub zones: Vec<String>,
     /// What happened.
     pub event: Happening,
     /// The step it concerns, if any ("switch").
@@ -135,6 +138,7 @@ pub fn notice_of(detail: &Detail, event: &Event) -> Option<Notice> {
         migration: summary.id,
         name: summary.file_name.clone(),
         zone: summary.zone.clone(),
+        zones: summary.zones.clone(),
         event: happening,
         step: event.step.clone(),
         state: state_after(detail, event).map(|s| s.as_str().to_string()),
@@ -151,9 +155,9 @@ fn state_after(detail: &Detail, event: &Event) -> Option<State> {
         detail
             .events
             .iter()
+            .rev()
             .filter(|e| e.id <= event.id)
-            .filter_map(|e| e.to)
-            .last()
+            .find_map(|e| e.to)
     })
 }
 
@@ -168,7 +172,10 @@ impl Notice {
     pub fn sentence(&self) -> String {
         format!(
             "cutover: migration {} of {} ({}): {}",
-            self.migration, self.zone, self.event, self.message
+            self.migration,
+            crate::runner::zone_label(&self.zone, self.zones.len()),
+            self.event,
+            self.message
         )
     }
 
@@ -188,11 +195,14 @@ impl Notice {
             .collect();
         let date = date.strftime("%a, %d %b %Y %H:%M:%S +0000");
         let body = format!(
-            "{}\r\n\r\nmigration: {}\r\nfile: {}\r\nzone: {}\r\nevent: {}\r\nstep: {}\r\nstate: {}\r\ntime: {}\r\nid: {}\r\n",
+            "{}\r\n\r\nmigration: {}\r\nfile: {}\r\n{}\r\nevent: {}\r\nstep: {}\r\nstate: {}\r\ntime: {}\r\nid: {}\r\n",
             self.message,
             self.migration,
             self.name,
-            self.zone,
+            match self.zones.len() {
+                0 | 1 => format!("zone: {}", self.zone),
+                _ => format!("zones: {}", self.zones.join(", ")),
+            },
             self.event,
             self.step.as_deref().unwrap_or("-"),
             self.state.as_deref().unwrap_or("-"),

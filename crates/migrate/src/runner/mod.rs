@@ -217,8 +217,11 @@ pub struct Effects<'a> {
 pub struct Summary {
     /// Its id.
     pub id: i64,
-    /// The zone.
+    /// The zone (the first, when it moves several).
     pub zone: String,
+    /// Every zone it moves, in the file's order (`zone` first).
+    #[serde(default)]
+    pub zones: Vec<String>,
     /// The file it came from, as named at start.
     pub file_name: String,
     /// Where it stands.
@@ -238,6 +241,23 @@ pub struct Summary {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+}
+
+impl Summary {
+    /// Its zones in a few words: "example.com.", or "example.com. and 49
+    /// more zones" when it moves several.
+    pub fn zone_label(&self) -> String {
+        zone_label(&self.zone, self.zones.len())
+    }
+}
+
+/// `first`, or "`first` and N more zones" of `count` zones in all.
+pub fn zone_label(first: &str, count: usize) -> String {
+    match count {
+        0 | 1 => first.to_string(),
+        2 => format!("{first} and 1 more zone"),
+        n => format!("{first} and {} more zones", n - 1),
+    }
 }
 
 /// A recorded step (or attempt of one).

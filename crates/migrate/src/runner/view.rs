@@ -98,6 +98,11 @@ impl Migration {
         Summary {
             id: self.id,
             zone: self.zone.clone(),
+            zones: match self.plan.zones.is_empty() {
+                // A plan made before plans named their zones: its one zone.
+                true => vec![self.zone.clone()],
+                false => self.plan.zones.iter().map(|z| z.zone.clone()).collect(),
+            },
             file_name: self.file_name.clone(),
             state: self.state,
             phase: self.phase,

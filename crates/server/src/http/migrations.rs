@@ -475,6 +475,8 @@ fn resolver_label(row: &Value) -> String {
 /// Builds the matrix from a plan and a `cutover check --json` report.
 pub fn matrix(id: i64, plan: &Value, report: &Value) -> Propagation {
     let (zone, records, _, _, _) = moving(plan);
+    let zone =
+        cutover_migrate::runner::zone_label(&zone, plan["zones"].as_array().map_or(1, Vec::len));
     let key = |question: &str| question.trim().trim_end_matches('.').to_ascii_lowercase();
     let questions: Vec<String> = records.iter().map(|(q, _, _)| q.clone()).collect();
     let mut rows: Vec<MatrixRow> = Vec::new();

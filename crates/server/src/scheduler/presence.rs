@@ -182,8 +182,10 @@ pub fn attention(summary: &Summary, carrier: Carrier, now: Timestamp) -> Option<
 pub struct Annotated {
     /// Its id.
     pub id: i64,
-    /// The zone.
+    /// The zone (the first, when it moves several).
     pub zone: String,
+    /// Every zone it moves (`zone` first).
+    pub zones: Vec<String>,
     /// The file it came from, as named at start.
     pub file_name: String,
     /// Where it stands.
@@ -222,6 +224,7 @@ impl Annotated {
         let Summary {
             id,
             zone,
+            zones,
             file_name,
             state,
             phase,
@@ -235,6 +238,7 @@ impl Annotated {
         Annotated {
             id,
             zone,
+            zones,
             file_name,
             state,
             phase,
@@ -265,6 +269,7 @@ mod tests {
         Summary {
             id,
             zone: "example.test.".into(),
+            zones: vec!["example.test.".into()],
             file_name: "m.toml".into(),
             state: cutover_migrate::State::Waiting,
             phase: cutover_migrate::runner::Phase::Lowered,

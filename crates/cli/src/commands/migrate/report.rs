@@ -348,7 +348,7 @@ pub fn render_summaries(all: &[Listed], empty: &str, now: Timestamp, colour: boo
             tone,
             [
                 s.id.to_string(),
-                s.zone.clone(),
+                s.zone_label(),
                 s.state.as_str().to_owned(),
                 s.phase.as_str().to_owned(),
                 s.next_step

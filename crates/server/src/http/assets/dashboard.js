@@ -157,24 +157,24 @@ const ACTIONS = {
   approve: {
     label: "Approve", busy: "Approving…",
     applies: (s) => s.state === "awaiting_approval",
-    confirm: (s) => "Approve migration #" + s.id + " (" + s.zone + ")? It goes on at once, recorded as approved by this token.",
+    confirm: (s) => "Approve migration #" + s.id + " (" + zoneLabel(s) + ")? It goes on at once, recorded as approved by this token.",
   },
   pause: {
     label: "Pause", busy: "Pausing…",
     applies: (s) => !["done", "aborted", "failed", "paused", "rolled_back", "rolling_back"].includes(s.state),
-    confirm: (s) => "Pause migration #" + s.id + " (" + s.zone + ")? Nothing more runs until it is resumed; the records stay as they are.",
+    confirm: (s) => "Pause migration #" + s.id + " (" + zoneLabel(s) + ")? Nothing more runs until it is resumed; the records stay as they are.",
   },
   resume: {
     label: "Resume", busy: "Resuming…",
     applies: (s) => s.state === "paused" || (s.state === "rolled_back" && s.phase === "lowered"),
     confirm: (s) => s.state === "rolled_back"
-      ? "Resume migration #" + s.id + " (" + s.zone + ")? It tries the switch again, from the checks of the new servers."
-      : "Resume migration #" + s.id + " (" + s.zone + ")? It goes on from where it stopped; no wait is shortened.",
+      ? "Resume migration #" + s.id + " (" + zoneLabel(s) + ")? It tries the switch again, from the checks of the new servers."
+      : "Resume migration #" + s.id + " (" + zoneLabel(s) + ")? It goes on from where it stopped; no wait is shortened.",
   },
   rollback: {
     label: "Roll back", busy: "Rolling back…",
     applies: (s) => !["done", "aborted", "failed", "rolling_back"].includes(s.state) && !(s.state === "rolled_back" && s.phase === "original"),
-    confirm: (s) => "Roll back migration #" + s.id + " (" + s.zone + ")? The old values are put back (the low TTL kept), then the original TTLs.",
+    confirm: (s) => "Roll back migration #" + s.id + " (" + zoneLabel(s) + ")? The old values are put back (the low TTL kept), then the original TTLs.",
   },
 };
 
@@ -262,8 +262,9 @@ function migrationCard(detail, observed) {
   const open = state.open[summary.id] !== undefined ? state.open[summary.id] : !finished;
   return el("details", { class: "card" + (finished ? " finished" : ""), "data-migration": summary.id, "data-state": summary.state, "data-carried-by": summary.carried_by, open: open ? "" : null },
     el("summary", { onclick: (event) => { state.open[summary.id] = !event.currentTarget.parentElement.open; } },
-      el("h3", {}, "#" + summary.id + " · " + summary.zone + " · " + summary.file_name + " · ", el("span", { class: "state badge" }, summary.state.replace(/_/g, " ")),
+      el("h3", {}, "#" + summary.id + " · " + zoneLabel(summary) + " · " + summary.file_name + " · ", el("span", { class: "state badge" }, summary.state.replace(/_/g, " ")),
         summary.reason ? el("span", { class: "warn" }, " " + summary.reason) : null)),
+    (summary.zones || []).length > 1 ? el("p", { class: "muted zones", "data-zones": summary.zones.length }, "Zones: " + summary.zones.join(", ")) : null,
     summary.attention ? el("p", { class: "bad attention", "data-attention": "" }, summary.attention) : null,
     approvalBar(summary),
     controls(summary),
@@ -359,6 +360,13 @@ function chart(detail, observed) {
       "data-chart": summaryId(detail), "data-t0": t0, "data-t1": t1, "data-y-max": yMax, "data-left": left, "data-top": top, "data-plot-width": plotW, "data-plot-height": plotH },
     grid, axis, lines, series, legend),
     el("figcaption", { class: "muted" }, rows.length + " observations (" + surveys + " surveys) of what the " + rows[rows.length - 1].authorities.total + " authorities and " + rows[rows.length - 1].resolvers.total + " resolvers serve; " + (observed.watching ? "serve asks every " + observed.every_seconds + " s between steps." : "serve no longer asks (the migration stopped, or the caches have let go since the rollback).")));
+}
+
+// A migration's zones in a few words: its zone, or the first and how many more.
+function zoneLabel(summary) {
+  const count = (summary.zones || []).length;
+  if (count <= 1) return summary.zone;
+  return summary.zone + " and " + (count - 1) + (count === 2 ? " more zone" : " more zones");
 }
 
 function summaryId(detail) {
