@@ -17,6 +17,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -205,6 +206,12 @@ fn load(store: &Store, rules: Vec<AllowRule>, own: &[SocketAddr]) -> Result<Targ
         .list()
         .map_err(|e| ApiError::internal(format!("the migrations: {e}")))?;
     for summary in summaries {
+        // Every zone its plan moves: a `zones = "*"` file names none itself.
+        for zone in summary.zones.iter().filter_map(|z| Name::from_str(z).ok()) {
+            if !zone.is_root() {
+                targets.add_zone(&zone);
+            }
+        }
         let Ok((name, text)) = migrations.file_text(summary.id) else {
             continue;
         };
@@ -219,7 +226,8 @@ fn load(store: &Store, rules: Vec<AllowRule>, own: &[SocketAddr]) -> Result<Targ
 /// from and to, the hosts it checks, its authorities, resolvers, provider
 /// and mail destinations.
 fn add_migration(targets: &mut Targets, file: &MigrationFile) {
-    // `zones = "*"` names no zone until the store lists them: not the root.
+    // `zones = "*"` names no zone until the store lists them (its plan
+    // does, added with the summary): not the root.
     if !file.zone.is_root() {
         targets.add_zone(&file.zone);
     }
