@@ -5,19 +5,18 @@
 
 mod battery;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use cutover_peers::powerdns::PowerDns;
 use cutover_provider::cloud::CloudProvider;
 use cutover_provider::{Change, Provider, ProviderError};
 use cutover_zone::{Name, Rdata, RecordType, Rrset};
 use dns_update::DnsUpdater;
 
-/// Every battery case, an unmodelled type, MX and TXT, and the documented non-atomic write.
-#[test]
-fn cloud_host_through_dns_update_passes_the_battery() {
-    // A host that transfers its zones to no one: read RRset by RRset.
-    let (addr, pdns) = battery::powerdns::start_with("disable-axfr=yes\n");
+/// `pdns` driven as a cloud host: dns-update's PowerDNS client for
+/// writes, DNS to `addr` for reads.
+fn as_cloud_host(pdns: &PowerDns, addr: SocketAddr) -> CloudProvider {
     let updater = DnsUpdater::new_pdns(
         &pdns.api_key,
         Some(&pdns.api_url),
@@ -25,13 +24,21 @@ fn cloud_host_through_dns_update_passes_the_battery() {
         Some(Duration::from_secs(10)),
     )
     .expect("a dns-update PowerDNS client");
-    let provider = CloudProvider::new(
+    CloudProvider::new(
         updater,
         format!("PowerDNS at {} as a cloud host", pdns.api_url),
         vec![addr],
         Duration::from_secs(2),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Every battery case, an unmodelled type, MX and TXT, and the documented non-atomic write.
+#[test]
+fn cloud_host_through_dns_update_passes_the_battery() {
+    // A host that transfers its zones to no one: read RRset by RRset.
+    let (addr, pdns) = battery::powerdns::start_with("disable-axfr=yes\n");
+    let provider = as_cloud_host(&pdns, addr);
     let edit = |label: &str, ttl: u32, address: Ipv4Addr| {
         battery::powerdns::replace_a(&pdns, label, ttl, address)
     };
@@ -132,20 +139,7 @@ fn cloud_host_through_dns_update_passes_the_battery() {
 #[test]
 fn a_cloud_host_that_transfers_the_zone_is_listed_whole() {
     let (addr, pdns) = battery::powerdns::start();
-    let updater = DnsUpdater::new_pdns(
-        &pdns.api_key,
-        Some(&pdns.api_url),
-        Some("localhost"),
-        Some(Duration::from_secs(10)),
-    )
-    .expect("a dns-update PowerDNS client");
-    let provider = CloudProvider::new(
-        updater,
-        "PowerDNS as a cloud host",
-        vec![addr],
-        Duration::from_secs(2),
-    )
-    .unwrap();
+    let provider = as_cloud_host(&pdns, addr);
     let zone = provider
         .read(&battery::zone())
         .unwrap_or_else(|e| panic!("expected the zone by AXFR, saw {e}"));
