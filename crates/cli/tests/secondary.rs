@@ -76,7 +76,7 @@ fn soa_status(server: SocketAddr) -> String {
     let out = kdig(server, &[ORIGIN, "SOA"]);
     out.split("status: ")
         .nth(1)
-        .and_then(|rest| rest.split(',').next())
+        .and_then(|rest| rest.split([',', ';']).next())
         .map_or(out.clone(), str::to_string)
 }
 
@@ -89,7 +89,10 @@ fn wait_for(what: &str, wanted: &str, text: impl Fn() -> String) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("expected {wanted:?} in {what} within {CONVERGE:?}; it is:\n{}", text());
+    panic!(
+        "expected {wanted:?} in {what} within {CONVERGE:?}; it is:\n{}",
+        text()
+    );
 }
 
 /// A tokio runtime for the peers' async starts.
@@ -140,7 +143,10 @@ fn knot_as_primary_axfr_first_then_ixfr_on_its_notify() {
         "the NOTIFY was taken; log:\n{log}"
     );
     assert!(
-        log.contains(&format!("secondary: IXFR (incremental, 1 steps) in from {}: serial 1 → {serial}", knot.addr)),
+        log.contains(&format!(
+            "secondary: IXFR (incremental, 1 steps) in from {}: serial 1 → {serial}",
+            knot.addr
+        )),
         "the change came by IXFR; log:\n{log}"
     );
     let answer = kdig(serve.addr, &["new.example.com.", "A", "+short"]);
@@ -165,7 +171,10 @@ fn knot_as_primary_axfr_first_then_ixfr_on_its_notify() {
         &["update add mine.example.com. 300 A 192.0.2.5"],
     );
     let said = text(&out.stdout) + &text(&out.stderr);
-    assert!(said.contains("REFUSED"), "UPDATE to a secondary zone: expected REFUSED, saw:\n{said}");
+    assert!(
+        said.contains("REFUSED"),
+        "UPDATE to a secondary zone: expected REFUSED, saw:\n{said}"
+    );
     let out = scratch.run(&["record", "set", ORIGIN, "mine", "A", "192.0.2.5"]);
     let said = text(&out.stderr);
     assert!(
@@ -173,7 +182,11 @@ fn knot_as_primary_axfr_first_then_ixfr_on_its_notify() {
         "`cutover record set` on a secondary zone: expected a refusal, saw {}:\n{said}",
         out.status
     );
-    assert_eq!(soa_serial(serve.addr, ORIGIN), Some(serial), "nothing changed");
+    assert_eq!(
+        soa_serial(serve.addr, ORIGIN),
+        Some(serial),
+        "nothing changed"
+    );
 }
 
 #[test]
@@ -220,8 +233,9 @@ fn cutover_to_cutover_to_knot_a_record_set_on_the_primary_reaches_knot() {
         algorithm: "hmac-sha256".into(),
         secret: XFR_SECRET.into(),
     };
-    let (primary, secondary, knot) =
-        start_on_free_ports("serve, serve and knotd", |ports: &mut Ports| {
+    let (primary, secondary, knot) = start_on_free_ports(
+        "serve, serve and knotd",
+        |ports: &mut Ports| {
             let primary_port = ports.pick(&[LOOPBACK]);
             let secondary_port = ports.pick(&[LOOPBACK]);
             let knot_addr = ports.on(LOOPBACK);
@@ -235,7 +249,8 @@ fn cutover_to_cutover_to_knot_a_record_set_on_the_primary_reaches_knot() {
                      notify_key = \"{XFR_KEY}\"\n"
                 ),
             );
-            let primary = Serve::try_start(&config, primary_port, &primary_scratch.path("serve.log"))?;
+            let primary =
+                Serve::try_start(&config, primary_port, &primary_scratch.path("serve.log"))?;
             let config = secondary_scratch.config(
                 secondary_port,
                 "",
@@ -244,25 +259,45 @@ fn cutover_to_cutover_to_knot_a_record_set_on_the_primary_reaches_knot() {
                      transfer_keys = [\"{XFR_KEY}\"]\nnotify = [\"{knot_addr}\"]\nnotify_key = \"{XFR_KEY}\"\n"
                 ),
             );
-            let secondary =
-                Serve::try_start(&config, secondary_port, &secondary_scratch.path("serve.log"))?;
+            let secondary = Serve::try_start(
+                &config,
+                secondary_port,
+                &secondary_scratch.path("serve.log"),
+            )?;
             let knot = Secondary::try_knot(knot_addr, ORIGIN, secondary_addr, &key)?;
             Ok((primary, secondary, knot))
-        });
+        },
+    );
     knot.wait_serial(ORIGIN, 1, CONVERGE);
 
     for (step, name) in ["a1", "a2", "a3"].iter().enumerate() {
-        primary_scratch.ok(&["record", "set", ORIGIN, name, "A", &format!("203.0.113.{}", step + 1)]);
+        primary_scratch.ok(&[
+            "record",
+            "set",
+            ORIGIN,
+            name,
+            "A",
+            &format!("203.0.113.{}", step + 1),
+        ]);
         let serial = primary_scratch.serial();
         wait_serial(secondary.addr, serial, || secondary.log());
         knot.wait_serial(ORIGIN, serial, CONVERGE);
     }
     let exported = parse_zone(&primary_scratch.ok(&["zone", "export", ORIGIN]));
-    assert_eq!(axfr_zone(secondary.addr, true), exported, "the secondary's zone vs the primary's export");
-    assert_eq!(axfr_zone(knot.addr, false), exported, "knotd's zone vs the primary's export");
+    assert_eq!(
+        axfr_zone(secondary.addr, true),
+        exported,
+        "the secondary's zone vs the primary's export"
+    );
+    assert_eq!(
+        axfr_zone(knot.addr, false),
+        exported,
+        "knotd's zone vs the primary's export"
+    );
     let log = secondary.log();
     assert_eq!(
-        log.matches("secondary: IXFR (incremental, 1 steps) in from").count(),
+        log.matches("secondary: IXFR (incremental, 1 steps) in from")
+            .count(),
         3,
         "each change came to the secondary by IXFR; log:\n{log}"
     );
@@ -288,7 +323,11 @@ fn a_restarted_secondary_serves_its_stored_zone_expires_without_its_primary_and_
     serve.kill();
     let restarted_at = Instant::now();
     let serve = serve.restart(&scratch.path("serve-2.log"));
-    assert_eq!(soa_status(serve.addr), "NOERROR", "the stored zone is served at once");
+    assert_eq!(
+        soa_status(serve.addr),
+        "NOERROR",
+        "the stored zone is served at once"
+    );
     assert!(
         serve.log().contains("serving the stored version"),
         "log:\n{}",
@@ -340,14 +379,22 @@ fn a_transfer_that_fails_its_checks_keeps_the_zone_served() {
     // checks off); a served zone must have one.
     let broken = zone_at(5, "3600 600 86400", 5, "").replace("@ NS ns1\n", "");
     knot.replace_zone(ORIGIN, &broken);
-    assert_eq!(soa_serial(knot.addr, ORIGIN), Some(5), "knotd serves the broken zone");
+    assert_eq!(
+        soa_serial(knot.addr, ORIGIN),
+        Some(5),
+        "knotd serves the broken zone"
+    );
     wait_for("the secondary's log", "refresh FAILED", || serve.log());
     let log = serve.log();
     assert!(
         log.contains("fails the checks a served zone must pass"),
         "the reason is logged; log:\n{log}"
     );
-    assert_eq!(soa_serial(serve.addr, ORIGIN), Some(1), "serial 1 still served");
+    assert_eq!(
+        soa_serial(serve.addr, ORIGIN),
+        Some(1),
+        "serial 1 still served"
+    );
     assert_eq!(scratch.serial(), 1, "nothing stored");
 
     // Fixed on the primary: taken.

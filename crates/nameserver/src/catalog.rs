@@ -203,7 +203,9 @@ mod tests {
         let expired = catalog.with_expired(&origin, true);
         assert!(expired.is_expired(&origin) && !expired.is_expired(&other));
         assert!(
-            expired.with_zone(zone("child.example.test.")).is_expired(&origin),
+            expired
+                .with_zone(zone("child.example.test."))
+                .is_expired(&origin),
             "another zone's new version leaves it expired"
         );
         assert!(!expired.with_zone(zone("example.test.")).is_expired(&origin));

@@ -133,7 +133,7 @@ impl Server {
         }
         let stored = store.zones()?;
         for policy in &config.zone {
-            if !stored.iter().any(|info| info.origin == policy.name) {
+            if !stored.iter().any(|info| info.origin == policy.name) && !policy.is_secondary() {
                 tracing::warn!(zone = %policy.name, "configured zone is not in the store; import it with `cutover zone import`");
             }
         }

@@ -186,43 +186,41 @@ impl Store {
         if let Transferred::Whole(zone) = transferred {
             checked(zone)?;
         }
-        self.write(|db| {
-            match (db.zone_row(origin)?, transferred) {
-                (None, Transferred::Whole(zone)) => {
-                    let serial = checked(zone)?;
-                    db.insert_zone(zone, serial, comment)?;
-                    db.bump_generation()?;
-                    Ok(serial)
-                }
-                (None, Transferred::Steps(_)) => Err(StoreError::ZoneNotFound(origin.clone())),
-                (Some((id, _)), Transferred::Whole(zone)) => {
-                    let current = db.load(id, origin)?;
-                    let diff = ZoneDiff::between(&current, zone);
-                    db.commit_diff(id, origin, &current, &diff, comment)
-                        .map(|d| d.to)
-                }
-                (Some((id, serial)), Transferred::Steps(steps)) => {
-                    let mut current = db.load(id, origin)?;
-                    let mut at = serial;
-                    for step in steps {
-                        if step.from != at {
-                            return Err(StoreError::SerialMismatch {
-                                origin: origin.clone(),
-                                expected: step.from,
-                                found: at,
-                            });
-                        }
-                        db.commit_diff(id, origin, &current, step, comment)?;
-                        cutover_zone::edit::apply_in_place(&mut current, step).map_err(
-                            |source| StoreError::Diff {
-                                origin: origin.clone(),
-                                source: Box::new(source),
-                            },
-                        )?;
-                        at = step.to;
+        self.write(|db| match (db.zone_row(origin)?, transferred) {
+            (None, Transferred::Whole(zone)) => {
+                let serial = checked(zone)?;
+                db.insert_zone(zone, serial, comment)?;
+                db.bump_generation()?;
+                Ok(serial)
+            }
+            (None, Transferred::Steps(_)) => Err(StoreError::ZoneNotFound(origin.clone())),
+            (Some((id, _)), Transferred::Whole(zone)) => {
+                let current = db.load(id, origin)?;
+                let diff = ZoneDiff::between(&current, zone);
+                db.commit_diff(id, origin, &current, &diff, comment)
+                    .map(|d| d.to)
+            }
+            (Some((id, serial)), Transferred::Steps(steps)) => {
+                let mut current = db.load(id, origin)?;
+                let mut at = serial;
+                for step in steps {
+                    if step.from != at {
+                        return Err(StoreError::SerialMismatch {
+                            origin: origin.clone(),
+                            expected: step.from,
+                            found: at,
+                        });
                     }
-                    Ok(at)
+                    db.commit_diff(id, origin, &current, step, comment)?;
+                    cutover_zone::edit::apply_in_place(&mut current, step).map_err(|source| {
+                        StoreError::Diff {
+                            origin: origin.clone(),
+                            source: Box::new(source),
+                        }
+                    })?;
+                    at = step.to;
                 }
+                Ok(at)
             }
         })
     }
@@ -699,7 +697,13 @@ impl Db<'_> {
             for (rtype, rrset) in node.rrsets() {
                 for rdata in rrset.rdatas() {
                     insert
-                        .execute(params![id, owner, u16::from(rtype), rrset.ttl, rdata.wire()])
+                        .execute(params![
+                            id,
+                            owner,
+                            u16::from(rtype),
+                            rrset.ttl,
+                            rdata.wire()
+                        ])
                         .on(db.path)?;
                 }
             }

@@ -125,7 +125,9 @@ pub fn run(
             (origin, edit, comment.trim_end().to_owned(), removal.dry_run)
         }
     };
-    if let Some(zone) = config.and_then(|c| c.zone.iter().find(|z| z.name == origin && z.is_secondary())) {
+    if let Some(zone) =
+        config.and_then(|c| c.zone.iter().find(|z| z.name == origin && z.is_secondary()))
+    {
         let primaries: Vec<String> = zone.primary.iter().map(ToString::to_string).collect();
         return Err(anyhow!(
             "zone {origin} is a secondary zone here (config {}: primary = {}): its records come \

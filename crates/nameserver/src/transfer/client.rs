@@ -494,7 +494,7 @@ pub(crate) fn exchange<R: Receiver>(
     stream.set_write_timeout(Some(limits.idle)).map_err(io)?;
     // A query is at most a header, a 255-byte name and a TSIG: well under 64 KiB.
     let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&query);
+    framed.extend_from_slice(query);
     stream.write_all(&framed).map_err(io)?;
     let mut buf = Vec::with_capacity(65535);
     loop {
@@ -540,7 +540,10 @@ pub(crate) fn exchange<R: Receiver>(
 
 /// Reads one answer record at the decoder's position (names may be
 /// compressed anywhere in the message).
-pub(crate) fn read_record(decoder: &mut BinDecoder<'_>, index: usize) -> Result<Record, TransferError> {
+pub(crate) fn read_record(
+    decoder: &mut BinDecoder<'_>,
+    index: usize,
+) -> Result<Record, TransferError> {
     let malformed = |reason: String| TransferError::Malformed {
         message: index,
         reason,

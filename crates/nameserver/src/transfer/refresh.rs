@@ -210,7 +210,10 @@ impl IxfrReceiver {
                 if apex_soa {
                     let first = self.first.as_ref().expect("the opening SOA is kept");
                     if record.rdata != first.rdata {
-                        return Err(bad(&record, "is an SOA that differs from the opening one".into()));
+                        return Err(bad(
+                            &record,
+                            "is an SOA that differs from the opening one".into(),
+                        ));
                     }
                     State::Done(IxfrAnswer::Full(zone))
                 } else {
@@ -239,7 +242,10 @@ impl IxfrReceiver {
                     if !to.is_newer_than(step.from) {
                         return Err(bad(
                             &record,
-                            format!("ends a step from serial {} to {to}, which does not rise", step.from),
+                            format!(
+                                "ends a step from serial {} to {to}, which does not rise",
+                                step.from
+                            ),
                         ));
                     }
                     self.steps.push(step);
@@ -258,7 +264,9 @@ impl IxfrReceiver {
                     } else {
                         return Err(bad(
                             &record,
-                            format!("opens a step at serial {serial}, but the last one ended at {to}"),
+                            format!(
+                                "opens a step at serial {serial}, but the last one ended at {to}"
+                            ),
                         ));
                     }
                 }
@@ -439,7 +447,11 @@ mod tests {
         let last = built.messages.len() - 1;
         for (i, message) in built.messages.iter().enumerate() {
             let progress = receiver.receive(message, 0).unwrap();
-            assert_eq!(progress == Progress::Done, i == last, "message {i} of {last}");
+            assert_eq!(
+                progress == Progress::Done,
+                i == last,
+                "message {i} of {last}"
+            );
         }
         receiver.finish().unwrap()
     }
@@ -482,7 +494,8 @@ mod tests {
         let built = ixfr_messages(&v2, &journal, Serial(1), 7, &question, 65535).unwrap();
         let message = &built.messages[0];
         // The message without its last record (the closing SOA): incomplete.
-        let mut receiver = IxfrReceiver::new(v2.origin().clone(), Serial(1), 7, None, Limits::default());
+        let mut receiver =
+            IxfrReceiver::new(v2.origin().clone(), Serial(1), 7, None, Limits::default());
         let mut cut = message.clone();
         let answers = u16::from_be_bytes([cut[6], cut[7]]) - 1;
         cut[6..8].copy_from_slice(&answers.to_be_bytes());
@@ -492,7 +505,8 @@ mod tests {
             Err(TransferError::Incomplete { .. })
         ));
         // Another ID: refused.
-        let mut receiver = IxfrReceiver::new(v2.origin().clone(), Serial(1), 8, None, Limits::default());
+        let mut receiver =
+            IxfrReceiver::new(v2.origin().clone(), Serial(1), 8, None, Limits::default());
         assert!(matches!(
             receiver.receive(message, 0),
             Err(TransferError::Malformed { .. })

@@ -371,7 +371,10 @@ impl Config {
                 let before = &text[..written.span().start.min(text.len())];
                 let line = before.matches('\n').count() + 1;
                 let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!("line {line}, column {column}: zone {}: {message}", zone.name)
+                format!(
+                    "line {line}, column {column}: zone {}: {message}",
+                    zone.name
+                )
             };
             let name = absolute::<de::value::Error>(written.get_ref())
                 .map_err(|e| at(format!("primary_key: {e}")))?;
@@ -381,7 +384,9 @@ impl Config {
                 )));
             }
             if zone.primary.is_empty() {
-                return Err(at("primary_key is given, but no primary to use it with".into()));
+                return Err(at(
+                    "primary_key is given, but no primary to use it with".into()
+                ));
             }
         }
         Ok(())
@@ -698,7 +703,9 @@ fn zone_primary<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Socket
         .iter()
         .map(|text| {
             text.parse().map_err(|e| {
-                de::Error::custom(format!("[[zone]] primary {text:?}: {e}, expected \"ip:port\""))
+                de::Error::custom(format!(
+                    "[[zone]] primary {text:?}: {e}, expected \"ip:port\""
+                ))
             })
         })
         .collect()
@@ -916,10 +923,15 @@ mod tests {
             error.contains("cutover.toml: line 7, column 15: zone a.: primary_key names the key nobody., which no [[key]] defines"),
             "{error}"
         );
-        let error = parse(&format!("{keys}[[zone]]\nname = \"a.\"\nprimary_key = \"xfr.\"\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("line 6, column 15") && error.contains("no primary"), "{error}");
+        let error = parse(&format!(
+            "{keys}[[zone]]\nname = \"a.\"\nprimary_key = \"xfr.\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("line 6, column 15") && error.contains("no primary"),
+            "{error}"
+        );
         let error = parse("[[zone]]\nname = \"a.\"\nprimary = \"192.0.2.1\"\n")
             .unwrap_err()
             .to_string();

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use cutover_nameserver::Catalog;
-use cutover_store::Store;
-use cutover_zone::Name;
+use cutover_store::{Held, Store};
+use cutover_zone::{Name, Zone};
 
 pub use self::handle::{NotifyVerdict, Secondaries, Upstream};
 use self::refresh::Refreshed;
@@ -72,6 +72,7 @@ impl RefreshThread {
                     catalog,
                     served,
                     timers: BTreeMap::new(),
+                    held: BTreeMap::new(),
                 };
                 zones.run(&notifies, &stopping);
             })
@@ -104,20 +105,30 @@ struct Zones {
     served: Served,
     /// Each zone's schedule.
     timers: BTreeMap<Name, Timers>,
+    /// Each zone's stored version as last read, with the store generation
+    /// it was read at (read again once that moved).
+    held: BTreeMap<Name, Held>,
 }
 
 impl Zones {
     /// Until `stop` is set: refresh what is due, take NOTIFYs, expire.
     fn run(&mut self, notifies: &Receiver<Name>, stop: &AtomicBool) {
         let now = Instant::now();
-        for (origin, upstream) in self.secondaries.zones() {
-            let soa = self.held_timers(origin);
-            if let Some(soa) = soa {
-                tracing::info!(zone = %origin, "secondary: serving the stored version, expires in {} s without a successful check of {}",
-                    soa.expire.as_secs(), list(&upstream.primaries));
+        let secondaries = self.secondaries.clone();
+        for (origin, upstream) in secondaries.zones() {
+            let soa = self.current(origin).as_deref().and_then(SoaTimers::of);
+            match soa {
+                Some(soa) => tracing::info!(zone = %origin,
+                    "secondary: serving the stored version, expires in {} s without a successful check of {}",
+                    soa.expire.as_secs(), list(&upstream.primaries)),
+                None => tracing::info!(zone = %origin,
+                    "secondary: nothing stored yet, not served until transferred from {}",
+                    list(&upstream.primaries)),
             }
-            self.timers
-                .insert(origin.clone(), Timers::start(now, soa, upstream.refresh_min));
+            self.timers.insert(
+                origin.clone(),
+                Timers::start(now, soa, upstream.refresh_min),
+            );
         }
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
@@ -157,10 +168,25 @@ impl Zones {
         }
     }
 
-    /// The SOA timers of the version stored, if any.
-    fn held_timers(&self, origin: &Name) -> Option<SoaTimers> {
-        match self.store.zone(origin) {
-            Ok(zone) => zone.as_ref().and_then(SoaTimers::of),
+    /// The version of `origin` stored, if any: the one held while the
+    /// store's generation has not moved, else read again.
+    fn current(&mut self, origin: &Name) -> Option<Arc<Zone>> {
+        let generation = self.store.generation();
+        if let (Ok(generation), Some(held)) = (&generation, self.held.get(origin)) {
+            if held.generation == *generation {
+                return Some(Arc::clone(&held.zone));
+            }
+        }
+        match self.store.held_zone(origin) {
+            Ok(Some(held)) => {
+                let zone = Arc::clone(&held.zone);
+                self.held.insert(origin.clone(), held);
+                Some(zone)
+            }
+            Ok(None) => {
+                self.held.remove(origin);
+                None
+            }
             Err(error) => {
                 tracing::error!(zone = %origin, "secondary: cannot read the stored zone: {error}");
                 None
@@ -174,8 +200,9 @@ impl Zones {
             return;
         };
         let started = Instant::now();
-        let outcome = refresh::refresh(&self.store, origin, &upstream);
-        let soa = self.held_timers(origin);
+        let current = self.current(origin);
+        let outcome = refresh::refresh(&self.store, origin, current.as_ref(), &upstream);
+        let soa = self.current(origin).as_deref().and_then(SoaTimers::of);
         let now = Instant::now();
         let Some(timers) = self.timers.get_mut(origin) else {
             return;
@@ -185,7 +212,12 @@ impl Zones {
                 match &done {
                     Refreshed::UpToDate { ours, theirs } => tracing::debug!(zone = %origin,
                         "secondary: up to date at serial {ours} (the primary has {theirs})"),
-                    Refreshed::Stored { from, to, how, primary } => tracing::info!(zone = %origin,
+                    Refreshed::Stored {
+                        from,
+                        to,
+                        how,
+                        primary,
+                    } => tracing::info!(zone = %origin,
                         took = ?started.elapsed(),
                         "secondary: {how} in from {primary}: serial {} → {to}, stored",
                         from.map_or("none".to_string(), |s| s.to_string())),

@@ -15,6 +15,7 @@
 //! store) stores nothing: the version served stays, and the error says why.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use cutover_nameserver::transfer::{
@@ -57,12 +58,18 @@ fn limits() -> Limits {
     }
 }
 
-/// Refreshes `origin` from the first of its primaries that answers; the
-/// error holds every primary's reason.
-pub fn refresh(store: &Store, origin: &Name, upstream: &Upstream) -> anyhow::Result<Refreshed> {
+/// Refreshes `origin`, stored at `current` (none yet: `None`), from the
+/// first of its primaries that answers; the error holds every primary's
+/// reason.
+pub fn refresh(
+    store: &Store,
+    origin: &Name,
+    current: Option<&Arc<Zone>>,
+    upstream: &Upstream,
+) -> anyhow::Result<Refreshed> {
     let mut reasons = Vec::new();
     for &primary in &upstream.primaries {
-        match refresh_from(store, origin, upstream, primary) {
+        match refresh_from(store, origin, current, upstream, primary) {
             Ok(done) => return Ok(done),
             Err(error) => reasons.push(format!("from {primary}: {error:#}")),
         }
@@ -74,18 +81,17 @@ pub fn refresh(store: &Store, origin: &Name, upstream: &Upstream) -> anyhow::Res
 fn refresh_from(
     store: &Store,
     origin: &Name,
+    current: Option<&Arc<Zone>>,
     upstream: &Upstream,
     primary: SocketAddr,
 ) -> anyhow::Result<Refreshed> {
     let key = upstream.key.clone();
-    let held = store.held_zone(origin).context("cannot read the stored zone")?;
-    let Some(held) = held else {
-        let transfer = fetch_axfr(primary, origin, key, limits())?;
+    let Some(current) = current else {
+        let transfer = fetch_axfr(primary, origin, key, limits()).map_err(said("AXFR"))?;
         return keep(store, origin, None, Whole(transfer.zone), "AXFR", primary);
     };
-    let current = &held.zone;
     let ours = current.serial().unwrap_or(Serial(0));
-    let theirs = soa_serial(primary, origin, key.clone(), limits()).context("SOA query")?;
+    let theirs = soa_serial(primary, origin, key.clone(), limits()).map_err(said("SOA query"))?;
     if !theirs.is_newer_than(ours) {
         return Ok(Refreshed::UpToDate { ours, theirs });
     }
@@ -94,22 +100,42 @@ fn refresh_from(
         Ok(transfer) => transfer.answer,
         Err(TransferError::Refused { rcode, .. }) => {
             tracing::info!(zone = %origin, %primary, "IXFR refused ({rcode}): AXFR instead");
-            let transfer = fetch_axfr(primary, origin, key, limits())?;
-            return keep(store, origin, Some(current), Whole(transfer.zone), "AXFR (IXFR refused)", primary);
+            let transfer = fetch_axfr(primary, origin, key, limits()).map_err(said("AXFR"))?;
+            return keep(
+                store,
+                origin,
+                Some(current),
+                Whole(transfer.zone),
+                "AXFR (IXFR refused)",
+                primary,
+            );
         }
-        Err(error) => return Err(error).context("IXFR"),
+        Err(error) => return Err(said("IXFR")(error)),
     };
     match answer {
         IxfrAnswer::UpToDate { serial } => Ok(Refreshed::UpToDate {
             ours,
             theirs: serial,
         }),
-        IxfrAnswer::Full(zone) => keep(store, origin, Some(current), Whole(zone), "IXFR (full zone)", primary),
+        IxfrAnswer::Full(zone) => keep(
+            store,
+            origin,
+            Some(current),
+            Whole(zone),
+            "IXFR (full zone)",
+            primary,
+        ),
         IxfrAnswer::Incremental { steps, .. } => {
             let how = format!("IXFR (incremental, {} steps)", steps.len());
             keep(store, origin, Some(current), Steps(steps), &how, primary)
         }
     }
+}
+
+/// A transfer's error as one line under `what` (its Display already
+/// holds what the socket said: no chain of sources repeated).
+fn said(what: &'static str) -> impl Fn(TransferError) -> anyhow::Error {
+    move |error| anyhow::anyhow!("{what}: {error}")
 }
 
 /// What was received, in the form it is stored in.
@@ -126,7 +152,7 @@ use Received::{Steps, Whole};
 fn keep(
     store: &Store,
     origin: &Name,
-    current: Option<&std::sync::Arc<Zone>>,
+    current: Option<&Arc<Zone>>,
     received: Received,
     how: &str,
     primary: SocketAddr,

@@ -121,7 +121,10 @@ mod tests {
         timers.notified(t0 + s(65));
         assert_eq!(timers.next_check, t0 + s(65), "NOTIFY: now");
         assert!(!timers.expire_due(t0 + s(99)));
-        assert!(timers.expire_due(t0 + s(100)), "expire after the last success");
+        assert!(
+            timers.expire_due(t0 + s(100)),
+            "expire after the last success"
+        );
         assert!(!timers.expire_due(t0 + s(101)), "once");
         assert!(timers.succeeded(t0 + s(120), SOA), "served again");
         assert_eq!(timers.expires_at, Some(t0 + s(220)));
@@ -137,7 +140,10 @@ mod tests {
             expire: s(3),
         };
         let mut timers = Timers::start(t0, None, s(2));
-        assert!(!timers.expire_due(t0 + s(1000)), "nothing held: nothing expires");
+        assert!(
+            !timers.expire_due(t0 + s(1000)),
+            "nothing held: nothing expires"
+        );
         timers.failed(t0, None);
         assert_eq!(timers.next_check, t0 + WITHOUT_ZONE_RETRY);
         timers.succeeded(t0, tiny);
