@@ -194,6 +194,8 @@ fn bind_as_primary_axfr_then_a_change_on_its_notify() {
     let scratch = empty_scratch();
     let runtime = runtime();
     let text = zone_at(1, "3600 600 86400", 10, "");
+    // The first primary listed refuses every connection: the second is used.
+    let (_refusing, dead) = cutover_peers::refusing_tcp(LOOPBACK);
     let (bind, serve) = start_on_free_ports("named and serve", |ports: &mut Ports| {
         let port = ports.pick(&[LOOPBACK]);
         let bind_addr = ports.on(LOOPBACK);
@@ -203,7 +205,14 @@ fn bind_as_primary_axfr_then_a_change_on_its_notify() {
             (XFR_KEY, XFR_SECRET),
             Some(SocketAddr::from((LOOPBACK, port))),
         ))?;
-        let config = scratch.config(port, "", &secondary_of(bind_addr));
+        let config = scratch.config(
+            port,
+            "",
+            &format!(
+                "primary = [\"{dead}\", \"{bind_addr}\"]\nprimary_key = \"{XFR_KEY}\"\n\
+                 transfer_from = [\"127.0.0.0/8\"]\n"
+            ),
+        );
         let serve = Serve::try_start(&config, port, &scratch.path("serve.log"))?;
         Ok((bind, serve))
     });
@@ -217,10 +226,13 @@ fn bind_as_primary_axfr_then_a_change_on_its_notify() {
         axfr_zone(bind.addr, true),
         "cutover's zone equals named's"
     );
+    let log = serve.log();
     assert!(
-        serve.log().contains("secondary: IXFR"),
-        "the change came by IXFR; log:\n{}",
-        serve.log()
+        log.contains(&format!(
+            "secondary: IXFR (incremental, 1 steps) in from {}",
+            bind.addr
+        )),
+        "the change came by IXFR from named, the second primary; log:\n{log}"
     );
 }
 

@@ -121,3 +121,54 @@ impl Secondaries {
         Some(NotifyVerdict::Accepted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notify_is_taken_only_from_a_primary_signed_with_its_key() {
+        let text = "[[key]]\nname = \"xfr.\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n\
+                    [[key]]\nname = \"other.\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n\
+                    [[zone]]\nname = \"a.\"\nprimary = [\"192.0.2.1:53\", \"192.0.2.2:5300\"]\nprimary_key = \"xfr.\"\n\
+                    [[zone]]\nname = \"b.\"\n";
+        let config = Config::parse(text, "test").unwrap();
+        let keys = crate::primary::key_ring(&config).unwrap();
+        let (secondaries, notifies) = Secondaries::of(&config, &keys).unwrap();
+        let notifies = notifies.expect("a secondary zone: a channel");
+        let (a, b): (Name, Name) = ("a.".parse().unwrap(), "b.".parse().unwrap());
+        let (xfr, other): (Name, Name) = ("xfr.".parse().unwrap(), "other.".parse().unwrap());
+        let from = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 40000);
+        assert!(secondaries.upstream(&a).is_some() && secondaries.upstream(&b).is_none());
+        assert_eq!(
+            secondaries.notified(&b, from("192.0.2.1"), Some(&xfr)),
+            None,
+            "not a secondary zone"
+        );
+        assert_eq!(
+            secondaries.notified(&a, from("192.0.2.9"), Some(&xfr)),
+            Some(NotifyVerdict::NotFromPrimary)
+        );
+        assert_eq!(
+            secondaries.notified(&a, from("192.0.2.1"), None),
+            Some(NotifyVerdict::WrongKey),
+            "unsigned"
+        );
+        assert_eq!(
+            secondaries.notified(&a, from("192.0.2.1"), Some(&other)),
+            Some(NotifyVerdict::WrongKey)
+        );
+        assert!(
+            notifies.try_recv().is_err(),
+            "nothing refused reached the thread"
+        );
+        assert_eq!(
+            secondaries.notified(&a, from("192.0.2.2"), Some(&xfr)),
+            Some(NotifyVerdict::Accepted),
+            "the second primary, any source port"
+        );
+        assert_eq!(notifies.try_recv().unwrap(), a);
+        let (none, channel) = Secondaries::of(&Config::parse("", "test").unwrap(), &keys).unwrap();
+        assert!(none.zones().is_empty() && channel.is_none());
+    }
+}
