@@ -414,3 +414,44 @@ fn a_transfer_that_fails_its_checks_keeps_the_zone_served() {
     wait_serial(serve.addr, 6, || serve.log());
     assert_eq!(scratch.serial(), 6);
 }
+
+#[test]
+fn the_control_api_refuses_a_record_change_to_a_secondary_zone() {
+    let scratch = empty_scratch();
+    let runtime = runtime();
+    let zone = zone_at(1, "3600 600 86400", 3, "");
+    let (_knot, serve, http) = start_on_free_ports("knotd and serve", |ports: &mut Ports| {
+        let port = ports.pick(&[LOOPBACK]);
+        let http = ports.on(LOOPBACK);
+        let knot_addr = ports.on(LOOPBACK);
+        let knot = runtime.block_on(KnotPrimary::try_start(
+            knot_addr,
+            &[(ORIGIN, zone.as_str())],
+            (XFR_KEY, XFR_SECRET),
+        ))?;
+        let config = scratch.config(
+            port,
+            &format!("[http]\nlisten = \"{http}\"\n"),
+            &secondary_of(knot_addr),
+        );
+        let serve = Serve::try_start(&config, port, &scratch.path("serve.log"))?;
+        Ok((knot, serve, http))
+    });
+    let token = scratch.ok(&["token", "create", "ops", "--scope", "admin"]);
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", "POST"])
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .args(["-H", "Content-Type: application/json", "-d"])
+        .arg(r#"{"action":"set","name":"mine","type":"A","data":"192.0.2.5"}"#)
+        .arg(format!("http://{http}/api/v1/zones/{ORIGIN}/records"))
+        .output()
+        .expect("curl runs");
+    let said = text(&out.stdout);
+    assert!(
+        said.ends_with("422") && said.contains("is a secondary zone here"),
+        "expected 422 naming the secondary zone, saw:\n{said}\nlog:\n{}",
+        serve.log()
+    );
+    assert_eq!(soa_serial(serve.addr, ORIGIN), Some(1), "nothing changed");
+}
