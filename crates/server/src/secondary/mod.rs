@@ -73,6 +73,7 @@ impl RefreshThread {
                     served,
                     timers: BTreeMap::new(),
                     held: BTreeMap::new(),
+                    failures: BTreeMap::new(),
                 };
                 zones.run(&notifies, &stopping);
             })
@@ -108,6 +109,9 @@ struct Zones {
     /// Each zone's stored version as last read, with the store generation
     /// it was read at (read again once that moved).
     held: BTreeMap<Name, Held>,
+    /// Each zone's last failure and how many times in a row it came, so a
+    /// primary down for long is logged at 1, 2, 4, 8… tries, not every try.
+    failures: BTreeMap<Name, (String, u64)>,
 }
 
 impl Zones {
@@ -233,11 +237,29 @@ impl Zones {
             }
             (Err(error), soa) => {
                 timers.failed(now, soa);
-                tracing::warn!(zone = %origin,
-                    "secondary: refresh FAILED, nothing stored, the stored version stays: {error:#}; next try in {} s",
-                    timers.next_check.saturating_duration_since(now).as_secs());
+                let reason = format!("{error:#}");
+                let next = timers.next_check.saturating_duration_since(now).as_secs();
+                let entry = self
+                    .failures
+                    .entry(origin.clone())
+                    .or_insert_with(|| (String::new(), 0));
+                if entry.0 == reason {
+                    entry.1 += 1;
+                } else {
+                    *entry = (reason.clone(), 1);
+                }
+                if entry.1.is_power_of_two() {
+                    let times = match entry.1 {
+                        1 => String::new(),
+                        n => format!(" ({n} times in a row)"),
+                    };
+                    tracing::warn!(zone = %origin,
+                        "secondary: refresh FAILED{times}, nothing stored, the stored version stays: {reason}; next try in {next} s");
+                }
+                return;
             }
         }
+        self.failures.remove(origin);
     }
 }
 
