@@ -455,3 +455,114 @@ fn the_control_api_refuses_a_record_change_to_a_secondary_zone() {
     );
     assert_eq!(soa_serial(serve.addr, ORIGIN), Some(1), "nothing changed");
 }
+
+/// A primary that misbehaves on purpose (no real server stops mid-way on
+/// demand): it answers the SOA query and transfers in AXFR form over TCP,
+/// but while `cut` is set it closes the connection after half of the
+/// transfer's messages.
+struct CuttingPrimary {
+    /// Where it listens (TCP).
+    addr: SocketAddr,
+    /// The zone it serves.
+    zone: std::sync::Arc<std::sync::Mutex<cutover_zone::Zone>>,
+    /// Whether transfers are cut.
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingPrimary {
+    /// Starts it on a held port of loopback, serving `zone`.
+    fn start(zone: cutover_zone::Zone) -> CuttingPrimary {
+        let listener = cutover_peers::hold_tcp_on(LOOPBACK);
+        let addr = listener.local_addr().unwrap();
+        let zone = std::sync::Arc::new(std::sync::Mutex::new(zone));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (served, cutting) = (zone.clone(), cut.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let zone = served.lock().unwrap().clone();
+                let cutting = cutting.load(std::sync::atomic::Ordering::Relaxed);
+                let _ = CuttingPrimary::serve(stream, &zone, cutting);
+            }
+        });
+        CuttingPrimary { addr, zone, cut }
+    }
+
+    /// Answers one query on `stream`.
+    fn serve(
+        mut stream: std::net::TcpStream,
+        zone: &cutover_zone::Zone,
+        cutting: bool,
+    ) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let mut prefix = [0u8; 2];
+        stream.read_exact(&mut prefix)?;
+        let mut query = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+        stream.read_exact(&mut query)?;
+        // The question: the name from byte 12, then the type.
+        let mut at = 12;
+        while query.get(at).is_some_and(|&len| len != 0) {
+            at += 1 + usize::from(query[at]);
+        }
+        let qtype = u16::from_be_bytes([query[at + 1], query[at + 2]]);
+        let messages = if qtype == 6 {
+            let catalog = cutover_nameserver::Catalog::new(vec![std::sync::Arc::new(
+                cutover_nameserver::ZoneSnapshot::build(zone),
+            )]);
+            let mut response = Vec::new();
+            cutover_nameserver::answer(
+                &catalog,
+                &query,
+                cutover_nameserver::Transport::Tcp,
+                &mut response,
+            );
+            vec![response]
+        } else {
+            let id = u16::from_be_bytes([query[0], query[1]]);
+            let question = cutover_nameserver::transfer::Question {
+                name: zone.origin().clone(),
+                qtype: cutover_zone::RecordType::from(qtype),
+            };
+            let all =
+                cutover_nameserver::transfer::axfr_messages(zone, id, &question, 512).unwrap();
+            let keep = if cutting { all.len() / 2 } else { all.len() };
+            all.into_iter().take(keep).collect()
+        };
+        for message in messages {
+            stream.write_all(&(message.len() as u16).to_be_bytes())?;
+            stream.write_all(&message)?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_transfer_cut_mid_way_keeps_the_zone_served() {
+    let scratch = empty_scratch();
+    let zone = |serial| parse_zone(&zone_at(serial, "1 1 3600", 60, ""));
+    let primary = CuttingPrimary::start(zone(1));
+    let serve = Serve::start_free(&scratch.path("serve.log"), |port| {
+        scratch.config(port, "", &format!("primary = \"{}\"\n", primary.addr))
+    });
+    assert_eq!(soa_serial(serve.addr, ORIGIN), Some(1));
+
+    // Serial 2, its transfers cut after half of their messages.
+    primary
+        .cut
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    *primary.zone.lock().unwrap() = zone(2);
+    wait_for("the secondary's log", "before the final SOA", || {
+        serve.log()
+    });
+    assert_eq!(
+        soa_serial(serve.addr, ORIGIN),
+        Some(1),
+        "serial 1 still served"
+    );
+    assert_eq!(scratch.serial(), 1, "nothing stored");
+
+    // Whole again: taken (the SOA refresh is 1 s).
+    primary
+        .cut
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    wait_serial(serve.addr, 2, || serve.log());
+}
