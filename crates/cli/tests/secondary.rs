@@ -3,9 +3,10 @@
 //! their NOTIFY after a change), another `cutover serve` with Knot as the
 //! secondary of the secondary (a chain), a restart that serves the stored
 //! zone with the primary gone, SERVFAIL after the SOA expire and back once
-//! the primary is, and a transfer that fails its checks keeping the old
-//! zone. The zone is read-only on the secondary (UPDATE and `cutover
-//! record` refused).
+//! the primary is, a transfer that fails its checks and one cut mid-way
+//! (a misbehaving primary of our own) each keeping the old zone, and the
+//! fall-back to a second primary. The zone is read-only on the secondary
+//! (UPDATE, `cutover record` and the control API refused).
 //!
 //! The peers must be installed (knot, bind9, knot-dnsutils): a missing one
 //! fails the test.
