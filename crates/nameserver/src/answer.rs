@@ -48,6 +48,8 @@ mod rcode {
     pub const NOERROR: u8 = 0;
     /// Format error.
     pub const FORMERR: u8 = 1;
+    /// Server failure.
+    pub const SERVFAIL: u8 = 2;
     /// Name does not exist.
     pub const NXDOMAIN: u8 = 3;
     /// Not implemented.
@@ -166,6 +168,11 @@ pub fn answer(
         error(response, &query, max, rcode::REFUSED, opt);
         return true;
     };
+    if catalog.expired_apex(zone) {
+        // A secondary zone past its SOA expire (RFC 1034 §4.3.5).
+        error(response, &query, max, rcode::SERVFAIL, opt);
+        return true;
+    }
     let limit = max - opt.map_or(0, |o| o.size());
     let mut out = Response::new(response, &query, limit);
     out.set_authoritative(true);

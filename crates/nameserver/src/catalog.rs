@@ -3,7 +3,9 @@
 //! its served parent).
 //!
 //! A catalog is immutable; `with_zone` and `without_zone` build a new one,
-//! which the server publishes atomically.
+//! which the server publishes atomically. A secondary zone whose expire
+//! timer ran out is kept but marked expired (`with_expired`): it is
+//! answered SERVFAIL until a new version of it is published.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -21,6 +23,8 @@ pub struct Catalog {
     zones: Vec<Arc<ZoneSnapshot>>,
     /// Lowercased wire apex to position in `zones`.
     by_apex: HashMap<Box<[u8]>, usize, BuildHasherDefault<NameHasher>>,
+    /// Lowercased wire apexes of the zones expired (answered SERVFAIL).
+    expired: Vec<Box<[u8]>>,
 }
 
 impl Catalog {
@@ -52,22 +56,61 @@ impl Catalog {
         self.zones.iter()
     }
 
-    /// A copy with `zone` added or replaced.
+    /// A copy with `zone` added or replaced (a replaced zone is no longer
+    /// expired: it is a new version).
     pub fn with_zone(&self, zone: Arc<ZoneSnapshot>) -> Catalog {
+        let mut expired = self.expired.clone();
+        expired.retain(|apex| **apex != *zone.apex());
         let mut zones = self.zones.clone();
         zones.push(zone);
-        Catalog::new(zones)
+        Catalog {
+            expired,
+            ..Catalog::new(zones)
+        }
     }
 
     /// A copy without the zone at `origin`.
     pub fn without_zone(&self, origin: &Name) -> Catalog {
-        Catalog::new(
-            self.zones
-                .iter()
-                .filter(|z| z.origin() != origin)
-                .cloned()
-                .collect(),
-        )
+        let kept: Vec<Arc<ZoneSnapshot>> = self
+            .zones
+            .iter()
+            .filter(|z| z.origin() != origin)
+            .cloned()
+            .collect();
+        let mut expired = self.expired.clone();
+        expired.retain(|apex| kept.iter().any(|z| **apex == *z.apex()));
+        Catalog {
+            expired,
+            ..Catalog::new(kept)
+        }
+    }
+
+    /// A copy with the zone at `origin` marked expired (`true`: answered
+    /// SERVFAIL) or served again (`false`); unchanged when it is not served.
+    pub fn with_expired(&self, origin: &Name, expired: bool) -> Catalog {
+        let mut next = self.clone();
+        let Some(zone) = self.zones.iter().find(|z| z.origin() == origin) else {
+            return next;
+        };
+        next.expired.retain(|apex| **apex != *zone.apex());
+        if expired {
+            next.expired.push(zone.apex().into());
+        }
+        next
+    }
+
+    /// Whether the zone at `origin` is marked expired.
+    pub fn is_expired(&self, origin: &Name) -> bool {
+        self.zones
+            .iter()
+            .find(|z| z.origin() == origin)
+            .is_some_and(|zone| self.expired_apex(zone))
+    }
+
+    /// Whether `zone` is marked expired (a compare per expired zone; none
+    /// in the common case).
+    pub(crate) fn expired_apex(&self, zone: &ZoneSnapshot) -> bool {
+        !self.expired.is_empty() && self.expired.iter().any(|apex| **apex == *zone.apex())
     }
 
     /// The zone whose apex is the longest suffix of `name`, looking only at
@@ -150,5 +193,23 @@ mod tests {
         let again = smaller.with_zone(zone("child.example.test."));
         assert_eq!(again.zones().count(), 2);
         assert_eq!(again.with_zone(zone("example.test.")).zones().count(), 2);
+    }
+
+    #[test]
+    fn an_expired_zone_stays_expired_until_a_new_version_is_published() {
+        let origin = Name::from_str("example.test.").unwrap();
+        let other = Name::from_str("child.example.test.").unwrap();
+        let catalog = Catalog::new(vec![zone("example.test."), zone("child.example.test.")]);
+        let expired = catalog.with_expired(&origin, true);
+        assert!(expired.is_expired(&origin) && !expired.is_expired(&other));
+        assert!(
+            expired
+                .with_zone(zone("child.example.test."))
+                .is_expired(&origin),
+            "another zone's new version leaves it expired"
+        );
+        assert!(!expired.with_zone(zone("example.test.")).is_expired(&origin));
+        assert!(!expired.with_expired(&origin, false).is_expired(&origin));
+        assert!(!expired.without_zone(&origin).is_expired(&origin));
     }
 }

@@ -46,6 +46,26 @@ impl Bind {
         zones: &[(&str, &str)],
         key: (&str, &str),
     ) -> Result<Bind, StartError> {
+        Bind::try_start_notifying(addr, zones, key, None).await
+    }
+
+    /// As [`Bind::try_start`], sending NOTIFYs signed with the key to
+    /// `notify` (a secondary under test) on every change.
+    pub async fn try_start_notifying(
+        addr: SocketAddr,
+        zones: &[(&str, &str)],
+        key: (&str, &str),
+        notify: Option<SocketAddr>,
+    ) -> Result<Bind, StartError> {
+        let notify_clause = match notify {
+            Some(secondary) => format!(
+                " notify explicit; also-notify {{ {} port {} key \"{}\"; }};",
+                secondary.ip(),
+                secondary.port(),
+                key.0
+            ),
+            None => String::new(),
+        };
         let dir = tempfile::tempdir().expect("create a tempdir");
         let run = dir.path().display().to_string();
         let listen = if addr.is_ipv4() {
@@ -80,7 +100,7 @@ impl Bind {
             .serve(conf, zones, |origin, file| {
                 format!(
                     "zone \"{origin}\" {{ type primary; file \"{}\"; \
-                     allow-update {{ key \"{name}\"; }}; allow-transfer {{ key \"{name}\"; }}; }};\n",
+                     allow-update {{ key \"{name}\"; }}; allow-transfer {{ key \"{name}\"; }};{notify_clause} }};\n",
                     file.display(),
                     name = key.0,
                 )

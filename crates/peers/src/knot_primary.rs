@@ -46,6 +46,29 @@ impl KnotPrimary {
         zones: &[(&str, &str)],
         key: (&str, &str),
     ) -> Result<KnotPrimary, StartError> {
+        KnotPrimary::try_start_notifying(addr, zones, key, None).await
+    }
+
+    /// As [`KnotPrimary::try_start`], sending NOTIFYs signed with the key
+    /// to `notify` (a secondary under test) on every change.
+    pub async fn try_start_notifying(
+        addr: SocketAddr,
+        zones: &[(&str, &str)],
+        key: (&str, &str),
+        notify: Option<SocketAddr>,
+    ) -> Result<KnotPrimary, StartError> {
+        let (remote, notify_line) = match notify {
+            Some(secondary) => (
+                format!(
+                    "remote:\n  - id: secondary\n    address: {}@{}\n    key: {}\n",
+                    secondary.ip(),
+                    secondary.port(),
+                    key.0
+                ),
+                "    notify: secondary\n",
+            ),
+            None => (String::new(), ""),
+        };
         let dir = tempfile::tempdir().expect("create a tempdir");
         let conf = format!(
             "server:\n    listen: {}@{}\n    rundir: {run}\n\
@@ -53,6 +76,7 @@ impl KnotPrimary {
              database:\n    storage: {run}\n\
              log:\n  - target: stderr\n    any: info\n\
              key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n\
+             {remote}\
              acl:\n  - id: ops\n    key: {name}\n    action: [update, transfer]\n\
              zone:\n",
             addr.ip(),
@@ -71,7 +95,7 @@ impl KnotPrimary {
             .serve(conf, zones, |origin, file| {
                 format!(
                     "  - domain: {origin}\n    file: {}\n    acl: ops\n    semantic-checks: off\n    \
-                     zonefile-sync: -1\n    journal-content: changes\n",
+                     zonefile-sync: -1\n    journal-content: changes\n{notify_line}",
                     file.display()
                 )
             })
@@ -90,5 +114,24 @@ impl KnotPrimary {
     /// `send` is appended. Panics with knsupdate's output when it fails.
     pub fn knsupdate(&self, commands: &str) {
         signed_update("knsupdate", self.addr, &self.key, commands);
+    }
+
+    /// Replaces a zone's file and has knotd load it (`knotc zone-reload`):
+    /// a change not made by UPDATE, checked by knotd's own rules only.
+    pub fn replace_zone(&self, origin: &str, text: &str) {
+        crate::daemon::write_zone(self.dir.path(), origin, text);
+        let out = std::process::Command::new("knotc")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("zone-reload")
+            .arg(origin)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run knotc (package knot must be installed): {e}"));
+        assert!(
+            out.status.success(),
+            "knotc zone-reload {origin} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

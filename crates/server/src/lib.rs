@@ -9,6 +9,8 @@
 //!     ├─ reload    the watcher: store ──▶ checked snapshots ──ArcSwap<Catalog>──▶ nameserver
 //!     ├─ primary   UPDATE / NOTIFY / AXFR / IXFR / TSIG, routed from the nameserver
 //!     │              (Store::update_zone ──▶ snapshot published ──▶ NOERROR; NOTIFY out)
+//!     ├─ secondary the zones with a `primary`: refreshed (SOA, IXFR/AXFR) on NOTIFY and
+//!     │              the SOA timers, checked, stored; the watcher publishes them
 //!     ├─ relay     the mail relay of [mail] on its own runtime
 //!     ├─ http      the control plane of [http]: API, dashboard, /metrics
 //!     └─ scheduler due migration steps, one thread (lease per migration)
@@ -30,6 +32,7 @@ pub mod primary;
 pub mod relay;
 pub mod reload;
 pub mod scheduler;
+pub mod secondary;
 pub mod targets;
 
 use std::collections::BTreeMap;
@@ -50,6 +53,7 @@ use crate::config::Config;
 use crate::primary::notifier::Notifier;
 use crate::primary::{key_ring, Served, StorePrimary};
 use crate::reload::{reload_and_notify, Refused, WATCH_INTERVAL};
+use crate::secondary::{RefreshThread, Secondaries};
 
 /// The daemon: the nameserver on the store's zones, the primary, the
 /// reload watcher, and the relay, control plane and scheduler as the
@@ -92,6 +96,8 @@ pub struct RunningServer {
     stop: Arc<AtomicBool>,
     /// The reload watcher's thread.
     watcher: Option<JoinHandle<()>>,
+    /// The secondary zones' refresh thread, when a `[[zone]]` names a primary.
+    secondary: Option<RefreshThread>,
     /// The store file served.
     store: PathBuf,
 }
@@ -127,22 +133,25 @@ impl Server {
         }
         let stored = store.zones()?;
         for policy in &config.zone {
-            if !stored.iter().any(|info| info.origin == policy.name) {
+            if !stored.iter().any(|info| info.origin == policy.name) && !policy.is_secondary() {
                 tracing::warn!(zone = %policy.name, "configured zone is not in the store; import it with `cutover zone import`");
             }
         }
         let generation = store.generation()?;
         let served: Served = Arc::new(Mutex::new(BTreeMap::new()));
         let catalog = Arc::new(ArcSwap::from_pointee(Catalog::empty()));
-        let notifier = Notifier::start(config, &key_ring(config)?)?;
+        let keys = key_ring(config)?;
+        let notifier = Notifier::start(config, &keys)?;
         let mut refused = Refused::new();
         reload_and_notify(&store, &catalog, &served, &mut refused, &notifier);
+        let (secondaries, notifies) = Secondaries::of(config, &keys)?;
         let primary = StorePrimary::new(
             config,
             &store_path,
             Arc::clone(&catalog),
             Arc::clone(&served),
             notifier.clone(),
+            secondaries.clone(),
         )?;
         let server_config = ServerConfig {
             primary: Some(Arc::new(primary)),
@@ -167,9 +176,19 @@ impl Server {
             scheduler: None,
             stop: Arc::new(AtomicBool::new(false)),
             watcher: None,
+            secondary: None,
             store: store_path.clone(),
         };
         // From here on an error drops `running`, which stops what started.
+        if let Some(notifies) = notifies {
+            running.secondary = Some(RefreshThread::start(
+                secondaries,
+                notifies,
+                &store_path,
+                Arc::clone(&catalog),
+                Arc::clone(&served),
+            )?);
+        }
         running.watcher = Some(watch(
             store,
             generation,
@@ -288,6 +307,7 @@ impl RunningServer {
         drop(self.scheduler.take());
         drop(self.http.take());
         drop(self.mail.take());
+        drop(self.secondary.take());
         self.stop.store(true, Ordering::Relaxed);
         if let Some(watcher) = self.watcher.take() {
             let _ = watcher.join();

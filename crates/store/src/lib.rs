@@ -87,6 +87,15 @@ pub struct Updated<E> {
     pub outcome: Result<Option<(ZoneDiff, u64)>, E>,
 }
 
+/// What a primary transferred, for [`Store::store_transferred`].
+#[derive(Clone, Copy, Debug)]
+pub enum Transferred<'a> {
+    /// The whole zone (AXFR, or an IXFR answered in AXFR form).
+    Whole(&'a Zone),
+    /// The steps of an IXFR, oldest first, from the stored serial on.
+    Steps(&'a [ZoneDiff]),
+}
+
 /// One version of a zone in its journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionInfo {
@@ -157,40 +166,62 @@ impl Store {
             if db.zone_row(origin)?.is_some() {
                 return Err(StoreError::ZoneExists(origin.clone()));
             }
-            let now = Timestamp::now().as_second();
-            let count = zone.record_count() as i64;
-            db.conn
-                .execute(
-                    "INSERT INTO zone (origin, serial, records, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?4)",
-                    params![name_key(origin), serial.0, count, now],
-                )
-                .on(db.path)?;
-            let id = db.conn.last_insert_rowid();
-            let mut insert = db
-                .conn
-                .prepare_cached(
-                    "INSERT INTO record (zone_id, owner, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .on(db.path)?;
-            for (name, node) in zone.nodes() {
-                let owner = name_key(name);
-                for (rtype, rrset) in node.rrsets() {
-                    for rdata in rrset.rdatas() {
-                        insert
-                            .execute(params![id, owner, u16::from(rtype), rrset.ttl, rdata.wire()])
-                            .on(db.path)?;
-                    }
-                }
-            }
-            db.conn
-                .execute(
-                    "INSERT INTO version (zone_id, seq, serial_from, serial_to, at, comment, added, removed)
-                     VALUES (?1, 1, NULL, ?2, ?3, ?4, ?5, 0)",
-                    params![id, serial.0, now, comment, count],
-                )
-                .on(db.path)?;
+            db.insert_zone(zone, serial, comment)?;
             db.bump_generation()
+        })
+    }
+
+    /// Stores what a primary transferred of a zone this store keeps as a
+    /// secondary, in one write transaction: a whole zone (AXFR) over the
+    /// stored version (or as the first one), or the steps of an IXFR applied
+    /// in order to the stored version. Every version passes the checks any
+    /// change passes and raises the serial (RFC 1982); otherwise nothing is
+    /// written. Returns the serial stored.
+    pub fn store_transferred(
+        &self,
+        origin: &Name,
+        transferred: Transferred<'_>,
+        comment: &str,
+    ) -> Result<Serial, StoreError> {
+        if let Transferred::Whole(zone) = transferred {
+            checked(zone)?;
+        }
+        self.write(|db| match (db.zone_row(origin)?, transferred) {
+            (None, Transferred::Whole(zone)) => {
+                let serial = checked(zone)?;
+                db.insert_zone(zone, serial, comment)?;
+                db.bump_generation()?;
+                Ok(serial)
+            }
+            (None, Transferred::Steps(_)) => Err(StoreError::ZoneNotFound(origin.clone())),
+            (Some((id, _)), Transferred::Whole(zone)) => {
+                let current = db.load(id, origin)?;
+                let diff = ZoneDiff::between(&current, zone);
+                db.commit_diff(id, origin, &current, &diff, comment)
+                    .map(|d| d.to)
+            }
+            (Some((id, serial)), Transferred::Steps(steps)) => {
+                let mut current = db.load(id, origin)?;
+                let mut at = serial;
+                for step in steps {
+                    if step.from != at {
+                        return Err(StoreError::SerialMismatch {
+                            origin: origin.clone(),
+                            expected: step.from,
+                            found: at,
+                        });
+                    }
+                    db.commit_diff(id, origin, &current, step, comment)?;
+                    cutover_zone::edit::apply_in_place(&mut current, step).map_err(|source| {
+                        StoreError::Diff {
+                            origin: origin.clone(),
+                            source: Box::new(source),
+                        }
+                    })?;
+                    at = step.to;
+                }
+                Ok(at)
+            }
         })
     }
 
@@ -641,6 +672,52 @@ struct Db<'a> {
 }
 
 impl Db<'_> {
+    /// Inserts a zone that is not in the store, with its first version.
+    fn insert_zone(&self, zone: &Zone, serial: Serial, comment: &str) -> Result<(), StoreError> {
+        let db = self;
+        let origin = zone.origin();
+        let now = Timestamp::now().as_second();
+        let count = zone.record_count() as i64;
+        db.conn
+            .execute(
+                "INSERT INTO zone (origin, serial, records, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![name_key(origin), serial.0, count, now],
+            )
+            .on(db.path)?;
+        let id = db.conn.last_insert_rowid();
+        let mut insert = db
+            .conn
+            .prepare_cached(
+                "INSERT INTO record (zone_id, owner, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .on(db.path)?;
+        for (name, node) in zone.nodes() {
+            let owner = name_key(name);
+            for (rtype, rrset) in node.rrsets() {
+                for rdata in rrset.rdatas() {
+                    insert
+                        .execute(params![
+                            id,
+                            owner,
+                            u16::from(rtype),
+                            rrset.ttl,
+                            rdata.wire()
+                        ])
+                        .on(db.path)?;
+                }
+            }
+        }
+        db.conn
+            .execute(
+                "INSERT INTO version (zone_id, seq, serial_from, serial_to, at, comment, added, removed)
+                 VALUES (?1, 1, NULL, ?2, ?3, ?4, ?5, 0)",
+                params![id, serial.0, now, comment, count],
+            )
+            .on(db.path)?;
+        Ok(())
+    }
+
     /// The id and serial of a zone, if present.
     fn zone_row(&self, origin: &Name) -> Result<Option<(i64, Serial)>, StoreError> {
         self.conn

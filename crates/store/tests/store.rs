@@ -598,3 +598,56 @@ fn concurrent_update_zone_calls_all_land() {
         "50 changes, each serial + 1"
     );
 }
+
+#[test]
+fn a_transfer_is_stored_whole_or_not_at_all() {
+    use cutover_store::Transferred;
+    let (_dir, _path, store) = fresh();
+    let origin = n("example.com.");
+    let v1 = sample(1);
+    assert_eq!(
+        store
+            .store_transferred(&origin, Transferred::Whole(&v1), "AXFR")
+            .unwrap(),
+        Serial(1),
+        "the first transfer creates the zone"
+    );
+    // IXFR steps 1 → 2 → 3, in one transaction, journalled as they came.
+    let mut v2 = sample(2);
+    v2.add(Record {
+        name: n("new.example.com."),
+        ttl: 300,
+        rdata: Rdata::a(Ipv4Addr::new(192, 0, 2, 50)),
+    })
+    .unwrap();
+    let mut v3 = v2.clone();
+    v3.set_serial(Serial(3));
+    let steps = [ZoneDiff::between(&v1, &v2), ZoneDiff::between(&v2, &v3)];
+    assert_eq!(
+        store
+            .store_transferred(&origin, Transferred::Steps(&steps), "IXFR")
+            .unwrap(),
+        Serial(3)
+    );
+    assert_eq!(store.zone(&origin).unwrap().unwrap(), v3);
+    assert_eq!(store.journal(&origin, Serial(1)).unwrap().len(), 2);
+    // A whole zone whose serial does not rise, steps that do not start at
+    // the stored serial, a zone failing its checks: nothing written.
+    let before = store.generation().unwrap();
+    assert!(store
+        .store_transferred(&origin, Transferred::Whole(&sample(2)), "AXFR")
+        .is_err());
+    assert!(store
+        .store_transferred(&origin, Transferred::Steps(&steps), "IXFR")
+        .is_err());
+    let mut broken = sample(9);
+    assert!(broken.remove(
+        &origin,
+        &Rdata::name_only(RecordType::NS, &n("ns1.example.com."))
+    ));
+    assert!(store
+        .store_transferred(&origin, Transferred::Whole(&broken), "AXFR")
+        .is_err());
+    assert_eq!(store.generation().unwrap(), before, "nothing written");
+    assert_eq!(store.zone(&origin).unwrap().unwrap(), v3);
+}

@@ -51,7 +51,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             zone::run_with_config(command, &open_store(&cli, need)?, cli.config.as_deref())
         }
-        Command::Record(command) => record::run(command, &open_store(&cli, Need::Existing)?),
+        Command::Record(command) => record::run(
+            command,
+            &open_store(&cli, Need::Existing)?,
+            Config::find(cli.config.as_deref())?.as_ref(),
+        ),
         Command::Demo => demo::run(),
         Command::Key(command) => key::run(command),
         Command::Check(args) => check::run(args),

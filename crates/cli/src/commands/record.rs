@@ -74,8 +74,14 @@ pub struct Removal {
     pub(crate) dry_run: bool,
 }
 
-/// Runs one `record` verb against the store.
-pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
+/// Runs one `record` verb against the store; `config` (serve's, when one
+/// is found) says which zones are secondaries, whose records come from
+/// their primary only.
+pub fn run(
+    command: &RecordCommand,
+    store: &Store,
+    config: Option<&cutover_server::config::Config>,
+) -> anyhow::Result<()> {
     let (origin, edit, comment, dry_run) = match command {
         RecordCommand::Add(change) | RecordCommand::Set(change) => {
             let (origin, name, rtype, rdata) = parse_change(change)?;
@@ -119,6 +125,18 @@ pub fn run(command: &RecordCommand, store: &Store) -> anyhow::Result<()> {
             (origin, edit, comment.trim_end().to_owned(), removal.dry_run)
         }
     };
+    if let Some(zone) =
+        config.and_then(|c| c.zone.iter().find(|z| z.name == origin && z.is_secondary()))
+    {
+        let primaries: Vec<String> = zone.primary.iter().map(ToString::to_string).collect();
+        return Err(anyhow!(
+            "zone {origin} is a secondary zone here (config {}: primary = {}): its records come \
+             from its primary by zone transfer, and a change made here would be replaced by the \
+             next one; change it on the primary",
+            config.map_or_else(String::new, |c| c.source.display().to_string()),
+            primaries.join(", ")
+        ));
+    }
     commit(store, &origin, &comment, dry_run, &edit)
 }
 

@@ -69,7 +69,7 @@ pub enum Progress {
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// Connecting, sending or receiving failed.
-    #[error("AXFR from {server}: {source}")]
+    #[error("transfer from {server}: {source}")]
     Io {
         /// The server.
         server: SocketAddr,
@@ -77,7 +77,7 @@ pub enum TransferError {
         source: std::io::Error,
     },
     /// The server stayed silent, or the transfer ran past its time.
-    #[error("AXFR from {server}: no answer within {seconds} s")]
+    #[error("transfer from {server}: no answer within {seconds} s")]
     Timeout {
         /// The server.
         server: SocketAddr,
@@ -165,27 +165,44 @@ pub enum TransferError {
     },
 }
 
-/// Builds a zone out of the messages of one AXFR response.
+/// What every message of a transfer's answer (AXFR, IXFR, an SOA query)
+/// is checked for before any of its records is believed: TSIG, our ID, a
+/// response to a QUERY, NOERROR, no TC, caps on bytes and records, class IN.
 #[derive(Debug)]
-pub struct AxfrReceiver {
-    /// The zone being received.
-    zone: Zone,
+pub(crate) struct Checks {
+    /// The zone asked for.
+    pub(crate) origin: Name,
     /// The ID of our query.
     query_id: u16,
     /// Verifies every message when the request was signed.
     verifier: Option<ResponseVerifier>,
     /// The caps.
     limits: Limits,
-    /// The opening SOA's data, once seen.
-    first_soa: Option<Rdata>,
     /// Messages received.
-    messages: usize,
+    pub(crate) messages: usize,
     /// Records received.
     records: usize,
     /// Bytes received.
-    bytes: usize,
+    pub(crate) bytes: usize,
+}
+
+/// Builds a zone out of the messages of one AXFR response.
+#[derive(Debug)]
+pub struct AxfrReceiver {
+    /// The zone being received.
+    zone: Zone,
+    /// The checks on every message.
+    checks: Checks,
+    /// The opening SOA's data, once seen.
+    first_soa: Option<Rdata>,
     /// Whether the final SOA arrived.
     done: bool,
+}
+
+/// Takes the messages of a transfer's answer, one at a time.
+pub trait Receiver {
+    /// Takes the next message, received at `now` (seconds).
+    fn receive(&mut self, message: &[u8], now: u64) -> Result<Progress, TransferError>;
 }
 
 impl Default for Limits {
@@ -200,35 +217,34 @@ impl Default for Limits {
     }
 }
 
-impl AxfrReceiver {
-    /// A receiver for the answer to the query `query_id` for `origin`;
+impl Checks {
+    /// Checks for the answer to the query `query_id` for `origin`;
     /// `verifier` is what signing the query returned, if it was signed.
-    pub fn new(
+    pub(crate) fn new(
         origin: Name,
         query_id: u16,
         verifier: Option<ResponseVerifier>,
         limits: Limits,
-    ) -> AxfrReceiver {
-        AxfrReceiver {
-            zone: Zone::new(origin),
+    ) -> Checks {
+        Checks {
+            origin,
             query_id,
             verifier,
             limits,
-            first_soa: None,
             messages: 0,
             records: 0,
             bytes: 0,
-            done: false,
         }
     }
 
-    /// Takes the next message of the response, received at `now` (seconds).
-    pub fn receive(&mut self, message: &[u8], now: u64) -> Result<Progress, TransferError> {
+    /// Checks the next message and returns its answer records.
+    pub(crate) fn answers(
+        &mut self,
+        message: &[u8],
+        now: u64,
+    ) -> Result<Vec<Record>, TransferError> {
         self.messages += 1;
         let index = self.messages;
-        if self.done {
-            return Err(TransferError::AfterEnd { message: index });
-        }
         self.bytes = self.bytes.saturating_add(message.len());
         if self.bytes > self.limits.max_bytes {
             return Err(TransferError::TooManyBytes {
@@ -240,7 +256,7 @@ impl AxfrReceiver {
                 // An error RCODE says more than "unsigned" or "BADSIG" alone.
                 return Err(match message.get(3).map(|b| b & 0x0f) {
                     Some(rcode) if rcode != 0 => TransferError::Refused {
-                        zone: self.zone.origin().clone(),
+                        zone: self.origin.clone(),
                         rcode: format!("{} ({})", rcode_name(rcode), tsig_refusal(&source)),
                     },
                     _ => TransferError::Tsig {
@@ -270,12 +286,12 @@ impl AxfrReceiver {
         let rcode = header[3] & 0x0f;
         if rcode != 0 {
             return Err(TransferError::Refused {
-                zone: self.zone.origin().clone(),
+                zone: self.origin.clone(),
                 rcode: rcode_name(rcode),
             });
         }
         if header[2] & 0x02 != 0 {
-            return Err(malformed("the TC bit is set on a TCP answer".into()));
+            return Err(malformed("the TC bit is set".into()));
         }
         let questions = u16::from_be_bytes([header[4], header[5]]);
         let answers = u16::from_be_bytes([header[6], header[7]]);
@@ -287,11 +303,68 @@ impl AxfrReceiver {
                 .and_then(|_| decoder.read_slice(4).map(drop))
                 .map_err(|e| malformed(format!("bad question: {e}")))?;
         }
+        let mut records = Vec::with_capacity(usize::from(answers).min(4096));
         for _ in 0..answers {
+            self.records += 1;
+            if self.records > self.limits.max_records {
+                return Err(TransferError::TooManyRecords {
+                    limit: self.limits.max_records,
+                });
+            }
+            records.push(read_record(&mut decoder, index)?);
+        }
+        Ok(records)
+    }
+
+    /// With a key: whether the last message was signed (RFC 8945 lets
+    /// messages between go unsigned, never the last).
+    pub(crate) fn finish(&self) -> Result<(), TransferError> {
+        match &self.verifier {
+            Some(verifier) => verifier.finish().map_err(|source| TransferError::Tsig {
+                message: self.messages,
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Receiver for AxfrReceiver {
+    fn receive(&mut self, message: &[u8], now: u64) -> Result<Progress, TransferError> {
+        AxfrReceiver::receive(self, message, now)
+    }
+}
+
+impl AxfrReceiver {
+    /// A receiver for the answer to the query `query_id` for `origin`;
+    /// `verifier` is what signing the query returned, if it was signed.
+    pub fn new(
+        origin: Name,
+        query_id: u16,
+        verifier: Option<ResponseVerifier>,
+        limits: Limits,
+    ) -> AxfrReceiver {
+        AxfrReceiver {
+            zone: Zone::new(origin.clone()),
+            checks: Checks::new(origin, query_id, verifier, limits),
+            first_soa: None,
+            done: false,
+        }
+    }
+
+    /// Takes the next message of the response, received at `now` (seconds).
+    pub fn receive(&mut self, message: &[u8], now: u64) -> Result<Progress, TransferError> {
+        if self.done {
+            return Err(TransferError::AfterEnd {
+                message: self.checks.messages + 1,
+            });
+        }
+        let records = self.checks.answers(message, now)?;
+        let index = self.checks.messages;
+        for record in records {
             if self.done {
                 return Err(TransferError::AfterEnd { message: index });
             }
-            let record = read_record(&mut decoder, index)?;
             self.take(record, index)?;
         }
         Ok(if self.done {
@@ -303,12 +376,12 @@ impl AxfrReceiver {
 
     /// Messages received so far.
     pub fn messages(&self) -> usize {
-        self.messages
+        self.checks.messages
     }
 
     /// Message bytes received so far.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.checks.bytes
     }
 
     /// The zone, once the final SOA (and with a key, a final signed
@@ -316,26 +389,15 @@ impl AxfrReceiver {
     pub fn finish(self) -> Result<Zone, TransferError> {
         if !self.done {
             return Err(TransferError::Incomplete {
-                messages: self.messages,
+                messages: self.checks.messages,
             });
         }
-        if let Some(verifier) = &self.verifier {
-            verifier.finish().map_err(|source| TransferError::Tsig {
-                message: self.messages,
-                source,
-            })?;
-        }
+        self.checks.finish()?;
         Ok(self.zone)
     }
 
     /// Adds one answer record to the zone, watching for the SOAs.
     fn take(&mut self, record: Record, index: usize) -> Result<(), TransferError> {
-        self.records += 1;
-        if self.records > self.limits.max_records {
-            return Err(TransferError::TooManyRecords {
-                limit: self.limits.max_records,
-            });
-        }
         let origin = self.zone.origin().clone();
         let is_soa = record.rdata.rtype() == RecordType::SOA;
         let Some(first) = &self.first_soa else {
@@ -402,7 +464,14 @@ pub fn fetch_axfr(
     key: Option<Arc<Key>>,
     limits: Limits,
 ) -> Result<Transfer, TransferError> {
-    let receiver = exchange(server, zone, key, limits)?;
+    let id = random_id();
+    let mut query = axfr_query(zone, id);
+    let verifier = match key {
+        Some(key) => Some(sign_request(&mut query, key, unix_now())?),
+        None => None,
+    };
+    let receiver = AxfrReceiver::new(zone.clone(), id, verifier, limits);
+    let receiver = exchange(server, &query, receiver, limits)?;
     let (messages, bytes) = (receiver.messages(), receiver.bytes());
     Ok(Transfer {
         zone: receiver.finish()?,
@@ -413,26 +482,19 @@ pub fn fetch_axfr(
 
 /// Sends the query and feeds the receiver until the final SOA or the end
 /// of the connection; the receiver decides whether that was enough.
-fn exchange(
+pub(crate) fn exchange<R: Receiver>(
     server: SocketAddr,
-    zone: &Name,
-    key: Option<Arc<Key>>,
+    query: &[u8],
+    mut receiver: R,
     limits: Limits,
-) -> Result<AxfrReceiver, TransferError> {
+) -> Result<R, TransferError> {
     let io = |source| TransferError::Io { server, source };
-    let id = random_id();
-    let mut query = axfr_query(zone, id);
-    let verifier = match key {
-        Some(key) => Some(sign_request(&mut query, key, unix_now())?),
-        None => None,
-    };
-    let mut receiver = AxfrReceiver::new(zone.clone(), id, verifier, limits);
     let deadline = Instant::now() + limits.total;
     let mut stream = TcpStream::connect_timeout(&server, limits.idle).map_err(io)?;
     stream.set_write_timeout(Some(limits.idle)).map_err(io)?;
     // A query is at most a header, a 255-byte name and a TSIG: well under 64 KiB.
     let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&query);
+    framed.extend_from_slice(query);
     stream.write_all(&framed).map_err(io)?;
     let mut buf = Vec::with_capacity(65535);
     loop {
@@ -478,7 +540,10 @@ fn exchange(
 
 /// Reads one answer record at the decoder's position (names may be
 /// compressed anywhere in the message).
-fn read_record(decoder: &mut BinDecoder<'_>, index: usize) -> Result<Record, TransferError> {
+pub(crate) fn read_record(
+    decoder: &mut BinDecoder<'_>,
+    index: usize,
+) -> Result<Record, TransferError> {
     let malformed = |reason: String| TransferError::Malformed {
         message: index,
         reason,
@@ -548,7 +613,7 @@ fn is_timeout(error: &std::io::Error) -> bool {
 }
 
 /// The wall clock in seconds since 1970 (0 before it, which TSIG refuses).
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -556,7 +621,7 @@ fn unix_now() -> u64 {
 
 /// A query ID nobody off the path can guess: std's per-process random
 /// hash keys, mixed with the clock.
-fn random_id() -> u16 {
+pub(crate) fn random_id() -> u16 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(

@@ -10,17 +10,25 @@
 //!
 //!  in:   axfr_query ──TCP──▶ server ──messages──▶ AxfrReceiver::receive (TSIG, caps, SOA
 //!        first and last) … ──finish──▶ Zone          (fetch_axfr does the TCP part)
+//!        soa_serial ──TCP──▶ the primary's serial;  ixfr_query(SOA held) ──TCP──▶
+//!        IxfrReceiver::receive … ──finish──▶ UpToDate │ Incremental(steps) │ Full(zone)
+//!                                                     (fetch_ixfr; the secondary's refresh)
 //! ```
 //!
-//! The builders and the receiver are pure: no sockets, no clock. Only
-//! [`client::fetch_axfr`] does I/O.
+//! The builders and the receivers are pure: no sockets, no clock. Only
+//! [`client::fetch_axfr`], [`refresh::fetch_ixfr`] and
+//! [`refresh::soa_serial`] do I/O.
 
 pub mod axfr;
 pub mod client;
 pub mod ixfr;
 pub mod message;
+pub mod refresh;
 
 pub use axfr::axfr_messages;
-pub use client::{axfr_query, fetch_axfr, AxfrReceiver, Limits, Progress, Transfer, TransferError};
+pub use client::{
+    axfr_query, fetch_axfr, AxfrReceiver, Limits, Progress, Receiver, Transfer, TransferError,
+};
 pub use ixfr::{ixfr_messages, IxfrForm, IxfrResponse};
 pub use message::{message_limit, BuildError, Question};
+pub use refresh::{fetch_ixfr, ixfr_query, soa_serial, IxfrAnswer, IxfrReceiver, IxfrTransfer};

@@ -187,6 +187,35 @@ pub struct ZonePolicy {
     /// The key (a `[[key]]` name) NOTIFYs are signed with; unsigned when absent.
     #[serde(default, deserialize_with = "optional_domain_name")]
     pub notify_key: Option<Name>,
+    /// The primaries this zone is transferred from, as "ip:port" (one, or a
+    /// list tried in order); with one, serve is a secondary of the zone and
+    /// the zone cannot be changed here.
+    #[serde(default, deserialize_with = "zone_primary")]
+    pub primary: Vec<SocketAddr>,
+    /// The key (a `[[key]]` name) transfers from the primary are signed
+    /// with, and that the primary's NOTIFYs must carry; as written, with
+    /// its place in the file (read with [`ZonePolicy::primary_key_name`]).
+    #[serde(default)]
+    pub primary_key: Option<toml::Spanned<String>>,
+    /// The shortest refresh and retry interval, whatever the SOA says (the
+    /// SOA's refresh and retry are used above it); 1 s when absent.
+    #[serde(default = "default_refresh_min", deserialize_with = "zone_refresh_min")]
+    pub refresh_min: Duration,
+}
+
+impl ZonePolicy {
+    /// Whether serve is a secondary of this zone (it names a primary).
+    pub fn is_secondary(&self) -> bool {
+        !self.primary.is_empty()
+    }
+
+    /// The name of `primary_key`, absolute; `None` when absent (or not a
+    /// name, which [`Config::parse`] refuses).
+    pub fn primary_key_name(&self) -> Option<Name> {
+        self.primary_key
+            .as_ref()
+            .and_then(|text| absolute::<de::value::Error>(text.get_ref()).ok())
+    }
 }
 
 /// One `[[zone.update_rule]]`: what one key may change.
@@ -291,6 +320,7 @@ impl Config {
                 .map_err(|e| error(format!("[dns.rrl]: {e}")))?;
         }
         config.check_key_names().map_err(error)?;
+        config.check_primaries(text).map_err(error)?;
         config.flush.validate().map_err(|e| error(e.to_string()))?;
         let mut names: Vec<&Name> = config.zone.iter().map(|z| &z.name).collect();
         names.sort();
@@ -328,6 +358,48 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// A `[[zone]]`'s `primary_key` must name a `[[key]]` and needs a
+    /// `primary`; the error gives the key's line and column.
+    fn check_primaries(&self, text: &str) -> Result<(), String> {
+        for zone in &self.zone {
+            let Some(written) = &zone.primary_key else {
+                continue;
+            };
+            let at = |message: String| {
+                let before = &text[..written.span().start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(
+                    "line {line}, column {column}: zone {}: {message}",
+                    zone.name
+                )
+            };
+            let name = absolute::<de::value::Error>(written.get_ref())
+                .map_err(|e| at(format!("primary_key: {e}")))?;
+            if !self.key_defined(&name) {
+                return Err(at(format!(
+                    "primary_key names the key {name}, which no [[key]] defines"
+                )));
+            }
+            if zone.primary.is_empty() {
+                return Err(at(
+                    "primary_key is given, but no primary to use it with".into()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a `[[key]]` has the name `name`.
+    fn key_defined(&self, name: &Name) -> bool {
+        self.key.iter().any(|key| {
+            Name::from_str(&key.name).is_ok_and(|mut k| {
+                k.set_fqdn(true);
+                k == *name
+            })
+        })
     }
 
     /// The config named by `--config`, else the first of [`DEFAULT_PATHS`]
@@ -594,6 +666,50 @@ bounded_number!(
     cutover_nameserver::rrl::TABLE_SIZE_MAX as u64
 );
 bounded_list!(zone_notify, SocketAddr, "[[zone]] notify", 0, 64);
+bounded_duration!(
+    zone_refresh_min,
+    "[[zone]] refresh_min",
+    Duration::from_millis(100),
+    Duration::from_secs(86_400)
+);
+
+/// The shortest refresh and retry of a secondary zone when none is given.
+fn default_refresh_min() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Deserializes `[[zone]] primary`: one "ip:port" or a list of them (at
+/// most 8).
+fn zone_primary<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<SocketAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let texts = match OneOrMany::deserialize(deserializer).map_err(|_| {
+        de::Error::custom("[[zone]] primary: expected \"ip:port\" or a list of them")
+    })? {
+        OneOrMany::One(text) => vec![text],
+        OneOrMany::Many(texts) => texts,
+    };
+    if texts.is_empty() || texts.len() > 8 {
+        return Err(de::Error::custom(format!(
+            "[[zone]] primary lists {} entries: it must list at least 1 and at most 8",
+            texts.len()
+        )));
+    }
+    texts
+        .iter()
+        .map(|text| {
+            text.parse().map_err(|e| {
+                de::Error::custom(format!(
+                    "[[zone]] primary {text:?}: {e}, expected \"ip:port\""
+                ))
+            })
+        })
+        .collect()
+}
 
 /// Deserializes a list of address prefixes such as "192.0.2.0/24".
 fn prefixes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Prefix>, D::Error> {
@@ -779,6 +895,52 @@ mod tests {
         let error = parse("[[zone]]\nname = \"a.\"\nupdate_rule = [{ key = \"k.\", names = [\"a.\"], types = [\"BOGUS\"] }]\n")
             .unwrap_err();
         assert!(error.message.contains("BOGUS"), "{error}");
+    }
+
+    #[test]
+    fn a_secondary_zone_names_its_primaries_and_a_known_key() {
+        let keys = "[[key]]\nname = \"xfr.\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n";
+        let config = parse(&format!(
+            "{keys}[[zone]]\nname = \"a.\"\nprimary = \"192.0.2.1:53\"\nprimary_key = \"xfr\"\n\
+             [[zone]]\nname = \"b.\"\nprimary = [\"192.0.2.1:53\", \"[2001:db8::1]:5300\"]\n\
+             refresh_min = \"5s\"\n[[zone]]\nname = \"c.\"\n"
+        ))
+        .unwrap();
+        let (a, b, c) = (&config.zone[0], &config.zone[1], &config.zone[2]);
+        assert_eq!(a.primary, vec!["192.0.2.1:53".parse().unwrap()]);
+        assert_eq!(a.primary_key_name().unwrap().to_ascii(), "xfr.");
+        assert_eq!(a.refresh_min, Duration::from_secs(1), "default");
+        assert_eq!(b.primary.len(), 2);
+        assert_eq!(b.refresh_min, Duration::from_secs(5));
+        assert!(a.is_secondary() && b.is_secondary() && !c.is_secondary());
+
+        let error = parse(&format!(
+            "{keys}[[zone]]\nname = \"a.\"\nprimary = \"192.0.2.1:53\"\nprimary_key = \"nobody.\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("cutover.toml: line 7, column 15: zone a.: primary_key names the key nobody., which no [[key]] defines"),
+            "{error}"
+        );
+        let error = parse(&format!(
+            "{keys}[[zone]]\nname = \"a.\"\nprimary_key = \"xfr.\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("line 6, column 15") && error.contains("no primary"),
+            "{error}"
+        );
+        let error = parse("[[zone]]\nname = \"a.\"\nprimary = \"192.0.2.1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line 3") && error.contains("[[zone]] primary \"192.0.2.1\""),
+            "{error}"
+        );
+        let error = parse("[[zone]]\nname = \"a.\"\nprimary = []\n").unwrap_err();
+        assert!(error.message.contains("at least 1"), "{error}");
     }
 
     #[test]

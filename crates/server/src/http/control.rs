@@ -48,6 +48,10 @@ pub struct Control {
     /// serve's config file (absolute), passed to the `migrate plan|start`
     /// children so they check the same site.
     pub(super) config: Option<PathBuf>,
+    /// The zones serve is a secondary of, with their primaries: their
+    /// records change on the primary only.
+    pub(super) secondary_zones:
+        Arc<std::collections::BTreeMap<cutover_zone::Name, Vec<SocketAddr>>>,
 }
 
 impl Control {
@@ -80,6 +84,7 @@ impl Control {
             body_timeout: http.body_timeout,
             connections: Arc::new(Registry::new(http.max_connections)),
             config: None,
+            secondary_zones: Arc::default(),
         })
     }
 }

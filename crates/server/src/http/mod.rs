@@ -205,6 +205,14 @@ pub fn start(
     let mut control = Control::open(store_path, spool, http, &config.dns.listen)?;
     control.config = (!config.source.as_os_str().is_empty())
         .then(|| std::path::absolute(&config.source).unwrap_or_else(|_| config.source.clone()));
+    control.secondary_zones = std::sync::Arc::new(
+        config
+            .zone
+            .iter()
+            .filter(|zone| zone.is_secondary())
+            .map(|zone| (zone.name.clone(), zone.primary.clone()))
+            .collect(),
+    );
     let limits = Limits {
         max_connections: http.max_connections,
         header_timeout: http.header_timeout,

@@ -227,6 +227,17 @@ pub async fn change(
 ) -> ApiResult<ChangeResult> {
     let origin = zone_name(&zone)?;
     let change: RecordChange = parse_body(&body)?;
+    if let Some(primaries) = control.secondary_zones.get(&origin) {
+        let primaries: Vec<String> = primaries.iter().map(ToString::to_string).collect();
+        return Err(ApiError::new(
+            ErrorCode::Rejected,
+            format!(
+                "zone {origin} is a secondary zone here (primary = {}): its records come from \
+                 its primary by zone transfer; change it on the primary",
+                primaries.join(", ")
+            ),
+        ));
+    }
     let action = match change.action {
         ChangeAction::Add => Action::Add,
         ChangeAction::Set => Action::Set,

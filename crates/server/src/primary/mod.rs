@@ -54,6 +54,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 pub use self::clock::wall_clock;
 use crate::config::{Config, UpdatePrefix};
+use crate::secondary::handle::{NotifyVerdict, Secondaries};
 use notifier::Notifier;
 
 /// RCODE NOTIMP.
@@ -157,6 +158,9 @@ pub struct StorePrimary {
     writer: Mutex<Written>,
     /// Tells the secondaries about changes.
     notifier: Notifier,
+    /// The zones this server is a secondary of (read-only here; their
+    /// primaries' NOTIFYs go to the refresh thread).
+    secondaries: Secondaries,
     /// The clock, seconds since the epoch (TSIG, serials).
     clock: fn() -> u64,
     /// Refused requests (bad TSIG, unsigned UPDATEs from strangers), logged
@@ -227,6 +231,7 @@ impl StorePrimary {
         catalog: Arc<ArcSwap<Catalog>>,
         served: Served,
         notifier: Notifier,
+        secondaries: Secondaries,
     ) -> anyhow::Result<StorePrimary> {
         let transfers = config
             .zone
@@ -248,6 +253,7 @@ impl StorePrimary {
             transfers,
             writer: Mutex::new(Written::default()),
             notifier,
+            secondaries,
             clock: wall_clock,
             refusals: ThrottledLog::new(REFUSAL_LOG_INTERVAL),
         })
@@ -298,6 +304,14 @@ impl StorePrimary {
             Some(key) => format!("key {key}"),
             None => format!("unsigned from {}", client.ip()),
         };
+        if let Some(upstream) = self.secondaries.upstream(&origin) {
+            // As BIND without update forwarding: a secondary's zone changes
+            // on its primary only.
+            tracing::info!(%client, zone = %origin,
+                "UPDATE by {who} refused: the zone is a secondary here, changed on its primary ({})",
+                upstream.primaries.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+            return update::response(request, UpdateRcode::Refused);
+        }
         let comment = format!("update by {who}");
         let now = u32::try_from((self.clock)()).unwrap_or(u32::MAX);
         let mut written = self.writer();
@@ -517,13 +531,37 @@ impl StorePrimary {
         update::response(request, rcode)
     }
 
-    /// Acknowledges a NOTIFY for a zone we serve.
-    fn notify_in(&self, request: &[u8], parsed: &Request) -> Vec<u8> {
-        let served = parsed
-            .qname
-            .as_deref()
-            .and_then(name_from_wire)
-            .is_some_and(|name| self.catalog.load().zones().any(|z| *z.origin() == name));
+    /// Answers a NOTIFY: for a secondary zone, from one of its primaries
+    /// (signed with its `primary_key` when it has one), a refresh now and
+    /// NOERROR, else REFUSED; for a zone we are the primary of, NOERROR
+    /// (nothing to fetch); NOTAUTH for a zone not served.
+    fn notify_in(
+        &self,
+        request: &[u8],
+        parsed: &Request,
+        client: SocketAddr,
+        key: Option<&Name>,
+    ) -> Vec<u8> {
+        let Some(mut name) = parsed.qname.as_deref().and_then(name_from_wire) else {
+            return bare_response(request, FORMERR, false);
+        };
+        name = name.to_lowercase();
+        name.set_fqdn(true);
+        match self.secondaries.notified(&name, client, key) {
+            Some(NotifyVerdict::Accepted) => return bare_response(request, 0, true),
+            Some(refusal) => {
+                self.refusals.note(format_args!(
+                    "NOTIFY for {name} from {client} refused: {}",
+                    match refusal {
+                        NotifyVerdict::NotFromPrimary => "not from one of its primaries",
+                        _ => "not signed with the zone's primary_key",
+                    }
+                ));
+                return bare_response(request, REFUSED, false);
+            }
+            None => {}
+        }
+        let served = self.catalog.load().zones().any(|z| *z.origin() == name);
         match served {
             true => bare_response(request, 0, true),
             false => bare_response(request, NOTAUTH, false),
@@ -594,7 +632,12 @@ impl Primary for StorePrimary {
             OPCODE_UPDATE => {
                 responses.push(self.update(request, key.as_ref().map(|k| &k.name), client))
             }
-            OPCODE_NOTIFY => responses.push(self.notify_in(request, &parsed)),
+            OPCODE_NOTIFY => responses.push(self.notify_in(
+                request,
+                &parsed,
+                client,
+                key.as_ref().map(|k| &k.name),
+            )),
             OPCODE_QUERY if parsed.qtype == AXFR || parsed.qtype == IXFR => {
                 responses.extend(self.transfer(request, &parsed, key.as_deref(), client, transport))
             }
