@@ -120,18 +120,6 @@ impl KnotPrimary {
     /// a change not made by UPDATE, checked by knotd's own rules only.
     pub fn replace_zone(&self, origin: &str, text: &str) {
         crate::daemon::write_zone(self.dir.path(), origin, text);
-        let out = std::process::Command::new("knotc")
-            .arg("-c")
-            .arg(&self.conf)
-            .arg("zone-reload")
-            .arg(origin)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run knotc (package knot must be installed): {e}"));
-        assert!(
-            out.status.success(),
-            "knotc zone-reload {origin} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::knotc_zone_reload(&self.conf, origin);
     }
 }

@@ -185,20 +185,26 @@ impl Knot {
     /// Replaces a zone's file and reloads it with knotc.
     pub fn replace_zone(&self, origin: &str, text: &str) {
         std::fs::write(self.dir.path().join(format!("{origin}zone")), text).unwrap();
-        let out = Command::new("knotc")
-            .arg("-c")
-            .arg(&self.conf)
-            .arg("zone-reload")
-            .arg(origin)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run knotc (package knot must be installed): {e}"));
-        assert!(
-            out.status.success(),
-            "knotc zone-reload {origin} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        knotc_zone_reload(&self.conf, origin);
     }
+}
+
+/// Has the knotd of `conf` load `origin`'s file again (`knotc zone-reload`);
+/// panics with knotc's output when it fails.
+pub(crate) fn knotc_zone_reload(conf: &std::path::Path, origin: &str) {
+    let out = Command::new("knotc")
+        .arg("-c")
+        .arg(conf)
+        .arg("zone-reload")
+        .arg(origin)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run knotc (package knot must be installed): {e}"));
+    assert!(
+        out.status.success(),
+        "knotc zone-reload {origin} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An Unbound caching resolver with stub zones.
