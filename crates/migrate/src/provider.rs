@@ -92,7 +92,8 @@ pub enum ProviderSpec {
 pub enum Secret {
     /// Written in the migration file (stored with the migration, shown nowhere).
     Inline(String),
-    /// Read from this file, first line, surrounding blanks trimmed.
+    /// Read from this file, first line, surrounding blanks trimmed; a file
+    /// holding a JSON document (a service account's key) is taken whole.
     File(PathBuf),
     /// Read from this environment variable of the process that builds the
     /// provider (`migrate plan|start|run`, `serve`'s scheduler), surrounding
@@ -137,6 +138,10 @@ impl Secret {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     BuildError::Invalid(format!("cannot read {what} from {}: {e}", path.display()))
                 })?;
+                // A JSON document (Google's service-account key) spans lines.
+                if text.trim_start().starts_with('{') {
+                    return Ok(text.trim().to_string());
+                }
                 let line = text.lines().next().unwrap_or_default().trim().to_string();
                 if line.is_empty() {
                     return Err(BuildError::Invalid(format!(
@@ -486,4 +491,21 @@ fn tsig_key(name: &str, key_file: Option<&Path>, keys: &[KeySpec]) -> Result<Key
         .reveal(&format!("the secret of [[key]] {name:?}"))?;
     Key::from_text(&spec.name, &spec.algorithm, &secret)
         .map_err(|e| BuildError::Invalid(format!("[[key]] {name:?}: {e}")))
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_file_gives_its_first_line_or_a_whole_json_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "  tok-123  \nignored\n").unwrap();
+        assert_eq!(Secret::File(token).reveal("the token").unwrap(), "tok-123");
+        let key = dir.path().join("key.json");
+        let json = "{\n  \"client_email\": \"a@b\",\n  \"private_key\": \"k\"\n}";
+        std::fs::write(&key, format!("{json}\n")).unwrap();
+        assert_eq!(Secret::File(key).reveal("the key").unwrap(), json);
+    }
 }
