@@ -305,3 +305,42 @@ fn provider_test_fails_with_the_reason_when_route53_cannot_be_reached_or_refuses
         "names the variable at its place: {said}"
     );
 }
+
+#[test]
+fn a_google_service_account_key_file_is_read_whole_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = "-----BEGIN PRIVATE KEY-----\\nGOOGLE-SECRET-0c1d\\n-----END PRIVATE KEY-----\\n";
+    // As Google gives it: pretty-printed JSON over many lines.
+    std::fs::write(
+        dir.path().join("key.json"),
+        format!(
+            "{{\n  \"type\": \"service_account\",\n  \"client_email\": \"mover@p.iam.gserviceaccount.com\",\n  \"private_key\": \"{private}\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let (_held, addr) = refusing_tcp(LOOPBACK);
+    std::fs::write(
+        dir.path().join("m.toml"),
+        format!(
+            "version = 1\nzone = \"example.test.\"\n\
+             provider = {{ kind = \"cloud\", service = \"google\", service_account_json_file = \"key.json\", project_id = \"p\", nameservers = [\"{addr}\"] }}\n\
+             [[move]]\nname = \"www\"\ntype = \"A\"\nvalues = [\"198.51.100.20\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = cutover(dir.path(), &["provider", "test", "m.toml"]);
+    let said = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit 1 (its servers refuse): {said}"
+    );
+    assert!(
+        said.contains("cannot read example.test. through Google Cloud DNS"),
+        "the key was taken and the read failed at the servers: {said}"
+    );
+    assert!(
+        !said.contains("not JSON") && !said.contains("GOOGLE-SECRET"),
+        "the key file read whole, and never shown: {said}"
+    );
+}

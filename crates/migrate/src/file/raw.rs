@@ -232,6 +232,16 @@ pub(super) struct RawProvider {
     pub subscription_id: Option<Spanned<String>>,
     /// cloud, azure: the resource group.
     pub resource_group: Option<Spanned<String>>,
+    /// cloud, google: the service account's JSON key, inline (a secret).
+    pub service_account_json: Option<Spanned<String>>,
+    /// cloud, google: the service account's JSON key: a file holding it.
+    pub service_account_json_file: Option<Spanned<String>>,
+    /// cloud, google: the service account's JSON key: the environment variable holding it.
+    pub service_account_json_env: Option<Spanned<String>>,
+    /// cloud, google: the project id.
+    pub project_id: Option<Spanned<String>>,
+    /// cloud, google: the managed zone's name.
+    pub managed_zone: Option<Spanned<String>>,
     /// cloud, hosts read by DNS: the zone's authoritative servers.
     pub nameservers: Option<Spanned<Vec<Spanned<String>>>>,
 }
@@ -280,6 +290,11 @@ impl RawProvider {
             ("client_id", &self.client_id),
             ("subscription_id", &self.subscription_id),
             ("resource_group", &self.resource_group),
+            ("service_account_json", &self.service_account_json),
+            ("service_account_json_file", &self.service_account_json_file),
+            ("service_account_json_env", &self.service_account_json_env),
+            ("project_id", &self.project_id),
+            ("managed_zone", &self.managed_zone),
         ]
     }
 
@@ -406,5 +421,37 @@ impl std::fmt::Debug for RawNotify {
         f.debug_struct("RawNotify")
             .field("kind", &self.kind.as_ref().map(|k| k.get_ref()))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_provider::cloud::services::SERVICES;
+
+    /// Every key a cloud service takes (a secret also as `_file` and
+    /// `_env`) is a key of the provider table: a service whose keys the
+    /// file refused could be listed but never used.
+    #[test]
+    fn the_provider_table_takes_every_key_of_every_cloud_service() {
+        for service in SERVICES {
+            for setting in service.settings {
+                let mut keys = vec![setting.key.to_string()];
+                if setting.secret {
+                    keys.push(format!("{}_file", setting.key));
+                    keys.push(format!("{}_env", setting.key));
+                }
+                for key in keys {
+                    let value = match key.as_str() {
+                        "nameservers" => "[\"192.0.2.53:53\"]",
+                        _ => "\"x\"",
+                    };
+                    let text = format!("kind = \"cloud\"\n{key} = {value}\n");
+                    if let Err(e) = toml::from_str::<RawProvider>(&text) {
+                        panic!("{}: provider.{key} is refused: {e}", service.name);
+                    }
+                }
+            }
+        }
     }
 }
