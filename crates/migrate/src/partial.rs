@@ -9,7 +9,8 @@
 //! ```
 //!
 //! The plan made from such a zone carries [`Warning::PartialRead`]: what
-//! was read, and that the rest of the zone was not looked at.
+//! was asked for, how much of it exists, and that the rest of the zone was
+//! not looked at. `cutover provider test` reads the same.
 
 // The provider's own error, as its trait returns it.
 #![allow(clippy::result_large_err)]
@@ -65,8 +66,22 @@ pub fn keys(view: &MigrationFile) -> Vec<(Name, RecordType)> {
 pub struct PartialZone {
     /// The RRsets found, as a zone (absent ones left out).
     pub zone: Zone,
-    /// The warning the plan carries.
-    pub warning: Warning,
+    /// The RRsets asked for (`NAME TYPE`), in [`keys`]' order.
+    pub asked: Vec<String>,
+    /// How many of them exist.
+    pub found: usize,
+}
+
+impl PartialZone {
+    /// The warning a plan made from it carries.
+    pub fn warning(&self, provider: &str) -> Warning {
+        Warning::PartialRead {
+            zone: self.zone.origin().to_string(),
+            provider: provider.to_string(),
+            asked: self.asked.clone(),
+            found: self.found,
+        }
+    }
 }
 
 /// Why a zone that cannot be listed cannot be planned: the file's first
@@ -96,10 +111,12 @@ pub fn read(provider: &dyn Provider, view: &MigrationFile) -> Result<PartialZone
     let keys = keys(view);
     let found = provider.read_rrsets(&view.zone, &keys)?;
     let mut zone = Zone::new(view.zone.clone());
-    let mut read = Vec::new();
+    let mut asked = Vec::new();
+    let mut present = 0;
     for ((name, rtype), rrset) in keys.into_iter().zip(found) {
-        read.push(format!("{name} {rtype}"));
+        asked.push(format!("{name} {rtype}"));
         if let Some(rrset) = rrset {
+            present += 1;
             zone.set_rrset(&name, rtype, rrset).map_err(|e| {
                 ProviderError::Refused(format!(
                     "{} answered for {name} {rtype}: {e}",
@@ -110,10 +127,7 @@ pub fn read(provider: &dyn Provider, view: &MigrationFile) -> Result<PartialZone
     }
     Ok(PartialZone {
         zone,
-        warning: Warning::PartialRead {
-            zone: view.zone.to_string(),
-            provider: provider.describe(),
-            read,
-        },
+        asked,
+        found: present,
     })
 }

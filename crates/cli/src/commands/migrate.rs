@@ -368,7 +368,8 @@ fn read_zone(
                     provider.describe()
                 )
             })?;
-            Ok((read.zone, Some(read.warning)))
+            let warning = read.warning(&provider.describe());
+            Ok((read.zone, Some(warning)))
         }
         Err(e @ ProviderError::UnknownZone(_)) => Err(parsed
             .error_at(target.spot, format!("{e} ({})", provider.describe()))

@@ -203,28 +203,17 @@ fn test(args: &TestArgs, store: &Path) -> anyhow::Result<()> {
         .map_err(|e| file.error_at(file.spots.provider, format!("{e:#}")))?;
     let describe = provider.describe();
     let zone = &file.zone;
-    let (listed, asked, rrsets) = match provider.read(zone) {
-        Ok(z) => {
-            let mut rrsets = Vec::new();
-            for (name, node) in z.nodes() {
-                for (rtype, rrset) in node.rrsets() {
-                    rrsets.push((name.clone(), rtype, rrset.clone()));
-                }
-            }
-            (true, Vec::new(), rrsets)
-        }
+    let (listed, asked, read) = match provider.read(zone) {
+        Ok(z) => (true, Vec::new(), z),
         Err(ProviderError::Unsupported(_)) => {
-            let keys = cutover_migrate::partial::keys(&file);
-            let found = provider
-                .read_rrsets(zone, &keys)
+            // What a plan reads of this zone: the file as it sees this zone.
+            let view = match file.zones.first() {
+                Some(target) => cutover_migrate::plan::zone_view(&file, target),
+                None => file.clone(),
+            };
+            let part = cutover_migrate::partial::read(&*provider, &view)
                 .with_context(|| format!("cannot read {zone} through {describe}"))?;
-            let asked = keys.iter().map(|(n, t)| format!("{n} {t}")).collect();
-            let rrsets = keys
-                .into_iter()
-                .zip(found)
-                .filter_map(|((name, rtype), rrset)| rrset.map(|r| (name, rtype, r)))
-                .collect();
-            (false, asked, rrsets)
+            (false, part.asked, part.zone)
         }
         Err(e) => {
             return Err(
@@ -232,9 +221,12 @@ fn test(args: &TestArgs, store: &Path) -> anyhow::Result<()> {
             )
         }
     };
-    let records: Vec<RecordView> = rrsets
-        .iter()
-        .flat_map(|(name, rtype, rrset)| views(name, *rtype, rrset))
+    let records: Vec<RecordView> = read
+        .nodes()
+        .flat_map(|(name, node)| {
+            node.rrsets()
+                .flat_map(move |(rtype, rrset)| views(name, rtype, rrset))
+        })
         .collect();
     let view = TestView {
         provider: describe,
@@ -255,7 +247,7 @@ fn test(args: &TestArgs, store: &Path) -> anyhow::Result<()> {
             view.zone
         ),
         false => println!(
-            "{}: cannot list {}; read the {} RRsets the file names ({}): {} records; nothing was changed.",
+            "{}: cannot list {}; asked for the {} RRsets a migration reads of it ({}): {} records found; nothing was changed.",
             view.provider,
             view.zone,
             view.asked.len(),

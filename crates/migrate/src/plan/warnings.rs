@@ -34,8 +34,10 @@ pub enum Warning {
         zone: String,
         /// The provider, in words.
         provider: String,
-        /// The RRsets read (`NAME TYPE`).
-        read: Vec<String>,
+        /// The RRsets asked for (`NAME TYPE`).
+        asked: Vec<String>,
+        /// How many of them exist.
+        found: usize,
     },
     /// A zone of the file in which nothing moves: it is left alone.
     NothingMoves {
@@ -132,11 +134,11 @@ impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Warning::InZone { zone, about } => write!(f, "{zone}: {about}"),
-            Warning::PartialRead { zone, provider, read } => write!(
+            Warning::PartialRead { zone, provider, asked, found } => write!(
                 f,
-                "{zone}: {provider} cannot list the zone, so the plan was made from the {} RRsets read one by one ({}); the zone's other records were not looked at (a record elsewhere leading to a moving name is not warned about)",
-                read.len(),
-                read.join(", ")
+                "{zone}: {provider} cannot list the zone, so the plan was made from {} RRsets asked for one by one ({}), {found} of them found; the zone's other records were not looked at (a record elsewhere leading to a moving name is not warned about)",
+                asked.len(),
+                asked.join(", ")
             ),
             Warning::NothingMoves { zone } => write!(
                 f,
