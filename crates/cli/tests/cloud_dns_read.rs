@@ -14,6 +14,9 @@
 //! - A host that transfers it to no one (`disable-axfr`) is planned from
 //!   the RRsets the file names, with the warning that says so; a move by
 //!   address is refused at its line; a named move runs to the end.
+//! - `zones = "*"` through PowerDNS's own API (`kind = "powerdns"`): the
+//!   zones its list gives, each read whole, a move by address planned and
+//!   run across them, a zone without the address left alone.
 
 mod migration;
 
@@ -229,6 +232,116 @@ fn a_host_that_transfers_to_no_one_is_planned_from_the_named_rrsets_and_refuses_
         untouched,
         Ok((IpAddr::V4(OLD), TTL)),
         "a record the file does not name stays as it was"
+    );
+    let shown = detail.to_string();
+    assert!(!shown.contains(key), "the API key is shown: {shown}");
+}
+
+/// A zone of the PowerDNS server that does not hold the old address.
+fn quiet_zone() -> String {
+    "$ORIGIN quiet.test.\n$TTL 3600\n\
+     @ IN SOA ns1.host.test. hostmaster.host.test. 2026120501 3600 600 1209600 5\n\
+     @ IN NS ns1.host.test.\n\
+     www 4 IN A 127.0.0.9\n"
+        .to_string()
+}
+
+/// A second zone that holds the old address.
+fn shop_zone() -> String {
+    format!(
+        "$ORIGIN shop.test.\n$TTL 3600\n\
+         @ IN SOA ns1.host.test. hostmaster.host.test. 2026120501 3600 600 1209600 5\n\
+         @ IN NS ns1.host.test.\n\
+         @ {TTL} IN A {OLD}\n"
+    )
+}
+
+#[test]
+fn every_zone_a_powerdns_api_lists_is_moved_by_address_with_zones_star() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let pdns = runtime.block_on(PowerDns::start(
+        LOOPBACK,
+        &[
+            ("host.test.", &host_zone()),
+            ("quiet.test.", &quiet_zone()),
+            ("shop.test.", &shop_zone()),
+        ],
+    ));
+    let cache = runtime.block_on(Unbound::start(
+        &[
+            ("host.test", pdns.addr),
+            ("quiet.test", pdns.addr),
+            ("shop.test", pdns.addr),
+        ],
+        "    prefetch: no\n    serve-expired: no\n",
+        "host.test.",
+    ));
+    let site = Site::new(TTL);
+    let key = pdns.api_key.as_str();
+    let file = site.migration_file(&format!(
+        "version = 1\nzones = \"*\"\n\
+         provider = {{ kind = \"powerdns\", api_key_env = \"{KEY_VAR}\", url = \"{url}\" }}\n\
+         [[move]]\nfrom = \"{OLD}\"\nto = \"{NEW}\"\n\
+         [ttl]\nduring = 2\n\
+         [schedule]\nobserve = \"2s\"\nmargin = \"1s\"\n\
+         [verify]\nauthorities = [\"{ns}\"]\nresolvers = [\"{resolver}\"]\ntries = 3\ninterval = \"1s\"\n",
+        url = pdns.api_url,
+        ns = pdns.addr,
+        resolver = cache.addr,
+    ));
+
+    // provider test: the zones the API lists, then each read whole.
+    let out = site.run(&["provider", "test", &file], &[(KEY_VAR, key)]);
+    let text = said(&out);
+    assert!(out.status.success(), "provider test: {text}");
+    assert!(
+        text.contains("lists 3 zones for zones = \"*\": host.test., quiet.test., shop.test."),
+        "the listed zones: {text}"
+    );
+    for read in [
+        "read 5 records of host.test. (the whole zone)",
+        "read 3 records of quiet.test. (the whole zone)",
+        "read 3 records of shop.test. (the whole zone)",
+    ] {
+        assert!(text.contains(read), "{read}: {text}");
+    }
+    let out = site.run(&["provider", "test", "--json", &file], &[(KEY_VAR, key)]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("provider test --json ({e}): {}", said(&out)));
+    let zones: Vec<&str> = json
+        .as_array()
+        .unwrap_or_else(|| panic!("several zones: a list of views: {json}"))
+        .iter()
+        .map(|v| v["zone"].as_str().unwrap())
+        .collect();
+    assert_eq!(zones, ["host.test.", "quiet.test.", "shop.test."], "{json}");
+
+    // The plan: the address in two zones, the third named as left alone.
+    let planned = ok(
+        "migrate plan",
+        site.run(&["migrate", "plan", &file], &[(KEY_VAR, key)]),
+    );
+    for moved in [
+        format!("www.host.test. A: {OLD} (TTL {TTL}) → {NEW}"),
+        format!("shop.host.test. A: {OLD} (TTL {TTL}) → {NEW}"),
+        format!("shop.test. A: {OLD} (TTL {TTL}) → {NEW}"),
+    ] {
+        assert!(planned.contains(&moved), "{moved}: {planned}");
+    }
+    assert!(
+        planned.contains("quiet.test.: no record in it holds a moving address")
+            && !planned.contains("www.quiet.test. A: "),
+        "quiet.test. is named, nothing in it moves: {planned}"
+    );
+
+    let detail = run_to_the_end(&site, &file, key);
+    served(&pdns, "www.host.test.", IpAddr::V4(NEW));
+    served(&pdns, "shop.host.test.", IpAddr::V4(NEW));
+    served(&pdns, "shop.test.", IpAddr::V4(NEW));
+    assert_eq!(
+        address(pdns.addr, "www.quiet.test.", false),
+        Ok((IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 9)), 4)),
+        "a zone without the address is left as it was"
     );
     let shown = detail.to_string();
     assert!(!shown.contains(key), "the API key is shown: {shown}");

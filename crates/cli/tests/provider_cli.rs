@@ -344,3 +344,73 @@ fn a_google_service_account_key_file_is_read_whole_and_never_shown() {
         "the key file read whole, and never shown: {said}"
     );
 }
+
+#[test]
+fn zones_star_takes_every_hosted_zone_route53_lists() {
+    let mut moto = Moto::start();
+    let soa = "ns1.r53.test. hostmaster.r53.test. 1 3600 600 86400 300";
+    let zones = [
+        ("a.r53.test.", Some("www.a.r53.test.")),
+        ("b.r53.test.", Some("b.r53.test.")),
+        ("c.r53.test.", None),
+    ];
+    for (zone, holder) in zones {
+        let id = moto.create_zone(zone);
+        moto.upsert(&id, zone, "SOA", 3600, &[soa]);
+        moto.upsert(&id, zone, "NS", 3600, &["ns1.r53.test."]);
+        if let Some(name) = holder {
+            moto.upsert(&id, name, "A", 600, &["192.0.2.10"]);
+        }
+        moto.upsert(&id, &format!("other.{zone}"), "A", 600, &["192.0.2.99"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("aws.secret"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("m.toml"),
+        format!(
+            "version = 1\nzones = \"*\"\n\
+             provider = {{ kind = \"cloud\", service = \"route53\", {}, url = \"{}\" }}\n\
+             [[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n",
+            by_env_and_file(),
+            moto.endpoint
+        ),
+    )
+    .unwrap();
+
+    let out = cutover(dir.path(), &["provider", "test", "m.toml"]);
+    let said = text(&out);
+    assert!(out.status.success(), "provider test: {said}");
+    assert!(
+        said.contains("lists 3 zones for zones = \"*\": a.r53.test., b.r53.test., c.r53.test."),
+        "the hosted zones listed: {said}"
+    );
+    for (zone, records) in [("a.r53.test.", 4), ("b.r53.test.", 4), ("c.r53.test.", 3)] {
+        assert!(
+            said.contains(&format!(
+                "read {records} records of {zone} (the whole zone)"
+            )),
+            "{zone} read whole: {said}"
+        );
+    }
+    let mut shown = said;
+
+    let out = cutover(
+        dir.path(),
+        &["--store", "s.db", "migrate", "plan", "--force", "m.toml"],
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "migrate plan: {said}");
+    for moved in [
+        "www.a.r53.test. A: 192.0.2.10 (TTL 600) → 198.51.100.20",
+        "b.r53.test. A: 192.0.2.10 (TTL 600) → 198.51.100.20",
+    ] {
+        assert!(said.contains(moved), "{moved}: {said}");
+    }
+    assert!(
+        said.contains("c.r53.test.: no record in it holds a moving address")
+            && !said.contains("other.c.r53.test. A: "),
+        "c.r53.test. is named, nothing in it moves: {said}"
+    );
+    shown.push_str(&said);
+    no_secret("zones = \"*\": provider test, migrate plan", &shown);
+}

@@ -80,6 +80,14 @@ fn a_file_names_zones_by_list_by_tables_or_all_of_its_provider() {
 
     let all = file("version = 1\nzones = \"*\"\nprovider = { kind = \"embedded\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.7\"\n");
     assert!(all.every_zone.is_some() && all.zones.is_empty(), "{all:?}");
+    // The providers that list their zones: PowerDNS's API, Route 53.
+    for provider in [
+        "{ kind = \"powerdns\", url = \"http://127.0.0.1:8081\", api_key = \"k\" }",
+        "{ kind = \"cloud\", service = \"route53\", access_key_id = \"a\", secret_access_key = \"s\" }",
+    ] {
+        let listed = file(&format!("version = 1\nzones = \"*\"\nprovider = {provider}\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.7\"\n"));
+        assert!(listed.every_zone.is_some(), "{provider}: {listed:?}");
+    }
     let mut all = all;
     all.with_zones(vec![
         Name::from_ascii("b.example.").unwrap(),
@@ -128,6 +136,8 @@ fn every_new_key_is_refused_at_its_place() {
         (format!("version = 1\nprovider = ‸{{ kind = \"embedded\" }}\n[[zone]]\nname = \"a.example.\"\n{embedded}{moves}"), "this `provider` is used by no zone"),
         (format!("version = 1\n[[zone]]\nname = \"a.example.\"\nprovider = {{ kind = \"embedded\", url = ‸\"http://x\" }}\n{moves}"), "`url` does not apply to the embedded provider"),
         (format!("version = 1\nzones = ‸\"*\"\n{rfc}{moves}"), "zones = \"*\": the rfc2136 provider cannot list the zones it holds"),
+        (format!("version = 1\nzones = ‸\"*\"\nprovider = {{ kind = \"cloud\", service = \"cloudflare\", token = \"t\", nameservers = [\"127.0.0.1:53\"] }}\n{moves}"), "zones = \"*\": the cloud service \"cloudflare\" cannot list the zones it holds"),
+        (format!("version = 1\nzones = ‸\"*\"\nprovider = {{ kind = \"cloud\", service = \"route53\", access_key_id = \"a\", secret_access_key = \"s\", zone_id = \"Z1\" }}\n{moves}"), "`zone_id` names one hosted zone"),
         (format!("version = 1\nzones = \"*\"\n{embedded}‸[[zone]]\nname = \"a.example.\"\n{moves}"), "already takes every zone of the provider"),
         (format!("version = 1\nzones = \"*\"\n{embedded}[[move]]\nname = ‸\"www.a.example.\"\ntype = \"A\"\nvalues = [\"198.51.100.7\"]\n"), "takes moves by address only"),
         (format!("version = 1\nzones = [\"a.example.\", \"b.example.\"]\n{embedded}[[move]]\nname = ‸\"www\"\ntype = \"A\"\nvalues = [\"198.51.100.7\"]\n"), "with several zones, write the name absolute"),

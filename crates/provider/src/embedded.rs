@@ -58,6 +58,17 @@ impl Provider for EmbeddedProvider {
             .ok_or_else(|| ProviderError::UnknownZone(zone.clone()))
     }
 
+    fn zones(&self) -> Result<Vec<Name>, ProviderError> {
+        let root = Name::root();
+        Ok(self
+            .store
+            .zones()
+            .map_err(|e| self.error(&root, e))?
+            .into_iter()
+            .map(|z| z.origin)
+            .collect())
+    }
+
     fn apply(&self, zone: &Name, changes: &[Change]) -> Result<Applied, ProviderError> {
         condition::well_formed(zone, changes)?;
         // Set inside the edit when the comparison fails, so the error keeps its fields.

@@ -109,6 +109,16 @@ pub trait Provider: Send + Sync {
     /// nothing (steps are redone after a crash).
     fn apply(&self, zone: &Name, changes: &[Change]) -> Result<Applied, ProviderError>;
 
+    /// Every zone the provider holds, for a migration file's
+    /// `zones = "*"`. The default: it cannot say
+    /// ([`ProviderError::Unsupported`], with the reason).
+    fn zones(&self) -> Result<Vec<Name>, ProviderError> {
+        Err(ProviderError::Unsupported(format!(
+            "{} cannot list the zones it holds",
+            self.describe()
+        )))
+    }
+
     /// The RRsets at the given names and types, in order (`None`: absent).
     /// The default reads the whole zone; providers that cannot list a zone
     /// (cloud hosts) answer this one by DNS instead.

@@ -63,6 +63,13 @@ struct ZoneBody {
     rrsets: Vec<RrsetBody>,
 }
 
+/// One zone of the API's list of zones (the part read).
+#[derive(Deserialize)]
+struct ZoneListed {
+    /// The zone's name, absolute.
+    name: String,
+}
+
 /// One RRset as the API returns it.
 #[derive(Deserialize)]
 struct RrsetBody {
@@ -160,6 +167,34 @@ impl PowerDnsProvider {
             .map_err(|e| ProviderError::Unreachable(format!("GET {url}: unreadable zone: {e}")))
     }
 
+    /// GETs the list of every zone of the server.
+    fn list(&self) -> Result<Vec<Name>, ProviderError> {
+        let url = format!("{}/api/v1/servers/{}/zones", self.url, self.server);
+        let mut response = self
+            .agent
+            .get(&url)
+            .header("X-API-Key", &self.api_key)
+            .header("Accept", "application/json")
+            .call()
+            .map_err(|e| ProviderError::Unreachable(format!("GET {url}: {e}")))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(status_error(&Name::root(), "GET", &url, status, &body));
+        }
+        let listed: Vec<ZoneListed> = response.body_mut().read_json().map_err(|e| {
+            ProviderError::Unreachable(format!("GET {url}: unreadable list of zones: {e}"))
+        })?;
+        listed
+            .iter()
+            .map(|z| {
+                Name::from_ascii(&z.name).map_err(|e| {
+                    ProviderError::Refused(format!("GET {url}: a zone named {:?}: {e}", z.name))
+                })
+            })
+            .collect()
+    }
+
     /// PATCHes RRsets of the zone.
     fn patch(&self, zone: &Name, body: &PatchBody) -> Result<(), ProviderError> {
         let url = self.zone_url(zone);
@@ -252,6 +287,10 @@ impl Provider for PowerDnsProvider {
 
     fn read(&self, zone: &Name) -> Result<Zone, ProviderError> {
         zone_of(zone, &self.get(zone)?)
+    }
+
+    fn zones(&self) -> Result<Vec<Name>, ProviderError> {
+        self.list()
     }
 
     fn apply(&self, zone: &Name, changes: &[Change]) -> Result<Applied, ProviderError> {

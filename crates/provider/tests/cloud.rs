@@ -154,4 +154,13 @@ fn a_cloud_host_that_transfers_the_zone_is_listed_whole() {
         "expected the whole zone (at least 12 records), read {}",
         zone.record_count()
     );
+    // A host read by DNS cannot say which zones it holds: zones = "*" is
+    // refused, with why.
+    match provider.zones() {
+        Err(ProviderError::Unsupported(why)) => assert!(
+            why.contains("cannot list the zones it holds"),
+            "says why: {why}"
+        ),
+        other => panic!("expected Unsupported, saw {other:?}"),
+    }
 }

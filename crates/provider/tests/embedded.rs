@@ -19,6 +19,11 @@ fn embedded_store_passes_the_battery() {
         .expect("the battery zone parses");
     store.create_zone(&parsed.zone, "battery").unwrap();
     let provider = EmbeddedProvider::new(store.clone());
+    assert_eq!(
+        cutover_provider::Provider::zones(&provider).expect("the store lists its zones"),
+        vec![battery::zone()],
+        "zones = \"*\": the store's one zone"
+    );
     let edit = |label: &str, ttl: u32, address: Ipv4Addr| {
         store
             .edit(&battery::zone(), "someone else", |z| {

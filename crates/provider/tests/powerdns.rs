@@ -52,4 +52,14 @@ fn powerdns_api_passes_the_battery() {
         Err(ProviderError::Refused(why)) => assert!(why.contains("key"), "says the key: {why}"),
         other => panic!("expected Refused for a wrong API key, saw {other:?}"),
     }
+    // zones = "*": the server's list of zones, through the same key.
+    assert_eq!(
+        provider.zones().expect("PowerDNS lists its zones"),
+        vec![battery::zone()],
+        "the one zone the server holds"
+    );
+    match wrong.zones() {
+        Err(ProviderError::Refused(why)) => assert!(why.contains("key"), "says the key: {why}"),
+        other => panic!("expected Refused for a wrong API key, saw {other:?}"),
+    }
 }

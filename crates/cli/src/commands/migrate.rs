@@ -469,13 +469,19 @@ fn make_plan(
             parsed.error_at(spot, format!("{e:#}"))
         })?,
     };
-    if parsed.every_zone.is_some() {
-        // `zones = "*"`: every zone of the store (the only provider that
-        // lists its zones; the file refuses the others).
-        let listed = cutover_store::Store::open(store)
-            .and_then(|s| s.zones())
-            .with_context(|| format!("cannot list the zones of {}", store.display()))?;
-        parsed.with_zones(listed.into_iter().map(|z| z.origin).collect())?;
+    if let Some(spot) = parsed.every_zone {
+        // `zones = "*"`: every zone the provider lists (the store, PowerDNS
+        // and Route 53 can; the file refuses the others).
+        let listed = provider.zones().map_err(|e| {
+            parsed.error_at(
+                spot,
+                format!(
+                    "zones = \"*\": cannot list the zones of {}: {e}",
+                    provider.describe()
+                ),
+            )
+        })?;
+        parsed.with_zones(listed)?;
     }
     let mut zones = Vec::new();
     let mut partly_read = Vec::new();

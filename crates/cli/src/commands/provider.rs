@@ -1,10 +1,13 @@
 //! `cutover provider list`: the kinds of provider a migration file can
 //! name, and the cloud hosts with the keys each takes.
-//! `cutover provider test FILE`: builds the file's provider and reads
-//! through it what the migration would read, changing nothing.
+//! `cutover provider test FILE`: builds the file's providers and reads
+//! through them what the migration would read, zone by zone (for
+//! `zones = "*"`, every zone the provider lists), changing nothing.
 //!
 //! ```text
-//!  FILE ──MigrationFile──▶ build (secrets read here, shown nowhere) ──▶ Provider
+//!  FILE ──MigrationFile──▶ build (secrets read here, shown nowhere) ──▶ a Provider per spec
+//!       ──zones = "*": Provider::zones ──▶ the file's zones
+//!  each zone:
 //!       ──read(zone): the whole zone ─────────────────┐
 //!         └ Unsupported (read RRset by RRset): the apex and the explicit moves' RRsets (partial::keys)
 //!                                                     └──▶ NAME TYPE TTL VALUE (or --json)
@@ -14,10 +17,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use cutover_migrate::provider::{ProviderSpec, KIND_WORDS};
+use cutover_migrate::file::ZoneTarget;
+use cutover_migrate::provider::{build, BuildContext, ProviderSpec, KIND_WORDS};
 use cutover_migrate::MigrationFile;
 use cutover_provider::cloud::services::{Reads, SERVICES};
-use cutover_provider::ProviderError;
+use cutover_provider::{Provider, ProviderError};
 use cutover_zone::zonefile::rdata_to_text;
 use cutover_zone::{Name, RecordType, Rrset};
 use serde::Serialize;
@@ -186,32 +190,99 @@ fn list(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `provider test FILE`.
+/// `provider test FILE`: every zone of the file (those its provider lists
+/// for `zones = "*"`), each read through its own provider.
 fn test(args: &TestArgs, store: &Path) -> anyhow::Result<()> {
-    let file = MigrationFile::read(&args.file)?;
+    let mut file = MigrationFile::read(&args.file)?;
     let unset = file.env_refusals();
     if let Some(first) = unset.into_iter().next() {
         return Err(first.into());
     }
-    if matches!(file.provider, ProviderSpec::Embedded) && !store.exists() {
+    let specs = cutover_migrate::routed::specs(&file).to_vec();
+    if specs.contains(&ProviderSpec::Embedded) && !store.exists() {
         anyhow::bail!(
             "the embedded provider reads the store {}, which does not exist (give --store)",
             store.display()
         );
     }
-    let provider = cutover_server::scheduler::provider(&file, store)
-        .map_err(|e| file.error_at(file.spots.provider, format!("{e:#}")))?;
+    let context = BuildContext {
+        store: Some(store.to_path_buf()),
+    };
+    let providers = specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let spot = file
+                .spots
+                .providers
+                .get(i)
+                .copied()
+                .unwrap_or(file.spots.provider);
+            build(spec, &file.keys, &context).map_err(|e| file.error_at(spot, format!("{e:#}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut listed_zones = None;
+    if let Some(spot) = file.every_zone {
+        let provider = &providers[0];
+        let listed = provider.zones().map_err(|e| {
+            file.error_at(
+                spot,
+                format!(
+                    "zones = \"*\": cannot list the zones of {}: {e}",
+                    provider.describe()
+                ),
+            )
+        })?;
+        file.with_zones(listed)?;
+        listed_zones = Some(provider.describe());
+    }
+    let views = file
+        .zones
+        .iter()
+        .map(|target| read_zone(&file, target, &*providers[target.provider]))
+        .collect::<anyhow::Result<Vec<TestView>>>()?;
+    if args.json {
+        // One zone: its view; several: a list of them.
+        let json = match views.as_slice() {
+            [one] => serde_json::to_string_pretty(one)?,
+            _ => serde_json::to_string_pretty(&views)?,
+        };
+        println!("{json}");
+        return Ok(());
+    }
+    if let Some(provider) = listed_zones {
+        let names: Vec<&str> = views.iter().map(|v| v.zone.as_str()).collect();
+        println!(
+            "{provider} lists {} zone{} for zones = \"*\": {}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        );
+    }
+    for (i, view) in views.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print_view(view);
+    }
+    Ok(())
+}
+
+/// Reads one zone of `file` through `provider`: the whole zone, or what a
+/// plan reads of it when the provider cannot list it.
+fn read_zone(
+    file: &MigrationFile,
+    target: &ZoneTarget,
+    provider: &dyn Provider,
+) -> anyhow::Result<TestView> {
     let describe = provider.describe();
-    let zone = &file.zone;
+    let zone = &target.name;
     let (listed, asked, read) = match provider.read(zone) {
         Ok(z) => (true, Vec::new(), z),
         Err(ProviderError::Unsupported(_)) => {
             // What a plan reads of this zone: the file as it sees this zone.
-            let view = match file.zones.first() {
-                Some(target) => cutover_migrate::plan::zone_view(&file, target),
-                None => file.clone(),
-            };
-            let part = cutover_migrate::partial::read(&*provider, &view)
+            let view = cutover_migrate::plan::zone_view(file, target);
+            let part = cutover_migrate::partial::read(provider, &view)
                 .with_context(|| format!("cannot read {zone} through {describe}"))?;
             (false, part.asked, part.zone)
         }
@@ -228,17 +299,17 @@ fn test(args: &TestArgs, store: &Path) -> anyhow::Result<()> {
                 .flat_map(move |(rtype, rrset)| views(name, rtype, rrset))
         })
         .collect();
-    let view = TestView {
+    Ok(TestView {
         provider: describe,
         zone: zone.to_string(),
         listed,
         asked,
         records,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
-        return Ok(());
-    }
+    })
+}
+
+/// One zone's part of `provider test`'s text.
+fn print_view(view: &TestView) {
     match view.listed {
         true => println!(
             "{}: read {} records of {} (the whole zone); nothing was changed.",
@@ -265,7 +336,6 @@ fn test(args: &TestArgs, store: &Path) -> anyhow::Result<()> {
         ]);
     }
     table.print();
-    Ok(())
 }
 
 /// The records of one RRset, as printed.

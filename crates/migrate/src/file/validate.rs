@@ -335,18 +335,26 @@ impl Place<'_> {
             let Some((spec, spot)) = &file_provider else {
                 return Err(self.at(0, "zones = \"*\" takes every zone of the file's `provider`: expected `provider = { kind = … }`"));
             };
-            if *spec != ProviderSpec::Embedded {
-                let list = raw.zones.as_ref().expect("every_zone comes from `zones`");
+            let list = raw.zones.as_ref().expect("every_zone comes from `zones`");
+            // Who can say which zones it holds: the store, PowerDNS's API
+            // and Route 53's (ListHostedZones). The others cannot.
+            let cannot = match spec {
+                ProviderSpec::Embedded | ProviderSpec::Powerdns { .. } => None,
+                ProviderSpec::Rfc2136 { .. } => Some(
+                    "the rfc2136 provider cannot list the zones it holds: RFC 2136 has no way to ask a server which zones it serves".to_string(),
+                ),
+                ProviderSpec::Cloud { service, settings, .. } if service == "route53" => settings
+                    .iter()
+                    .any(|(key, _)| key == "zone_id")
+                    .then(|| "`zone_id` names one hosted zone, and \"*\" asks Route 53 for every zone of the account: drop zone_id".to_string()),
+                ProviderSpec::Cloud { service, .. } => Some(format!(
+                    "the cloud service {service:?} cannot list the zones it holds (dns-update has no list of zones; only route53 and kind = \"powerdns\" are asked for theirs)"
+                )),
+            };
+            if let Some(why) = cannot {
                 return Err(self.on(
                     list,
-                    format!(
-                        "zones = \"*\": the {} provider cannot list the zones it holds ({}): name them, e.g. zones = [\"a.example.\", \"b.example.\"]",
-                        spec.kind(),
-                        match spec {
-                            ProviderSpec::Rfc2136 { .. } => "RFC 2136 has no way to ask a server which zones it serves",
-                            _ => "this cutover does not ask its API for the list",
-                        }
-                    ),
+                    format!("zones = \"*\": {why}: name the zones, e.g. zones = [\"a.example.\", \"b.example.\"]"),
                 ));
             }
             index_of(spec.clone(), *spot);

@@ -8,6 +8,7 @@
 //!  read        ──Route 53──▶ ListResourceRecordSets, every page (route53.rs)
 //!              └─others────▶ AXFR, unsigned, from the zone's servers (first that allows it)
 //!                            └─none──▶ Unsupported (the zone is read RRset by RRset)
+//!  zones       ──Route 53──▶ ListHostedZones, every page (for zones = "*"); others: Unsupported
 //!  read_rrsets ──Route 53──▶ ListResourceRecordSets at (name, type), TTL included
 //!              └─others────▶ DNS, RD=0, to the zone's authoritative servers (first that answers)
 //!  apply ──read_rrsets──▶ condition::pending ──▶ nothing left: done (a redo)
@@ -407,6 +408,16 @@ impl Provider for CloudProvider {
         match &self.reader {
             Reader::Route53(api) => api.read_zone(zone).map_err(|e| self.scrub(e)),
             Reader::Dns(servers) => self.transfer(zone, servers),
+        }
+    }
+
+    fn zones(&self) -> Result<Vec<Name>, ProviderError> {
+        match &self.reader {
+            Reader::Route53(api) => api.hosted_zones().map_err(|e| self.scrub(e)),
+            Reader::Dns(_) => Err(ProviderError::Unsupported(format!(
+                "{} cannot list the zones it holds: dns-update has no list of zones, and DNS has no way to ask",
+                self.label
+            ))),
         }
     }
 

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  zone ──zone_id given? ──no──▶ GET /2013-04-01/hostedzonesbyname?dnsname=ZONE (exact name or UnknownZone)
+//!  every zone  ──▶ GET /2013-04-01/hostedzone, page after page (Marker/NextMarker), for zones = "*"
 //!  one RRset   ──▶ GET …/hostedzone/ID/rrset?name=N&type=T&maxitems=1 (the first at or after N T)
 //!  whole zone  ──▶ GET …/hostedzone/ID/rrset, page after page (NextRecordName/Type/Identifier)
 //! ```
@@ -65,12 +66,18 @@ pub struct Route53Reader {
     ids: Mutex<Vec<(Name, String)>>,
 }
 
-/// `ListHostedZonesByName`'s answer (the parts read).
+/// `ListHostedZonesByName`'s and `ListHostedZones`'s answer (the parts read).
 #[derive(Deserialize)]
 struct HostedZonesAnswer {
     /// The zones, from the name asked on.
     #[serde(rename = "HostedZones")]
     zones: HostedZones,
+    /// Whether more pages follow (`ListHostedZones`).
+    #[serde(rename = "IsTruncated", default)]
+    truncated: bool,
+    /// Where the next page starts (`ListHostedZones`).
+    #[serde(rename = "NextMarker")]
+    next_marker: Option<String>,
 }
 
 /// The list of zones.
@@ -246,6 +253,46 @@ impl Route53Reader {
             .unwrap_or_else(|e| e.into_inner())
             .push((zone.clone(), id.clone()));
         Ok(id)
+    }
+
+    /// Every hosted zone of the account, page after page, by name (each
+    /// once: a private and a public zone of one name are one name here;
+    /// the writes find the zone by name, as for a zone named in the file).
+    pub fn hosted_zones(&self) -> Result<Vec<Name>, ProviderError> {
+        let mut names: Vec<Name> = Vec::new();
+        let mut found: Vec<(Name, String)> = Vec::new();
+        let mut query: Vec<(&str, String)> = Vec::new();
+        loop {
+            let text = self.get(&Name::root(), &format!("/{VERSION}/hostedzone"), &query)?;
+            let answer: HostedZonesAnswer = quick_xml::de::from_str(&text).map_err(|e| {
+                ProviderError::Unreachable(format!(
+                    "Route 53's list of hosted zones is unreadable: {e}"
+                ))
+            })?;
+            for zone in answer.zones.zone {
+                let name = Name::from_str(&zone.name).map_err(|e| {
+                    ProviderError::Refused(format!(
+                        "Route 53 lists a hosted zone named {:?}: {e}",
+                        zone.name
+                    ))
+                })?;
+                if !names.contains(&name) {
+                    names.push(name.clone());
+                    found.push((name, zone.id.trim_start_matches("/hostedzone/").to_string()));
+                }
+            }
+            match (answer.truncated, answer.next_marker) {
+                (true, Some(marker)) => query = vec![("marker", marker)],
+                _ => break,
+            }
+        }
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, id) in found {
+            if !ids.iter().any(|(known, _)| *known == name) {
+                ids.push((name, id));
+            }
+        }
+        Ok(names)
     }
 
     /// The RRset at `name` of `rtype`, or `None`.
