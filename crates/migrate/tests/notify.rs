@@ -2,7 +2,9 @@
 //! webhook (an HTTP server in the test, its port held from bind to end)
 //! of its waits, its approval gate, the switch and its end, signed with
 //! HMAC-SHA256; a Slack-compatible URL gets `{"text": …}`; Postfix's
-//! smtp-sink gets the e-mail; a webhook answering 500 twice is retried
+//! smtp-sink gets the e-mail, and aiosmtpd, a submission server with TLS
+//! from a test CA and a login, gets it over STARTTLS or TLS with AUTH
+//! PLAIN (and refuses a wrong password, another CA's certificate); a webhook answering 500 twice is retried
 //! until it takes the notice; one down during the run gets it after the
 //! worker is started again; and one that never answers holds no step up.
 //!
@@ -694,6 +696,175 @@ fn an_email_reaches_an_smtp_server_when_the_migration_awaits_approval() {
     );
 }
 
+/// The login's password, as the submission server knows it.
+const SMTP_PASSWORD: &str = "smtp-PASSWORD-3b9e";
+
+/// A migration with `table` runs to its approval gate while the worker
+/// sends; the notices once `done` says so (or after 30 s), and the file.
+fn email_at_approval(table: &str, done: impl Fn(&[Delivery]) -> bool) -> (Vec<Delivery>, String) {
+    let w = World::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let m = w.open();
+    let text = file_with(table);
+    let id = start(&w, &m, &text);
+    let worker = Worker::new(&w.db(), clock.clone())
+        .poll_every(Duration::from_millis(20))
+        .spawn()
+        .expect("spawn");
+    run_until(&w, &m, id, &clock, |s| s == State::AwaitingApproval);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let seen = deliveries_of(&m, id);
+        if done(&seen) || Instant::now() >= deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    worker.stop();
+    (seen, text)
+}
+
+/// The `[[notify]]` table of an e-mail through `addr` with `keys`.
+fn email_table(addr: &str, keys: &str) -> String {
+    format!(
+        "[[notify]]\nkind = \"email\"\nsmtp = \"{addr}\"\nfrom = \"cutover@example.test\"\nto = [\"ops@example.test\"]\non = [\"approval\"]\n{keys}"
+    )
+}
+
+/// Delivered.
+fn delivered(d: &[Delivery]) -> bool {
+    d.iter().any(|d| d.delivered_at.is_some())
+}
+
+/// An attempt failed.
+fn failed(d: &[Delivery]) -> bool {
+    d.iter().any(|d| d.last_error.is_some())
+}
+
+#[test]
+fn an_email_goes_over_starttls_with_a_login_to_a_submission_server() {
+    use cutover_peers::submission::{Submission, Tls};
+    let ca = cutover_peers::TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf_files(&["127.0.0.1"], dir.path());
+    let server = Submission::start(Tls::StartTls, &cert, &key, "notifier", SMTP_PASSWORD);
+    let password_file = dir.path().join("smtp.password");
+    std::fs::write(&password_file, format!("{SMTP_PASSWORD}\n")).unwrap();
+    // A login asks for STARTTLS by default; the CA's file checks the server.
+    let table = email_table(
+        &server.addr,
+        &format!(
+            "username = \"notifier\"\npassword_file = \"{}\"\nca_file = \"{}\"\n",
+            password_file.display(),
+            ca.file.display()
+        ),
+    );
+    let (seen, _) = email_at_approval(&table, delivered);
+    assert!(delivered(&seen), "expected the notice delivered: {seen:#?}");
+    assert_eq!(
+        seen[0].target,
+        format!("e-mail to ops@example.test via {} (starttls)", server.addr)
+    );
+    let messages = server.wait_for_message(Duration::from_secs(5));
+    assert_eq!(messages.len(), 1, "one message: {messages:#?}");
+    assert!(
+        messages[0].starts_with("msg\tnotifier\ttls\tcutover@example.test\tops@example.test\t"),
+        "taken over TLS after the login of notifier: {}",
+        messages[0]
+    );
+    assert!(
+        messages[0].contains("awaiting approval"),
+        "the notice: {}",
+        messages[0]
+    );
+}
+
+#[test]
+fn an_email_goes_over_tls_from_the_first_byte_and_its_password_is_never_shown() {
+    use cutover_peers::submission::{Submission, Tls};
+    let ca = cutover_peers::TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf_files(&["127.0.0.1"], dir.path());
+    let server = Submission::start(Tls::Implicit, &cert, &key, "notifier", SMTP_PASSWORD);
+    let table = email_table(
+        &server.addr,
+        &format!(
+            "tls = \"tls\"\nusername = \"notifier\"\npassword = \"{SMTP_PASSWORD}\"\nca_file = \"{}\"\n",
+            ca.file.display()
+        ),
+    );
+    let (seen, text) = email_at_approval(&table, delivered);
+    assert!(delivered(&seen), "expected the notice delivered: {seen:#?}");
+    let messages = server.wait_for_message(Duration::from_secs(5));
+    assert!(
+        messages.len() == 1 && messages[0].starts_with("msg\tnotifier\ttls\t"),
+        "one message over TLS: {messages:#?}"
+    );
+    let redacted = cutover_migrate::file::redact(&text);
+    assert!(
+        !redacted.contains(SMTP_PASSWORD) && redacted.contains("password = \"(redacted)\""),
+        "the password is blanked wherever the file is shown: {redacted}"
+    );
+}
+
+#[test]
+fn an_email_refused_by_the_server_fails_with_the_reason_and_sends_nothing() {
+    use cutover_peers::submission::{Submission, Tls};
+    let ca = cutover_peers::TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf_files(&["127.0.0.1"], dir.path());
+    let server = Submission::start(Tls::StartTls, &cert, &key, "notifier", SMTP_PASSWORD);
+    let other_ca = cutover_peers::TestCa::new();
+    let sink = smtp_sink();
+    let wrong = "not-the-PASSWORD-77c1";
+    let cases = [
+        (
+            "a wrong password",
+            email_table(
+                &server.addr,
+                &format!("username = \"notifier\"\npassword = \"{wrong}\"\nca_file = \"{}\"\n", ca.file.display()),
+            ),
+            "AUTH PLAIN (the login was refused): 535",
+        ),
+        (
+            "a certificate of another CA",
+            email_table(
+                &server.addr,
+                &format!("username = \"notifier\"\npassword = \"{SMTP_PASSWORD}\"\nca_file = \"{}\"\n", other_ca.file.display()),
+            ),
+            "TLS handshake",
+        ),
+        (
+            "no STARTTLS offered (smtp-sink)",
+            email_table(&sink.addr.to_string(), "tls = \"starttls\"\n"),
+            "the server does not offer STARTTLS, which tls = \"starttls\" requires: nothing was sent",
+        ),
+    ];
+    for (what, table, reason) in cases {
+        let (seen, _) = email_at_approval(&table, failed);
+        let error = seen
+            .iter()
+            .find_map(|d| d.last_error.clone())
+            .unwrap_or_else(|| panic!("{what}: expected a failed attempt: {seen:#?}"));
+        assert!(
+            error.contains(reason),
+            "{what}: expected {reason:?} in {error:?}"
+        );
+        assert!(
+            !error.contains(wrong) && !error.contains(SMTP_PASSWORD),
+            "{what}: the error shows a password: {error}"
+        );
+        assert!(!delivered(&seen), "{what}: nothing delivered: {seen:#?}");
+    }
+    assert!(
+        server.messages().is_empty(),
+        "the submission server took nothing: {:#?}",
+        server.messages()
+    );
+    let dump = std::fs::read_to_string(&sink.dump).unwrap_or_default();
+    assert!(dump.is_empty(), "smtp-sink took nothing: {dump}");
+}
+
 #[test]
 fn a_secret_given_by_environment_is_nowhere_in_the_store() {
     const VALUE: &str = "env-hmac-SECRET-91c2";
@@ -785,6 +956,26 @@ fn notify_tables_are_closed_and_their_errors_name_file_line_and_column() {
         (
             "[[notify]]\nkind = \"slack\"\nurl = \"https://h.example/x\"\nsecret = \"s\"\n",
             format!("m.toml:{}:10: [[notify]] of kind \"slack\" takes no `secret`", lines + 4),
+        ),
+        (
+            "[[notify]]\nkind = \"email\"\nsmtp = \"h:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\n",
+            format!("m.toml:{}:12: notify.username: a login over plain text sends the password in clear", lines + 7),
+        ),
+        (
+            "[[notify]]\nkind = \"email\"\nsmtp = \"h:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\ntls = \"ssl\"\n",
+            format!("m.toml:{}:7: notify.tls \"ssl\": expected \"none\", \"starttls\"", lines + 6),
+        ),
+        (
+            "[[notify]]\nkind = \"email\"\nsmtp = \"h:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nusername = \"u\"\n",
+            format!("m.toml:{}:12: notify.username: expected its password", lines + 6),
+        ),
+        (
+            "[[notify]]\nkind = \"email\"\nsmtp = \"h:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\nca_file = \"ca.pem\"\n",
+            format!("m.toml:{}:11: notify.ca_file: there is no certificate to check with tls = \"none\"", lines + 6),
+        ),
+        (
+            "[[notify]]\nkind = \"webhook\"\nurl = \"https://h.example/x\"\nsecret = \"s\"\nusername = \"u\"\n",
+            format!("m.toml:{}:12: [[notify]] of kind \"webhook\" takes no `username`", lines + 5),
         ),
     ];
     for (table, expected) in cases {

@@ -15,6 +15,7 @@ pub mod moto;
 pub mod ports;
 pub mod powerdns;
 pub mod secondary;
+pub mod submission;
 pub mod unbound_control;
 
 use std::net::SocketAddr;
@@ -379,6 +380,26 @@ impl TestCa {
 
     /// A certificate for `names`, valid until `days` from now (negative: expired).
     pub fn leaf(&self, names: &[&str], days: i64) -> Leaf {
+        let (cert, key) = self.signed(names, days);
+        Leaf {
+            cert: cert.der().clone(),
+            key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        }
+    }
+
+    /// A certificate for `names` (valid a year) and its key, written as
+    /// PEM files `cert.pem` and `key.pem` in `dir`, for servers that read
+    /// files; their paths.
+    pub fn leaf_files(&self, names: &[&str], dir: &Path) -> (PathBuf, PathBuf) {
+        let (cert, key) = self.signed(names, 365);
+        let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        (cert_file, key_file)
+    }
+
+    /// A certificate for `names` signed by this CA, and its key.
+    fn signed(&self, names: &[&str], days: i64) -> (rcgen::Certificate, rcgen::KeyPair) {
         let key = rcgen::KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = rcgen::CertificateParams::new(names.clone()).unwrap();
@@ -393,10 +414,7 @@ impl TestCa {
         params.not_before = at(now - 400 * 86_400);
         params.not_after = at(now + days * 86_400 + 3600);
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert: cert.der().clone(),
-            key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        }
+        (cert, key)
     }
 }
 

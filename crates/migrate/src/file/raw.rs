@@ -89,6 +89,19 @@ pub struct RawNotify {
     pub from: Option<Spanned<String>>,
     /// email: the recipients.
     pub to: Option<Spanned<Vec<Spanned<String>>>>,
+    /// email: `none`, `starttls` or `tls` (default: `starttls` with a
+    /// login, else `none`).
+    pub tls: Option<Spanned<String>>,
+    /// email: the login's user name (AUTH PLAIN, over TLS only).
+    pub username: Option<Spanned<String>>,
+    /// email: the login's password, inline (a secret).
+    pub password: Option<Spanned<String>>,
+    /// email: a file holding the password.
+    pub password_file: Option<Spanned<String>>,
+    /// email: the environment variable holding the password.
+    pub password_env: Option<Spanned<String>>,
+    /// email: PEM certificates to verify the server with (a private CA).
+    pub ca_file: Option<Spanned<String>>,
     /// Which happenings (default: all).
     pub on: Option<Spanned<Vec<Spanned<String>>>>,
 }

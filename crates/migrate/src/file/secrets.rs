@@ -29,6 +29,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "zone.provider.token",
     "notify.secret",
     "notify.url",
+    "notify.password",
 ];
 
 /// Whether `key` of the provider table holds a secret: PowerDNS's
@@ -68,14 +69,16 @@ struct ZoneSecrets {
     provider: Option<ProviderSecrets>,
 }
 
-/// A `[[notify]]`'s secrets: the webhook's signing key, and the URL (a
-/// Slack-compatible URL is its own token).
+/// A `[[notify]]`'s secrets: the webhook's signing key, the URL (a
+/// Slack-compatible URL is its own token), an e-mail login's password.
 #[derive(Deserialize)]
 struct NotifySecrets {
     /// The HMAC key.
     secret: Option<Spanned<toml::Value>>,
     /// The URL.
     url: Option<Spanned<toml::Value>>,
+    /// An e-mail login's password.
+    password: Option<Spanned<toml::Value>>,
 }
 
 /// The provider table, every key with its place (only the secret ones are used).
@@ -120,7 +123,12 @@ pub fn redact(text: &str) -> String {
             .filter_map(|k| k.secret.as_ref().map(Spanned::span)),
     );
     for n in &found.notify {
-        spans.extend([&n.secret, &n.url].into_iter().flatten().map(Spanned::span));
+        spans.extend(
+            [&n.secret, &n.url, &n.password]
+                .into_iter()
+                .flatten()
+                .map(Spanned::span),
+        );
     }
     spans.sort_by_key(|s| std::cmp::Reverse(s.start));
     let mut out = text.to_string();

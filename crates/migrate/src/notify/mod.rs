@@ -42,7 +42,7 @@ use crate::runner::{Detail, Event, EventKind, State, StepOutcome};
 
 pub use outbox::Delivery;
 pub use send::{sign, SEND_TIMEOUT};
-pub use target::{Channel, Happening, Noted, Target};
+pub use target::{Channel, Happening, MailLogin, MailTls, Noted, Target};
 pub use worker::{backoff_from, deliveries, Pass, Scope, Worker, WorkerHandle};
 
 /// A wait longer than this is announced (`wait`).

@@ -89,7 +89,45 @@ pub enum Channel {
         from: String,
         /// The recipients.
         to: Vec<String>,
+        /// How the connection is protected.
+        tls: MailTls,
+        /// The login (AUTH PLAIN), over TLS only.
+        login: Option<MailLogin>,
+        /// PEM certificates to verify the server with instead of the web's
+        /// roots (a private CA).
+        ca_file: Option<PathBuf>,
     },
+}
+
+/// How the e-mail client protects its connection to the SMTP server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailTls {
+    /// Plain text (a local relay or MTA on a trusted path).
+    None,
+    /// STARTTLS, required: a server that does not offer it is not sent to.
+    StartTls,
+    /// TLS from the first byte (port 465, "implicit TLS").
+    Tls,
+}
+
+impl MailTls {
+    /// The word written in `tls = …`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailTls::None => "none",
+            MailTls::StartTls => "starttls",
+            MailTls::Tls => "tls",
+        }
+    }
+}
+
+/// An SMTP login: AUTH PLAIN with a user name and a password (a secret).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MailLogin {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: Secret,
 }
 
 /// One `[[notify]]` table.
@@ -154,7 +192,10 @@ impl Target {
         match &self.channel {
             Channel::Webhook { url, .. } => format!("webhook to {}", url_words(url)),
             Channel::Slack { url } => format!("slack to {}", url_words(url)),
-            Channel::Email { smtp, to, .. } => format!("e-mail to {} via {smtp}", to.join(", ")),
+            Channel::Email { smtp, to, tls, .. } => match tls {
+                MailTls::None => format!("e-mail to {} via {smtp}", to.join(", ")),
+                tls => format!("e-mail to {} via {smtp} ({})", to.join(", "), tls.as_str()),
+            },
         }
     }
 
@@ -168,7 +209,12 @@ impl Target {
         let secrets: Vec<&mut Secret> = match &mut self.channel {
             Channel::Webhook { url, secret } => vec![url, secret],
             Channel::Slack { url } => vec![url],
-            Channel::Email { .. } => Vec::new(),
+            Channel::Email { login, ca_file, .. } => {
+                if let Some(path) = ca_file.as_mut().filter(|p| p.is_relative()) {
+                    *path = dir.join(&*path);
+                }
+                login.iter_mut().map(|l| &mut l.password).collect()
+            }
         };
         for secret in secrets {
             if let Secret::File(path) = secret {
@@ -291,6 +337,7 @@ impl Target {
             "webhook" => {
                 refuse("smtp", &table.smtp)?;
                 refuse("from", &table.from)?;
+                refuse_mail_keys(table, &refuse)?;
                 if let Some(to) = &table.to {
                     return Err((to.span().start, "[[notify]] of kind \"webhook\" takes no `to`".into()));
                 }
@@ -346,6 +393,7 @@ impl Target {
                 if let Some(to) = &table.to {
                     return Err((to.span().start, "[[notify]] of kind \"slack\" takes no `to`".into()));
                 }
+                refuse_mail_keys(table, &refuse)?;
                 Channel::Slack {
                     url: url(noted, true)?,
                 }
@@ -396,7 +444,28 @@ impl Target {
                 if to.is_empty() {
                     return Err((table.to.as_ref().map_or(0, |t| t.span().start), "notify.to is empty: expected at least one address".into()));
                 }
-                Channel::Email { smtp: server.to_string(), from, to }
+                let login = login(table, raw.span().start, noted, &env_name)?;
+                let tls = match &table.tls {
+                    None if login.is_some() => MailTls::StartTls,
+                    None => MailTls::None,
+                    Some(t) => match t.get_ref().trim() {
+                        "none" => MailTls::None,
+                        "starttls" => MailTls::StartTls,
+                        "tls" => MailTls::Tls,
+                        other => return Err((at(t), format!("notify.tls {other:?}: expected \"none\", \"starttls\" (STARTTLS, required) or \"tls\" (TLS from the first byte, as on port 465)"))),
+                    },
+                };
+                if let (MailTls::None, Some(name)) = (tls, &table.username) {
+                    return Err((at(name), "notify.username: a login over plain text sends the password in clear: set tls = \"starttls\" or \"tls\"".into()));
+                }
+                let ca_file = match (&table.ca_file, tls) {
+                    (Some(f), MailTls::None) => {
+                        return Err((at(f), "notify.ca_file: there is no certificate to check with tls = \"none\"".into()))
+                    }
+                    (Some(f), _) => Some(PathBuf::from(f.get_ref().trim())),
+                    (None, _) => None,
+                };
+                Channel::Email { smtp: server.to_string(), from, to, tls, login, ca_file }
             }
             other => {
                 return Err((
@@ -418,4 +487,91 @@ pub enum Noted {
     File,
     /// An environment variable holding a secret (its name; the key).
     Env(&'static str),
+}
+
+/// An error of a table: the byte offset in its text and what was expected.
+type TableError = (usize, String);
+
+/// Refuses a key given in a table that takes none.
+type KeyRefusal<'a> = dyn Fn(&str, &Option<Spanned<String>>) -> Result<(), TableError> + 'a;
+
+/// Reads an environment variable's name given under a key.
+type EnvName<'a> = dyn Fn(&Spanned<String>, &str) -> Result<String, TableError> + 'a;
+
+/// Refuses the e-mail-only keys (`tls`, `username`, `password…`,
+/// `ca_file`) in a table of another kind.
+fn refuse_mail_keys(table: &RawNotify, refuse: &KeyRefusal<'_>) -> Result<(), (usize, String)> {
+    for (key, value) in [
+        ("tls", &table.tls),
+        ("username", &table.username),
+        ("password", &table.password),
+        ("password_file", &table.password_file),
+        ("password_env", &table.password_env),
+        ("ca_file", &table.ca_file),
+    ] {
+        refuse(key, value)?;
+    }
+    Ok(())
+}
+
+/// An e-mail table's login: `username` with the password inline, from a
+/// file or from an environment variable (each noted), or none.
+fn login(
+    table: &RawNotify,
+    start: usize,
+    noted: &mut dyn FnMut(Noted, &str, usize),
+    env_name: &EnvName<'_>,
+) -> Result<Option<MailLogin>, (usize, String)> {
+    let at = |s: &Spanned<String>| s.span().start;
+    let password = match (&table.password, &table.password_file, &table.password_env) {
+        (None, None, None) => None,
+        (Some(p), None, None) => {
+            if p.get_ref().is_empty() {
+                return Err((at(p), "notify.password is empty".into()));
+            }
+            noted(Noted::Inline, "notify.password", at(p));
+            Some(Secret::Inline(p.get_ref().clone()))
+        }
+        (None, Some(f), None) => {
+            noted(Noted::File, "notify.password_file", at(f));
+            Some(Secret::File(PathBuf::from(f.get_ref().trim())))
+        }
+        (None, None, Some(e)) => {
+            let name = env_name(e, "notify.password_env")?;
+            noted(Noted::Env("notify.password_env"), &name, at(e));
+            Some(Secret::Env(name))
+        }
+        (p, f, e) => {
+            let second = [e.as_ref(), f.as_ref(), p.as_ref()]
+                .into_iter()
+                .flatten()
+                .next()
+                .expect("two of three are given");
+            return Err((
+                at(second),
+                "give the password once: password_file, password_env or password, not two".into(),
+            ));
+        }
+    };
+    match (&table.username, password) {
+        (None, None) => Ok(None),
+        (Some(name), Some(password)) => {
+            let username = name.get_ref().trim();
+            if username.is_empty() || username.contains(['\r', '\n', '\0']) {
+                return Err((at(name), "notify.username: expected the login's user name".into()));
+            }
+            Ok(Some(MailLogin {
+                username: username.to_string(),
+                password,
+            }))
+        }
+        (Some(name), None) => Err((
+            at(name),
+            "notify.username: expected its password: `password_file = PATH`, `password_env = NAME` or `password`".into(),
+        )),
+        (None, Some(_)) => Err((
+            start,
+            "[[notify]] of kind \"email\": a password without `username`: expected the login's user name".into(),
+        )),
+    }
 }
