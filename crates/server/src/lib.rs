@@ -33,6 +33,7 @@ pub mod relay;
 pub mod reload;
 pub mod scheduler;
 pub mod secondary;
+pub mod store_wake;
 pub mod targets;
 
 use std::collections::BTreeMap;
@@ -215,9 +216,10 @@ impl Server {
     }
 }
 
-/// Starts the reload watcher: every `interval` ([`WATCH_INTERVAL`] in
-/// serve), when the store's generation moved, the changed zones are
-/// reloaded, checked and published.
+/// Starts the reload watcher: when the store's files are written (inotify)
+/// and at the latest every `interval` ([`WATCH_INTERVAL`] in serve), when
+/// the store's generation moved, the changed zones are reloaded, checked
+/// and published.
 #[allow(clippy::too_many_arguments)]
 fn watch(
     store: Store,
@@ -229,19 +231,51 @@ fn watch(
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<()>> {
+    // A commit by any process wakes the watcher at once; the interval is
+    // the fallback (store_wake says why both).
+    let wake = store_wake::StoreWake::new(store.path())
+        .inspect_err(|error| {
+            tracing::warn!(
+                "no inotify on the store's folder ({error}): changes by other processes are seen at the next poll, every {} ms",
+                interval.as_millis()
+            )
+        })
+        .ok();
     std::thread::Builder::new()
         .name("reload".into())
         .spawn(move || {
+            // Waits in slices, so a stop is seen within one however long
+            // the interval.
+            let slice = interval.min(WATCH_INTERVAL);
+            let mut checked = std::time::Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(interval);
-                match store.generation() {
+                let woken = match &wake {
+                    Some(wake) => wake.wait(slice),
+                    None => {
+                        std::thread::sleep(slice);
+                        false
+                    }
+                };
+                if !woken && checked.elapsed() < interval {
+                    continue;
+                }
+                checked = std::time::Instant::now();
+                let mut moved = || match store.generation() {
                     Ok(now) if now != generation => {
                         generation = now;
                         reload_and_notify(&store, &catalog, &served, &mut refused, &notifier);
+                        true
                     }
-                    Ok(_) => {}
-                    Err(error) => tracing::error!("cannot read the store generation: {error}"),
-                }
+                    Ok(_) => false,
+                    Err(error) => {
+                        tracing::error!("cannot read the store generation: {error}");
+                        false
+                    }
+                };
+                match (&wake, woken) {
+                    (Some(wake), true) => wake.settle(moved),
+                    _ => moved(),
+                };
             }
         })
         .context("cannot start the reload watcher")

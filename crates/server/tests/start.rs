@@ -5,6 +5,7 @@
 //!  store (a zone imported) + config (DNS on 127.0.0.1:0)
 //!     ──▶ Server::start ──▶ answers the zone on dns_addrs()
 //!     ──▶ a change written to the store ──▶ answered after the reload
+//!     ──▶ a change by another writer, the poll an hour away ──▶ answered (inotify wake-up)
 //!     ──▶ shutdown ──▶ every port let go
 //! ```
 
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cutover_server::config::Config;
-use cutover_server::Server;
+use cutover_server::{Options, Server};
 use cutover_store::Store;
 use cutover_zone::{zonefile, Name};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
@@ -131,6 +132,52 @@ fn a_server_started_in_process_answers_follows_the_store_and_lets_its_port_go() 
     std::net::TcpListener::bind(server).unwrap_or_else(|e| {
         panic!("after shutdown {server} is free for TCP again, but binding it failed: {e}")
     });
+}
+
+#[test]
+fn a_change_by_another_writer_is_answered_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("cutover.db");
+    let store = Store::open(&store_path).unwrap();
+    store
+        .create_zone(&zone(dir.path(), ZONE), "test import")
+        .unwrap();
+    let config = config(dir.path(), &store_path);
+    // A poll once an hour: only the wake-up on the store's files can make
+    // the change seen within the test's 10 s.
+    let options = Options {
+        watch_interval: Duration::from_secs(3600),
+        scheduler: false,
+    };
+    let running = Server::start_with(&config, None, &options).expect("Server::start_with");
+    let server = running.dns_addrs()[0];
+    assert_eq!(addresses(server, "www.example.test."), ["192.0.2.1"]);
+
+    // Another handle on the file, as another process (`cutover record`) writes.
+    let other = Store::open(&store_path).unwrap();
+    other
+        .replace_zone(&zone(dir.path(), CHANGED), "another writer")
+        .expect("the change is stored");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = addresses(server, "www.example.test.");
+        if seen == ["192.0.2.2"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected the change answered within 10 s with a poll of an hour (the store's wake-up), still {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The watcher stops within a slice, not an interval.
+    let stopping = Instant::now();
+    running.shutdown();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(60),
+        "shutdown waited {:?}: the watcher slept through its stop",
+        stopping.elapsed()
+    );
 }
 
 #[test]
