@@ -17,7 +17,7 @@ mod support;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -79,6 +79,21 @@ struct HookServer {
 impl HookServer {
     /// Serves on `listener` in `mode`.
     fn on(listener: TcpListener, mode: Mode) -> HookServer {
+        HookServer::serving(listener, mode, None)
+    }
+
+    /// Serves HTTPS with `tls` on a kernel-chosen port, answering 200.
+    fn https(tls: Arc<rustls::ServerConfig>) -> HookServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        HookServer::serving(listener, Mode::Answer, Some(tls))
+    }
+
+    /// Serves on `listener` in `mode`, over TLS when `tls` is given.
+    fn serving(
+        listener: TcpListener,
+        mode: Mode,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> HookServer {
         let addr = listener.local_addr().expect("local addr");
         let received = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::new()));
@@ -87,6 +102,27 @@ impl HookServer {
             let mut held = Vec::new();
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
+                if let Some(config) = &tls {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let Ok(connection) = rustls::ServerConnection::new(Arc::clone(config)) else {
+                        continue;
+                    };
+                    let mut secured = rustls::StreamOwned::new(connection, stream);
+                    // A client that refused the certificate ends here.
+                    let Some(request) = read_request(&mut secured) else {
+                        continue;
+                    };
+                    r.lock().unwrap().push(request);
+                    let _ = write!(
+                        secured,
+                        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = secured.flush();
+                    secured.conn.send_close_notify();
+                    let _ = secured.conn.complete_io(&mut secured.sock);
+                    continue;
+                }
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                 let Some(request) = read_request(&stream) else {
                     continue;
                 };
@@ -152,10 +188,7 @@ impl HookServer {
 }
 
 /// Reads one HTTP/1.1 request (headers and a Content-Length body).
-fn read_request(stream: &TcpStream) -> Option<Request> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
+fn read_request(stream: impl Read) -> Option<Request> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -694,6 +727,69 @@ fn an_email_reaches_an_smtp_server_when_the_migration_awaits_approval() {
             sink.addr
         )
     );
+}
+
+#[test]
+fn a_webhook_over_https_is_sent_to_a_server_its_ca_file_vouches_for_only() {
+    let ca = cutover_peers::TestCa::new();
+    let leaf = ca.leaf(&["127.0.0.1"], 365);
+    let hook = HookServer::https(cutover_peers::server_config(&leaf));
+    let url = format!("https://{}/hook", hook.addr);
+    let w = World::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let m = w.open();
+    // Two targets on the same server: one trusting the test CA, one the
+    // web's roots, which do not vouch for it.
+    let text = file_with(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\nca_file = \"{}\"\non = [\"approval\"]\n\
+         [[notify]]\nkind = \"webhook\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\non = [\"approval\"]\n",
+        ca.file.display()
+    ));
+    let id = start(&w, &m, &text);
+    let worker = Worker::new(&w.db(), clock.clone())
+        .poll_every(Duration::from_millis(20))
+        .spawn()
+        .expect("spawn");
+    run_until(&w, &m, id, &clock, |s| s == State::AwaitingApproval);
+    let received = hook.wait_for(&clock, "the notice over HTTPS", |r| !r.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let seen = deliveries_of(&m, id);
+        if seen.iter().any(|d| d.last_error.is_some()) || Instant::now() >= deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    worker.stop();
+    let request = &received[0];
+    assert_eq!(request.path, "/hook");
+    let stamp = request.header("x-cutover-timestamp").expect("timestamp");
+    assert_eq!(
+        request.header("x-cutover-signature"),
+        Some(
+            format!(
+                "sha256={}",
+                expected_signature(SECRET, stamp, &request.body)
+            )
+            .as_str()
+        ),
+        "signed over HTTPS as over HTTP"
+    );
+    assert_eq!(
+        seen.iter().filter(|d| d.delivered_at.is_some()).count(),
+        1,
+        "the target with the CA's file delivered, the other not: {seen:#?}"
+    );
+    let refused = seen
+        .iter()
+        .find_map(|d| d.last_error.clone())
+        .unwrap_or_else(|| panic!("the target without the CA's file failed: {seen:#?}"));
+    assert!(
+        refused.to_ascii_lowercase().contains("certificate")
+            || refused.to_ascii_lowercase().contains("issuer"),
+        "the failure names the certificate: {refused}"
+    );
+    assert_eq!(hook.received().len(), 1, "the server took one request");
 }
 
 /// The login's password, as the submission server knows it.

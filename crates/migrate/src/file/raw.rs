@@ -100,7 +100,8 @@ pub struct RawNotify {
     pub password_file: Option<Spanned<String>>,
     /// email: the environment variable holding the password.
     pub password_env: Option<Spanned<String>>,
-    /// email: PEM certificates to verify the server with (a private CA).
+    /// email, webhook, slack: PEM certificates to verify the server with
+    /// (a private CA).
     pub ca_file: Option<Spanned<String>>,
     /// Which happenings (default: all).
     pub on: Option<Spanned<Vec<Spanned<String>>>>,

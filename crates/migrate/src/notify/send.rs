@@ -43,7 +43,11 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 /// not taken, in words without secrets.
 pub(super) fn send(channel: &Channel, notice: &Notice, now: Timestamp) -> Result<(), String> {
     match channel {
-        Channel::Webhook { url, secret } => {
+        Channel::Webhook {
+            url,
+            secret,
+            ca_file,
+        } => {
             let url = revealed_url(url)?;
             let url = url.as_str();
             let key = secret
@@ -64,9 +68,15 @@ pub(super) fn send(channel: &Channel, notice: &Notice, now: Timestamp) -> Result
                     ("X-Cutover-Event", notice.event.as_str().to_string()),
                     ("X-Cutover-Id", notice.id.clone()),
                 ],
+                ca_file.as_deref(),
             )
         }
-        Channel::Slack { url } => post(&revealed_url(url)?, &notice.slack(), &[]),
+        Channel::Slack { url, ca_file } => post(
+            &revealed_url(url)?,
+            &notice.slack(),
+            &[],
+            ca_file.as_deref(),
+        ),
         Channel::Email {
             smtp,
             from,
@@ -99,14 +109,22 @@ fn revealed_url(url: &crate::provider::Secret) -> Result<String, String> {
     Ok(text)
 }
 
-/// A JSON POST to `url`; any 2xx is taken.
-fn post(url: &str, body: &str, headers: &[(&str, String)]) -> Result<(), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// A JSON POST to `url`; any 2xx is taken. An `https://` server's
+/// certificate is checked against the web's roots, or `ca_file`'s.
+fn post(
+    url: &str,
+    body: &str,
+    headers: &[(&str, String)],
+    ca_file: Option<&Path>,
+) -> Result<(), String> {
+    let mut config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(SEND_TIMEOUT))
-        .max_redirects(0)
-        .build()
-        .into();
+        .max_redirects(0);
+    if let Some(path) = ca_file {
+        config = config.tls_config(https_roots(path)?);
+    }
+    let agent: ureq::Agent = config.build().into();
     let mut request = agent
         .post(url)
         .header("Content-Type", "application/json")
@@ -126,6 +144,28 @@ fn post(url: &str, body: &str, headers: &[(&str, String)]) -> Result<(), String>
         // ureq may name the URL; its path can be a token.
         Err(e) => Err(e.to_string().replace(url, "the URL")),
     }
+}
+
+/// A TLS config for ureq trusting the certificates of `path` only.
+fn https_roots(path: &Path) -> Result<ureq::tls::TlsConfig, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("notify.ca_file {}: {e}", path.display()))?;
+    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("notify.ca_file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "notify.ca_file {}: no certificate in it",
+            path.display()
+        ));
+    }
+    Ok(ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .build())
 }
 
 /// One SMTP reply: its code and text (multi-line replies joined with

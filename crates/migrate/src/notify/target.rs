@@ -75,11 +75,16 @@ pub enum Channel {
         url: Secret,
         /// The HMAC key.
         secret: Secret,
+        /// PEM certificates to verify an `https://` server with instead of
+        /// the web's roots (a private CA).
+        ca_file: Option<PathBuf>,
     },
     /// A Slack-compatible incoming webhook: `{"text": …}`.
     Slack {
         /// The URL (a secret: a Slack URL is its own token).
         url: Secret,
+        /// As a webhook's.
+        ca_file: Option<PathBuf>,
     },
     /// A plain-text e-mail through an SMTP server.
     Email {
@@ -191,7 +196,7 @@ impl Target {
     pub fn label(&self) -> String {
         match &self.channel {
             Channel::Webhook { url, .. } => format!("webhook to {}", url_words(url)),
-            Channel::Slack { url } => format!("slack to {}", url_words(url)),
+            Channel::Slack { url, .. } => format!("slack to {}", url_words(url)),
             Channel::Email { smtp, to, tls, .. } => match tls {
                 MailTls::None => format!("e-mail to {} via {smtp}", to.join(", ")),
                 tls => format!("e-mail to {} via {smtp} ({})", to.join(", "), tls.as_str()),
@@ -207,12 +212,20 @@ impl Target {
     /// A relative `secret_file` or `url_file` taken from `dir`.
     pub fn resolve_paths(&mut self, dir: &Path) {
         let secrets: Vec<&mut Secret> = match &mut self.channel {
-            Channel::Webhook { url, secret } => vec![url, secret],
-            Channel::Slack { url } => vec![url],
+            Channel::Webhook {
+                url,
+                secret,
+                ca_file,
+            } => {
+                relative_to(dir, ca_file);
+                vec![url, secret]
+            }
+            Channel::Slack { url, ca_file } => {
+                relative_to(dir, ca_file);
+                vec![url]
+            }
             Channel::Email { login, ca_file, .. } => {
-                if let Some(path) = ca_file.as_mut().filter(|p| p.is_relative()) {
-                    *path = dir.join(&*path);
-                }
+                relative_to(dir, ca_file);
                 login.iter_mut().map(|l| &mut l.password).collect()
             }
         };
@@ -378,7 +391,11 @@ impl Target {
                         ));
                     }
                 };
-                Channel::Webhook { url, secret }
+                Channel::Webhook {
+                    url,
+                    secret,
+                    ca_file: https_ca_file(table),
+                }
             }
             "slack" => {
                 for (key, value) in [
@@ -396,6 +413,7 @@ impl Target {
                 refuse_mail_keys(table, &refuse)?;
                 Channel::Slack {
                     url: url(noted, true)?,
+                    ca_file: https_ca_file(table),
                 }
             }
             "email" => {
@@ -498,8 +516,23 @@ type KeyRefusal<'a> = dyn Fn(&str, &Option<Spanned<String>>) -> Result<(), Table
 /// Reads an environment variable's name given under a key.
 type EnvName<'a> = dyn Fn(&Spanned<String>, &str) -> Result<String, TableError> + 'a;
 
-/// Refuses the e-mail-only keys (`tls`, `username`, `password…`,
-/// `ca_file`) in a table of another kind.
+/// A relative path taken from `dir`.
+fn relative_to(dir: &Path, path: &mut Option<PathBuf>) {
+    if let Some(path) = path.as_mut().filter(|p| p.is_relative()) {
+        *path = dir.join(&*path);
+    }
+}
+
+/// A webhook's or Slack's `ca_file`.
+fn https_ca_file(table: &RawNotify) -> Option<PathBuf> {
+    table
+        .ca_file
+        .as_ref()
+        .map(|f| PathBuf::from(f.get_ref().trim()))
+}
+
+/// Refuses the e-mail-only keys (`tls`, `username`, `password…`) in a
+/// table of another kind.
 fn refuse_mail_keys(table: &RawNotify, refuse: &KeyRefusal<'_>) -> Result<(), (usize, String)> {
     for (key, value) in [
         ("tls", &table.tls),
@@ -507,7 +540,6 @@ fn refuse_mail_keys(table: &RawNotify, refuse: &KeyRefusal<'_>) -> Result<(), (u
         ("password", &table.password),
         ("password_file", &table.password_file),
         ("password_env", &table.password_env),
-        ("ca_file", &table.ca_file),
     ] {
         refuse(key, value)?;
     }
