@@ -2,8 +2,9 @@
 //! real primaries on loopback: Knot DNS and BIND 9 (AXFR at first, IXFR on
 //! their NOTIFY after a change), another `cutover serve` with Knot as the
 //! secondary of the secondary (a chain), a restart that serves the stored
-//! zone with the primary gone, SERVFAIL after the SOA expire and back once
-//! the primary is, a transfer that fails its checks and one cut mid-way
+//! zone with the primary gone, SERVFAIL after the SOA expire counted from
+//! the last successful check (stored: a restart does not extend it) and
+//! back once the primary is, a transfer that fails its checks and one cut mid-way
 //! (a misbehaving primary of our own) each keeping the old zone, and the
 //! fall-back to a second primary. The zone is read-only on the secondary
 //! (UPDATE, `cutover record` and the control API refused).
@@ -326,25 +327,36 @@ fn a_restarted_secondary_serves_its_stored_zone_expires_without_its_primary_and_
     let scratch = empty_scratch();
     let expire = 8;
     let timers = format!("1 1 {expire}");
+    // No check can succeed before serve starts: the expiry comes no earlier
+    // than `expire` after this.
+    let started_at = Instant::now();
     let (knot, mut serve) = knot_and_secondary(&scratch, &zone_at(1, &timers, 5, ""));
     let knot_addr = knot.addr;
     assert_eq!(soa_serial(serve.addr, ORIGIN), Some(1));
 
-    // The primary gone, the secondary restarted: it answers from the store
-    // before any word from the primary.
+    // The primary gone, the secondary down for 4 s and restarted: it
+    // answers from the store before any word from the primary, and its
+    // expire counts from the last successful check, not from the restart.
     drop(knot);
     serve.kill();
-    let restarted_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
     let serve = serve.restart(&scratch.path("serve-2.log"));
     assert_eq!(
         soa_status(serve.addr),
         "NOERROR",
         "the stored zone is served at once"
     );
+    let log = serve.log();
+    let left: u64 = log
+        .split("serving the stored version, expires in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the restart says when the zone expires; log:\n{log}"));
     assert!(
-        serve.log().contains("serving the stored version"),
-        "log:\n{}",
-        serve.log()
+        left <= expire - 4 && log.contains("the last successful check was"),
+        "4 s after the last check the expire has at most {} s left, the restart said {left}; log:\n{log}",
+        expire - 4
     );
 
     // No successful check for `expire` seconds: SERVFAIL.
@@ -359,9 +371,9 @@ fn a_restarted_secondary_serves_its_stored_zone_expires_without_its_primary_and_
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
-        restarted_at.elapsed() >= Duration::from_secs(expire - 1),
-        "SERVFAIL came after {:?}, before the expire of {expire} s",
-        restarted_at.elapsed()
+        started_at.elapsed() >= Duration::from_secs(expire - 1),
+        "SERVFAIL came {:?} after serve first started, before the expire of {expire} s",
+        started_at.elapsed()
     );
     let log = serve.log();
     assert!(

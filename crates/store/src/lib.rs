@@ -225,6 +225,43 @@ impl Store {
         })
     }
 
+    /// Records that the primary of the secondary zone `origin` was checked
+    /// successfully at `at` (up to date, or a transfer stored). Changes no
+    /// zone data and does not move the generation.
+    pub fn secondary_checked(&self, origin: &Name, at: Timestamp) -> Result<(), StoreError> {
+        self.write(|db| {
+            let (id, _) = db.existing_zone(origin)?;
+            db.conn
+                .execute(
+                    "INSERT INTO secondary_check (zone_id, checked_at) VALUES (?1, ?2) \
+                     ON CONFLICT (zone_id) DO UPDATE SET checked_at = excluded.checked_at",
+                    params![id, at.as_second()],
+                )
+                .on(db.path)
+                .map(|_| ())
+        })
+    }
+
+    /// When the primary of the secondary zone `origin` was last checked
+    /// successfully; `None` when never (or the zone is not stored).
+    pub fn secondary_checked_at(&self, origin: &Name) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|db| {
+            let Some((id, _)) = db.zone_row(origin)? else {
+                return Ok(None);
+            };
+            let seconds: Option<i64> = db
+                .conn
+                .query_row(
+                    "SELECT checked_at FROM secondary_check WHERE zone_id = ?1",
+                    [id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .on(db.path)?;
+            seconds.map(|s| db.timestamp(s)).transpose()
+        })
+    }
+
     /// Replaces a zone's content with `zone` (a re-import), journalling the
     /// difference. When the new serial does not rise over the current one it
     /// is bumped. Content equal to the current version changes nothing and

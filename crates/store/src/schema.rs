@@ -74,6 +74,14 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     INSERT INTO generation (id, value) VALUES (1, 0);
     "#,
+    // 2: when a secondary zone's primary was last checked successfully, so
+    // the SOA expire counts from then across restarts.
+    r#"
+    CREATE TABLE secondary_check (
+        zone_id    INTEGER PRIMARY KEY REFERENCES zone(id) ON DELETE CASCADE,
+        checked_at INTEGER NOT NULL        -- unix seconds
+    ) STRICT;
+    "#,
 ];
 
 /// How long a connection waits for another writer before giving up.

@@ -651,3 +651,35 @@ fn a_transfer_is_stored_whole_or_not_at_all() {
     assert_eq!(store.generation().unwrap(), before, "nothing written");
     assert_eq!(store.zone(&origin).unwrap().unwrap(), v3);
 }
+
+#[test]
+fn a_secondary_check_is_kept_per_zone_moves_no_generation_and_goes_with_the_zone() {
+    let (_dir, path, store) = fresh();
+    let zone = sample(1);
+    let origin = zone.origin().clone();
+    store.create_zone(&zone, "import").unwrap();
+    assert_eq!(store.secondary_checked_at(&origin).unwrap(), None);
+    let generation = store.generation().unwrap();
+    let at = jiff::Timestamp::from_second(1_780_000_000).unwrap();
+    store.secondary_checked(&origin, at).unwrap();
+    store
+        .secondary_checked(&origin, at + jiff::SignedDuration::from_secs(60))
+        .unwrap();
+    assert_eq!(
+        store.generation().unwrap(),
+        generation,
+        "no zone data changed: watchers are not woken to reload"
+    );
+    // Another handle (a restarted serve) reads the latest.
+    let again = Store::open(&path).unwrap();
+    assert_eq!(
+        again.secondary_checked_at(&origin).unwrap(),
+        Some(at + jiff::SignedDuration::from_secs(60))
+    );
+    assert!(matches!(
+        store.secondary_checked(&n("absent.test."), at),
+        Err(StoreError::ZoneNotFound(_))
+    ));
+    store.delete_zone(&origin).unwrap();
+    assert_eq!(store.secondary_checked_at(&origin).unwrap(), None);
+}

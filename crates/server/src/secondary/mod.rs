@@ -5,7 +5,8 @@
 //! be the primary of another). One thread of its own, off the answer path.
 //!
 //! ```text
-//!  start: the stored version is served at once (reload), the expire timer runs from now
+//!  start: the stored version is served at once (reload), the expire timer runs from the
+//!         last successful check (stored: a restart does not extend it)
 //!  refresh thread ◀──NOTIFY (primary::notify_in → Secondaries::notified)── now
 //!     due zone ──refresh::refresh (SOA?, IXFR │ AXFR, ZoneSnapshot::check)──▶ Store::store_transferred
 //!        ├─ ok ──▶ next at refresh; expire pushed back; expired → answered again
@@ -121,17 +122,32 @@ impl Zones {
         let secondaries = self.secondaries.clone();
         for (origin, upstream) in secondaries.zones() {
             let soa = self.current(origin).as_deref().and_then(SoaTimers::of);
+            // The expire counts from the last successful check, stored.
+            let since = match self.store.secondary_checked_at(origin) {
+                Ok(at) => at.map(|at| {
+                    let ago = jiff::Timestamp::now().as_second() - at.as_second();
+                    Duration::from_secs(ago.max(0) as u64)
+                }),
+                Err(error) => {
+                    tracing::warn!(zone = %origin, "secondary: cannot read when the primary was last checked, the expire counts from now: {error}");
+                    None
+                }
+            };
+            let ago = match since {
+                Some(since) => format!("the last successful check was {} s ago", since.as_secs()),
+                None => "no successful check is recorded".to_string(),
+            };
             match soa {
                 Some(soa) => tracing::info!(zone = %origin,
-                    "secondary: serving the stored version, expires in {} s without a successful check of {}",
-                    soa.expire.as_secs(), list(&upstream.primaries)),
+                    "secondary: serving the stored version, expires in {} s without a successful check of {} ({ago})",
+                    soa.expire.saturating_sub(since.unwrap_or_default()).as_secs(), list(&upstream.primaries)),
                 None => tracing::info!(zone = %origin,
                     "secondary: nothing stored yet, not served until transferred from {}",
                     list(&upstream.primaries)),
             }
             self.timers.insert(
                 origin.clone(),
-                Timers::start(now, soa, upstream.refresh_min),
+                Timers::start(now, soa, upstream.refresh_min, since),
             );
         }
         while !stop.load(Ordering::Relaxed) {
@@ -225,6 +241,9 @@ impl Zones {
                         took = ?started.elapsed(),
                         "secondary: {how} in from {primary}: serial {} → {to}, stored",
                         from.map_or("none".to_string(), |s| s.to_string())),
+                }
+                if let Err(error) = self.store.secondary_checked(origin, jiff::Timestamp::now()) {
+                    tracing::warn!(zone = %origin, "secondary: cannot record the successful check (a restart would count the expire from then): {error}");
                 }
                 if timers.succeeded(now, soa) {
                     tracing::info!(zone = %origin, "secondary: answered again after a successful check");

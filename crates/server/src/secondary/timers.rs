@@ -4,7 +4,8 @@
 //! successful check, until one succeeds. Pure: the time is passed in.
 //!
 //! ```text
-//!  start ──▶ check now; expires at now + expire (a zone is held) │ never (none held yet)
+//!  start ──▶ check now; expires at last success + expire (a zone is held; the last
+//!            success is stored, so a restart does not extend it) │ never (none held yet)
 //!  success ──▶ next = now + max(refresh, min); expires at now + expire; expired → served again
 //!  failure ──▶ next = now + max(retry, min)
 //!  NOTIFY ──▶ next = now
@@ -58,12 +59,19 @@ pub struct Timers {
 }
 
 impl Timers {
-    /// The schedule at start: a check now; the expire timer runs from now
-    /// when a version is held (`soa`).
-    pub fn start(now: Instant, soa: Option<SoaTimers>, min: Duration) -> Timers {
+    /// The schedule at start: a check now; when a version is held (`soa`),
+    /// the expire timer runs from the last successful check, `since` ago
+    /// (from now when none is known): a restart does not extend it.
+    pub fn start(
+        now: Instant,
+        soa: Option<SoaTimers>,
+        min: Duration,
+        since: Option<Duration>,
+    ) -> Timers {
+        let since = since.unwrap_or_default();
         Timers {
             next_check: now,
-            expires_at: soa.map(|soa| now + soa.expire),
+            expires_at: soa.map(|soa| now + soa.expire.saturating_sub(since)),
             expired: false,
             min,
         }
@@ -112,7 +120,7 @@ mod tests {
     fn refresh_retry_and_expire_follow_the_soa() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut timers = Timers::start(t0, Some(SOA), s(1));
+        let mut timers = Timers::start(t0, Some(SOA), s(1), None);
         assert_eq!(timers.next_check, t0, "a check at once");
         assert!(!timers.succeeded(t0, SOA));
         assert_eq!(timers.next_check, t0 + s(60), "refresh");
@@ -131,6 +139,25 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_counts_the_expire_from_the_last_success() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut timers = Timers::start(t0, Some(SOA), s(1), Some(s(70)));
+        assert_eq!(
+            timers.expires_at,
+            Some(t0 + s(30)),
+            "100 s expire, 70 s gone"
+        );
+        assert!(!timers.expire_due(t0 + s(29)));
+        assert!(timers.expire_due(t0 + s(30)));
+        let mut late = Timers::start(t0, Some(SOA), s(1), Some(s(500)));
+        assert!(
+            late.expire_due(t0),
+            "past the expire already: expired at once"
+        );
+    }
+
+    #[test]
     fn the_minimum_bounds_refresh_and_retry_and_no_zone_never_expires() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
@@ -139,7 +166,7 @@ mod tests {
             retry: s(0),
             expire: s(3),
         };
-        let mut timers = Timers::start(t0, None, s(2));
+        let mut timers = Timers::start(t0, None, s(2), None);
         assert!(
             !timers.expire_due(t0 + s(1000)),
             "nothing held: nothing expires"
