@@ -12,8 +12,9 @@
 #                                                                                  transfers done
 #   ─▶ p99 during / alone (each server), cutover / Knot
 #
-# Knobs: SECONDS_PER_RUN (10), RECORDS (100000), RATE (5000), KEEP=1 keeps
-# the work directory. Every process started here is killed on exit.
+# Knobs: SECONDS_PER_RUN (10), RECORDS (100000), RATE (5000), CUTOVER_BIN
+# (a binary to measure instead of the release build), KEEP=1 keeps the work
+# directory. Every process started here is killed on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,9 +68,11 @@ transfer_loop() {
     echo "$done"
 }
 
-echo "== building cutover (release)"
-(cd "$ROOT" && cargo build --release -q -p cutover)
-CUTOVER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/cutover"
+if [[ -z "${CUTOVER_BIN:-}" ]]; then
+    echo "== building cutover (release)"
+    (cd "$ROOT" && cargo build --release -q -p cutover)
+    CUTOVER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/cutover"
+fi
 [[ -x "$CUTOVER_BIN" ]] || die "no binary at $CUTOVER_BIN"
 
 echo "== generating a $RECORDS-record zone"
