@@ -1,7 +1,9 @@
 //! `cutover serve` as a secondary (`[[zone]] primary`, `primary_key`) of
 //! real primaries on loopback: Knot DNS and BIND 9 (AXFR at first, IXFR on
 //! their NOTIFY after a change), another `cutover serve` with Knot as the
-//! secondary of the secondary (a chain), a restart that serves the stored
+//! secondary of the secondary (a chain; the middle one restarted while the
+//! primary changes catches up by IXFR), a migration on a primary verified
+//! on it and two cutover secondaries (every serial, every answer), a restart that serves the stored
 //! zone with the primary gone, SERVFAIL after the SOA expire counted from
 //! the last successful check (stored: a restart does not extend it) and
 //! back once the primary is, a transfer that fails its checks and one cut mid-way
@@ -320,6 +322,35 @@ fn cutover_to_cutover_to_knot_a_record_set_on_the_primary_reaches_knot() {
         "the primary served incremental IXFRs; log:\n{}",
         primary.log()
     );
+
+    // The secondary down while the primary changes twice: restarted, it
+    // catches up by one IXFR of both steps, and Knot behind it follows.
+    let mut secondary = secondary;
+    secondary.kill();
+    for (step, name) in ["b1", "b2"].iter().enumerate() {
+        primary_scratch.ok(&[
+            "record",
+            "set",
+            ORIGIN,
+            name,
+            "A",
+            &format!("203.0.113.{}", step + 10),
+        ]);
+    }
+    let serial = primary_scratch.serial();
+    let secondary = secondary.restart(&secondary_scratch.path("serve-2.log"));
+    wait_serial(secondary.addr, serial, || secondary.log());
+    knot.wait_serial(ORIGIN, serial, CONVERGE);
+    let log = secondary.log();
+    assert!(
+        log.contains("secondary: IXFR (incremental, 2 steps) in from"),
+        "the restarted secondary caught up by IXFR; log:\n{log}"
+    );
+    assert_eq!(
+        axfr_zone(knot.addr, false),
+        parse_zone(&primary_scratch.ok(&["zone", "export", ORIGIN])),
+        "knotd's zone vs the primary's export after the catch-up"
+    );
 }
 
 #[test]
@@ -578,4 +609,115 @@ fn a_transfer_cut_mid_way_keeps_the_zone_served() {
         .cut
         .store(false, std::sync::atomic::Ordering::Relaxed);
     wait_serial(serve.addr, 2, || serve.log());
+}
+
+#[test]
+fn a_migration_is_verified_on_the_primary_and_two_cutover_secondaries() {
+    // The zone with short TTLs, so the migration's waits are seconds.
+    let primary_scratch = Scratch {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let file = primary_scratch.path("example.com.zone");
+    std::fs::write(
+        &file,
+        "$ORIGIN example.com.\n$TTL 2\n@ SOA ns1 hostmaster 1 1 1 3600 2\n\
+         @ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.10\n",
+    )
+    .unwrap();
+    primary_scratch.ok(&["zone", "import", file.to_str().unwrap()]);
+    let scratches = [empty_scratch(), empty_scratch()];
+    let (primary, secondaries) =
+        start_on_free_ports("serve and two secondaries", |ports: &mut Ports| {
+            let primary_port = ports.pick(&[LOOPBACK]);
+            let ports_of: Vec<u16> = scratches.iter().map(|_| ports.pick(&[LOOPBACK])).collect();
+            let primary_addr = SocketAddr::from((LOOPBACK, primary_port));
+            let notify: Vec<String> = ports_of
+                .iter()
+                .map(|p| format!("\"{}\"", SocketAddr::from((LOOPBACK, *p))))
+                .collect();
+            let config = primary_scratch.config(
+                primary_port,
+                "",
+                &format!(
+                    "transfer_keys = [\"{XFR_KEY}\"]\nnotify = [{}]\nnotify_key = \"{XFR_KEY}\"\n",
+                    notify.join(", ")
+                ),
+            );
+            let primary =
+                Serve::try_start(&config, primary_port, &primary_scratch.path("serve.log"))?;
+            let mut secondaries = Vec::new();
+            for (scratch, port) in scratches.iter().zip(&ports_of) {
+                let config = scratch.config(
+                    *port,
+                    "",
+                    &format!("primary = \"{primary_addr}\"\nprimary_key = \"{XFR_KEY}\"\n"),
+                );
+                secondaries.push(Serve::try_start(
+                    &config,
+                    *port,
+                    &scratch.path("serve.log"),
+                )?);
+            }
+            Ok((primary, secondaries))
+        });
+    for secondary in &secondaries {
+        wait_serial(secondary.addr, 1, || secondary.log());
+    }
+    let authorities: Vec<String> = std::iter::once(primary.addr)
+        .chain(secondaries.iter().map(|s| s.addr))
+        .map(|a| format!("\"{a}\""))
+        .collect();
+    let migration = primary_scratch.path("move.toml");
+    std::fs::write(
+        &migration,
+        format!(
+            "version = 1\nzone = \"{ORIGIN}\"\nprovider = {{ kind = \"embedded\" }}\n\
+             [[move]]\nname = \"www\"\ntype = \"A\"\nvalues = [\"192.0.2.20\"]\n\
+             [ttl]\nduring = 1\n[schedule]\nobserve = \"1s\"\nmargin = \"1s\"\n\
+             [verify]\nauthorities = [{}]\nresolvers = []\ntries = 20\ninterval = \"1s\"\n",
+            authorities.join(", ")
+        ),
+    )
+    .unwrap();
+    primary_scratch.ok(&["migrate", "start", migration.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let state = loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&primary_scratch.ok(&["migrate", "status", "1", "--json"]))
+                .expect("migrate status --json");
+        let state = status[0]["state"].as_str().unwrap_or("?").to_string();
+        if ["done", "failed", "rolled_back"].contains(&state.as_str()) {
+            break state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected the migration finished within 90 s, it is {state}; primary log:\n{}",
+            primary.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let detail: serde_json::Value =
+        serde_json::from_str(&primary_scratch.ok(&["migrate", "show", "1", "--json"]))
+            .expect("migrate show --json");
+    assert_eq!(
+        state, "done",
+        "the migration verified on all three: {detail:#}"
+    );
+    let serial = primary_scratch.serial();
+    for server in std::iter::once(&primary).chain(&secondaries) {
+        assert_eq!(
+            soa_serial(server.addr, ORIGIN),
+            Some(serial),
+            "{} serves the primary's serial {serial}",
+            server.addr
+        );
+    }
+    let evidence = detail["migration"]["steps"].to_string();
+    for server in std::iter::once(&primary).chain(&secondaries) {
+        assert!(
+            evidence.contains(&server.addr.to_string()),
+            "the verification names {}: {evidence}",
+            server.addr
+        );
+    }
 }
