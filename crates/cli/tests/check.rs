@@ -291,3 +291,71 @@ fn line_of(text: &str, needle: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+#[test]
+fn resolver_public_asks_the_documented_public_resolvers() {
+    // An authority that holds its port and never answers: the check is
+    // about who is asked, not what they say (this host may not reach them).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let authority = silent.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "check",
+            "example.test.",
+            "--authority",
+            &authority,
+            "--resolver",
+            "public",
+            "--resolver",
+            "1.1.1.1",
+            "--timeout",
+            "100ms",
+            "--retries",
+            "0",
+            "--json",
+        ])
+        .env_remove("CUTOVER_SERVER")
+        .output()
+        .expect("cutover runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check --json ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let asked: Vec<(String, String)> = json["resolvers"]
+        .as_array()
+        .expect("resolver rows")
+        .iter()
+        .map(|r| {
+            (
+                r["resolver"].as_str().unwrap().to_string(),
+                r["address"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("google-1", "8.8.8.8:53"),
+        ("google-2", "8.8.4.4:53"),
+        ("cloudflare-1", "1.1.1.1:53"),
+        ("cloudflare-2", "1.0.0.1:53"),
+        ("quad9-1", "9.9.9.9:53"),
+        ("quad9-2", "149.112.112.112:53"),
+        ("opendns-1", "208.67.222.222:53"),
+        ("opendns-2", "208.67.220.220:53"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(l, a)| (l.to_string(), a.to_string()))
+        .collect();
+    assert_eq!(
+        asked, expected,
+        "one SOA row per public resolver, in the documented order, 1.1.1.1 given again asked once"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the silent authority fails the check"
+    );
+}

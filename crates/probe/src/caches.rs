@@ -221,6 +221,32 @@ pub fn parse_resolv_conf(text: &str) -> Vec<Resolver> {
         .collect()
 }
 
+/// The well-known public resolvers `--resolver public` asks: two
+/// addresses of each of Google Public DNS, Cloudflare, Quad9 and Cisco
+/// OpenDNS, each labelled `operator-N`. Only for a host that reaches the
+/// Internet; from one that does not, each is a timeout, said as such.
+pub const PUBLIC_RESOLVERS: &[(&str, &str)] = &[
+    ("google-1", "8.8.8.8"),
+    ("google-2", "8.8.4.4"),
+    ("cloudflare-1", "1.1.1.1"),
+    ("cloudflare-2", "1.0.0.1"),
+    ("quad9-1", "9.9.9.9"),
+    ("quad9-2", "149.112.112.112"),
+    ("opendns-1", "208.67.222.222"),
+    ("opendns-2", "208.67.220.220"),
+];
+
+/// [`PUBLIC_RESOLVERS`], as resolvers on port 53.
+pub fn public_resolvers() -> Vec<Resolver> {
+    PUBLIC_RESOLVERS
+        .iter()
+        .map(|(label, ip)| Resolver {
+            label: (*label).to_string(),
+            address: SocketAddr::new(ip.parse().expect("a listed address"), 53),
+        })
+        .collect()
+}
+
 /// The resolvers of /etc/resolv.conf.
 pub fn system_resolvers() -> Result<Vec<Resolver>, ResolverListError> {
     let path = "/etc/resolv.conf";

@@ -58,8 +58,10 @@ pub struct CheckArgs {
     /// A record type to ask for each name (repeatable; default A and AAAA).
     #[arg(long = "type", value_name = "TYPE")]
     pub types: Vec<String>,
-    /// A recursive resolver to ask (repeatable): NAME=IP[:PORT] or IP[:PORT];
-    /// default: the nameservers of /etc/resolv.conf.
+    /// A recursive resolver to ask (repeatable): NAME=IP[:PORT] or IP[:PORT],
+    /// `system` (the nameservers of /etc/resolv.conf, the default) or
+    /// `public` (Google, Cloudflare, Quad9 and OpenDNS, two addresses each:
+    /// for a host that reaches the Internet).
     #[arg(long = "resolver", value_name = "NAME=IP[:PORT]")]
     pub resolvers: Vec<String>,
     /// An authoritative address to ask (repeatable); default: every address
@@ -236,10 +238,20 @@ impl Plan {
         let resolvers = if args.resolvers.is_empty() {
             caches::system_resolvers()?
         } else {
-            args.resolvers
-                .iter()
-                .map(|entry| Resolver::parse(entry))
-                .collect::<Result<Vec<_>, _>>()?
+            let mut resolvers: Vec<Resolver> = Vec::new();
+            for entry in &args.resolvers {
+                let more = match entry.as_str() {
+                    "public" => caches::public_resolvers(),
+                    "system" => caches::system_resolvers()?,
+                    _ => vec![Resolver::parse(entry)?],
+                };
+                for resolver in more {
+                    if !resolvers.iter().any(|r| r.address == resolver.address) {
+                        resolvers.push(resolver);
+                    }
+                }
+            }
+            resolvers
         };
         let servers = if args.servers.is_empty() {
             None
