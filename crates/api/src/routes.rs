@@ -209,7 +209,7 @@ pub const ROUTES: &[Route] = &[
     route(R::Dashboard, Get, "/", Public, "The dashboard page.", None, "text/html"),
     route(R::DashboardScript, Get, "/dashboard.js", Public, "The dashboard's script.", None, "text/javascript"),
     route(R::DashboardStyle, Get, "/dashboard.css", Public, "The dashboard's style sheet.", None, "text/css"),
-    route(R::Metrics, Get, "/metrics", Public, "Prometheus metrics: queries by rcode and transport, RRL, updates, transfers, zones, mail queue.", None, "text/plain"),
+    route(R::Metrics, Get, "/metrics", Public, "Prometheus metrics: queries by rcode and transport, RRL, updates, transfers, zones, secondary zones' last successful check, mail queue.", None, "text/plain"),
     route(R::OpenApi, Get, "/api/v1/openapi.json", Public, "This document.", None, "application/json"),
     route(R::WhoAmI, Get, "/api/v1/whoami", Read, "The name and scope of the token used.", None, "WhoAmI"),
     route(R::ZoneList, Get, "/api/v1/zones", Read, "Every zone with its serial and size.", None, "ZoneList"),

@@ -242,6 +242,30 @@ impl Store {
         })
     }
 
+    /// Every secondary zone's last successful check of its primary.
+    pub fn secondary_checks(&self) -> Result<Vec<(Name, Timestamp)>, StoreError> {
+        self.read(|db| {
+            let mut statement = db
+                .conn
+                .prepare(
+                    "SELECT zone.origin, secondary_check.checked_at FROM secondary_check \
+                     JOIN zone ON zone.id = secondary_check.zone_id ORDER BY zone.origin",
+                )
+                .on(db.path)?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?)))
+                .on(db.path)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, seconds) = row.on(db.path)?;
+                let name = name_from_key(&key)
+                    .map_err(|e| db.corrupt(format!("a zone's name: {e}")))?;
+                out.push((name, db.timestamp(seconds)?));
+            }
+            Ok(out)
+        })
+    }
+
     /// When the primary of the secondary zone `origin` was last checked
     /// successfully; `None` when never (or the zone is not stored).
     pub fn secondary_checked_at(&self, origin: &Name) -> Result<Option<Timestamp>, StoreError> {

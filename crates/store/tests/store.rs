@@ -683,3 +683,19 @@ fn a_secondary_check_is_kept_per_zone_moves_no_generation_and_goes_with_the_zone
     store.delete_zone(&origin).unwrap();
     assert_eq!(store.secondary_checked_at(&origin).unwrap(), None);
 }
+
+#[test]
+fn every_secondary_check_is_listed_by_zone() {
+    let (_dir, _path, store) = fresh();
+    let (a, b) = (sample(1), other_zone());
+    store.create_zone(&a, "import").unwrap();
+    store.create_zone(&b, "import").unwrap();
+    assert!(store.secondary_checks().unwrap().is_empty());
+    let at = jiff::Timestamp::from_second(1_780_000_000).unwrap();
+    store.secondary_checked(b.origin(), at).unwrap();
+    assert_eq!(
+        store.secondary_checks().unwrap(),
+        vec![(b.origin().clone(), at)],
+        "only the zone checked, with its time"
+    );
+}

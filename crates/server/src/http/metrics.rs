@@ -347,6 +347,24 @@ impl Collector for Zones {
     }
 }
 
+/// Each secondary zone's last successful check of its primary.
+#[derive(Debug)]
+struct Secondaries(Vec<(String, i64)>);
+
+impl Collector for Secondaries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        family(
+            &mut encoder,
+            "cutover_secondary_last_success_timestamp_seconds",
+            "Unix time of each secondary zone's last successful check of its primary (up to date, or a transfer stored); the SOA expire counts from it.",
+            MetricType::Gauge,
+            self.0
+                .iter()
+                .map(|(zone, at)| ([("zone", zone.clone())], u64::try_from(*at).unwrap_or(0))),
+        )
+    }
+}
+
 /// The mail relay's counters, or that none runs on the spool.
 #[derive(Debug)]
 struct Mail(Option<MetricsView>);
@@ -446,12 +464,21 @@ pub async fn scrape(State(control): State<Control>) -> Response {
     let spool = control.mail_spool.clone();
     let gathered = blocking(move || {
         let zones = store.zones().ok();
+        let secondaries = store.secondary_checks().ok();
         let mail = spool.map(|spool| cutover_mail::MailControl::new(spool).metrics());
         let migrations = MigrationCounts::read(store.path(), jiff::Timestamp::now());
-        Ok((zones, mail, migrations))
+        Ok((zones, secondaries, mail, migrations))
     })
     .await;
-    if let Ok((zones, mail, migrations)) = gathered {
+    if let Ok((zones, secondaries, mail, migrations)) = gathered {
+        if let Some(checks) = secondaries.filter(|c| !c.is_empty()) {
+            registry.register_collector(Box::new(Secondaries(
+                checks
+                    .into_iter()
+                    .map(|(zone, at)| (zone.to_string(), at.as_second()))
+                    .collect(),
+            )));
+        }
         if let Some(migrations) = migrations {
             registry.register_collector(Box::new(migrations));
         }
@@ -561,9 +588,18 @@ mod tests {
             5,
         )])));
         registry.register_collector(Box::new(Mail(Some(mail))));
+        registry.register_collector(Box::new(Secondaries(vec![(
+            "example.test.".into(),
+            1_780_000_000,
+        )])));
         let out = text(&registry);
         // The names, types and one series of each, as dashboards know them.
         for (name, kind, series) in [
+            (
+                "cutover_secondary_last_success_timestamp_seconds",
+                "gauge",
+                "cutover_secondary_last_success_timestamp_seconds{zone=\"example.test.\"} 1780000000",
+            ),
             ("cutover_up", "gauge", "cutover_up 1"),
             (
                 "cutover_uptime_seconds",
