@@ -33,12 +33,14 @@ mod connections;
 mod control;
 mod dashboard;
 mod documents;
+mod edits;
 mod error;
 mod events;
 mod mail;
 mod metrics;
 mod migrations;
 mod probes;
+mod rrsets;
 pub mod tokens;
 mod zones;
 
@@ -80,6 +82,7 @@ fn filter(method: Method) -> MethodFilter {
         Method::Get => MethodFilter::GET,
         Method::Post => MethodFilter::POST,
         Method::Delete => MethodFilter::DELETE,
+        Method::Patch => MethodFilter::PATCH,
     }
 }
 
@@ -98,6 +101,7 @@ fn handler(id: RouteId, method: MethodFilter) -> MethodRouter<Control> {
         RouteId::ZoneVersions => on(method, zones::versions),
         RouteId::ZoneDiff => on(method, zones::diff),
         RouteId::RecordChange => on(method, zones::change),
+        RouteId::RrsetPatch => on(method, rrsets::patch),
         RouteId::CheckRun => on(method, checks::check),
         RouteId::VerifyRun => on(method, checks::verify),
         RouteId::MailQueue => on(method, mail::queue),
