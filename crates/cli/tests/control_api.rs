@@ -1375,6 +1375,29 @@ fn records(site: &Site) -> Vec<String> {
     lines
 }
 
+/// The addresses the nameserver answers for `name` A now, sorted.
+fn served_addresses(site: &Site, name: &str) -> Vec<String> {
+    let answer = std::process::Command::new("kdig")
+        .args([
+            "+short",
+            "+retry=0",
+            "+time=2",
+            &format!("@{}", site.dns.ip()),
+            "-p",
+            &site.dns.port().to_string(),
+            name,
+            "A",
+        ])
+        .output()
+        .expect("kdig runs");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&answer.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
 #[test]
 fn rrsets_patch_applies_many_changes_in_one_version() {
     let site = Site::start("");
@@ -1427,6 +1450,12 @@ fn rrsets_patch_applies_many_changes_in_one_version() {
             &dry["diff"]["removed"]
         ),
         "expected the real run to do what the dry run showed"
+    );
+    // Answered once served: the nameserver answers the new RRset at once.
+    assert_eq!(
+        served_addresses(&site, "www.example.test."),
+        vec!["192.0.2.1".to_owned(), "192.0.2.2".to_owned()],
+        "expected the change served when the PATCH answered"
     );
     assert_eq!(
         (serial(&site), versions(&site)),

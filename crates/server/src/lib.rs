@@ -189,6 +189,11 @@ impl Server {
                 Arc::clone(&served),
             )?);
         }
+        let (wake, woken) = std::sync::mpsc::channel();
+        let publication = http::Publication {
+            served: Arc::clone(&served),
+            wake,
+        };
         running.watcher = Some(watch(
             store,
             generation,
@@ -196,7 +201,7 @@ impl Server {
             served,
             refused,
             notifier,
-            options.watch_interval,
+            (options.watch_interval, woken),
             Arc::clone(&running.stop),
         )?);
         running.mail = config
@@ -204,7 +209,7 @@ impl Server {
             .as_ref()
             .map(relay::MailService::start)
             .transpose()?;
-        running.http = http::start(config, &store_path)?;
+        running.http = http::start(config, &store_path, Some(publication))?;
         if options.scheduler {
             running.scheduler = Some(scheduler::Scheduler::start(
                 &store_path,
@@ -216,8 +221,9 @@ impl Server {
 }
 
 /// Starts the reload watcher: every `interval` ([`WATCH_INTERVAL`] in
-/// serve), when the store's generation moved, the changed zones are
-/// reloaded, checked and published.
+/// serve), or at once when `woken` says so (the control plane wrote a
+/// change and waits for it to be served), when the store's generation
+/// moved, the changed zones are reloaded, checked and published.
 #[allow(clippy::too_many_arguments)]
 fn watch(
     store: Store,
@@ -226,14 +232,21 @@ fn watch(
     served: Served,
     mut refused: Refused,
     notifier: Notifier,
-    interval: Duration,
+    (interval, woken): (Duration, std::sync::mpsc::Receiver<()>),
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("reload".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(interval);
+                match woken.recv_timeout(interval) {
+                    // Every wake-up waiting is answered by this one reload.
+                    Ok(()) => while woken.try_recv().is_ok() {},
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        std::thread::sleep(interval)
+                    }
+                }
                 match store.generation() {
                     Ok(now) if now != generation => {
                         generation = now;

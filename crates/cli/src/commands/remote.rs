@@ -208,8 +208,10 @@ fn print_change(result: &ChangeResult) {
             record.name, record.ttl, record.rtype, record.data
         );
     }
-    if !result.applied {
-        println!("dry run: nothing changed");
+    match (result.applied, &result.note) {
+        (false, _) => println!("dry run: nothing changed"),
+        (true, Some(note)) => println!("{}: {note}", diff.origin),
+        (true, None) => {}
     }
 }
 

@@ -2,7 +2,8 @@
 //! and `PATCH …/rrsets`: the operator's edits (RFC 2136, strict) worked out
 //! on an excerpt of the zone inside the store's write transaction
 //! (`Store::update_rrsets`: the touched names, never the whole zone), or,
-//! dry, on the same excerpt without writing.
+//! dry, on the same excerpt without writing. A change written is answered
+//! once `serve` publishes it (`served`): durable and served.
 
 use cutover_api::ErrorCode;
 use cutover_nameserver::update::operator::{self, BatchError, Edit, EditError};
@@ -10,7 +11,7 @@ use cutover_nameserver::update::Outcome;
 use cutover_store::{Store, StoreError};
 use cutover_zone::{Name, Serial, Zone, ZoneDiff};
 
-use super::control::Control;
+use super::control::{Control, Publication};
 use super::error::ApiError;
 
 /// What a commit did: the diff (`None`: the zone already held exactly
@@ -92,4 +93,39 @@ pub fn commit(
         diff: edited.outcome?,
         serial: edited.serial,
     })
+}
+
+/// How long a written change may take to be published before the answer
+/// says it is written but not served yet.
+const SERVED_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Wakes serve's reload watcher and waits until `origin` is published at
+/// `serial` or newer (RFC 1982); `None` once it is (or when nothing is
+/// served here), else the words for the answer's note.
+pub fn served(publication: Option<&Publication>, origin: &Name, serial: Serial) -> Option<String> {
+    let publication = publication?;
+    let _ = publication.wake.send(());
+    let deadline = std::time::Instant::now() + SERVED_LIMIT;
+    loop {
+        let published = publication
+            .served
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(origin)
+            .copied();
+        if published.is_some_and(|p| p == serial || p.is_newer_than(serial)) {
+            return None;
+        }
+        if std::time::Instant::now() > deadline {
+            return Some(format!(
+                "written (serial {serial}), but not served after {}s: serve publishes {} \
+                 (see its log for why the new version is refused)",
+                SERVED_LIMIT.as_secs(),
+                published.map_or("nothing for this zone".to_owned(), |p| format!(
+                    "serial {p}"
+                ))
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
 }

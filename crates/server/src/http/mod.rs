@@ -60,7 +60,7 @@ use cutover_api::{ErrorCode, Method, RouteId, Scope, ROUTES};
 use self::blocking::BLOCKING_THREADS;
 use self::budget::Work;
 use self::connections::Limits;
-pub use self::control::Control;
+pub use self::control::{Control, Publication};
 use self::error::ApiError;
 
 /// The route's bound, if its work is bounded per token and in total (the
@@ -191,6 +191,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 pub fn start(
     config: &crate::config::Config,
     store_path: &std::path::Path,
+    publication: Option<Publication>,
 ) -> anyhow::Result<Option<HttpServer>> {
     let Some(http) = &config.http else {
         return Ok(None);
@@ -207,6 +208,7 @@ pub fn start(
         _ => anyhow::bail!("[http]: tls_cert and tls_key go together"),
     };
     let mut control = Control::open(store_path, spool, http, &config.dns.listen)?;
+    control.publication = publication;
     control.config = (!config.source.as_os_str().is_empty())
         .then(|| std::path::absolute(&config.source).unwrap_or_else(|_| config.source.clone()));
     control.secondary_zones = std::sync::Arc::new(

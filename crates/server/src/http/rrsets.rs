@@ -7,6 +7,7 @@
 //!     ──operator::rrset_edits, entry by entry (400 naming rrsets[i])──▶ [Edit]
 //!     ──edits::commit (one UPDATE on an excerpt of the zone; 422 naming
 //!       rrsets[i] for a change the rules refuse)──▶ one serial, one transaction
+//!     ──serve's reload watcher woken──▶ answered once published (durable and served)
 //!  ?dry_run=true (or "dry_run": true) ──▶ the same diff, nothing written
 //! ```
 
@@ -18,7 +19,7 @@ use cutover_nameserver::update::operator::{self, RrsetAction};
 
 use super::blocking::blocking;
 use super::control::Control;
-use super::edits::{commit, edit_error, refuse_secondary};
+use super::edits::{commit, edit_error, refuse_secondary, served};
 use super::error::{parse_body, zone_name, ApiError, ApiResult};
 use super::zones::change_result;
 
@@ -70,15 +71,22 @@ pub async fn patch(
     let dry_run = dry_query || patch.dry_run;
     let comment = format!("api: rrsets patch ({} changes)", patch.rrsets.len());
     let store = control.store.clone();
+    let publication = control.publication.clone();
     let result = blocking(move || {
         let blame = |edit: usize| format!("rrsets[{}]", entry_of[edit]);
         let committed = commit(&store, &origin, &comment, dry_run, &edits, blame)?;
-        Ok(change_result(
+        let unserved = match (&committed.diff, dry_run) {
+            (Some(diff), false) => served(publication.as_ref(), &origin, diff.to),
+            _ => None,
+        };
+        let mut result = change_result(
             &origin,
             committed,
             dry_run,
             "the zone already holds exactly these RRsets",
-        ))
+        );
+        result.note = result.note.or(unserved);
+        Ok(result)
     })
     .await?;
     Ok(Json(result))

@@ -8,6 +8,7 @@
 //!       for a change RFC 2136 would drop silently: a CNAME beside data…)──▶ ZoneDiff,
 //!       worked out on an excerpt of the zone (`edits`: Store::update_rrsets)
 //!     ──one fsynced transaction──▶ serial bumped, journalled
+//!     ──serve's reload watcher woken──▶ answered once published (durable and served)
 //! ```
 
 use axum::body::Bytes;
@@ -23,7 +24,7 @@ use cutover_zone::{zonefile, Name, Record, Serial, ZoneDiff};
 
 use super::blocking::blocking;
 use super::control::Control;
-use super::edits::{commit, edit_error, refuse_secondary, Committed};
+use super::edits::{commit, edit_error, refuse_secondary, served, Committed};
 use super::error::{parse_body, zone_name, ApiError, ApiResult};
 
 /// A record in the API's words.
@@ -257,18 +258,25 @@ pub async fn change(
     );
     let dry_run = change.dry_run;
     let store = store(&control);
+    let publication = control.publication.clone();
     let result = blocking(move || {
         let edits = [edit];
         let committed = commit(&store, &origin, comment.trim_end(), dry_run, &edits, |_| {
             "the change".to_owned()
         })?;
         let [edit] = edits;
-        Ok(change_result(
+        let unserved = match (&committed.diff, dry_run) {
+            (Some(diff), false) => served(publication.as_ref(), &origin, diff.to),
+            _ => None,
+        };
+        let mut result = change_result(
             &origin,
             committed,
             dry_run,
             &format!("{} {} already holds exactly this", edit.name, edit.rtype),
-        ))
+        );
+        result.note = result.note.or(unserved);
+        Ok(result)
     })
     .await?;
     Ok(Json(result))
