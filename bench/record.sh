@@ -72,6 +72,9 @@ measure_runs() {
     echo "$(cut -d' ' -f1 "$WORK/runs.txt" | median) $(cut -d' ' -f2 "$WORK/runs.txt" | median)"
 }
 
+# Kilobytes as whole megabytes.
+mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
+
 # Prints a figure beside its target: name, value, unit, target, and
 # whether it is met.
 verdict() {
@@ -85,7 +88,7 @@ echo "== generating a $RECORDS-record zone"
 python3 "$ROOT/bench/gen-zone.py" "$RECORDS" "$WORK/zone" --queries 1 --origin "$ORIGIN" >/dev/null
 figures=$(measure zone import "$WORK/zone/bench.zone" --origin "$ORIGIN")
 read -r import_s import_kb <<<"$figures"
-echo "zone import: ${import_s} s, peak $((import_kb / 1024)) MB (context; not this benchmark's target)"
+echo "zone import: ${import_s} s, peak $(mb "$import_kb") MB (context; not this benchmark's target)"
 
 # `zone list`: the same binary and store opened, no zone read.
 list_args() { echo zone list; }
@@ -94,7 +97,9 @@ read -r _ base_kb <<<"$figures"
 
 # Existing A RRsets, in file order: the first is set one at a time, the
 # next CHANGES are the change file.
-grep -E '^host[0-9]+ IN A ' "$WORK/zone/bench.zone" | head -n $((CHANGES + 1)) | awk '{ print $1 }' >"$WORK/a-names.txt"
+# (awk stops reading itself: `grep | head` would die of SIGPIPE under pipefail)
+awk -v want=$((CHANGES + 1)) '/^host[0-9]+ IN A / { print $1; if (++n == want) exit }' \
+    "$WORK/zone/bench.zone" >"$WORK/a-names.txt"
 [[ $(wc -l <"$WORK/a-names.txt") -gt "$CHANGES" ]] || die "the zone has too few A records"
 first=$(head -n 1 "$WORK/a-names.txt")
 set_args() { echo record set "$ORIGIN" "$first" A "198.51.100.$1"; }
@@ -115,10 +120,10 @@ versions=$("$CUTOVER_BIN" --store "$STORE" zone show "$ORIGIN" | grep -c -E 'rec
 
 echo
 echo "== $RECORDS records, median of $RUNS runs each; load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "baseline (zone list, reads no zone): peak $((base_kb / 1024)) MB"
+echo "baseline (zone list, reads no zone): peak $(mb "$base_kb") MB"
 verdict "record set: wall" "$(awk -v s="$set_s" 'BEGIN { print s * 1000 }')" ms 50
 verdict "record set: peak RSS over the baseline" "$(awk -v a="$set_kb" -v b="$base_kb" 'BEGIN { print (a - b) / 1024 }')" MB 50
-echo "record set: peak RSS $((set_kb / 1024)) MB"
-echo "record apply, $CHANGES changes, --dry-run: $(awk -v s="$dry_s" 'BEGIN { print s * 1000 }') ms, peak $((dry_kb / 1024)) MB"
-echo "record apply, $CHANGES changes: $(awk -v s="$apply_s" 'BEGIN { print s * 1000 }') ms, peak $((apply_kb / 1024)) MB"
+echo "record set: peak RSS $(mb "$set_kb") MB"
+echo "record apply, $CHANGES changes, --dry-run: $(awk -v s="$dry_s" 'BEGIN { print s * 1000 }') ms, peak $(mb "$dry_kb") MB"
+echo "record apply, $CHANGES changes: $(awk -v s="$apply_s" 'BEGIN { print s * 1000 }') ms, peak $(mb "$apply_kb") MB"
 echo "versions journalled by the $((2 * RUNS)) writing commands: $versions (one each expected)"
