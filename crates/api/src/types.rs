@@ -342,7 +342,7 @@ pub struct RrsetRecord {
 /// One RRset change of `PATCH /api/v1/zones/{zone}/rrsets`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RrsetChange {
+pub struct RrsetPatchEntry {
     /// The owner: absolute ("www.example.com."), relative to the zone, or "@".
     pub name: String,
     /// The type mnemonic (or TYPEnnn).
@@ -364,7 +364,7 @@ pub struct RrsetChange {
 #[serde(deny_unknown_fields)]
 pub struct RrsetPatch {
     /// The changes, applied in order, all or none.
-    pub rrsets: Vec<RrsetChange>,
+    pub rrsets: Vec<RrsetPatchEntry>,
     /// Compute the diff and change nothing.
     #[serde(default)]
     pub dry_run: bool,

@@ -394,7 +394,7 @@ fn every_type_matches_the_schema_derived_from_it() {
         "RrsetPatch",
         RrsetPatch {
             rrsets: vec![
-                RrsetChange {
+                RrsetPatchEntry {
                     name: "www.e.".into(),
                     rtype: "A".into(),
                     ttl: Some(300),
@@ -404,7 +404,7 @@ fn every_type_matches_the_schema_derived_from_it() {
                         disabled: false,
                     }],
                 },
-                RrsetChange {
+                RrsetPatchEntry {
                     name: "old.e.".into(),
                     rtype: "ANY".into(),
                     ttl: None,

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use cutover_api::{
     ChangeAction, ChangeResult, Changetype, ErrorBody, MailQueue, MigrationAction, MigrationList,
-    RecordChange, RrsetChange, RrsetPatch, RrsetRecord, ZoneExport, ZoneList,
+    RecordChange, RrsetPatch, RrsetPatchEntry, RrsetRecord, ZoneExport, ZoneList,
 };
 use cutover_migrate::runner::{AuditEntry, Detail, Summary};
 use cutover_nameserver::update::operator::RrsetAction;
@@ -216,8 +216,8 @@ fn print_change(result: &ChangeResult) {
 }
 
 /// One entry of a change file as the API's RRset change.
-fn rrset_change(entry: &super::changes::Entry) -> RrsetChange {
-    RrsetChange {
+fn rrset_change(entry: &super::changes::Entry) -> RrsetPatchEntry {
+    RrsetPatchEntry {
         name: entry.owner.clone(),
         rtype: entry.rtype.clone(),
         ttl: entry.ttl,
