@@ -184,6 +184,12 @@ fn read_line(raw: &str, number: usize, origin: &Name) -> Result<Line, (usize, St
         (None, Action::Add | Action::Set) => {
             return Err((end, format!("expected the {} data", rtype.1)))
         }
+        (_, Action::Add | Action::Set) if rtype.1 == RecordType::ANY => {
+            return Err((
+                words[next].column,
+                "expected a record type (ANY only deletes every RRset of a name)".into(),
+            ))
+        }
         (Some((column, _)), _) if rtype.1 == RecordType::ANY => {
             return Err((
                 *column,
@@ -322,6 +328,14 @@ mod tests {
             ("set www 300\n", "f:1:12: expected a TTL or a record type"),
             ("set www 3x A 1.2.3.4\n", "f:1:9: expected a TTL"),
             ("set www 300 A\n", "f:1:14: expected the A data"),
+            (
+                "add www ANY 1.2.3.4\n",
+                "f:1:9: expected a record type (ANY only",
+            ),
+            (
+                "delete www ANY 1.2.3.4\n",
+                "f:1:16: expected the end of the line",
+            ),
             (
                 "set www A 1.1.1.1\nadd www A 2.2.2.2\n",
                 "f:2:1: www A is set whole at line 1",
