@@ -84,6 +84,7 @@ fn http_method(method: Method) -> HttpMethod {
         Method::Get => HttpMethod::Get,
         Method::Post => HttpMethod::Post,
         Method::Delete => HttpMethod::Delete,
+        Method::Patch => HttpMethod::Patch,
     }
 }
 
@@ -203,6 +204,7 @@ pub fn error_codes(route: &Route) -> BTreeSet<ErrorCode> {
     use RouteId as R;
     match route.id {
         R::RecordChange
+        | R::RrsetPatch
         | R::MailHold
         | R::MailRelease
         | R::MailRetarget

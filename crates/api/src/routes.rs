@@ -12,6 +12,8 @@ pub enum Method {
     Post,
     /// Removals.
     Delete,
+    /// Changes to parts of a resource (PowerDNS's RRset changes).
+    Patch,
 }
 
 impl Method {
@@ -21,6 +23,7 @@ impl Method {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
         }
     }
 
@@ -30,6 +33,7 @@ impl Method {
             Method::Get => "get",
             Method::Post => "post",
             Method::Delete => "delete",
+            Method::Patch => "patch",
         }
     }
 }
@@ -114,6 +118,8 @@ pub enum RouteId {
     ZoneDiff,
     /// Add, set or delete records.
     RecordChange,
+    /// Many RRset changes in one version (PowerDNS's PATCH).
+    RrsetPatch,
     /// `cutover check` through the API.
     CheckRun,
     /// `cutover verify` through the API.
@@ -200,7 +206,7 @@ const fn route(
     }
 }
 
-use Method::{Get, Post};
+use Method::{Get, Patch, Post};
 use RouteId as R;
 use Scope::{Admin, Probe, Public, Read};
 
@@ -218,6 +224,7 @@ pub const ROUTES: &[Route] = &[
     route(R::ZoneVersions, Get, "/api/v1/zones/{zone}/versions", Read, "One zone's versions, oldest first.", None, "VersionList"),
     route(R::ZoneDiff, Get, "/api/v1/zones/{zone}/diff", Read, "The records removed and added between two versions (query: from, to; default: the last change).", None, "DiffView"),
     route(R::RecordChange, Post, "/api/v1/zones/{zone}/records", Admin, "Add, set or delete records; the serial rises; all or nothing.", Some("RecordChange"), "ChangeResult"),
+    route(R::RrsetPatch, Patch, "/api/v1/zones/{zone}/rrsets", Admin, "Replace, delete, extend or prune many RRsets in one version (PowerDNS's body; query dry_run=true: the diff, nothing written); all or nothing.", Some("RrsetPatch"), "ChangeResult"),
     route(R::CheckRun, Post, "/api/v1/checks/check", Probe, "Run `cutover check` and return its observations.", Some("CheckRequest"), "CheckResult"),
     route(R::VerifyRun, Post, "/api/v1/checks/verify", Probe, "Run `cutover verify` and return its observations.", Some("VerifyRequest"), "CheckResult"),
     route(R::MailQueue, Get, "/api/v1/mail/queue", Read, "The relay's queue: one entry per message and recipient.", None, "MailQueue"),

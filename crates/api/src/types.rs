@@ -313,6 +313,63 @@ pub struct ChangeResult {
     pub note: Option<String>,
 }
 
+/// What an [`RrsetPatch`] entry does to its RRset (PowerDNS's `changetype`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Changetype {
+    /// The RRset becomes exactly `records` (none: it is deleted).
+    Replace,
+    /// The RRset is deleted (`type` ANY: every RRset of the name).
+    Delete,
+    /// `records` join the RRset.
+    Extend,
+    /// `records` leave the RRset.
+    Prune,
+}
+
+/// One record of an [`RrsetPatch`] entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RrsetRecord {
+    /// The data in zone-file form.
+    pub content: String,
+    /// PowerDNS's flag; cutover serves every record it stores, so only
+    /// `false` is taken.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// One RRset change of `PATCH /api/v1/zones/{zone}/rrsets`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RrsetPatchEntry {
+    /// The owner: absolute ("www.example.com."), relative to the zone, or "@".
+    pub name: String,
+    /// The type mnemonic (or TYPEnnn).
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// The RRset's TTL (default: its current TTL, else 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    /// What to do.
+    pub changetype: Changetype,
+    /// The records (for REPLACE, EXTEND and PRUNE).
+    #[serde(default)]
+    pub records: Vec<RrsetRecord>,
+}
+
+/// `PATCH /api/v1/zones/{zone}/rrsets`: many RRset changes applied in one
+/// version (PowerDNS's body; `dry_run` is cutover's, as is `?dry_run=true`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RrsetPatch {
+    /// The changes, applied in order, all or none.
+    pub rrsets: Vec<RrsetPatchEntry>,
+    /// Compute the diff and change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 /// `POST /api/v1/checks/check`: the arguments of `cutover check`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -575,6 +632,7 @@ pub fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<DiffView>(&mut out);
     add::<RecordChange>(&mut out);
     add::<ChangeResult>(&mut out);
+    add::<RrsetPatch>(&mut out);
     add::<CheckRequest>(&mut out);
     add::<VerifyRequest>(&mut out);
     add::<CheckResult>(&mut out);

@@ -277,6 +277,181 @@ fn dry_run_changes_nothing() {
     );
 }
 
+/// `cutover --store … ARGS…` with `input` on its standard input.
+fn run_with_input(scratch: &Scratch, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(scratch.dir.path())
+        .arg("--store")
+        .arg(scratch.path("cutover.db"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cutover binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The number of versions `zone show` lists for example.com.
+fn versions(scratch: &Scratch) -> usize {
+    let show = scratch.ok(&["zone", "show", "example.com"]);
+    show.lines()
+        .filter(|l| l.contains("import") || l.contains("record "))
+        .count()
+}
+
+#[test]
+fn record_apply_takes_a_file_or_stdin_each_in_one_version() {
+    let scratch = Scratch::new();
+    scratch.import();
+    let file = scratch.write(
+        "changes.txt",
+        "# www moves to two addresses\n\
+         set www 120 A 198.51.100.1\n\
+         \n\
+         set www 120 A 198.51.100.2\n\
+         add mail 300 MX 10 www\n\
+         add txt TXT \"v=spf1 -all\"\n",
+    );
+    let out = scratch.ok(&["record", "apply", "example.com", file.to_str().unwrap()]);
+    let serial = scratch.serial();
+    assert!(
+        out.contains(&format!("serial 1 → {serial}")),
+        "expected one serial change, seen {out}"
+    );
+    assert_eq!(versions(&scratch), 2, "expected one version for the file");
+    let exported = scratch.ok(&["zone", "export", "example.com"]);
+    for expected in [
+        "www.example.com. 120 IN A 198.51.100.1",
+        "www.example.com. 120 IN A 198.51.100.2",
+        "mail.example.com. 300 IN MX 10 www.example.com.",
+        "txt.example.com. 3600 IN TXT \"v=spf1 -all\"",
+    ] {
+        assert!(
+            exported.contains(expected),
+            "expected {expected} in:\n{exported}"
+        );
+    }
+    assert!(
+        !exported.contains("192.0.2.10"),
+        "set left the old www:\n{exported}"
+    );
+
+    let piped = run_with_input(
+        &scratch,
+        &["record", "apply", "example.com", "-"],
+        "delete txt TXT \"v=spf1 -all\"\ndelete mail\n",
+    );
+    assert!(
+        piped.status.success(),
+        "stdin apply failed: {}",
+        text(&piped.stderr)
+    );
+    assert!(scratch.serial() > serial, "expected the serial to rise");
+    assert_eq!(versions(&scratch), 3, "expected one version for stdin");
+    let exported = scratch.ok(&["zone", "export", "example.com"]);
+    assert!(
+        !exported.contains("txt.example.com.") && !exported.contains("mail.example.com."),
+        "expected the deletes applied:\n{exported}"
+    );
+
+    // What the zone already holds is said plainly, and nothing is written.
+    let same = run_with_input(
+        &scratch,
+        &["record", "apply", "example.com", "-"],
+        "set www 120 A 198.51.100.2\nset www 120 A 198.51.100.1\n",
+    );
+    assert!(
+        same.status.success() && text(&same.stdout).contains("nothing written"),
+        "expected nothing written, seen {} {}",
+        text(&same.stdout),
+        text(&same.stderr)
+    );
+    assert_eq!(versions(&scratch), 3, "expected no version for no change");
+}
+
+#[test]
+fn record_apply_refuses_a_bad_line_or_a_dropped_change_and_writes_nothing() {
+    let scratch = Scratch::new();
+    scratch.import();
+    let before = scratch.ok(&["zone", "export", "example.com"]);
+    let file = scratch.write(
+        "changes.txt",
+        "add one A 192.0.2.51\nadd two A 192.0.2.52\nadd three  A 192.0.2.300\n",
+    );
+    let path = file.to_str().unwrap();
+    assert_fails(
+        &scratch.run(&["record", "apply", "example.com", path]),
+        1,
+        &[&format!("{path}:3:14: expected A data"), "192.0.2.300"],
+    );
+    let file = scratch.write("changes.txt", "add one A 192.0.2.51\nadd www CNAME one\n");
+    assert_fails(
+        &scratch.run(&["record", "apply", "example.com", file.to_str().unwrap()]),
+        1,
+        &[&format!("{path}:2: example.com.: not changed"), "CNAME"],
+    );
+    assert_fails(
+        &run_with_input(
+            &scratch,
+            &["record", "apply", "example.com", "-"],
+            "set www A 192.0.2.1\nfrobnicate www\n",
+        ),
+        1,
+        &["<stdin>:2:1: expected add, set or delete"],
+    );
+    assert_eq!(scratch.serial(), 1, "expected nothing written");
+    assert_eq!(scratch.ok(&["zone", "export", "example.com"]), before);
+    assert_eq!(versions(&scratch), 1, "expected no version journalled");
+}
+
+#[test]
+fn record_apply_dry_run_shows_what_the_real_run_does() {
+    let scratch = Scratch::new();
+    // A serial above the clock's, so the next one is the serial + 1 at any
+    // second (RFC 1982) and the dry run's serial is the real run's.
+    let zone = ZONE.replace(" 1 3600 600", " 2100000000 3600 600");
+    let file = scratch.write("example.com.zone", &zone);
+    scratch.ok(&["zone", "import", file.to_str().unwrap()]);
+    let changes = scratch.write(
+        "changes.txt",
+        "set www 60 A 203.0.113.1\nset www 60 A 203.0.113.2\nadd api AAAA 2001:db8::1\n",
+    );
+    let args = ["record", "apply", "example.com", changes.to_str().unwrap()];
+    let before = scratch.ok(&["zone", "export", "example.com"]);
+    let dry = scratch.ok(&[&args[..], &["--dry-run"]].concat());
+    assert_eq!(scratch.ok(&["zone", "export", "example.com"]), before);
+    assert_eq!(
+        versions(&scratch),
+        1,
+        "expected the dry run to write nothing"
+    );
+    let done = scratch.ok(&args);
+    assert!(
+        dry.starts_with("example.com.: serial would go 2100000000 → 2100000001\n"),
+        "dry run output: {dry}"
+    );
+    assert_eq!(
+        dry.replace("serial would go", "serial")
+            .replace("dry run: nothing changed\n", ""),
+        done,
+        "expected the real run to do exactly what the dry run showed"
+    );
+    assert_eq!(scratch.serial(), 2_100_000_001);
+    let exported = scratch.ok(&["zone", "export", "example.com"]);
+    for line in done.lines().filter_map(|l| l.strip_prefix("+ ")) {
+        assert!(exported.contains(line), "expected {line} in:\n{exported}");
+    }
+}
+
 #[test]
 fn list_show_and_diff_describe_the_history() {
     let scratch = Scratch::new();

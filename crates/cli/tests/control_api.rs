@@ -1335,6 +1335,273 @@ fn the_cli_acts_through_a_remote_serve() {
     );
 }
 
+/// The number of versions of example.test. in its journal.
+fn versions(site: &Site) -> usize {
+    let (status, list) = site.call(
+        "GET",
+        "/api/v1/zones/example.test./versions",
+        Some(&site.reader),
+        None,
+    );
+    assert_eq!(status, 200, "expected the versions, seen {list}");
+    list["versions"].as_array().map_or(0, Vec::len)
+}
+
+/// The records of example.test. as `name ttl type data` lines, sorted.
+fn records(site: &Site) -> Vec<String> {
+    let (status, zone) = site.call(
+        "GET",
+        "/api/v1/zones/example.test.",
+        Some(&site.reader),
+        None,
+    );
+    assert_eq!(status, 200, "expected the zone, seen {zone}");
+    let mut lines: Vec<String> = zone["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] != "SOA")
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r["name"].as_str().unwrap(),
+                r["ttl"],
+                r["type"].as_str().unwrap(),
+                r["data"].as_str().unwrap()
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The addresses the nameserver answers for `name` A now, sorted.
+fn served_addresses(site: &Site, name: &str) -> Vec<String> {
+    let answer = std::process::Command::new("kdig")
+        .args([
+            "+short",
+            "+retry=0",
+            "+time=2",
+            &format!("@{}", site.dns.ip()),
+            "-p",
+            &site.dns.port().to_string(),
+            name,
+            "A",
+        ])
+        .output()
+        .expect("kdig runs");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&answer.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn rrsets_patch_applies_many_changes_in_one_version() {
+    let site = Site::start("");
+    let admin = Some(site.admin.as_str());
+    let path = "/api/v1/zones/example.test./rrsets";
+    let body = r#"{"rrsets":[
+        {"name":"www.example.test.","type":"A","ttl":300,"changetype":"REPLACE",
+         "records":[{"content":"192.0.2.1","disabled":false},{"content":"192.0.2.2","disabled":false}]},
+        {"name":"other.example.test.","type":"A","changetype":"DELETE"},
+        {"name":"mail","type":"MX","ttl":600,"changetype":"EXTEND","records":[{"content":"10 www"}]}
+    ]}"#;
+    let (serial_before, versions_before, records_before) =
+        (serial(&site), versions(&site), records(&site));
+
+    // A read token may not change anything.
+    let refused = site.call("PATCH", path, Some(&site.reader), Some(body));
+    assert_error(&refused, 403, "forbidden", "a read token patching");
+
+    // Dry run: the diff the real run makes, nothing written.
+    let (status, dry) = site.call("PATCH", &format!("{path}?dry_run=true"), admin, Some(body));
+    assert_eq!(
+        (status, dry["applied"].as_bool()),
+        (200, Some(false)),
+        "expected a dry run, seen {dry}"
+    );
+    assert_schema("ChangeResult", &dry);
+    assert_eq!(
+        (serial(&site), versions(&site), records(&site)),
+        (serial_before, versions_before, records_before.clone()),
+        "expected the dry run to write nothing"
+    );
+
+    let (status, done) = site.call("PATCH", path, admin, Some(body));
+    assert_eq!(
+        (status, done["applied"].as_bool()),
+        (200, Some(true)),
+        "expected the patch applied, seen {done}"
+    );
+    assert_eq!(
+        (
+            &done["diff"]["from"],
+            &done["diff"]["to"],
+            &done["diff"]["added"],
+            &done["diff"]["removed"]
+        ),
+        (
+            &dry["diff"]["from"],
+            &dry["diff"]["to"],
+            &dry["diff"]["added"],
+            &dry["diff"]["removed"]
+        ),
+        "expected the real run to do what the dry run showed"
+    );
+    // Answered once served: the nameserver answers the new RRset at once.
+    assert_eq!(
+        served_addresses(&site, "www.example.test."),
+        vec!["192.0.2.1".to_owned(), "192.0.2.2".to_owned()],
+        "expected the change served when the PATCH answered"
+    );
+    assert_eq!(
+        (serial(&site), versions(&site)),
+        (serial_before + 1, versions_before + 1),
+        "expected three RRset changes in one version, one serial"
+    );
+    let after = records(&site);
+    for line in [
+        "www.example.test. 300 A 192.0.2.1",
+        "www.example.test. 300 A 192.0.2.2",
+        "mail.example.test. 600 MX 10 www.example.test.",
+    ] {
+        assert!(
+            after.contains(&line.to_owned()),
+            "expected {line} in {after:?}"
+        );
+    }
+    assert!(
+        !after.iter().any(|r| r.starts_with("other.example.test.")),
+        "expected other deleted, seen {after:?}"
+    );
+
+    // The same patch again holds nothing new, and says so.
+    let again = r#"{"rrsets":[{"name":"www.example.test.","type":"A","ttl":300,"changetype":"REPLACE",
+        "records":[{"content":"192.0.2.2"},{"content":"192.0.2.1"}]}]}"#;
+    let (status, same) = site.call("PATCH", path, admin, Some(again));
+    assert_eq!(
+        (status, same["applied"].as_bool()),
+        (200, Some(false)),
+        "expected nothing applied, seen {same}"
+    );
+    assert!(
+        same["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("nothing written")),
+        "expected the note to say nothing was written, seen {same}"
+    );
+
+    // A record that does not read, or a change the rules drop: the entry
+    // named, nothing written, not even the good entries before it.
+    let (serial_now, records_now) = (serial(&site), records(&site));
+    let unreadable = r#"{"rrsets":[
+        {"name":"api","type":"A","changetype":"REPLACE","records":[{"content":"192.0.2.9"}]},
+        {"name":"bad","type":"A","changetype":"REPLACE","records":[{"content":"not-an-address"}]}]}"#;
+    let seen = site.call("PATCH", path, admin, Some(unreadable));
+    assert_error(&seen, 400, "bad_request", "a record that does not read");
+    assert!(
+        seen.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rrsets[1]"),
+        "expected the entry named, seen {}",
+        seen.1
+    );
+    let dropped = r#"{"rrsets":[
+        {"name":"api","type":"A","changetype":"REPLACE","records":[{"content":"192.0.2.9"}]},
+        {"name":"www","type":"CNAME","changetype":"EXTEND","records":[{"content":"api"}]}]}"#;
+    let seen = site.call("PATCH", path, admin, Some(dropped));
+    assert_error(&seen, 422, "rejected", "a CNAME beside data");
+    let message = seen.1["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("rrsets[1]") && message.contains("CNAME"),
+        "expected the entry and the rule named, seen {message}"
+    );
+    assert_eq!(
+        (serial(&site), records(&site)),
+        (serial_now, records_now),
+        "expected a refused patch to write nothing"
+    );
+}
+
+#[test]
+fn record_apply_through_a_remote_serve_is_one_version() {
+    let site = Site::start("");
+    let url = format!("http://{}", site.http);
+    let changes = site.dir.path().join("changes.txt");
+    std::fs::write(
+        &changes,
+        "# two addresses for www, one new name, one gone\n\
+         set www 120 A 192.0.2.71\n\
+         set www 120 A 192.0.2.72\n\
+         add api TXT \"hello world\"\n\
+         delete other A\n",
+    )
+    .unwrap();
+    let file = changes.to_str().unwrap();
+    let remote = |args: &[&str]| {
+        let mut all = vec!["--server", url.as_str(), "--token", site.admin.as_str()];
+        all.extend_from_slice(args);
+        control::cutover(&all)
+    };
+    let (serial_before, versions_before) = (serial(&site), versions(&site));
+    let dry = ok(
+        "remote record apply --dry-run",
+        remote(&["record", "apply", "example.test.", file, "--dry-run"]),
+    );
+    assert_eq!(
+        (serial(&site), versions(&site)),
+        (serial_before, versions_before),
+        "expected the dry run to write nothing"
+    );
+    let done = ok(
+        "remote record apply",
+        remote(&["record", "apply", "example.test.", file]),
+    );
+    assert_eq!(
+        dry.replace("serial would go", "serial")
+            .replace("dry run: nothing changed\n", ""),
+        done,
+        "expected the real run to print what the dry run showed"
+    );
+    assert!(
+        done.contains("+ www.example.test. 120 IN A 192.0.2.72")
+            && done.contains("- other.example.test. 300 IN A 192.0.2.99"),
+        "expected the diff printed, seen {done}"
+    );
+    assert_eq!(
+        (serial(&site), versions(&site)),
+        (serial_before + 1, versions_before + 1),
+        "expected one version for the whole file"
+    );
+    // A bad line: its place, exit 1, nothing sent.
+    std::fs::write(&changes, "add x A 192.0.2.1\nadd y A 192.0.2.999\n").unwrap();
+    let bad = remote(&["record", "apply", "example.test.", file]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        bad.status.code() == Some(1) && stderr.contains(&format!("{file}:2:9: expected A data")),
+        "expected exit 1 naming {file}:2:9, seen {:?}: {stderr}",
+        bad.status.code()
+    );
+    // A refusal by the server's rules names the line too.
+    std::fs::write(&changes, "add x A 192.0.2.1\ndelete nothing A\n").unwrap();
+    let refused = remote(&["record", "apply", "example.test.", file]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        refused.status.code() == Some(1) && stderr.contains(&format!("{file}:2")),
+        "expected exit 1 naming line 2, seen {:?}: {stderr}",
+        refused.status.code()
+    );
+    assert_eq!(
+        serial(&site),
+        serial_before + 1,
+        "expected the refused files to write nothing"
+    );
+}
+
 #[test]
 fn the_control_plane_speaks_https_when_given_a_certificate() {
     let dir = tempfile::tempdir().unwrap();

@@ -190,6 +190,11 @@ impl Server {
                 Arc::clone(&served),
             )?);
         }
+        let (wake, woken) = std::sync::mpsc::channel();
+        let publication = http::Publication {
+            served: Arc::clone(&served),
+            wake,
+        };
         running.watcher = Some(watch(
             store,
             generation,
@@ -197,7 +202,7 @@ impl Server {
             served,
             refused,
             notifier,
-            options.watch_interval,
+            (options.watch_interval, woken),
             Arc::clone(&running.stop),
         )?);
         running.mail = config
@@ -205,7 +210,7 @@ impl Server {
             .as_ref()
             .map(relay::MailService::start)
             .transpose()?;
-        running.http = http::start(config, &store_path)?;
+        running.http = http::start(config, &store_path, Some(publication))?;
         if options.scheduler {
             running.scheduler = Some(scheduler::Scheduler::start(
                 &store_path,
@@ -216,10 +221,11 @@ impl Server {
     }
 }
 
-/// Starts the reload watcher: when the store's files are written (inotify)
-/// and at the latest every `interval` ([`WATCH_INTERVAL`] in serve), when
-/// the store's generation moved, the changed zones are reloaded, checked
-/// and published.
+/// Starts the reload watcher: when the store's files are written (inotify),
+/// when `asked` says so (the control plane wrote a change and waits for it
+/// to be served), and at the latest every `interval` ([`WATCH_INTERVAL`] in
+/// serve), when the store's generation moved, the changed zones are
+/// reloaded, checked and published.
 #[allow(clippy::too_many_arguments)]
 fn watch(
     store: Store,
@@ -228,7 +234,7 @@ fn watch(
     served: Served,
     mut refused: Refused,
     notifier: Notifier,
-    interval: Duration,
+    (interval, asked): (Duration, std::sync::mpsc::Receiver<()>),
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     // A commit by any process wakes the watcher at once; the interval is
@@ -249,13 +255,22 @@ fn watch(
             let slice = interval.min(WATCH_INTERVAL);
             let mut checked = std::time::Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                let woken = match &wake {
+                let mut woken = match &wake {
                     Some(wake) => wake.wait(slice),
-                    None => {
-                        std::thread::sleep(slice);
-                        false
-                    }
+                    None => match asked.recv_timeout(slice) {
+                        Ok(()) => true,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(slice);
+                            false
+                        }
+                    },
                 };
+                // Every wake-up the control plane asked for is answered by
+                // this round (its write also woke inotify, when there is one).
+                while asked.try_recv().is_ok() {
+                    woken = true;
+                }
                 if !woken && checked.elapsed() < interval {
                     continue;
                 }

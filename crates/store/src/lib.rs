@@ -10,6 +10,8 @@
 //!   edit ────────┤            records of the touched RRsets rewritten
 //!   apply ───────┘            + version row + journal rows + generation += 1
 //!
+//!   update_rrsets     an excerpt (apex, touched names, what their checks read)
+//!                     ─▶ change ─▶ diff ─▶ the same one write transaction
 //!   zone()            current records ──────────────────────────▶ Zone
 //!   for_each_record() current records, one row at a time ─────────▶ callback (no Zone built)
 //!   zone_at(serial)   current records ◀─ inverse diffs, newest first ─▶ Zone
@@ -24,6 +26,7 @@
 
 mod codec;
 mod error;
+mod excerpt;
 mod schema;
 
 use std::fmt;
@@ -85,6 +88,17 @@ pub struct Updated<E> {
     /// The change's verdict: written (the diff and the generation after the
     /// write), nothing to write, or the change's own refusal.
     pub outcome: Result<Option<(ZoneDiff, u64)>, E>,
+}
+
+/// What [`Store::update_rrsets`] and [`Store::preview_rrsets`] did.
+#[derive(Debug)]
+pub struct Edited<E> {
+    /// The serial of the version the change was worked out on (the one
+    /// current inside the transaction).
+    pub serial: Serial,
+    /// The change's verdict: the diff (written, or for a preview what would
+    /// be), nothing to write, or the change's own refusal.
+    pub outcome: Result<Option<ZoneDiff>, E>,
 }
 
 /// What a primary transferred, for [`Store::store_transferred`].
@@ -253,13 +267,15 @@ impl Store {
                 )
                 .on(db.path)?;
             let rows = statement
-                .query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?)))
+                .query_map([], |row| {
+                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+                })
                 .on(db.path)?;
             let mut out = Vec::new();
             for row in rows {
                 let (key, seconds) = row.on(db.path)?;
-                let name = name_from_key(&key)
-                    .map_err(|e| db.corrupt(format!("a zone's name: {e}")))?;
+                let name =
+                    name_from_key(&key).map_err(|e| db.corrupt(format!("a zone's name: {e}")))?;
                 out.push((name, db.timestamp(seconds)?));
             }
             Ok(out)
@@ -614,6 +630,71 @@ impl Store {
         })
     }
 
+    /// Works out a change on an excerpt of the current version — the apex,
+    /// the RRsets at `names` (every name the change reads), and what the
+    /// zone checks of its diff need there — and writes it, all inside one
+    /// write transaction, never reading the whole zone: what
+    /// [`Store::update_zone`] does for a change that reads only `names`.
+    /// `change` may be called more than once (when its diff names what the
+    /// excerpt did not hold yet, it is worked out again on a larger one);
+    /// it gets the same version every time. The diff passes the checks of
+    /// [`Store::apply`]; a refusal writes nothing.
+    pub fn update_rrsets<E>(
+        &self,
+        origin: &Name,
+        names: &[Name],
+        comment: &str,
+        change: impl Fn(&Zone) -> Result<Option<ZoneDiff>, E>,
+    ) -> Result<Edited<E>, StoreError> {
+        self.write(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            let (excerpt, verdict) = db.work_out_on_excerpt(id, origin, names, change)?;
+            let outcome = match verdict {
+                Ok(Some(diff)) => {
+                    if diff.from != serial {
+                        return Err(StoreError::SerialMismatch {
+                            origin: origin.clone(),
+                            expected: diff.from,
+                            found: serial,
+                        });
+                    }
+                    Ok(Some(db.commit_diff(
+                        id,
+                        origin,
+                        &excerpt.zone,
+                        &diff,
+                        comment,
+                    )?))
+                }
+                other => other,
+            };
+            Ok(Edited { serial, outcome })
+        })
+    }
+
+    /// What [`Store::update_rrsets`] would write now, without writing (for
+    /// `--dry-run`): the same excerpt, the same change, the same checks, in
+    /// one read transaction; the diff is the one the write would journal.
+    pub fn preview_rrsets<E>(
+        &self,
+        origin: &Name,
+        names: &[Name],
+        change: impl Fn(&Zone) -> Result<Option<ZoneDiff>, E>,
+    ) -> Result<Edited<E>, StoreError> {
+        self.read(|db| {
+            let (id, serial) = db.existing_zone(origin)?;
+            let (excerpt, verdict) = db.work_out_on_excerpt(id, origin, names, change)?;
+            let outcome = match verdict {
+                Ok(Some(diff)) => {
+                    let next = checked_diff(origin, &excerpt.zone, &diff)?;
+                    Ok(Some(next.diff()))
+                }
+                other => other,
+            };
+            Ok(Edited { serial, outcome })
+        })
+    }
+
     /// The current version of a zone with the generation it belongs to,
     /// read in one transaction; `None` when the zone is not in the store.
     pub fn held_zone(&self, origin: &Name) -> Result<Option<Held>, StoreError> {
@@ -922,31 +1003,7 @@ impl Db<'_> {
         diff: &ZoneDiff,
         comment: &str,
     ) -> Result<ZoneDiff, StoreError> {
-        if !diff.to.is_newer_than(diff.from) {
-            return Err(StoreError::SerialNotNewer {
-                origin: origin.clone(),
-                current: diff.from,
-                new: diff.to,
-            });
-        }
-        // The touched RRsets over the current version: no copy of the zone,
-        // checks where the diff touched (the stored version passed them all).
-        let next = ZoneEdit::from_diff(current, diff).map_err(|source| StoreError::Diff {
-            origin: origin.clone(),
-            source: Box::new(source),
-        })?;
-        if next.serial() != Some(diff.to) {
-            return Err(StoreError::Invalid {
-                origin: origin.clone(),
-                reasons: format!(
-                    "the diff says serial {} but leaves the SOA serial at {}",
-                    diff.to,
-                    next.serial()
-                        .map_or("nothing".to_string(), |s| s.to_string())
-                ),
-            });
-        }
-        problems(origin, next.check())?;
+        let next = checked_diff(origin, current, diff)?;
         let journalled = next.diff();
         self.write_rrsets(id, &next)?;
         let records = journalled.added.len() as i64 - journalled.removed.len() as i64;
@@ -1071,6 +1128,41 @@ impl Db<'_> {
             reason: reason.into(),
         }
     }
+}
+
+/// The next version `diff` makes of `current`, checked: the serial rises,
+/// the diff fits the version, and the touched RRsets over it (no copy of
+/// the zone; checks where the diff touched, the stored version having
+/// passed them all) pass the zone checks.
+fn checked_diff<'a>(
+    origin: &Name,
+    current: &'a Zone,
+    diff: &ZoneDiff,
+) -> Result<ZoneEdit<'a>, StoreError> {
+    if !diff.to.is_newer_than(diff.from) {
+        return Err(StoreError::SerialNotNewer {
+            origin: origin.clone(),
+            current: diff.from,
+            new: diff.to,
+        });
+    }
+    let next = ZoneEdit::from_diff(current, diff).map_err(|source| StoreError::Diff {
+        origin: origin.clone(),
+        source: Box::new(source),
+    })?;
+    if next.serial() != Some(diff.to) {
+        return Err(StoreError::Invalid {
+            origin: origin.clone(),
+            reasons: format!(
+                "the diff says serial {} but leaves the SOA serial at {}",
+                diff.to,
+                next.serial()
+                    .map_or("nothing".to_string(), |s| s.to_string())
+            ),
+        });
+    }
+    problems(origin, next.check())?;
+    Ok(next)
 }
 
 /// The zone's checks as an error, if any fail.

@@ -74,7 +74,13 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     INSERT INTO generation (id, value) VALUES (1, 0);
     "#,
-    // 2: when a secondary zone's primary was last checked successfully, so
+    // 2: the NS rows of each zone on their own, so an edit that removes an
+    // address or a delegation finds the NS that depend on it without
+    // reading every record (`excerpt`).
+    r#"
+    CREATE INDEX record_ns ON record (zone_id) WHERE rtype = 2;
+    "#,
+    // 3: when a secondary zone's primary was last checked successfully, so
     // the SOA expire counts from then across restarts.
     r#"
     CREATE TABLE secondary_check (

@@ -699,3 +699,160 @@ fn every_secondary_check_is_listed_by_zone() {
         "only the zone checked, with its time"
     );
 }
+
+/// A zone with delegations: glue at the apex and below a cut, an occluded
+/// glueless NS under it, an NS that leans on the apex's glue, a CNAME.
+fn delegated() -> Zone {
+    let mut zone = sample(1);
+    let ns = |target: &str| Rdata::name_only(RecordType::NS, &n(target));
+    let records = [
+        ("sub.example.com.", ns("ns.sub.example.com.")),
+        ("ns.sub.example.com.", Rdata::a(Ipv4Addr::new(192, 0, 2, 2))),
+        ("deep.sub.example.com.", ns("ns.deep.sub.example.com.")),
+        ("other.example.com.", ns("ns1.example.com.")),
+        ("lame.example.com.", ns("ns.elsewhere.org.")),
+        ("host.example.com.", Rdata::a(Ipv4Addr::new(192, 0, 2, 3))),
+        (
+            "alias.example.com.",
+            Rdata::name_only(RecordType::CNAME, &n("www.example.com.")),
+        ),
+    ];
+    for (name, rdata) in records {
+        zone.add(Record {
+            name: n(name),
+            ttl: 300,
+            rdata,
+        })
+        .unwrap();
+    }
+    assert_eq!(zone.check(), vec![], "the zone is valid");
+    zone
+}
+
+/// Sets one RRset (empty: deletes it) with the serial raised, checking
+/// nothing itself: the store's own checks judge the diff.
+fn setting(
+    zone: &Zone,
+    name: &Name,
+    rtype: RecordType,
+    rrset: &Rrset,
+) -> Result<Option<ZoneDiff>, String> {
+    let mut edit = cutover_zone::ZoneEdit::new(zone);
+    edit.set(name, rtype, rrset.clone())
+        .map_err(|e| e.to_string())?;
+    if edit.is_unchanged() {
+        return Ok(None);
+    }
+    edit.set_serial(Serial(zone.serial().unwrap().0 + 1));
+    Ok(Some(edit.diff()))
+}
+
+#[test]
+fn an_edit_on_an_excerpt_is_judged_as_on_the_whole_zone() {
+    let ns = |target: &str| Rrset::new(300, Rdata::name_only(RecordType::NS, &n(target)));
+    let a = |last: u8| Rrset::new(300, Rdata::a(Ipv4Addr::new(192, 0, 2, last)));
+    let gone = Rrset::default;
+    let cases: Vec<(&str, &str, RecordType, Rrset)> = vec![
+        ("an address set", "www.example.com.", RecordType::A, a(9)),
+        ("a new name", "new.example.com.", RecordType::A, a(9)),
+        (
+            "apex glue removed",
+            "ns1.example.com.",
+            RecordType::A,
+            gone(),
+        ),
+        (
+            "glue below a cut removed",
+            "ns.sub.example.com.",
+            RecordType::A,
+            gone(),
+        ),
+        (
+            "a delegation removed",
+            "sub.example.com.",
+            RecordType::NS,
+            gone(),
+        ),
+        (
+            "a lame delegation removed",
+            "lame.example.com.",
+            RecordType::NS,
+            gone(),
+        ),
+        (
+            "an NS to a name with an address",
+            "d1.example.com.",
+            RecordType::NS,
+            ns("host.example.com."),
+        ),
+        (
+            "an NS to a name without one",
+            "d2.example.com.",
+            RecordType::NS,
+            ns("none.example.com."),
+        ),
+        (
+            "an NS below a cut, glueless",
+            "x.sub.example.com.",
+            RecordType::NS,
+            ns("ns.x.sub.example.com."),
+        ),
+        (
+            "data beside a CNAME",
+            "alias.example.com.",
+            RecordType::A,
+            a(9),
+        ),
+        ("apex NS removed", "example.com.", RecordType::NS, gone()),
+        (
+            "the address of a name nobody delegates to",
+            "host.example.com.",
+            RecordType::A,
+            gone(),
+        ),
+        (
+            "what is there already",
+            "www.example.com.",
+            RecordType::TXT,
+            gone(),
+        ),
+    ];
+    for (what, name, rtype, rrset) in cases {
+        let name = n(name);
+        let (_whole_dir, _, whole) = fresh();
+        let (_excerpt_dir, _, excerpt) = fresh();
+        let zone = delegated();
+        whole.create_zone(&zone, "import").unwrap();
+        excerpt.create_zone(&zone, "import").unwrap();
+        let origin = n("example.com.");
+        let change = |zone: &Zone| setting(zone, &name, rtype, &rrset);
+        let by_whole = whole
+            .update_zone(&origin, None, what, change)
+            .map(|updated| updated.outcome.map(|o| o.map(|(diff, _)| diff)));
+        let preview = excerpt
+            .preview_rrsets(&origin, std::slice::from_ref(&name), change)
+            .map(|edited| edited.outcome);
+        let by_excerpt = excerpt
+            .update_rrsets(&origin, std::slice::from_ref(&name), what, change)
+            .map(|edited| edited.outcome);
+        let words = |seen: &Result<Result<Option<ZoneDiff>, String>, StoreError>| match seen {
+            Ok(outcome) => format!("{outcome:?}"),
+            Err(error) => format!("error: {error}"),
+        };
+        assert_eq!(
+            words(&by_excerpt),
+            words(&by_whole),
+            "{what}: the excerpt must be judged as the whole zone is"
+        );
+        assert_eq!(
+            words(&preview),
+            words(&by_whole),
+            "{what}: the preview must be what the write does"
+        );
+        assert_eq!(
+            excerpt.zone(&origin).unwrap(),
+            whole.zone(&origin).unwrap(),
+            "{what}: both stores must hold the same version"
+        );
+    }
+}

@@ -391,6 +391,32 @@ fn every_type_matches_the_schema_derived_from_it() {
     );
     conforms(
         d,
+        "RrsetPatch",
+        RrsetPatch {
+            rrsets: vec![
+                RrsetPatchEntry {
+                    name: "www.e.".into(),
+                    rtype: "A".into(),
+                    ttl: Some(300),
+                    changetype: Changetype::Replace,
+                    records: vec![RrsetRecord {
+                        content: "192.0.2.1".into(),
+                        disabled: false,
+                    }],
+                },
+                RrsetPatchEntry {
+                    name: "old.e.".into(),
+                    rtype: "ANY".into(),
+                    ttl: None,
+                    changetype: Changetype::Delete,
+                    records: vec![],
+                },
+            ],
+            dry_run: true,
+        },
+    );
+    conforms(
+        d,
         "CheckRequest",
         CheckRequest {
             zone: "e.".into(),

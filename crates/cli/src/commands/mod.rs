@@ -3,6 +3,7 @@
 //! itself is in `tree`, what the commands share in `common`: no command
 //! imports this file.
 
+pub mod changes;
 pub mod check;
 pub mod common;
 pub mod countdown;

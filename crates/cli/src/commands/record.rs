@@ -1,12 +1,14 @@
-//! `cutover record …`: change single RRsets. Every change is an RFC 2136
-//! UPDATE built here and applied by the same path as a network UPDATE, so
-//! there is one way a zone changes.
+//! `cutover record …`: change RRsets. Every change is an RFC 2136 UPDATE
+//! built here and applied by the same path as a network UPDATE, so there is
+//! one way a zone changes.
 //!
 //! ```text
-//!  record add|set|delete ──▶ Update { changes } ──update::apply (local operator:
-//!      the whole zone)──▶ ZoneDiff ──Store::update_zone (worked out and written in one
-//!      fsynced write transaction, on the version written over)──▶ serial bumped
-//!                                     └─ --dry-run: printed, not applied
+//!  record add|set|delete ──▶ [Edit] ──update::operator (strict)──▶ ZoneDiff
+//!  record apply FILE|- ──changes::read (FILE:LINE:COLUMN)──▶ [Edit] ─┘
+//!      worked out inside one fsynced write transaction on an excerpt of the
+//!      version written over (Store::update_rrsets: the apex, the touched
+//!      names and what their checks read; never the whole zone) ──▶ serial bumped
+//!      └─ --dry-run: the same excerpt, the same checks, printed, not written
 //! ```
 //!
 //! A running `cutover serve` sees the change through the store's generation
@@ -14,11 +16,12 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use cutover_nameserver::update::operator::{self, Action, Edit};
+use cutover_nameserver::update::operator::{self, Action, BatchError, Edit};
 use cutover_nameserver::update::Outcome;
-use cutover_store::{Store, StoreError};
+use cutover_store::Store;
 use cutover_zone::{zonefile, Name, Rdata, RecordType, Zone, ZoneDiff};
 
+use super::changes::{self, Entry};
 use super::common::{diff_lines, zone_name};
 
 /// The `record` verbs.
@@ -30,6 +33,43 @@ pub enum RecordCommand {
     Set(Change),
     /// Delete the RRset of a name and type, or only the record with DATA.
     Delete(Removal),
+    /// Apply a file of changes (one a line: `add|set NAME [TTL] TYPE DATA`,
+    /// `delete NAME [TYPE [DATA]]`, `#` comments) in one version: all or
+    /// nothing, one serial.
+    Apply(Batch),
+}
+
+/// Arguments of `record apply`.
+#[derive(Debug, Args)]
+pub struct Batch {
+    /// The zone.
+    pub(crate) zone: String,
+    /// The change file, or `-` for standard input.
+    pub(crate) file: String,
+    /// Print the diff and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+impl Batch {
+    /// The change file read whole, with the name its errors give it.
+    pub(crate) fn read(&self, origin: &Name) -> anyhow::Result<(String, Vec<Entry>)> {
+        let (label, text) = match self.file.as_str() {
+            "-" => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map_err(|e| anyhow!("cannot read the changes from standard input: {e}"))?;
+                ("<stdin>".to_owned(), text)
+            }
+            path => (
+                path.to_owned(),
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow!("cannot read the change file {path}: {e}"))?,
+            ),
+        };
+        let entries = changes::read(&label, &text, origin)?;
+        Ok((label, entries))
+    }
 }
 
 /// Arguments of `record add` and `record set`.
@@ -83,6 +123,7 @@ pub fn run(
     config: Option<&cutover_server::config::Config>,
 ) -> anyhow::Result<()> {
     let (origin, edit, comment, dry_run) = match command {
+        RecordCommand::Apply(batch) => return apply(batch, store, config),
         RecordCommand::Add(change) | RecordCommand::Set(change) => {
             let (origin, name, rtype, rdata) = parse_change(change)?;
             let (action, verb) = match command {
@@ -125,58 +166,116 @@ pub fn run(
             (origin, edit, comment.trim_end().to_owned(), removal.dry_run)
         }
     };
-    if let Some(zone) =
-        config.and_then(|c| c.zone.iter().find(|z| z.name == origin && z.is_secondary()))
-    {
-        let primaries: Vec<String> = zone.primary.iter().map(ToString::to_string).collect();
-        return Err(anyhow!(
-            "zone {origin} is a secondary zone here (config {}: primary = {}): its records come \
-             from its primary by zone transfer, and a change made here would be replaced by the \
-             next one; change it on the primary",
-            config.map_or_else(String::new, |c| c.source.display().to_string()),
-            primaries.join(", ")
-        ));
-    }
-    commit(store, &origin, &comment, dry_run, &edit)
+    refuse_secondary(config, &origin)?;
+    let unchanged = format!("{} {} already holds exactly this", edit.name, edit.rtype);
+    let blame = |_: usize| String::new();
+    commit(
+        store,
+        &origin,
+        &comment,
+        dry_run,
+        &[edit],
+        blame,
+        &unchanged,
+    )
 }
 
-/// Applies the edit to the current zone through `update::operator` (the
-/// RFC 2136 path, strict: a change its rules would drop is an error) and
-/// writes it (or, dry, previews it), and prints the serial change and the
-/// diff. The write works the change out inside the store's write
-/// transaction (`Store::update_zone`), so a concurrent writer (`cutover
-/// serve` taking UPDATEs) never makes it fail.
+/// `record apply`: the change file read whole (a bad line refused with
+/// its place, nothing written), its edits applied in one version.
+fn apply(
+    batch: &Batch,
+    store: &Store,
+    config: Option<&cutover_server::config::Config>,
+) -> anyhow::Result<()> {
+    let origin = zone_name(&batch.zone)?;
+    refuse_secondary(config, &origin)?;
+    let (label, entries) = batch.read(&origin)?;
+    let mut edits = Vec::new();
+    let mut line_of = Vec::new();
+    for entry in &entries {
+        let found = entry
+            .edits(&origin)
+            .map_err(|e| anyhow!("{label}:{}: {e}", entry.line))?;
+        line_of.extend(std::iter::repeat_n(entry.line, found.len()));
+        edits.extend(found);
+    }
+    let comment = format!("record apply {label} ({} RRset changes)", entries.len());
+    let blame = |edit: usize| format!("{label}:{}", line_of[edit]);
+    let unchanged = format!("the zone already holds exactly what {label} says");
+    commit(
+        store,
+        &origin,
+        &comment,
+        batch.dry_run,
+        &edits,
+        blame,
+        &unchanged,
+    )
+}
+
+/// The refusal of a change to a secondary zone, whose records come from
+/// its primary.
+fn refuse_secondary(
+    config: Option<&cutover_server::config::Config>,
+    origin: &Name,
+) -> anyhow::Result<()> {
+    let Some(zone) = config.and_then(|c| {
+        c.zone
+            .iter()
+            .find(|z| z.name == *origin && z.is_secondary())
+    }) else {
+        return Ok(());
+    };
+    let primaries: Vec<String> = zone.primary.iter().map(ToString::to_string).collect();
+    Err(anyhow!(
+        "zone {origin} is a secondary zone here (config {}: primary = {}): its records come \
+         from its primary by zone transfer, and a change made here would be replaced by the \
+         next one; change it on the primary",
+        config.map_or_else(String::new, |c| c.source.display().to_string()),
+        primaries.join(", ")
+    ))
+}
+
+/// Applies the edits to the current zone through `update::operator` (the
+/// RFC 2136 path, strict: a change its rules would drop is an error, placed
+/// by `blame`, the edit's index → its place, empty for none) in one version, and writes it (or, dry, previews it on the
+/// same excerpt with the same checks), and prints the serial change and the
+/// diff. The change is worked out inside the store's write transaction on
+/// an excerpt of the version written over (`Store::update_rrsets`), so a
+/// concurrent writer (`cutover serve` taking UPDATEs) never makes it fail
+/// and the zone is never read whole.
 fn commit(
     store: &Store,
     origin: &Name,
     comment: &str,
     dry_run: bool,
-    edit: &Edit,
+    edits: &[Edit],
+    blame: impl Fn(usize) -> String,
+    unchanged: &str,
 ) -> anyhow::Result<()> {
     let now = u32::try_from(cutover_server::primary::wall_clock()).unwrap_or(u32::MAX);
     let work_out = |zone: &Zone| -> anyhow::Result<Option<ZoneDiff>> {
-        let outcome = operator::apply(zone, std::slice::from_ref(edit), now)
-            .map_err(|e| anyhow!("{origin}: {e}"))?;
+        let outcome =
+            operator::apply_batch(zone, edits, now).map_err(|BatchError { index, error }| {
+                match index.map(&blame).filter(|place| !place.is_empty()) {
+                    Some(place) => anyhow!("{place}: {origin}: {error}"),
+                    None => anyhow!("{origin}: {error}"),
+                }
+            })?;
         Ok(match outcome {
             Outcome::Unchanged => None,
             Outcome::Changed { diff, .. } => Some(diff),
         })
     };
-    let (diff, serial) = if dry_run {
-        let zone = store
-            .zone(origin)?
-            .ok_or_else(|| StoreError::ZoneNotFound(origin.clone()))?;
-        (work_out(&zone)?, zone.serial())
-    } else {
-        let updated = store.update_zone(origin, None, comment, work_out)?;
-        let serial = updated.base.zone.serial();
-        (updated.outcome?.map(|(diff, _)| diff), serial)
+    let names: Vec<Name> = edits.iter().map(|edit| edit.name.clone()).collect();
+    let edited = match dry_run {
+        true => store.preview_rrsets(origin, &names, work_out)?,
+        false => store.update_rrsets(origin, &names, comment, work_out)?,
     };
-    let Some(diff) = diff else {
-        let serial = serial.unwrap_or(cutover_zone::Serial(0));
+    let Some(diff) = edited.outcome? else {
         println!(
-            "{origin}: {} {} already holds exactly this; nothing written, serial stays {serial}",
-            edit.name, edit.rtype
+            "{origin}: {unchanged}; nothing written, serial stays {}",
+            edited.serial
         );
         return Ok(());
     };

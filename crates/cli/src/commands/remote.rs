@@ -7,6 +7,8 @@
 //!  zone list ──────────────▶ GET  /api/v1/zones
 //!  zone export ────────────▶ GET  /api/v1/zones/{zone}/export
 //!  record add|set|delete ──▶ POST /api/v1/zones/{zone}/records
+//!  record apply FILE|- ────▶ PATCH /api/v1/zones/{zone}/rrsets (the file read and
+//!                            checked here first; rrsets[i] in an error → FILE:LINE)
 //!  migrate list | show ID ─▶ GET  /api/v1/migrations[/{id}]
 //!  migrate approve ID ─────▶ POST /api/v1/migrations/{id}/approve (who: the token's name)
 //!  mail queue ─────────────▶ GET  /api/v1/mail/queue
@@ -17,10 +19,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use cutover_api::{
-    ChangeAction, ChangeResult, ErrorBody, MailQueue, MigrationAction, MigrationList, RecordChange,
-    ZoneExport, ZoneList,
+    ChangeAction, ChangeResult, Changetype, ErrorBody, MailQueue, MigrationAction, MigrationList,
+    RecordChange, RrsetPatch, RrsetPatchEntry, RrsetRecord, ZoneExport, ZoneList,
 };
 use cutover_migrate::runner::{AuditEntry, Detail, Summary};
+use cutover_nameserver::update::operator::RrsetAction;
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -75,6 +78,13 @@ impl Remote {
                     request = request.header("Authorization", auth);
                 }
                 request.call()
+            }
+            ("PATCH", body) => {
+                let mut request = self.agent.patch(&url).content_type("application/json");
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send(body.unwrap_or_default())
             }
             (_, body) => {
                 let mut request = self.agent.post(&url).content_type("application/json");
@@ -153,7 +163,7 @@ pub fn refusal(cli: &Cli, server: &str, reach: Reach) -> anyhow::Error {
         false => format!("--server {server} was given"),
     };
     let remote =
-        "zone list, zone export, record add|set|delete, migrate list|show|approve, mail queue";
+        "zone list, zone export, record add|set|delete|apply, migrate list|show|approve, mail queue";
     match reach {
         Reach::Here => anyhow!(
             "{source}, but this command runs on this machine, not through the API: drop --server"
@@ -168,6 +178,89 @@ pub fn refusal(cli: &Cli, server: &str, reach: Reach) -> anyhow::Error {
 /// Colour on standard output (a terminal, `NO_COLOR` unset).
 fn colour() -> bool {
     crate::commands::common::colour_on(&std::io::stdout())
+}
+
+/// Prints a change's answer as the local command prints it: the serial
+/// change and the diff, or why nothing was written.
+fn print_change(result: &ChangeResult) {
+    let diff = &result.diff;
+    if diff.added.is_empty() && diff.removed.is_empty() {
+        let note = result.note.as_deref().unwrap_or("nothing written");
+        println!("{}: {note}, serial stays {}", diff.origin, diff.to);
+        return;
+    }
+    match result.applied {
+        true => println!("{}: serial {} → {}", diff.origin, diff.from, diff.to),
+        false => println!(
+            "{}: serial would go {} → {}",
+            diff.origin, diff.from, diff.to
+        ),
+    }
+    for record in &diff.removed {
+        println!(
+            "- {} {} IN {} {}",
+            record.name, record.ttl, record.rtype, record.data
+        );
+    }
+    for record in &diff.added {
+        println!(
+            "+ {} {} IN {} {}",
+            record.name, record.ttl, record.rtype, record.data
+        );
+    }
+    match (result.applied, &result.note) {
+        (false, _) => println!("dry run: nothing changed"),
+        (true, Some(note)) => println!("{}: {note}", diff.origin),
+        (true, None) => {}
+    }
+}
+
+/// One entry of a change file as the API's RRset change.
+fn rrset_change(entry: &super::changes::Entry) -> RrsetPatchEntry {
+    RrsetPatchEntry {
+        name: entry.owner.clone(),
+        rtype: entry.rtype.clone(),
+        ttl: entry.ttl,
+        changetype: match entry.action {
+            RrsetAction::Replace => Changetype::Replace,
+            RrsetAction::Delete => Changetype::Delete,
+            RrsetAction::Extend => Changetype::Extend,
+            RrsetAction::Prune => Changetype::Prune,
+        },
+        records: entry
+            .datas
+            .iter()
+            .map(|data| RrsetRecord {
+                content: data.clone(),
+                disabled: false,
+            })
+            .collect(),
+    }
+}
+
+/// The server's words with `rrsets[i]` turned back into the place in the
+/// change file of entry `i`.
+fn placed(message: &str, label: &str, entries: &[super::changes::Entry]) -> String {
+    let Some(start) = message.find("rrsets[") else {
+        return message.to_owned();
+    };
+    let rest = &message[start + "rrsets[".len()..];
+    let Some(end) = rest.find(']') else {
+        return message.to_owned();
+    };
+    match rest[..end]
+        .parse::<usize>()
+        .ok()
+        .and_then(|i| entries.get(i))
+    {
+        Some(entry) => format!(
+            "{}{label}:{}{}",
+            &message[..start],
+            entry.line,
+            &rest[end + 1..]
+        ),
+        None => message.to_owned(),
+    }
 }
 
 /// Runs the command through the remote serve; commands it cannot carry are refused.
@@ -193,6 +286,21 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
             let export: ZoneExport =
                 remote.call("GET", &format!("/zones/{zone}/export{query}"), None)?;
             super::zone::write_export(&export.text, output.as_ref())
+        }
+        Command::Record(RecordCommand::Apply(batch)) => {
+            let origin = super::common::zone_name(&batch.zone)?;
+            let (label, entries) = batch.read(&origin)?;
+            let patch = RrsetPatch {
+                rrsets: entries.iter().map(rrset_change).collect(),
+                dry_run: batch.dry_run,
+            };
+            let body = serde_json::to_string(&patch)?;
+            let path = format!("/zones/{}/rrsets", batch.zone);
+            let result: ChangeResult = remote
+                .call("PATCH", &path, Some(body))
+                .map_err(|e| anyhow!("{}", placed(&e.to_string(), &label, &entries)))?;
+            print_change(&result);
+            Ok(())
         }
         Command::Record(command) => {
             let (zone, change) = match command {
@@ -224,38 +332,12 @@ pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
                         replace: false,
                     },
                 ),
+                RecordCommand::Apply(_) => unreachable!("record apply is matched above"),
             };
             let body = serde_json::to_string(&change)?;
             let result: ChangeResult =
                 remote.call("POST", &format!("/zones/{zone}/records"), Some(body))?;
-            let diff = &result.diff;
-            if diff.added.is_empty() && diff.removed.is_empty() {
-                let note = result.note.as_deref().unwrap_or("nothing written");
-                println!("{}: {note}, serial stays {}", diff.origin, diff.to);
-                return Ok(());
-            }
-            match result.applied {
-                true => println!("{}: serial {} → {}", diff.origin, diff.from, diff.to),
-                false => println!(
-                    "{}: serial would go {} → {}",
-                    diff.origin, diff.from, diff.to
-                ),
-            }
-            for record in &diff.removed {
-                println!(
-                    "- {} {} IN {} {}",
-                    record.name, record.ttl, record.rtype, record.data
-                );
-            }
-            for record in &diff.added {
-                println!(
-                    "+ {} {} IN {} {}",
-                    record.name, record.ttl, record.rtype, record.data
-                );
-            }
-            if !result.applied {
-                println!("dry run: nothing changed");
-            }
+            print_change(&result);
             Ok(())
         }
         Command::Migrate(MigrateCommand::List(args)) => {

@@ -364,6 +364,13 @@ pub fn raw(
             }
             request.send(body.unwrap_or(""))
         }
+        "PATCH" => {
+            let mut request = agent.patch(url).content_type("application/json");
+            if let Some(auth) = &auth {
+                request = request.header("Authorization", auth);
+            }
+            request.send(body.unwrap_or(""))
+        }
         "DELETE" => {
             let mut request = agent.delete(url);
             if let Some(auth) = &auth {

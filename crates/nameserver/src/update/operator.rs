@@ -10,6 +10,8 @@
 //!                                               deletes what a CNAME cannot stand beside)
 //!     ──update::apply_noting (the operator's policy: whole zone, no caps)
 //!     ──▶ Outcome, or EditError::Ignored naming the conflict (nothing applied)
+//!  [Edit] (a batch: `record apply`, PATCH rrsets) ──apply_batch──▶ the same, in one
+//!     UPDATE, the refusal naming the edit to blame (BatchError::index)
 //! ```
 //!
 //! Pure: the zone and the clock are passed in; the caller writes the diff.
@@ -82,6 +84,12 @@ pub enum EditError {
         /// The type.
         rtype: RecordType,
     },
+    /// A delete of every RRset at a name that owns none.
+    #[error("{name} has no records")]
+    NoSuchName {
+        /// The owner.
+        name: Name,
+    },
     /// The zone's rules drop the change: nothing was applied.
     #[error("not changed: {ignored}; {way_out}")]
     Ignored {
@@ -152,6 +160,11 @@ impl Edit {
         let mut changes = Vec::new();
         match (self.action, &self.rdata) {
             (Action::Add | Action::Set, None) => return Err(EditError::MissingData),
+            (_, Some(_)) if rtype == RecordType::ANY => {
+                return Err(EditError::Invalid(
+                    "ANY names every type of a name: only a delete without data takes it".into(),
+                ))
+            }
             (Action::Add | Action::Set, Some(rdata)) => {
                 if self.replace {
                     changes.extend(self.displaced(zone));
@@ -180,6 +193,12 @@ impl Edit {
                     name: name.clone(),
                     rdata: rdata.clone(),
                 });
+            }
+            (Action::Delete, None) if rtype == RecordType::ANY => {
+                if zone.node(name).is_none() {
+                    return Err(EditError::NoSuchName { name: name.clone() });
+                }
+                changes.push(Change::DeleteName { name: name.clone() });
             }
             (Action::Delete, None) => {
                 if zone.get(name, rtype).is_none() {
@@ -300,14 +319,37 @@ fn data_text(name: &Name, rdata: &Rdata) -> String {
     text.splitn(5, ' ').nth(4).unwrap_or_default().to_owned()
 }
 
+/// An edit of a batch refused, with its place in the batch when one edit
+/// is to blame (a refusal of the whole, such as a zone check, has none).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct BatchError {
+    /// The index of the edit to blame in the batch.
+    pub index: Option<usize>,
+    /// Why.
+    pub error: EditError,
+}
+
 /// Applies `edits` to `zone` in one UPDATE with the operator's policy and
 /// the clock at `now_unix`: every edit made, or none (an edit the rules
 /// would drop is an error, as is any refusal of the update path).
 pub fn apply(zone: &Zone, edits: &[Edit], now_unix: u32) -> Result<Outcome, EditError> {
+    apply_batch(zone, edits, now_unix).map_err(|refused| refused.error)
+}
+
+/// [`apply`], naming the edit to blame when one is: what `cutover record
+/// apply` and the API's batches use to point at the line or the entry.
+/// Each edit reads the zone as it is before the batch (a delete of data
+/// the same batch adds finds nothing); later edits apply over earlier
+/// ones, so a set followed by adds to the same RRset leaves all of them.
+pub fn apply_batch(zone: &Zone, edits: &[Edit], now_unix: u32) -> Result<Outcome, BatchError> {
     let origin = zone.origin();
     let mut changes = Vec::new();
-    for edit in edits {
-        changes.extend(edit.changes(zone)?);
+    for (index, edit) in edits.iter().enumerate() {
+        changes.extend(edit.changes(zone).map_err(|error| BatchError {
+            index: Some(index),
+            error,
+        })?);
     }
     let update = Update {
         id: 0,
@@ -316,19 +358,28 @@ pub fn apply(zone: &Zone, edits: &[Edit], now_unix: u32) -> Result<Outcome, Edit
         changes,
     };
     let policy = operator_policy(origin);
-    let (outcome, ignored) = apply_noting(zone, &update, None, OPERATOR, &policy, now_unix)?;
+    let (outcome, ignored) = apply_noting(zone, &update, None, OPERATOR, &policy, now_unix)
+        .map_err(|error| BatchError {
+            index: None,
+            error: error.into(),
+        })?;
     // A delete the edit itself added (set's delete of a missing RRset,
     // replace's deletes) that found nothing is not a refusal.
     let dropped = ignored
         .into_iter()
         .find(|ignored| !matches!(ignored, Ignored::NothingToDelete { .. }));
     if let Some(ignored) = dropped {
-        let edit = edits
+        let index = edits
             .iter()
-            .find(|edit| concerns(edit, &ignored))
-            .or(edits.first());
-        let way_out = edit.map(|edit| edit.way_out(&ignored)).unwrap_or_default();
-        return Err(EditError::Ignored { ignored, way_out });
+            .position(|edit| concerns(edit, &ignored))
+            .or((!edits.is_empty()).then_some(0));
+        let way_out = index
+            .map(|i| edits[i].way_out(&ignored))
+            .unwrap_or_default();
+        return Err(BatchError {
+            index,
+            error: EditError::Ignored { ignored, way_out },
+        });
     }
     Ok(outcome)
 }
@@ -343,5 +394,64 @@ fn concerns(edit: &Edit, ignored: &Ignored) -> bool {
         | Ignored::LastApexNs { name }
         | Ignored::NothingToDelete { name, .. } => *name == edit.name,
         Ignored::SoaNotNewer { .. } => edit.rtype == RecordType::SOA,
+    }
+}
+
+/// What a batch entry does to one RRset, in PowerDNS's words (its
+/// `changetype`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RrsetAction {
+    /// The RRset becomes exactly the records given (none: deleted).
+    Replace,
+    /// The RRset is deleted (type ANY: every RRset of the name).
+    Delete,
+    /// The records given join the RRset.
+    Extend,
+    /// The records given leave the RRset.
+    Prune,
+}
+
+/// The edits of one batch entry: `owner`, `rtype` and record data in
+/// zone-file form as [`Edit::parse`] reads them; `ttl` the RRset's TTL (for
+/// a replace or an extend; default: the RRset's, else [`DEFAULT_TTL`]).
+/// A replace is a set of the first record and adds of the rest; a replace
+/// with no records is a delete.
+pub fn rrset_edits(
+    action: RrsetAction,
+    owner: &str,
+    rtype: &str,
+    ttl: Option<u32>,
+    datas: &[&str],
+    origin: &Name,
+) -> Result<Vec<Edit>, EditError> {
+    let needs = |what: &str| {
+        EditError::Invalid(format!(
+            "{what} {owner} {rtype} needs at least one record's data"
+        ))
+    };
+    let one = |action: Action, data: &str| {
+        let mut edit = Edit::parse(action, owner, rtype, data, origin)?;
+        edit.ttl = ttl;
+        Ok::<_, EditError>(edit)
+    };
+    match action {
+        RrsetAction::Replace | RrsetAction::Delete if datas.is_empty() => {
+            Ok(vec![one(Action::Delete, "")?])
+        }
+        RrsetAction::Delete => Err(EditError::Invalid(format!(
+            "a delete of {owner} {rtype} takes no records (to remove some, prune them)"
+        ))),
+        RrsetAction::Replace => datas
+            .iter()
+            .enumerate()
+            .map(|(i, data)| match i {
+                0 => one(Action::Set, data),
+                _ => one(Action::Add, data),
+            })
+            .collect(),
+        RrsetAction::Extend if datas.is_empty() => Err(needs("extend")),
+        RrsetAction::Prune if datas.is_empty() => Err(needs("prune")),
+        RrsetAction::Extend => datas.iter().map(|data| one(Action::Add, data)).collect(),
+        RrsetAction::Prune => datas.iter().map(|data| one(Action::Delete, data)).collect(),
     }
 }

@@ -52,6 +52,19 @@ pub struct Control {
     /// records change on the primary only.
     pub(super) secondary_zones:
         Arc<std::collections::BTreeMap<cutover_zone::Name, Vec<SocketAddr>>>,
+    /// What serve publishes, so a change is answered once it is served
+    /// (none when the control plane runs without a nameserver).
+    pub(super) publication: Option<Publication>,
+}
+
+/// The nameserver's published versions, and the way to wake its reload
+/// watcher at once after a change.
+#[derive(Clone)]
+pub struct Publication {
+    /// The serial published for each zone.
+    pub served: crate::primary::Served,
+    /// Wakes the reload watcher (it otherwise looks every 250 ms).
+    pub wake: std::sync::mpsc::Sender<()>,
 }
 
 impl Control {
@@ -85,6 +98,7 @@ impl Control {
             connections: Arc::new(Registry::new(http.max_connections)),
             config: None,
             secondary_zones: Arc::default(),
+            publication: None,
         })
     }
 }

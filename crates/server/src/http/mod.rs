@@ -33,12 +33,14 @@ mod connections;
 mod control;
 mod dashboard;
 mod documents;
+mod edits;
 mod error;
 mod events;
 mod mail;
 mod metrics;
 mod migrations;
 mod probes;
+mod rrsets;
 pub mod tokens;
 mod zones;
 
@@ -58,7 +60,7 @@ use cutover_api::{ErrorCode, Method, RouteId, Scope, ROUTES};
 use self::blocking::BLOCKING_THREADS;
 use self::budget::Work;
 use self::connections::Limits;
-pub use self::control::Control;
+pub use self::control::{Control, Publication};
 use self::error::ApiError;
 
 /// The route's bound, if its work is bounded per token and in total (the
@@ -80,6 +82,7 @@ fn filter(method: Method) -> MethodFilter {
         Method::Get => MethodFilter::GET,
         Method::Post => MethodFilter::POST,
         Method::Delete => MethodFilter::DELETE,
+        Method::Patch => MethodFilter::PATCH,
     }
 }
 
@@ -98,6 +101,7 @@ fn handler(id: RouteId, method: MethodFilter) -> MethodRouter<Control> {
         RouteId::ZoneVersions => on(method, zones::versions),
         RouteId::ZoneDiff => on(method, zones::diff),
         RouteId::RecordChange => on(method, zones::change),
+        RouteId::RrsetPatch => on(method, rrsets::patch),
         RouteId::CheckRun => on(method, checks::check),
         RouteId::VerifyRun => on(method, checks::verify),
         RouteId::MailQueue => on(method, mail::queue),
@@ -187,6 +191,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 pub fn start(
     config: &crate::config::Config,
     store_path: &std::path::Path,
+    publication: Option<Publication>,
 ) -> anyhow::Result<Option<HttpServer>> {
     let Some(http) = &config.http else {
         return Ok(None);
@@ -203,6 +208,7 @@ pub fn start(
         _ => anyhow::bail!("[http]: tls_cert and tls_key go together"),
     };
     let mut control = Control::open(store_path, spool, http, &config.dns.listen)?;
+    control.publication = publication;
     control.config = (!config.source.as_os_str().is_empty())
         .then(|| std::path::absolute(&config.source).unwrap_or_else(|_| config.source.clone()));
     control.secondary_zones = std::sync::Arc::new(

@@ -5,8 +5,10 @@
 //! ```text
 //!  RecordChange ──parse (400 on bad input)──▶ Update { changes }
 //!     ──update::operator::apply (all or nothing; 422 when refused, also
-//!       for a change RFC 2136 would drop silently: a CNAME beside data…)──▶ ZoneDiff
-//!     ──Store::apply (one fsynced transaction)──▶ serial bumped, journalled
+//!       for a change RFC 2136 would drop silently: a CNAME beside data…)──▶ ZoneDiff,
+//!       worked out on an excerpt of the zone (`edits`: Store::update_rrsets)
+//!     ──one fsynced transaction──▶ serial bumped, journalled
+//!     ──serve's reload watcher woken──▶ answered once published (durable and served)
 //! ```
 
 use axum::body::Bytes;
@@ -16,13 +18,13 @@ use cutover_api::{
     ChangeAction, ChangeResult, DiffView, ErrorCode, RecordChange, RecordView, VersionList,
     VersionView, ZoneExport, ZoneList, ZoneSummary, ZoneView,
 };
-use cutover_nameserver::update::operator::{self, Action, Edit, EditError};
-use cutover_nameserver::update::Outcome;
-use cutover_store::{Store, StoreError};
-use cutover_zone::{zonefile, Name, Record, Serial, Zone, ZoneDiff};
+use cutover_nameserver::update::operator::{Action, Edit};
+use cutover_store::Store;
+use cutover_zone::{zonefile, Name, Record, Serial, ZoneDiff};
 
 use super::blocking::blocking;
 use super::control::Control;
+use super::edits::{commit, edit_error, refuse_secondary, served, Committed};
 use super::error::{parse_body, zone_name, ApiError, ApiResult};
 
 /// A record in the API's words.
@@ -227,17 +229,7 @@ pub async fn change(
 ) -> ApiResult<ChangeResult> {
     let origin = zone_name(&zone)?;
     let change: RecordChange = parse_body(&body)?;
-    if let Some(primaries) = control.secondary_zones.get(&origin) {
-        let primaries: Vec<String> = primaries.iter().map(ToString::to_string).collect();
-        return Err(ApiError::new(
-            ErrorCode::Rejected,
-            format!(
-                "zone {origin} is a secondary zone here (primary = {}): its records come from \
-                 its primary by zone transfer; change it on the primary",
-                primaries.join(", ")
-            ),
-        ));
-    }
+    refuse_secondary(&control, &origin)?;
     let action = match change.action {
         ChangeAction::Add => Action::Add,
         ChangeAction::Set => Action::Set,
@@ -266,80 +258,54 @@ pub async fn change(
     );
     let dry_run = change.dry_run;
     let store = store(&control);
-    let result =
-        blocking(move || commit(&store, &origin, comment.trim_end(), dry_run, &edit)).await?;
+    let publication = control.publication.clone();
+    let result = blocking(move || {
+        let edits = [edit];
+        let committed = commit(&store, &origin, comment.trim_end(), dry_run, &edits, |_| {
+            "the change".to_owned()
+        })?;
+        let [edit] = edits;
+        let unserved = match (&committed.diff, dry_run) {
+            (Some(diff), false) => served(publication.as_ref(), &origin, diff.to),
+            _ => None,
+        };
+        let mut result = change_result(
+            &origin,
+            committed,
+            dry_run,
+            &format!("{} {} already holds exactly this", edit.name, edit.rtype),
+        );
+        result.note = result.note.or(unserved);
+        Ok(result)
+    })
+    .await?;
     Ok(Json(result))
 }
 
-/// An edit refused: 400 for input that does not parse, 422 for a change
-/// the zone's rules refuse (the same words as `cutover record`).
-fn edit_error(error: EditError) -> ApiError {
-    match error {
-        EditError::Invalid(_) | EditError::MissingData => ApiError::bad_request(error.to_string()),
-        other => ApiError::new(ErrorCode::Rejected, other.to_string()),
-    }
-}
-
-/// Applies the edit as `cutover record` does: `update::operator` (the
-/// RFC 2136 path, strict) worked out inside the store's write transaction
-/// (`Store::update_zone`, so a concurrent writer never makes it fail), or,
-/// dry, on the current version without writing.
-fn commit(
-    store: &Store,
+/// The answer to a change: the diff, whether it was written, and why not
+/// (`unchanged`: what the zone already holds, in words).
+pub fn change_result(
     origin: &Name,
-    comment: &str,
+    committed: Committed,
     dry_run: bool,
-    edit: &Edit,
-) -> Result<ChangeResult, ApiError> {
-    let not_found = || {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!("zone {origin} is not in the store"),
-        )
-    };
-    let now = u32::try_from(crate::primary::wall_clock()).unwrap_or(u32::MAX);
-    let work_out = |zone: &Zone| -> Result<Option<ZoneDiff>, ApiError> {
-        let outcome = operator::apply(zone, std::slice::from_ref(edit), now).map_err(|e| {
-            let mut error = edit_error(e);
-            error.message = format!("{origin}: {}", error.message);
-            error
-        })?;
-        Ok(match outcome {
-            Outcome::Unchanged => None,
-            Outcome::Changed { diff, .. } => Some(diff),
-        })
-    };
-    let (diff, serial) = if dry_run {
-        let zone = store.zone(origin)?.ok_or_else(not_found)?;
-        (work_out(&zone)?, zone.serial())
-    } else {
-        let updated = match store.update_zone(origin, None, comment, work_out) {
-            Err(StoreError::ZoneNotFound(_)) => return Err(not_found()),
-            other => other?,
-        };
-        let serial = updated.base.zone.serial();
-        (updated.outcome?.map(|(diff, _)| diff), serial)
-    };
-    let Some(diff) = diff else {
-        let serial = serial.unwrap_or(Serial(0));
+    unchanged: &str,
+) -> ChangeResult {
+    let Some(diff) = committed.diff else {
         let empty = ZoneDiff {
-            from: serial,
-            to: serial,
+            from: committed.serial,
+            to: committed.serial,
             removed: Vec::new(),
             added: Vec::new(),
         };
-        return Ok(ChangeResult {
+        return ChangeResult {
             diff: diff_view(origin, &empty),
             applied: false,
-            note: Some(format!(
-                "{} {} already holds exactly this; nothing written",
-                edit.name, edit.rtype
-            )),
-        });
+            note: Some(format!("{unchanged}; nothing written")),
+        };
     };
-    Ok(ChangeResult {
+    ChangeResult {
         diff: diff_view(origin, &diff),
         applied: !dry_run,
         note: dry_run.then(|| "dry run: nothing changed".to_owned()),
-    })
+    }
 }
