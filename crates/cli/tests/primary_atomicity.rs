@@ -2,7 +2,8 @@
 //! fails a prerequisite, a cap or the ACL changes nothing (store, served
 //! snapshot, serial); and `kill -9` at random moments while a large update
 //! is being applied leaves the zone at the old version or the new, never
-//! between (checked with `zone list` and `zone export` after a restart).
+//! between (checked with `zone list` and `zone export` after a restart);
+//! and a `cutover record` edit beside a running serve returns once served.
 
 mod primary_support;
 
@@ -325,4 +326,34 @@ fn kill_at_each_fsync_of_the_commit_leaves_old_or_new_and_no_early_noerror() {
             if new { "new" } else { "old" }
         );
     }
+}
+
+#[test]
+fn a_record_edit_beside_a_running_serve_returns_once_served() {
+    let scratch = Scratch::with_zone(5);
+    let serve = Serve::start_free(&scratch.path("serve.log"), |port| {
+        scratch.config(port, "", "")
+    });
+    let config = scratch.path("cutover.toml");
+    let out = scratch.ok(&[
+        "--config",
+        config.to_str().unwrap(),
+        "record",
+        "set",
+        ORIGIN,
+        "www",
+        "A",
+        "203.0.113.77",
+    ]);
+    let serial = scratch.serial();
+    assert!(
+        out.contains(&format!(
+            "served by cutover serve on {} (serial {serial})",
+            serve.addr
+        )),
+        "the command says serve serves the new serial: {out}"
+    );
+    // Served on return: the very next query sees it, with no wait.
+    let answer = kdig(serve.addr, &["+short", "www.example.com.", "A"]);
+    assert_eq!(answer.trim(), "203.0.113.77", "answered at once: {answer}");
 }

@@ -12,14 +12,19 @@
 //! ```
 //!
 //! A running `cutover serve` sees the change through the store's generation
-//! and publishes it (and sends its NOTIFYs).
+//! (woken by inotify) and publishes it (and sends its NOTIFYs); when one
+//! runs on this store and the config says where it listens, the command
+//! returns once it serves the new serial (`wait_served`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use cutover_nameserver::update::operator::{self, Action, BatchError, Edit};
 use cutover_nameserver::update::Outcome;
 use cutover_store::Store;
-use cutover_zone::{zonefile, Name, Rdata, RecordType, Zone, ZoneDiff};
+use cutover_zone::{zonefile, Name, Rdata, RecordType, Serial, Zone, ZoneDiff};
 
 use super::changes::{self, Entry};
 use super::common::{diff_lines, zone_name};
@@ -171,6 +176,7 @@ pub fn run(
     let blame = |_: usize| String::new();
     commit(
         store,
+        config,
         &origin,
         &comment,
         dry_run,
@@ -204,6 +210,7 @@ fn apply(
     let unchanged = format!("the zone already holds exactly what {label} says");
     commit(
         store,
+        config,
         &origin,
         &comment,
         batch.dry_run,
@@ -244,8 +251,10 @@ fn refuse_secondary(
 /// an excerpt of the version written over (`Store::update_rrsets`), so a
 /// concurrent writer (`cutover serve` taking UPDATEs) never makes it fail
 /// and the zone is never read whole.
+#[allow(clippy::too_many_arguments)]
 fn commit(
     store: &Store,
+    config: Option<&cutover_server::config::Config>,
     origin: &Name,
     comment: &str,
     dry_run: bool,
@@ -287,8 +296,65 @@ fn commit(
     print!("{}", diff_lines(&diff));
     if dry_run {
         println!("dry run: nothing changed");
+    } else {
+        wait_served(store, config, origin, diff.to);
     }
     Ok(())
+}
+
+/// How long a local edit waits for a running `cutover serve` to serve it.
+const SERVED_WITHIN: Duration = Duration::from_secs(10);
+
+/// When a `cutover serve` runs on this store (its scheduler holds the
+/// store's lock) and the config says where it listens: waits until it
+/// serves `serial` (asked over TCP, as a secondary asks), and says so — or,
+/// after [`SERVED_WITHIN`], that the change is written but not served yet.
+/// The write stands either way.
+fn wait_served(
+    store: &Store,
+    config: Option<&cutover_server::config::Config>,
+    origin: &Name,
+    serial: Serial,
+) {
+    let Some(config) = config else {
+        return;
+    };
+    if !cutover_server::scheduler::presence::scheduler_runs(store.path()) {
+        return;
+    }
+    let Some(listen) = config.dns.listen.first() else {
+        return;
+    };
+    // A wildcard listener answers on loopback.
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let server = SocketAddr::new(ip, listen.port());
+    let limits = cutover_nameserver::transfer::Limits::default();
+    let deadline = Instant::now() + SERVED_WITHIN;
+    loop {
+        let seen = cutover_nameserver::transfer::soa_serial(server, origin, None, limits);
+        if let Ok(seen) = seen {
+            if seen == serial || seen.is_newer_than(serial) {
+                println!("{origin}: served by cutover serve on {server} (serial {seen})");
+                return;
+            }
+        }
+        if Instant::now() >= deadline {
+            let said = match seen {
+                Ok(seen) => format!("it still serves serial {seen}"),
+                Err(error) => format!("it did not answer: {error}"),
+            };
+            eprintln!(
+                "{origin}: written (serial {serial}), but cutover serve on {server} does not serve it after {} s ({said}): it publishes only what passes its checks; see its log",
+                SERVED_WITHIN.as_secs()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Reads the zone, owner, type and data of an add or set.
