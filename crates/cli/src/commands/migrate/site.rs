@@ -90,6 +90,9 @@ pub(super) fn site_hazards(
                     ),
                 ));
             }
+        } else if site.mail.is_none() && !site.relays.is_empty() {
+            // Only other relays ([[relay]]): what they relay is theirs to
+            // say; a relay that cannot do it fails the mail step, named.
         } else {
             let why = match &site.mail {
                 None => "has no [mail] relay".to_string(),
