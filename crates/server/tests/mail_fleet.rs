@@ -118,3 +118,56 @@ fn every_relay_is_told_each_action_twice_is_harmless_and_a_refusal_names_the_rel
     }
     mx2.shutdown();
 }
+
+/// A relay whose control plane is HTTPS with a private CA's certificate:
+/// reached with `ca_file`; without it (the web's roots) the action fails
+/// naming the relay and the certificate.
+#[test]
+fn an_https_relay_is_checked_against_its_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = cutover_peers::TestCa::new();
+    let (cert, key) = ca.leaf_files(&["127.0.0.1"], dir.path());
+    let store2 = dir.path().join("mx2.db");
+    let spool2 = dir.path().join("spool2");
+    let admin = TokenBook::open(&store2)
+        .unwrap()
+        .create("mx1", TokenScope::Admin)
+        .unwrap();
+    let text = format!(
+        "store = {store2:?}\n[dns]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1\n\
+         [http]\nlisten = \"127.0.0.1:0\"\ntls_cert = {cert:?}\ntls_key = {key:?}\n{}",
+        mail("mx2.test", &spool2)
+    );
+    let config2 = Config::parse(&text, "mx2.toml").unwrap();
+    let options = Options {
+        scheduler: false,
+        ..Options::default()
+    };
+    let mx2 = Server::start_with(&config2, None, &options).expect("mx2 starts");
+    let api = format!("https://{}", mx2.http_addr().expect("mx2's [http]"));
+    let spool1 = dir.path().join("spool1");
+    std::fs::create_dir_all(&spool1).unwrap();
+    let fleet = |ca_file: &str| {
+        let text = format!(
+            "{}[[relay]]\nname = \"mx2\"\nurl = \"{api}\"\n{ca_file}token = \"{admin}\"\n",
+            mail("mx1.test", &spool1)
+        );
+        let config = Config::parse(&text, "mx1.toml").unwrap();
+        migration_mail(config.mail.as_ref(), &config.relay).expect("relays")
+    };
+    let trusting = fleet(&format!("ca_file = {:?}\n", ca.file));
+    let said = trusting.hold("example.test").unwrap();
+    assert!(
+        said.contains(&format!(
+            "mx2 ({api}): example.test held: 0 queued message(s) held"
+        )),
+        "{said}"
+    );
+    let error = fleet("").hold("example.test").unwrap_err();
+    assert!(
+        error.contains(&format!("mx2 ({api}) FAILED: unreachable"))
+            && error.to_lowercase().contains("certificate"),
+        "{error}"
+    );
+    mx2.shutdown();
+}
