@@ -406,6 +406,71 @@ fn mail_and_flush_are_driven_at_the_right_steps() {
     );
 }
 
+/// A relay that did not acknowledge the switch's hold and retarget: the
+/// records switch on time; verify_switch asks the retarget again before
+/// any release, and retries (never rolls back) until every relay did both.
+#[test]
+fn mail_not_acknowledged_is_asked_again_until_it_is() {
+    let w = World::new();
+    let m = w.open();
+    let text =
+        format!("{FILE}[mail]\ndomain = \"example.com\"\nfrom = \"old:25\"\nto = \"new:25\"\n");
+    let id = w.start(&m, &text);
+    m.tick(id, &w.fx()).expect("lower");
+    // The relay is down for the switch's two actions and the first
+    // verification's retarget.
+    *w.recorder.refuse_mail.lock().expect("lock") = 3;
+    // Ticks until the first verification's retarget was refused.
+    let refused = |w: &World| {
+        let calls = w.recorder.calls.lock().expect("lock");
+        calls.iter().filter(|c| c.ends_with("refused")).count()
+    };
+    for _ in 0..5 {
+        if refused(&w) == 3 {
+            break;
+        }
+        w.tick_when_due(&m, id);
+    }
+    assert_eq!(
+        refused(&w),
+        3,
+        "{:?}",
+        w.recorder.calls.lock().expect("lock")
+    );
+    assert_eq!(
+        w.www().1,
+        vec!["198.51.100.20".to_string()],
+        "switched anyway"
+    );
+    let status = m.status(id).expect("status");
+    assert_eq!(status.state, State::Verifying, "{status:?}");
+    let reason = status.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("mail: retarget example.com failed: mx2 (http://mx2.test): unreachable"),
+        "the reason names the relay: {reason}"
+    );
+    w.tick_when_due(&m, id); // verify_switch again: retarget, then release
+    let calls = w.recorder.calls.lock().expect("lock").clone();
+    assert_eq!(
+        calls,
+        vec![
+            "hold example.com refused".to_string(),
+            "retarget example.com new:25 refused".into(),
+            "retarget example.com new:25 refused".into(),
+            "retarget example.com new:25".into(),
+            "release example.com".into(),
+        ],
+        "no release before the retarget was acknowledged"
+    );
+    let steps = m.show(id).expect("show").steps;
+    let verify: Vec<_> = steps.iter().filter(|s| s.kind == "verify_switch").collect();
+    assert_eq!(
+        verify.iter().map(|s| s.outcome).collect::<Vec<_>>(),
+        vec![Some(StepOutcome::Retrying), Some(StepOutcome::Done)],
+        "retried once, then done"
+    );
+}
+
 #[test]
 fn caches_are_flushed_only_once_the_authorities_serve_the_switch() {
     let w = World::new();

@@ -28,6 +28,7 @@
 pub mod config;
 pub mod http;
 pub mod limits;
+pub mod mail_fleet;
 pub mod primary;
 pub mod relay;
 pub mod reload;

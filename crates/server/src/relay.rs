@@ -188,6 +188,26 @@ mod tests {
             controls, "route ourdom.test 192.0.2.7:2525\n",
             "hold lifted"
         );
+        // Each step again (the runner asks again after any relay failed):
+        // the same persisted controls, nothing held or released twice.
+        let said = mail.hold("ourdom.test").unwrap();
+        assert!(said.contains("held: 0 queued message(s) held"), "{said}");
+        mail.hold("ourdom.test").unwrap();
+        mail.retarget("ourdom.test", "192.0.2.7:2525").unwrap();
+        mail.retarget("ourdom.test", "192.0.2.7:2525").unwrap();
+        let controls = std::fs::read_to_string(spool.join("controls")).unwrap();
+        assert_eq!(
+            controls, "route ourdom.test 192.0.2.7:2525\nhold ourdom.test\n",
+            "holding and retargeting twice is the same control"
+        );
+        mail.release("ourdom.test").unwrap();
+        let said = mail.release("ourdom.test").unwrap();
+        assert!(said.contains("released: 0 message(s) released"), "{said}");
+        let controls = std::fs::read_to_string(spool.join("controls")).unwrap();
+        assert_eq!(
+            controls, "route ourdom.test 192.0.2.7:2525\n",
+            "released twice"
+        );
         let error = mail.retarget("ourdom.test", "bad host:x").unwrap_err();
         assert!(error.contains("invalid destination"), "{error}");
     }

@@ -39,6 +39,10 @@ enum Looked {
     Wait(serde_json::Value, String),
     /// Failed this attempt (why); maybe tried again.
     Failed(serde_json::Value, String),
+    /// Did its part but a mail relay did not acknowledge (why): tried
+    /// again after the interval, however many times, never rolled back
+    /// for it (the records are verified; only the mail waits).
+    Retry(serde_json::Value, String),
 }
 
 /// Runs every due step.
@@ -274,7 +278,15 @@ fn forward_step(
                 Some(id) => id,
                 None => db::begin(conn, path, &m, kind, Some(m.cursor), &[], fx.clock)?,
             };
-            let looked = run_check_step(step.kind, &mut m, fx)?;
+            // A mail action that failed at the switch or at an earlier
+            // verification (a relay down): the retarget is asked again
+            // before the release, so no relay releases to the old server.
+            let mail_unsettled = step.kind == StepKind::VerifySwitch
+                && db::steps(conn, path, m.id)?.iter().any(|s| {
+                    matches!(s.kind.as_str(), "switch" | "verify_switch")
+                        && !mail_failures(&s.evidence).is_empty()
+                });
+            let looked = run_check_step(step.kind, &mut m, fx, mail_unsettled)?;
             let tries = m.plan.verify.tries.max(1);
             let ending = match looked {
                 Looked::Past(outcome, evidence, reason) => {
@@ -285,6 +297,10 @@ fn forward_step(
                     m.attempts += 1;
                     m.reason = Some(why.clone());
                     (StepOutcome::Waiting, evidence, Some(why), Stamp::Try)
+                }
+                Looked::Retry(evidence, why) => {
+                    m.reason = Some(why.clone());
+                    (StepOutcome::Retrying, evidence, Some(why), Stamp::Try)
                 }
                 Looked::Failed(evidence, why) => {
                     m.attempts += 1;
@@ -737,6 +753,7 @@ fn run_check_step(
     kind: StepKind,
     m: &mut Migration,
     fx: &Effects<'_>,
+    mail_unsettled: bool,
 ) -> Result<Looked, RunnerError> {
     let plan = &m.plan;
     Ok(match kind {
@@ -890,18 +907,40 @@ fn run_check_step(
             );
             let mut evidence = json!({"survey": survey, "checks": results, "problems": problems});
             if problems.is_empty() {
-                let mut reason = None;
                 if let Some(mv) = &plan.mail {
-                    evidence["mail"] = json!([mail_evidence(
-                        "release",
-                        &mv.domain,
-                        None,
-                        fx.mail.release(&mv.domain)
-                    )]);
+                    // Released only once every relay has the new
+                    // destination, and done only once every relay released.
+                    let mut actions = Vec::new();
+                    if mail_unsettled {
+                        actions.push(mail_evidence(
+                            "retarget",
+                            &mv.domain,
+                            Some(&mv.to),
+                            fx.mail.retarget(&mv.domain, &mv.to),
+                        ));
+                    }
+                    if actions.iter().all(|a| a["ok"] == json!(true)) {
+                        actions.push(mail_evidence(
+                            "release",
+                            &mv.domain,
+                            None,
+                            fx.mail.release(&mv.domain),
+                        ));
+                    }
+                    evidence["mail"] = json!(actions);
                     let failed = mail_failures(&evidence);
-                    reason = (!failed.is_empty()).then(|| failed.join("; "));
+                    if !failed.is_empty() {
+                        return Ok(Looked::Retry(
+                            evidence,
+                            format!(
+                                "{}; the mail is asked again in {}s (the switch itself is verified)",
+                                failed.join("; "),
+                                plan.verify.interval
+                            ),
+                        ));
+                    }
                 }
-                Looked::Past(StepOutcome::Done, evidence, reason)
+                Looked::Past(StepOutcome::Done, evidence, None)
             } else {
                 Looked::Failed(evidence, problems.join("; "))
             }

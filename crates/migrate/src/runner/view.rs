@@ -85,10 +85,11 @@ impl Migration {
         let step = self.plan.steps.get(self.cursor)?;
         let base = self.last_done_at.unwrap_or(self.created_at);
         let mut due = step.at.max(later(base, self.delay(self.cursor)));
-        if self.attempts > 0 {
-            if let Some(t) = self.last_try_at {
-                due = due.max(later(t, self.plan.verify.interval.max(1)));
-            }
+        // A try of this step (a failed or waiting attempt, or mail not
+        // acknowledged by every relay, which counts no attempt): the next
+        // one after the interval. `advance` clears it.
+        if let Some(t) = self.last_try_at {
+            due = due.max(later(t, self.plan.verify.interval.max(1)));
         }
         Some(due)
     }

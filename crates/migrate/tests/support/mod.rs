@@ -286,6 +286,26 @@ impl Checks for ScriptedChecks {
 pub struct Recorder {
     /// Every call, in words.
     pub calls: Mutex<Vec<String>>,
+    /// How many mail actions from now on fail (a relay down), recorded
+    /// with " refused".
+    pub refuse_mail: Mutex<u32>,
+}
+
+impl Recorder {
+    /// Records a mail action; fails it while `refuse_mail` counts.
+    fn mail(&self, call: String, said: &str) -> Result<String, String> {
+        let mut refuse = self.refuse_mail.lock().expect("lock");
+        if *refuse > 0 {
+            *refuse -= 1;
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(format!("{call} refused"));
+            return Err("mx2 (http://mx2.test): unreachable".into());
+        }
+        self.calls.lock().expect("lock").push(call);
+        Ok(said.into())
+    }
 }
 
 impl Flusher for Recorder {
@@ -300,25 +320,13 @@ impl Flusher for Recorder {
 
 impl MailControl for Recorder {
     fn hold(&self, domain: &str) -> Result<String, String> {
-        self.calls
-            .lock()
-            .expect("lock")
-            .push(format!("hold {domain}"));
-        Ok("held".into())
+        self.mail(format!("hold {domain}"), "held")
     }
     fn retarget(&self, domain: &str, destination: &str) -> Result<String, String> {
-        self.calls
-            .lock()
-            .expect("lock")
-            .push(format!("retarget {domain} {destination}"));
-        Ok("retargeted".into())
+        self.mail(format!("retarget {domain} {destination}"), "retargeted")
     }
     fn release(&self, domain: &str) -> Result<String, String> {
-        self.calls
-            .lock()
-            .expect("lock")
-            .push(format!("release {domain}"));
-        Ok("released".into())
+        self.mail(format!("release {domain}"), "released")
     }
 }
 

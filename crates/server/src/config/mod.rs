@@ -10,6 +10,7 @@ pub mod http;
 pub mod mail;
 #[cfg(test)]
 mod reference;
+pub mod relay;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,6 +28,14 @@ pub use self::duration::{duration, MAX_DURATION};
 
 /// The only config format version this cutover reads.
 pub const VERSION: u32 = 1;
+
+/// `message` prefixed with the line and column of byte `offset` of `text`.
+fn at_offset(text: &str, offset: usize, message: &str) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}: {message}")
+}
 
 /// Where the config is looked for when `--config` is not given, in order.
 pub const DEFAULT_PATHS: &[&str] = &["./cutover.toml", "/etc/cutover/cutover.toml"];
@@ -69,6 +78,10 @@ pub struct Config {
     /// The `[[notify]]` tables, typed (not a key of the file).
     #[serde(skip)]
     pub notify_targets: Vec<cutover_migrate::notify::Target>,
+    /// `[[relay]]`: the other cutover relays of the migrated domains,
+    /// steered by the migration's mail steps through their control planes.
+    #[serde(default)]
+    pub relay: Vec<relay::RelayPeer>,
 }
 
 /// The `[dns]` section.
@@ -273,6 +286,9 @@ impl Config {
             for target in &mut config.notify_targets {
                 target.resolve_paths(dir);
             }
+            for relay in &mut config.relay {
+                relay.resolve_paths(dir);
+            }
         }
         Ok(config)
     }
@@ -291,14 +307,8 @@ impl Config {
             .notify
             .iter()
             .map(|raw| {
-                cutover_migrate::notify::Target::from_raw(raw, &mut |_, _, _| {}).map_err(
-                    |(offset, message)| {
-                        let before = &text[..offset.min(text.len())];
-                        let line = before.matches('\n').count() + 1;
-                        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                        error(format!("line {line}, column {column}: {message}"))
-                    },
-                )
+                cutover_migrate::notify::Target::from_raw(raw, &mut |_, _, _| {})
+                    .map_err(|(offset, message)| error(at_offset(text, offset, &message)))
             })
             .collect::<Result<_, _>>()?;
         if config.version != VERSION {
@@ -307,6 +317,8 @@ impl Config {
                 config.version
             )));
         }
+        relay::validate(&config.relay)
+            .map_err(|(offset, message)| error(at_offset(text, offset, &message)))?;
         if let Some(mail) = &config.mail {
             mail.validate(Some(text))
                 .map_err(|e| error(format!("[mail]: {e}")))?;

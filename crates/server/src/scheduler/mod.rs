@@ -39,7 +39,6 @@ use cutover_migrate::{Effects, MigrationFile, Migrations, NoMail, State, SystemC
 use cutover_provider::Provider;
 
 use crate::config::mail::MailConfig;
-use crate::relay::MigrationMail;
 use cutover_migrate::flush::CacheFlusher;
 
 /// What a migration acts on besides its provider: the config's local caches
@@ -50,6 +49,8 @@ pub struct Site {
     pub flush: Settings,
     /// The relay whose queue the mail steps hold, retarget and release.
     pub mail: Option<MailConfig>,
+    /// The other relays of the domain (`[[relay]]`), steered too.
+    pub relays: Vec<crate::config::relay::RelayPeer>,
     /// The config's `[[notify]]` targets: told of every migration of the store.
     pub notify: Vec<cutover_migrate::notify::Target>,
 }
@@ -60,6 +61,7 @@ impl Site {
         config.map_or_else(Site::default, |config| Site {
             flush: config.flush.clone(),
             mail: config.mail.clone(),
+            relays: config.relay.clone(),
             notify: config.notify_targets.clone(),
         })
     }
@@ -80,8 +82,9 @@ pub struct Wiring {
     checks: ProbeChecks,
     /// The local caches of the flush step (the config's `[flush]` section).
     flusher: CacheFlusher,
-    /// The relay of the mail steps (the config's `[mail]`), if any.
-    mail: Option<MigrationMail>,
+    /// The relays of the mail steps (the config's `[mail]` and
+    /// `[[relay]]`s: every one must acknowledge), if any.
+    mail: Option<Box<dyn cutover_migrate::MailControl>>,
 }
 
 impl Wiring {
@@ -97,7 +100,7 @@ impl Wiring {
             flusher: CacheFlusher {
                 settings: site.flush.clone(),
             },
-            mail: site.mail.as_ref().map(MigrationMail::new),
+            mail: crate::mail_fleet::migration_mail(site.mail.as_ref(), &site.relays),
         })
     }
 
@@ -125,7 +128,7 @@ impl Wiring {
             checks: &self.checks,
             flusher: &self.flusher,
             mail: match &self.mail {
-                Some(mail) => mail,
+                Some(mail) => &**mail,
                 None => &NoMail,
             },
             clock: &SystemClock,

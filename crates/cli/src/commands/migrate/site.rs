@@ -90,6 +90,9 @@ pub(super) fn site_hazards(
                     ),
                 ));
             }
+        } else if site.mail.is_none() && !site.relays.is_empty() {
+            // Only other relays ([[relay]]): what they relay is theirs to
+            // say; a relay that cannot do it fails the mail step, named.
         } else {
             let why = match &site.mail {
                 None => "has no [mail] relay".to_string(),
@@ -120,4 +123,39 @@ pub(super) fn site_hazards(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A migration file moving www, with a `[mail]` for example.test.
+    const FILE: &str =
+        "version = 1\nzone = \"example.test.\"\nprovider = { kind = \"embedded\" }\n\
+        [[move]]\nfrom = \"192.0.2.1\"\nto = \"192.0.2.2\"\n\
+        [mail]\ndomain = \"example.test\"\nfrom = \"192.0.2.1:25\"\nto = \"192.0.2.2:25\"\n";
+
+    /// The mail hazards of [`FILE`] on a site whose config is `config`.
+    fn mail_hazards(config: &str) -> Vec<String> {
+        let file = MigrationFile::parse(FILE, "m.toml").unwrap();
+        let config = cutover_server::config::Config::parse(config, "c.toml").unwrap();
+        let site = Site::of(Some(&config));
+        site_hazards(&file, &site, None)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn other_relays_alone_are_a_relay_for_the_mail_steps() {
+        let none = mail_hazards("");
+        assert!(
+            none.iter().any(|h| h.contains("has no [mail] relay")),
+            "no relay at all is refused: {none:?}"
+        );
+        let relays = mail_hazards(
+            "[[relay]]\nname = \"mx2\"\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n",
+        );
+        assert!(relays.is_empty(), "[[relay]] only: {relays:?}");
+    }
 }
