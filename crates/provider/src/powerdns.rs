@@ -148,43 +148,13 @@ impl PowerDnsProvider {
 
     /// GETs the zone.
     fn get(&self, zone: &Name) -> Result<ZoneBody, ProviderError> {
-        let url = self.zone_url(zone);
-        let mut response = self
-            .agent
-            .get(&url)
-            .header("X-API-Key", &self.api_key)
-            .header("Accept", "application/json")
-            .call()
-            .map_err(|e| ProviderError::Unreachable(format!("GET {url}: {e}")))?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            let body = response.body_mut().read_to_string().unwrap_or_default();
-            return Err(status_error(zone, "GET", &url, status, &body));
-        }
-        response
-            .body_mut()
-            .read_json::<ZoneBody>()
-            .map_err(|e| ProviderError::Unreachable(format!("GET {url}: unreadable zone: {e}")))
+        self.get_json(&self.zone_url(zone), zone, "zone")
     }
 
     /// GETs the list of every zone of the server.
     fn list(&self) -> Result<Vec<Name>, ProviderError> {
         let url = format!("{}/api/v1/servers/{}/zones", self.url, self.server);
-        let mut response = self
-            .agent
-            .get(&url)
-            .header("X-API-Key", &self.api_key)
-            .header("Accept", "application/json")
-            .call()
-            .map_err(|e| ProviderError::Unreachable(format!("GET {url}: {e}")))?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            let body = response.body_mut().read_to_string().unwrap_or_default();
-            return Err(status_error(&Name::root(), "GET", &url, status, &body));
-        }
-        let listed: Vec<ZoneListed> = response.body_mut().read_json().map_err(|e| {
-            ProviderError::Unreachable(format!("GET {url}: unreadable list of zones: {e}"))
-        })?;
+        let listed: Vec<ZoneListed> = self.get_json(&url, &Name::root(), "list of zones")?;
         listed
             .iter()
             .map(|z| {
@@ -193,6 +163,32 @@ impl PowerDnsProvider {
                 })
             })
             .collect()
+    }
+
+    /// GETs `url` and reads its JSON body (`what`, for errors); a status
+    /// other than 200 is an error about `zone`.
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        zone: &Name,
+        what: &str,
+    ) -> Result<T, ProviderError> {
+        let mut response = self
+            .agent
+            .get(url)
+            .header("X-API-Key", &self.api_key)
+            .header("Accept", "application/json")
+            .call()
+            .map_err(|e| ProviderError::Unreachable(format!("GET {url}: {e}")))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(status_error(zone, "GET", url, status, &body));
+        }
+        response
+            .body_mut()
+            .read_json::<T>()
+            .map_err(|e| ProviderError::Unreachable(format!("GET {url}: unreadable {what}: {e}")))
     }
 
     /// PATCHes RRsets of the zone.

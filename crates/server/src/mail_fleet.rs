@@ -170,7 +170,10 @@ fn post(peer: &RelayPeer, action: &str, body: &str) -> Result<MailActionResult, 
         .timeout_global(Some(PEER_TIMEOUT))
         .max_redirects(0);
     if let Some(ca_file) = &peer.ca_file {
-        config = config.tls_config(https_roots(ca_file.get_ref())?);
+        config = config.tls_config(cutover_migrate::notify::https_roots(
+            ca_file.get_ref(),
+            "relay.ca_file",
+        )?);
     }
     let agent: ureq::Agent = config.build().into();
     let url = format!("{}/api/v1/mail/{action}", peer.base());
@@ -196,26 +199,4 @@ fn post(peer: &RelayPeer, action: &str, body: &str) -> Result<MailActionResult, 
     }
     serde_json::from_str(&text)
         .map_err(|e| format!("HTTP {status} with an answer not understood: {e}"))
-}
-
-/// A TLS config for ureq trusting the certificates of `path` only.
-fn https_roots(path: &std::path::Path) -> Result<ureq::tls::TlsConfig, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("relay.ca_file {}: {e}", path.display()))?;
-    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("relay.ca_file {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "relay.ca_file {}: no certificate in it",
-            path.display()
-        ));
-    }
-    Ok(ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-        .build())
 }

@@ -64,6 +64,22 @@ fn addresses(server: SocketAddr, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until `server` answers www with `address` (`within` at most).
+fn wait_answered(server: SocketAddr, address: &str, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = addresses(server, "www.example.test.");
+        if seen == [address] {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {what} (www {address}) answered within {within:?}, still {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A query id that differs between queries.
 fn query_id() -> u16 {
     std::time::SystemTime::now()
@@ -112,18 +128,12 @@ fn a_server_started_in_process_answers_follows_the_store_and_lets_its_port_go() 
     store
         .replace_zone(&zone(dir.path(), CHANGED), "test change")
         .expect("the change is stored");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen = addresses(server, "www.example.test.");
-        if seen == ["192.0.2.2"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected the stored change (www 192.0.2.2) answered within 30 s, still {seen:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_answered(
+        server,
+        "192.0.2.2",
+        Duration::from_secs(30),
+        "the stored change",
+    );
 
     running.shutdown();
     UdpSocket::bind(server).unwrap_or_else(|e| {
@@ -158,18 +168,12 @@ fn a_change_by_another_writer_is_answered_without_waiting_for_the_poll() {
     other
         .replace_zone(&zone(dir.path(), CHANGED), "another writer")
         .expect("the change is stored");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let seen = addresses(server, "www.example.test.");
-        if seen == ["192.0.2.2"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected the change answered within 10 s with a poll of an hour (the store's wake-up), still {seen:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_answered(
+        server,
+        "192.0.2.2",
+        Duration::from_secs(10),
+        "the change, with a poll of an hour (the store's wake-up)",
+    );
     // The watcher stops within a slice, not an interval.
     let stopping = Instant::now();
     running.shutdown();

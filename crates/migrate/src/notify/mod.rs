@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::runner::{Detail, Event, EventKind, State, StepOutcome};
 
 pub use outbox::Delivery;
-pub use send::{sign, SEND_TIMEOUT};
+pub use send::{https_roots, sign, SEND_TIMEOUT};
 pub use target::{Channel, Happening, MailLogin, MailTls, Noted, Target};
 pub use worker::{backoff_from, deliveries, Pass, Scope, Worker, WorkerHandle};
 

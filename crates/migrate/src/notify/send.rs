@@ -122,7 +122,7 @@ fn post(
         .timeout_global(Some(SEND_TIMEOUT))
         .max_redirects(0);
     if let Some(path) = ca_file {
-        config = config.tls_config(https_roots(path)?);
+        config = config.tls_config(https_roots(path, "notify.ca_file")?);
     }
     let agent: ureq::Agent = config.build().into();
     let mut request = agent
@@ -146,9 +146,10 @@ fn post(
     }
 }
 
-/// A TLS config for ureq trusting the certificates of `path` only.
-fn https_roots(path: &Path) -> Result<ureq::tls::TlsConfig, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("notify.ca_file {}: {e}", path.display()))?;
+/// A TLS config for ureq trusting the certificates of `path` only; errors
+/// name the file as `key` (`notify.ca_file`, `relay.ca_file`).
+pub fn https_roots(path: &Path, key: &str) -> Result<ureq::tls::TlsConfig, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
     let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
             Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
@@ -156,12 +157,9 @@ fn https_roots(path: &Path) -> Result<ureq::tls::TlsConfig, String> {
             Err(e) => Some(Err(e)),
         })
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("notify.ca_file {}: {e}", path.display()))?;
+        .map_err(|e| format!("{key} {}: {e}", path.display()))?;
     if certs.is_empty() {
-        return Err(format!(
-            "notify.ca_file {}: no certificate in it",
-            path.display()
-        ));
+        return Err(format!("{key} {}: no certificate in it", path.display()));
     }
     Ok(ureq::tls::TlsConfig::builder()
         .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))

@@ -355,42 +355,19 @@ impl Target {
                     return Err((to.span().start, "[[notify]] of kind \"webhook\" takes no `to`".into()));
                 }
                 let url = url(noted, false)?;
-                let secret = match (&table.secret, &table.secret_file, &table.secret_env) {
-                    (Some(s), None, None) => {
-                        if s.get_ref().trim().is_empty() {
-                            return Err((at(s), "notify.secret is empty".into()));
-                        }
-                        noted(Noted::Inline, "notify.secret", at(s));
-                        Secret::Inline(s.get_ref().trim().to_string())
-                    }
-                    (None, Some(f), None) => {
-                        noted(Noted::File, "notify.secret_file", at(f));
-                        Secret::File(PathBuf::from(f.get_ref().trim()))
-                    }
-                    (None, None, Some(e)) => {
-                        let name = env_name(e, "notify.secret_env")?;
-                        noted(Noted::Env("notify.secret_env"), &name, at(e));
-                        Secret::Env(name)
-                    }
-                    (None, None, None) => {
-                        return Err((
-                            raw.span().start,
-                            "[[notify]] of kind \"webhook\": expected the signing key: `secret_file = PATH`, `secret_env = NAME` or `secret`".into(),
-                        ))
-                    }
-                    (s, f, e) => {
-                        let second = [e.as_ref(), f.as_ref(), s.as_ref()]
-                            .into_iter()
-                            .flatten()
-                            .next()
-                            .expect("two of three are given");
-                        return Err((
-                            at(second),
-                            "give the signing key once: secret_file, secret_env or secret, not two"
-                                .into(),
-                        ));
-                    }
-                };
+                let secret = one_secret(
+                    [&table.secret, &table.secret_file, &table.secret_env],
+                    ["notify.secret", "notify.secret_file", "notify.secret_env"],
+                    ("the signing key", true),
+                    noted,
+                    &env_name,
+                )?
+                .ok_or_else(|| {
+                    (
+                        raw.span().start,
+                        "[[notify]] of kind \"webhook\": expected the signing key: `secret_file = PATH`, `secret_env = NAME` or `secret`".to_string(),
+                    )
+                })?;
                 Channel::Webhook {
                     url,
                     secret,
@@ -546,6 +523,60 @@ fn refuse_mail_keys(table: &RawNotify, refuse: &KeyRefusal<'_>) -> Result<(), (u
     Ok(())
 }
 
+/// A secret given one way of three — inline, by file, by environment
+/// variable, under `keys` in that order — each way noted; `None` when none
+/// is. `what` names it when two are given; `trim` trims an inline value.
+fn one_secret(
+    given: [&Option<Spanned<String>>; 3],
+    keys: [&'static str; 3],
+    (what, trim): (&str, bool),
+    noted: &mut dyn FnMut(Noted, &str, usize),
+    env_name: &EnvName<'_>,
+) -> Result<Option<Secret>, TableError> {
+    let at = |s: &Spanned<String>| s.span().start;
+    let [inline_key, file_key, env_key] = keys;
+    match given {
+        [None, None, None] => Ok(None),
+        [Some(v), None, None] => {
+            if v.get_ref().trim().is_empty() {
+                return Err((at(v), format!("{inline_key} is empty")));
+            }
+            noted(Noted::Inline, inline_key, at(v));
+            let value = match trim {
+                true => v.get_ref().trim().to_string(),
+                false => v.get_ref().clone(),
+            };
+            Ok(Some(Secret::Inline(value)))
+        }
+        [None, Some(f), None] => {
+            noted(Noted::File, file_key, at(f));
+            Ok(Some(Secret::File(PathBuf::from(f.get_ref().trim()))))
+        }
+        [None, None, Some(e)] => {
+            let name = env_name(e, env_key)?;
+            noted(Noted::Env(env_key), &name, at(e));
+            Ok(Some(Secret::Env(name)))
+        }
+        [v, f, e] => {
+            let second = [e.as_ref(), f.as_ref(), v.as_ref()]
+                .into_iter()
+                .flatten()
+                .next()
+                .expect("two of three are given");
+            let short = |key: &str| key.trim_start_matches("notify.").to_string();
+            Err((
+                at(second),
+                format!(
+                    "give {what} once: {}, {} or {}, not two",
+                    short(file_key),
+                    short(env_key),
+                    short(inline_key)
+                ),
+            ))
+        }
+    }
+}
+
 /// An e-mail table's login: `username` with the password inline, from a
 /// file or from an environment variable (each noted), or none.
 fn login(
@@ -555,36 +586,17 @@ fn login(
     env_name: &EnvName<'_>,
 ) -> Result<Option<MailLogin>, (usize, String)> {
     let at = |s: &Spanned<String>| s.span().start;
-    let password = match (&table.password, &table.password_file, &table.password_env) {
-        (None, None, None) => None,
-        (Some(p), None, None) => {
-            if p.get_ref().is_empty() {
-                return Err((at(p), "notify.password is empty".into()));
-            }
-            noted(Noted::Inline, "notify.password", at(p));
-            Some(Secret::Inline(p.get_ref().clone()))
-        }
-        (None, Some(f), None) => {
-            noted(Noted::File, "notify.password_file", at(f));
-            Some(Secret::File(PathBuf::from(f.get_ref().trim())))
-        }
-        (None, None, Some(e)) => {
-            let name = env_name(e, "notify.password_env")?;
-            noted(Noted::Env("notify.password_env"), &name, at(e));
-            Some(Secret::Env(name))
-        }
-        (p, f, e) => {
-            let second = [e.as_ref(), f.as_ref(), p.as_ref()]
-                .into_iter()
-                .flatten()
-                .next()
-                .expect("two of three are given");
-            return Err((
-                at(second),
-                "give the password once: password_file, password_env or password, not two".into(),
-            ));
-        }
-    };
+    let password = one_secret(
+        [&table.password, &table.password_file, &table.password_env],
+        [
+            "notify.password",
+            "notify.password_file",
+            "notify.password_env",
+        ],
+        ("the password", false),
+        noted,
+        env_name,
+    )?;
     match (&table.username, password) {
         (None, None) => Ok(None),
         (Some(name), Some(password)) => {
