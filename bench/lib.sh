@@ -57,6 +57,25 @@ while True:
 EOF
 }
 
+# Prints the sections every benchmark's knotd shares: folder $1, on
+# 127.0.0.1@$2, one worker of each kind (the servers compared on one core),
+# warnings on stderr; the caller appends its keys, ACLs, templates and zones.
+knot_server_conf() {
+    cat <<EOF
+server:
+    rundir: "$1"
+    listen: 127.0.0.1@$2
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$1"
+log:
+  - target: stderr
+    any: warning
+EOF
+}
+
 # Waits until the server on port $1 answers an SOA query (at most $2 seconds).
 wait_for_answer() {
     local port=$1 limit=$2 i

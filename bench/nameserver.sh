@@ -68,18 +68,9 @@ start_knot() {
     local zonefile=$1 port=$2 dir
     dir=$(mktemp -d "$WORK/knot.XXXXXX")
     cp "$zonefile" "$dir/bench.zone"
-    cat >"$dir/knot.conf" <<EOF
-server:
-    rundir: "$dir"
-    listen: 127.0.0.1@$port
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$dir"
-log:
-  - target: stderr
-    any: warning
+    {
+        knot_server_conf "$dir" "$port"
+        cat <<EOF
 template:
   - id: default
     storage: "$dir"
@@ -90,6 +81,7 @@ zone:
   - domain: $ORIGIN
     file: "$dir/bench.zone"
 EOF
+    } >"$dir/knot.conf"
     STARTED=$(date +%s.%N)
     taskset -c 0 knotd -c "$dir/knot.conf" 2>"$dir/knotd.log" &
     SERVER_PID=$!

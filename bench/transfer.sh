@@ -83,18 +83,9 @@ start_knot() {
     local port=$1 dir
     dir=$(mktemp -d "$WORK/knot.XXXXXX")
     cp "$WORK/zone/bench.zone" "$dir/bench.zone"
-    cat >"$dir/knot.conf" <<EOF
-server:
-    rundir: "$dir"
-    listen: 127.0.0.1@$port
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$dir"
-log:
-  - target: stderr
-    any: warning
+    {
+        knot_server_conf "$dir" "$port"
+        cat <<EOF
 acl:
   - id: transfer
     address: 127.0.0.1
@@ -107,6 +98,7 @@ zone:
     semantic-checks: off
     acl: transfer
 EOF
+    } >"$dir/knot.conf"
     taskset -c 0 knotd -c "$dir/knot.conf" 2>"$dir/knotd.log" &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")

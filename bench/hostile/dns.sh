@@ -58,18 +58,9 @@ start_knot() {
     local port=$1 dir
     dir=$(mktemp -d "$WORK/knot.XXXXXX")
     cp "$WORK/hostile.zone" "$dir/hostile.zone"
-    cat >"$dir/knot.conf" <<EOF
-server:
-    rundir: "$dir"
-    listen: 127.0.0.1@$port
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$dir"
-log:
-  - target: stderr
-    any: warning
+    {
+        knot_server_conf "$dir" "$port"
+        cat <<EOF
 key:
   - id: $KEY_NAME
     algorithm: hmac-sha256
@@ -85,6 +76,7 @@ zone:
     zonefile-sync: -1
     acl: update
 EOF
+    } >"$dir/knot.conf"
     taskset -c 0 knotd -c "$dir/knot.conf" 2>"$dir/knotd.log" &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")

@@ -334,6 +334,9 @@ fn wait_served(
     let server = SocketAddr::new(ip, listen.port());
     let limits = cutover_nameserver::transfer::Limits::default();
     let deadline = Instant::now() + SERVED_WITHIN;
+    // Asked again after 1, 2, 4 … ms, then every 20 ms: serve publishes a
+    // small zone within a millisecond or two of the commit.
+    let mut pause = Duration::from_millis(1);
     loop {
         let seen = cutover_nameserver::transfer::soa_serial(server, origin, None, limits);
         if let Ok(seen) = seen {
@@ -353,7 +356,8 @@ fn wait_served(
             );
             return;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
