@@ -335,6 +335,17 @@ fn a_record_edit_beside_a_running_serve_returns_once_served() {
         scratch.config(port, "", "")
     });
     let config = scratch.path("cutover.toml");
+    // serve answers before its scheduler has taken the store's lock, which
+    // is how the command knows a serve runs there: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cutover_server::scheduler::presence::scheduler_runs(&scratch.path("cutover.db")) {
+        assert!(
+            Instant::now() < deadline,
+            "serve's scheduler did not take the store's lock; log:\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = scratch.ok(&[
         "--config",
         config.to_str().unwrap(),

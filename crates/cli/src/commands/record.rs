@@ -322,7 +322,8 @@ fn wait_served(
     if !cutover_server::scheduler::presence::scheduler_runs(store.path()) {
         return;
     }
-    let Some(listen) = config.dns.listen.first() else {
+    // A port the system picks (`:0`) cannot be asked from here.
+    let Some(listen) = config.dns.listen.iter().find(|a| a.port() != 0) else {
         return;
     };
     // A wildcard listener answers on loopback.
