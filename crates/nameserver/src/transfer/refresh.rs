@@ -387,14 +387,35 @@ impl Receiver for SoaReceiver {
     }
 }
 
-/// The SOA serial of `zone` at `server`, asked over TCP (signed with `key`
-/// when given), the answer checked as a transfer's messages are.
+/// How many times the SOA is asked over UDP before TCP is tried.
+const UDP_TRIES: u32 = 3;
+/// How long each UDP try waits for the answer.
+const UDP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The SOA serial of `zone` at `server` (signed with `key` when given), the
+/// answer checked as a transfer's messages are: over UDP as secondaries
+/// ask (RFC 1034 §4.3.5), three tries of a second; over TCP when the
+/// answer is truncated or UDP gets none (a primary or a path that drops
+/// UDP).
 pub fn soa_serial(
     server: SocketAddr,
     zone: &Name,
     key: Option<Arc<Key>>,
     limits: Limits,
 ) -> Result<Serial, TransferError> {
+    match soa_serial_udp(server, zone, key.clone(), limits)? {
+        Some(serial) => Ok(serial),
+        None => soa_serial_tcp(server, zone, key, limits),
+    }
+}
+
+/// A query for the SOA of `zone`, signed with `key` when given, and the
+/// receiver that checks its answer.
+fn soa_query(
+    zone: &Name,
+    key: Option<Arc<Key>>,
+    limits: Limits,
+) -> Result<(Vec<u8>, SoaReceiver), TransferError> {
     let id = random_id();
     let mut query = question(zone, id, SOA, 0);
     let verifier = match key {
@@ -405,6 +426,76 @@ pub fn soa_serial(
         checks: Checks::new(zone.clone(), id, verifier, limits),
         serial: None,
     };
+    Ok((query, receiver))
+}
+
+/// [`soa_serial`] over UDP: `None` when the answer is truncated or none
+/// came (TCP then), an error when the answer refuses or does not check.
+fn soa_serial_udp(
+    server: SocketAddr,
+    zone: &Name,
+    key: Option<Arc<Key>>,
+    limits: Limits,
+) -> Result<Option<Serial>, TransferError> {
+    let io = |source| TransferError::Io { server, source };
+    let local: SocketAddr = match server {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(local).map_err(io)?;
+    // Only the server's datagrams reach a connected socket.
+    socket.connect(server).map_err(io)?;
+    let mut buf = vec![0u8; 65535];
+    for _ in 0..UDP_TRIES {
+        // Each try is a new query (a new ID, a new signature).
+        let (query, mut receiver) = soa_query(zone, key.clone(), limits)?;
+        let id = [query[0], query[1]];
+        socket.send(&query).map_err(io)?;
+        let deadline = std::time::Instant::now() + UDP_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            socket.set_read_timeout(Some(left)).map_err(io)?;
+            let n = match socket.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                // An ICMP port unreachable: nothing listens on UDP there.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(None),
+                Err(e) => return Err(io(e)),
+            };
+            let message = &buf[..n];
+            // A late answer to an earlier try is not this one's.
+            if message.len() < 12 || message[..2] != id {
+                continue;
+            }
+            if message[2] & 0x02 != 0 {
+                return Ok(None);
+            }
+            receiver.receive(message, unix_now())?;
+            receiver.checks.finish()?;
+            return Ok(receiver.serial);
+        }
+    }
+    Ok(None)
+}
+
+/// [`soa_serial`] over TCP.
+fn soa_serial_tcp(
+    server: SocketAddr,
+    zone: &Name,
+    key: Option<Arc<Key>>,
+    limits: Limits,
+) -> Result<Serial, TransferError> {
+    let (query, receiver) = soa_query(zone, key, limits)?;
     let receiver = exchange(server, &query, receiver, limits)?;
     receiver.checks.finish()?;
     receiver.serial.ok_or(TransferError::Incomplete {
@@ -517,5 +608,64 @@ mod tests {
                 IxfrReceiver::new(v2.origin().clone(), Serial(1), 7, None, Limits::default());
             let _ = receiver.receive(&message[..end], 0);
         }
+    }
+
+    /// The catalog of `zone`, answered by the server's own answer function.
+    fn catalog_of(zone: &Zone) -> crate::Catalog {
+        crate::Catalog::new(vec![Arc::new(crate::ZoneSnapshot::build(zone))])
+    }
+
+    #[test]
+    fn the_soa_is_asked_over_udp() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server = socket.local_addr().unwrap();
+        let catalog = catalog_of(&zone(7, 1));
+        let answering = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let (n, client) = socket.recv_from(&mut buf).unwrap();
+            let mut response = Vec::new();
+            assert!(crate::answer::answer(
+                &catalog,
+                &buf[..n],
+                crate::answer::Transport::Udp,
+                &mut response
+            ));
+            socket.send_to(&response, client).unwrap();
+        });
+        let origin: Name = "example.com.".parse().unwrap();
+        let serial = soa_serial(server, &origin, None, Limits::default()).unwrap();
+        answering.join().unwrap();
+        assert_eq!(serial, Serial(7), "the serial answered over UDP");
+    }
+
+    #[test]
+    fn a_server_without_udp_is_asked_over_tcp() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let catalog = catalog_of(&zone(9, 1));
+        let answering = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut prefix = [0u8; 2];
+            stream.read_exact(&mut prefix).unwrap();
+            let mut query = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+            stream.read_exact(&mut query).unwrap();
+            let mut response = Vec::new();
+            assert!(crate::answer::answer(
+                &catalog,
+                &query,
+                crate::answer::Transport::Tcp,
+                &mut response
+            ));
+            let mut framed = (response.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&response);
+            stream.write_all(&framed).unwrap();
+        });
+        let origin: Name = "example.com.".parse().unwrap();
+        // Nothing listens on UDP at that port (or, if something does, it is
+        // not a DNS server for the zone): the query goes over TCP.
+        let serial = soa_serial(server, &origin, None, Limits::default()).unwrap();
+        answering.join().unwrap();
+        assert_eq!(serial, Serial(9), "the serial answered over TCP");
     }
 }
