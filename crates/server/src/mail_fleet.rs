@@ -105,13 +105,7 @@ impl cutover_migrate::MailControl for FleetMail {
         self.each(
             |mail| mail.hold(domain),
             |peer| {
-                let body = serde_json::to_string(&MailAction {
-                    all: false,
-                    domain: Some(domain.to_string()),
-                    message: None,
-                })
-                .map_err(|e| e.to_string())?;
-                let answer = post(peer, "hold", &body)?;
+                let answer = post_domain(peer, "hold", domain)?;
                 Ok(format!(
                     "{domain} held: {} queued message(s) held, and its mail arriving from now on",
                     answer.changed.len()
@@ -145,13 +139,7 @@ impl cutover_migrate::MailControl for FleetMail {
         self.each(
             |mail| mail.release(domain),
             |peer| {
-                let body = serde_json::to_string(&MailAction {
-                    all: false,
-                    domain: Some(domain.to_string()),
-                    message: None,
-                })
-                .map_err(|e| e.to_string())?;
-                let answer = post(peer, "release", &body)?;
+                let answer = post_domain(peer, "release", domain)?;
                 Ok(format!(
                     "{domain} released: {} message(s) released, due now",
                     answer.changed.len()
@@ -162,6 +150,17 @@ impl cutover_migrate::MailControl for FleetMail {
 }
 
 /// `POST {url}/api/v1/mail/{action}` with the relay's admin token; its
+/// `action` (`hold`, `release`) for the whole of `domain` on `peer`.
+fn post_domain(peer: &RelayPeer, action: &str, domain: &str) -> Result<MailActionResult, String> {
+    let body = serde_json::to_string(&MailAction {
+        all: false,
+        domain: Some(domain.to_string()),
+        message: None,
+    })
+    .map_err(|e| e.to_string())?;
+    post(peer, action, &body)
+}
+
 /// answer, or why not (the peer's own error message; never the token).
 fn post(peer: &RelayPeer, action: &str, body: &str) -> Result<MailActionResult, String> {
     let token = peer.token()?;

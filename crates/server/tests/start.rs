@@ -103,8 +103,8 @@ fn config(dir: &Path, store: &Path) -> Config {
     Config::load(&path).expect("the test config loads")
 }
 
-#[test]
-fn a_server_started_in_process_answers_follows_the_store_and_lets_its_port_go() {
+/// A store in a tempdir with the zone imported, and a config serving it.
+fn imported() -> (tempfile::TempDir, std::path::PathBuf, Store, Config) {
     let dir = tempfile::tempdir().unwrap();
     let store_path = dir.path().join("cutover.db");
     let store = Store::open(&store_path).unwrap();
@@ -112,6 +112,12 @@ fn a_server_started_in_process_answers_follows_the_store_and_lets_its_port_go() 
         .create_zone(&zone(dir.path(), ZONE), "test import")
         .unwrap();
     let config = config(dir.path(), &store_path);
+    (dir, store_path, store, config)
+}
+
+#[test]
+fn a_server_started_in_process_answers_follows_the_store_and_lets_its_port_go() {
+    let (dir, store_path, store, config) = imported();
 
     let running = Server::start(&config, None).expect("Server::start on a fresh store");
     let addrs = running.dns_addrs();
@@ -146,13 +152,7 @@ fn a_server_started_in_process_answers_follows_the_store_and_lets_its_port_go() 
 
 #[test]
 fn a_change_by_another_writer_is_answered_without_waiting_for_the_poll() {
-    let dir = tempfile::tempdir().unwrap();
-    let store_path = dir.path().join("cutover.db");
-    let store = Store::open(&store_path).unwrap();
-    store
-        .create_zone(&zone(dir.path(), ZONE), "test import")
-        .unwrap();
-    let config = config(dir.path(), &store_path);
+    let (dir, store_path, _store, config) = imported();
     // A poll once an hour: only the wake-up on the store's files can make
     // the change seen within the test's 10 s.
     let options = Options {
