@@ -94,7 +94,7 @@ pub fn parse_file(path: &Path, origin: Option<&Name>) -> Result<Parsed, ZoneFile
         column: 0,
         message: format!("cannot read the zone file: {e}"),
     })?;
-    parse_str(&text, &file, origin)
+    parser::parse_owned(text, &file, origin)
 }
 
 /// Parses zone file text; `file` names it in messages and is where

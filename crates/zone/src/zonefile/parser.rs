@@ -9,11 +9,10 @@
 //! The parser collects records first and builds the zone at the end,
 //! because the origin may only be known once the SOA is read.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, RecordType};
 
 use super::lexer::{Entry, Lexer, Token};
 use super::presentation::{parse_name, shorten};
@@ -74,7 +73,10 @@ impl FileState {
 /// The parser's state across a file and its includes.
 struct Parser {
     /// Records read so far, with where each was.
-    records: Vec<(Record, Position)>,
+    records: Vec<Record>,
+    /// Where each record of `records` was (kept apart: a million records
+    /// are built into a zone without copying their positions along).
+    positions: Vec<Position>,
     /// Warnings so far.
     warnings: Vec<ZoneFileError>,
     /// The zone's origin once known (argument, first `$ORIGIN`, SOA owner).
@@ -113,30 +115,58 @@ fn class_of(text: &str) -> Option<Class> {
 
 /// Parses a whole text (see [`super::parse_str`]).
 pub fn parse(text: &str, file: &str, origin: Option<&Name>) -> Result<Parsed, ZoneFileError> {
-    let mut parser = Parser {
-        records: Vec::new(),
-        warnings: Vec::new(),
-        zone_origin: origin.cloned(),
-        default_ttl: None,
-        last_ttl: None,
-        soa_minimum: None,
-        include_stack: Vec::new(),
-    };
-    let path = Path::new(file);
-    parser
-        .include_stack
-        .push(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
-    let state = FileState {
-        file: Rc::from(file),
-        dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        origin: origin.cloned(),
-        last_owner: None,
-    };
+    let mut parser = Parser::new(file, origin);
+    let state = parser.file_state(file, origin);
     parser.read(text, state)?;
     parser.finish(file)
 }
 
+/// Parses a whole text the caller gives up: it is freed once read, before
+/// the zone is built (36 MB of a million records' text is not kept
+/// alongside their zone).
+pub fn parse_owned(
+    text: String,
+    file: &str,
+    origin: Option<&Name>,
+) -> Result<Parsed, ZoneFileError> {
+    let mut parser = Parser::new(file, origin);
+    let state = parser.file_state(file, origin);
+    parser.read(&text, state)?;
+    drop(text);
+    parser.finish(file)
+}
+
 impl Parser {
+    /// A parser of `file`, with its path on the include stack.
+    fn new(file: &str, origin: Option<&Name>) -> Parser {
+        let mut parser = Parser {
+            records: Vec::new(),
+            positions: Vec::new(),
+            warnings: Vec::new(),
+            zone_origin: origin.cloned(),
+            default_ttl: None,
+            last_ttl: None,
+            soa_minimum: None,
+            include_stack: Vec::new(),
+        };
+        let path = Path::new(file);
+        parser
+            .include_stack
+            .push(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
+        parser
+    }
+
+    /// The state of the outermost file.
+    fn file_state(&self, file: &str, origin: Option<&Name>) -> FileState {
+        let path = Path::new(file);
+        FileState {
+            file: Rc::from(file),
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            origin: origin.cloned(),
+            last_owner: None,
+        }
+    }
+
     /// Reads every entry of one file's text.
     fn read(&mut self, text: &str, mut state: FileState) -> Result<(), ZoneFileError> {
         let mut lexer = Lexer::new(text);
@@ -330,14 +360,12 @@ impl Parser {
         };
         self.last_ttl = Some(ttl);
         state.last_owner = Some(owner.clone());
-        self.records.push((
-            Record {
-                name: owner,
-                ttl,
-                rdata,
-            },
-            position,
-        ));
+        self.records.push(Record {
+            name: owner,
+            ttl,
+            rdata,
+        });
+        self.positions.push(position);
         Ok(())
     }
 
@@ -353,22 +381,21 @@ impl Parser {
                 .error("no origin: pass one, set $ORIGIN, or start with an absolute SOA record"));
         };
         let mut warnings = self.warnings;
-        let mut zone = Zone::new(origin.clone());
-        let mut first_seen: BTreeMap<Name, Position> = BTreeMap::new();
-        for (record, position) in self.records {
-            first_seen
-                .entry(record.name.clone())
-                .or_insert_with(|| position.clone());
-            let (ttl, rtype) = (record.ttl, record.rdata.rtype());
-            match zone.add(record) {
-                Ok(None) => {}
-                Ok(Some(kept)) => warnings.push(position.error(format!(
-                    "TTL {ttl} differs from the TTL {kept} of the {} RRset it joins; keeping {kept}",
-                    type_to_text(rtype)
-                ))),
-                Err(e) => return Err(position.error(e.to_string())),
-            }
+        let (records, positions) = (self.records, self.positions);
+        let typed: Vec<(u32, RecordType)> =
+            records.iter().map(|r| (r.ttl, r.rdata.rtype())).collect();
+        let built = match Zone::from_records(origin, records) {
+            Ok(built) => built,
+            Err((at, e)) => return Err(positions[at].error(e.to_string())),
+        };
+        for &(at, kept) in &built.ttl_conflicts {
+            let (ttl, rtype) = typed[at];
+            warnings.push(positions[at].error(format!(
+                "TTL {ttl} differs from the TTL {kept} of the {} RRset it joins; keeping {kept}",
+                type_to_text(rtype)
+            )));
         }
+        let zone = built.zone;
         if let Some(problem) = zone.check().into_iter().next() {
             let name = match &problem {
                 ZoneError::OutOfZone { name, .. }
@@ -379,11 +406,17 @@ impl Parser {
                 | ZoneError::MissingGlue { name, .. } => name.clone(),
                 ZoneError::NoSoa { origin } | ZoneError::NoApexNs { origin } => origin.clone(),
             };
-            let at = first_seen
-                .get(&name)
+            // The first record of the name, or else the earliest first
+            // record of any name (the main file first).
+            let at = zone
+                .nodes()
+                .position(|(n, _)| *n == name)
+                .map(|node| &positions[built.first_records[node]])
                 .or_else(|| {
-                    first_seen
-                        .values()
+                    built
+                        .first_records
+                        .iter()
+                        .map(|&i| &positions[i])
                         .min_by_key(|p| (p.file.as_ref() != file, p.line, p.column))
                 })
                 .unwrap_or(&file_start);
@@ -396,7 +429,6 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::RecordType;
 
     #[test]
     fn owner_ttl_and_class_rules() {
