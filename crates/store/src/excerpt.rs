@@ -189,6 +189,9 @@ fn lost(excerpt: &Excerpt, diff: &ZoneDiff) -> Vec<Name> {
     };
     let origin = excerpt.zone.origin();
     let mut lost: Vec<Name> = Vec::new();
+    // A set beside the list: 20,000 names removed in one batch were 2×10⁸
+    // name comparisons with `Vec::contains`.
+    let mut seen: BTreeSet<&Name> = BTreeSet::new();
     for record in &diff.removed {
         let name = &record.name;
         let gone = match record.rdata.rtype() {
@@ -199,7 +202,7 @@ fn lost(excerpt: &Excerpt, diff: &ZoneDiff) -> Vec<Name> {
             RecordType::NS => name != origin && next.get(name, RecordType::NS).is_none(),
             _ => false,
         };
-        if gone && !lost.contains(name) {
+        if gone && seen.insert(name) {
             lost.push(name.clone());
         }
     }
