@@ -137,6 +137,20 @@ impl Survey {
     }
 }
 
+impl Survey {
+    /// The survey as seen from `location`: each server named with it
+    /// ("127.0.0.1:53 from fra1"), each problem prefixed by it.
+    pub fn located(mut self, location: &str) -> Survey {
+        for view in self.authorities.iter_mut().chain(self.resolvers.iter_mut()) {
+            view.server = format!("{} from {location}", view.server);
+        }
+        for p in &mut self.problems {
+            *p = format!("{location}: {p}");
+        }
+        self
+    }
+}
+
 impl Observations {
     /// Observations from a survey made at `at`.
     pub fn from_survey(survey: Survey, at: Timestamp) -> Observations {
