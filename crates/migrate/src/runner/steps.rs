@@ -154,6 +154,9 @@ fn together(per_zone: &[(String, Survey)]) -> Survey {
     out
 }
 
+/// One location and each zone's survey from it.
+type Located = (String, Vec<(String, Survey)>);
+
 /// What every zone's servers say from each location of the plan (its
 /// `[verify] locations`, as the checks resolve them now), each server
 /// named with its location when there are several ([`Survey::located`]).
@@ -162,11 +165,10 @@ fn surveys_from(
     fx: &Effects<'_>,
     asked: bool,
     locations: &[String],
-) -> Result<Vec<(String, Vec<(String, Survey)>)>, RunnerError> {
+) -> Result<Vec<Located>, RunnerError> {
     let plan = &m.plan;
     let label = named(locations);
-    let mut out: Vec<(String, Vec<(String, Survey)>)> =
-        locations.iter().map(|l| (l.clone(), Vec::new())).collect();
+    let mut out: Vec<Located> = locations.iter().map(|l| (l.clone(), Vec::new())).collect();
     for z in plan.zone_list() {
         let origin = Name::from_ascii(&z.zone).map_err(|e| RunnerError::Corrupt {
             id: m.id,
@@ -201,7 +203,7 @@ fn surveys_from(
 }
 
 /// Every location's surveys in one list of zones' surveys.
-fn flattened(per_location: Vec<(String, Vec<(String, Survey)>)>) -> Vec<(String, Survey)> {
+fn flattened(per_location: Vec<Located>) -> Vec<(String, Survey)> {
     per_location.into_iter().flat_map(|(_, z)| z).collect()
 }
 
