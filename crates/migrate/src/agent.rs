@@ -40,7 +40,7 @@ pub struct Question {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentTask {
-    /// Ask the zone's authorities and the agent's resolvers (`Checks::survey`).
+    /// Ask the zone's authorities and the agent's resolvers (a survey).
     Survey {
         /// The zone.
         zone: String,
@@ -49,7 +49,7 @@ pub enum AgentTask {
         /// The migration's `[verify]` (its resolvers replaced by the agent's own).
         verify: Verify,
     },
-    /// Run one service check (`Checks::service`).
+    /// Run one service check.
     Service {
         /// The check.
         check: Check,
