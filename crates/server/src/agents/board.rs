@@ -402,3 +402,121 @@ impl Board {
         self.lock().requeued
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_migrate::file::Verify;
+    use cutover_migrate::Survey;
+    use std::sync::Arc;
+
+    /// A board with short times: offline after 2 s, polls of 100 ms, leases of 300 ms.
+    fn board() -> Arc<Board> {
+        Arc::new(Board::new(AgentsConfig {
+            offline_after: Duration::from_secs(2),
+            poll_wait: Duration::from_millis(100),
+            lease: Duration::from_millis(300),
+            answer_within: Duration::from_secs(10),
+        }))
+    }
+
+    /// A survey task.
+    fn task() -> AgentTask {
+        AgentTask::Survey {
+            zone: "example.test.".into(),
+            rrsets: Vec::new(),
+            verify: Verify::default(),
+        }
+    }
+
+    /// An outcome.
+    fn outcome(problem: &str) -> AgentOutcome {
+        AgentOutcome::Survey(Survey {
+            problems: vec![problem.into()],
+            ..Survey::default()
+        })
+    }
+
+    #[test]
+    fn a_location_no_agent_polled_from_is_no_agent_online() {
+        let board = board();
+        let said = board.dispatch("fra1", task()).expect_err("no agent");
+        assert!(
+            said.starts_with("no agent online (none has polled"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_lease_that_passes_gives_the_job_to_the_next_poll_and_refuses_the_first_agent() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let board = board();
+        // Both agents are seen (a poll that finds nothing).
+        assert!(runtime.block_on(board.poll("a", "fra1", "t")).is_none());
+        assert!(runtime.block_on(board.poll("b", "fra1", "t")).is_none());
+        let dispatcher = {
+            let board = Arc::clone(&board);
+            std::thread::spawn(move || board.dispatch("fra1", task()))
+        };
+        let first = runtime
+            .block_on(async {
+                loop {
+                    if let Some(job) = board.poll("a", "fra1", "t").await {
+                        return Some(job);
+                    }
+                }
+            })
+            .expect("a leased the job");
+        assert_eq!(board.agents()[0].leased, 1, "{:?}", board.agents());
+        // a goes silent; after the lease the job is b's.
+        let second = runtime
+            .block_on(async {
+                loop {
+                    if let Some(job) = board.poll("b", "fra1", "t").await {
+                        return Some(job);
+                    }
+                }
+            })
+            .expect("b got the job once a's lease passed");
+        assert_eq!(first.id, second.id, "the same job, leased again");
+        assert_eq!(board.requeued(), 1);
+        board
+            .report("b", "fra1", "t", second.id, outcome("from b"))
+            .expect("b's result taken");
+        let got = dispatcher.join().unwrap().expect("an outcome");
+        assert_eq!(got, outcome("from b"));
+        let late = board
+            .report("a", "fra1", "t", first.id, outcome("from a"))
+            .expect_err("a's late result refused");
+        assert!(late.contains("no longer waited for"), "{late}");
+        let rows = board.agents();
+        let done: Vec<(&str, u64)> = rows.iter().map(|r| (r.name.as_str(), r.done)).collect();
+        assert_eq!(done, [("a", 0), ("b", 1)]);
+    }
+
+    #[test]
+    fn an_agent_silent_past_offline_after_is_offline_and_its_location_has_none_online() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let board = Arc::new(Board::new(AgentsConfig {
+            offline_after: Duration::from_millis(200),
+            poll_wait: Duration::from_millis(100),
+            lease: Duration::from_millis(300),
+            answer_within: Duration::from_secs(10),
+        }));
+        assert!(runtime.block_on(board.poll("a", "fra1", "t")).is_none());
+        assert!(board.agents()[0].online);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while board.agents()[0].online {
+            assert!(
+                Instant::now() < deadline,
+                "expected a offline after 200 ms of silence"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let said = board.dispatch("fra1", task()).expect_err("nobody online");
+        assert!(
+            said.starts_with("no agent online (a offline, last seen"),
+            "{said}"
+        );
+    }
+}

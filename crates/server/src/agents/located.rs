@@ -23,6 +23,9 @@ use cutover_zone::{Name, RecordType};
 
 use super::board::Board;
 
+/// The location standing for "every agent's" when no agent is known yet.
+const ALL_UNKNOWN: &str = "all";
+
 /// Checks from `local` and from the agents' locations.
 #[derive(Clone, Debug)]
 pub struct LocatedChecks {
@@ -40,6 +43,9 @@ impl LocatedChecks {
 
     /// Runs `task` at `location`: the outcome, or why there is none.
     fn at(&self, location: &str, task: AgentTask) -> Result<AgentOutcome, String> {
+        if location == ALL_UNKNOWN {
+            return Err("no agent has polled since serve started, so \"all\" names no location but local yet: not verified from anywhere else".to_string());
+        }
         match &self.board {
             Some(board) => board.dispatch(location, task),
             None => Err(NO_AGENTS_HERE.to_string()),
@@ -57,7 +63,9 @@ impl Checks for LocatedChecks {
     }
 
     /// `"all"`: `local` and every location an agent polled from since
-    /// serve started, online or not (an offline one is a problem).
+    /// serve started, online or not (an offline one is a problem); with
+    /// none known yet (serve just started), `all` itself stands for them,
+    /// a problem: never verified from local alone while "all" was asked.
     fn locations(&self, verify: &Verify) -> Vec<String> {
         match &verify.locations {
             Locations::Listed(listed) => listed.clone(),
@@ -65,6 +73,9 @@ impl Checks for LocatedChecks {
                 let mut out = vec![LOCAL.to_string()];
                 if let Some(board) = &self.board {
                     out.extend(board.locations().into_iter().filter(|l| l != LOCAL));
+                }
+                if out.len() == 1 {
+                    out.push(ALL_UNKNOWN.to_string());
                 }
                 out
             }
