@@ -736,3 +736,132 @@ fn migrate_run_refuses_a_migration_verified_from_other_locations() {
         "expected the refusal to say why: {stderr}"
     );
 }
+
+#[test]
+fn an_agent_trusts_a_private_ca_with_its_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let (cert, key) = (dir.path().join("api.pem"), dir.path().join("api.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let store = dir.path().join("cutover.db");
+    let store_arg = store.to_str().unwrap();
+    let token = |name: &str, scope: &str| {
+        ok(
+            "token create",
+            control::cutover(&[
+                "--store", store_arg, "token", "create", name, "--scope", scope,
+            ]),
+        )
+        .trim()
+        .to_owned()
+    };
+    let (agent_token, reader) = (token("agents", "agent"), token("viewer", "read"));
+    let config = dir.path().join("cutover.toml");
+    let log = dir.path().join("serve.log");
+    let (http, _serve) = control::start_on_free_ports("cutover serve", |ports| {
+        let dns = ports.on(control::LOOPBACK);
+        let http = ports.pick(&[control::LOOPBACK]);
+        std::fs::write(
+            &config,
+            format!("store = {store:?}\n[dns]\nlisten = [\"{dns}\"]\nudp_workers = 1\n[http]\nlisten = \"127.0.0.1:{http}\"\ntls_cert = {cert:?}\ntls_key = {key:?}\n{}", agents_section("10s")),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut serve = Guard {
+            child,
+            what: "cutover serve",
+        };
+        let [udp, tcp] = control::Socket::dns(dns);
+        let https = control::Socket::Tcp(SocketAddr::from((control::LOOPBACK, http)));
+        control::wait_bound("cutover serve", &mut serve.child, &[udp, tcp, https], &log)?;
+        Ok((http, serve))
+    });
+    let server = format!("https://localhost:{http}");
+    let spawn = |name: &str, ca: Option<&std::path::Path>| {
+        let log = dir.path().join(format!("agent-{name}.log"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        command
+            .args([
+                "agent",
+                "--server",
+                &server,
+                "--location",
+                "fra1",
+                "--name",
+                name,
+            ])
+            .env("CUTOVER_AGENT_TOKEN", &agent_token)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(ca) = ca {
+            command.arg("--ca-file").arg(ca);
+        }
+        Agent {
+            guard: Guard {
+                child: command.spawn().expect("cutover agent runs"),
+                what: "cutover agent",
+            },
+            log,
+        }
+    };
+    let trusting = spawn("fra1-ca", Some(&cert));
+    let untrusting = spawn("fra1-web", None);
+    // The listing, over HTTPS with the same CA (curl).
+    let listing = || {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "--resolve",
+                &format!("localhost:{http}:127.0.0.1"),
+            ])
+            .args([
+                "--cacert",
+                cert.to_str().unwrap(),
+                "-H",
+                &format!("Authorization: Bearer {reader}"),
+            ])
+            .arg(format!("{server}/api/v1/agents"))
+            .output()
+            .expect("curl runs");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = listing();
+        if online(&list, &["fra1-ca"]) {
+            assert!(
+                agent(&list, "fra1-web").is_none(),
+                "expected the agent without the CA never listed: {list:#}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected fra1-ca online over HTTPS, seen {list:#}; its log:\n{}",
+            trusting.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !untrusting.log().contains("trying again in") {
+        assert!(
+            Instant::now() < deadline,
+            "expected the agent without --ca-file to refuse the certificate and back off; its log:\n{}",
+            untrusting.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !untrusting.log().contains(&agent_token),
+        "expected the token never logged"
+    );
+}
