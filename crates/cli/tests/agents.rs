@@ -865,3 +865,59 @@ fn an_agent_trusts_a_private_ca_with_its_ca_file() {
         "expected the token never logged"
     );
 }
+
+#[test]
+fn a_quorum_of_two_goes_on_past_a_stale_location_and_names_it() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let site = Site::start(&agents_section("10s"));
+    let token = site.token("agents", "agent");
+    let local = unbound(&runtime, site.dns, FRESH);
+    let fra1 = unbound(&runtime, site.dns, FRESH);
+    let nyc1 = unbound(&runtime, site.dns, STALE);
+    let (old, _) = migration::address(nyc1.addr, "www.example.test.", true)
+        .unwrap_or_else(|e| panic!("nyc1's resolver answers www: {e}"));
+    assert_eq!(old.to_string(), "127.0.0.2");
+    let a = Agent::start(&site, &token, "fra1", "fra1-a", Some(fra1.addr));
+    let b = Agent::start(&site, &token, "nyc1", "nyc1-a", Some(nyc1.addr));
+    wait_agents(
+        &site,
+        Duration::from_secs(30),
+        "fra1-a and nyc1-a online",
+        |l| online(l, &["fra1-a", "nyc1-a"]),
+        &[&a, &b],
+    );
+    let (port, _web) = new_web();
+    let file = migration(
+        &site,
+        local.addr,
+        port,
+        "[\"local\", \"fra1\", \"nyc1\"]\nquorum = 2",
+    );
+    let plan = ok("migrate plan", site.run(&["migrate", "plan", &file]));
+    assert!(
+        plan.contains("from local, fra1, nyc1 (at least 2 must agree)"),
+        "{plan}"
+    );
+    let id = start(&site, &file);
+    let shown = wait_state(
+        &site,
+        id,
+        &["done", "rolled_back", "failed", "paused"],
+        Duration::from_secs(90),
+        &[&a, &b],
+    );
+    assert_eq!(shown["migration"]["summary"]["state"], "done", "{shown:#}");
+    let verify = steps(&shown, "verify_switch");
+    assert_eq!(
+        verify.len(),
+        1,
+        "expected one look, the quorum met at once: {shown:#}"
+    );
+    assert_eq!(verify[0]["outcome"], "done");
+    let reason = verify[0]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.starts_with("2 of 3 locations agree (quorum 2); nyc1 did not:")
+            && reason.contains("from nyc1 answers www.example.test. A with 127.0.0.2"),
+        "expected the disagreeing location named beside the quorum: {reason}"
+    );
+}
