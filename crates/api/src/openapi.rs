@@ -166,6 +166,7 @@ fn scope_sentence(scope: Scope) -> &'static str {
         Scope::Read => "Needs a read, probe or admin token.",
         Scope::Probe => "Needs a probe or admin token (a probe token only to the site's targets).",
         Scope::Admin => "Needs an admin token.",
+        Scope::Agent => "Needs an agent token (no other token may, an admin's neither).",
     }
 }
 

@@ -47,6 +47,8 @@ impl Method {
 ///  probe  + the routes that make `serve` connect out (check, verify, plan),
 ///           to the targets the zones and migrations name (and `[http] probe_allow`)
 ///  admin  + every change, and probes to any target
+///  agent  apart: a `cutover agent` fetches jobs and posts their results,
+///           and nothing else; no other token (an admin's neither) may
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
@@ -59,6 +61,8 @@ pub enum Scope {
     Probe,
     /// An admin token.
     Admin,
+    /// An agent token, and only one: the routes a `cutover agent` uses.
+    Agent,
 }
 
 impl Scope {
@@ -69,24 +73,33 @@ impl Scope {
             Scope::Read => "read",
             Scope::Probe => "probe",
             Scope::Admin => "admin",
+            Scope::Agent => "agent",
         }
     }
 
     /// The scope named `text`, as `cutover token create --scope` spells it
-    /// (`read`, `probe` or `admin`; `public` is no token's).
+    /// (`read`, `probe`, `admin` or `agent`; `public` is no token's).
     pub fn parse(text: &str) -> Option<Scope> {
         match text {
             "read" => Some(Scope::Read),
             "probe" => Some(Scope::Probe),
             "admin" => Some(Scope::Admin),
+            "agent" => Some(Scope::Agent),
             _ => None,
         }
     }
 
     /// True when a token of this scope may use a route that needs `needed`
-    /// (the scopes nest: admin ⊇ probe ⊇ read ⊇ public).
+    /// (the scopes nest: admin ⊇ probe ⊇ read ⊇ public; agent stands
+    /// apart: it grants the agent routes and public ones only, and only it
+    /// grants the agent routes).
     pub fn grants(self, needed: Scope) -> bool {
-        needed <= self
+        match (self, needed) {
+            (_, Scope::Public) => true,
+            (Scope::Agent, needed) => needed == Scope::Agent,
+            (_, Scope::Agent) => false,
+            _ => needed <= self,
+        }
     }
 }
 
@@ -164,6 +177,14 @@ pub enum RouteId {
     MigrationEvents,
     /// What the servers served over one migration (the dashboard's chart).
     MigrationObservations,
+    /// The agents, with their locations and whether they are online.
+    AgentList,
+    /// An agent asks for a job (long poll).
+    AgentPoll,
+    /// An agent posts a job's result.
+    AgentReport,
+    /// A survey from several locations (`cutover check --from`).
+    CheckFrom,
 }
 
 /// One route of the API.
@@ -208,7 +229,7 @@ const fn route(
 
 use Method::{Get, Patch, Post};
 use RouteId as R;
-use Scope::{Admin, Probe, Public, Read};
+use Scope::{Admin, Agent, Probe, Public, Read};
 
 /// Every route of the control plane.
 pub const ROUTES: &[Route] = &[
@@ -247,6 +268,10 @@ pub const ROUTES: &[Route] = &[
     route(R::MigrationApprove, Post, "/api/v1/migrations/{id}/approve", Admin, "Approve the gate a migration awaits approval at (`approve = \"before_STEP\"`), recorded with the token's name; refused when it awaits none.", Some("MigrationAction"), "MigrationSummary"),
     route(R::MigrationEvents, Get, "/api/v1/migrations/{id}/events", Read, "Server-sent events: `migration` with the detail whenever it changes.", None, "text/event-stream"),
     route(R::MigrationObservations, Get, "/api/v1/migrations/{id}/observations", Read, "What the servers served over the migration, oldest first: each run of surveys (a step's, or serve's watch between steps, at most once per verification interval) that counted alike, with how many authorities and resolvers gave the old values and the new. Reads the store; asks no one.", None, "MigrationObservations"),
+    route(R::AgentList, Get, "/api/v1/agents", Read, "Every `cutover agent` that polled since serve started: its location, when it was last seen, online or offline (silent longer than `[agents] offline_after`: never counted as agreeing), the jobs it finished and holds.", None, "AgentList"),
+    route(R::AgentPoll, Post, "/api/v1/agents/poll", Agent, "An agent registers (or is seen again) and waits up to `[agents] poll_wait` for a job of its location; the job is leased to it for `[agents] lease`, then given to another agent of the location (or the same one, back).", Some("AgentHello"), "AgentPolled"),
+    route(R::AgentReport, Post, "/api/v1/agents/results", Agent, "An agent posts the outcome of a job leased to it; `accepted` is false when the job is no longer its own (its lease passed, or the migration stopped waiting).", Some("AgentReport"), "AgentAccepted"),
+    route(R::CheckFrom, Post, "/api/v1/checks/from", Admin, "Ask a zone's authorities and resolvers from several locations at once (`cutover check --from`): `local` through serve's own probes, every other location through one of its online agents (waiting up to `[agents] answer_within`); a location with no agent online, or none answering in time, has a problem saying so.", Some("CheckFromRequest"), "CheckFromResult"),
 ];
 
 /// True for the routes whose work is bounded per token and in total
@@ -260,6 +285,7 @@ pub fn is_bounded(id: RouteId) -> bool {
             | RouteId::MigrationPlan
             | RouteId::MigrationCreate
             | RouteId::MigrationPropagation
+            | RouteId::CheckFrom
             | RouteId::Events
             | RouteId::MigrationEvents
     )
@@ -276,6 +302,8 @@ pub fn connects_out_for(id: RouteId) -> Option<Scope> {
         RouteId::MigrationPropagation => Some(Scope::Probe),
         // Planning reads the zone from the migration's provider.
         RouteId::MigrationCreate => Some(Scope::Admin),
+        // Its locations' agents (and serve's own probes) ask any target.
+        RouteId::CheckFrom => Some(Scope::Admin),
         _ => None,
     }
 }
@@ -321,8 +349,8 @@ mod tests {
     #[test]
     fn scopes_nest_admin_over_probe_over_read() {
         use Scope::*;
-        let all = [Public, Read, Probe, Admin];
-        let granted: Vec<(Scope, Vec<Scope>)> = [Read, Probe, Admin]
+        let all = [Public, Read, Probe, Admin, Agent];
+        let granted: Vec<(Scope, Vec<Scope>)> = [Read, Probe, Admin, Agent]
             .into_iter()
             .map(|token| {
                 (
@@ -337,10 +365,11 @@ mod tests {
                 (Read, vec![Public, Read]),
                 (Probe, vec![Public, Read, Probe]),
                 (Admin, vec![Public, Read, Probe, Admin]),
+                (Agent, vec![Public, Agent]),
             ],
-            "expected admin ⊇ probe ⊇ read"
+            "expected admin ⊇ probe ⊇ read, and agent apart: only its own routes, only by it"
         );
-        for scope in [Read, Probe, Admin] {
+        for scope in [Read, Probe, Admin, Agent] {
             assert_eq!(
                 Scope::parse(scope.as_str()),
                 Some(scope),
@@ -385,6 +414,7 @@ mod tests {
                 (RouteId::MigrationCreate, Scope::Admin),
                 (RouteId::MigrationPlan, Scope::Probe),
                 (RouteId::MigrationPropagation, Scope::Probe),
+                (RouteId::CheckFrom, Scope::Admin),
             ],
             "expected only these routes to connect out, and never for a read token"
         );

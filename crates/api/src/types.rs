@@ -601,6 +601,46 @@ pub struct Propagation {
     pub all_released_in_seconds: Option<u64>,
 }
 
+/// `GET /api/v1/agents`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentList {
+    /// Every agent that polled since serve started, by location then name.
+    pub agents: Vec<AgentView>,
+    /// An agent silent longer than this is offline (`[agents] offline_after`, s).
+    pub offline_after_seconds: u64,
+}
+
+/// One agent as the control plane knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentView {
+    /// Its name (`--name`).
+    pub name: String,
+    /// Where it looks from (`--location`).
+    pub location: String,
+    /// The name of the token it polls with.
+    pub token: String,
+    /// Polled within `offline_after_seconds`: offline agents are never
+    /// counted as agreeing.
+    pub online: bool,
+    /// When it last polled or posted (RFC 3339).
+    pub last_seen: String,
+    /// Seconds since then.
+    pub seen_seconds_ago: u64,
+    /// Jobs whose result it posted.
+    pub jobs_done: u64,
+    /// Jobs leased to it now, their results not posted yet.
+    pub jobs_leased: u64,
+}
+
+/// The answer to a posted result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentAccepted {
+    /// True when the result was taken for the job.
+    pub accepted: bool,
+    /// Why it was not (the lease passed, the job is gone).
+    pub reason: Option<String>,
+}
+
 /// The bodies the route table names that another crate owns and the
 /// server supplies to [`crate::openapi::document`] (the migration engine's
 /// documents, as the server gives them).
@@ -611,6 +651,11 @@ pub const SERVED_ELSEWHERE: &[&str] = &[
     "MigrationSummary",
     "MigrationAudit",
     "MigrationObservations",
+    "AgentHello",
+    "AgentPolled",
+    "AgentReport",
+    "CheckFromRequest",
+    "CheckFromResult",
 ];
 
 /// Adds the schema of `T` and of every type it contains.
@@ -645,6 +690,8 @@ pub fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<MigrationAction>(&mut out);
     add::<MigrationList>(&mut out);
     add::<Propagation>(&mut out);
+    add::<AgentList>(&mut out);
+    add::<AgentAccepted>(&mut out);
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.dedup_by(|a, b| a.0 == b.0);
     out
@@ -665,7 +712,7 @@ fn error_codes() -> Object {
 
 /// The schema of [`WhoAmI::scope`]: a token's scope.
 fn token_scopes() -> Object {
-    one_of(["read", "probe", "admin"])
+    one_of(["read", "probe", "admin", "agent"])
 }
 
 /// The schema of [`MatrixCell::state`].

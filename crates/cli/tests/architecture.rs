@@ -162,9 +162,11 @@ fn the_binary_holds_no_daemon_code() {
 /// `record`'s TSIG, and the scheduler's one-migration runner (`Wiring`,
 /// its lease and presence), which `cutover migrate run` and `rollback`
 /// (and the demo, which runs its migration as `migrate run` does) drive in
-/// the foreground: a command's work, not the daemon's.
+/// the foreground: a command's work, not the daemon's; and the agent's
+/// loop (`agents::client`), which `cutover agent` runs on another host.
 const BINARY_MAY_USE: &[&str] = &[
     "Server",
+    "agents::client",
     "Options",
     "RunningServer",
     "config",

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use cutover_zone::{Name, RecordType};
 use jiff::Timestamp;
 
-use crate::file::{Check, Verify};
+use crate::file::{Check, Locations, Verify, LOCAL};
 use crate::observe::{CheckResult, Survey};
 
 /// The time source of the runner.
@@ -79,7 +79,77 @@ pub trait Checks: Send + Sync {
     /// Runs one service check, pinned to `pin`, or through the names (as
     /// a client would, via the first of `verify.resolvers`) when `None`.
     fn service(&self, check: &Check, pin: Option<IpAddr>, verify: &Verify) -> CheckResult;
+
+    /// The locations `verify.locations` names, as this implementation
+    /// knows them now: here only `local` can be reached, so `"all"` is
+    /// `["local"]` (the control plane's implementation adds its agents').
+    fn locations(&self, verify: &Verify) -> Vec<String> {
+        match &verify.locations {
+            Locations::Listed(listed) => listed.clone(),
+            Locations::All => vec![LOCAL.to_string()],
+        }
+    }
+
+    /// [`survey`](Checks::survey) from each of `locations`, in their
+    /// order. Here only `local` is asked: any other location gets a survey
+    /// whose problem says no agent can be reached from this process, so
+    /// it never counts as agreeing.
+    fn surveys_from(
+        &self,
+        locations: &[String],
+        zone: &Name,
+        rrsets: &[(Name, RecordType)],
+        verify: &Verify,
+    ) -> Vec<(String, Survey)> {
+        locations
+            .iter()
+            .map(|location| {
+                let survey = if location == LOCAL {
+                    self.survey(zone, rrsets, verify)
+                } else {
+                    Survey {
+                        problems: vec![NO_AGENTS_HERE.to_string()],
+                        ..Survey::default()
+                    }
+                };
+                (location.clone(), survey)
+            })
+            .collect()
+    }
+
+    /// [`service`](Checks::service) from each of `locations`, in their
+    /// order; a location other than `local` fails here, saying why.
+    fn services_from(
+        &self,
+        locations: &[String],
+        check: &Check,
+        pin: Option<IpAddr>,
+        verify: &Verify,
+    ) -> Vec<(String, CheckResult)> {
+        locations
+            .iter()
+            .map(|location| {
+                let result = if location == LOCAL {
+                    self.service(check, pin, verify)
+                } else {
+                    CheckResult {
+                        what: match pin {
+                            Some(p) => format!("{} at {p}", crate::checks::describe(check)),
+                            None => crate::checks::describe(check),
+                        },
+                        pinned: pin,
+                        ok: false,
+                        detail: NO_AGENTS_HERE.to_string(),
+                    }
+                };
+                (location.clone(), result)
+            })
+            .collect()
+    }
 }
+
+/// Why a location other than `local` cannot be asked outside `cutover serve`.
+pub const NO_AGENTS_HERE: &str = "no agent can be asked from this process: only `cutover serve` sends checks to agents (start the migration through serve)";
 
 /// Empties named local DNS caches.
 pub trait Flusher: Send + Sync {

@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod checks;
 pub mod effects;
 pub mod file;

@@ -11,9 +11,10 @@ use std::net::IpAddr;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// One RRset as one server answered it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Answered {
     /// Owner name (absolute, presentation form).
     pub name: String,
@@ -28,7 +29,7 @@ pub struct Answered {
 }
 
 /// What one authoritative address or resolver said.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ServerView {
     /// The server ("ns1.example.com. 192.0.2.53:53", or the resolver's address).
     pub server: String,
@@ -39,7 +40,7 @@ pub struct ServerView {
 }
 
 /// What every authority and resolver said at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Survey {
     /// The authoritative addresses.
     pub authorities: Vec<ServerView>,
@@ -61,11 +62,13 @@ pub struct Observations {
 }
 
 /// The result of one service check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ServiceResult)]
 pub struct CheckResult {
     /// The check, in words ("https://www.example.com/healthz at 198.51.100.20").
     pub what: String,
     /// The address it was pinned to (`None`: resolved through the names).
+    #[schema(value_type = Option<String>)]
     pub pinned: Option<IpAddr>,
     /// True when the service answered as expected.
     pub ok: bool,
@@ -132,6 +135,20 @@ impl Survey {
         }
         for p in &mut self.problems {
             *p = format!("{zone}: {p}");
+        }
+        self
+    }
+}
+
+impl Survey {
+    /// The survey as seen from `location`: each server named with it
+    /// ("127.0.0.1:53 from fra1"), each problem prefixed by it.
+    pub fn located(mut self, location: &str) -> Survey {
+        for view in self.authorities.iter_mut().chain(self.resolvers.iter_mut()) {
+            view.server = format!("{} from {location}", view.server);
+        }
+        for p in &mut self.problems {
+            *p = format!("{location}: {p}");
         }
         self
     }

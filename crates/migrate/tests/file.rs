@@ -335,6 +335,13 @@ fn every_field_out_of_range_or_repeated_is_refused_at_its_place() {
         (&format!("{head}[verify]\nresolvers = [\"127.0.0.1\", ‸\"127.0.0.1:53\"]\n"), "127.0.0.1:53 is listed twice"),
         (&format!("{head}[verify]\nauthorities = [‸\"127.0.0.1:0\"]\n"), "cannot be asked"),
         (&format!("{head}[verify]\nresolvers = ‸[]\n"), "verify.resolvers is empty and no authorities are listed"),
+        (&format!("{head}[verify]\nlocations = [\"local\", \"fra1\"]\nquorum = ‸3\n"), "verify.quorum 3: expected 1 to the 2 locations listed, or \"all\""),
+        (&format!("{head}[verify]\nquorum = ‸0\n"), "verify.quorum 0: expected 1 to the 1 location listed"),
+        (&format!("{head}[verify]\nquorum = ‸\"most\"\n"), "verify.quorum: expected \"all\" or how many locations must agree"),
+        (&format!("{head}[verify]\nlocations = ‸[\"fra1\", \"fra1\"]\n"), "verify.locations: \"fra1\" is listed twice"),
+        (&format!("{head}[verify]\nlocations = ‸[\"local\", \"all\"]\n"), "\"all\" alone, not in a list"),
+        (&format!("{head}[verify]\nlocations = ‸\"everywhere\"\n"), "verify.locations: expected \"all\" or a list of location names"),
+        (&format!("{head}[verify]\nlocations = ‸[]\n"), "verify.locations: expected \"all\" or a list"),
         // providers
         ("version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\", url = ‸\"http://x\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "`url` does not apply to the embedded provider (it takes no settings)"),
         ("version = 1\nzone = \"example.com.\"\nprovider = ‸{ kind = \"cloud\", service = \"cloudflare\", token_file = \"/etc/cf\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n", "provider.nameservers: expected the zone's authoritative servers"),
@@ -525,4 +532,38 @@ fn a_secret_from_the_environment_is_refused_at_its_name_when_bad_or_unset() {
         rfc("secret_env = \"PATH\"\n"),
         "a variable's name is not a secret: shown as written"
     );
+}
+
+/// `[verify] locations` and `quorum`: the default is the local process
+/// alone, every location must agree; a list and a number are kept, and the
+/// plan names the locations.
+#[test]
+fn verify_locations_and_quorum_are_read_and_named_in_the_plan() {
+    let head = "version = 1\nzone = \"example.com.\"\nprovider = { kind = \"embedded\" }\n[[move]]\nfrom = \"192.0.2.10\"\nto = \"198.51.100.20\"\n";
+    let plain = MigrationFile::parse(head, "m.toml").expect("parses");
+    assert!(plain.verify.local_only(), "expected local only by default");
+    assert_eq!(
+        plain.verify.quorum, None,
+        "expected every location by default"
+    );
+    assert_eq!(plain.verify.from_where(), None);
+    let text = format!("{head}[verify]\nlocations = [\"local\", \"fra1\", \"nyc1\"]\nquorum = 2\n");
+    let file = MigrationFile::parse(&text, "m.toml").expect("parses");
+    assert_eq!(
+        file.verify.locations,
+        cutover_migrate::file::Locations::Listed(vec![
+            "local".into(),
+            "fra1".into(),
+            "nyc1".into()
+        ])
+    );
+    assert_eq!(file.verify.quorum, Some(2));
+    assert_eq!(file.verify.remote_locations(), ["fra1", "nyc1"]);
+    assert_eq!(
+        file.verify.from_where().as_deref(),
+        Some("from local, fra1, nyc1 (at least 2 must agree)")
+    );
+    let all = MigrationFile::parse(&format!("{head}[verify]\nlocations = \"all\"\n"), "m.toml")
+        .expect("parses");
+    assert_eq!(all.verify.locations, cutover_migrate::file::Locations::All);
 }

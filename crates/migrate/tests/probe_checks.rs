@@ -32,6 +32,7 @@ fn surveys_and_service_checks_see_what_real_servers_serve() {
         resolvers: vec![unbound.addr],
         tries: 3,
         interval: 1,
+        ..Verify::default()
     };
     let checks = ProbeChecks::new();
     let zone = Name::from_ascii("example.test.").expect("name");

@@ -12,8 +12,10 @@
 //!     ├─ secondary the zones with a `primary`: refreshed (SOA, IXFR/AXFR) on NOTIFY and
 //!     │              the SOA timers, checked, stored; the watcher publishes them
 //!     ├─ relay     the mail relay of [mail] on its own runtime
-//!     ├─ http      the control plane of [http]: API, dashboard, /metrics
-//!     └─ scheduler due migration steps, one thread (lease per migration)
+//!     ├─ http      the control plane of [http]: API, dashboard, /metrics, the agents' polls
+//!     ├─ scheduler due migration steps, one thread (lease per migration)
+//!     └─ agents    the agents' board (jobs per location, leases, offline), shared by
+//!                    http and the scheduler; `agents::client` is `cutover agent` itself
 //!  RunningServer::wait_for_signal (SIGTERM / SIGINT) ──▶ shutdown: every part stopped
 //! ```
 //!
@@ -25,6 +27,7 @@
 //! and a `mod.rs` is imported by none of its children (what they share is
 //! in a leaf: `http/control.rs`, `http/error.rs`, `config/duration.rs`…).
 
+pub mod agents;
 pub mod config;
 pub mod http;
 pub mod limits;
@@ -211,12 +214,14 @@ impl Server {
             .as_ref()
             .map(relay::MailService::start)
             .transpose()?;
-        running.http = http::start(config, &store_path, Some(publication))?;
+        // The agents' jobs live in memory, shared by the control plane
+        // (polls, results) and the scheduler (the migrations' checks).
+        let agents = Arc::new(agents::board::Board::new(config.agents.clone()));
+        running.http = http::start(config, &store_path, Some(publication), Arc::clone(&agents))?;
         if options.scheduler {
-            running.scheduler = Some(scheduler::Scheduler::start(
-                &store_path,
-                &scheduler::Site::of(Some(config)),
-            )?);
+            let mut site = scheduler::Site::of(Some(config));
+            site.agents = Some(agents);
+            running.scheduler = Some(scheduler::Scheduler::start(&store_path, &site)?);
         }
         Ok(running)
     }

@@ -23,6 +23,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context};
 use clap::{ArgAction, Args};
+use cutover_migrate::agent::{CheckFromRequest, CheckFromResult, Question as FromQuestion};
+use cutover_migrate::file::{Locations, Verify};
 use cutover_probe::authority::{
     self, AnswerKey, AuthorityFlag, AuthoritySurvey, AuthorityTarget, Delegation, ServerId,
 };
@@ -90,6 +92,146 @@ pub struct CheckArgs {
     /// The time between two rounds of --watch (300ms, 2s, 1m…; 100ms to 1 day).
     #[arg(long, default_value = "2s", value_parser = super::common::interval)]
     pub interval: Duration,
+    /// Ask from the locations of a serve's agents, through its API
+    /// (`--server URL` with an admin token): `all` (the serve itself and
+    /// every agent's location) or LOC[,LOC] (`local` is the serve). Each
+    /// agent asks its own resolvers; `--resolver` (IP[:PORT]) is the
+    /// serve's. Prints location × server with the value each sees and the
+    /// TTL left.
+    #[arg(long, value_name = "all|LOC[,LOC]")]
+    pub from: Option<String>,
+}
+
+/// The request of `check --from` through the API: the zone, its RRsets,
+/// the authorities and the serve's resolvers, and the locations.
+pub fn from_request(args: &CheckArgs, from: &str) -> anyhow::Result<CheckFromRequest> {
+    let zone = zone_name(&args.zone)?;
+    let types = if args.types.is_empty() {
+        vec![RecordType::A, RecordType::AAAA]
+    } else {
+        args.types
+            .iter()
+            .map(|t| record_type(t))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    let mut rrsets = Vec::new();
+    for name in &args.names {
+        let name = owner_name(name, &zone)?;
+        for rtype in &types {
+            rrsets.push(FromQuestion {
+                name: name.to_string(),
+                rtype: rtype.to_string(),
+            });
+        }
+    }
+    let locations = if from == "all" {
+        Locations::All
+    } else {
+        let mut listed: Vec<String> = Vec::new();
+        for location in from.split(',').map(str::trim) {
+            if !cutover_migrate::file::valid_location(location) {
+                bail!("--from {from:?}: {location:?} is not a location name (`all`, or LOC[,LOC])");
+            }
+            if !listed.iter().any(|l| l == location) {
+                listed.push(location.to_owned());
+            }
+        }
+        Locations::Listed(listed)
+    };
+    let authorities = args
+        .servers
+        .iter()
+        .map(|text| socket_address(text, args.port))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let resolvers = args
+        .resolvers
+        .iter()
+        .map(|text| socket_address(text, 53))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(|e| anyhow!("--resolver with --from: {e} (the serve's resolvers, IP[:PORT])"))?;
+    if authorities.is_empty() && resolvers.is_empty() {
+        bail!("--from: give --authority (the zone's servers) or --resolver (the serve's), or both");
+    }
+    Ok(CheckFromRequest {
+        zone: zone.to_string(),
+        rrsets,
+        verify: Verify {
+            authorities,
+            resolvers,
+            locations,
+            ..Verify::default()
+        },
+    })
+}
+
+/// Prints what each location saw: a row per location, server and RRset
+/// with the value and the TTL (for a resolver: what it has left), then
+/// what could not be asked; `--json`: the API's answer.
+pub fn print_from(result: &CheckFromResult, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+        return Ok(());
+    }
+    let mut table = Table::new(["LOCATION", "ROLE", "SERVER", "RRSET", "VALUE", "TTL"]).right(&[5]);
+    let mut problems = Vec::new();
+    for located in &result.locations {
+        for (role, views) in [
+            ("authority", &located.survey.authorities),
+            ("resolver", &located.survey.resolvers),
+        ] {
+            for view in views.iter() {
+                let server = match view.serial {
+                    Some(serial) => format!("{} (serial {serial})", view.server),
+                    None => view.server.clone(),
+                };
+                if view.answers.is_empty() {
+                    table.row([located.location.as_str(), role, &server, "-", "-", "-"]);
+                }
+                for answer in &view.answers {
+                    let value = match &answer.error {
+                        Some(error) => error.clone(),
+                        None if answer.values.is_empty() => "(none)".to_owned(),
+                        None => answer.values.join(" "),
+                    };
+                    let tone = if answer.error.is_some() {
+                        Tone::Alarm
+                    } else {
+                        Tone::Plain
+                    };
+                    table.toned(
+                        tone,
+                        [
+                            located.location.clone(),
+                            role.to_owned(),
+                            server.clone(),
+                            format!("{} {}", answer.name, answer.rtype),
+                            value,
+                            answer.ttl.map_or("-".to_owned(), |t| t.to_string()),
+                        ],
+                    );
+                }
+            }
+        }
+        for problem in &located.survey.problems {
+            problems.push(format!("{}: {problem}", located.location));
+        }
+    }
+    table.print();
+    for problem in &problems {
+        println!("not asked: {problem}");
+    }
+    let asked = result.locations.len()
+        - result
+            .locations
+            .iter()
+            .filter(|l| !l.survey.problems.is_empty())
+            .count();
+    println!(
+        "{asked} of {} location{} answered without a problem",
+        result.locations.len(),
+        if result.locations.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
 }
 
 /// One expected RRset.
@@ -494,6 +636,9 @@ impl Report {
 
 /// Runs `cutover check`.
 pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
+    if args.from.is_some() {
+        bail!("--from asks the agents of a running serve: give --server URL (before `check`) and an admin --token");
+    }
     let plan = Plan::from_args(args)?;
     let client = Client::new(QueryOptions {
         timeout: args.timeout,

@@ -173,10 +173,20 @@ pub fn run(command: &MigrateCommand, path: &Path, config: Option<&Path>) -> anyh
     match command {
         MigrateCommand::Plan(args) => {
             let (_, _, plan) = make_plan(args, &path, &migrations, &site, config)?;
-            let unattended = (!scheduler_runs(&path)).then_some(
-                "nothing is running migrations on this store: once started, nothing happens \
-                 until `cutover serve` runs with this store, or `cutover migrate run ID` runs it here",
-            );
+            let unattended = (!scheduler_runs(&path)).then(|| {
+                if plan.verify.local_only() {
+                    "nothing is running migrations on this store: once started, nothing happens \
+                     until `cutover serve` runs with this store, or `cutover migrate run ID` runs it here"
+                        .to_string()
+                } else {
+                    format!(
+                        "nothing is running migrations on this store: once started, nothing happens \
+                         until `cutover serve` runs with this store (it is verified from {}: only serve \
+                         reaches the agents, `cutover migrate run` refuses it)",
+                        plan.verify.remote_locations().join(", ")
+                    )
+                }
+            });
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
                 // The plan's JSON is the plan alone; the warning goes beside it.
@@ -215,6 +225,12 @@ pub fn run(command: &MigrateCommand, path: &Path, config: Option<&Path>) -> anyh
                 print!("{}", render(&plan));
                 println!("\nstarted migration {id}");
                 print_started(&migrations.status(id)?, &path);
+                if !plan.verify.local_only() {
+                    println!(
+                        "! verified from {}: only `cutover serve` carries it out, through its agents (`cutover migrate run` refuses it)",
+                        plan.verify.remote_locations().join(", ")
+                    );
+                }
             }
             Ok(())
         }

@@ -3,6 +3,7 @@
 //! itself is in `tree`, what the commands share in `common`: no command
 //! imports this file.
 
+pub mod agent;
 pub mod changes;
 pub mod check;
 pub mod common;
@@ -86,6 +87,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let (path, _) = store_place(&cli)?;
             provider::run(command, &path)
         }
+        Command::Agent(args) => agent::run(args),
+        Command::Agents(_) => anyhow::bail!(
+            "`cutover agents` asks a running serve: give --server URL and --token (a read token will do)"
+        ),
         Command::Serve => {
             let config = Config::find(cli.config.as_deref())?.ok_or_else(|| ConfigError {
                 path: cutover_server::config::DEFAULT_PATHS.join(", "),

@@ -12,6 +12,8 @@
 //!  migrate list | show ID ─▶ GET  /api/v1/migrations[/{id}]
 //!  migrate approve ID ─────▶ POST /api/v1/migrations/{id}/approve (who: the token's name)
 //!  mail queue ─────────────▶ GET  /api/v1/mail/queue
+//!  agents ─────────────────▶ GET  /api/v1/agents
+//!  check --from LOCS ──────▶ POST /api/v1/checks/from (a survey per location)
 //!  an error answer ────────▶ its message, exit status 1
 //! ```
 
@@ -140,7 +142,10 @@ pub fn reach(command: &Command) -> Reach {
             command: MailCommand::Queue { .. },
             ..
         }) => Reach::Remote,
+        Command::Check(args) if args.from.is_some() => Reach::Remote,
+        Command::Agents(_) => Reach::Remote,
         Command::Check(_)
+        | Command::Agent(_)
         | Command::Verify(_)
         | Command::Key(_)
         | Command::Flush(_)
@@ -163,7 +168,7 @@ pub fn refusal(cli: &Cli, server: &str, reach: Reach) -> anyhow::Error {
         false => format!("--server {server} was given"),
     };
     let remote =
-        "zone list, zone export, record add|set|delete|apply, migrate list|show|approve, mail queue";
+        "zone list, zone export, record add|set|delete|apply, migrate list|show|approve, mail queue, agents, check --from";
     match reach {
         Reach::Here => anyhow!(
             "{source}, but this command runs on this machine, not through the API: drop --server"
@@ -267,6 +272,25 @@ fn placed(message: &str, label: &str, entries: &[super::changes::Entry]) -> Stri
 pub fn run(cli: &Cli, server: &str) -> anyhow::Result<()> {
     let remote = Remote::new(server, cli.token.clone());
     match &cli.command {
+        Command::Agents(args) => {
+            let list: cutover_api::AgentList = remote.call("GET", "/agents", None)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                super::agent::print_agents(&list);
+            }
+            Ok(())
+        }
+        Command::Check(args) if args.from.is_some() => {
+            let from = args.from.as_deref().unwrap_or("all");
+            let request = super::check::from_request(args, from)?;
+            let result: cutover_migrate::agent::CheckFromResult = remote.call(
+                "POST",
+                "/checks/from",
+                Some(serde_json::to_string(&request)?),
+            )?;
+            super::check::print_from(&result, args.json)
+        }
         Command::Zone(ZoneCommand::List) => {
             let list: ZoneList = remote.call("GET", "/zones", None)?;
             super::zone::print_list(list.zones.into_iter().map(|zone| ListedZone {

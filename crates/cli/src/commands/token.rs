@@ -15,7 +15,9 @@ pub enum TokenCommand {
         name: String,
         /// What it may do; the scopes nest (admin ⊇ probe ⊇ read): read (GET
         /// routes), probe (read, and check/verify/plan to the targets the
-        /// zones, migrations and `[http] probe_allow` name) or admin (everything).
+        /// zones, migrations and `[http] probe_allow` name) or admin
+        /// (everything but the agents' routes); agent stands apart: a
+        /// `cutover agent` fetches jobs and posts results, nothing else.
         #[arg(long, value_enum, default_value = "read")]
         scope: ScopeArg,
     },
@@ -35,8 +37,10 @@ pub enum ScopeArg {
     Read,
     /// Read-only routes, and probes (check, verify, plan) to the allowed targets.
     Probe,
-    /// Every route.
+    /// Every route but the agents'.
     Admin,
+    /// A `cutover agent`: fetch jobs and post their results, nothing else.
+    Agent,
 }
 
 /// Runs a `token` verb against the token table of the store at `store`.
@@ -48,6 +52,7 @@ pub fn run(command: &TokenCommand, store: &std::path::Path) -> anyhow::Result<()
                 ScopeArg::Read => TokenScope::Read,
                 ScopeArg::Probe => TokenScope::Probe,
                 ScopeArg::Admin => TokenScope::Admin,
+                ScopeArg::Agent => TokenScope::Agent,
             };
             let token = book.create(name, scope)?;
             eprintln!("token {name:?} ({}); it is shown only now:", scope.as_str());
@@ -57,7 +62,7 @@ pub fn run(command: &TokenCommand, store: &std::path::Path) -> anyhow::Result<()
             let tokens = book.list()?;
             if tokens.is_empty() {
                 println!(
-                    "no tokens (make one with `cutover token create NAME --scope read|probe|admin`)"
+                    "no tokens (make one with `cutover token create NAME --scope read|probe|admin|agent`)"
                 );
                 return Ok(());
             }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use super::{check, flush, key, mail, migrate, packaging, provider, record, token, verify, zone};
+use super::{
+    agent, check, flush, key, mail, migrate, packaging, provider, record, token, verify, zone,
+};
 
 /// Move services between servers through DNS without downtime.
 #[derive(Debug, Parser)]
@@ -79,6 +81,12 @@ pub enum Command {
     /// Bearer tokens of the HTTP API (create prints the token once).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// A probe agent for another location: polls a serve's control plane
+    /// (connecting out only) for checks, runs them from here, posts the
+    /// results. Runs until stopped.
+    Agent(agent::AgentArgs),
+    /// The agents a serve knows, online or offline (through --server).
+    Agents(agent::AgentsArgs),
     /// Where zones live: the provider kinds and cloud hosts (list), and a
     /// migration file's provider tried by reading through it (test).
     #[command(subcommand)]

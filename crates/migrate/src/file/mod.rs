@@ -221,6 +221,91 @@ pub struct Verify {
     pub tries: u32,
     /// Time between tries (s).
     pub interval: u64,
+    /// Where the checks run: `local` (the process that runs the
+    /// migration) and the locations of `cutover agent`s (`["local"]` in
+    /// plans stored before locations existed).
+    #[serde(default)]
+    pub locations: Locations,
+    /// How many locations must see the switch (`None`: every one).
+    #[serde(default)]
+    pub quorum: Option<u32>,
+}
+
+/// True for a location name: 1 to 64 letters, digits, '-', '_' or '.', and
+/// not `all` (which means every location).
+pub fn valid_location(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name != "all"
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The location of the process that runs the migration.
+pub const LOCAL: &str = "local";
+
+/// Where a migration's checks run (`[verify] locations`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Locations {
+    /// These locations, in the file's order.
+    Listed(Vec<String>),
+    /// `"all"`: `local` and every location an agent has registered from.
+    All,
+}
+
+impl Default for Locations {
+    fn default() -> Locations {
+        Locations::Listed(vec![LOCAL.to_string()])
+    }
+}
+
+impl Default for Verify {
+    /// What a file without `[verify]` gets: the zone's NS addresses, the
+    /// resolver at 127.0.0.1:53, from here only.
+    fn default() -> Verify {
+        Verify {
+            authorities: Vec::new(),
+            resolvers: vec![SocketAddr::from(([127, 0, 0, 1], 53))],
+            tries: DEFAULT_TRIES,
+            interval: DEFAULT_INTERVAL,
+            locations: Locations::default(),
+            quorum: None,
+        }
+    }
+}
+
+impl Verify {
+    /// True when the checks run from the local process only (the default).
+    pub fn local_only(&self) -> bool {
+        matches!(&self.locations, Locations::Listed(l) if l.iter().all(|l| l == LOCAL))
+    }
+
+    /// The locations other than `local` the file names (`"all"` when all).
+    pub fn remote_locations(&self) -> Vec<String> {
+        match &self.locations {
+            Locations::Listed(l) => l.iter().filter(|l| *l != LOCAL).cloned().collect(),
+            Locations::All => vec!["all".to_string()],
+        }
+    }
+
+    /// Where the checks run and how many must agree, in words (`None`: from
+    /// here only, the default).
+    pub fn from_where(&self) -> Option<String> {
+        if self.local_only() {
+            return None;
+        }
+        let places = match &self.locations {
+            Locations::Listed(l) => l.join(", "),
+            Locations::All => "every location with an agent, and local".to_string(),
+        };
+        let quorum = match self.quorum {
+            None => "all must agree".to_string(),
+            Some(n) => format!("at least {n} must agree"),
+        };
+        Some(format!("from {places} ({quorum})"))
+    }
 }
 
 /// Local caches emptied right after the switch.

@@ -406,6 +406,10 @@ pub(super) struct RawVerify {
     pub tries: Option<Spanned<i64>>,
     /// Duration.
     pub interval: Option<Spanned<toml::Value>>,
+    /// `"all"` or a list of location names.
+    pub locations: Option<Spanned<toml::Value>>,
+    /// `"all"` or a count.
+    pub quorum: Option<Spanned<toml::Value>>,
 }
 
 /// `[flush]` as written.

@@ -21,6 +21,7 @@ use super::raw::{
     OneOrTables, RawCheck, RawFlush, RawKey, RawMail, RawMove, RawNotify, RawProvider, RawSchedule,
     RawTtl, RawV1, RawVerify, RawZone, VersionOnly,
 };
+use super::{valid_location, Locations};
 use super::{
     AfterTtl, Check, CheckKind, CheckSpots, FileError, Flush, MailMove, MigrationFile, Move,
     MoveSpots, Schedule, Spot, Spots, SwitchAt, TtlPolicy, Verify, ZoneTarget, DEFAULT_DURING_TTL,
@@ -1684,6 +1685,8 @@ impl Place<'_> {
             resolvers: vec![SocketAddr::from(([127, 0, 0, 1], 53))],
             tries: DEFAULT_TRIES,
             interval: DEFAULT_INTERVAL,
+            locations: Locations::default(),
+            quorum: None,
         };
         let Some(spanned) = raw else {
             return Ok(verify);
@@ -1727,7 +1730,81 @@ impl Place<'_> {
                 "the time between verification tries",
             )?;
         }
+        if let Some(v) = &raw.locations {
+            verify.locations = self.locations(v)?;
+        }
+        if let Some(v) = &raw.quorum {
+            verify.quorum = self.quorum(v, &verify.locations)?;
+        }
         Ok(verify)
+    }
+
+    /// `[verify] locations`: `"all"`, or a list of distinct names
+    /// (`local` and the `--location` of agents).
+    fn locations(&self, v: &Spanned<toml::Value>) -> Result<Locations, FileError> {
+        let expected = "verify.locations: expected \"all\" or a list of location names such as [\"local\", \"fra1\"]";
+        match v.get_ref() {
+            toml::Value::String(s) if s == "all" => Ok(Locations::All),
+            toml::Value::Array(items) if !items.is_empty() => {
+                let mut names: Vec<String> = Vec::new();
+                for item in items {
+                    let Some(name) = item.as_str() else {
+                        return Err(self.on(v, expected));
+                    };
+                    if !valid_location(name) {
+                        return Err(self.on(
+                            v,
+                            format!("verify.locations: {name:?} is not a location name (1 to 64 letters, digits, '-', '_' or '.'; \"all\" alone, not in a list)"),
+                        ));
+                    }
+                    if names.iter().any(|n| n == name) {
+                        return Err(
+                            self.on(v, format!("verify.locations: {name:?} is listed twice"))
+                        );
+                    }
+                    names.push(name.to_string());
+                }
+                Ok(Locations::Listed(names))
+            }
+            _ => Err(self.on(v, expected)),
+        }
+    }
+
+    /// `[verify] quorum`: `"all"` (`None`) or how many locations must agree,
+    /// at least 1 and at most the number listed.
+    fn quorum(
+        &self,
+        v: &Spanned<toml::Value>,
+        locations: &Locations,
+    ) -> Result<Option<u32>, FileError> {
+        match v.get_ref() {
+            toml::Value::String(s) if s == "all" => Ok(None),
+            toml::Value::Integer(n) => {
+                let most = match locations {
+                    Locations::Listed(l) => l.len() as i64,
+                    Locations::All => i64::from(u16::MAX),
+                };
+                if *n < 1 || *n > most {
+                    let listed = match locations {
+                        Locations::Listed(l) => format!(
+                            "the {} location{} listed",
+                            l.len(),
+                            if l.len() == 1 { "" } else { "s" }
+                        ),
+                        Locations::All => "65535".to_string(),
+                    };
+                    return Err(self.on(
+                        v,
+                        format!("verify.quorum {n}: expected 1 to {listed}, or \"all\""),
+                    ));
+                }
+                Ok(Some(*n as u32))
+            }
+            _ => Err(self.on(
+                v,
+                "verify.quorum: expected \"all\" or how many locations must agree (a number)",
+            )),
+        }
     }
 
     /// `[flush]`: caches cutover knows how to flush, each once.

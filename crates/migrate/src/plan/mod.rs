@@ -639,10 +639,11 @@ pub fn plan_zones(
             "no service checks are listed: nothing to verify before the switch".into()
         } else {
             format!(
-                "run {} service check{} pinned to the new address{}",
+                "run {} service check{} pinned to the new address{}{}",
                 file.checks.len(),
                 if file.checks.len() == 1 { "" } else { "s" },
                 if pins.len() == 1 { "" } else { "es" },
+                from_where(&file.verify),
             )
         },
         why: if file.schedule.switch_at == SwitchAt::At(switch_at) {
@@ -714,7 +715,8 @@ pub fn plan_zones(
         at: verify_at,
         after_previous: verify_delay,
         what: format!(
-            "verify: serial risen on every authority, new values at every authority and resolver, service checks green (up to {tries} tr{}, {} apart)",
+            "verify: serial risen on every authority, new values at every authority and resolver, service checks green{} (up to {tries} tr{}, {} apart)",
+            from_where(&file.verify),
             if tries == 1 { "y" } else { "ies" },
             words(file.verify.interval)
         ),
@@ -795,6 +797,15 @@ fn gate(steps: &mut Vec<Step>, gated: StepKind) {
         provider: None,
     };
     steps.insert(index, gate);
+}
+
+/// " from local, fra1 (all must agree)" when the checks run from more than
+/// the local process; nothing otherwise.
+fn from_where(verify: &crate::file::Verify) -> String {
+    verify
+        .from_where()
+        .map(|w| format!(" {w}"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

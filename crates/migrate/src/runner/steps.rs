@@ -23,7 +23,9 @@ use serde_json::json;
 
 use super::db::{self, kind_str, Ending, Intent, Migration, RunnerError, Stamp};
 use super::events;
-use super::verify::{judge_switch, pinned_checks, served_floor};
+use super::verify::{
+    failed_checks, judge_switch, named, pinned_checks, served_floor, services_from, verdict,
+};
 use super::{Cause, Effects, Phase, State, StepOutcome, StepRecord, TickReport};
 use crate::observe::{CheckResult, Survey};
 use crate::plan::{Plan, PlanError, RrsetText, StepKind};
@@ -150,6 +152,59 @@ fn together(per_zone: &[(String, Survey)]) -> Survey {
         out.problems.extend(s.problems.iter().cloned());
     }
     out
+}
+
+/// One location and each zone's survey from it.
+type Located = (String, Vec<(String, Survey)>);
+
+/// What every zone's servers say from each location of the plan (its
+/// `[verify] locations`, as the checks resolve them now), each server
+/// named with its location when there are several ([`Survey::located`]).
+fn surveys_from(
+    m: &Migration,
+    fx: &Effects<'_>,
+    asked: bool,
+    locations: &[String],
+) -> Result<Vec<Located>, RunnerError> {
+    let plan = &m.plan;
+    let label = named(locations);
+    let mut out: Vec<Located> = locations.iter().map(|l| (l.clone(), Vec::new())).collect();
+    for z in plan.zone_list() {
+        let origin = Name::from_ascii(&z.zone).map_err(|e| RunnerError::Corrupt {
+            id: m.id,
+            reason: format!("zone {}: {e}", z.zone),
+        })?;
+        let questions = if asked {
+            questions(plan, &z.zone)
+        } else {
+            Vec::new()
+        };
+        let verify = plan.verify_of(&z);
+        for (location, survey) in fx
+            .checks
+            .surveys_from(locations, &origin, &questions, &verify)
+        {
+            let survey = if plan.many_zones() {
+                survey.labelled(&z.zone)
+            } else {
+                survey
+            };
+            let survey = if label {
+                survey.located(&location)
+            } else {
+                survey
+            };
+            if let Some((_, per_zone)) = out.iter_mut().find(|(l, _)| *l == location) {
+                per_zone.push((z.zone.clone(), survey));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every location's surveys in one list of zones' surveys.
+fn flattened(per_location: Vec<Located>) -> Vec<(String, Survey)> {
+    per_location.into_iter().flat_map(|(_, z)| z).collect()
 }
 
 /// Loads the step row back, for the report.
@@ -766,28 +821,35 @@ fn run_check_step(
             None,
         ),
         StepKind::VerifyNew => {
-            let results = pinned_checks(plan, fx);
-            let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.ok).collect();
-            let evidence = json!({"checks": results});
+            let locations = fx.checks.locations(&plan.verify);
+            let results = pinned_checks(plan, fx, &locations);
+            let judged = verdict(plan.verify.quorum, &failed_checks(&locations, &results));
+            let checks: Vec<&CheckResult> = results.iter().map(|(_, r)| r).collect();
+            let mut evidence = json!({"checks": checks});
+            if named(&locations) {
+                evidence["locations"] = judged.locations.clone();
+            }
             if results.is_empty() {
                 Looked::Past(
                     StepOutcome::Skipped,
                     evidence,
                     Some("no service checks are listed: nothing was verified".into()),
                 )
-            } else if failed.is_empty() {
-                Looked::Past(StepOutcome::Done, evidence, None)
+            } else if judged.agreed {
+                Looked::Past(StepOutcome::Done, evidence, judged.note)
             } else {
-                let why = failed
-                    .iter()
-                    .map(|r| format!("{}: {}", r.what, r.detail))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                Looked::Failed(evidence, format!("the new servers are not ready: {why}"))
+                Looked::Failed(
+                    evidence,
+                    format!(
+                        "the new servers are not ready: {}",
+                        judged.problems.join("; ")
+                    ),
+                )
             }
         }
         StepKind::NoteSerials => {
-            let survey = together(&surveys(m, fx, true)?);
+            let locations = fx.checks.locations(&plan.verify);
+            let survey = together(&flattened(surveys_from(m, fx, true, &locations)?));
             m.serials = survey
                 .authorities
                 .iter()
@@ -828,7 +890,8 @@ fn run_check_step(
             // again every `verify.interval`) until every authority serves a
             // newer serial than noted; after `tries` looks, flush anyway
             // and say so.
-            let survey = together(&surveys(m, fx, false)?);
+            let locations = fx.checks.locations(&plan.verify);
+            let survey = together(&flattened(surveys_from(m, fx, false, &locations)?));
             let lagging = serials_not_risen(&m.serials, &survey);
             let tries = plan.verify.tries.max(1);
             let last_try = m.attempts + 1 >= tries;
@@ -888,24 +951,37 @@ fn run_check_step(
             }
         }
         StepKind::VerifySwitch => {
-            let per_zone = surveys(m, fx, true)?;
-            let results: Vec<CheckResult> = plan
-                .checks
-                .iter()
-                .map(|c| fx.checks.service(c, None, &plan.verify))
-                .collect();
-            let mut problems = Vec::new();
-            for (zone, survey) in &per_zone {
-                problems.extend(judge_switch(plan, Some(zone), &m.serials, survey));
+            // Judged location by location: a location agrees when its
+            // surveys and its service checks show no problem.
+            let locations = fx.checks.locations(&plan.verify);
+            let per_location = surveys_from(m, fx, true, &locations)?;
+            let mut results = Vec::new();
+            for c in &plan.checks {
+                results.extend(services_from(plan, fx, c, None, &locations));
             }
-            let survey = together(&per_zone);
-            problems.extend(
-                results
-                    .iter()
-                    .filter(|r| !r.ok)
-                    .map(|r| format!("{}: {}", r.what, r.detail)),
-            );
+            let failed = failed_checks(&locations, &results);
+            let mut judged_per_location = Vec::new();
+            for ((location, per_zone), (_, failed)) in per_location.iter().zip(&failed) {
+                let mut problems = Vec::new();
+                for (zone, survey) in per_zone {
+                    problems.extend(judge_switch(plan, Some(zone), &m.serials, survey));
+                }
+                problems.extend(failed.iter().cloned());
+                judged_per_location.push((location.clone(), problems));
+            }
+            let judged = verdict(plan.verify.quorum, &judged_per_location);
+            let survey = together(&flattened(per_location));
+            let results: Vec<CheckResult> = results.into_iter().map(|(_, r)| r).collect();
+            let problems = if judged.agreed {
+                Vec::new()
+            } else {
+                judged.problems.clone()
+            };
+            let note = judged.note.clone();
             let mut evidence = json!({"survey": survey, "checks": results, "problems": problems});
+            if named(&locations) {
+                evidence["locations"] = judged.locations;
+            }
             if problems.is_empty() {
                 if let Some(mv) = &plan.mail {
                     // Released only once every relay has the new
@@ -940,30 +1016,35 @@ fn run_check_step(
                         ));
                     }
                 }
-                Looked::Past(StepOutcome::Done, evidence, None)
+                Looked::Past(StepOutcome::Done, evidence, note)
             } else {
                 Looked::Failed(evidence, problems.join("; "))
             }
         }
         StepKind::Observe => {
-            let results: Vec<CheckResult> = plan
-                .checks
-                .iter()
-                .map(|c| fx.checks.service(c, None, &plan.verify))
-                .collect();
-            let failed: Vec<String> = results
-                .iter()
-                .filter(|r| !r.ok)
-                .map(|r| format!("{}: {}", r.what, r.detail))
-                .collect();
-            let evidence = json!({"checks": results});
-            if failed.is_empty() {
-                let reason = results.is_empty().then(|| {
-                    "the observation time passed; no service checks are listed to run".to_string()
-                });
+            let locations = fx.checks.locations(&plan.verify);
+            let mut results = Vec::new();
+            for c in &plan.checks {
+                results.extend(services_from(plan, fx, c, None, &locations));
+            }
+            let judged = verdict(plan.verify.quorum, &failed_checks(&locations, &results));
+            let results: Vec<CheckResult> = results.into_iter().map(|(_, r)| r).collect();
+            let mut evidence = json!({"checks": results});
+            if named(&locations) {
+                evidence["locations"] = judged.locations;
+            }
+            if judged.agreed {
+                let reason = if results.is_empty() {
+                    Some(
+                        "the observation time passed; no service checks are listed to run"
+                            .to_string(),
+                    )
+                } else {
+                    judged.note
+                };
                 Looked::Past(StepOutcome::Done, evidence, reason)
             } else {
-                Looked::Failed(evidence, failed.join("; "))
+                Looked::Failed(evidence, judged.problems.join("; "))
             }
         }
         StepKind::LowerTtls | StepKind::Switch | StepKind::RestoreTtls => {

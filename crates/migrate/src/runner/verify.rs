@@ -5,26 +5,145 @@ use std::collections::BTreeMap;
 
 use cutover_zone::Serial;
 
+use std::net::IpAddr;
+
 use super::Effects;
+use crate::file::{Check, LOCAL};
 use crate::observe::{CheckResult, Survey};
 use crate::plan::Plan;
 
-/// Every check pinned to its address, or to each new address.
-pub(super) fn pinned_checks(plan: &Plan, fx: &Effects<'_>) -> Vec<CheckResult> {
+/// Every check pinned to its address, or to each new address, from each
+/// of `locations` (each result named with its location when `named`).
+pub(super) fn pinned_checks(
+    plan: &Plan,
+    fx: &Effects<'_>,
+    locations: &[String],
+) -> Vec<(String, CheckResult)> {
     let mut out = Vec::new();
     for check in &plan.checks {
         let pins = match check.address {
-            Some(a) => vec![a],
-            None => plan.new_addresses.clone(),
+            Some(a) => vec![Some(a)],
+            None if plan.new_addresses.is_empty() => vec![None],
+            None => plan.new_addresses.iter().copied().map(Some).collect(),
         };
-        if pins.is_empty() {
-            out.push(fx.checks.service(check, None, &plan.verify));
-        }
         for pin in pins {
-            out.push(fx.checks.service(check, Some(pin), &plan.verify));
+            out.extend(services_from(plan, fx, check, pin, locations));
         }
     }
     out
+}
+
+/// One service check from each of `locations`, each result named with its
+/// location when the checks run from more than `local`.
+pub(super) fn services_from(
+    plan: &Plan,
+    fx: &Effects<'_>,
+    check: &Check,
+    pin: Option<IpAddr>,
+    locations: &[String],
+) -> Vec<(String, CheckResult)> {
+    let named = named(locations);
+    fx.checks
+        .services_from(locations, check, pin, &plan.verify)
+        .into_iter()
+        .map(|(location, mut result)| {
+            if named {
+                result.what = format!("{} from {location}", result.what);
+            }
+            (location, result)
+        })
+        .collect()
+}
+
+/// True when servers and checks are named with their location: the checks
+/// run from more than the local process alone.
+pub(super) fn named(locations: &[String]) -> bool {
+    !(locations.len() == 1 && locations[0] == LOCAL)
+}
+
+/// The failed checks of each location, in words ("what: detail").
+pub(super) fn failed_checks(
+    locations: &[String],
+    results: &[(String, CheckResult)],
+) -> Vec<(String, Vec<String>)> {
+    locations
+        .iter()
+        .map(|location| {
+            let failed = results
+                .iter()
+                .filter(|(l, r)| l == location && !r.ok)
+                .map(|(_, r)| format!("{}: {}", r.what, r.detail))
+                .collect();
+            (location.clone(), failed)
+        })
+        .collect()
+}
+
+/// Whether enough locations saw what they should: each location with no
+/// problem agrees, and at least the quorum (`None`: every location) must.
+#[derive(Debug)]
+pub(super) struct Verdict {
+    /// Enough locations agree.
+    pub agreed: bool,
+    /// Every problem of every location (what fails the step when not agreed).
+    pub problems: Vec<String>,
+    /// Each location: whether it agrees, and its problems (the evidence).
+    pub locations: serde_json::Value,
+    /// Agreed although some locations did not: which, in words.
+    pub note: Option<String>,
+}
+
+/// Counts the locations with no problem against the quorum. A location
+/// that could not be asked has a problem ("fra1: no agent online"), so it
+/// never counts as agreeing.
+pub(super) fn verdict(quorum: Option<u32>, per_location: &[(String, Vec<String>)]) -> Verdict {
+    let total = per_location.len();
+    let needed = quorum.map_or(total, |q| q as usize);
+    let agreeing: Vec<&str> = per_location
+        .iter()
+        .filter(|(_, p)| p.is_empty())
+        .map(|(l, _)| l.as_str())
+        .collect();
+    let disagreeing: Vec<&str> = per_location
+        .iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(l, _)| l.as_str())
+        .collect();
+    let mut problems: Vec<String> = per_location
+        .iter()
+        .flat_map(|(_, p)| p.iter().cloned())
+        .collect();
+    if total == 0 {
+        problems.push("no location to check from".to_string());
+    } else if needed > total {
+        problems.push(format!(
+            "a quorum of {needed} locations cannot be met: only {total} known ({})",
+            per_location
+                .iter()
+                .map(|(l, _)| l.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let agreed = total > 0 && needed <= total && agreeing.len() >= needed;
+    let note = (agreed && !disagreeing.is_empty()).then(|| {
+        format!(
+            "{} of {total} locations agree (quorum {needed}); {} did not: {}",
+            agreeing.len(),
+            disagreeing.join(", "),
+            problems.join("; ")
+        )
+    });
+    let locations = per_location
+        .iter()
+        .map(|(l, p)| serde_json::json!({"location": l, "agrees": p.is_empty(), "problems": p}))
+        .collect();
+    Verdict {
+        agreed,
+        problems,
+        locations,
+        note,
+    }
 }
 
 /// Normalised values for comparison.
@@ -251,6 +370,65 @@ mod tests {
         );
         // Without the provider's serial, the original TTL (300) says nothing.
         assert_eq!(served_floor(&plan(), &survey, None), Some(120));
+    }
+
+    /// Locations with their problems.
+    fn located(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        list.iter()
+            .map(|(l, p)| (l.to_string(), p.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn every_location_must_agree_by_default() {
+        let v = verdict(
+            None,
+            &located(&[
+                ("local", &[]),
+                (
+                    "fra1",
+                    &["resolver 10.0.0.1 from fra1 answers www A with 192.0.2.10"],
+                ),
+            ]),
+        );
+        assert!(
+            !v.agreed,
+            "expected fra1's old value to fail the quorum all: {v:?}"
+        );
+        assert_eq!(
+            v.problems,
+            ["resolver 10.0.0.1 from fra1 answers www A with 192.0.2.10"]
+        );
+        let v = verdict(None, &located(&[("local", &[]), ("fra1", &[])]));
+        assert!(v.agreed && v.note.is_none(), "{v:?}");
+    }
+
+    #[test]
+    fn a_quorum_counts_agreeing_locations_and_names_the_others() {
+        let per = located(&[
+            ("local", &[]),
+            ("fra1", &["fra1: no agent online"]),
+            ("nyc1", &[]),
+        ]);
+        let v = verdict(Some(2), &per);
+        assert!(v.agreed, "{v:?}");
+        let note = v.note.expect("a note naming fra1");
+        assert!(
+            note.contains("2 of 3 locations agree (quorum 2); fra1 did not: fra1: no agent online"),
+            "{note}"
+        );
+        assert!(!verdict(Some(3), &per).agreed, "expected 2 of 3 short of 3");
+    }
+
+    #[test]
+    fn a_quorum_larger_than_the_locations_known_never_agrees() {
+        let v = verdict(Some(3), &located(&[("local", &[])]));
+        assert!(!v.agreed);
+        assert!(
+            v.problems[0].contains("a quorum of 3 locations cannot be met: only 1 known (local)"),
+            "{:?}",
+            v.problems
+        );
     }
 
     #[test]

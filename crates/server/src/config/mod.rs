@@ -5,6 +5,7 @@
 //! line and column, never silently ignored. The file carries a `version`
 //! (1 when absent) so later formats can be told apart.
 
+pub mod agents;
 pub mod duration;
 pub mod http;
 pub mod mail;
@@ -82,6 +83,9 @@ pub struct Config {
     /// steered by the migration's mail steps through their control planes.
     #[serde(default)]
     pub relay: Vec<relay::RelayPeer>,
+    /// How the control plane treats `cutover agent`s (offline, leases, waits).
+    #[serde(default)]
+    pub agents: agents::AgentsConfig,
 }
 
 /// The `[dns]` section.
@@ -326,6 +330,10 @@ impl Config {
         if let Some(http) = &config.http {
             http.validate().map_err(|e| error(format!("[http]: {e}")))?;
         }
+        config
+            .agents
+            .validate()
+            .map_err(|e| error(format!("[agents]: {e}")))?;
         if let Some(rrl) = &config.dns.rrl {
             rrl.to_server()
                 .validate()

@@ -55,6 +55,8 @@ pub struct Control {
     /// What serve publishes, so a change is answered once it is served
     /// (none when the control plane runs without a nameserver).
     pub(super) publication: Option<Publication>,
+    /// The `cutover agent`s and their jobs, shared with the scheduler.
+    pub(super) agents: Arc<crate::agents::board::Board>,
 }
 
 /// The nameserver's published versions, and the way to wake its reload
@@ -99,6 +101,7 @@ impl Control {
             config: None,
             secondary_zones: Arc::default(),
             publication: None,
+            agents: Arc::new(crate::agents::board::Board::new(Default::default())),
         })
     }
 }

@@ -8,7 +8,7 @@
 //! where they apply, each confirmed, the API's answer shown as it came; and
 //! the chart of old and new values over time, drawn as inline SVG from
 //! `GET /api/v1/migrations/{id}/observations`, with the switch and the
-//! rollback from the events.
+//! rollback from the events; and the probe agents, online or offline.
 
 use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};

@@ -183,6 +183,11 @@ pub fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<Annotated>(&mut out);
     add::<AuditView>(&mut out);
     add::<ObservationsView>(&mut out);
+    add::<cutover_migrate::agent::AgentHello>(&mut out);
+    add::<cutover_migrate::agent::AgentPolled>(&mut out);
+    add::<cutover_migrate::agent::AgentReport>(&mut out);
+    add::<cutover_migrate::agent::CheckFromRequest>(&mut out);
+    add::<cutover_migrate::agent::CheckFromResult>(&mut out);
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.dedup_by(|a, b| a.0 == b.0);
     out

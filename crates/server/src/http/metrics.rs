@@ -320,6 +320,40 @@ impl Collector for MigrationCounts {
     }
 }
 
+/// The `cutover agent`s by location, online and offline, and the jobs
+/// queued again after a lease passed.
+#[derive(Debug)]
+struct Agents {
+    /// (location, state, count).
+    counts: Vec<(String, &'static str, u64)>,
+    /// Jobs queued again since serve started.
+    requeued: u64,
+}
+
+impl Collector for Agents {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        family(
+            &mut encoder,
+            "cutover_agents",
+            "Agents that polled since serve started, by location and state (online; offline: silent past [agents] offline_after, never counted as agreeing).",
+            MetricType::Gauge,
+            self.counts.iter().map(|(location, state, count)| {
+                (
+                    [("location", location.clone()), ("state", state.to_string())],
+                    *count,
+                )
+            }),
+        )?;
+        single(
+            &mut encoder,
+            "cutover_agent_jobs_requeued",
+            "Agent jobs queued again because their lease passed without a result.",
+            MetricType::Counter,
+            self.requeued,
+        )
+    }
+}
+
 /// The zones in the store: serial and size of each.
 #[derive(Debug)]
 struct Zones(Vec<(String, u64, u64)>);
@@ -450,6 +484,20 @@ pub async fn scrape(State(control): State<Control>) -> Response {
         uptime: control.started.elapsed().as_secs(),
     }));
     registry.register_collector(Box::new(Nameserver(totals())));
+    let mut counts: std::collections::BTreeMap<(String, &'static str), u64> =
+        std::collections::BTreeMap::new();
+    for row in control.agents.agents() {
+        let location = row.location.clone();
+        counts.entry((location.clone(), "online")).or_default();
+        counts.entry((location.clone(), "offline")).or_default();
+        *counts
+            .entry((location, if row.online { "online" } else { "offline" }))
+            .or_default() += 1;
+    }
+    registry.register_collector(Box::new(Agents {
+        counts: counts.into_iter().map(|((l, s), c)| (l, s, c)).collect(),
+        requeued: control.agents.requeued(),
+    }));
     let (open, refused, evicted) = control.connections.counts();
     let (probes, too_many) = control.budget.counts();
     registry.register_collector(Box::new(Http {

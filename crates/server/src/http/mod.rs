@@ -23,6 +23,7 @@
 //! `zone_name`), `blocking`, `caller` (`Caller`). This file declares the
 //! modules and builds the router and the server from them.
 
+mod agents;
 mod auth;
 mod blocking;
 mod body;
@@ -70,7 +71,8 @@ fn work_of(id: RouteId) -> Option<Work> {
         RouteId::CheckRun
         | RouteId::VerifyRun
         | RouteId::MigrationPlan
-        | RouteId::MigrationCreate => Some(Work::Probe),
+        | RouteId::MigrationCreate
+        | RouteId::CheckFrom => Some(Work::Probe),
         RouteId::Events | RouteId::MigrationEvents => Some(Work::Stream),
         _ => None,
     }
@@ -124,6 +126,10 @@ fn handler(id: RouteId, method: MethodFilter) -> MethodRouter<Control> {
         RouteId::MigrationApprove => on(method, migrations::approve),
         RouteId::MigrationEvents => on(method, migrations::events),
         RouteId::MigrationObservations => on(method, migrations::observations),
+        RouteId::AgentList => on(method, agents::list),
+        RouteId::AgentPoll => on(method, agents::poll),
+        RouteId::AgentReport => on(method, agents::report),
+        RouteId::CheckFrom => on(method, agents::check_from),
     }
 }
 
@@ -192,6 +198,7 @@ pub fn start(
     config: &crate::config::Config,
     store_path: &std::path::Path,
     publication: Option<Publication>,
+    agents: Arc<crate::agents::board::Board>,
 ) -> anyhow::Result<Option<HttpServer>> {
     let Some(http) = &config.http else {
         return Ok(None);
@@ -209,6 +216,7 @@ pub fn start(
     };
     let mut control = Control::open(store_path, spool, http, &config.dns.listen)?;
     control.publication = publication;
+    control.agents = agents;
     control.config = (!config.source.as_os_str().is_empty())
         .then(|| std::path::absolute(&config.source).unwrap_or_else(|_| config.source.clone()));
     control.secondary_zones = std::sync::Arc::new(

@@ -8,9 +8,10 @@
 //!  request "Authorization: Bearer T" ──▶ sha256(T) ──lookup──▶ (name, scope) or 401
 //! ```
 //!
-//! Scopes nest: admin ⊇ probe ⊇ read (see [`cutover_api::Scope`]). A table
-//! made before the probe scope existed (its CHECK knew only read and admin)
-//! is rebuilt with the new CHECK when opened, its rows kept.
+//! Scopes nest: admin ⊇ probe ⊇ read (see [`cutover_api::Scope`]); agent
+//! stands apart (a `cutover agent`'s routes, and only by it). A table made
+//! before the probe or agent scope existed (its CHECK did not know them) is
+//! rebuilt with the new CHECK when opened, its rows kept.
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -20,16 +21,16 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// The table, created when missing.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS control_token (
     name TEXT PRIMARY KEY,
-    scope TEXT NOT NULL CHECK (scope IN ('read', 'probe', 'admin')),
+    scope TEXT NOT NULL CHECK (scope IN ('read', 'probe', 'admin', 'agent')),
     hash BLOB NOT NULL UNIQUE,
     created_at TEXT NOT NULL
 )";
 
-/// Rebuilds a table whose CHECK predates the probe scope, in one transaction.
+/// Rebuilds a table whose CHECK predates the probe or agent scope, in one transaction.
 const WIDEN_SCOPES: &str = "BEGIN IMMEDIATE;
 CREATE TABLE control_token_new (
     name TEXT PRIMARY KEY,
-    scope TEXT NOT NULL CHECK (scope IN ('read', 'probe', 'admin')),
+    scope TEXT NOT NULL CHECK (scope IN ('read', 'probe', 'admin', 'agent')),
     hash BLOB NOT NULL UNIQUE,
     created_at TEXT NOT NULL
 );
@@ -47,8 +48,10 @@ pub enum TokenScope {
     /// Read-only routes and the probes (check, verify, plan) to the targets
     /// the zones and migrations name.
     Probe,
-    /// Every route.
+    /// Every route but the agents'.
     Admin,
+    /// A `cutover agent`: fetch jobs, post their results, nothing else.
+    Agent,
 }
 
 impl TokenScope {
@@ -57,12 +60,13 @@ impl TokenScope {
         self.api().as_str()
     }
 
-    /// The scope named `text` (`read`, `probe` or `admin`).
+    /// The scope named `text` (`read`, `probe`, `admin` or `agent`).
     pub fn parse(text: &str) -> Option<TokenScope> {
         match text {
             "read" => Some(TokenScope::Read),
             "probe" => Some(TokenScope::Probe),
             "admin" => Some(TokenScope::Admin),
+            "agent" => Some(TokenScope::Agent),
             _ => None,
         }
     }
@@ -73,6 +77,7 @@ impl TokenScope {
             TokenScope::Read => cutover_api::Scope::Read,
             TokenScope::Probe => cutover_api::Scope::Probe,
             TokenScope::Admin => cutover_api::Scope::Admin,
+            TokenScope::Agent => cutover_api::Scope::Agent,
         }
     }
 
@@ -137,7 +142,7 @@ impl TokenBook {
             [],
             |row| row.get(0),
         )?;
-        if !table.contains("'probe'") {
+        if !table.contains("'agent'") {
             conn.execute_batch(WIDEN_SCOPES)?;
         }
         Ok(TokenBook {

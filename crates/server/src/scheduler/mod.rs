@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  every ≤ 1 s:  Migrations::active() ──▶ for each id:
-//!                  file text (stored) ──parse──▶ provider (built once per id) + ProbeChecks
+//!                  file text (stored) ──parse──▶ provider (built once per id) + LocatedChecks
+//!                    (local probes; the agents of `[verify] locations` through serve's board)
 //!                  lease free? (`migrate run ID` holds it) ──▶ Migrations::tick(id, effects) ──▶ due steps run, recorded before and after
 //!                  ──▶ log what was done; sleep until the nearest next_due (at most 1 s)
 //!  beside it, in serve: the `watch` thread surveys running migrations between steps
@@ -38,6 +39,7 @@ use cutover_migrate::runner::StepOutcome;
 use cutover_migrate::{Effects, MigrationFile, Migrations, NoMail, State, SystemClock, TickReport};
 use cutover_provider::Provider;
 
+use crate::agents::located::LocatedChecks;
 use crate::config::mail::MailConfig;
 use cutover_migrate::flush::CacheFlusher;
 
@@ -53,6 +55,9 @@ pub struct Site {
     pub relays: Vec<crate::config::relay::RelayPeer>,
     /// The config's `[[notify]]` targets: told of every migration of the store.
     pub notify: Vec<cutover_migrate::notify::Target>,
+    /// serve's agents, for the checks from other locations (`None`
+    /// outside serve: a location other than `local` cannot be asked).
+    pub agents: Option<std::sync::Arc<crate::agents::board::Board>>,
 }
 
 impl Site {
@@ -63,6 +68,7 @@ impl Site {
             mail: config.mail.clone(),
             relays: config.relay.clone(),
             notify: config.notify_targets.clone(),
+            agents: None,
         })
     }
 }
@@ -78,8 +84,8 @@ const RETRY_BUILD: Duration = Duration::from_secs(30);
 pub struct Wiring {
     /// Where the zone's records live (wrapped by the crash hook when asked).
     provider: Box<dyn Provider>,
-    /// DNS verification and service checks.
-    checks: ProbeChecks,
+    /// DNS verification and service checks, from each location.
+    checks: LocatedChecks,
     /// The local caches of the flush step (the config's `[flush]` section).
     flusher: CacheFlusher,
     /// The relays of the mail steps (the config's `[mail]` and
@@ -92,11 +98,18 @@ impl Wiring {
     /// the embedded provider over the store at `store` and the caches of
     /// the config's `[flush]` section.
     pub fn new(file: &MigrationFile, store: &Path, site: &Site) -> anyhow::Result<Wiring> {
+        if site.agents.is_none() && !file.verify.local_only() {
+            anyhow::bail!(
+                "{} verifies from {} ([verify] locations): only `cutover serve` reaches the agents of other locations, so it is not run here (it would be verified from this machine alone); let serve run it, or list only \"local\"",
+                file.name,
+                file.verify.remote_locations().join(", ")
+            );
+        }
         let provider = provider(file, store)?;
         let provider = crash::CrashPoints::from_env().wrap(provider);
         Ok(Wiring {
             provider,
-            checks: ProbeChecks::new(),
+            checks: LocatedChecks::new(ProbeChecks::new(), site.agents.clone()),
             flusher: CacheFlusher {
                 settings: site.flush.clone(),
             },

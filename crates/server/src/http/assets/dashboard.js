@@ -433,12 +433,28 @@ async function drawMail() {
   }
 }
 
+// The probe agents: where each looks from, online or offline (an offline
+// agent never counts as agreeing), when last seen, the jobs it did and holds.
+async function drawAgents() {
+  try {
+    const list = await api("GET", "/agents");
+    if (!list.agents.length) { message("agents", "No agent has polled since serve started: every check runs from here (local)."); return; }
+    const rows = list.agents.map((a) => el("tr", { "data-agent": a.location + "/" + a.name, class: a.online ? null : "offline" },
+      el("td", {}, a.location), el("td", {}, a.name), el("td", {}, a.online ? "online" : "offline"),
+      el("td", {}, seconds(a.seen_seconds_ago) + " ago"), el("td", { class: "num" }, a.jobs_done), el("td", { class: "num" }, a.jobs_leased)));
+    replace("agents", el("table", {}, el("thead", {}, el("tr", {}, ["location", "agent", "state", "last seen", "jobs done", "leased"].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+      el("p", { class: "muted" }, "Offline after " + list.offline_after_seconds + " s of silence; an offline agent never counts as agreeing."));
+  } catch (error) {
+    message("agents", error.message, "bad");
+  }
+}
+
 async function refresh() {
   if (!(await whoami())) return;
   try {
     const list = await drawZones();
     const migrations = await drawMigrations();
-    await Promise.all([drawTimelineAndAudit(list, migrations), drawMail()]);
+    await Promise.all([drawTimelineAndAudit(list, migrations), drawMail(), drawAgents()]);
     $("live").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (error) {
     $("live").textContent = "update failed: " + error.message;
