@@ -574,3 +574,140 @@ fn make_patch(staged: &Staged, apex: &[u8]) -> Patch {
         children: staged.children,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_zone::Name;
+
+    /// A name in wire form.
+    fn wire(name: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        push_name(&mut out, &Name::from_ascii(name).unwrap());
+        out
+    }
+
+    /// A zone of `hosts` A records below example.test., with an SOA and NS.
+    fn zone(hosts: u32) -> ZoneSnapshot {
+        let mut b = super::super::SnapshotBuilder::new(&Name::from_ascii("example.test.").unwrap());
+        let mut soa = wire("ns.example.test.");
+        soa.extend(wire("h.example.test."));
+        for field in [1u32, 1, 1, 1, 60] {
+            soa.extend(field.to_be_bytes());
+        }
+        b.add(&wire("example.test."), rtype::SOA, 60, &soa).unwrap();
+        b.add(
+            &wire("example.test."),
+            rtype::NS,
+            60,
+            &wire("ns.example.test."),
+        )
+        .unwrap();
+        for i in 0..hosts {
+            b.add(
+                &wire(&format!("h{i}.example.test.")),
+                rtype::A,
+                60,
+                &i.to_be_bytes(),
+            )
+            .unwrap();
+        }
+        b.finish()
+    }
+
+    /// One A record at `owner`, or none.
+    fn a(owner: &str, address: Option<[u8; 4]>) -> RrsetChange {
+        RrsetChange {
+            owner: wire(owner),
+            rtype: rtype::A,
+            ttl: 60,
+            rdatas: address.map(|a| vec![a.to_vec()]).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_patch_shares_the_base_and_copies_only_what_it_touches() {
+        let old = zone(1000);
+        let new = old
+            .patched(&[a("x.y.example.test.", Some([192, 0, 2, 1]))])
+            .unwrap();
+        assert!(Arc::ptr_eq(&old.base, &new.base), "the arena is shared");
+        assert_eq!(
+            new.patched_nodes(),
+            3,
+            "x.y, the new ENT y, and the apex (a new child)"
+        );
+        assert_eq!((new.node_count(), new.record_count()), (1003, 1003));
+        let newer = new.patched(&[a("x.y.example.test.", None)]).unwrap();
+        assert_eq!((newer.node_count(), newer.record_count()), (1001, 1002));
+        assert!(
+            newer.find(&wire("y.example.test.")).is_none(),
+            "the ENT went with its child"
+        );
+        assert!(newer.find(&wire("h7.example.test.")).is_some());
+    }
+
+    #[test]
+    fn a_cut_or_dname_that_comes_or_goes_rebuilds() {
+        let old = zone(10);
+        let ns = RrsetChange {
+            owner: wire("h1.example.test."),
+            rtype: rtype::NS,
+            ttl: 60,
+            rdatas: vec![wire("ns.elsewhere.test.")],
+        };
+        assert_eq!(old.patched(&[ns]).err(), Some(Rebuild::CutMoved));
+        let dname = RrsetChange {
+            owner: wire("d.example.test."),
+            rtype: DNAME,
+            ttl: 60,
+            rdatas: vec![wire("example.org.")],
+        };
+        assert_eq!(old.patched(&[dname]).err(), Some(Rebuild::CutMoved));
+        let apex_ns = RrsetChange {
+            owner: wire("example.test."),
+            rtype: rtype::NS,
+            ttl: 60,
+            rdatas: vec![wire("ns2.example.test.")],
+        };
+        assert!(old.patched(&[apex_ns]).is_ok(), "the apex NS is no cut");
+    }
+
+    #[test]
+    fn a_full_overlay_asks_for_compaction() {
+        let mut snapshot = zone(100);
+        let mut patched = 0;
+        let why = loop {
+            let name = format!("n{patched}.example.test.");
+            match snapshot.patched(&[a(&name, Some([10, 0, 0, 1]))]) {
+                Ok(next) => snapshot = next,
+                Err(why) => break why,
+            }
+            patched += 1;
+        };
+        assert!(matches!(why, Rebuild::Compact(_)), "{why}");
+        assert!(
+            (500..=1100).contains(&patched),
+            "compacted after {patched} changes"
+        );
+    }
+
+    #[test]
+    fn bad_changes_are_refused() {
+        let old = zone(1);
+        assert!(matches!(
+            old.patched(&[a("example.org.", Some([1, 2, 3, 4]))]),
+            Err(Rebuild::Refused(BuildError::OutOfZone { .. }))
+        ));
+        let diff = ZoneDiff {
+            from: cutover_zone::Serial(7),
+            to: cutover_zone::Serial(8),
+            removed: Vec::new(),
+            added: Vec::new(),
+        };
+        assert!(matches!(
+            old.patched_with_diffs(&[diff]),
+            Err(Rebuild::Mismatch(_))
+        ));
+    }
+}
