@@ -3,15 +3,23 @@
 //! served (the last good one stays).
 //!
 //! ```text
-//!  store ──for_each_record (rows streamed)──▶ SnapshotBuilder ──check──▶ Catalog ──ArcSwap──▶ answer path
-//!    ▲                                                                     ▲
-//!    └── every 250 ms: generation() changed? ──▶ reload the zones whose serial
-//!                                                 changed, publish a new Catalog
+//!  store ──journal since the serial served──▶ served snapshot patched ──check_at──┐
+//!    │     (small change; O(change))                                            ├─▶ Catalog ──ArcSwap──▶ answer path
+//!    └──for_each_record (rows streamed)──▶ SnapshotBuilder ──check───────────────┘
+//!          (new zone, big change, cut moved, compaction due; O(zone))
+//!    ▲
+//!    └── woken (inotify) or every 250 ms: generation() changed? ──▶ reload the zones
+//!                                         whose serial changed, publish a new Catalog
 //!  every serial change published ──▶ NOTIFY out to the zone's secondaries
 //! ```
 //!
-//! No `Zone` is built for serving: the store's rows go one at a time into
-//! the snapshot builder, so a load peaks at about the size of the snapshot.
+//! A change written by another process (`cutover record`, the API of this
+//! or another `serve`, a secondary's transfer) is read back from the
+//! store's journal — the diffs since the serial served — and patched into
+//! the served snapshot (`ZoneSnapshot::patched_with_diffs`), which is
+//! checked at the names the diffs touch. Otherwise no `Zone` is built for
+//! serving: the store's rows go one at a time into the snapshot builder, so
+//! a load peaks at about the size of the snapshot.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError};
@@ -22,6 +30,7 @@ use arc_swap::ArcSwap;
 use cutover_nameserver::snapshot::SnapshotBuilder;
 use cutover_nameserver::{Catalog, ZoneSnapshot};
 use cutover_store::{Store, StoreError, ZoneInfo};
+use cutover_zone::rdata::push_name;
 use cutover_zone::{Name, Serial};
 
 use crate::primary::notifier::Notifier;
@@ -84,7 +93,19 @@ fn reload_checked(
         if old == Some(info.serial) || refused.get(&info.origin) == Some(info) {
             continue;
         }
-        match load(store, info) {
+        let served_now = next.get(&info.origin).cloned();
+        let patched = match (old, served_now) {
+            (Some(old), Some(snapshot)) if snapshot.serial() == old => {
+                patch(store, &snapshot, info)
+            }
+            _ => Ok(None),
+        };
+        let loaded = match patched {
+            Ok(Some(snapshot)) => Ok(Some(snapshot)),
+            Ok(None) => load(store, info),
+            Err(error) => Err(error),
+        };
+        match loaded {
             Ok(Some(snapshot)) => {
                 let new = snapshot.serial();
                 let (records, bytes) = (snapshot.record_count(), snapshot.heap_size());
@@ -136,6 +157,51 @@ fn reload_checked(
     if changed {
         catalog.store(Arc::new(next));
     }
+}
+
+/// The served snapshot `old` patched with the store's journal since its
+/// serial, checked at the names the journal touches; `None` when it is
+/// better (or only possible) to load the zone whole: no journal back to
+/// the serial served, a change of more than a quarter of the zone, a
+/// delegation or DNAME that came or went, an overlay due for compaction.
+fn patch(
+    store: &Store,
+    old: &ZoneSnapshot,
+    info: &ZoneInfo,
+) -> anyhow::Result<Option<ZoneSnapshot>> {
+    let Ok(diffs) = store.journal(&info.origin, old.serial()) else {
+        return Ok(None);
+    };
+    let records: usize = diffs.iter().map(|d| d.removed.len() + d.added.len()).sum();
+    let Some(last) = diffs.last() else {
+        return Ok(None);
+    };
+    if records > old.record_count() / 4 + 64 {
+        return Ok(None);
+    }
+    let next = match old.patched_with_diffs(&diffs) {
+        Ok(next) => next,
+        Err(why) => {
+            tracing::debug!(zone = %info.origin, "loaded whole: {why}");
+            return Ok(None);
+        }
+    };
+    if next.serial() != last.to {
+        return Ok(None);
+    }
+    let owners: Vec<Vec<u8>> = diffs
+        .iter()
+        .flat_map(|d| d.removed.iter().chain(&d.added))
+        .map(|record| {
+            let mut owner = Vec::new();
+            push_name(&mut owner, &record.name);
+            owner.make_ascii_lowercase();
+            owner
+        })
+        .collect();
+    next.check_at(owners.iter().map(|o| &o[..]))
+        .context("the stored zone fails its checks")?;
+    Ok(Some(next))
 }
 
 /// Builds the snapshot of one zone straight from the store's rows and
