@@ -343,7 +343,10 @@ impl StorePrimary {
                 return update::response(request, UpdateRcode::ServFail);
             }
         };
-        let reread = held.is_none_or(|held| !Arc::ptr_eq(&held.zone, &base.zone));
+        let reread = held
+            .as_ref()
+            .is_none_or(|held| !Arc::ptr_eq(&held.zone, &base.zone));
+        drop(held);
         let (diff, generation) = match outcome {
             Ok(Some(written_diff)) => written_diff,
             Ok(None) => {
@@ -359,6 +362,10 @@ impl StorePrimary {
         let stored = started.elapsed();
         // The version written over becomes the new one in place (copied only
         // if a transfer still holds it); the store already took the same diff.
+        // The cached copy goes first, so `make_mut` below changes the zone in
+        // place: with it (and `held`) still holding the Arc, every UPDATE
+        // cloned the whole zone, O(zone) again after the snapshot no longer was.
+        written.zones.remove(&origin);
         let mut next = base.zone;
         if let Err(error) = edit::apply_in_place(Arc::make_mut(&mut next), &diff) {
             tracing::error!(zone = %origin, "UPDATE stored, but not applied to the cached zone: {error}");
