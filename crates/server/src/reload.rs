@@ -238,3 +238,119 @@ fn load(store: &Store, info: &ZoneInfo) -> anyhow::Result<Option<ZoneSnapshot>> 
     }
     Ok(Some(snapshot))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_nameserver::{answer, Transport};
+    use cutover_zone::rdata::Soa;
+    use cutover_zone::{Rdata, Record, RecordType, Zone};
+    use std::str::FromStr;
+
+    /// A name from text.
+    fn n(s: &str) -> Name {
+        Name::from_str(s).unwrap()
+    }
+
+    /// A zone of 100 hosts, a delegation with glue and an MX.
+    fn zone() -> Zone {
+        let mut zone = Zone::new(n("example.test."));
+        let soa = Soa {
+            mname: n("ns1.example.test."),
+            rname: n("h.example.test."),
+            serial: 1,
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 60,
+        };
+        let mut add = |name: &str, rdata: Rdata| {
+            zone.add(Record {
+                name: n(name),
+                ttl: 300,
+                rdata,
+            })
+            .unwrap();
+        };
+        add("example.test.", Rdata::soa(&soa));
+        add(
+            "example.test.",
+            Rdata::name_only(RecordType::NS, &n("ns1.example.test.")),
+        );
+        add("ns1.example.test.", Rdata::a([192, 0, 2, 1].into()));
+        for i in 0..100u8 {
+            add(
+                &format!("h{i}.example.test."),
+                Rdata::a([10, 0, 0, i].into()),
+            );
+        }
+        zone
+    }
+
+    /// The answer to `name` `qtype` from `catalog`.
+    fn ask(catalog: &Catalog, name: &str, qtype: u16) -> Vec<u8> {
+        let mut q = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        push_name(&mut q, &n(name));
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        let mut out = Vec::new();
+        assert!(answer(catalog, &q, Transport::Tcp, &mut out));
+        out
+    }
+
+    #[test]
+    fn a_change_in_the_store_is_patched_into_the_served_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cutover.db")).unwrap();
+        store.create_zone(&zone(), "test").unwrap();
+        let catalog = ArcSwap::from_pointee(Catalog::empty());
+        let mut served = BTreeMap::new();
+        reload(&store, &catalog, &mut served);
+        let origin = n("example.test.");
+        let first = Arc::clone(catalog.load().get(&origin).unwrap());
+        assert_eq!(first.patched_nodes(), 0, "loaded whole");
+        store
+            .edit(&origin, "test", |zone| {
+                let new = Record {
+                    name: n("new.sub.example.test."),
+                    ttl: 300,
+                    rdata: Rdata::a([192, 0, 2, 9].into()),
+                };
+                zone.add(new).map_err(|e| e.to_string())?;
+                zone.remove(&n("ns1.example.test."), &Rdata::a([192, 0, 2, 1].into()));
+                let moved = Record {
+                    name: n("ns1.example.test."),
+                    ttl: 300,
+                    rdata: Rdata::a([192, 0, 2, 2].into()),
+                };
+                zone.add(moved).map(drop).map_err(|e| e.to_string())
+            })
+            .unwrap();
+        reload(&store, &catalog, &mut served);
+        let now = catalog.load();
+        let patched = now.get(&origin).unwrap();
+        assert!(patched.serial().is_newer_than(first.serial()));
+        assert!(
+            (1..=5).contains(&patched.patched_nodes()),
+            "patched, not rebuilt: {patched:?}"
+        );
+        let built = Catalog::new(vec![Arc::new(ZoneSnapshot::build(
+            &store.zone(&origin).unwrap().unwrap(),
+        ))]);
+        for (name, qtype) in [
+            ("example.test.", 2),
+            ("example.test.", 6),
+            ("ns1.example.test.", 1),
+            ("new.sub.example.test.", 1),
+            ("sub.example.test.", 1),
+            ("x.sub.example.test.", 1),
+            ("h7.example.test.", 1),
+        ] {
+            assert_eq!(
+                ask(&now, name, qtype),
+                ask(&built, name, qtype),
+                "{name} {qtype}"
+            );
+        }
+    }
+}
