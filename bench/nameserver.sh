@@ -51,10 +51,10 @@ busy_percent() {
 
 echo "== building"
 (cd "$ROOT" && cargo build --release -q -p cutover-nameserver --example serve_zone)
-SERVE_ZONE="$ROOT/target/release/examples/serve_zone"
+SERVE_ZONE="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/serve_zone"
 CUTOVER_BIN=""
 if (cd "$ROOT" && cargo build --release -q -p cutover 2>/dev/null); then
-    CUTOVER_BIN="$ROOT/target/release/cutover"
+    CUTOVER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/cutover"
 fi
 gcc -O2 -o "$WORK/udp_blast" /work/shared/tools/udp_blast.c
 UDP_BLAST="$WORK/udp_blast"

@@ -30,7 +30,7 @@
 //!   the RRsets before it; additional records that do not fit are left out.
 
 use crate::catalog::Catalog;
-use crate::snapshot::{Additional, Interrupt, NodeRef, RrsetRef, ZoneSnapshot};
+use crate::snapshot::{Interrupt, NodeRef, RrsetRef, ZoneSnapshot};
 use crate::wire::{is_at_or_below, NameBuf, OptRecord, Query, Response, Section, WireName};
 
 /// How the query arrived, which bounds the response size.
@@ -180,7 +180,7 @@ pub fn answer(
         zone,
         qtype: query.qtype,
         out,
-        additional: [None; ADDITIONAL_MAX],
+        additional: [(&[], 0); ADDITIONAL_MAX],
         additional_count: 0,
         visited: [u32::MAX; CHAIN_MAX + 1],
         visited_count: 0,
@@ -217,8 +217,9 @@ struct Resolver<'z, 'b> {
     qtype: u16,
     /// The response.
     out: Response<'b>,
-    /// Targets whose addresses go in the additional section.
-    additional: [Option<&'z Additional>; ADDITIONAL_MAX],
+    /// Targets whose addresses go in the additional section: the name
+    /// (lowercased wire form) and the node holding the addresses.
+    additional: [(&'z [u8], u32); ADDITIONAL_MAX],
     /// Entries used in `additional`.
     additional_count: usize,
     /// Nodes answered from so far (CNAME loop detection).
@@ -439,14 +440,12 @@ impl<'z> Resolver<'z, '_> {
 
     /// Remembers the targets of an NS/MX/SRV RRset for the additional section.
     fn want_additional(&mut self, set: RrsetRef<'z>) {
-        let zone = self.zone;
-        for target in set.additional() {
+        for target in set.additional_targets() {
             let known = self.additional[..self.additional_count]
                 .iter()
-                .flatten()
-                .any(|a| zone.additional_owner(a) == zone.additional_owner(target));
+                .any(|&(name, _)| name == target.0);
             if !known && self.additional_count < ADDITIONAL_MAX {
-                self.additional[self.additional_count] = Some(target);
+                self.additional[self.additional_count] = target;
                 self.additional_count += 1;
             }
         }
@@ -456,9 +455,8 @@ impl<'z> Resolver<'z, '_> {
     fn finish(mut self, opt: Option<OptRecord>) {
         if !self.out.is_truncated() {
             let targets = self.additional;
-            'targets: for target in targets[..self.additional_count].iter().flatten() {
-                let node = self.zone.node(target.node());
-                let name = self.zone.additional_owner(target);
+            'targets: for &(name, node) in &targets[..self.additional_count] {
+                let node = self.zone.node(node);
                 for rtype in [rtype::A, rtype::AAAA] {
                     let Some(set) = node.rrset(rtype) else {
                         continue;

@@ -56,6 +56,11 @@ impl Catalog {
         self.zones.iter()
     }
 
+    /// The zone served at `origin`.
+    pub fn get(&self, origin: &Name) -> Option<&Arc<ZoneSnapshot>> {
+        self.zones.iter().find(|z| z.origin() == origin)
+    }
+
     /// A copy with `zone` added or replaced (a replaced zone is no longer
     /// expired: it is a new version).
     pub fn with_zone(&self, zone: Arc<ZoneSnapshot>) -> Catalog {

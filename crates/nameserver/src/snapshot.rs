@@ -27,8 +27,10 @@
 //! (the question is copied from the query, so it keeps its case).
 
 mod check;
+mod patch;
 
-use std::hash::Hasher;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use cutover_zone::rdata::{wire_name_len, DNAME};
 use cutover_zone::{Name, Serial, Zone};
@@ -36,6 +38,7 @@ use cutover_zone::{Name, Serial, Zone};
 use crate::wire::{is_at_or_below, NAME_MAX};
 
 pub use check::Unservable;
+pub use patch::{Rebuild, RrsetChange};
 
 /// Marks an absent node id.
 const NONE: u32 = u32::MAX;
@@ -49,8 +52,8 @@ const INTERRUPT_TAG: u32 = 0b11 << 30;
 const TAG_CUT: u32 = 0b01 << 30;
 /// Packed interrupt tag: a DNAME.
 const TAG_DNAME: u32 = 0b10 << 30;
-/// The most additional targets kept per RRset (the answer path uses at most
-/// 32 per response).
+/// The most additional targets with addresses used per RRset (the answer
+/// path uses at most 32 per response).
 const ADDITIONAL_PER_RRSET: usize = 32;
 /// The largest record count hint the builder sizes its tables for (a
 /// wrong hint must not reserve gigabytes).
@@ -77,7 +80,9 @@ mod rtype {
     pub const AAAA: u16 = 28;
 }
 
-/// A zone prepared for answering.
+/// A zone prepared for answering: a base arena, shared between versions,
+/// and an overlay of the nodes changed since it was built (see
+/// [`ZoneSnapshot::patched`]).
 pub struct ZoneSnapshot {
     /// The apex name.
     origin: Name,
@@ -87,18 +92,74 @@ pub struct ZoneSnapshot {
     serial: Serial,
     /// The TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM).
     negative_ttl: u32,
+    /// The arena built from scratch, shared by every version patched from it.
+    base: Arc<Base>,
+    /// The nodes changed since the base was built.
+    overlay: Overlay,
+    /// The number of nodes.
+    node_count: usize,
+    /// The number of records.
+    record_count: usize,
+}
+
+/// The flat tables a node's RRsets live in (the base arena's, or one
+/// patched node's own).
+#[derive(Default)]
+struct Tables {
     /// Every byte: owners, RDATA, lowercased RDATA.
     bytes: Box<[u8]>,
-    /// Every node, the apex first.
-    nodes: Box<[Node]>,
     /// Every RRset, a node's contiguous and sorted by type.
     rrsets: Box<[Rrset]>,
     /// Every record, an RRset's contiguous and in canonical order.
     records: Box<[Record]>,
     /// Every additional target, an RRset's contiguous.
     additional: Box<[Additional]>,
+}
+
+/// A zone built from scratch into one arena.
+struct Base {
+    /// The RRsets, records, targets and bytes.
+    tables: Tables,
+    /// Every node, the apex first.
+    nodes: Box<[Node]>,
+    /// How many nodes sit directly below each node (read when patching:
+    /// a node with none and no data is removed).
+    children: Box<[u32]>,
     /// Owner name to node id.
     index: NameIndex,
+}
+
+/// One node as changed since the base was built: its whole content, in
+/// tables of its own.
+struct Patch {
+    /// Its RRsets, records, targets and owner bytes.
+    tables: Tables,
+    /// The node (owner at offset 0 of `tables.bytes`, RRsets from 0).
+    node: Node,
+    /// How many nodes sit directly below it.
+    children: u32,
+}
+
+/// The hasher of node ids in the overlay.
+type IdHash = BuildHasherDefault<NameHasher>;
+
+/// The nodes changed since the base was built, in persistent maps: a new
+/// version shares every entry it did not change with the one it came from.
+#[derive(Clone, Default)]
+struct Overlay {
+    /// True when anything was patched (the answer path then consults the
+    /// maps, and resolves additional targets as it goes).
+    patched: bool,
+    /// Node id to its new content, or `None` for a base node deleted.
+    by_id: rpds::HashTrieMapSync<u32, Option<Arc<Patch>>, IdHash>,
+    /// Owner (lowercased wire form) to id, for nodes the base does not hold.
+    by_name: rpds::HashTrieMapSync<Box<[u8]>, u32, IdHash>,
+    /// The id the next new node gets.
+    next_id: u32,
+    /// Entries plus records held: what decides when to compact.
+    weight: usize,
+    /// Heap bytes of the patched nodes (estimated).
+    heap: usize,
 }
 
 /// One owner name and what the answer path needs to know about it.
@@ -181,6 +242,8 @@ pub(crate) struct Additional {
 pub(crate) struct NodeRef<'z> {
     /// The snapshot it belongs to.
     zone: &'z ZoneSnapshot,
+    /// The tables its RRsets are in.
+    tables: &'z Tables,
     /// Its id.
     id: u32,
     /// Its entry.
@@ -192,6 +255,8 @@ pub(crate) struct NodeRef<'z> {
 pub(crate) struct RrsetRef<'z> {
     /// The snapshot it belongs to.
     zone: &'z ZoneSnapshot,
+    /// The tables its records are in.
+    tables: &'z Tables,
     /// Its entry.
     set: &'z Rrset,
 }
@@ -311,24 +376,30 @@ impl ZoneSnapshot {
 
     /// The number of nodes (owners and empty non-terminals).
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.node_count
     }
 
     /// The number of records.
     pub fn record_count(&self) -> usize {
-        self.records.len()
+        self.record_count
     }
 
-    /// The heap bytes the snapshot holds.
+    /// The number of nodes changed since the base arena was built (0 for a
+    /// snapshot built from scratch).
+    pub fn patched_nodes(&self) -> usize {
+        self.overlay.by_id.size()
+    }
+
+    /// The heap bytes the snapshot holds (the base arena, shared with the
+    /// versions patched from it, and the overlay, estimated).
     pub fn heap_size(&self) -> usize {
         use std::mem::size_of;
-        self.bytes.len()
+        let base = &self.base;
+        base.tables.heap_size()
             + self.apex.len()
-            + self.nodes.len() * size_of::<Node>()
-            + self.rrsets.len() * size_of::<Rrset>()
-            + self.records.len() * size_of::<Record>()
-            + self.additional.len() * size_of::<Additional>()
-            + self.index.slots.len() * size_of::<u64>()
+            + base.nodes.len() * (size_of::<Node>() + size_of::<u32>())
+            + base.index.slots.len() * size_of::<u64>()
+            + self.overlay.heap
     }
 
     /// The apex, lowercased wire form.
@@ -341,25 +412,84 @@ impl ZoneSnapshot {
         self.node(0)
     }
 
-    /// The node at a lowercased wire name.
+    /// The node at a lowercased wire name: the overlay's version when it
+    /// changed the node (none when it deleted it), else the base's.
     pub(crate) fn find(&self, lower: &[u8]) -> Option<NodeRef<'_>> {
-        let id = self.index.find(lower, &self.bytes, &self.nodes)?;
-        Some(self.node(id))
-    }
-
-    /// A node by id (ids come from this snapshot).
-    pub(crate) fn node(&self, id: u32) -> NodeRef<'_> {
-        NodeRef {
-            zone: self,
-            id,
-            node: &self.nodes[id as usize],
+        let base = &*self.base;
+        let overlay = &self.overlay;
+        match base.index.find(lower, &base.tables.bytes, &base.nodes) {
+            Some(id) if !overlay.patched => Some(self.base_node(id)),
+            Some(id) => match overlay.by_id.get(&id) {
+                None => Some(self.base_node(id)),
+                Some(patch) => patch.as_deref().map(|patch| self.patch_node(id, patch)),
+            },
+            None if !overlay.patched => None,
+            None => {
+                let id = *overlay.by_name.get(lower)?;
+                let patch = overlay.by_id.get(&id)?.as_deref()?;
+                Some(self.patch_node(id, patch))
+            }
         }
     }
 
-    /// The target name of an additional entry, lowercased wire form.
-    pub(crate) fn additional_owner(&self, additional: &Additional) -> &[u8] {
-        let at = additional.owner as usize;
-        &self.bytes[at..at + additional.owner_len as usize]
+    /// A node by id (ids come from this snapshot: the apex, a node found,
+    /// or one a node refers to, which is never one deleted).
+    pub(crate) fn node(&self, id: u32) -> NodeRef<'_> {
+        if self.overlay.patched {
+            if let Some(patch) = self.overlay.by_id.get(&id) {
+                match patch {
+                    Some(patch) => return self.patch_node(id, patch),
+                    None => {
+                        // Patching keeps no reference to a deleted node.
+                        debug_assert!(false, "node {id} was deleted");
+                        return self.base_node(0);
+                    }
+                }
+            }
+        }
+        self.base_node(id)
+    }
+
+    /// A node of the base arena.
+    fn base_node(&self, id: u32) -> NodeRef<'_> {
+        NodeRef {
+            zone: self,
+            tables: &self.base.tables,
+            id,
+            node: &self.base.nodes[id as usize],
+        }
+    }
+
+    /// A node of the overlay.
+    fn patch_node<'z>(&'z self, id: u32, patch: &'z Patch) -> NodeRef<'z> {
+        NodeRef {
+            zone: self,
+            tables: &patch.tables,
+            id,
+            node: &patch.node,
+        }
+    }
+
+    /// Every node: the base's the overlay did not change or delete, then
+    /// the overlay's.
+    fn nodes(&self) -> impl Iterator<Item = NodeRef<'_>> {
+        let overlay = &self.overlay;
+        let base = (0..self.base.nodes.len() as u32)
+            .filter(move |id| !overlay.patched || !overlay.by_id.contains_key(id))
+            .map(move |id| self.base_node(id));
+        let patched = overlay
+            .by_id
+            .iter()
+            .filter_map(move |(&id, patch)| Some(self.patch_node(id, patch.as_deref()?)));
+        base.chain(patched)
+    }
+
+    /// How many nodes sit directly below node `id`.
+    fn children(&self, id: u32) -> u32 {
+        match self.overlay.by_id.get(&id) {
+            Some(patch) => patch.as_ref().map_or(0, |p| p.children),
+            None => self.base.children.get(id as usize).copied().unwrap_or(0),
+        }
     }
 
     /// The TTL of the SOA in negative answers.
@@ -373,8 +503,9 @@ impl std::fmt::Debug for ZoneSnapshot {
         f.debug_struct("ZoneSnapshot")
             .field("origin", &self.origin.to_string())
             .field("serial", &self.serial)
-            .field("nodes", &self.nodes.len())
-            .field("records", &self.records.len())
+            .field("nodes", &self.node_count)
+            .field("records", &self.record_count)
+            .field("patched", &self.overlay.by_id.size())
             .finish()
     }
 }
@@ -392,10 +523,11 @@ impl<'z> NodeRef<'z> {
 
     /// The owner, lowercased wire form.
     pub(crate) fn owner(&self) -> &'z [u8] {
-        owner_bytes(&self.zone.bytes, self.node)
+        owner_bytes(&self.tables.bytes, self.node)
     }
 
-    /// What takes over a query for a name below this one.
+    /// What takes over a query for a name below this one (ids of nodes
+    /// stay the same when the overlay changes them).
     pub(crate) fn below(&self) -> Option<Interrupt> {
         unpack(self.node.interrupt)
     }
@@ -417,25 +549,28 @@ impl<'z> NodeRef<'z> {
     /// The RRsets, sorted by type code.
     fn rrsets(&self) -> &'z [Rrset] {
         let first = self.node.first_rrset as usize;
-        &self.zone.rrsets[first..first + self.node.rrset_count as usize]
+        &self.tables.rrsets[first..first + self.node.rrset_count as usize]
+    }
+
+    /// An RRset of this node.
+    fn set(&self, set: &'z Rrset) -> RrsetRef<'z> {
+        RrsetRef {
+            zone: self.zone,
+            tables: self.tables,
+            set,
+        }
     }
 
     /// The RRset with the lowest type code (for ANY).
     pub(crate) fn first_rrset(&self) -> Option<RrsetRef<'z>> {
-        self.rrsets().first().map(|set| RrsetRef {
-            zone: self.zone,
-            set,
-        })
+        self.rrsets().first().map(|set| self.set(set))
     }
 
     /// The RRset of one type.
     pub(crate) fn rrset(&self, rtype: u16) -> Option<RrsetRef<'z>> {
         let sets = self.rrsets();
         let at = sets.binary_search_by_key(&rtype, |s| s.rtype).ok()?;
-        Some(RrsetRef {
-            zone: self.zone,
-            set: &sets[at],
-        })
+        Some(self.set(&sets[at]))
     }
 
     /// True when the node has an RRset of this type.
@@ -458,8 +593,8 @@ impl<'z> RrsetRef<'z> {
     /// The records, in canonical order.
     pub(crate) fn records(&self) -> impl Iterator<Item = RecordRef<'z>> + 'z {
         let first = self.set.first_record as usize;
-        let bytes: &'z [u8] = &self.zone.bytes;
-        self.zone.records[first..first + self.set.record_count as usize]
+        let bytes: &'z [u8] = &self.tables.bytes;
+        self.tables.records[first..first + self.set.record_count as usize]
             .iter()
             .map(move |record| record_ref(bytes, record))
     }
@@ -469,17 +604,43 @@ impl<'z> RrsetRef<'z> {
         self.records().next()
     }
 
-    /// For NS, MX and SRV: the address records to add for the targets.
-    pub(crate) fn additional(&self) -> &'z [Additional] {
+    /// For NS, MX and SRV: the targets in the zone, once each, in record
+    /// order.
+    fn additional(&self) -> &'z [Additional] {
         let first = self.set.first_additional as usize;
-        &self.zone.additional[first..first + self.set.additional_count as usize]
+        &self.tables.additional[first..first + self.set.additional_count as usize]
+    }
+
+    /// For NS, MX and SRV: the first 32 targets with addresses, each with
+    /// the node holding them (the target, or the wildcard covering it). A
+    /// snapshot built from scratch found the nodes when it was built; a
+    /// patched one looks them up now, so a change to a target's addresses
+    /// needs no change to the RRsets that name it.
+    pub(crate) fn additional_targets(&self) -> impl Iterator<Item = (&'z [u8], u32)> + 'z {
+        let (zone, bytes) = (self.zone, &self.tables.bytes[..]);
+        self.additional()
+            .iter()
+            .filter_map(move |target| {
+                let at = target.owner as usize;
+                let name = &bytes[at..at + target.owner_len as usize];
+                let node = match zone.overlay.patched {
+                    false => (target.node != NONE).then_some(target.node),
+                    true => zone.address_node(name),
+                };
+                node.map(|node| (name, node))
+            })
+            .take(ADDITIONAL_PER_RRSET)
     }
 }
 
-impl Additional {
-    /// The node holding the target's addresses.
-    pub(crate) fn node(&self) -> u32 {
-        self.node
+impl Tables {
+    /// The heap bytes the tables hold.
+    fn heap_size(&self) -> usize {
+        use std::mem::size_of;
+        self.bytes.len()
+            + self.rrsets.len() * size_of::<Rrset>()
+            + self.records.len() * size_of::<Record>()
+            + self.additional.len() * size_of::<Additional>()
     }
 }
 
@@ -680,17 +841,36 @@ impl SnapshotBuilder {
             records.push(encode(p, rdata(p)));
         }
         drop(pending);
+        let mut children = vec![0u32; nodes.len()];
+        for &parent in &parents {
+            if parent != NONE {
+                children[parent as usize] += 1;
+            }
+        }
+        let (node_count, record_count) = (nodes.len(), records.len());
+        let base = Base {
+            tables: Tables {
+                bytes: bytes.into_boxed_slice(),
+                rrsets: rrsets.into_boxed_slice(),
+                records: records.into_boxed_slice(),
+                additional: Box::new([]),
+            },
+            nodes: nodes.into_boxed_slice(),
+            children: children.into_boxed_slice(),
+            index,
+        };
         let mut snapshot = ZoneSnapshot {
             origin,
             apex,
             serial: Serial(0),
             negative_ttl: 0,
-            bytes: bytes.into_boxed_slice(),
-            nodes: nodes.into_boxed_slice(),
-            rrsets: rrsets.into_boxed_slice(),
-            records: records.into_boxed_slice(),
-            additional: Box::new([]),
-            index,
+            base: Arc::new(base),
+            overlay: Overlay {
+                next_id: node_count as u32,
+                ..Overlay::default()
+            },
+            node_count,
+            record_count,
         };
         snapshot.read_soa();
         snapshot.link(&parents);
@@ -807,9 +987,10 @@ impl ZoneSnapshot {
         }
     }
 
-    /// Computes interrupts and additional targets (wildcard children are
-    /// linked as nodes are added). `parents[id]` is below `id`, so one pass
-    /// from the apex down sees every parent before its children.
+    /// Computes interrupts and additional targets of a snapshot just built
+    /// (wildcard children are linked as nodes are added). `parents[id]` is
+    /// below `id`, so one pass from the apex down sees every parent before
+    /// its children.
     fn link(&mut self, parents: &[u32]) {
         for (id, &parent) in parents.iter().enumerate() {
             let node = self.node(id as u32);
@@ -817,7 +998,7 @@ impl ZoneSnapshot {
             // DNAME at the apex rewrites only names that do not exist.
             let inherited = match parent {
                 0 | NONE => 0,
-                parent => self.nodes[parent as usize].interrupt,
+                parent => self.base.nodes[parent as usize].interrupt,
             };
             let interrupt = if inherited != 0 {
                 inherited
@@ -828,54 +1009,34 @@ impl ZoneSnapshot {
             } else {
                 0
             };
-            self.nodes[id].interrupt = interrupt;
+            self.base_mut().nodes[id].interrupt = interrupt;
         }
         let mut additional: Vec<Additional> = Vec::new();
-        for set in 0..self.rrsets.len() {
-            let rrset = self.rrsets[set];
-            let offset = match rrset.rtype {
-                rtype::NS => 0,
-                rtype::MX => 2,
-                rtype::SRV => 6,
-                _ => continue,
-            };
+        let mut ranges = Vec::new();
+        let tables = &self.base.tables;
+        for (set, rrset) in tables.rrsets.iter().enumerate() {
             let first = additional.len();
-            let records =
-                rrset.first_record as usize..(rrset.first_record + rrset.record_count) as usize;
-            for record in records {
-                let record = self.records[record];
-                let lower_at = record_lower_at(&record) as usize;
-                let start = lower_at + offset;
-                let Some(len) = self
-                    .bytes
-                    .get(start..lower_at + record.len as usize)
-                    .and_then(wire_name_len)
-                else {
-                    continue;
-                };
-                let target = &self.bytes[start..start + len];
-                if additional[first..]
-                    .iter()
-                    .any(|a| self.additional_owner(a) == target)
-                {
-                    continue;
-                }
-                if first + ADDITIONAL_PER_RRSET <= additional.len() {
-                    break;
-                }
-                if let Some(node) = self.address_node(target) {
-                    additional.push(Additional {
-                        owner: start as u32,
-                        owner_len: len as u8,
-                        node,
-                    });
-                }
+            for target in targets(tables, rrset, &self.apex) {
+                let name = &tables.bytes[target.owner as usize..][..target.owner_len as usize];
+                let node = self.address_node(name).unwrap_or(NONE);
+                additional.push(Additional { node, ..target });
             }
-            let set = &mut self.rrsets[set];
-            set.first_additional = first as u32;
-            set.additional_count = (additional.len() - first) as u16;
+            if additional.len() > first {
+                ranges.push((set, first, additional.len() - first));
+            }
         }
-        self.additional = additional.into_boxed_slice();
+        let base = self.base_mut();
+        for (set, first, count) in ranges {
+            let set = &mut base.tables.rrsets[set];
+            set.first_additional = first as u32;
+            set.additional_count = count as u16;
+        }
+        base.tables.additional = additional.into_boxed_slice();
+    }
+
+    /// The base arena, while the snapshot is being built (not shared yet).
+    fn base_mut(&mut self) -> &mut Base {
+        Arc::get_mut(&mut self.base).expect("a snapshot being built shares its base with none")
     }
 
     /// The node whose A/AAAA answer for `target` (exactly, or by wildcard).
@@ -899,6 +1060,50 @@ impl ZoneSnapshot {
         }
         None
     }
+}
+
+/// The targets of an NS, MX or SRV RRset that are in the zone (at or below
+/// `apex`), once each and in record order, at most 65535 (node: [`NONE`]);
+/// none for other types.
+fn targets<'t>(
+    tables: &'t Tables,
+    rrset: &Rrset,
+    apex: &'t [u8],
+) -> impl Iterator<Item = Additional> + 't {
+    let offset = match rrset.rtype {
+        rtype::NS => Some(0),
+        rtype::MX => Some(2),
+        rtype::SRV => Some(6),
+        _ => None,
+    };
+    let records = match offset {
+        Some(_) => rrset.first_record as usize..(rrset.first_record + rrset.record_count) as usize,
+        None => 0..0,
+    };
+    let offset = offset.unwrap_or(0);
+    let mut seen: Vec<(u32, u8)> = Vec::new();
+    tables.records[records].iter().filter_map(move |record| {
+        let lower_at = record_lower_at(record) as usize;
+        let start = lower_at + offset;
+        let len = tables
+            .bytes
+            .get(start..lower_at + record.len as usize)
+            .and_then(wire_name_len)?;
+        let target = &tables.bytes[start..start + len];
+        let name = |&(at, len): &(u32, u8)| &tables.bytes[at as usize..at as usize + len as usize];
+        if !is_at_or_below(target, apex)
+            || seen.len() >= usize::from(u16::MAX)
+            || seen.iter().any(|seen| name(seen) == target)
+        {
+            return None;
+        }
+        seen.push((start as u32, len as u8));
+        Some(Additional {
+            owner: start as u32,
+            owner_len: len as u8,
+            node: NONE,
+        })
+    })
 }
 
 /// A fast hash for owner names (the zone's names are inserted by its
@@ -1126,7 +1331,7 @@ mod tests {
             assert_eq!(rdata, i.to_be_bytes(), "h{i} has its own address");
         }
         assert!(s.find(&wire("h5000.big.test.")).is_none());
-        let load = s.node_count() as f64 / s.index.slots.len() as f64;
+        let load = s.node_count() as f64 / s.base.index.slots.len() as f64;
         assert!(load <= 0.75, "index load {load} above 0.75");
         let per_record = s.heap_size() / s.record_count();
         assert!(
@@ -1173,9 +1378,9 @@ mod tests {
         assert_eq!(deleg.exact(), Some(Interrupt::Cut(deleg.id())));
         let glue = s.find(&wire("ns.deleg.example.test.")).unwrap();
         assert_eq!(glue.below(), Some(Interrupt::Cut(deleg.id())));
-        let additional = deleg.rrset(2).unwrap().additional();
+        let additional: Vec<_> = deleg.rrset(2).unwrap().additional_targets().collect();
         assert_eq!(additional.len(), 1, "glue is additional data for the NS");
-        assert_eq!(additional[0].node(), glue.id());
+        assert_eq!(additional[0].1, glue.id());
         let dn = s.find(&wire("dn.example.test.")).unwrap();
         assert_eq!(
             (dn.exact(), dn.below()),

@@ -3,15 +3,23 @@
 //! served (the last good one stays).
 //!
 //! ```text
-//!  store ──for_each_record (rows streamed)──▶ SnapshotBuilder ──check──▶ Catalog ──ArcSwap──▶ answer path
-//!    ▲                                                                     ▲
-//!    └── every 250 ms: generation() changed? ──▶ reload the zones whose serial
-//!                                                 changed, publish a new Catalog
+//!  store ──journal since the serial served──▶ served snapshot patched ──check_at──┐
+//!    │     (small change; O(change))                                            ├─▶ Catalog ──ArcSwap──▶ answer path
+//!    └──for_each_record (rows streamed)──▶ SnapshotBuilder ──check───────────────┘
+//!          (new zone, big change, cut moved, compaction due; O(zone))
+//!    ▲
+//!    └── woken (inotify) or every 250 ms: generation() changed? ──▶ reload the zones
+//!                                         whose serial changed, publish a new Catalog
 //!  every serial change published ──▶ NOTIFY out to the zone's secondaries
 //! ```
 //!
-//! No `Zone` is built for serving: the store's rows go one at a time into
-//! the snapshot builder, so a load peaks at about the size of the snapshot.
+//! A change written by another process (`cutover record`, the API of this
+//! or another `serve`, a secondary's transfer) is read back from the
+//! store's journal — the diffs since the serial served — and patched into
+//! the served snapshot (`ZoneSnapshot::patched_with_diffs`), which is
+//! checked at the names the diffs touch. Otherwise no `Zone` is built for
+//! serving: the store's rows go one at a time into the snapshot builder, so
+//! a load peaks at about the size of the snapshot.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError};
@@ -22,6 +30,7 @@ use arc_swap::ArcSwap;
 use cutover_nameserver::snapshot::SnapshotBuilder;
 use cutover_nameserver::{Catalog, ZoneSnapshot};
 use cutover_store::{Store, StoreError, ZoneInfo};
+use cutover_zone::rdata::push_name;
 use cutover_zone::{Name, Serial};
 
 use crate::primary::notifier::Notifier;
@@ -84,7 +93,19 @@ fn reload_checked(
         if old == Some(info.serial) || refused.get(&info.origin) == Some(info) {
             continue;
         }
-        match load(store, info) {
+        let served_now = next.get(&info.origin).cloned();
+        let patched = match (old, served_now) {
+            (Some(old), Some(snapshot)) if snapshot.serial() == old => {
+                patch(store, &snapshot, info)
+            }
+            _ => Ok(None),
+        };
+        let loaded = match patched {
+            Ok(Some(snapshot)) => Ok(Some(snapshot)),
+            Ok(None) => load(store, info),
+            Err(error) => Err(error),
+        };
+        match loaded {
             Ok(Some(snapshot)) => {
                 let new = snapshot.serial();
                 let (records, bytes) = (snapshot.record_count(), snapshot.heap_size());
@@ -138,6 +159,51 @@ fn reload_checked(
     }
 }
 
+/// The served snapshot `old` patched with the store's journal since its
+/// serial, checked at the names the journal touches; `None` when it is
+/// better (or only possible) to load the zone whole: no journal back to
+/// the serial served, a change of more than a quarter of the zone, a
+/// delegation or DNAME that came or went, an overlay due for compaction.
+fn patch(
+    store: &Store,
+    old: &ZoneSnapshot,
+    info: &ZoneInfo,
+) -> anyhow::Result<Option<ZoneSnapshot>> {
+    let Ok(diffs) = store.journal(&info.origin, old.serial()) else {
+        return Ok(None);
+    };
+    let records: usize = diffs.iter().map(|d| d.removed.len() + d.added.len()).sum();
+    let Some(last) = diffs.last() else {
+        return Ok(None);
+    };
+    if records > old.record_count() / 4 + 64 {
+        return Ok(None);
+    }
+    let next = match old.patched_with_diffs(&diffs) {
+        Ok(next) => next,
+        Err(why) => {
+            tracing::debug!(zone = %info.origin, "loaded whole: {why}");
+            return Ok(None);
+        }
+    };
+    if next.serial() != last.to {
+        return Ok(None);
+    }
+    let owners: Vec<Vec<u8>> = diffs
+        .iter()
+        .flat_map(|d| d.removed.iter().chain(&d.added))
+        .map(|record| {
+            let mut owner = Vec::new();
+            push_name(&mut owner, &record.name);
+            owner.make_ascii_lowercase();
+            owner
+        })
+        .collect();
+    next.check_at(owners.iter().map(|o| &o[..]))
+        .context("the stored zone fails its checks")?;
+    Ok(Some(next))
+}
+
 /// Builds the snapshot of one zone straight from the store's rows and
 /// checks it (`ZoneSnapshot::check`, and the SOA serial against the
 /// store's); `None` when the zone was deleted since it was listed. A row
@@ -171,4 +237,120 @@ fn load(store: &Store, info: &ZoneInfo) -> anyhow::Result<Option<ZoneSnapshot>> 
         );
     }
     Ok(Some(snapshot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_nameserver::{answer, Transport};
+    use cutover_zone::rdata::Soa;
+    use cutover_zone::{Rdata, Record, RecordType, Zone};
+    use std::str::FromStr;
+
+    /// A name from text.
+    fn n(s: &str) -> Name {
+        Name::from_str(s).unwrap()
+    }
+
+    /// A zone of 100 hosts, a delegation with glue and an MX.
+    fn zone() -> Zone {
+        let mut zone = Zone::new(n("example.test."));
+        let soa = Soa {
+            mname: n("ns1.example.test."),
+            rname: n("h.example.test."),
+            serial: 1,
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 60,
+        };
+        let mut add = |name: &str, rdata: Rdata| {
+            zone.add(Record {
+                name: n(name),
+                ttl: 300,
+                rdata,
+            })
+            .unwrap();
+        };
+        add("example.test.", Rdata::soa(&soa));
+        add(
+            "example.test.",
+            Rdata::name_only(RecordType::NS, &n("ns1.example.test.")),
+        );
+        add("ns1.example.test.", Rdata::a([192, 0, 2, 1].into()));
+        for i in 0..100u8 {
+            add(
+                &format!("h{i}.example.test."),
+                Rdata::a([10, 0, 0, i].into()),
+            );
+        }
+        zone
+    }
+
+    /// The answer to `name` `qtype` from `catalog`.
+    fn ask(catalog: &Catalog, name: &str, qtype: u16) -> Vec<u8> {
+        let mut q = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        push_name(&mut q, &n(name));
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        let mut out = Vec::new();
+        assert!(answer(catalog, &q, Transport::Tcp, &mut out));
+        out
+    }
+
+    #[test]
+    fn a_change_in_the_store_is_patched_into_the_served_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cutover.db")).unwrap();
+        store.create_zone(&zone(), "test").unwrap();
+        let catalog = ArcSwap::from_pointee(Catalog::empty());
+        let mut served = BTreeMap::new();
+        reload(&store, &catalog, &mut served);
+        let origin = n("example.test.");
+        let first = Arc::clone(catalog.load().get(&origin).unwrap());
+        assert_eq!(first.patched_nodes(), 0, "loaded whole");
+        store
+            .edit(&origin, "test", |zone| {
+                let new = Record {
+                    name: n("new.sub.example.test."),
+                    ttl: 300,
+                    rdata: Rdata::a([192, 0, 2, 9].into()),
+                };
+                zone.add(new).map_err(|e| e.to_string())?;
+                zone.remove(&n("ns1.example.test."), &Rdata::a([192, 0, 2, 1].into()));
+                let moved = Record {
+                    name: n("ns1.example.test."),
+                    ttl: 300,
+                    rdata: Rdata::a([192, 0, 2, 2].into()),
+                };
+                zone.add(moved).map(drop).map_err(|e| e.to_string())
+            })
+            .unwrap();
+        reload(&store, &catalog, &mut served);
+        let now = catalog.load();
+        let patched = now.get(&origin).unwrap();
+        assert!(patched.serial().is_newer_than(first.serial()));
+        assert!(
+            (1..=5).contains(&patched.patched_nodes()),
+            "patched, not rebuilt: {patched:?}"
+        );
+        let built = Catalog::new(vec![Arc::new(ZoneSnapshot::build(
+            &store.zone(&origin).unwrap().unwrap(),
+        ))]);
+        for (name, qtype) in [
+            ("example.test.", 2),
+            ("example.test.", 6),
+            ("ns1.example.test.", 1),
+            ("new.sub.example.test.", 1),
+            ("sub.example.test.", 1),
+            ("x.sub.example.test.", 1),
+            ("h7.example.test.", 1),
+        ] {
+            assert_eq!(
+                ask(&now, name, qtype),
+                ask(&built, name, qtype),
+                "{name} {qtype}"
+            );
+        }
+    }
 }

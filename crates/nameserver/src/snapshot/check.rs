@@ -20,7 +20,7 @@ use std::fmt;
 use cutover_zone::rdata::{wire_name_len, DNAME};
 use cutover_zone::{Rdata, RecordType};
 
-use super::{owner_bytes, record_ref, rtype, ZoneSnapshot};
+use super::{record_ref, rtype, NodeRef, ZoneSnapshot};
 
 /// Problems reported in full; more are only counted.
 const SHOWN: usize = 10;
@@ -53,6 +53,32 @@ impl ZoneSnapshot {
     /// what is wrong.
     pub fn check(&self) -> Result<(), Unservable> {
         let mut found = Found::default();
+        self.check_apex(&mut found);
+        for node in self.nodes() {
+            check_node(node, &mut found);
+        }
+        found.finish()
+    }
+
+    /// [`ZoneSnapshot::check`] for a snapshot patched from one that passed
+    /// it: the apex, and the nodes at `owners` (lowercased wire form), the
+    /// only ones whose data changed.
+    pub fn check_at<'o>(
+        &self,
+        owners: impl IntoIterator<Item = &'o [u8]>,
+    ) -> Result<(), Unservable> {
+        let mut found = Found::default();
+        self.check_apex(&mut found);
+        for owner in owners {
+            if let Some(node) = self.find(owner) {
+                check_node(node, &mut found);
+            }
+        }
+        found.finish()
+    }
+
+    /// The apex holds one SOA and NS.
+    fn check_apex(&self, found: &mut Found) {
         let apex = self.apex_node();
         match apex.rrset(rtype::SOA) {
             None => found.push(|| "no SOA record at the apex".to_string()),
@@ -67,57 +93,57 @@ impl ZoneSnapshot {
         if !apex.has(rtype::NS) {
             found.push(|| "no NS records at the apex".to_string());
         }
-        for (id, node) in self.nodes.iter().enumerate() {
-            let owner = || name_text(owner_bytes(&self.bytes, node));
-            let first = node.first_rrset as usize;
-            let sets = &self.rrsets[first..first + node.rrset_count as usize];
-            let has = |code: u16| sets.iter().any(|set| set.rtype == code);
-            if id != 0 && has(rtype::SOA) {
-                found.push(|| format!("{}: an SOA record below the apex", owner()));
-            }
-            if let Some(cname) = sets.iter().find(|set| set.rtype == rtype::CNAME) {
-                if cname.record_count > 1 {
-                    found.push(|| format!("{}: {} CNAME records", owner(), cname.record_count));
-                }
-                let other = sets
-                    .iter()
-                    .find(|set| !matches!(set.rtype, rtype::CNAME | code::RRSIG | code::NSEC));
-                if let Some(other) = other {
-                    found.push(|| {
-                        format!(
-                            "{}: a CNAME beside {} data",
-                            owner(),
-                            RecordType::from(other.rtype)
-                        )
-                    });
-                }
-            }
-            if sets
-                .iter()
-                .any(|set| set.rtype == DNAME && set.record_count > 1)
-            {
-                found.push(|| format!("{}: more than one DNAME record", owner()));
-            }
-            for set in sets {
-                let records =
-                    set.first_record as usize..(set.first_record + set.record_count) as usize;
-                for record in &self.records[records] {
-                    let wire = record_ref(&self.bytes, record).wire;
-                    if let Err(reason) = rdata_fits(set.rtype, wire) {
-                        found.push(|| {
-                            format!(
-                                "{} {}: {} bytes of RDATA do not decode as {}: {reason}",
-                                owner(),
-                                RecordType::from(set.rtype),
-                                wire.len(),
-                                RecordType::from(set.rtype)
-                            )
-                        });
-                    }
-                }
+    }
+}
+
+/// The checks of one name: no SOA below the apex, a CNAME alone and
+/// single, one DNAME at most, RDATA that decodes as its type.
+fn check_node(node: NodeRef<'_>, found: &mut Found) {
+    let owner = || name_text(node.owner());
+    let sets = node.rrsets();
+    let has = |code: u16| sets.iter().any(|set| set.rtype == code);
+    if node.id() != 0 && has(rtype::SOA) {
+        found.push(|| format!("{}: an SOA record below the apex", owner()));
+    }
+    if let Some(cname) = sets.iter().find(|set| set.rtype == rtype::CNAME) {
+        if cname.record_count > 1 {
+            found.push(|| format!("{}: {} CNAME records", owner(), cname.record_count));
+        }
+        let other = sets
+            .iter()
+            .find(|set| !matches!(set.rtype, rtype::CNAME | code::RRSIG | code::NSEC));
+        if let Some(other) = other {
+            found.push(|| {
+                format!(
+                    "{}: a CNAME beside {} data",
+                    owner(),
+                    RecordType::from(other.rtype)
+                )
+            });
+        }
+    }
+    if sets
+        .iter()
+        .any(|set| set.rtype == DNAME && set.record_count > 1)
+    {
+        found.push(|| format!("{}: more than one DNAME record", owner()));
+    }
+    for set in sets {
+        let records = set.first_record as usize..(set.first_record + set.record_count) as usize;
+        for record in &node.tables.records[records] {
+            let wire = record_ref(&node.tables.bytes, record).wire;
+            if let Err(reason) = rdata_fits(set.rtype, wire) {
+                found.push(|| {
+                    format!(
+                        "{} {}: {} bytes of RDATA do not decode as {}: {reason}",
+                        owner(),
+                        RecordType::from(set.rtype),
+                        wire.len(),
+                        RecordType::from(set.rtype)
+                    )
+                });
             }
         }
-        found.finish()
     }
 }
 

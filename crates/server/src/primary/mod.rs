@@ -10,7 +10,8 @@
 //!        ├─ UPDATE ─▶ writer lock ─▶ Store::update_zone: one write transaction (BEGIN IMMEDIATE):
 //!        │            the version written over (re-read if another writer moved it)
 //!        │            ─▶ update::apply(zone, policy) ─▶ diff written, fsynced
-//!        │            ─▶ publish snapshot (ArcSwap) ─▶ NOTIFY out ─▶ NOERROR
+//!        │            ─▶ publish the served snapshot patched with the diff (ArcSwap)
+//!        │               ─▶ NOTIFY out ─▶ NOERROR
 //!        ├─ AXFR/IXFR (ACL: transfer_keys / transfer_from) ─▶ axfr_messages │ ixfr_messages(journal)
 //!        ├─ NOTIFY ─▶ NOERROR ack (we are the primary: nothing to fetch)
 //!        └─ QUERY (signed, or not classified cheaply) ─▶ answer(&Catalog)
@@ -42,6 +43,7 @@ use cutover_nameserver::primary::{
     bare_response, streams, Lane, Request, Triage, AXFR, IXFR, OPCODE_NOTIFY, OPCODE_QUERY,
     OPCODE_UPDATE,
 };
+use cutover_nameserver::snapshot::Rebuild;
 use cutover_nameserver::transfer::{axfr_messages, ixfr_messages, message_limit, Question};
 use cutover_nameserver::tsig::{
     signature_len, verify_request, Key, KeyRing, Rejection, ResponseSigner, Verified,
@@ -49,7 +51,7 @@ use cutover_nameserver::tsig::{
 use cutover_nameserver::update::{self, Outcome, Policy, Rule, Update, UpdateRcode};
 use cutover_nameserver::{answer, Catalog, Primary, Transport, ZoneSnapshot};
 use cutover_store::{Held, Store, StoreError, Updated};
-use cutover_zone::{edit, Name, RecordType, Serial, Zone};
+use cutover_zone::{edit, Name, RecordType, Serial, Zone, ZoneDiff};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 pub use self::clock::wall_clock;
@@ -341,7 +343,10 @@ impl StorePrimary {
                 return update::response(request, UpdateRcode::ServFail);
             }
         };
-        let reread = held.is_none_or(|held| !Arc::ptr_eq(&held.zone, &base.zone));
+        let reread = held
+            .as_ref()
+            .is_none_or(|held| !Arc::ptr_eq(&held.zone, &base.zone));
+        drop(held);
         let (diff, generation) = match outcome {
             Ok(Some(written_diff)) => written_diff,
             Ok(None) => {
@@ -357,6 +362,10 @@ impl StorePrimary {
         let stored = started.elapsed();
         // The version written over becomes the new one in place (copied only
         // if a transfer still holds it); the store already took the same diff.
+        // The cached copy goes first, so `make_mut` below changes the zone in
+        // place: with it (and `held`) still holding the Arc, every UPDATE
+        // cloned the whole zone, O(zone) again after the snapshot no longer was.
+        written.zones.remove(&origin);
         let mut next = base.zone;
         if let Err(error) = edit::apply_in_place(Arc::make_mut(&mut next), &diff) {
             tracing::error!(zone = %origin, "UPDATE stored, but not applied to the cached zone: {error}");
@@ -368,7 +377,7 @@ impl StorePrimary {
                 }
             }
         }
-        self.publish(&origin, &next, &mut served);
+        self.publish(&origin, &next, &diff, &mut served);
         drop(served);
         let published = started.elapsed();
         written.zones.insert(
@@ -392,10 +401,33 @@ impl StorePrimary {
         update::response(request, UpdateRcode::NoError)
     }
 
-    /// Builds the snapshot of `zone` and swaps it into the catalog, under
-    /// the `served` lock the watcher also takes (held by the caller).
-    fn publish(&self, origin: &Name, zone: &Zone, served: &mut BTreeMap<Name, Serial>) {
-        let snapshot = Arc::new(ZoneSnapshot::build(zone));
+    /// Publishes the snapshot of `zone`, the version `diff` made, under the
+    /// `served` lock the watcher also takes (held by the caller): the served
+    /// snapshot patched with the RRsets the diff touched when it is the
+    /// version the diff starts from (O(change)), otherwise one built from
+    /// scratch (O(zone): a cut or DNAME came or went, the overlay is due
+    /// for compaction, or another writer's version is served).
+    fn publish(
+        &self,
+        origin: &Name,
+        zone: &Zone,
+        diff: &ZoneDiff,
+        served: &mut BTreeMap<Name, Serial>,
+    ) {
+        let current = self.catalog.load();
+        let patched = match current.get(origin) {
+            Some(old) if served.get(origin) == Some(&diff.from) => {
+                old.patched_with_zone(zone, diff)
+            }
+            _ => Err(Rebuild::Mismatch("another version is served".to_string())),
+        };
+        let snapshot = match patched {
+            Ok(snapshot) => Arc::new(snapshot),
+            Err(why) => {
+                tracing::debug!(zone = %origin, "snapshot built from scratch: {why}");
+                Arc::new(ZoneSnapshot::build(zone))
+            }
+        };
         let serial = snapshot.serial();
         let next = self.catalog.load().with_zone(snapshot);
         self.catalog.store(Arc::new(next));
