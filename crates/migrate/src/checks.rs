@@ -339,6 +339,15 @@ pub fn describe(check: &Check) -> String {
     }
 }
 
+/// A check in words with the address it is pinned to, if any
+/// ("https://www.example.com/ at 192.0.2.10").
+pub fn describe_at(check: &Check, pin: Option<IpAddr>) -> String {
+    match pin {
+        Some(p) => format!("{} at {p}", describe(check)),
+        None => describe(check),
+    }
+}
+
 /// A host's first address through the first resolver (A, then AAAA), or
 /// the host itself when it is an address.
 async fn resolve(client: &Client, verify: &Verify, host: &str) -> Result<IpAddr, String> {

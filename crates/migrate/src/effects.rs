@@ -133,10 +133,7 @@ pub trait Checks: Send + Sync {
                     self.service(check, pin, verify)
                 } else {
                     CheckResult {
-                        what: match pin {
-                            Some(p) => format!("{} at {p}", crate::checks::describe(check)),
-                            None => crate::checks::describe(check),
-                        },
+                        what: crate::checks::describe_at(check, pin),
                         pinned: pin,
                         ok: false,
                         detail: NO_AGENTS_HERE.to_string(),

@@ -102,18 +102,19 @@ pub struct CheckArgs {
     pub from: Option<String>,
 }
 
+/// The types `--type` asks for (A and AAAA when none is given).
+fn asked_types(args: &CheckArgs) -> anyhow::Result<Vec<RecordType>> {
+    if args.types.is_empty() {
+        return Ok(vec![RecordType::A, RecordType::AAAA]);
+    }
+    args.types.iter().map(|t| record_type(t)).collect()
+}
+
 /// The request of `check --from` through the API: the zone, its RRsets,
 /// the authorities and the serve's resolvers, and the locations.
 pub fn from_request(args: &CheckArgs, from: &str) -> anyhow::Result<CheckFromRequest> {
     let zone = zone_name(&args.zone)?;
-    let types = if args.types.is_empty() {
-        vec![RecordType::A, RecordType::AAAA]
-    } else {
-        args.types
-            .iter()
-            .map(|t| record_type(t))
-            .collect::<anyhow::Result<Vec<_>>>()?
-    };
+    let types = asked_types(args)?;
     let mut rrsets = Vec::new();
     for name in &args.names {
         let name = owner_name(name, &zone)?;
@@ -355,14 +356,7 @@ impl Plan {
     /// Reads the command line; the resolvers default to /etc/resolv.conf.
     fn from_args(args: &CheckArgs) -> anyhow::Result<Plan> {
         let zone = zone_name(&args.zone)?;
-        let types = if args.types.is_empty() {
-            vec![RecordType::A, RecordType::AAAA]
-        } else {
-            args.types
-                .iter()
-                .map(|t| record_type(t))
-                .collect::<anyhow::Result<Vec<_>>>()?
-        };
+        let types = asked_types(args)?;
         let mut questions = Vec::new();
         for name in &args.names {
             let name = owner_name(name, &zone)?;

@@ -147,10 +147,7 @@ impl Checks for LocatedChecks {
         pin: Option<IpAddr>,
         verify: &Verify,
     ) -> Vec<(String, CheckResult)> {
-        let what = match pin {
-            Some(p) => format!("{} at {p}", cutover_migrate::checks::describe(check)),
-            None => cutover_migrate::checks::describe(check),
-        };
+        let what = cutover_migrate::checks::describe_at(check, pin);
         let failed = |detail: String| CheckResult {
             what: what.clone(),
             pinned: pin,
