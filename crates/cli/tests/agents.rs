@@ -355,6 +355,32 @@ fn a_migration_is_verified_from_every_location() {
         out.contains("3 of 3 locations answered without a problem"),
         "{out}"
     );
+    // A location no agent serves is a problem: named, not counted, and
+    // the command fails.
+    let ghost = control::cutover(&[
+        "--server",
+        &server,
+        "--token",
+        &site.admin,
+        "check",
+        "example.test.",
+        "www",
+        "--type",
+        "A",
+        "--authority",
+        &dns,
+        "--from",
+        "local,ghost1",
+    ]);
+    let said = String::from_utf8_lossy(&ghost.stdout);
+    assert!(
+        !ghost.status.success()
+            && said.contains("problem: ghost1")
+            && said.contains("1 of 2 locations answered without a problem"),
+        "expected check --from local,ghost1 to fail naming ghost1, saw {}:\n{said}{}",
+        ghost.status,
+        String::from_utf8_lossy(&ghost.stderr)
+    );
     // `cutover agents` through the API.
     let listed = ok(
         "agents",

@@ -171,6 +171,9 @@ pub fn from_request(args: &CheckArgs, from: &str) -> anyhow::Result<CheckFromReq
 pub fn print_from(result: &CheckFromResult, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(result)?);
+        if !result.locations.iter().all(|l| clean(&l.survey)) {
+            bail!("not every location answered without a problem");
+        }
         return Ok(());
     }
     let mut table = Table::new(["LOCATION", "ROLE", "SERVER", "RRSET", "VALUE", "TTL"]).right(&[5]);
@@ -219,20 +222,29 @@ pub fn print_from(result: &CheckFromResult, json: bool) -> anyhow::Result<()> {
     }
     table.print();
     for problem in &problems {
-        println!("not asked: {problem}");
+        println!("problem: {problem}");
     }
-    let asked = result.locations.len()
-        - result
-            .locations
-            .iter()
-            .filter(|l| !l.survey.problems.is_empty())
-            .count();
+    let clean = result.locations.iter().filter(|l| clean(&l.survey)).count();
+    let total = result.locations.len();
     println!(
-        "{asked} of {} location{} answered without a problem",
-        result.locations.len(),
-        if result.locations.len() == 1 { "" } else { "s" }
+        "{clean} of {total} location{} answered without a problem",
+        if total == 1 { "" } else { "s" }
     );
+    if clean < total {
+        bail!("not every location answered without a problem (see above)");
+    }
     Ok(())
+}
+
+/// True when a location's survey has no problem and no answer in error (a
+/// timeout or SERVFAIL is not an answer without a problem).
+fn clean(survey: &cutover_migrate::observe::Survey) -> bool {
+    survey.problems.is_empty()
+        && survey
+            .authorities
+            .iter()
+            .chain(&survey.resolvers)
+            .all(|view| view.answers.iter().all(|a| a.error.is_none()))
 }
 
 /// One expected RRset.
