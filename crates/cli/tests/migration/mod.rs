@@ -36,12 +36,18 @@ pub const NEW: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 /// The test zone: www on the old address with the given TTL.
 pub fn zone_text(ttl: u32) -> String {
+    zone_text_at(OLD, ttl)
+}
+
+/// The test zone with www on `old` (an address other than [`OLD`], e.g. one
+/// network namespaces reach) at TTL `ttl`.
+pub fn zone_text_at(old: Ipv4Addr, ttl: u32) -> String {
     format!(
         "$ORIGIN example.test.\n$TTL 3600\n\
          @ IN SOA ns1 hostmaster 2026112601 3600 600 1209600 5\n\
          @ IN NS ns1\n\
          ns1 IN A 127.0.0.1\n\
-         www {ttl} IN A {OLD}\n\
+         www {ttl} IN A {old}\n\
          other 300 IN A 192.0.2.99\n"
     )
 }
@@ -301,7 +307,14 @@ pub fn lookup(
         rtype,
     ));
     let bytes = query.to_vec().map_err(|e| e.to_string())?;
-    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    // From loopback to loopback; elsewhere (a network namespace's address)
+    // from whatever address routes there.
+    let from = if server.ip().is_loopback() {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let socket = UdpSocket::bind(from).map_err(|e| e.to_string())?;
     socket
         .set_read_timeout(Some(Duration::from_millis(500)))
         .map_err(|e| e.to_string())?;
@@ -374,11 +387,23 @@ pub struct Client {
 impl Client {
     /// Starts requesting `http://www.example.test:PORT/`, resolving through `cache`.
     pub fn start(cache: SocketAddr, authority: SocketAddr, port: u16) -> Client {
+        Client::start_in(cache, authority, port, || {})
+    }
+
+    /// [`Client::start`] whose thread first runs `enter` (e.g. moves itself
+    /// into a network namespace, where it then opens every socket).
+    pub fn start_in(
+        cache: SocketAddr,
+        authority: SocketAddr,
+        port: u16,
+        enter: impl FnOnce() + Send + 'static,
+    ) -> Client {
         let start = Instant::now();
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (seen, flag) = (Arc::clone(&samples), Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
+            enter();
             let name = "www.example.test.";
             while !flag.load(Ordering::SeqCst) {
                 let tick = Instant::now();
