@@ -7,16 +7,27 @@
 //!        from an address no rule names ─▶ REFUSED there; verified ─▶ signed lane; else unsigned lane
 //!  routed request ──tsig::verify_request (RFC 8945 order)── rejected ──▶ FORMERR / NOTAUTH(+TSIG)
 //!        │ unsigned or verified (signer kept)
-//!        ├─ UPDATE ─▶ writer lock ─▶ Store::update_zone: one write transaction (BEGIN IMMEDIATE):
-//!        │            the version written over (re-read if another writer moved it)
-//!        │            ─▶ update::apply(zone, policy) ─▶ diff written, fsynced
-//!        │            ─▶ publish the served snapshot patched with the diff (ArcSwap)
-//!        │               ─▶ NOTIFY out ─▶ NOERROR
+//!        ├─ UPDATE ─▶ admit (parse; a secondary's zone: REFUSED) ─▶ queue (group commit, queue.rs)
+//!        │            ─▶ the leader: writer lock ─▶ Store::batch: ONE write transaction (BEGIN IMMEDIATE):
+//!        │               each member in turn, in a savepoint, on the version the ones before it left
+//!        │               (re-read if another writer moved it) ─▶ update::apply(zone, policy)
+//!        │               ─▶ its own version; refused: its own RCODE, nothing written (commit.rs)
+//!        │            ─▶ COMMIT: one fsync ─▶ publish each zone changed once, patched (ArcSwap)
+//!        │            ─▶ every member answered (NOERROR only now) ─▶ NOTIFY out
 //!        ├─ AXFR/IXFR (ACL: transfer_keys / transfer_from) ─▶ axfr_messages │ ixfr_messages(journal)
 //!        ├─ NOTIFY ─▶ NOERROR ack (we are the primary: nothing to fetch)
 //!        └─ QUERY (signed, or not classified cheaply) ─▶ answer(&Catalog)
 //!  every response ──signer.sign (each message of a stream)──▶ out
 //! ```
+//!
+//! UPDATEs that arrive while a batch commits wait in the queue and go
+//! together in the next (at most `queue::MAX_MEMBERS`, `queue::MAX_BYTES`):
+//! one transaction and one fsync for all, each still its own version in
+//! the journal (IXFR and history stay per update), each answered only once
+//! that transaction is durable; a batch of one is the update alone, on the
+//! thread that received it. The UDP thread hands the requests waiting in
+//! its lanes over together (`Primary::handle_all`), TCP requests each wait
+//! in their own blocking task.
 //!
 //! Writers are serialised by one mutex, and against other writers (the CLI,
 //! another `serve` on the same store) by the store's write transaction, in
