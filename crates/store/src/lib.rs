@@ -1373,6 +1373,71 @@ mod tests {
         zone
     }
 
+    /// The diff that adds `name` A 192.0.2.7 to `zone` and raises its serial by one.
+    fn adding(zone: &Zone, name: &str) -> ZoneDiff {
+        let mut next = zone.clone();
+        next.add(Record {
+            name: n(name),
+            ttl: 60,
+            rdata: Rdata::a([192, 0, 2, 7].into()),
+        })
+        .unwrap();
+        next.set_serial(Serial(zone.serial().unwrap().0 + 1));
+        ZoneDiff::between(zone, &next)
+    }
+
+    #[test]
+    fn a_batch_member_builds_on_the_ones_before_it_and_one_that_fails_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        let origin = n("example.test.");
+        store.create_zone(&sample(), "test").unwrap();
+        let serials = store
+            .batch(|batch| {
+                let first = batch
+                    .update_zone(&origin, None, "first", |z| {
+                        Ok::<_, ()>(Some(adding(z, "a.example.test.")))
+                    })
+                    .unwrap();
+                let (diff, _) = first.outcome.unwrap().unwrap();
+                // A diff that starts at the serial written over: fails, alone.
+                let stale = batch.update_zone(&origin, None, "stale", |z| {
+                    let mut diff = adding(z, "b.example.test.");
+                    diff.from = Serial(9);
+                    Ok::<_, ()>(Some(diff))
+                });
+                assert!(stale.is_err(), "a diff from an old serial is refused");
+                let third = batch
+                    .update_zone(&origin, None, "third", |z| {
+                        assert!(
+                            z.get(&n("a.example.test."), RecordType::A).is_some(),
+                            "the third sees what the first wrote"
+                        );
+                        Ok::<_, ()>(Some(adding(z, "c.example.test.")))
+                    })
+                    .unwrap();
+                (diff.to, third.outcome.unwrap().unwrap().0.to)
+            })
+            .unwrap();
+        assert_eq!(serials, (Serial(10), Serial(11)), "one version each");
+        let zone = store.zone(&origin).unwrap().unwrap();
+        assert!(zone.get(&n("a.example.test."), RecordType::A).is_some());
+        assert!(
+            zone.get(&n("b.example.test."), RecordType::A).is_none(),
+            "the failed member left nothing"
+        );
+        assert!(zone.get(&n("c.example.test."), RecordType::A).is_some());
+        let versions = store.versions(&origin).unwrap();
+        assert_eq!(
+            versions
+                .iter()
+                .map(|v| v.comment.as_str())
+                .collect::<Vec<_>>(),
+            ["test", "first", "third"],
+            "the journal: one version per member that changed the zone"
+        );
+    }
+
     #[test]
     fn for_each_record_streams_the_current_records_without_a_zone() {
         let dir = tempfile::tempdir().unwrap();
