@@ -1,6 +1,7 @@
 //! The nameserver's counters, for `/metrics`: answers by RCODE and
 //! transport, RRL slips and drops, UPDATEs, zone transfers and NOTIFYs by
-//! RCODE.
+//! RCODE; the primary's group commit (batches, UPDATEs committed in them,
+//! UPDATEs waiting), counted by its writer alone in three plain atomics.
 //!
 //! ```text
 //!  UDP worker thread ─┐  first count on a thread: its own Shard is leaked
@@ -152,6 +153,40 @@ pub struct Totals {
     pub notifies: [u64; RCODES],
     /// Routed requests without any response: update, transfer, notify.
     pub silent: [u64; 3],
+    /// Write transactions that committed a batch of UPDATEs.
+    pub update_batches: u64,
+    /// UPDATEs that changed a zone, in those transactions.
+    pub updates_committed: u64,
+    /// UPDATEs queued for the writer, not answered yet (a gauge).
+    pub updates_waiting: u64,
+}
+
+/// Write transactions that committed a batch of UPDATEs (group commit).
+static UPDATE_BATCHES: AtomicU64 = AtomicU64::new(0);
+/// UPDATEs that changed a zone, counted in the batch that committed them.
+static UPDATES_COMMITTED: AtomicU64 = AtomicU64::new(0);
+/// UPDATEs queued for the writer and not answered yet.
+static UPDATES_WAITING: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one committed batch of UPDATEs, `changed` of which changed a
+/// zone. The primary's writer only: not the answer path, and one atomic
+/// add per batch, so no shard.
+pub fn update_batch(changed: u64) {
+    UPDATE_BATCHES.fetch_add(1, Ordering::Relaxed);
+    UPDATES_COMMITTED.fetch_add(changed, Ordering::Relaxed);
+}
+
+/// Counts `count` UPDATEs queued for the writer.
+pub fn updates_queued(count: u64) {
+    UPDATES_WAITING.fetch_add(count, Ordering::Relaxed);
+}
+
+/// Counts `count` queued UPDATEs answered (taken off the waiting gauge).
+pub fn updates_answered(count: u64) {
+    // Never below zero, even if a caller miscounted.
+    let _ = UPDATES_WAITING.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |waiting| {
+        Some(waiting.saturating_sub(count))
+    });
 }
 
 /// Sums every thread's counters.
@@ -173,6 +208,9 @@ pub fn totals() -> Totals {
             totals.silent[kind] += read(&shard.routed_silent[kind]);
         }
     }
+    totals.update_batches = UPDATE_BATCHES.load(Ordering::Relaxed);
+    totals.updates_committed = UPDATES_COMMITTED.load(Ordering::Relaxed);
+    totals.updates_waiting = UPDATES_WAITING.load(Ordering::Relaxed);
     totals
 }
 

@@ -91,6 +91,25 @@ pub trait Primary: Send + Sync + std::fmt::Debug {
         transport: Transport,
         responses: &mut Vec<Vec<u8>>,
     );
+
+    /// Answers routed requests that were waiting together (a run taken off
+    /// the UDP queue): `responses` becomes one list of messages per
+    /// request, in order. A primary that does better with them together
+    /// (UPDATEs committed in one transaction) overrides this; the default
+    /// answers each in turn with [`Primary::handle`].
+    fn handle_all(
+        &self,
+        requests: &[(&[u8], SocketAddr)],
+        transport: Transport,
+        responses: &mut Vec<Vec<Vec<u8>>>,
+    ) {
+        responses.clear();
+        for (request, client) in requests {
+            let mut messages = Vec::new();
+            self.handle(request, *client, transport, &mut messages);
+            responses.push(messages);
+        }
+    }
 }
 
 /// True when `message` must go to the primary: a request (QR clear) with an

@@ -101,6 +101,54 @@ pub struct Edited<E> {
     pub outcome: Result<Option<ZoneDiff>, E>,
 }
 
+/// The write transaction of a group commit ([`Store::batch`]): changes
+/// worked out one after another, each on the state the ones before it left,
+/// each in a savepoint of its own.
+pub struct Batch<'a> {
+    /// The transaction.
+    db: Db<'a>,
+    /// Why the transaction must not be committed: a member's savepoint
+    /// could not be rolled back, so what it wrote may still be there.
+    broken: Option<StoreError>,
+}
+
+impl Batch<'_> {
+    /// [`Store::update_zone`] as one member of the batch: worked out on the
+    /// version the members before it left (`held`, when it is still that
+    /// version, else read inside the transaction), written in a savepoint
+    /// that is rolled back when it fails (`Err`: this member stored
+    /// nothing; the batch goes on). Durable only once [`Store::batch`]
+    /// returns `Ok`.
+    pub fn update_zone<E>(
+        &mut self,
+        origin: &Name,
+        held: Option<&Held>,
+        comment: &str,
+        change: impl FnOnce(&Zone) -> Result<Option<ZoneDiff>, E>,
+    ) -> Result<Updated<E>, StoreError> {
+        if let Some(error) = &self.broken {
+            return Err(self.db.corrupt(format!(
+                "not worked out: the batch's transaction is rolled back ({error})"
+            )));
+        }
+        let conn = self.db.conn;
+        conn.execute_batch("SAVEPOINT member").on(self.db.path)?;
+        let result = self.db.update_zone(origin, held, comment, change);
+        let close = match &result {
+            Ok(_) => "RELEASE member",
+            Err(_) => "ROLLBACK TO member; RELEASE member",
+        };
+        if let Err(error) = conn.execute_batch(close).on(self.db.path) {
+            let told = self.db.corrupt(format!(
+                "a member's savepoint could not be closed ({error}); the whole batch is rolled back"
+            ));
+            self.broken = Some(error);
+            return Err(told);
+        }
+        result
+    }
+}
+
 /// What a primary transferred, for [`Store::store_transferred`].
 #[derive(Clone, Copy, Debug)]
 pub enum Transferred<'a> {
@@ -594,39 +642,28 @@ impl Store {
         comment: &str,
         change: impl FnOnce(&Zone) -> Result<Option<ZoneDiff>, E>,
     ) -> Result<Updated<E>, StoreError> {
+        self.write(|db| db.update_zone(origin, held, comment, change))
+    }
+
+    /// Runs `work` in ONE write transaction (`BEGIN IMMEDIATE`) and commits
+    /// it (one fsync) when `work` returns: the group commit of `cutover
+    /// serve`'s UPDATEs. Each change `work` makes through
+    /// [`Batch::update_zone`] is worked out on the state the ones before it
+    /// left, in a savepoint of its own, so one that fails leaves nothing and
+    /// the others stand. `Err` when the transaction cannot begin or commit
+    /// (then none of the changes is stored) or a member's savepoint could
+    /// not be rolled back (then the whole transaction is).
+    pub fn batch<T>(&self, work: impl FnOnce(&mut Batch<'_>) -> T) -> Result<T, StoreError> {
         self.write(|db| {
-            let (id, serial) = db.existing_zone(origin)?;
-            let generation = db.generation()?;
-            let base = match held {
-                Some(held)
-                    if held.generation == generation && held.zone.serial() == Some(serial) =>
-                {
-                    Arc::clone(&held.zone)
-                }
-                _ => Arc::new(db.load(id, origin)?),
+            let mut batch = Batch {
+                db: *db,
+                broken: None,
             };
-            let outcome = match change(&base) {
-                Ok(Some(diff)) => {
-                    if diff.from != serial {
-                        return Err(StoreError::SerialMismatch {
-                            origin: origin.clone(),
-                            expected: diff.from,
-                            found: serial,
-                        });
-                    }
-                    db.commit_diff(id, origin, &base, &diff, comment)?;
-                    Ok(Some((diff, db.generation()?)))
-                }
-                Ok(None) => Ok(None),
-                Err(refusal) => Err(refusal),
-            };
-            Ok(Updated {
-                base: Held {
-                    generation,
-                    zone: base,
-                },
-                outcome,
-            })
+            let out = work(&mut batch);
+            match batch.broken {
+                Some(error) => Err(error),
+                None => Ok(out),
+            }
         })
     }
 
@@ -806,6 +843,7 @@ impl Store {
 }
 
 /// The queries and writes of the store, on a connection inside a transaction.
+#[derive(Clone, Copy)]
 struct Db<'a> {
     /// The transaction's connection.
     conn: &'a Connection,
@@ -814,6 +852,47 @@ struct Db<'a> {
 }
 
 impl Db<'_> {
+    /// [`Store::update_zone`] inside the caller's write transaction.
+    fn update_zone<E>(
+        &self,
+        origin: &Name,
+        held: Option<&Held>,
+        comment: &str,
+        change: impl FnOnce(&Zone) -> Result<Option<ZoneDiff>, E>,
+    ) -> Result<Updated<E>, StoreError> {
+        let db = self;
+        let (id, serial) = db.existing_zone(origin)?;
+        let generation = db.generation()?;
+        let base = match held {
+            Some(held) if held.generation == generation && held.zone.serial() == Some(serial) => {
+                Arc::clone(&held.zone)
+            }
+            _ => Arc::new(db.load(id, origin)?),
+        };
+        let outcome = match change(&base) {
+            Ok(Some(diff)) => {
+                if diff.from != serial {
+                    return Err(StoreError::SerialMismatch {
+                        origin: origin.clone(),
+                        expected: diff.from,
+                        found: serial,
+                    });
+                }
+                db.commit_diff(id, origin, &base, &diff, comment)?;
+                Ok(Some((diff, db.generation()?)))
+            }
+            Ok(None) => Ok(None),
+            Err(refusal) => Err(refusal),
+        };
+        Ok(Updated {
+            base: Held {
+                generation,
+                zone: base,
+            },
+            outcome,
+        })
+    }
+
     /// Inserts a zone that is not in the store, with its first version.
     fn insert_zone(&self, zone: &Zone, serial: Serial, comment: &str) -> Result<(), StoreError> {
         let db = self;
@@ -1292,6 +1371,71 @@ mod tests {
             .unwrap();
         }
         zone
+    }
+
+    /// The diff that adds `name` A 192.0.2.7 to `zone` and raises its serial by one.
+    fn adding(zone: &Zone, name: &str) -> ZoneDiff {
+        let mut next = zone.clone();
+        next.add(Record {
+            name: n(name),
+            ttl: 60,
+            rdata: Rdata::a([192, 0, 2, 7].into()),
+        })
+        .unwrap();
+        next.set_serial(Serial(zone.serial().unwrap().0 + 1));
+        ZoneDiff::between(zone, &next)
+    }
+
+    #[test]
+    fn a_batch_member_builds_on_the_ones_before_it_and_one_that_fails_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        let origin = n("example.test.");
+        store.create_zone(&sample(), "test").unwrap();
+        let serials = store
+            .batch(|batch| {
+                let first = batch
+                    .update_zone(&origin, None, "first", |z| {
+                        Ok::<_, ()>(Some(adding(z, "a.example.test.")))
+                    })
+                    .unwrap();
+                let (diff, _) = first.outcome.unwrap().unwrap();
+                // A diff that starts at the serial written over: fails, alone.
+                let stale = batch.update_zone(&origin, None, "stale", |z| {
+                    let mut diff = adding(z, "b.example.test.");
+                    diff.from = Serial(9);
+                    Ok::<_, ()>(Some(diff))
+                });
+                assert!(stale.is_err(), "a diff from an old serial is refused");
+                let third = batch
+                    .update_zone(&origin, None, "third", |z| {
+                        assert!(
+                            z.get(&n("a.example.test."), RecordType::A).is_some(),
+                            "the third sees what the first wrote"
+                        );
+                        Ok::<_, ()>(Some(adding(z, "c.example.test.")))
+                    })
+                    .unwrap();
+                (diff.to, third.outcome.unwrap().unwrap().0.to)
+            })
+            .unwrap();
+        assert_eq!(serials, (Serial(10), Serial(11)), "one version each");
+        let zone = store.zone(&origin).unwrap().unwrap();
+        assert!(zone.get(&n("a.example.test."), RecordType::A).is_some());
+        assert!(
+            zone.get(&n("b.example.test."), RecordType::A).is_none(),
+            "the failed member left nothing"
+        );
+        assert!(zone.get(&n("c.example.test."), RecordType::A).is_some());
+        let versions = store.versions(&origin).unwrap();
+        assert_eq!(
+            versions
+                .iter()
+                .map(|v| v.comment.as_str())
+                .collect::<Vec<_>>(),
+            ["test", "first", "third"],
+            "the journal: one version per member that changed the zone"
+        );
     }
 
     #[test]

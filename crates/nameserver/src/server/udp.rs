@@ -133,20 +133,28 @@ impl RoutedQueue {
         true
     }
 
-    /// The next datagram, signed lane first; waits for one, and returns
-    /// `None` once `stop` is set.
-    fn pop(&self, stop: &AtomicBool) -> Option<Routed> {
+    /// The datagrams waiting, at most `max`, signed lane first; waits for
+    /// one, and returns an empty run once `stop` is set.
+    fn pop_run(&self, stop: &AtomicBool, max: usize) -> Vec<Routed> {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if stop.load(Ordering::Relaxed) {
-                return None;
+                return Vec::new();
             }
-            if let Some(routed) = lanes
-                .signed
-                .pop_front()
-                .or_else(|| lanes.unsigned.pop_front())
-            {
-                return Some(routed);
+            let waiting = lanes.signed.len() + lanes.unsigned.len();
+            if waiting > 0 {
+                let mut run = Vec::with_capacity(waiting.min(max));
+                while run.len() < max {
+                    match lanes
+                        .signed
+                        .pop_front()
+                        .or_else(|| lanes.unsigned.pop_front())
+                    {
+                        Some(routed) => run.push(routed),
+                        None => break,
+                    }
+                }
+                return run;
             }
             lanes = self
                 .ready
@@ -414,30 +422,42 @@ impl Batch {
     }
 }
 
-/// Answers routed datagrams with `primary`, signed lane first, until `stop`
-/// is set.
+/// Routed datagrams handed to the primary together at most: those waiting
+/// when its thread looks, so UPDATEs that queued while it was busy are
+/// committed together (see `Primary::handle_all`).
+const ROUTED_RUN: usize = 64;
+
+/// Answers routed datagrams with `primary`, signed lane first, each run of
+/// those waiting together, until `stop` is set.
 pub(super) fn serve_routed(routing: Routing, stop: Arc<AtomicBool>) {
     let Routing { primary, queue } = routing;
-    let mut responses = Vec::new();
-    while let Some(routed) = queue.pop(&stop) {
-        responses.clear();
+    let mut responses: Vec<Vec<Vec<u8>>> = Vec::new();
+    loop {
+        let run = queue.pop_run(&stop, ROUTED_RUN);
+        if run.is_empty() {
+            return;
+        }
+        let requests: Vec<(&[u8], SocketAddr)> = run
+            .iter()
+            .map(|routed| (routed.request.as_slice(), routed.client))
+            .collect();
         let handled = catch_unwind(AssertUnwindSafe(|| {
-            primary.handle(
-                &routed.request,
-                routed.client,
-                Transport::Udp,
-                &mut responses,
-            )
+            primary.handle_all(&requests, Transport::Udp, &mut responses)
         }));
         if handled.is_err() {
-            tracing::error!(client = %routed.client, "the primary panicked on a UDP request; dropped it");
+            tracing::error!(
+                requests = run.len(),
+                "the primary panicked on a run of UDP requests; dropped them"
+            );
             continue;
         }
-        crate::metrics::routed(&routed.request, &responses);
-        if let Some(response) = responses.first() {
-            let to = SockAddr::from(routed.client);
-            if let Err(e) = routed.socket.send_to(response, &to) {
-                tracing::debug!(client = %routed.client, error = %e, "UDP reply from the primary not sent");
+        for (routed, messages) in run.iter().zip(&responses) {
+            crate::metrics::routed(&routed.request, messages);
+            if let Some(response) = messages.first() {
+                let to = SockAddr::from(routed.client);
+                if let Err(e) = routed.socket.send_to(response, &to) {
+                    tracing::debug!(client = %routed.client, error = %e, "UDP reply from the primary not sent");
+                }
             }
         }
     }

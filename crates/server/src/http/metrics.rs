@@ -188,6 +188,27 @@ impl Collector for Nameserver {
                 .into_iter()
                 .zip(totals.silent)
                 .map(|(kind, count)| ([("kind", kind.to_owned())], count)),
+        )?;
+        single(
+            &mut encoder,
+            "cutover_update_batches",
+            "Write transactions (one fsync each) that committed a batch of UPDATEs.",
+            MetricType::Counter,
+            totals.update_batches,
+        )?;
+        single(
+            &mut encoder,
+            "cutover_updates_committed",
+            "UPDATEs that changed a zone, counted in the batch that committed them.",
+            MetricType::Counter,
+            totals.updates_committed,
+        )?;
+        single(
+            &mut encoder,
+            "cutover_updates_waiting",
+            "UPDATEs queued for the writer and not answered yet.",
+            MetricType::Gauge,
+            totals.updates_waiting,
         )
     }
 }

@@ -7,16 +7,27 @@
 //!        from an address no rule names ─▶ REFUSED there; verified ─▶ signed lane; else unsigned lane
 //!  routed request ──tsig::verify_request (RFC 8945 order)── rejected ──▶ FORMERR / NOTAUTH(+TSIG)
 //!        │ unsigned or verified (signer kept)
-//!        ├─ UPDATE ─▶ writer lock ─▶ Store::update_zone: one write transaction (BEGIN IMMEDIATE):
-//!        │            the version written over (re-read if another writer moved it)
-//!        │            ─▶ update::apply(zone, policy) ─▶ diff written, fsynced
-//!        │            ─▶ publish the served snapshot patched with the diff (ArcSwap)
-//!        │               ─▶ NOTIFY out ─▶ NOERROR
+//!        ├─ UPDATE ─▶ admit (parse; a secondary's zone: REFUSED) ─▶ queue (group commit, queue.rs)
+//!        │            ─▶ the leader: writer lock ─▶ Store::batch: ONE write transaction (BEGIN IMMEDIATE):
+//!        │               each member in turn, in a savepoint, on the version the ones before it left
+//!        │               (re-read if another writer moved it) ─▶ update::apply(zone, policy)
+//!        │               ─▶ its own version; refused: its own RCODE, nothing written (commit.rs)
+//!        │            ─▶ COMMIT: one fsync ─▶ publish each zone changed once, patched (ArcSwap)
+//!        │            ─▶ every member answered (NOERROR only now) ─▶ NOTIFY out
 //!        ├─ AXFR/IXFR (ACL: transfer_keys / transfer_from) ─▶ axfr_messages │ ixfr_messages(journal)
 //!        ├─ NOTIFY ─▶ NOERROR ack (we are the primary: nothing to fetch)
 //!        └─ QUERY (signed, or not classified cheaply) ─▶ answer(&Catalog)
 //!  every response ──signer.sign (each message of a stream)──▶ out
 //! ```
+//!
+//! UPDATEs that arrive while a batch commits wait in the queue and go
+//! together in the next (at most `queue::MAX_MEMBERS`, `queue::MAX_BYTES`):
+//! one transaction and one fsync for all, each still its own version in
+//! the journal (IXFR and history stay per update), each answered only once
+//! that transaction is durable; a batch of one is the update alone, on the
+//! thread that received it. The UDP thread hands the requests waiting in
+//! its lanes over together (`Primary::handle_all`), TCP requests each wait
+//! in their own blocking task.
 //!
 //! Writers are serialised by one mutex, and against other writers (the CLI,
 //! another `serve` on the same store) by the store's write transaction, in
@@ -31,7 +42,9 @@
 //! rebuild a zone the primary already published.
 
 pub mod clock;
+mod commit;
 pub mod notifier;
+pub mod queue;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -48,16 +61,18 @@ use cutover_nameserver::transfer::{axfr_messages, ixfr_messages, message_limit, 
 use cutover_nameserver::tsig::{
     signature_len, verify_request, Key, KeyRing, Rejection, ResponseSigner, Verified,
 };
-use cutover_nameserver::update::{self, Outcome, Policy, Rule, Update, UpdateRcode};
+use cutover_nameserver::update::{self, Policy, Rule, Update, UpdateRcode};
 use cutover_nameserver::{answer, Catalog, Primary, Transport, ZoneSnapshot};
-use cutover_store::{Held, Store, StoreError, Updated};
-use cutover_zone::{edit, Name, RecordType, Serial, Zone, ZoneDiff};
+use cutover_store::{Held, Store, StoreError};
+use cutover_zone::{Name, RecordType, Serial, Zone, ZoneDiff};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 pub use self::clock::wall_clock;
 use crate::config::{Config, UpdatePrefix};
 use crate::secondary::handle::{NotifyVerdict, Secondaries};
+use commit::Pending;
 use notifier::Notifier;
+use queue::Queue;
 
 /// RCODE NOTIMP.
 const NOTIMP: u8 = 4;
@@ -158,6 +173,8 @@ pub struct StorePrimary {
     transfers: BTreeMap<Name, TransferAcl>,
     /// Serialises writers; holds the zone last written.
     writer: Mutex<Written>,
+    /// The UPDATEs waiting for the writer (group commit).
+    queue: Queue<Pending>,
     /// Tells the secondaries about changes.
     notifier: Notifier,
     /// The zones this server is a secondary of (read-only here; their
@@ -254,6 +271,7 @@ impl StorePrimary {
             policy: update_policy(config),
             transfers,
             writer: Mutex::new(Written::default()),
+            queue: Queue::new(queue::LIMITS),
             notifier,
             secondaries,
             clock: wall_clock,
@@ -285,120 +303,77 @@ impl StorePrimary {
         Ok(Some(zone))
     }
 
-    /// Applies an UPDATE and returns its response (unsigned).
-    ///
-    /// The update is worked out inside the store's write transaction
-    /// ([`Store::update_zone`]) on the version it is written over: when
-    /// another writer (`cutover record`, another `serve` on the same store)
-    /// changed the zone since this primary last read it, the update is
-    /// applied to that newer version, prerequisites included, instead of
-    /// failing with SERVFAIL.
-    fn update(&self, request: &[u8], key: Option<&Name>, client: SocketAddr) -> Vec<u8> {
+    /// An UPDATE made ready for the writer: parsed, for a zone this server
+    /// is the primary of; else its answer (unsigned).
+    fn admit(
+        &self,
+        request: &[u8],
+        key: Option<&Name>,
+        client: SocketAddr,
+    ) -> Result<Pending, Vec<u8>> {
         let parsed = match Update::parse(request) {
             Ok(parsed) => parsed,
             Err(error) => {
                 tracing::info!(%client, "UPDATE refused: {error}");
-                return update::response(request, error.rcode());
+                return Err(update::response(request, error.rcode()));
             }
         };
-        let origin = parsed.zone.clone();
         let who = match key {
             Some(key) => format!("key {key}"),
             None => format!("unsigned from {}", client.ip()),
         };
-        if let Some(upstream) = self.secondaries.upstream(&origin) {
+        if let Some(upstream) = self.secondaries.upstream(&parsed.zone) {
             // As BIND without update forwarding: a secondary's zone changes
             // on its primary only.
-            tracing::info!(%client, zone = %origin,
+            tracing::info!(%client, zone = %parsed.zone,
                 "UPDATE by {who} refused: the zone is a secondary here, changed on its primary ({})",
                 upstream.primaries.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
-            return update::response(request, UpdateRcode::Refused);
+            return Err(update::response(request, UpdateRcode::Refused));
         }
-        let comment = format!("update by {who}");
-        let now = u32::try_from((self.clock)()).unwrap_or(u32::MAX);
-        let mut written = self.writer();
-        let started = std::time::Instant::now();
-        // The served lock is held from before the commit to the publication,
-        // so the reload watcher never rebuilds the version we are about to publish.
-        let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
-        let held = written.zones.get(&origin).cloned();
-        let updated = self
-            .store
-            .update_zone(&origin, held.as_ref(), &comment, |zone| {
-                update::apply(zone, &parsed, key, client.ip(), &self.policy, now)
-                    .map(|outcome| match outcome {
-                        Outcome::Unchanged => None,
-                        Outcome::Changed { diff } => Some(diff),
-                    })
-                    .map_err(Box::new)
-            });
-        let Updated { base, outcome } = match updated {
-            Ok(updated) => updated,
-            Err(StoreError::ZoneNotFound(_)) => {
-                return update::response(request, UpdateRcode::NotAuth)
-            }
-            Err(error) => {
-                written.zones.remove(&origin);
-                tracing::error!(zone = %origin, "UPDATE not stored: {error}");
-                return update::response(request, UpdateRcode::ServFail);
-            }
-        };
-        let reread = held
-            .as_ref()
-            .is_none_or(|held| !Arc::ptr_eq(&held.zone, &base.zone));
-        drop(held);
-        let (diff, generation) = match outcome {
-            Ok(Some(written_diff)) => written_diff,
-            Ok(None) => {
-                written.zones.insert(origin, base);
-                return update::response(request, UpdateRcode::NoError);
-            }
-            Err(error) => {
-                written.zones.insert(origin.clone(), base);
-                tracing::info!(%client, zone = %origin, "UPDATE refused: {error}");
-                return update::response(request, error.rcode());
-            }
-        };
-        let stored = started.elapsed();
-        // The version written over becomes the new one in place (copied only
-        // if a transfer still holds it); the store already took the same diff.
-        // The cached copy goes first, so `make_mut` below changes the zone in
-        // place: with it (and `held`) still holding the Arc, every UPDATE
-        // cloned the whole zone, O(zone) again after the snapshot no longer was.
-        written.zones.remove(&origin);
-        let mut next = base.zone;
-        if let Err(error) = edit::apply_in_place(Arc::make_mut(&mut next), &diff) {
-            tracing::error!(zone = %origin, "UPDATE stored, but not applied to the cached zone: {error}");
-            match self.store.held_zone(&origin) {
-                Ok(Some(held)) => next = held.zone,
-                _ => {
-                    written.zones.remove(&origin);
-                    return update::response(request, UpdateRcode::ServFail);
+        Ok(Pending {
+            request: request.to_vec(),
+            parsed,
+            key: key.cloned(),
+            client,
+            who,
+            now: u32::try_from((self.clock)()).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Applies UPDATEs and returns their responses (unsigned), in order.
+    ///
+    /// Each is worked out inside a write transaction (a batch's:
+    /// [`commit`]) on the version it is written over — the one the UPDATEs
+    /// before it in the batch left, or, when another writer (`cutover
+    /// record`, another `serve` on the same store) changed the zone since
+    /// this primary last read it, that newer version, prerequisites
+    /// included, instead of failing with SERVFAIL. Answered once the batch
+    /// is durable.
+    fn updates(&self, requests: Vec<(&[u8], Option<&Name>, SocketAddr)>) -> Vec<Vec<u8>> {
+        let mut answers: Vec<Option<Vec<u8>>> = Vec::with_capacity(requests.len());
+        let mut members = Vec::new();
+        for (request, key, client) in requests {
+            match self.admit(request, key, client) {
+                Ok(pending) => {
+                    let bytes = pending.request.len();
+                    let fallback = update::response(request, UpdateRcode::ServFail);
+                    members.push((pending, bytes, fallback));
+                    answers.push(None);
                 }
+                Err(answer) => answers.push(Some(answer)),
             }
         }
-        self.publish(&origin, &next, &diff, &mut served);
-        drop(served);
-        let published = started.elapsed();
-        written.zones.insert(
-            origin.clone(),
-            Held {
-                generation,
-                zone: next,
-            },
-        );
-        drop(written);
-        let serial = diff.to;
-        let over = if reread {
-            " (worked out on a version read inside the write transaction)"
-        } else {
-            ""
-        };
-        tracing::info!(zone = %origin, %client, stored = ?stored, published = ?published,
-            "UPDATE by {who}: serial {} → {serial}, {} removed, {} added{over}",
-            diff.from, diff.removed.len(), diff.added.len());
-        self.notifier.changed(&origin);
-        update::response(request, UpdateRcode::NoError)
+        if !members.is_empty() {
+            let queued = members.len() as u64;
+            cutover_nameserver::metrics::updates_queued(queued);
+            let committed = self.queue.submit(members, |taker| self.commit_batch(taker));
+            cutover_nameserver::metrics::updates_answered(queued);
+            let mut committed = committed.into_iter();
+            for answer in answers.iter_mut().filter(|a| a.is_none()) {
+                *answer = committed.next();
+            }
+        }
+        answers.into_iter().map(Option::unwrap_or_default).collect()
     }
 
     /// Publishes the snapshot of `zone`, the version `diff` made, under the
@@ -661,9 +636,11 @@ impl Primary for StorePrimary {
         };
         let key = signer.as_ref().map(|s| Arc::clone(s.key()));
         match parsed.opcode {
-            OPCODE_UPDATE => {
-                responses.push(self.update(request, key.as_ref().map(|k| &k.name), client))
-            }
+            OPCODE_UPDATE => responses.extend(self.updates(vec![(
+                request,
+                key.as_ref().map(|k| &k.name),
+                client,
+            )])),
             OPCODE_NOTIFY => responses.push(self.notify_in(
                 request,
                 &parsed,
@@ -685,13 +662,68 @@ impl Primary for StorePrimary {
             _ => responses.push(bare_response(request, NOTIMP, false)),
         }
         if let Some(signer) = signer.as_mut() {
-            for (index, response) in responses.iter_mut().enumerate() {
-                if let Err(error) = signer.sign(response, now) {
-                    tracing::error!(%client, "cannot sign response message {index}: {error}");
-                    responses.truncate(index);
-                    break;
+            sign_all(signer, responses, client, now);
+        }
+    }
+
+    /// UPDATEs among the run go to the writer together (one batch when
+    /// nobody else is committing), the rest are handled one by one.
+    fn handle_all(
+        &self,
+        requests: &[(&[u8], SocketAddr)],
+        transport: Transport,
+        responses: &mut Vec<Vec<Vec<u8>>>,
+    ) {
+        responses.clear();
+        responses.resize_with(requests.len(), Vec::new);
+        let now = (self.clock)();
+        let mut updates: Vec<(usize, Option<ResponseSigner>)> = Vec::new();
+        for (index, (request, client)) in requests.iter().enumerate() {
+            let update = Request::parse(request).is_some_and(|p| p.opcode == OPCODE_UPDATE);
+            if !update {
+                self.handle(request, *client, transport, &mut responses[index]);
+                continue;
+            }
+            match verify_request(request, &self.keys, now) {
+                Ok(Verified::Unsigned) => updates.push((index, None)),
+                Ok(Verified::Signed(signer)) => updates.push((index, Some(signer))),
+                Err(rejection) => {
+                    responses[index].extend(self.rejected(request, *client, &rejection, now))
                 }
             }
+        }
+        let answers = self.updates(
+            updates
+                .iter()
+                .map(|(index, signer)| {
+                    let (request, client) = requests[*index];
+                    (request, signer.as_ref().map(|s| &s.key().name), client)
+                })
+                .collect(),
+        );
+        for ((index, signer), answer) in updates.into_iter().zip(answers) {
+            let messages = &mut responses[index];
+            messages.push(answer);
+            if let Some(mut signer) = signer {
+                sign_all(&mut signer, messages, requests[index].1, now);
+            }
+        }
+    }
+}
+
+/// Signs every response message in order; cuts the list at the first that
+/// cannot be signed (logged).
+fn sign_all(
+    signer: &mut ResponseSigner,
+    responses: &mut Vec<Vec<u8>>,
+    client: SocketAddr,
+    now: u64,
+) {
+    for (index, response) in responses.iter_mut().enumerate() {
+        if let Err(error) = signer.sign(response, now) {
+            tracing::error!(%client, "cannot sign response message {index}: {error}");
+            responses.truncate(index);
+            break;
         }
     }
 }

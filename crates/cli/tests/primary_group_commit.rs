@@ -1,0 +1,113 @@
+//! Group commit through a running `cutover serve`: many signed UPDATEs sent
+//! at once over TCP and UDP (so they queue and are committed in batches)
+//! are each acknowledged NOERROR and each present in the store afterwards.
+
+mod primary_support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cutover_nameserver::tsig::{sign_request, Key};
+use primary_support::*;
+
+/// Threads sending at once, and UPDATEs each.
+const THREADS: usize = 8;
+/// UPDATEs per thread.
+const EACH: usize = 25;
+
+/// A signed UPDATE adding `g{thread}-{i}.example.com. A 10.0.thread.i`.
+fn update(thread: usize, i: usize) -> Vec<u8> {
+    let id = (thread * 1000 + i) as u16;
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[5 << 3, 0, 0, 1, 0, 0, 0, 1, 0, 0]);
+    m.extend_from_slice(b"\x07example\x03com\x00\x00\x06\x00\x01");
+    let label = format!("g{thread}-{i}");
+    m.push(label.len() as u8);
+    m.extend_from_slice(label.as_bytes());
+    m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4]);
+    m.extend_from_slice(&[10, 0, thread as u8, i as u8]);
+    let key = Arc::new(Key::from_text(OPS_KEY, "hmac-sha256", OPS_SECRET).unwrap());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    sign_request(&mut m, key, now).unwrap();
+    m
+}
+
+/// Sends over TCP; the RCODE of the answer.
+fn over_tcp(server: SocketAddr, message: &[u8]) -> u8 {
+    let mut stream = TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).expect("a TCP answer");
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf).unwrap();
+    assert_eq!(buf[..2], message[..2], "the answer to our ID");
+    buf[3] & 0x0f
+}
+
+/// Sends over UDP (no retry: a lost answer fails the test); the RCODE.
+fn over_udp(server: SocketAddr, message: &[u8]) -> u8 {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    socket.send_to(message, server).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("a UDP answer");
+    assert!(n >= 12 && buf[..2] == message[..2], "the answer to our ID");
+    buf[3] & 0x0f
+}
+
+#[test]
+fn concurrent_signed_updates_over_tcp_and_udp_are_each_acknowledged_and_kept() {
+    let scratch = Scratch::with_zone(10);
+    let log = scratch.path("serve.log");
+    let serve = Serve::start_free(&log, |port| {
+        scratch.config(port, "", &format!("update_keys = [\"{OPS_KEY}\"]\n"))
+    });
+    let server = serve.addr;
+    let senders: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            std::thread::spawn(move || {
+                (0..EACH)
+                    .map(|i| {
+                        let message = update(thread, i);
+                        if thread % 2 == 0 {
+                            over_tcp(server, &message)
+                        } else {
+                            over_udp(server, &message)
+                        }
+                    })
+                    .collect::<Vec<u8>>()
+            })
+        })
+        .collect();
+    for (thread, sender) in senders.into_iter().enumerate() {
+        let rcodes = sender.join().unwrap();
+        assert!(
+            rcodes.iter().all(|&rcode| rcode == 0),
+            "thread {thread}: every UPDATE NOERROR, got {rcodes:?}; log:\n{}",
+            serve.log()
+        );
+    }
+    let exported = scratch.ok(&["zone", "export", ORIGIN]);
+    let zone = parse_zone(&exported);
+    for thread in 0..THREADS {
+        for i in 0..EACH {
+            let name: cutover_zone::Name = format!("g{thread}-{i}.{ORIGIN}").parse().unwrap();
+            assert!(
+                zone.get(&name, cutover_zone::RecordType::A).is_some(),
+                "{name} acknowledged but not in the store"
+            );
+        }
+    }
+}
