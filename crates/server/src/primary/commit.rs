@@ -17,34 +17,16 @@
 //!  ─▶ every member answered (NOERROR only now) ─▶ NOTIFY out once per zone
 //! ```
 
-use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
-use cutover_nameserver::update::{self, Outcome, Update, UpdateRcode};
+use cutover_nameserver::update::{self, Outcome, UpdateRcode};
 use cutover_store::{Batch, Held, StoreError, Updated};
 use cutover_zone::{edit, Name, Serial, ZoneDiff};
 
+use super::pending::Pending;
 use super::queue::{Entry, Taker};
 use super::{StorePrimary, Written};
-
-/// One UPDATE waiting for the writer: parsed and admitted, answered once
-/// the batch that holds it commits.
-#[derive(Debug)]
-pub struct Pending {
-    /// The request as received (the answer echoes it).
-    pub request: Vec<u8>,
-    /// The request parsed.
-    pub parsed: Update,
-    /// The key that signed it, if any.
-    pub key: Option<Name>,
-    /// Who sent it.
-    pub client: SocketAddr,
-    /// `key NAME` or `unsigned from ADDRESS`, for the log and the journal.
-    pub who: String,
-    /// The clock when it arrived, seconds (for the serial).
-    pub now: u32,
-}
 
 /// What one member came to inside the transaction.
 #[derive(Debug)]

@@ -44,6 +44,7 @@
 pub mod clock;
 mod commit;
 pub mod notifier;
+mod pending;
 pub mod queue;
 
 use std::collections::BTreeMap;
@@ -70,8 +71,8 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 pub use self::clock::wall_clock;
 use crate::config::{Config, UpdatePrefix};
 use crate::secondary::handle::{NotifyVerdict, Secondaries};
-use commit::Pending;
 use notifier::Notifier;
+use pending::Pending;
 use queue::Queue;
 
 /// RCODE NOTIMP.
