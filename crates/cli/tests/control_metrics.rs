@@ -349,3 +349,133 @@ fn a_migration_is_counted_by_step_and_outcome_with_bounded_labels() {
         "expected nothing counted as failed, seen {migration_lines:#?}"
     );
 }
+
+/// An unsigned UPDATE adding `{label}.example.test. 300 A 10.9.0.{last}`.
+fn adding(id: u16, label: &str, last: u8) -> Vec<u8> {
+    let mut out = message(id, 5, "example.test.", 6);
+    out[9] = 1; // one RR in the update section
+    out.push(label.len() as u8);
+    out.extend_from_slice(label.as_bytes());
+    out.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4, 10, 9, 0, last]);
+    out
+}
+
+/// As [`adding`], with the prerequisite "www.example.test. is not in use"
+/// (RFC 2136 §2.4.5), which fails: www exists.
+fn adding_unless_www(id: u16, label: &str, last: u8) -> Vec<u8> {
+    let plain = adding(id, label, last);
+    let question_end = 12 + "example.test.".len() + 1 + 4;
+    let mut out = plain[..question_end].to_vec();
+    out[7] = 1; // one RR in the prerequisite section
+    out.extend_from_slice(b"\x03www");
+    out.extend_from_slice(&[0xc0, 12, 0, 255, 0, 254, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&plain[question_end..]);
+    out
+}
+
+/// Sends over TCP and waits up to a minute (the writer may be held);
+/// the RCODE of the answer.
+fn tcp_patient(server: SocketAddr, query: &[u8]) -> u8 {
+    let mut stream = TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    stream.write_all(&framed).unwrap();
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).expect("a TCP answer");
+    let mut answer = vec![0u8; u16::from_be_bytes(length) as usize];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(answer[..2], query[..2], "expected the answer to our id");
+    answer[3] & 0x0f
+}
+
+/// The group commit seen from outside: while another process holds the
+/// store's write lock, UPDATEs sent at once queue (the gauge counts them);
+/// once the lock is let go they are committed in ONE write transaction,
+/// each answered on its own (NOERROR, or YXDOMAIN for the one whose
+/// prerequisite fails, which alone changes nothing), each change in the zone.
+#[test]
+fn updates_queued_behind_a_held_write_lock_are_committed_in_one_batch() {
+    const UPDATES: usize = 16;
+    const FAILING: usize = 7;
+    let site = Site::start(
+        "[[zone]]\nname = \"example.test.\"\nallow_unsigned_update_from = [\"127.0.0.1/32\"]\n",
+    );
+    let dns = site.dns;
+    let scrape = || {
+        let (status, _, text) = site.text("/metrics");
+        assert_eq!(status, 200, "expected the scrape");
+        text
+    };
+    let before = scrape();
+    let batches = value(&before, "cutover_update_batches_total");
+    let committed = value(&before, "cutover_updates_committed_total");
+
+    // Another writer holds the store: serve's leader waits in BEGIN
+    // IMMEDIATE (its busy timeout is 10 s) before it takes any member.
+    let holder = rusqlite::Connection::open(&site.store).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let senders: Vec<_> = (0..UPDATES)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let build = if i == FAILING {
+                    adding_unless_www
+                } else {
+                    adding
+                };
+                tcp_patient(dns, &build(100 + i as u16, &format!("g{i}"), i as u8))
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let mut waiting = 0;
+    while std::time::Instant::now() < deadline {
+        waiting = value(&scrape(), "cutover_updates_waiting");
+        if waiting == UPDATES as u64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        waiting,
+        UPDATES as u64,
+        "expected all {UPDATES} UPDATEs waiting for the held writer; log:\n{}",
+        site.log()
+    );
+    let rcodes: Vec<u8> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+    let expected: Vec<u8> = (0..UPDATES)
+        .map(|i| if i == FAILING { 6 } else { 0 })
+        .collect();
+    assert_eq!(
+        rcodes,
+        expected,
+        "expected every UPDATE NOERROR but #{FAILING} YXDOMAIN; log:\n{}",
+        site.log()
+    );
+    let after = scrape();
+    assert_eq!(
+        (
+            value(&after, "cutover_update_batches_total") - batches,
+            value(&after, "cutover_updates_committed_total") - committed,
+            value(&after, "cutover_updates_waiting"),
+        ),
+        (1, UPDATES as u64 - 1, 0),
+        "expected (batches, UPDATEs committed, waiting) after; scrape:\n{after}"
+    );
+    for i in 0..UPDATES {
+        let name = format!("g{i}.example.test.");
+        let (rcode, what) = if i == FAILING {
+            (3, "NXDOMAIN: its UPDATE failed")
+        } else {
+            (0, "served after its NOERROR")
+        };
+        assert_eq!(
+            tcp_patient(dns, &message(900 + i as u16, 0, &name, 1)),
+            rcode,
+            "expected {name} {what}"
+        );
+    }
+}
