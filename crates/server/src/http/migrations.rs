@@ -19,6 +19,9 @@
 //!                 the last check's and the scheduler's last survey (step evidence), with its age
 //!              ── probe/admin ──plan: names, types, authorities, resolvers──▶ cutover check --json
 //!                 (one at a time per migration, reused for a second, within the budget)
+//!                 [verify] locations beyond local ──▶ agents::surveys_from (LocatedChecks,
+//!                 as check --from): a survey per location, rows named with it
+//!                 ("… from fra1"), a location that could not be asked with its problems
 //!                 ──each cell: values == after ? new : values == before ? old : other
 //! ```
 
