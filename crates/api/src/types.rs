@@ -561,9 +561,20 @@ pub struct MatrixCell {
     pub ttl: Option<u32>,
 }
 
-/// One authoritative address or resolver of the matrix.
+/// The location of a matrix row written before rows had one: `local`.
+fn local_location() -> String {
+    "local".to_owned()
+}
+
+/// One authoritative address or resolver of the matrix, as seen from one
+/// location.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MatrixRow {
+    /// Where it was asked from: `local` (serve itself) or an agent's
+    /// location (`[verify] locations`); absent in older answers: `local`.
+    #[serde(default = "local_location")]
+    #[schema(default = "local")]
+    pub location: String,
     /// `authoritative` or `resolver`.
     pub kind: String,
     /// Its label (address, or resolver name and address).
@@ -595,10 +606,27 @@ pub struct Propagation {
     pub refreshed: bool,
     /// The moving records, "NAME TYPE".
     pub questions: Vec<String>,
-    /// Authoritative rows first, then resolvers.
+    /// Location by location (in the order of `locations`), authoritative
+    /// rows first, then resolvers.
     pub rows: Vec<MatrixRow>,
+    /// Every location the migration is verified from (`[verify]
+    /// locations`), in order, with what kept each from answering; a
+    /// location without rows gave no answer (its `problems` say why).
+    /// Absent in older answers.
+    #[serde(default)]
+    pub locations: Vec<MatrixLocation>,
     /// Seconds until every cache has let go of what it holds now.
     pub all_released_in_seconds: Option<u64>,
+}
+
+/// One location of the matrix and what went wrong asking from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MatrixLocation {
+    /// `local` or an agent's location.
+    pub location: String,
+    /// Why it could not be asked, or not fully ("no agent online", …);
+    /// empty when it answered.
+    pub problems: Vec<String>,
 }
 
 /// `GET /api/v1/agents`.

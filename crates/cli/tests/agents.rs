@@ -17,146 +17,19 @@
 //! agent token refused everywhere else and no other token taken as an
 //! agent's; an agent polling again after serve restarts.
 
+mod agent_support;
 mod control;
 mod migration;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use agent_support::{
+    agent, agents, agents_section, online, unbound, wait_agents, Agent, FRESH, STALE,
+};
 use control::{assert_error, ok, Guard, Site};
 use serde_json::{json, Value};
-
-/// The `[agents]` section of the tests: offline after 3 s of silence, polls
-/// of a second; `lease` and `answer_within` per test.
-fn agents_section(lease: &str) -> String {
-    format!(
-        "[agents]\noffline_after = \"3s\"\npoll_wait = \"1s\"\nlease = \"{lease}\"\nanswer_within = \"30s\"\n"
-    )
-}
-
-/// A running `cutover agent`, its log in the site's folder.
-struct Agent {
-    /// The process (killed on drop).
-    guard: Guard,
-    /// Its log.
-    log: PathBuf,
-}
-
-impl Agent {
-    /// Starts `cutover agent` for `site` at `location`, named `name`,
-    /// asking `resolver` (if any).
-    fn start(
-        site: &Site,
-        token: &str,
-        location: &str,
-        name: &str,
-        resolver: Option<SocketAddr>,
-    ) -> Agent {
-        let log = site.dir.path().join(format!("agent-{name}.log"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        command
-            .args([
-                "agent",
-                "--server",
-                &site.url(""),
-                "--location",
-                location,
-                "--name",
-                name,
-            ])
-            .args(["--probe-timeout", "1s"])
-            .env("CUTOVER_AGENT_TOKEN", token)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("the agent's log"));
-        if let Some(resolver) = resolver {
-            command.args(["--resolver", &resolver.to_string()]);
-        }
-        Agent {
-            guard: Guard {
-                child: command.spawn().expect("cutover agent runs"),
-                what: "cutover agent",
-            },
-            log,
-        }
-    }
-
-    /// What it logged.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// `GET /api/v1/agents` with the read token.
-fn agents(site: &Site) -> Value {
-    let (status, list) = site.call("GET", "/api/v1/agents", Some(&site.reader), None);
-    assert_eq!(status, 200, "GET /api/v1/agents: {list}");
-    list
-}
-
-/// The listed agent named `name`, if any.
-fn agent<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
-    list["agents"]
-        .as_array()?
-        .iter()
-        .find(|a| a["name"] == name)
-}
-
-/// Waits (at most `limit`) until `what` holds of the agents' listing;
-/// panics with the last listing and the logs otherwise.
-fn wait_agents(
-    site: &Site,
-    limit: Duration,
-    what: &str,
-    mut until: impl FnMut(&Value) -> bool,
-    logs: &[&Agent],
-) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let list = agents(site);
-        if until(&list) {
-            return list;
-        }
-        if Instant::now() > deadline {
-            let logs: Vec<String> = logs.iter().map(|a| a.log()).collect();
-            panic!(
-                "expected {what} within {limit:?}; the agents: {list:#}\nagents' logs:\n{}\nserve's log:\n{}",
-                logs.join("\n---\n"),
-                site.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// True when every agent of `names` is listed online.
-fn online(list: &Value, names: &[&str]) -> bool {
-    names
-        .iter()
-        .all(|n| agent(list, n).is_some_and(|a| a["online"] == true))
-}
-
-/// An Unbound caching resolver stubbing example.test to `authority`, with
-/// `extra` in its server section.
-fn unbound(
-    runtime: &tokio::runtime::Runtime,
-    authority: SocketAddr,
-    extra: &str,
-) -> cutover_peers::Unbound {
-    runtime.block_on(cutover_peers::Unbound::start(
-        &[("example.test", authority)],
-        extra,
-        "example.test.",
-    ))
-}
-
-/// A fresh cache: nothing fetched ahead, nothing served past its TTL.
-const FRESH: &str = "    prefetch: no\n    serve-expired: no\n";
-
-/// A stale cache: whatever it fetched, it keeps for an hour (a TTL floor).
-const STALE: &str = "    prefetch: no\n    serve-expired: no\n    cache-min-ttl: 3600\n";
 
 /// The migration file: www from 127.0.0.2 to 127.0.0.3, its /healthz on
 /// the new address checked, verified from `locations` through serve's
@@ -945,5 +818,98 @@ fn a_quorum_of_two_goes_on_past_a_stale_location_and_names_it() {
         reason.starts_with("2 of 3 locations agree (quorum 2); nyc1 did not:")
             && reason.contains("from nyc1 answers www.example.test. A with 127.0.0.2"),
         "expected the disagreeing location named beside the quorum: {reason}"
+    );
+}
+
+/// `--resolvers public`: the agent asks the documented public resolvers.
+/// This host reaches no Internet, so what is true here is that each is in
+/// the location's report, each with an error (a timeout or unreachable),
+/// and the location is therefore not clean: `check --from` exits 1.
+#[test]
+fn an_agent_with_the_public_resolvers_asks_each_and_says_when_none_answers() {
+    let site = Site::start(&agents_section("10s"));
+    let token = site.token("agents", "agent");
+    let a = Agent::start_with(
+        &site,
+        &token,
+        "pub1",
+        "pub1-a",
+        &["--probe-timeout", "300ms", "--resolvers", "public"],
+    );
+    wait_agents(
+        &site,
+        Duration::from_secs(30),
+        "pub1-a online",
+        |l| online(l, &["pub1-a"]),
+        &[&a],
+    );
+    let started = Instant::now();
+    let out = control::cutover(&[
+        "--server",
+        &site.url(""),
+        "--token",
+        &site.admin,
+        "check",
+        "example.test.",
+        "www",
+        "--type",
+        "A",
+        "--authority",
+        &site.dns.to_string(),
+        "--from",
+        "pub1",
+        "--json",
+    ]);
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected check --from pub1 to exit 1 (not clean), saw {}:\n{said}{}\nthe agent's log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        a.log()
+    );
+    let result: Value = serde_json::from_str(&said).expect("check --from --json is JSON");
+    let located = &result["locations"][0];
+    assert_eq!(located["location"], "pub1", "{result:#}");
+    let survey = &located["survey"];
+    // The authority answered: the location's trouble is the resolvers alone.
+    let authorities = survey["authorities"].as_array().expect("authorities");
+    assert!(
+        !authorities.is_empty()
+            && authorities
+                .iter()
+                .all(|v| v["answers"].as_array().is_some_and(|a| a
+                    .iter()
+                    .all(|a| a["error"].is_null() && a["values"] == json!(["127.0.0.2"])))),
+        "expected serve's nameserver to answer www from pub1: {survey:#}"
+    );
+    let resolvers = survey["resolvers"].as_array().expect("resolvers");
+    let public = cutover_probe::caches::public_resolvers();
+    assert_eq!(
+        resolvers.len(),
+        public.len(),
+        "expected one row per public resolver, no other: {survey:#}"
+    );
+    for resolver in &public {
+        let address = resolver.address.to_string();
+        let row = resolvers
+            .iter()
+            .find(|v| v["server"].as_str().is_some_and(|s| s.contains(&address)))
+            .unwrap_or_else(|| panic!("expected {address} asked from pub1: {survey:#}"));
+        let answers = row["answers"].as_array().expect("answers");
+        assert!(
+            !answers.is_empty()
+                && answers
+                    .iter()
+                    .all(|a| a["error"].as_str().is_some_and(|e| !e.is_empty())
+                        && a["values"].as_array().is_some_and(Vec::is_empty)),
+            "expected {address} to have given no answer here (no Internet), an error said: {row:#}"
+        );
+    }
+    assert!(
+        took < Duration::from_secs(20),
+        "expected the timeouts short (--probe-timeout 300ms), took {took:?}"
     );
 }

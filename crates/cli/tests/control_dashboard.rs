@@ -15,6 +15,7 @@
 //!  cutover serve (scheduler) ◀── the migration ──▶ store ◀── Unbound (stub) caches www
 //! ```
 
+mod agent_support;
 mod browser;
 mod control;
 
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use agent_support::{agents_section, online, unbound, wait_agents, Agent, FRESH, STALE};
 use control::{ok, Site, ZONE};
 use cutover_peers::Unbound;
 use serde_json::{json, Value};
@@ -340,6 +342,245 @@ fn the_dashboard_shows_the_timeline_and_the_propagation_matrix() {
         png.starts_with(b"\x89PNG") && png.len() > 20_000,
         "expected a PNG screenshot, seen {} bytes",
         png.len()
+    );
+}
+
+/// The `data-state` of every matrix cell of the rows of `kind` seen from
+/// `location` (`unanswered`: the row saying a location gave no answer).
+fn located_states(dom: &str, location: &str, kind: &str) -> Vec<String> {
+    let kind = format!("data-kind=\"{kind}\"");
+    let place = format!("data-location=\"{location}\"");
+    let mut states = Vec::new();
+    for row in dom
+        .split("<tr ")
+        .map(|row| row.split("</tr>").next().unwrap_or_default())
+        .filter(|row| row.contains(&kind) && row.contains(&place))
+    {
+        let cells: Vec<String> = row
+            .split("data-state=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next().map(str::to_owned))
+            .collect();
+        if cells.is_empty() {
+            states.push("-".to_owned());
+        }
+        states.extend(cells);
+    }
+    states
+}
+
+/// The text of the first row of `location` of `kind`, tags removed.
+fn located_text(dom: &str, location: &str, kind: &str) -> String {
+    let kind = format!("data-kind=\"{kind}\"");
+    let place = format!("data-location=\"{location}\"");
+    let row = dom
+        .split("<tr ")
+        .map(|row| row.split("</tr>").next().unwrap_or_default())
+        .find(|row| row.contains(&kind) && row.contains(&place))
+        .unwrap_or_default();
+    let mut text = String::new();
+    let mut inside = false;
+    for c in row.chars() {
+        match c {
+            '<' => inside = true,
+            '>' => {
+                inside = false;
+                text.push(' ');
+            }
+            _ if !inside => text.push(c),
+            _ => {}
+        }
+    }
+    text
+}
+
+/// A migration verified from local, fra1 and nyc1 (agents, each with its
+/// own Unbound: nyc1's holds what it fetched for an hour) and sfo1 (no
+/// agent): once it switched (a quorum of 2), the dashboard's matrix is
+/// grouped by location, each with the values it sees and the TTL left —
+/// local and fra1 new, nyc1's resolver still old — and sfo1 shown as
+/// having given no answer, never as agreeing. The API's rows say the same
+/// with their `location`.
+#[test]
+fn the_dashboards_matrix_is_grouped_by_location_and_names_a_location_without_an_answer() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let site = Site::start(&agents_section("10s"));
+    let token = site.token("agents", "agent");
+    let local = unbound(&runtime, site.dns, FRESH);
+    let fra1 = unbound(&runtime, site.dns, FRESH);
+    let nyc1 = unbound(&runtime, site.dns, STALE);
+    // nyc1's resolver keeps the old address for an hour from now.
+    ask(nyc1.addr);
+    let a = Agent::start(&site, &token, "fra1", "fra1-a", Some(fra1.addr));
+    let b = Agent::start(&site, &token, "nyc1", "nyc1-a", Some(nyc1.addr));
+    wait_agents(
+        &site,
+        Duration::from_secs(30),
+        "fra1-a and nyc1-a online",
+        |l| online(l, &["fra1-a", "nyc1-a"]),
+        &[&a, &b],
+    );
+    let text = format!(
+        "version = 1\nzone = \"example.test.\"\nprovider = {{ kind = \"embedded\" }}\n[[move]]\nfrom = \"127.0.0.2\"\nto = \"127.0.0.3\"\n\
+         [ttl]\nduring = 1\n[schedule]\nswitch_at = \"earliest\"\nmargin = 2\nobserve = \"300s\"\n\
+         [verify]\nauthorities = [\"{}\"]\nresolvers = [\"{}\"]\ntries = 5\ninterval = 1\n\
+         locations = [\"local\", \"fra1\", \"nyc1\", \"sfo1\"]\nquorum = 2\n",
+        site.dns, local.addr
+    );
+    let body = json!({"file_name": "move-web.toml", "text": text}).to_string();
+    let (status, created) = site.call("POST", "/api/v1/migrations", Some(&site.admin), Some(&body));
+    assert_eq!(
+        status, 200,
+        "expected the migration started, seen {created}"
+    );
+    let id = created["id"].as_i64().expect("an id");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while summary(&site, id)["state"] != "observing" {
+        let now = summary(&site, id);
+        assert!(
+            Instant::now() < deadline
+                && !["failed", "rolled_back", "aborted", "paused"]
+                    .contains(&now["state"].as_str().unwrap_or_default()),
+            "expected observing within 60 s (local and fra1 agree: a quorum of 2), seen {now}; agents' logs:\n{}\n{}\nserve's log:\n{}",
+            a.log(),
+            b.log(),
+            site.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The API first: a row per location and server, each with its location.
+    let (status, matrix) = site.call(
+        "GET",
+        &format!("/api/v1/migrations/{id}/propagation"),
+        Some(&site.admin),
+        None,
+    );
+    assert_eq!(status, 200, "expected the matrix, seen {matrix}");
+    control::assert_schema("Propagation", &matrix);
+    let rows: Vec<(String, String, String)> = matrix["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            (
+                row["location"].as_str().unwrap_or("?").to_owned(),
+                row["kind"].as_str().unwrap_or("?").to_owned(),
+                row["cells"][0]["state"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("local", "authoritative", "new"),
+        ("local", "resolver", "new"),
+        ("fra1", "authoritative", "new"),
+        ("fra1", "resolver", "new"),
+        ("nyc1", "authoritative", "new"),
+        ("nyc1", "resolver", "old"),
+    ]
+    .iter()
+    .map(|(l, k, s)| ((*l).to_owned(), (*k).to_owned(), (*s).to_owned()))
+    .collect();
+    assert_eq!(
+        rows, expected,
+        "expected each location's rows, nyc1's resolver on the old address: {matrix:#}"
+    );
+    let nyc1_left = matrix["rows"][5]["cells"][0]["ttl"].as_u64().unwrap_or(0);
+    assert!(
+        nyc1_left > 3000,
+        "expected nyc1's cache to hold the old address for most of an hour: {matrix:#}"
+    );
+    let locations: Vec<(&str, usize)> = matrix["locations"]
+        .as_array()
+        .expect("locations")
+        .iter()
+        .map(|l| {
+            (
+                l["location"].as_str().unwrap_or("?"),
+                l["problems"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    assert_eq!(
+        locations,
+        [("local", 0), ("fra1", 0), ("nyc1", 0), ("sfo1", 1)],
+        "expected the four locations, sfo1 with why it gave no answer: {matrix:#}"
+    );
+    assert!(
+        matrix["locations"][3]["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("no agent online")),
+        "expected sfo1's problem to say no agent is online there: {matrix:#}"
+    );
+
+    // The dashboard: a heading per location, the values and TTLs under it.
+    let dom = dom_when(&site, "the matrix by location", |dom| {
+        located_states(dom, "nyc1", "resolver") == ["old"]
+            && located_states(dom, "sfo1", "unanswered") == ["-"]
+    });
+    for location in ["local", "fra1", "nyc1", "sfo1"] {
+        assert!(
+            dom.contains(&format!("data-location-head=\"{location}\"")),
+            "expected a heading for {location}"
+        );
+    }
+    for (location, kind, want) in [
+        ("local", "authoritative", "new"),
+        ("local", "resolver", "new"),
+        ("fra1", "authoritative", "new"),
+        ("fra1", "resolver", "new"),
+        ("nyc1", "authoritative", "new"),
+        ("nyc1", "resolver", "old"),
+    ] {
+        assert_eq!(
+            located_states(&dom, location, kind),
+            [want],
+            "expected {location}'s {kind} {want} in the dashboard"
+        );
+    }
+    let stale = located_text(&dom, "nyc1", "resolver");
+    assert!(
+        stale.contains("127.0.0.2") && stale.contains("TTL left"),
+        "expected nyc1's resolver to show the old address and the TTL it has left: {stale}"
+    );
+    let fresh = located_text(&dom, "fra1", "resolver");
+    assert!(
+        fresh.contains("127.0.0.3"),
+        "expected fra1's resolver to show the new address: {fresh}"
+    );
+    let silent = located_text(&dom, "sfo1", "unanswered");
+    assert!(
+        silent.contains("no answer from sfo1"),
+        "expected sfo1 shown as having given no answer: {silent}"
+    );
+    assert!(
+        located_text(&dom, "sfo1", "problem").contains("no agent online"),
+        "expected sfo1's problem shown under it"
+    );
+    assert_eq!(
+        located_states(&dom, "sfo1", "resolver"),
+        Vec::<String>::new(),
+        "expected no cell for sfo1: nothing was seen from there"
+    );
+    let said = dom
+        .split("id=\"matrix-summary\"")
+        .nth(1)
+        .and_then(|s| s.split("</div>").next())
+        .unwrap_or_default();
+    assert!(
+        said.contains("Not everywhere yet.") && said.contains("from sfo1"),
+        "expected the summary to say not everywhere, naming sfo1: {said}"
+    );
+    assert!(
+        !said.contains("Every server and cache gives the new values"),
+        "expected no agreement claimed: {said}"
+    );
+    chromium(
+        &site,
+        &format!(
+            "--screenshot={}",
+            artifacts().join("dashboard-locations.png").display()
+        ),
     );
 }
 

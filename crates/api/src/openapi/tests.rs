@@ -303,6 +303,7 @@ fn every_type_matches_the_schema_derived_from_it() {
         ttl: None,
     };
     let row = MatrixRow {
+        location: "fra1".into(),
         kind: "resolver".into(),
         label: "r".into(),
         cells: vec![cell.clone()],
@@ -511,6 +512,10 @@ fn every_type_matches_the_schema_derived_from_it() {
             refreshed: true,
             questions: vec!["www A".into()],
             rows: vec![row],
+            locations: vec![MatrixLocation {
+                location: "nyc1".into(),
+                problems: vec!["no agent online".into()],
+            }],
             all_released_in_seconds: Some(3),
         },
     );

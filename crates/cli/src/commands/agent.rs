@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use cutover_api::AgentList;
+use cutover_probe::caches;
 use cutover_server::agents::client::{self, AgentOptions};
 
 use super::table::{Table, Tone};
@@ -38,9 +39,15 @@ pub struct AgentArgs {
     /// (a private CA); default: the web's roots.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// A resolver of this location (repeatable), IP[:PORT]: asked instead
-    /// of the migration's `[verify] resolvers`.
-    #[arg(long = "resolver", value_name = "IP[:PORT]")]
+    /// A resolver of this location (repeatable), IP[:PORT], or `public`
+    /// (Google, Cloudflare, Quad9 and OpenDNS, two addresses each: for a
+    /// host that reaches the Internet): asked instead of the migration's
+    /// `[verify] resolvers`. `--resolvers` is the same option.
+    #[arg(
+        long = "resolver",
+        visible_alias = "resolvers",
+        value_name = "IP[:PORT]|public"
+    )]
     pub resolvers: Vec<String>,
     /// How long each probe step waits (500ms, 5s…).
     #[arg(long, default_value = "5s", value_parser = super::common::timeout)]
@@ -64,18 +71,38 @@ fn hostname() -> String {
         .unwrap_or_else(|| "agent".to_owned())
 }
 
-/// Runs the agent until a fatal error.
-pub fn run(args: &AgentArgs) -> anyhow::Result<()> {
-    let resolvers = args
-        .resolvers
-        .iter()
-        .map(|text| {
-            text.parse::<std::net::IpAddr>()
+/// The agent's resolvers: each `--resolver` in order, `public` standing
+/// for the documented public resolvers ([`caches::PUBLIC_RESOLVERS`]), each
+/// address once.
+fn resolvers(given: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for text in given {
+        let more = if text == "public" {
+            caches::public_resolvers()
+                .into_iter()
+                .map(|r| r.address)
+                .collect()
+        } else {
+            vec![text
+                .parse::<std::net::IpAddr>()
                 .map(|ip| SocketAddr::new(ip, 53))
                 .or_else(|_| text.parse::<SocketAddr>())
-                .map_err(|_| anyhow::anyhow!("--resolver {text:?}: expected IP or IP:PORT"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+                .map_err(|_| {
+                    anyhow::anyhow!("--resolver {text:?}: expected IP, IP:PORT or public")
+                })?]
+        };
+        for address in more {
+            if !out.contains(&address) {
+                out.push(address);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the agent until a fatal error.
+pub fn run(args: &AgentArgs) -> anyhow::Result<()> {
+    let resolvers = resolvers(&args.resolvers)?;
     client::run(&AgentOptions {
         server: args.control.clone(),
         token: args.agent_token.clone(),
@@ -129,4 +156,29 @@ pub fn print_agents(list: &AgentList) {
         list.agents.len() - offline,
         list.offline_after_seconds
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_adds_the_documented_public_resolvers_to_the_given_ones() {
+        let given = [
+            "10.1.0.53".to_owned(),
+            "public".to_owned(),
+            "8.8.8.8".to_owned(),
+        ];
+        let listed = resolvers(&given).expect("valid resolvers");
+        let mut expected = vec![SocketAddr::from(([10, 1, 0, 53], 53))];
+        expected.extend(caches::public_resolvers().into_iter().map(|r| r.address));
+        assert_eq!(
+            listed, expected,
+            "expected 10.1.0.53, then each public one once"
+        );
+        assert!(
+            resolvers(&["pub".to_owned()]).is_err(),
+            "expected a misspelt word refused"
+        );
+    }
 }

@@ -5,7 +5,8 @@
 //!  cutover agent --location fra1 (client) ──HTTPS, agent token──▶ serve's /api/v1/agents/poll|results
 //!                                                                      │
 //!  serve: board (agents seen, jobs queued per location, leases) ◀──────┘
-//!         located (LocatedChecks: local probes + board.dispatch) ◀── the scheduler's migrations, /api/v1/checks/from
+//!         located (LocatedChecks: local probes + board.dispatch) ◀── the scheduler's migrations, /api/v1/checks/from,
+//!                                                                   the propagation matrix
 //! ```
 
 pub mod board;

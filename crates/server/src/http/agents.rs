@@ -17,8 +17,8 @@ use cutover_migrate::agent::{
     AgentHello, AgentPolled, AgentReport, CheckFromRequest, CheckFromResult, LocatedSurvey,
 };
 use cutover_migrate::checks::ProbeChecks;
-use cutover_migrate::file::valid_location;
-use cutover_migrate::Checks;
+use cutover_migrate::file::{valid_location, Verify};
+use cutover_migrate::{Checks, Survey};
 use cutover_zone::{Name, RecordType};
 
 use super::caller::Caller;
@@ -101,6 +101,27 @@ pub async fn list(State(control): State<Control>) -> Json<AgentList> {
     })
 }
 
+/// A zone's RRsets asked from every location `verify` names (`"all"`
+/// resolved as the board knows the locations now): `local` through serve's
+/// probes, the others through their agents, at once; each location's
+/// survey in order, a location that could not be asked with a problem
+/// saying why. `check --from`'s route and the propagation matrix's.
+pub async fn surveys_from(
+    control: &Control,
+    zone: Name,
+    rrsets: Vec<(Name, RecordType)>,
+    verify: Verify,
+) -> Result<Vec<(String, Survey)>, ApiError> {
+    let board = control.agents.clone();
+    tokio::task::spawn_blocking(move || {
+        let checks = LocatedChecks::new(ProbeChecks::new(), Some(board));
+        let locations = checks.locations(&verify);
+        checks.surveys_from(&locations, &zone, &rrsets, &verify)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the survey stopped: {e}")))
+}
+
 /// `POST /api/v1/checks/from`.
 pub async fn check_from(State(control): State<Control>, body: Bytes) -> ApiResult<CheckFromResult> {
     let request: CheckFromRequest = parse_body(&body)?;
@@ -116,14 +137,7 @@ pub async fn check_from(State(control): State<Control>, body: Bytes) -> ApiResul
             .map_err(|_| ApiError::bad_request(format!("type {:?} is unknown", q.rtype)))?;
         rrsets.push((name, rtype));
     }
-    let board = control.agents.clone();
-    let located = tokio::task::spawn_blocking(move || {
-        let checks = LocatedChecks::new(ProbeChecks::new(), Some(board));
-        let locations = checks.locations(&request.verify);
-        checks.surveys_from(&locations, &zone, &rrsets, &request.verify)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("the survey stopped: {e}")))?;
+    let located = surveys_from(&control, zone, rrsets, request.verify).await?;
     Ok(Json(CheckFromResult {
         locations: located
             .into_iter()

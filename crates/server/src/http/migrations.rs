@@ -19,6 +19,9 @@
 //!                 the last check's and the scheduler's last survey (step evidence), with its age
 //!              ── probe/admin ──plan: names, types, authorities, resolvers──▶ cutover check --json
 //!                 (one at a time per migration, reused for a second, within the budget)
+//!                 [verify] locations beyond local ──▶ agents::surveys_from (LocatedChecks,
+//!                 as check --from): a survey per location, rows named with it
+//!                 ("… from fra1"), a location that could not be asked with its problems
 //!                 ──each cell: values == after ? new : values == before ? old : other
 //! ```
 
@@ -33,13 +36,16 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use cutover_api::{
-    CheckRequest, ErrorCode, MatrixCell, MatrixRow, MigrationAction, MigrationFileBody,
-    MigrationList, Propagation, RouteId,
+    CheckRequest, ErrorCode, MatrixCell, MatrixLocation, MatrixRow, MigrationAction,
+    MigrationFileBody, MigrationList, Propagation, RouteId,
 };
-use cutover_migrate::{MigrationFile, Migrations, Plan, RunnerError};
+use cutover_migrate::file::{valid_location, LOCAL};
+use cutover_migrate::{MigrationFile, Migrations, Plan, RunnerError, Survey};
+use cutover_zone::{Name, RecordType};
 use futures_util::stream::{self, Stream};
 use serde_json::Value;
 
+use super::agents;
 use super::blocking::blocking;
 use super::budget::Work;
 use super::caller::Caller;
@@ -472,13 +478,51 @@ fn resolver_label(row: &Value) -> String {
     }
 }
 
-/// Builds the matrix from a plan and a `cutover check --json` report.
+/// The locations of a report: its `locations` when it names them, else
+/// those of its rows in order (`local` when none).
+fn report_locations(report: &Value) -> Vec<MatrixLocation> {
+    if let Some(listed) = report["locations"].as_array() {
+        return listed
+            .iter()
+            .filter_map(|l| serde_json::from_value(l.clone()).ok())
+            .collect();
+    }
+    let mut out: Vec<MatrixLocation> = Vec::new();
+    for row in ["servers", "resolvers"]
+        .iter()
+        .flat_map(|side| report[*side].as_array().into_iter().flatten())
+    {
+        let location = row_location(row);
+        if !out.iter().any(|l| l.location == location) {
+            out.push(MatrixLocation {
+                location,
+                problems: Vec::new(),
+            });
+        }
+    }
+    if out.is_empty() {
+        out.push(MatrixLocation {
+            location: LOCAL.to_owned(),
+            problems: Vec::new(),
+        });
+    }
+    out
+}
+
+/// The location a report's row was asked from (`local` when it names none).
+fn row_location(row: &Value) -> String {
+    row["location"].as_str().unwrap_or(LOCAL).to_owned()
+}
+
+/// Builds the matrix from a plan and a `cutover check --json` report (its
+/// rows may name their `location`, and the report its `locations`).
 pub fn matrix(id: i64, plan: &Value, report: &Value) -> Propagation {
     let (zone, records, _, _, _) = moving(plan);
     let zone =
         cutover_migrate::runner::zone_label(&zone, plan["zones"].as_array().map_or(1, Vec::len));
     let key = |question: &str| question.trim().trim_end_matches('.').to_ascii_lowercase();
     let questions: Vec<String> = records.iter().map(|(q, _, _)| q.clone()).collect();
+    let locations = report_locations(report);
     let mut rows: Vec<MatrixRow> = Vec::new();
     for (kind, list, label_of, ttl_field) in [
         (
@@ -499,19 +543,20 @@ pub fn matrix(id: i64, plan: &Value, report: &Value) -> Propagation {
             .as_array()
             .map(|a| a.iter().collect())
             .unwrap_or_default();
-        let mut labels: Vec<String> = Vec::new();
+        let mut labels: Vec<(String, String)> = Vec::new();
         for item in &items {
-            let label = label_of(item);
+            let label = (row_location(item), label_of(item));
             if !labels.contains(&label) {
                 labels.push(label);
             }
         }
-        for label in labels {
+        for (location, label) in labels {
             let cells = records
                 .iter()
                 .map(|(question, before, after)| {
                     let found = items.iter().find(|row| {
                         label_of(row) == label
+                            && row_location(row) == location
                             && key(row["question"].as_str().unwrap_or_default()).replace(". ", " ")
                                 == key(question).replace(". ", " ")
                     });
@@ -557,12 +602,22 @@ pub fn matrix(id: i64, plan: &Value, report: &Value) -> Propagation {
                 })
                 .collect();
             rows.push(MatrixRow {
+                location,
                 kind: kind.into(),
                 label,
                 cells,
             });
         }
     }
+    // Location by location, in the order asked; authoritative rows before
+    // resolvers within each (the sort is stable).
+    let rank = |location: &str| {
+        locations
+            .iter()
+            .position(|l| l.location == location)
+            .unwrap_or(usize::MAX)
+    };
+    rows.sort_by_key(|row| rank(&row.location));
     Propagation {
         migration: id,
         zone,
@@ -572,6 +627,7 @@ pub fn matrix(id: i64, plan: &Value, report: &Value) -> Propagation {
         refreshed: false,
         questions,
         rows,
+        locations,
         all_released_in_seconds: report["all_released_in_seconds"].as_u64(),
     }
 }
@@ -636,13 +692,82 @@ fn last_survey(detail: &Value) -> Option<(jiff::Timestamp, &Value)> {
     })
 }
 
-/// A survey of the scheduler in the form of a `cutover check --json`
-/// report (servers and resolvers, one row per question), asked `at`.
-fn survey_report(survey: &Value, at: jiff::Timestamp) -> Value {
-    let rows = |side: &str, resolver: bool| -> Vec<Value> {
+/// The locations a plan is verified from: `Some(list)` as its `[verify]
+/// locations` name them (`["local"]` when it names none), `None` for
+/// `"all"` (which ones the board knew when asked).
+fn plan_locations(plan: &Value) -> Option<Vec<String>> {
+    match &plan["verify"]["locations"] {
+        Value::Null => Some(vec![LOCAL.to_owned()]),
+        Value::String(all) if all == "all" => None,
+        listed => Some(
+            listed["listed"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![LOCAL.to_owned()]),
+        ),
+    }
+}
+
+/// A server of a survey and the location it was asked from: "127.0.0.1:53
+/// from fra1" gives ("127.0.0.1:53", "fra1") when the survey's servers are
+/// `named` with their location ([`Survey::located`]); else the server as it
+/// is, from `local`.
+///
+/// [`Survey::located`]: cutover_migrate::Survey::located
+fn located_server(server: &str, named: bool) -> (&str, &str) {
+    if named {
+        if let Some((server, location)) = server.rsplit_once(" from ") {
+            if valid_location(location) {
+                return (server, location);
+            }
+        }
+    }
+    (server, LOCAL)
+}
+
+/// The index of `location` in `locations`, added at the end when new.
+fn seen(locations: &mut Vec<MatrixLocation>, location: &str) -> usize {
+    if let Some(at) = locations.iter().position(|l| l.location == location) {
+        return at;
+    }
+    locations.push(MatrixLocation {
+        location: location.to_owned(),
+        problems: Vec::new(),
+    });
+    locations.len() - 1
+}
+
+/// A survey of the scheduler (or this route's, from several locations) in
+/// the form of a `cutover check --json` report (servers and resolvers, one
+/// row per question, each with its location), asked `at`. Its `locations`
+/// are `known` in order (for `"all"`: `None`, those the survey names), each
+/// with its problems; a survey of more than `local` names its servers and
+/// problems with their location ("… from fra1", "fra1: …").
+fn survey_report(
+    survey: &Value,
+    at: jiff::Timestamp,
+    known: Option<&[String]>,
+    named: bool,
+) -> Value {
+    let mut locations: Vec<MatrixLocation> = known
+        .unwrap_or_default()
+        .iter()
+        .map(|location| MatrixLocation {
+            location: location.clone(),
+            problems: Vec::new(),
+        })
+        .collect();
+    let mut sides = serde_json::Map::new();
+    for (side, resolver) in [("authorities", false), ("resolvers", true)] {
         let mut rows = Vec::new();
         for view in survey[side].as_array().into_iter().flatten() {
-            let server = view["server"].as_str().unwrap_or_default();
+            let (server, location) =
+                located_server(view["server"].as_str().unwrap_or_default(), named);
+            seen(&mut locations, location);
             for answer in view["answers"].as_array().into_iter().flatten() {
                 let question = format!(
                     "{} {}",
@@ -654,21 +779,106 @@ fn survey_report(survey: &Value, at: jiff::Timestamp) -> Value {
                     None => String::new(),
                 };
                 rows.push(if resolver {
-                    serde_json::json!({"resolver": server, "address": server, "question": question,
-                        "records": answer["values"], "ttl_left": answer["ttl"], "answer": said})
+                    serde_json::json!({"location": location, "resolver": server, "address": server,
+                        "question": question, "records": answer["values"], "ttl_left": answer["ttl"], "answer": said})
                 } else {
-                    serde_json::json!({"address": survey_address(server), "question": question,
-                        "records": answer["values"], "ttl": answer["ttl"], "answer": said})
+                    serde_json::json!({"location": location, "address": survey_address(server),
+                        "question": question, "records": answer["values"], "ttl": answer["ttl"], "answer": said})
                 });
             }
         }
-        rows
-    };
+        sides.insert(
+            if resolver { "resolvers" } else { "servers" }.to_owned(),
+            Value::Array(rows),
+        );
+    }
+    let mut problems: Vec<(usize, String)> = Vec::new();
+    for problem in survey["problems"].as_array().into_iter().flatten() {
+        let problem = problem.as_str().unwrap_or_default();
+        let (location, said) = match problem.split_once(": ") {
+            Some((location, said))
+                if named
+                    && valid_location(location)
+                    && known.is_none_or(|k| k.iter().any(|l| l == location)) =>
+            {
+                (location, said)
+            }
+            _ => (LOCAL, problem),
+        };
+        problems.push((seen(&mut locations, location), said.to_owned()));
+    }
+    if locations.is_empty() {
+        seen(&mut locations, LOCAL);
+    }
+    for (at, said) in problems {
+        locations[at].problems.push(said);
+    }
     serde_json::json!({
         "checked_at": at.to_string(),
-        "servers": rows("authorities", false),
-        "resolvers": rows("resolvers", true),
+        "servers": sides["servers"],
+        "resolvers": sides["resolvers"],
+        "locations": locations,
     })
+}
+
+/// The longest a resolver of `matrix` still holds what it holds, counted
+/// down by `age` seconds: when every cache has let go.
+fn released_in(matrix: &Propagation, age: u64) -> Option<u64> {
+    matrix
+        .rows
+        .iter()
+        .filter(|row| row.kind == "resolver")
+        .flat_map(|row| row.cells.iter().filter_map(|cell| cell.ttl))
+        .max()
+        .map(|ttl| u64::from(ttl).saturating_sub(age))
+}
+
+/// What every location of `plan` sees of its moving records now, asked
+/// zone by zone through [`agents::surveys_from`] (`local` through serve's
+/// probes, each other location through an agent of it), as a report of
+/// located rows.
+async fn located_report(control: &Control, plan: &Plan) -> Result<Value, ApiError> {
+    let mut located: Vec<(String, Survey)> = Vec::new();
+    for z in plan.zone_list() {
+        let origin = Name::from_ascii(&z.zone)
+            .map_err(|e| ApiError::internal(format!("zone {}: {e}", z.zone)))?;
+        let rrsets: Vec<(Name, RecordType)> = plan
+            .changes
+            .iter()
+            .filter(|c| plan.zone_of(c).eq_ignore_ascii_case(&z.zone))
+            .filter_map(|c| Some((c.owner().ok()?, c.record_type().ok()?)))
+            .collect();
+        let verify = plan.verify_of(&z);
+        for (location, survey) in agents::surveys_from(control, origin, rrsets, verify).await? {
+            let survey = if plan.many_zones() {
+                survey.labelled(&z.zone)
+            } else {
+                survey
+            };
+            match located.iter_mut().find(|(l, _)| *l == location) {
+                Some((_, all)) => {
+                    all.authorities.extend(survey.authorities);
+                    all.resolvers.extend(survey.resolvers);
+                    all.problems.extend(survey.problems);
+                }
+                None => located.push((location, survey)),
+            }
+        }
+    }
+    let locations: Vec<String> = located.iter().map(|(l, _)| l.clone()).collect();
+    let mut survey = Survey::default();
+    for (location, one) in located {
+        let one = one.located(&location);
+        survey.authorities.extend(one.authorities);
+        survey.resolvers.extend(one.resolvers);
+        survey.problems.extend(one.problems);
+    }
+    Ok(survey_report(
+        &to_json(&survey)?,
+        jiff::Timestamp::now(),
+        Some(&locations),
+        true,
+    ))
 }
 
 /// The last matrix known of migration `id`, asking no one: the newer of
@@ -687,21 +897,27 @@ async fn last_known(control: &Control, id: i64) -> Result<Propagation, ApiError>
         (Some(checked), Some((age, _, _))) if checked.age_seconds <= Some(age) => Ok(checked),
         (Some(checked), None) => Ok(checked),
         (_, Some((age, at, survey))) => {
-            let mut matrix = matrix(id, &detail["plan"], &survey_report(survey, at));
+            let plan = &detail["plan"];
+            let known = plan_locations(plan);
+            let named = known
+                .as_ref()
+                .is_none_or(|k| !(k.len() == 1 && k[0] == LOCAL));
+            let report = survey_report(survey, at, known.as_deref(), named);
+            let mut matrix = matrix(id, plan, &report);
             matrix.source = "scheduler".into();
             matrix.age_seconds = Some(age);
             // What the resolvers held then, counted down by the survey's age.
-            matrix.all_released_in_seconds = matrix
-                .rows
-                .iter()
-                .filter(|row| row.kind == "resolver")
-                .flat_map(|row| row.cells.iter().filter_map(|cell| cell.ttl))
-                .max()
-                .map(|ttl| u64::from(ttl).saturating_sub(age));
+            matrix.all_released_in_seconds = released_in(&matrix, age);
             Ok(matrix)
         }
         (None, None) => {
-            let mut matrix = matrix(id, &detail["plan"], &Value::Null);
+            let plan = &detail["plan"];
+            let known = plan_locations(plan).unwrap_or_else(|| vec![LOCAL.to_owned()]);
+            let report = serde_json::json!({"locations": known
+                .iter()
+                .map(|location| MatrixLocation { location: location.clone(), problems: Vec::new() })
+                .collect::<Vec<_>>()});
+            let mut matrix = matrix(id, plan, &report);
             matrix.source = "none".into();
             matrix.checked_at = None;
             matrix.age_seconds = None;
@@ -762,11 +978,16 @@ pub async fn propagation(
     }
     let _permit = control.budget.take(&caller, Work::Probe)?;
     let looker = control.clone();
-    let plan = blocking(move || {
-        let detail = to_json(&open(&looker)?.show(id).map_err(runner_error)?)?;
-        Ok(detail["plan"].clone())
-    })
-    .await?;
+    let typed = blocking(move || Ok(open(&looker)?.show(id).map_err(runner_error)?.plan)).await?;
+    let plan = to_json(&typed)?;
+    if !typed.verify.local_only() {
+        // Verified from more than here: every location of `[verify]
+        // locations` asked as the migration's own steps ask it.
+        let report = located_report(&control, &typed).await?;
+        let mut matrix = matrix(id, &plan, &report);
+        matrix.all_released_in_seconds = released_in(&matrix, 0);
+        return Ok(Json(remember(&control, id, matrix)));
+    }
     let resolvers: Vec<String> = plan["verify"]["resolvers"]
         .as_array()
         .map(|a| {
@@ -821,14 +1042,18 @@ pub async fn propagation(
             report["all_released_in_seconds"] = now.max(before).into();
         }
     }
-    let mut matrix = matrix(id, &plan, &report);
+    Ok(Json(remember(&control, id, matrix(id, &plan, &report))))
+}
+
+/// Keeps `matrix`, just asked, as migration `id`'s last; it, refreshed.
+fn remember(control: &Control, id: i64, mut matrix: Propagation) -> Propagation {
     control
         .matrices
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(id, (Instant::now(), matrix.clone()));
     matrix.refreshed = true;
-    Ok(Json(matrix))
+    matrix
 }
 
 /// `GET /api/v1/migrations/{id}/events`: `migration` with the detail at
@@ -992,7 +1217,11 @@ mod tests {
             "2026-01-01T00:01:00Z",
             "expected the newest survey that asked the moving records"
         );
-        let matrix = matrix(7, &plan, &survey_report(last, at));
+        let matrix = matrix(
+            7,
+            &plan,
+            &survey_report(last, at, Some(&[LOCAL.to_owned()]), false),
+        );
         let states: Vec<(&str, &str)> = matrix
             .rows
             .iter()
@@ -1007,6 +1236,103 @@ mod tests {
             matrix.checked_at.as_deref(),
             Some("2026-01-01T00:01:00Z"),
             "expected the survey's time"
+        );
+    }
+
+    #[test]
+    fn a_survey_from_several_locations_reads_as_a_matrix_location_by_location() {
+        let plan = json!({
+            "zone": "example.com.",
+            "changes": [{"name": "www.example.com.", "rtype": "A", "before": {"ttl": 3600, "values": ["192.0.2.10"]}, "after": ["198.51.100.20"]}],
+            "verify": {"authorities": [], "resolvers": [], "locations": {"listed": ["local", "fra1", "nyc1", "sfo1"]}}
+        });
+        let answer = |values: &str, ttl: u32| json!([{"name": "www.example.com.", "rtype": "A", "ttl": ttl, "values": [values], "error": null}]);
+        // As the runner stores it: servers and problems named with their
+        // location, the locations in any order in the survey.
+        let survey = json!({
+            "authorities": [
+                {"server": "ns1.example.com. (127.0.0.1:53) from nyc1", "serial": 7, "answers": answer("198.51.100.20", 60)},
+                {"server": "ns1.example.com. (127.0.0.1:53) from local", "serial": 7, "answers": answer("198.51.100.20", 60)}
+            ],
+            "resolvers": [
+                {"server": "127.0.0.1:5353 from nyc1", "serial": null, "answers": answer("192.0.2.10", 3500)},
+                {"server": "127.0.0.1:5354 from fra1", "serial": null, "answers": answer("198.51.100.20", 1)}
+            ],
+            "problems": ["sfo1: no agent online"]
+        });
+        let known = plan_locations(&plan).expect("listed locations");
+        assert_eq!(
+            known,
+            ["local", "fra1", "nyc1", "sfo1"],
+            "the plan's locations"
+        );
+        let at: jiff::Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let matrix = matrix(7, &plan, &survey_report(&survey, at, Some(&known), true));
+        let rows: Vec<(&str, &str, &str, &str)> = matrix
+            .rows
+            .iter()
+            .map(|row| {
+                (
+                    row.location.as_str(),
+                    row.kind.as_str(),
+                    row.label.as_str(),
+                    row.cells[0].state.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("local", "authoritative", "127.0.0.1:53", "new"),
+                ("fra1", "resolver", "127.0.0.1:5354", "new"),
+                ("nyc1", "authoritative", "127.0.0.1:53", "new"),
+                ("nyc1", "resolver", "127.0.0.1:5353", "old"),
+            ],
+            "expected the rows by location, in the plan's order, labelled without it"
+        );
+        assert_eq!(matrix.rows[3].cells[0].ttl, Some(3500), "nyc1's TTL left");
+        let locations: Vec<(&str, Vec<&str>)> = matrix
+            .locations
+            .iter()
+            .map(|l| {
+                (
+                    l.location.as_str(),
+                    l.problems.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            locations,
+            [
+                ("local", vec![]),
+                ("fra1", vec![]),
+                ("nyc1", vec![]),
+                ("sfo1", vec!["no agent online"])
+            ],
+            "expected every location, sfo1 with why it gave no answer"
+        );
+        // `"all"`: the locations are those the survey names.
+        let all = json!({"verify": {"locations": "all"}});
+        assert_eq!(plan_locations(&all), None, "all is no list");
+        let report = survey_report(&survey, at, None, true);
+        let named: Vec<&str> = report["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["location"].as_str())
+            .collect();
+        assert_eq!(
+            named,
+            ["nyc1", "local", "fra1", "sfo1"],
+            "in the survey's order"
+        );
+        // A plan from before locations: local, its servers as they are.
+        let old = json!({"verify": {"authorities": []}});
+        assert_eq!(plan_locations(&old), Some(vec!["local".to_owned()]));
+        assert_eq!(
+            located_server("127.0.0.1:53 from fra1", false),
+            ("127.0.0.1:53 from fra1", "local"),
+            "a local survey's server is never split"
         );
     }
 }

@@ -373,25 +373,57 @@ function summaryId(detail) {
   return String(detail.summary.id);
 }
 
-// The propagation matrix of a running migration: a row per authoritative
-// address and resolver, a column per moving record; old / new / other.
+// The locations of a matrix, in order: its own list, or those of its rows
+// (an older serve's answer names none: local).
+function matrixLocations(matrix) {
+  if (matrix.locations && matrix.locations.length) return matrix.locations;
+  const names = [...new Set(matrix.rows.map((row) => row.location || "local"))];
+  return (names.length ? names : ["local"]).map((location) => ({ location, problems: [] }));
+}
+
+// The propagation matrix of a running migration, location by location (a
+// heading per location): a row per authoritative address and resolver seen
+// from it, a column per moving record; old / new / other with the TTL
+// (left). A location that gave no answer says so, and why, in a row of its
+// own: never an empty block that could pass for agreement.
 function drawMatrix(matrix) {
   $("matrix-title").textContent = "Propagation of migration #" + matrix.migration + " (" + matrix.zone + ")";
+  const width = matrix.questions.length + 1;
   const head = el("tr", {}, el("th", {}, ""), matrix.questions.map((q) => el("th", {}, q)));
-  const rows = matrix.rows.map((row) => el("tr", { "data-row": row.label, "data-kind": row.kind },
-    el("th", { class: "rowhead" }, el("span", { class: "kind" }, row.kind), " ", row.label),
-    row.cells.map((cell) => el("td", { class: "cell " + cell.state, "data-state": cell.state },
-      el("div", { class: "data" }, cell.records.join(" | ") || "–"),
-      el("div", { class: "ttl" }, cell.state + (cell.ttl !== null ? (row.kind === "resolver" ? " · TTL left " : " · TTL ") + cell.ttl + "s" : ""))))));
-  replace("matrix", el("table", { class: "matrix" }, el("thead", {}, head), el("tbody", {}, rows)));
-  const all = matrix.rows.length > 0 && matrix.rows.every((row) => row.cells.every((cell) => cell.state === "new"));
+  const locations = matrixLocations(matrix);
+  const asked = matrix.source !== "none";
+  const silent = [];
+  const groups = locations.map((place) => {
+    const rows = matrix.rows.filter((row) => (row.location || "local") === place.location);
+    const answered = rows.length > 0;
+    if (asked && (!answered || place.problems.length)) silent.push(place.location);
+    const heading = el("tr", { class: "location", "data-location-head": place.location, "data-answered": answered ? "yes" : "no" },
+      el("th", { colspan: width }, place.location === "local" ? "local (this serve)" : place.location,
+        el("span", { class: "muted" }, answered ? " · " + rows.length + (rows.length === 1 ? " server or cache" : " servers and caches") : "")));
+    const problems = place.problems.map((problem) => el("tr", { class: "problem", "data-location": place.location, "data-kind": "problem" },
+      el("th", { class: "rowhead" }, el("span", { class: "kind" }, "problem")),
+      el("td", { class: "cell error", colspan: width - 1 }, problem)));
+    const empty = answered ? [] : [el("tr", { class: "unanswered", "data-location": place.location, "data-kind": "unanswered" },
+      el("th", { class: "rowhead" }, el("span", { class: "kind" }, asked ? "no answer" : "not asked")),
+      el("td", { class: asked ? "cell error" : "cell", colspan: width - 1 },
+        asked ? (place.problems.length ? "no answer from " + place.location + " (see above)" : "no answer from " + place.location) : "not asked yet"))];
+    const lines = rows.map((row) => el("tr", { "data-row": row.label, "data-kind": row.kind, "data-location": place.location },
+      el("th", { class: "rowhead" }, el("span", { class: "kind" }, row.kind), " ", row.label),
+      row.cells.map((cell) => el("td", { class: "cell " + cell.state, "data-state": cell.state },
+        el("div", { class: "data" }, cell.records.join(" | ") || "–"),
+        el("div", { class: "ttl" }, cell.state + (cell.ttl !== null ? (row.kind === "resolver" ? " · TTL left " : " · TTL ") + cell.ttl + "s" : ""))))));
+    return el("tbody", { "data-location": place.location }, heading, problems, lines, empty);
+  });
+  replace("matrix", el("table", { class: "matrix" }, el("thead", {}, head), groups));
+  const all = matrix.rows.length > 0 && silent.length === 0 && matrix.rows.every((row) => row.cells.every((cell) => cell.state === "new"));
   state.releaseAt = matrix.all_released_in_seconds !== null ? Date.now() / 1000 + matrix.all_released_in_seconds : null;
   // A read token sees the last answers known; it never makes the server ask.
   const by = matrix.source === "scheduler" ? " by the scheduler" : "";
+  const missing = silent.length ? " No answer, or not a full one, from " + silent.join(", ") + "." : "";
   $("matrix-summary").dataset.source = matrix.source;
   $("matrix-summary").textContent = matrix.source === "none"
     ? "Not asked yet: the scheduler's next step or a probe token's visit asks."
-    : (all ? "Every server and cache gives the new values." : "Not everywhere yet.") + " Asked" + by + " at " + when(matrix.checked_at) + " (" + seconds(matrix.age_seconds) + " ago).";
+    : (all ? "Every server and cache gives the new values." : "Not everywhere yet.") + missing + " Asked" + by + " at " + when(matrix.checked_at) + " (" + seconds(matrix.age_seconds) + " ago).";
   $("matrix-summary").className = all ? "good" : "warn";
 }
 
