@@ -63,7 +63,15 @@ impl TypeMap {
     fn insert(&mut self, key: u16, set: Rrset) {
         match self.find(key) {
             Ok(at) => self.0[at].1 = set,
-            Err(at) => self.0.insert(at, (key, set)),
+            Err(at) => {
+                // Most names have one type: room for exactly one at first
+                // (a `Vec` grows to four at its first push, 120 bytes a name
+                // never used), then doubling.
+                if self.0.len() == self.0.capacity() {
+                    self.0.reserve_exact(self.0.len().max(1));
+                }
+                self.0.insert(at, (key, set));
+            }
         }
     }
 
@@ -102,8 +110,29 @@ pub struct Built {
     /// Each record that joined an RRset of another TTL: its index and the
     /// TTL the set kept (the first record's), by index.
     pub ttl_conflicts: Vec<(usize, u32)>,
+    /// The TTL and type of each of those records, in the same order.
+    pub conflicting: Vec<(u32, RecordType)>,
     /// For each node, in canonical order, the index of its first record.
     pub first_records: Vec<usize>,
+}
+
+/// Puts `items` in the order `order` gives (`items[k]` becomes what was at
+/// `order[k]`), in place: each cycle of the permutation followed once, a
+/// bit per item to know which are done.
+fn permute<T>(items: &mut [T], order: &[usize]) {
+    let mut done = vec![false; items.len()];
+    for start in 0..items.len() {
+        let mut at = start;
+        while !done[at] {
+            done[at] = true;
+            let from = order[at];
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
 }
 
 /// Bytes that sort as names do in hickory's `Ord` (RFC 4034 §6.1: labels
@@ -358,42 +387,70 @@ impl Zone {
         let keys: Vec<Box<[u8]>> = records.iter().map(|r| canonical_key(&r.name)).collect();
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]).then(a.cmp(&b)));
-        // Taken out one by one in that order (`Option<Record>` is the size
-        // of a `Record`: the vector is reused, not copied).
-        let mut records: Vec<Option<Record>> = records.into_iter().map(Some).collect();
-        let mut ttl_conflicts = Vec::new();
-        let mut first_records = Vec::new();
-        let mut nodes: Vec<(Name, Node)> = Vec::new();
-        let mut last: Option<usize> = None;
-        for index in order {
-            let record = records[index].take().expect("each record is taken once");
-            if last.is_none_or(|l| keys[l] != keys[index]) {
-                nodes.push((record.name, Node::default()));
-                first_records.push(index);
-                last = Some(index);
+        // Where each node starts in that order; then the keys go (a bit
+        // per record is all that is left of them).
+        let starts: Vec<bool> = (0..order.len())
+            .map(|k| k == 0 || keys[order[k - 1]] != keys[order[k]])
+            .collect();
+        drop(keys);
+        let mut records = records;
+        permute(&mut records, &order);
+        // Taken from the back (the last node first), the vector given back
+        // to the allocator as it empties: what the records held becomes the
+        // nodes' without both being held whole at once.
+        let mut conflicts = Vec::new();
+        let mut first_records = Vec::with_capacity(starts.iter().filter(|&&s| s).count());
+        let mut nodes: Vec<(Name, Node)> = Vec::with_capacity(first_records.capacity());
+        let mut group: Vec<(usize, Record)> = Vec::new();
+        for k in (0..order.len()).rev() {
+            let record = records.pop().expect("one record per place in the order");
+            group.push((order[k], record));
+            if records.len() < records.capacity() - records.capacity() / 8 {
+                records.shrink_to_fit();
             }
-            let node = &mut nodes.last_mut().expect("a node was pushed").1;
-            let rtype = u16::from(record.rdata.rtype());
-            match node.rrsets.get_mut(&rtype) {
-                Some(set) => {
-                    set.insert(record.rdata);
-                    if set.ttl != record.ttl {
-                        ttl_conflicts.push((index, set.ttl));
+            if !starts[k] {
+                continue;
+            }
+            // The node's records, in file order.
+            let mut members = group.drain(..).rev();
+            let (first, record) = members.next().expect("a node has a record");
+            let mut node = Node::default();
+            node.rrsets.insert(
+                u16::from(record.rdata.rtype()),
+                Rrset::new(record.ttl, record.rdata),
+            );
+            for (index, record) in members {
+                let rtype = u16::from(record.rdata.rtype());
+                match node.rrsets.get_mut(&rtype) {
+                    Some(set) => {
+                        set.insert(record.rdata);
+                        if set.ttl != record.ttl {
+                            conflicts.push((index, set.ttl, record.ttl, RecordType::from(rtype)));
+                        }
                     }
+                    None => node
+                        .rrsets
+                        .insert(rtype, Rrset::new(record.ttl, record.rdata)),
                 }
-                None => node
-                    .rrsets
-                    .insert(rtype, Rrset::new(record.ttl, record.rdata)),
             }
+            nodes.push((record.name, node));
+            first_records.push(first);
         }
-        drop((keys, records));
-        ttl_conflicts.sort_unstable();
+        drop((records, order, starts));
+        nodes.reverse();
+        first_records.reverse();
+        conflicts.sort_unstable_by_key(|&(index, ..)| index);
+        let (ttl_conflicts, conflicting) = conflicts
+            .into_iter()
+            .map(|(index, kept, ttl, rtype)| ((index, kept), (ttl, rtype)))
+            .unzip();
         // In canonical order already: the B-tree is built without comparing
         // more than neighbours.
         zone.nodes = nodes.into_iter().collect();
         Ok(Built {
             zone,
             ttl_conflicts,
+            conflicting,
             first_records,
         })
     }
@@ -781,6 +838,11 @@ mod tests {
                         assert!(a.eq_case(b), "round {round}: {a} vs {b}");
                     }
                     assert_eq!(built.ttl_conflicts, conflicts, "round {round}");
+                    let conflicting: Vec<(u32, RecordType)> = conflicts
+                        .iter()
+                        .map(|&(i, _)| (records[i].ttl, records[i].rdata.rtype()))
+                        .collect();
+                    assert_eq!(built.conflicting, conflicting, "round {round}");
                     for (node, &first) in built.first_records.iter().enumerate() {
                         assert!(records[first].name == *keys[node], "round {round}");
                         assert!(

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::Name;
 
 use super::lexer::{Entry, Lexer, Token};
 use super::presentation::{parse_name, shorten};
@@ -382,14 +382,11 @@ impl Parser {
         };
         let mut warnings = self.warnings;
         let (records, positions) = (self.records, self.positions);
-        let typed: Vec<(u32, RecordType)> =
-            records.iter().map(|r| (r.ttl, r.rdata.rtype())).collect();
         let built = match Zone::from_records(origin, records) {
             Ok(built) => built,
             Err((at, e)) => return Err(positions[at].error(e.to_string())),
         };
-        for &(at, kept) in &built.ttl_conflicts {
-            let (ttl, rtype) = typed[at];
+        for (&(at, kept), &(ttl, rtype)) in built.ttl_conflicts.iter().zip(&built.conflicting) {
             warnings.push(positions[at].error(format!(
                 "TTL {ttl} differs from the TTL {kept} of the {} RRset it joins; keeping {kept}",
                 type_to_text(rtype)
@@ -429,6 +426,7 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::rr::RecordType;
 
     #[test]
     fn owner_ttl_and_class_rules() {
