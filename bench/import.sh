@@ -12,6 +12,9 @@
 #                  cutover zone import --dry-run (parse, build, check) ─▶ wall, peak RSS
 #                  cutover zone import into a fresh store (and commit) ─▶ wall, peak RSS
 #   ─▶ medians, ratios to kzonecheck, each import figure beside its target
+#   then serve on that store, and `zone import --replace --yes` of version 2
+#   (serial 2, every 100th address changed) beside it: serve's RSS sampled
+#   every 50 ms ─▶ before, peak, and 10 s after version 2 is served
 #
 # Memory comes from /usr/bin/time -v (maximum resident set size), the wall
 # clock from bash's EPOCHREALTIME around it. Knobs: RECORDS (1000000),
@@ -26,7 +29,7 @@ WORK=$(mktemp -d /tmp/cutover-import-bench.XXXXXX)
 
 source "$ROOT/bench/lib.sh"
 clean_up_on_exit
-need_tools python3 cargo awk sort kzonecheck
+need_tools python3 cargo awk sort kzonecheck kdig
 [[ -x /usr/bin/time ]] || die "needs GNU time at /usr/bin/time (Debian: apt-get install time)"
 
 echo "== building cutover (release)"
@@ -92,3 +95,49 @@ import_kb=$(printf '%s' "${kilobytes[import]}" | median)
 awk -v s="$import_s" -v kb="$import_kb" 'BEGIN {
     printf "target (issue 12): ≤ 5 s → %s; ≤ 400 MB → %s\n",
         (s <= 5 ? "met" : "NOT met"), (kb / 1024 <= 400 ? "met" : "NOT met") }'
+
+# serve picks the import up: its memory before, at the peak, and after.
+echo
+echo "== serve beside \`zone import --replace\` of version 2 (RSS every 50 ms)"
+awk '/ IN SOA / { sub(/ 1 7200 /, " 2 7200 ") } / IN A 10\./ && NR % 100 == 0 { sub(/ 10\./, " 172.") } { print }' \
+    "$ZONE" >"$WORK/v2.zone"
+port=$(free_port)
+cat >"$WORK/serve.toml" <<EOF
+store = "$WORK/import.db"
+
+[dns]
+listen = ["127.0.0.1:$port"]
+udp_workers = 1
+EOF
+RUST_LOG=warn "$CUTOVER_BIN" --config "$WORK/serve.toml" serve 2>"$WORK/serve.log" &
+SERVER_PID=$!
+PIDS+=("$SERVER_PID")
+wait_for_answer "$port" 120
+rss() { awk '/VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$SERVER_PID/status"; }
+serial() { kdig +short +timeout=1 +retry=0 @127.0.0.1 -p "$port" "$ORIGIN" SOA | awk '{ print $3 }'; }
+sleep 1
+before=$(rss)
+peak=$before
+started=$EPOCHREALTIME
+"$CUTOVER_BIN" --store "$WORK/import.db" zone import "$WORK/v2.zone" --origin "$ORIGIN" --replace --yes \
+    >"$WORK/replace.out" 2>&1 &
+importer=$!
+PIDS+=("$importer")
+served=""
+while [[ -z "$served" ]] || (($(awk -v a="$served" -v b="$EPOCHREALTIME" 'BEGIN { print (b - a < 10) }'))); do
+    now=$(rss)
+    ((now > peak)) && peak=$now
+    if [[ -z "$served" ]] && [[ "$(serial)" == 2 ]]; then
+        served=$EPOCHREALTIME
+    fi
+    awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a > 120) }' &&
+        die "version 2 not served within 120 s: $(cat "$WORK/replace.out")"
+    sleep 0.05
+done
+wait "$importer" || die "zone import --replace failed: $(cat "$WORK/replace.out")"
+after=$(rss)
+awk -v a="$started" -v b="$served" 'BEGIN { printf "version 2 served %.2f s after the import started\n", b - a }'
+printf 'serve RSS: before %s MB, peak %s MB (%.2f× before), 10 s after %s MB (%.2f× before)\n' \
+    "$before" "$peak" "$(awk -v p="$peak" -v b="$before" 'BEGIN { print p / b }')" \
+    "$after" "$(awk -v p="$after" -v b="$before" 'BEGIN { print p / b }')"
+stop_server
