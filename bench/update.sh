@@ -11,11 +11,16 @@
 #       dnsperf + knsupdate sending TSIG-signed updates back to back   ─▶ QPS under updates,
 #         (one `update add uN.bench.test. A` per message, core 1)          updates/s
 #   ─▶ ratios: QPS kept under updates (each server), cutover / Knot
+#   then the same with UPDATERS (8) knsupdate processes at once, each its own
+#   names (wK-N): what group commit is for (cutover commits what is queued
+#   in one transaction and one fsync; Knot also applies queued updates
+#   together)
 #
 # Updates applied are counted from the zone: names uN are added in order, so
 # the highest N served (found by bisection with kdig) is the count. Every
 # process started here is killed on exit. Knobs: SECONDS_PER_RUN (10),
-# RECORDS (100000), KEEP=1 keeps the work directory.
+# RECORDS (100000), UPDATERS (8; 0 skips the concurrent runs), KEEP=1 keeps
+# the work directory.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +30,7 @@ ORIGIN=bench.test.
 KEY_NAME=bench-update.
 KEY_SECRET=q1SXa5nV3l9Mz7K0EYXlPjxfDt6vNfV9v0k1b7GHHgY=
 MAX_UPDATES=200000
+UPDATERS=${UPDATERS:-8}
 WORK=$(mktemp -d /tmp/cutover-update-bench.XXXXXX)
 
 source "$ROOT/bench/lib.sh"
@@ -42,12 +48,12 @@ run_dnsperf() {
     echo "$qps"
 }
 
-# The highest N for which uN.$ORIGIN is served on port $1 (0 when none).
+# The highest N for which ${2:-u}N.$ORIGIN is served on port $1 (0 when none).
 updates_applied() {
-    local port=$1 lo=0 hi=$MAX_UPDATES mid
+    local port=$1 prefix=${2:-u} lo=0 hi=$MAX_UPDATES mid
     while ((lo < hi)); do
         mid=$(((lo + hi + 1) / 2))
-        if kdig +short +timeout=2 +retry=1 @127.0.0.1 -p "$port" "u$mid.$ORIGIN" A | grep -q .; then
+        if kdig +short +timeout=2 +retry=1 @127.0.0.1 -p "$port" "$prefix$mid.$ORIGIN" A | grep -q .; then
             lo=$mid
         else
             hi=$((mid - 1))
@@ -69,6 +75,26 @@ run_with_updates() {
     wait "$updater" 2>/dev/null || true
     sleep 1
     applied=$(updates_applied "$port")
+    echo "$qps $(awk -v n="$applied" -v s="$SECONDS_PER_RUN" 'BEGIN { printf "%.1f", n / s }')"
+}
+
+# dnsperf and $UPDATERS updaters at once against port $1, each sending its
+# own names back to back; prints "qps updates_per_second" (all updaters).
+run_with_concurrent_updates() {
+    local port=$1 k qps applied=0 updaters=()
+    for ((k = 1; k <= UPDATERS; k++)); do
+        sed -e "s/PORT/$port/" -e "s/ u\([0-9]*\)\./ w$k-\1./" "$WORK/updates.txt" >"$WORK/updates.$port.$k.txt"
+        timeout "$SECONDS_PER_RUN" taskset -c 1 knsupdate -y "hmac-sha256:$KEY_NAME:$KEY_SECRET" \
+            "$WORK/updates.$port.$k.txt" >/dev/null 2>&1 &
+        updaters+=($!)
+        PIDS+=($!)
+    done
+    qps=$(run_dnsperf "$port")
+    for pid in "${updaters[@]}"; do wait "$pid" 2>/dev/null || true; done
+    sleep 1
+    for ((k = 1; k <= UPDATERS; k++)); do
+        applied=$((applied + $(updates_applied "$port" "w$k-")))
+    done
     echo "$qps $(awk -v n="$applied" -v s="$SECONDS_PER_RUN" 'BEGIN { printf "%.1f", n / s }')"
 }
 
@@ -144,7 +170,7 @@ EOF
     PIDS+=("$SERVER_PID")
 }
 
-declare -A IDLE LOADED RATE
+declare -A IDLE LOADED RATE CLOADED CRATE
 for server in knot cutover; do
     port=$(free_port)
     echo "== $server"
@@ -152,6 +178,11 @@ for server in knot cutover; do
     wait_for_answer "$port" 120
     IDLE[$server]=$(run_dnsperf "$port")
     read -r LOADED[$server] RATE[$server] < <(run_with_updates "$port")
+    if ((UPDATERS > 0)); then
+        read -r CLOADED[$server] CRATE[$server] < <(run_with_concurrent_updates "$port")
+        printf '   with %s updaters at once: QPS %s, updates/s %s\n' "$UPDATERS" \
+            "${CLOADED[$server]}" "${CRATE[$server]}"
+    fi
     stop_server
     printf '   QPS alone %s, QPS under updates %s, updates/s %s\n' \
         "${IDLE[$server]}" "${LOADED[$server]}" "${RATE[$server]}"
@@ -167,3 +198,15 @@ for server in knot cutover; do
 done
 awk -v cq="${LOADED[cutover]}" -v kq="${LOADED[knot]}" -v cu="${RATE[cutover]}" -v ku="${RATE[knot]}" 'BEGIN {
     printf "cutover / knot: QPS under updates %.2f, updates/s %.3f\n", cq / kq, (ku > 0 ? cu / ku : 0) }'
+if ((UPDATERS > 0)); then
+    echo
+    echo "== with $UPDATERS updaters at once"
+    printf '%-8s %16s %10s %14s\n' server "QPS w/ updates" "kept" "updates/s"
+    for server in knot cutover; do
+        printf '%-8s %16s %9s%% %14s\n' "$server" "${CLOADED[$server]}" \
+            "$(awk -v a="${CLOADED[$server]}" -v b="${IDLE[$server]}" 'BEGIN { printf "%.0f", 100 * a / b }')" \
+            "${CRATE[$server]}"
+    done
+    awk -v cq="${CLOADED[cutover]}" -v kq="${CLOADED[knot]}" -v cu="${CRATE[cutover]}" -v ku="${CRATE[knot]}" 'BEGIN {
+        printf "cutover / knot with %d updaters: QPS under updates %.2f, updates/s %.3f\n", '"$UPDATERS"', cq / kq, (ku > 0 ? cu / ku : 0) }'
+fi
