@@ -52,12 +52,19 @@ fn udp(server: SocketAddr, query: &[u8]) -> u8 {
     buffer[3] & 0x0f
 }
 
+/// How long a test that holds the store's writer waits for an answer.
+const LONG: Duration = Duration::from_secs(60);
+
 /// Sends over TCP; returns the RCODE of the first answer.
 fn tcp(server: SocketAddr, query: &[u8]) -> u8 {
+    tcp_within(Duration::from_secs(3), server, query)
+}
+
+/// Sends over TCP and waits up to `limit` for the answer (to our ID); its
+/// RCODE.
+fn tcp_within(limit: Duration, server: SocketAddr, query: &[u8]) -> u8 {
     let mut stream = TcpStream::connect(server).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
+    stream.set_read_timeout(Some(limit)).unwrap();
     let mut framed = (query.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(query);
     stream.write_all(&framed).unwrap();
@@ -65,6 +72,7 @@ fn tcp(server: SocketAddr, query: &[u8]) -> u8 {
     stream.read_exact(&mut length).expect("a TCP answer");
     let mut answer = vec![0u8; u16::from_be_bytes(length) as usize];
     stream.read_exact(&mut answer).unwrap();
+    assert_eq!(answer[..2], query[..2], "expected the answer to our id");
     answer[3] & 0x0f
 }
 
@@ -373,24 +381,6 @@ fn adding_unless_www(id: u16, label: &str, last: u8) -> Vec<u8> {
     out
 }
 
-/// Sends over TCP and waits up to a minute (the writer may be held);
-/// the RCODE of the answer.
-fn tcp_patient(server: SocketAddr, query: &[u8]) -> u8 {
-    let mut stream = TcpStream::connect(server).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(query);
-    stream.write_all(&framed).unwrap();
-    let mut length = [0u8; 2];
-    stream.read_exact(&mut length).expect("a TCP answer");
-    let mut answer = vec![0u8; u16::from_be_bytes(length) as usize];
-    stream.read_exact(&mut answer).unwrap();
-    assert_eq!(answer[..2], query[..2], "expected the answer to our id");
-    answer[3] & 0x0f
-}
-
 /// The group commit seen from outside: while another process holds the
 /// store's write lock, UPDATEs sent at once queue (the gauge counts them);
 /// once the lock is let go they are committed in ONE write transaction,
@@ -425,7 +415,7 @@ fn updates_queued_behind_a_held_write_lock_are_committed_in_one_batch() {
                 } else {
                     adding
                 };
-                tcp_patient(dns, &build(100 + i as u16, &format!("g{i}"), i as u8))
+                tcp_within(LONG, dns, &build(100 + i as u16, &format!("g{i}"), i as u8))
             })
         })
         .collect();
@@ -473,7 +463,7 @@ fn updates_queued_behind_a_held_write_lock_are_committed_in_one_batch() {
             (0, "served after its NOERROR")
         };
         assert_eq!(
-            tcp_patient(dns, &message(900 + i as u16, 0, &name, 1)),
+            tcp_within(LONG, dns, &message(900 + i as u16, 0, &name, 1)),
             rcode,
             "expected {name} {what}"
         );

@@ -7,7 +7,7 @@
 
 mod primary_support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -54,23 +54,16 @@ fn large_update(round: usize, count: usize) -> Vec<u8> {
 
 /// Sends `message` over TCP; with `wait`, returns the answer's RCODE.
 fn send_tcp(server: SocketAddr, message: &[u8], wait: bool) -> Option<u8> {
+    if wait {
+        return exchange_tcp(server, message).map(|answer| answer[3] & 0x0f);
+    }
     let mut stream = TcpStream::connect(server).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
     let mut framed = (message.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(message);
     stream.write_all(&framed).unwrap();
-    if !wait {
-        // Keep the connection open while the caller kills the server.
-        std::mem::forget(stream);
-        return None;
-    }
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).ok()?;
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    stream.read_exact(&mut buf).ok()?;
-    Some(buf[3] & 0x0f)
+    // Keep the connection open while the caller kills the server.
+    std::mem::forget(stream);
+    None
 }
 
 /// `cutover serve` on a free port with a config that lets the ops key

@@ -6,8 +6,7 @@
 
 mod primary_support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,19 +40,7 @@ fn update(thread: usize, i: usize) -> Vec<u8> {
 
 /// Sends over TCP; the RCODE of the answer.
 fn over_tcp(server: SocketAddr, message: &[u8]) -> u8 {
-    let mut stream = TcpStream::connect(server).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(message);
-    stream.write_all(&framed).unwrap();
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).expect("a TCP answer");
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    stream.read_exact(&mut buf).unwrap();
-    assert_eq!(buf[..2], message[..2], "the answer to our ID");
-    buf[3] & 0x0f
+    exchange_tcp(server, message).expect("a TCP answer")[3] & 0x0f
 }
 
 /// Sends over UDP (no retry: a lost answer fails the test); the RCODE.
@@ -142,19 +129,7 @@ type Answers = Vec<(usize, Option<u8>)>;
 
 /// Sends over TCP; the RCODE, or `None` when the server went away first.
 fn over_tcp_until_killed(server: SocketAddr, message: &[u8]) -> Option<u8> {
-    let mut stream = TcpStream::connect(server).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .ok()?;
-    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(message);
-    stream.write_all(&framed).ok()?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).ok()?;
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    stream.read_exact(&mut buf).ok()?;
-    assert_eq!(buf[..2], message[..2], "the answer to our ID");
-    Some(buf[3] & 0x0f)
+    exchange_tcp(server, message).map(|answer| answer[3] & 0x0f)
 }
 
 /// `kill -9` while UPDATEs stream in from several connections and are

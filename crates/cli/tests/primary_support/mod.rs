@@ -297,6 +297,27 @@ pub fn send_update(
     run_tool(client, &["-y", &y], &script)
 }
 
+/// Sends one DNS message over TCP and reads the answer (waiting up to a
+/// minute: the writer may be busy); `None` when the connection fails or
+/// closes first (a server killed meanwhile). Panics on an answer to another
+/// ID.
+pub fn exchange_tcp(server: SocketAddr, message: &[u8]) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
+    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).ok()?;
+    let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut answer).ok()?;
+    assert_eq!(answer[..2], message[..2], "expected the answer to our ID");
+    Some(answer)
+}
+
 /// `kdig @server ARGS… +noall +answer` (output text).
 pub fn kdig(server: SocketAddr, args: &[&str]) -> String {
     let port = server.port().to_string();
