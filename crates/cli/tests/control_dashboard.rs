@@ -147,6 +147,18 @@ fn ask(resolver: SocketAddr) {
     assert!(output.status.success(), "kdig failed");
 }
 
+/// Starts the migration file `text` through the API (as `move-web.toml`);
+/// its id.
+fn start_migration(site: &Site, text: &str) -> i64 {
+    let body = json!({"file_name": "move-web.toml", "text": text}).to_string();
+    let (status, created) = site.call("POST", "/api/v1/migrations", Some(&site.admin), Some(&body));
+    assert_eq!(
+        status, 200,
+        "expected the migration started, seen {created}"
+    );
+    created["id"].as_i64().expect("an id")
+}
+
 #[test]
 fn the_dashboard_shows_the_timeline_and_the_propagation_matrix() {
     let site = Site::start("");
@@ -166,13 +178,7 @@ fn the_dashboard_shows_the_timeline_and_the_propagation_matrix() {
          [verify]\nauthorities = [\"{}\"]\nresolvers = [\"{}\"]\ntries = 5\ninterval = 1\n",
         site.dns, unbound.addr
     );
-    let body = json!({"file_name": "move-web.toml", "text": text}).to_string();
-    let (status, created) = site.call("POST", "/api/v1/migrations", Some(&site.admin), Some(&body));
-    assert_eq!(
-        status, 200,
-        "expected the migration started, seen {created}"
-    );
-    let id = created["id"].as_i64().expect("an id");
+    let id = start_migration(&site, &text);
 
     // Before the switch: paused right after the lowering.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -427,13 +433,7 @@ fn the_dashboards_matrix_is_grouped_by_location_and_names_a_location_without_an_
          locations = [\"local\", \"fra1\", \"nyc1\", \"sfo1\"]\nquorum = 2\n",
         site.dns, local.addr
     );
-    let body = json!({"file_name": "move-web.toml", "text": text}).to_string();
-    let (status, created) = site.call("POST", "/api/v1/migrations", Some(&site.admin), Some(&body));
-    assert_eq!(
-        status, 200,
-        "expected the migration started, seen {created}"
-    );
-    let id = created["id"].as_i64().expect("an id");
+    let id = start_migration(&site, &text);
     let deadline = Instant::now() + Duration::from_secs(60);
     while summary(&site, id)["state"] != "observing" {
         let now = summary(&site, id);
@@ -634,13 +634,7 @@ fn the_dashboard_shows_the_approval_gate_and_who_approved() {
          [verify]\nauthorities = [\"{}\"]\nresolvers = []\ntries = 1\ninterval = 1\n",
         site.dns
     );
-    let body = json!({"file_name": "move-web.toml", "text": text}).to_string();
-    let (status, created) = site.call("POST", "/api/v1/migrations", Some(&site.admin), Some(&body));
-    assert_eq!(
-        status, 200,
-        "expected the migration started, seen {created}"
-    );
-    let id = created["id"].as_i64().expect("an id");
+    let id = start_migration(&site, &text);
     let deadline = Instant::now() + Duration::from_secs(20);
     while summary(&site, id)["state"] != "awaiting_approval" {
         assert!(
@@ -814,13 +808,7 @@ fn clicks_steer_a_migration_and_the_chart_draws_what_was_observed() {
          [verify]\nauthorities = [\"{}\"]\nresolvers = [\"{}\"]\ntries = 5\ninterval = 1\n",
         site.dns, unbound.addr
     );
-    let body = json!({"file_name": "move-web.toml", "text": text}).to_string();
-    let (status, created) = site.call("POST", "/api/v1/migrations", Some(&site.admin), Some(&body));
-    assert_eq!(
-        status, 200,
-        "expected the migration started, seen {created}"
-    );
-    let id = created["id"].as_i64().expect("an id");
+    let id = start_migration(&site, &text);
 
     let browser = browser::Browser::start(site.dir.path());
     let admin_url = format!("{}#token={}", site.url("/"), site.admin);
