@@ -663,42 +663,10 @@ fn a_migration_is_verified_on_the_primary_and_two_cutover_secondaries() {
     for secondary in &secondaries {
         wait_serial(secondary.addr, 1, || secondary.log());
     }
-    let authorities: Vec<String> = std::iter::once(primary.addr)
+    let authorities: Vec<SocketAddr> = std::iter::once(primary.addr)
         .chain(secondaries.iter().map(|s| s.addr))
-        .map(|a| format!("\"{a}\""))
         .collect();
-    let migration = primary_scratch.path("move.toml");
-    std::fs::write(
-        &migration,
-        format!(
-            "version = 1\nzone = \"{ORIGIN}\"\nprovider = {{ kind = \"embedded\" }}\n\
-             [[move]]\nname = \"www\"\ntype = \"A\"\nvalues = [\"192.0.2.20\"]\n\
-             [ttl]\nduring = 1\n[schedule]\nobserve = \"1s\"\nmargin = \"1s\"\n\
-             [verify]\nauthorities = [{}]\nresolvers = []\ntries = 20\ninterval = \"1s\"\n",
-            authorities.join(", ")
-        ),
-    )
-    .unwrap();
-    primary_scratch.ok(&["migrate", "start", migration.to_str().unwrap()]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let state = loop {
-        let status: serde_json::Value =
-            serde_json::from_str(&primary_scratch.ok(&["migrate", "status", "1", "--json"]))
-                .expect("migrate status --json");
-        let state = status[0]["state"].as_str().unwrap_or("?").to_string();
-        if ["done", "failed", "rolled_back"].contains(&state.as_str()) {
-            break state;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected the migration finished within 90 s, it is {state}; primary log:\n{}",
-            primary.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    let detail: serde_json::Value =
-        serde_json::from_str(&primary_scratch.ok(&["migrate", "show", "1", "--json"]))
-            .expect("migrate show --json");
+    let (state, detail) = migrate_www_verified_on(&primary_scratch, &authorities, || primary.log());
     assert_eq!(
         state, "done",
         "the migration verified on all three: {detail:#}"

@@ -117,6 +117,50 @@ impl Scratch {
     }
 }
 
+/// Starts migration 1 on this store: `www` moved to 192.0.2.20, verified
+/// on `authorities` (no resolver), then waits up to 90 s for it to end
+/// (`log` for the failure message); its final state and `migrate show
+/// --json`.
+pub fn migrate_www_verified_on(
+    scratch: &Scratch,
+    authorities: &[SocketAddr],
+    log: impl Fn() -> String,
+) -> (String, serde_json::Value) {
+    let listed: Vec<String> = authorities.iter().map(|a| format!("\"{a}\"")).collect();
+    let migration = scratch.path("move.toml");
+    std::fs::write(
+        &migration,
+        format!(
+            "version = 1\nzone = \"{ORIGIN}\"\nprovider = {{ kind = \"embedded\" }}\n\
+             [[move]]\nname = \"www\"\ntype = \"A\"\nvalues = [\"192.0.2.20\"]\n\
+             [ttl]\nduring = 1\n[schedule]\nobserve = \"1s\"\nmargin = \"1s\"\n\
+             [verify]\nauthorities = [{}]\nresolvers = []\ntries = 20\ninterval = \"1s\"\n",
+            listed.join(", ")
+        ),
+    )
+    .unwrap();
+    scratch.ok(&["migrate", "start", migration.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let state = loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&scratch.ok(&["migrate", "status", "1", "--json"]))
+                .expect("migrate status --json");
+        let state = status[0]["state"].as_str().unwrap_or("?").to_string();
+        if ["done", "failed", "rolled_back", "paused"].contains(&state.as_str()) {
+            break state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected the migration finished within 90 s, it is {state}; primary's log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let detail = serde_json::from_str(&scratch.ok(&["migrate", "show", "1", "--json"]))
+        .expect("migrate show --json");
+    (state, detail)
+}
+
 /// A running `cutover serve`, killed (SIGKILL) on drop.
 pub struct Serve {
     /// The process.
