@@ -616,3 +616,53 @@ pub fn show(site: &Site, id: i64) -> serde_json::Value {
     );
     serde_json::from_str(&out).expect("show --json is JSON")
 }
+
+/// The steps named `kind` of a migration shown by `migrate show --json`.
+pub fn steps<'a>(shown: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    shown["migration"]["steps"]
+        .as_array()
+        .map(|s| s.iter().filter(|s| s["kind"] == kind).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts that the migration `shown` was rolled back by `stale`'s resolver
+/// holding `old`: its verify_switch looked twice (retrying), then failed,
+/// each time naming `stale` and what it saw and none of `others`. Returns
+/// those steps.
+pub fn assert_rolled_back_by<'a>(
+    shown: &'a serde_json::Value,
+    stale: &str,
+    old: &str,
+    others: &[&str],
+) -> Vec<&'a serde_json::Value> {
+    assert_eq!(
+        shown["migration"]["summary"]["state"], "rolled_back",
+        "expected {stale}'s stale answer to roll the migration back: {shown:#}"
+    );
+    let verify = steps(shown, "verify_switch");
+    let outcomes: Vec<&str> = verify
+        .iter()
+        .filter_map(|s| s["outcome"].as_str())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["retrying", "retrying", "failed"],
+        "expected two looks that kept it waiting, then the failure: {shown:#}"
+    );
+    for step in &verify {
+        let reason = step["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.contains(&format!(
+                "from {stale} answers www.example.test. A with {old}"
+            )),
+            "expected {stale} and the stale value it saw named: {reason}"
+        );
+        for other in others {
+            assert!(
+                !reason.contains(&format!("from {other}")),
+                "expected only {stale} named, {other} is too: {reason}"
+            );
+        }
+    }
+    verify
+}
