@@ -103,6 +103,28 @@ fn wait_state(site: &Site, id: i64, states: &[&str], limit: Duration, agents: &[
     }
 }
 
+/// `cutover --server … check example.test. www --type A --authority DNS
+/// --from ARGS…` with the admin token.
+fn check_from(site: &Site, from: &[&str]) -> std::process::Output {
+    let (server, dns) = (site.url(""), site.dns.to_string());
+    let mut args = vec![
+        "--server",
+        &server,
+        "--token",
+        &site.admin,
+        "check",
+        "example.test.",
+        "www",
+        "--type",
+        "A",
+        "--authority",
+        &dns,
+        "--from",
+    ];
+    args.extend_from_slice(from);
+    control::cutover(&args)
+}
+
 #[test]
 fn a_migration_is_verified_from_every_location() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -189,26 +211,7 @@ fn a_migration_is_verified_from_every_location() {
 
     // The same view by hand: `check --from` through the API, a row per
     // location and server with the value and the TTL.
-    let server = site.url("");
-    let dns = site.dns.to_string();
-    let out = ok(
-        "check --from",
-        control::cutover(&[
-            "--server",
-            &server,
-            "--token",
-            &site.admin,
-            "check",
-            "example.test.",
-            "www",
-            "--type",
-            "A",
-            "--authority",
-            &dns,
-            "--from",
-            "all",
-        ]),
-    );
+    let out = ok("check --from", check_from(&site, &["all"]));
     for location in ["local", "fra1", "nyc1"] {
         assert!(
             out.lines().any(|l| l.starts_with(location)
@@ -223,21 +226,7 @@ fn a_migration_is_verified_from_every_location() {
     );
     // A location no agent serves is a problem: named, not counted, and
     // the command fails.
-    let ghost = control::cutover(&[
-        "--server",
-        &server,
-        "--token",
-        &site.admin,
-        "check",
-        "example.test.",
-        "www",
-        "--type",
-        "A",
-        "--authority",
-        &dns,
-        "--from",
-        "local,ghost1",
-    ]);
+    let ghost = check_from(&site, &["local,ghost1"]);
     let said = String::from_utf8_lossy(&ghost.stdout);
     assert!(
         !ghost.status.success()
@@ -250,7 +239,7 @@ fn a_migration_is_verified_from_every_location() {
     // `cutover agents` through the API.
     let listed = ok(
         "agents",
-        control::cutover(&["--server", &server, "--token", &site.reader, "agents"]),
+        control::cutover(&["--server", &site.url(""), "--token", &site.reader, "agents"]),
     );
     assert!(
         listed
@@ -815,22 +804,7 @@ fn an_agent_with_the_public_resolvers_asks_each_and_says_when_none_answers() {
         &[&a],
     );
     let started = Instant::now();
-    let out = control::cutover(&[
-        "--server",
-        &site.url(""),
-        "--token",
-        &site.admin,
-        "check",
-        "example.test.",
-        "www",
-        "--type",
-        "A",
-        "--authority",
-        &site.dns.to_string(),
-        "--from",
-        "pub1",
-        "--json",
-    ]);
+    let out = check_from(&site, &["pub1", "--json"]);
     let took = started.elapsed();
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
