@@ -50,11 +50,15 @@ pub fn reload_and_notify(
 ) {
     let mut served = served.lock().unwrap_or_else(PoisonError::into_inner);
     let before = served.clone();
-    reload_checked(store, catalog, &mut served, refused);
+    let built_whole = reload_checked(store, catalog, &mut served, refused);
     for (origin, serial) in served.iter() {
         if before.get(origin) != Some(serial) {
             notifier.changed(origin);
         }
+    }
+    drop(served);
+    if built_whole {
+        give_back_freed_memory();
     }
 }
 
@@ -67,27 +71,31 @@ pub type Refused = BTreeMap<Name, ZoneInfo>;
 /// fails to load or to pass its checks keeps its old snapshot. `served`
 /// maps each zone to the serial published.
 pub fn reload(store: &Store, catalog: &ArcSwap<Catalog>, served: &mut BTreeMap<Name, Serial>) {
-    reload_checked(store, catalog, served, &mut Refused::new());
+    if reload_checked(store, catalog, served, &mut Refused::new()) {
+        give_back_freed_memory();
+    }
 }
 
 /// [`reload`], remembering in `refused` the versions refused for serving
 /// (a stored zone that does not pass its checks: the store was changed by
 /// hand), so they are logged once rather than on every change of the store.
+/// True when a zone was loaded whole (not patched).
 fn reload_checked(
     store: &Store,
     catalog: &ArcSwap<Catalog>,
     served: &mut BTreeMap<Name, Serial>,
     refused: &mut Refused,
-) {
+) -> bool {
     let zones = match store.zones() {
         Ok(zones) => zones,
         Err(error) => {
             tracing::error!("cannot list the zones in the store, keeping what is served: {error}");
-            return;
+            return false;
         }
     };
     let mut next = Catalog::clone(&catalog.load());
     let mut changed = false;
+    let mut built_whole = false;
     for info in &zones {
         let old = served.get(&info.origin).copied();
         if old == Some(info.serial) || refused.get(&info.origin) == Some(info) {
@@ -102,7 +110,10 @@ fn reload_checked(
         };
         let loaded = match patched {
             Ok(Some(snapshot)) => Ok(Some(snapshot)),
-            Ok(None) => load(store, info),
+            Ok(None) => {
+                built_whole = true;
+                load(store, info)
+            }
             Err(error) => Err(error),
         };
         match loaded {
@@ -156,6 +167,19 @@ fn reload_checked(
     }
     if changed {
         catalog.store(Arc::new(next));
+    }
+    built_whole
+}
+
+/// After a zone was loaded whole (its `Zone` read from the store and
+/// dropped, the snapshot it replaced dropped once no reader holds it), asks
+/// the allocator to return the freed pages to the system: glibc keeps them
+/// otherwise, and serve would stay at the high-water mark of the rebuild.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
