@@ -257,6 +257,26 @@ pub fn system_resolvers() -> Result<Vec<Resolver>, ResolverListError> {
     Ok(parse_resolv_conf(&text))
 }
 
+/// The resolvers a command line lists, in order, each address once:
+/// `public` stands for [`public_resolvers`], `system` for
+/// [`system_resolvers`], anything else is one [`Resolver::parse`] entry.
+pub fn listed_resolvers(entries: &[String]) -> Result<Vec<Resolver>, ResolverListError> {
+    let mut resolvers: Vec<Resolver> = Vec::new();
+    for entry in entries {
+        let more = match entry.as_str() {
+            "public" => public_resolvers(),
+            "system" => system_resolvers()?,
+            _ => vec![Resolver::parse(entry)?],
+        };
+        for resolver in more {
+            if !resolvers.iter().any(|r| r.address == resolver.address) {
+                resolvers.push(resolver);
+            }
+        }
+    }
+    Ok(resolvers)
+}
+
 /// Asks every resolver every question (RD=1), all at once; each reply is
 /// stamped with the clock's time when it arrived.
 pub async fn observe(

@@ -39,14 +39,15 @@ pub struct AgentArgs {
     /// (a private CA); default: the web's roots.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// A resolver of this location (repeatable), IP[:PORT], or `public`
+    /// A resolver of this location (repeatable), IP[:PORT], `public`
     /// (Google, Cloudflare, Quad9 and OpenDNS, two addresses each: for a
-    /// host that reaches the Internet): asked instead of the migration's
-    /// `[verify] resolvers`. `--resolvers` is the same option.
+    /// host that reaches the Internet) or `system` (this host's
+    /// /etc/resolv.conf): asked instead of the migration's `[verify]
+    /// resolvers`. `--resolvers` is the same option.
     #[arg(
         long = "resolver",
         visible_alias = "resolvers",
-        value_name = "IP[:PORT]|public"
+        value_name = "IP[:PORT]|public|system"
     )]
     pub resolvers: Vec<String>,
     /// How long each probe step waits (500ms, 5s…).
@@ -71,33 +72,12 @@ fn hostname() -> String {
         .unwrap_or_else(|| "agent".to_owned())
 }
 
-/// The agent's resolvers: each `--resolver` in order, `public` standing
-/// for the documented public resolvers ([`caches::PUBLIC_RESOLVERS`]), each
+/// The agent's resolvers: each `--resolver` in order, `public` and
+/// `system` as `check` reads them ([`caches::listed_resolvers`]), each
 /// address once.
 fn resolvers(given: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
-    let mut out: Vec<SocketAddr> = Vec::new();
-    for text in given {
-        let more = if text == "public" {
-            caches::public_resolvers()
-                .into_iter()
-                .map(|r| r.address)
-                .collect()
-        } else {
-            vec![text
-                .parse::<std::net::IpAddr>()
-                .map(|ip| SocketAddr::new(ip, 53))
-                .or_else(|_| text.parse::<SocketAddr>())
-                .map_err(|_| {
-                    anyhow::anyhow!("--resolver {text:?}: expected IP, IP:PORT or public")
-                })?]
-        };
-        for address in more {
-            if !out.contains(&address) {
-                out.push(address);
-            }
-        }
-    }
-    Ok(out)
+    let listed = caches::listed_resolvers(given).map_err(|e| anyhow::anyhow!("--resolver: {e}"))?;
+    Ok(listed.into_iter().map(|r| r.address).collect())
 }
 
 /// Runs the agent until a fatal error.

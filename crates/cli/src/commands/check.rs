@@ -386,20 +386,7 @@ impl Plan {
         let resolvers = if args.resolvers.is_empty() {
             caches::system_resolvers()?
         } else {
-            let mut resolvers: Vec<Resolver> = Vec::new();
-            for entry in &args.resolvers {
-                let more = match entry.as_str() {
-                    "public" => caches::public_resolvers(),
-                    "system" => caches::system_resolvers()?,
-                    _ => vec![Resolver::parse(entry)?],
-                };
-                for resolver in more {
-                    if !resolvers.iter().any(|r| r.address == resolver.address) {
-                        resolvers.push(resolver);
-                    }
-                }
-            }
-            resolvers
+            caches::listed_resolvers(&args.resolvers)?
         };
         let servers = if args.servers.is_empty() {
             None
