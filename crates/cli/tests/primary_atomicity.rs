@@ -10,10 +10,8 @@ mod primary_support;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cutover_nameserver::tsig::{sign_request, Key};
 use primary_support::*;
 
 /// Records in the zone before the large updates.
@@ -43,12 +41,7 @@ fn large_update(round: usize, count: usize) -> Vec<u8> {
         m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4]);
         m.extend_from_slice(&[10, (round % 256) as u8, (i / 256) as u8, (i % 256) as u8]);
     }
-    let key = Arc::new(Key::from_text(OPS_KEY, "hmac-sha256", OPS_SECRET).unwrap());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    sign_request(&mut m, key, now).unwrap();
+    sign_with_ops_key(&mut m);
     m
 }
 

@@ -8,9 +8,8 @@ mod primary_support;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use cutover_nameserver::tsig::{sign_request, Key};
 use primary_support::*;
 
 /// Threads sending at once, and UPDATEs each.
@@ -29,12 +28,7 @@ fn update(thread: usize, i: usize) -> Vec<u8> {
     m.extend_from_slice(label.as_bytes());
     m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4]);
     m.extend_from_slice(&[10, 0, thread as u8, i as u8]);
-    let key = Arc::new(Key::from_text(OPS_KEY, "hmac-sha256", OPS_SECRET).unwrap());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    sign_request(&mut m, key, now).unwrap();
+    sign_with_ops_key(&mut m);
     m
 }
 
@@ -115,12 +109,7 @@ fn pair(thread: usize, i: usize) -> Vec<u8> {
         m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4]);
         m.extend_from_slice(&[10, thread as u8, (i >> 8) as u8, i as u8]);
     }
-    let key = Arc::new(Key::from_text(OPS_KEY, "hmac-sha256", OPS_SECRET).unwrap());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    sign_request(&mut m, key, now).unwrap();
+    sign_with_ops_key(&mut m);
     m
 }
 

@@ -8,7 +8,6 @@
 
 mod primary_support;
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::Command;
@@ -81,18 +80,7 @@ fn udp_rcode(socket: &UdpSocket, server: SocketAddr, message: &[u8], wait: Durat
 
 /// Sends `message` on a new TCP connection; the answer's RCODE.
 fn tcp_rcode(server: SocketAddr, message: &[u8]) -> Option<u8> {
-    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(5)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(message);
-    stream.write_all(&framed).ok()?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).ok()?;
-    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut answer).ok()?;
-    (answer.len() >= 12).then(|| answer[3] & 0x0f)
+    exchange_tcp(server, message).map(|answer| answer[3] & 0x0f)
 }
 
 /// A UDP socket on the loopback address `from`.

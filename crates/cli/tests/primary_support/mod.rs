@@ -341,13 +341,26 @@ pub fn send_update(
     run_tool(client, &["-y", &y], &script)
 }
 
+/// Signs `message` with the ops key (TSIG, hmac-sha256) at the clock's
+/// time now.
+pub fn sign_with_ops_key(message: &mut Vec<u8>) {
+    let key = std::sync::Arc::new(
+        cutover_nameserver::tsig::Key::from_text(OPS_KEY, "hmac-sha256", OPS_SECRET).unwrap(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    cutover_nameserver::tsig::sign_request(message, key, now).unwrap();
+}
+
 /// Sends one DNS message over TCP and reads the answer (waiting up to a
 /// minute: the writer may be busy); `None` when the connection fails or
-/// closes first (a server killed meanwhile). Panics on an answer to another
-/// ID.
+/// closes first (a server killed meanwhile) or the answer is shorter than
+/// a header. Panics on an answer to another ID.
 pub fn exchange_tcp(server: SocketAddr, message: &[u8]) -> Option<Vec<u8>> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(server).ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(5)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .ok()?;
@@ -358,6 +371,9 @@ pub fn exchange_tcp(server: SocketAddr, message: &[u8]) -> Option<Vec<u8>> {
     stream.read_exact(&mut len).ok()?;
     let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
     stream.read_exact(&mut answer).ok()?;
+    if answer.len() < 12 {
+        return None;
+    }
     assert_eq!(answer[..2], message[..2], "expected the answer to our ID");
     Some(answer)
 }
